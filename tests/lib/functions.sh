@@ -1,0 +1,85 @@
+# Shared helpers for integration tests (sourced by tests/*/*.sh).
+# ctest passes the build directory as $1 to every shell test.
+set -euo pipefail
+
+BUILD=${1:?usage: test.sh BUILD_DIR}
+BUILD=$(cd "$BUILD" && pwd)
+UFFDKIT=$BUILD/bin/uffdkit
+SIM=$BUILD/bin/uffdkit-sim
+SNAP=$BUILD/bin/uffdkit-snap
+TMP=$(mktemp -d /tmp/uffdkit-test.XXXXXX)
+DAEMON_PIDS=()
+HUGEPAGES_BEFORE=
+
+cleanup() {
+  local rc=$?
+  for pid in "${DAEMON_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${DAEMON_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -n "$HUGEPAGES_BEFORE" ]; then
+    echo "$HUGEPAGES_BEFORE" >/proc/sys/vm/nr_hugepages || true
+  fi
+  if [ $rc -ne 0 ] && [ -d "$TMP" ]; then
+    for f in "$TMP"/*.log; do
+      [ -f "$f" ] || continue
+      echo "---- $f"
+      tail -n 40 "$f"
+    done
+  fi
+  rm -rf "$TMP"
+  exit $rc
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# wait_for_socket PATH [SECONDS]
+wait_for_socket() {
+  local path=$1 secs=${2:-10} i
+  for ((i = 0; i < secs * 20; i++)); do
+    [ -S "$path" ] && return 0
+    sleep 0.05
+  done
+  fail "socket $path did not appear"
+}
+
+# start_daemon LOGNAME SOCKET ARGS... : runs uffdkit ARGS in the background,
+# logging to $TMP/LOGNAME.log, and waits for SOCKET.
+start_daemon() {
+  local name=$1 sock=$2
+  shift 2
+  "$UFFDKIT" "$@" >"$TMP/$name.log" 2>&1 &
+  DAEMON_PIDS+=($!)
+  wait_for_socket "$sock"
+}
+
+# stop_daemons: SIGTERM every daemon started, and check each exited 0.
+stop_daemons() {
+  local pid rc
+  for pid in "${DAEMON_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    rc=0
+    wait "$pid" || rc=$?
+    [ $rc -eq 0 ] || fail "daemon $pid exited with $rc"
+  done
+  DAEMON_PIDS=()
+}
+
+# reserve_hugepages N: reserve N 2 MiB pages (restored at exit), or skip
+# the test (exit 77) if the kernel cannot give them.
+reserve_hugepages() {
+  local want=$1 have
+  HUGEPAGES_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
+  echo $((HUGEPAGES_BEFORE + want)) >/proc/sys/vm/nr_hugepages
+  have=$(cat /proc/sys/vm/nr_hugepages)
+  if [ "$have" -lt $((HUGEPAGES_BEFORE + want)) ]; then
+    echo "only $have huge pages could be reserved" >&2
+    exit 77
+  fi
+}
