@@ -1,0 +1,361 @@
+/* diff: serves a snapshot generation through its flattened header.
+ *
+ * The header maps every range of guest memory to one build's diff file or to
+ * zeros.  Diff files are local files (a path template) mapped read-only, or
+ * come from a nested source opened once per build (e.g. http).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uffdkit/plugin.h>
+
+#include "snapheader.h"
+
+#define NO_BUILD UINT32_MAX
+
+static const struct ufk_host *host;
+
+struct build {
+  struct ufk_snap_build info;
+  char *file; /* local path or "store:<id>", for messages */
+  const uint8_t *map;
+  size_t map_len;
+  struct ufk_next *src;
+};
+
+struct diff {
+  const struct ufk_config *cfg;
+  const char *header_path;
+  const char *diffs; /* NULL when reading through the store */
+  struct ufk_snap_header h;
+  struct build *builds;
+  size_t nbuilds;
+  uint32_t *build_of; /* per mapping: index into builds, or NO_BUILD */
+  uint64_t *bytes_read;
+  uint64_t *bytes_zero;
+  uint64_t *reads;
+};
+
+static const struct ufk_param params[] = {
+    {"header", UFK_T_STRING, UFK_PARAM_REQUIRED, NULL,
+     "the generation's header file (memfile.header)"},
+    {"diffs", UFK_T_STRING, 0, NULL,
+     "path of each build's diff file, with {build_id} for the build id"},
+    {"store", UFK_T_GROUP, 0, NULL,
+     "a source to read each build's diff from, with {build_id} in its "
+     "settings (instead of diffs)"},
+    {0},
+};
+
+static int load(const struct ufk_host *h) {
+  host = h;
+  return 0;
+}
+
+/* A group has no getter; any answer but "absent" means it is set. */
+static int has_key(const struct ufk_config *cfg, const char *key) {
+  const char *s;
+  return host->get_string(cfg, key, &s) != 1;
+}
+
+static int check_template(struct diff *d) {
+  if (strstr(d->diffs, UFK_SNAP_BUILD_ID_VAR)) return 0;
+  host->error(EINVAL, "diffs (%s): '%s' does not contain %s",
+              host->where(d->cfg, "diffs"), d->diffs, UFK_SNAP_BUILD_ID_VAR);
+  return -1;
+}
+
+static int read_settings(struct diff *d) {
+  const struct ufk_config *cfg = d->cfg;
+  if (host->get_string(cfg, "header", &d->header_path) != 0) {
+    host->error(EINVAL, "header: required (the memfile.header to serve)");
+    return -1;
+  }
+  int rc = host->get_string(cfg, "diffs", &d->diffs);
+  if (rc < 0) return -1;
+  int store = has_key(cfg, "store");
+  if (rc == 0 && store) {
+    host->error(EINVAL, "diffs (%s) and store (%s): set only one of them",
+                host->where(cfg, "diffs"), host->where(cfg, "store"));
+    return -1;
+  }
+  if (rc == 1 && !store) {
+    host->error(EINVAL, "set diffs (a path with %s) or store (a source)",
+                UFK_SNAP_BUILD_ID_VAR);
+    return -1;
+  }
+  if (rc == 1) d->diffs = NULL;
+  return d->diffs ? check_template(d) : 0;
+}
+
+static void *create(const struct ufk_config *cfg, struct ufk_next *below) {
+  (void)below;
+  struct diff *d = calloc(1, sizeof *d);
+  if (!d) {
+    host->error(ENOMEM, "out of memory");
+    return NULL;
+  }
+  d->cfg = cfg;
+  if (read_settings(d) < 0) {
+    free(d);
+    return NULL;
+  }
+  d->bytes_read = host->counter(cfg, "bytes_read",
+                                "bytes copied from the builds' diff files");
+  d->bytes_zero =
+      host->counter(cfg, "bytes_zero", "bytes of zero ranges filled by read");
+  d->reads = host->counter(cfg, "reads", "read calls");
+  return d;
+}
+
+static int open_local(struct diff *d, struct build *b) {
+  int fd = open(b->file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    char id[UFK_SNAP_UUID_STR];
+    ufk_snap_id_str(b->info.id, id);
+    host->error(e,
+                "%s: cannot open the diff of build %s (used from mapping "
+                "%zu of %s): %s",
+                b->file, id, b->info.first_entry, d->header_path, strerror(e));
+    return -1;
+  }
+  struct stat st;
+  struct ufk_snap_err err;
+  if (fstat(fd, &st) < 0 ||
+      ufk_snap_check_build_size(&d->h, &b->info, (uint64_t)st.st_size,
+                                d->header_path, b->file, &err) < 0) {
+    host->error(EINVAL, "%s", err.msg);
+    close(fd);
+    return -1;
+  }
+  b->map_len = (size_t)b->info.need;
+  void *p =
+      mmap(NULL, b->map_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  int e = errno;
+  close(fd);
+  if (p == MAP_FAILED) {
+    host->error(e, "%s: cannot map %zu bytes: %s", b->file, b->map_len,
+                strerror(e));
+    return -1;
+  }
+  b->map = p;
+  return 0;
+}
+
+static int open_store(struct diff *d, struct build *b) {
+  char id[UFK_SNAP_UUID_STR];
+  ufk_snap_id_str(b->info.id, id);
+  b->src = host->source_open(d->cfg, "store",
+                             (const char *const[]){"build_id", id, NULL});
+  if (!b->src) return -1;
+  int64_t have = b->src->get_size(b->src->handle);
+  if (have < 0) {
+    host->error(EIO, "%s: cannot get the size of the diff of build %s", b->file,
+                id);
+    return -1;
+  }
+  struct ufk_snap_err err;
+  if (ufk_snap_check_build_size(&d->h, &b->info, (uint64_t)have, d->header_path,
+                                b->file, &err) < 0) {
+    host->error(EINVAL, "%s", err.msg);
+    return -1;
+  }
+  return 0;
+}
+
+static int open_build(struct diff *d, struct build *b) {
+  if (d->diffs) {
+    b->file = ufk_snap_expand(d->diffs, b->info.id);
+  } else {
+    char id[UFK_SNAP_UUID_STR];
+    ufk_snap_id_str(b->info.id, id);
+    b->file = malloc(sizeof "store:" + sizeof id);
+    if (b->file) strcat(strcpy(b->file, "store:"), id);
+  }
+  if (!b->file) {
+    host->error(ENOMEM, "out of memory");
+    return -1;
+  }
+  return d->diffs ? open_local(d, b) : open_store(d, b);
+}
+
+static int index_builds(struct diff *d) {
+  struct ufk_snap_build *info;
+  if (ufk_snap_builds(&d->h, &info, &d->nbuilds) < 0) return -1;
+  d->builds = calloc(d->nbuilds ? d->nbuilds : 1, sizeof *d->builds);
+  d->build_of = calloc(d->h.nmappings, sizeof *d->build_of);
+  if (!d->builds || !d->build_of) {
+    free(info);
+    return -1;
+  }
+  for (size_t i = 0; i < d->nbuilds; i++)
+    d->builds[i].info = info[i];
+  free(info);
+  size_t last = 0;
+  for (size_t i = 0; i < d->h.nmappings; i++) {
+    const uint8_t *id = d->h.mappings[i].build_id;
+    d->build_of[i] = NO_BUILD;
+    if (ufk_snap_is_nil(id)) continue;
+    while (memcmp(d->builds[last].info.id, id, 16))
+      last = (last + 1) % d->nbuilds;
+    d->build_of[i] = (uint32_t)last;
+  }
+  return 0;
+}
+
+static int start(void *inst) {
+  struct diff *d = inst;
+  struct ufk_snap_err err;
+  if (ufk_snap_load(d->header_path, &d->h, &err) < 0) {
+    host->error(EINVAL, "%s", err.msg);
+    return -1;
+  }
+  if (index_builds(d) < 0) {
+    host->error(ENOMEM, "%s: out of memory indexing %zu mappings",
+                d->header_path, d->h.nmappings);
+    return -1;
+  }
+  for (size_t i = 0; i < d->nbuilds; i++)
+    if (open_build(d, &d->builds[i]) < 0) return -1;
+  host->log(UFK_LOG_INFO,
+            "%s: generation %llu, %llu bytes, %zu mappings over %zu builds",
+            d->header_path, (unsigned long long)d->h.generation,
+            (unsigned long long)d->h.size, d->h.nmappings, d->nbuilds);
+  return 0;
+}
+
+static void destroy(void *inst) {
+  struct diff *d = inst;
+  for (size_t i = 0; i < d->nbuilds; i++) {
+    struct build *b = &d->builds[i];
+    if (b->map) munmap((void *)b->map, b->map_len);
+    if (b->src) host->source_close(b->src);
+    free(b->file);
+  }
+  free(d->builds);
+  free(d->build_of);
+  ufk_snap_free(&d->h);
+  free(d);
+}
+
+static int64_t get_size(void *inst) {
+  struct diff *d = inst;
+  return (int64_t)d->h.size;
+}
+
+static int out_of_range(struct diff *d, uint64_t off, uint64_t len) {
+  if (off < d->h.size && len <= d->h.size - off) return 0;
+  host->error(ERANGE, "%s: range 0x%llx+0x%llx is outside the size 0x%llx",
+              d->header_path, (unsigned long long)off, (unsigned long long)len,
+              (unsigned long long)d->h.size);
+  return -1;
+}
+
+/* Copies n bytes of mapping i, starting `shift` bytes into it. */
+static int copy_part(struct diff *d, size_t i, uint64_t shift, uint8_t *buf,
+                     uint64_t n, uint32_t flags) {
+  const struct ufk_snap_mapping *m = &d->h.mappings[i];
+  if (d->build_of[i] == NO_BUILD) {
+    memset(buf, 0, n);
+    __atomic_fetch_add(d->bytes_zero, n, __ATOMIC_RELAXED);
+    return 0;
+  }
+  struct build *b = &d->builds[d->build_of[i]];
+  uint64_t at = m->storage_offset + shift;
+  if (b->map)
+    memcpy(buf, b->map + at, n);
+  else if (b->src->read(b->src->handle, buf, n, at, flags) < 0)
+    return -1;
+  __atomic_fetch_add(d->bytes_read, n, __ATOMIC_RELAXED);
+  return 0;
+}
+
+/* A read may span many mappings (a 2 MiB page over 4 KiB blocks). */
+static int diff_read(void *inst, void *buf, uint64_t len, uint64_t off,
+                     uint32_t flags) {
+  struct diff *d = inst;
+  if (len == 0) return 0;
+  if (out_of_range(d, off, len) < 0) return -1;
+  __atomic_fetch_add(d->reads, 1, __ATOMIC_RELAXED);
+  uint8_t *p = buf;
+  for (size_t i = (size_t)ufk_snap_find(&d->h, off); len > 0; i++) {
+    const struct ufk_snap_mapping *m = &d->h.mappings[i];
+    uint64_t shift = off - m->offset;
+    uint64_t n = m->length - shift < len ? m->length - shift : len;
+    if (copy_part(d, i, shift, p, n, flags) < 0) return -1;
+    p += n;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+static const void *diff_map(void *inst, uint64_t off, uint64_t len) {
+  struct diff *d = inst;
+  if (len == 0 || off >= d->h.size || len > d->h.size - off) return NULL;
+  size_t i = (size_t)ufk_snap_find(&d->h, off);
+  const struct ufk_snap_mapping *m = &d->h.mappings[i];
+  if (d->build_of[i] == NO_BUILD || off + len > m->offset + m->length)
+    return NULL;
+  const struct build *b = &d->builds[d->build_of[i]];
+  if (!b->map) return NULL;
+  return b->map + m->storage_offset + (off - m->offset);
+}
+
+/* Zero ranges, joined across neighbouring nil mappings. */
+static int diff_extents(void *inst, uint64_t off, uint64_t len,
+                        ufk_extent_fn fn, void *opaque) {
+  struct diff *d = inst;
+  if (len == 0 || off >= d->h.size) return 0;
+  uint64_t end = len > d->h.size - off ? d->h.size : off + len;
+  uint64_t zstart = 0, zend = 0;
+  for (size_t i = (size_t)ufk_snap_find(&d->h, off);
+       i < d->h.nmappings && d->h.mappings[i].offset < end; i++) {
+    const struct ufk_snap_mapping *m = &d->h.mappings[i];
+    if (d->build_of[i] != NO_BUILD) continue;
+    uint64_t s = m->offset > off ? m->offset : off;
+    uint64_t e = m->offset + m->length < end ? m->offset + m->length : end;
+    if (zend != s && zend > zstart) {
+      int rc = fn(opaque, zstart, zend - zstart, UFK_EXTENT_ZERO);
+      if (rc) return rc;
+    }
+    if (zend != s) zstart = s;
+    zend = e;
+  }
+  return zend > zstart ? fn(opaque, zstart, zend - zstart, UFK_EXTENT_ZERO) : 0;
+}
+
+static void diff_caps(void *inst, struct ufk_caps *out) {
+  struct diff *d = inst;
+  out->flags = d->diffs ? UFK_PLUGIN_FAST : 0;
+  out->max_concurrency = 0;
+  out->max_io = 0;
+}
+
+static const struct ufk_plugin plugin = {
+    UFK_PLUGIN_ABI,
+    .flags = 0,
+    .thread_model = UFK_THREAD_PARALLEL,
+    .name = "diff",
+    .version = "1.0",
+    .description = "a snapshot generation: a memfile.header over the diff "
+                   "files of its builds",
+    .params = params,
+    .load = load,
+    .create = create,
+    .start = start,
+    .destroy = destroy,
+    .get_size = get_size,
+    .read = diff_read,
+    .map = diff_map,
+    .extents = diff_extents,
+    .caps = diff_caps,
+};
+
+UFFDKIT_PLUGIN(plugin)
