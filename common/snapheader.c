@@ -356,6 +356,23 @@ int ufk_snap_builds(const struct ufk_snap_header *h,
   return 0;
 }
 
+void ufk_snap_build_index(const struct ufk_snap_header *h,
+                          const struct ufk_snap_build *b, size_t nb,
+                          uint32_t *out) {
+  size_t last = 0;
+  for (size_t i = 0; i < h->nmappings; i++) {
+    const uint8_t *id = h->mappings[i].build_id;
+    out[i] = UFK_SNAP_NO_BUILD;
+    if (ufk_snap_is_nil(id) || nb == 0) continue;
+    /* Runs of one build are common: start from the last one found. */
+    for (size_t k = 0; k < nb; k++, last = (last + 1) % nb)
+      if (!memcmp(b[last].id, id, 16)) {
+        out[i] = (uint32_t)last;
+        break;
+      }
+  }
+}
+
 int ufk_snap_check_build_size(const struct ufk_snap_header *h,
                               const struct ufk_snap_build *b, uint64_t have,
                               const char *name, const char *file,

@@ -88,6 +88,12 @@ long ufk_snap_find(const struct ufk_snap_header *h, uint64_t off);
  * malloc'd.  Returns 0, or -1 on allocation failure. */
 int ufk_snap_builds(const struct ufk_snap_header *h,
                     struct ufk_snap_build **out, size_t *n);
+/* For each mapping of h, the index of its build in b (as returned by
+ * ufk_snap_builds for h), or UFK_SNAP_NO_BUILD for a nil mapping. */
+#define UFK_SNAP_NO_BUILD UINT32_MAX
+void ufk_snap_build_index(const struct ufk_snap_header *h,
+                          const struct ufk_snap_build *b, size_t nb,
+                          uint32_t *out);
 /* Checks that a diff file of `have` bytes is long enough for build b of the
  * header `name`; `file` names the diff file. */
 int ufk_snap_check_build_size(const struct ufk_snap_header *h,

@@ -16,8 +16,6 @@
 
 #include "snapheader.h"
 
-#define NO_BUILD UINT32_MAX
-
 static const struct ufk_host *host;
 
 struct build {
@@ -35,7 +33,7 @@ struct diff {
   struct ufk_snap_header h;
   struct build *builds;
   size_t nbuilds;
-  uint32_t *build_of; /* per mapping: index into builds, or NO_BUILD */
+  uint32_t *build_of; /* per mapping: index into builds, or UFK_SNAP_NO_BUILD */
   uint64_t *bytes_read;
   uint64_t *bytes_zero;
   uint64_t *reads;
@@ -196,16 +194,8 @@ static int index_builds(struct diff *d) {
   }
   for (size_t i = 0; i < d->nbuilds; i++)
     d->builds[i].info = info[i];
+  ufk_snap_build_index(&d->h, info, d->nbuilds, d->build_of);
   free(info);
-  size_t last = 0;
-  for (size_t i = 0; i < d->h.nmappings; i++) {
-    const uint8_t *id = d->h.mappings[i].build_id;
-    d->build_of[i] = NO_BUILD;
-    if (ufk_snap_is_nil(id)) continue;
-    while (memcmp(d->builds[last].info.id, id, 16))
-      last = (last + 1) % d->nbuilds;
-    d->build_of[i] = (uint32_t)last;
-  }
   return 0;
 }
 
@@ -261,7 +251,7 @@ static int out_of_range(struct diff *d, uint64_t off, uint64_t len) {
 static int copy_part(struct diff *d, size_t i, uint64_t shift, uint8_t *buf,
                      uint64_t n, uint32_t flags) {
   const struct ufk_snap_mapping *m = &d->h.mappings[i];
-  if (d->build_of[i] == NO_BUILD) {
+  if (d->build_of[i] == UFK_SNAP_NO_BUILD) {
     memset(buf, 0, n);
     __atomic_fetch_add(d->bytes_zero, n, __ATOMIC_RELAXED);
     return 0;
@@ -301,7 +291,7 @@ static const void *diff_map(void *inst, uint64_t off, uint64_t len) {
   if (len == 0 || off >= d->h.size || len > d->h.size - off) return NULL;
   size_t i = (size_t)ufk_snap_find(&d->h, off);
   const struct ufk_snap_mapping *m = &d->h.mappings[i];
-  if (d->build_of[i] == NO_BUILD || off + len > m->offset + m->length)
+  if (d->build_of[i] == UFK_SNAP_NO_BUILD || off + len > m->offset + m->length)
     return NULL;
   const struct build *b = &d->builds[d->build_of[i]];
   if (!b->map) return NULL;
@@ -318,7 +308,7 @@ static int diff_extents(void *inst, uint64_t off, uint64_t len,
   for (size_t i = (size_t)ufk_snap_find(&d->h, off);
        i < d->h.nmappings && d->h.mappings[i].offset < end; i++) {
     const struct ufk_snap_mapping *m = &d->h.mappings[i];
-    if (d->build_of[i] != NO_BUILD) continue;
+    if (d->build_of[i] != UFK_SNAP_NO_BUILD) continue;
     uint64_t s = m->offset > off ? m->offset : off;
     uint64_t e = m->offset + m->length < end ? m->offset + m->length : end;
     if (zend != s && zend > zstart) {
