@@ -129,8 +129,10 @@ static int check_place(const struct ufk_snap_header *h, size_t i,
                         "ends at 0x%llx",
                 MAP_ARGS(name, i), off, i - 1, (unsigned long long)expect);
   if (m->length > h->size - off)
-    return fail(err, MAP_FMT "ends at 0x%llx, past the metadata Size 0x%llx",
-                MAP_ARGS(name, i), off + (unsigned long long)m->length,
+    return fail(err,
+                MAP_FMT "Offset 0x%llx + Length 0x%llx runs past the metadata "
+                        "Size 0x%llx",
+                MAP_ARGS(name, i), off, (unsigned long long)m->length,
                 (unsigned long long)h->size);
   return 0;
 }
@@ -593,6 +595,9 @@ static int overlay(const struct ufk_snap_header *parent, const uint8_t id[16],
                      &res->n) < 0)
     goto out;
   res->n = ufk_snap_normalize(res->m, res->n);
+  /* A nil mapping's storage offset means nothing; write it as 0. */
+  for (size_t i = 0; i < res->n; i++)
+    if (ufk_snap_is_nil(res->m[i].build_id)) res->m[i].storage_offset = 0;
   rc = 0;
 out:
   free(d.m);
