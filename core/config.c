@@ -1,0 +1,497 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "parse.h"
+
+enum ktype { K_STRING, K_INT, K_BOOL, K_SIZE, K_DURATION, K_GROUP, K_LIST, K_IDS };
+
+/* One key of a group of the daemon's own schema; off is where it is stored. */
+struct key_spec {
+  const char *key;
+  enum ktype type;
+  int required;
+  size_t off;
+  const char *def; /* default, as a string */
+};
+
+#define LK(k, t, r, field, def)                                               \
+  { k, t, r, offsetof(struct listener_conf, field), def }
+static const struct key_spec listener_keys[] = {
+    LK("name", K_STRING, 1, name, NULL),
+    LK("socket", K_STRING, 1, socket, NULL),
+    LK("source", K_GROUP, 1, source, NULL),
+    LK("layers", K_LIST, 0, layers, NULL),
+    LK("socket_mode", K_STRING, 0, socket_mode_str, "0600"),
+    LK("socket_owner", K_STRING, 0, socket_owner, NULL),
+    LK("socket_group", K_STRING, 0, socket_group, NULL),
+    LK("allow_uids", K_IDS, 0, allow_uids, NULL),
+    LK("allow_gids", K_IDS, 0, allow_gids, NULL),
+    LK("max_sessions", K_INT, 0, max_sessions, "1024"),
+    LK("handshake_timeout", K_DURATION, 0, handshake_timeout_ns, "5s"),
+    LK("max_handshake_bytes", K_SIZE, 0, max_handshake_bytes, "64K"),
+    LK("max_regions", K_INT, 0, max_regions, "64"),
+    LK("on_source_error", K_STRING, 0, on_source_error_str, "kill"),
+    LK("fault_around", K_INT, 0, fault_around, "0"),
+    LK("background_fill", K_BOOL, 0, background_fill, "false"),
+    {NULL, 0, 0, 0, NULL},
+};
+
+#define GK(k, t, field, def)                                                  \
+  { k, t, 0, offsetof(struct daemon_conf, field), def }
+static const struct key_spec global_keys[] = {
+    GK("plugin_dir", K_STRING, plugin_dir, NULL),
+    GK("log_level", K_STRING, log_level_str, "info"),
+    GK("log_format", K_STRING, log_format, "text"),
+    GK("control_socket", K_STRING, control_socket, NULL),
+    GK("metrics", K_STRING, metrics_listen, NULL),
+    GK("worker_restart_delay", K_DURATION, worker_restart_delay_ns, "100ms"),
+    {NULL, 0, 0, 0, NULL},
+};
+
+#define PK(k, t, field, def)                                                  \
+  { k, t, 0, offsetof(struct listener_conf, field), def }
+static const struct key_spec prefetch_keys[] = {
+    PK("working_set", K_STRING, prefetch_path, NULL),
+    PK("mode", K_STRING, prefetch_mode_str, "auto"),
+    PK("record_for", K_DURATION, record_for_ns, "0"),
+    {NULL, 0, 0, 0, NULL},
+};
+
+const char *conf_where(const struct daemon_conf *c, const config_setting_t *s,
+                       char *buf, size_t len) {
+  const char *f = config_setting_source_file(s);
+  snprintf(buf, len, "%s:%u", f ? f : c->file, config_setting_source_line(s));
+  return buf;
+}
+
+static int fail(const struct daemon_conf *c, const config_setting_t *s,
+                char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int fail(const struct daemon_conf *c, const config_setting_t *s,
+                char *err, size_t errlen, const char *fmt, ...) {
+  char where[512], msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(err, errlen, "%s: %s", conf_where(c, s, where, sizeof where), msg);
+  return -1;
+}
+
+static const char *type_name(enum ktype t) {
+  static const char *const n[] = {"a string",   "an integer", "a boolean",
+                                  "a size",     "a duration", "a group",
+                                  "a list",     "an array of integer ids"};
+  return n[t];
+}
+
+/* Reads setting s (or, if NULL, the default text) as type t into dst. */
+static int store_value(const struct daemon_conf *c, const struct key_spec *k,
+                       const config_setting_t *s, void *dst, char *err,
+                       size_t errlen) {
+  const char *text = k->def;
+  int st = s ? config_setting_type(s) : CONFIG_TYPE_STRING;
+  if (s && st == CONFIG_TYPE_STRING)
+    text = config_setting_get_string(s);
+  switch (k->type) {
+  case K_STRING:
+    if (s && st != CONFIG_TYPE_STRING)
+      break;
+    *(const char **)dst = text;
+    return 0;
+  case K_GROUP:
+  case K_LIST:
+    if (!s || st != (k->type == K_GROUP ? CONFIG_TYPE_GROUP : CONFIG_TYPE_LIST))
+      break;
+    *(config_setting_t **)dst = (config_setting_t *)s;
+    return 0;
+  case K_BOOL:
+    if (s && st == CONFIG_TYPE_BOOL) {
+      *(int *)dst = config_setting_get_bool(s);
+      return 0;
+    }
+    if (text && ufk_parse_bool(text, (int *)dst) == 0)
+      return 0;
+    break;
+  case K_INT:
+    if (s && (st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64)) {
+      *(int64_t *)dst = config_setting_get_int64(s);
+      return 0;
+    }
+    if (text && ufk_parse_i64(text, (int64_t *)dst) == 0)
+      return 0;
+    break;
+  case K_SIZE:
+  case K_DURATION:
+    if (s && (st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64)) {
+      long long v = config_setting_get_int64(s);
+      if (v < 0)
+        break;
+      *(uint64_t *)dst =
+          (uint64_t)v * (k->type == K_DURATION ? 1000000000ull : 1);
+      return 0;
+    }
+    if (text && (k->type == K_SIZE ? ufk_parse_size(text, (uint64_t *)dst)
+                                   : ufk_parse_duration_ns(
+                                         text, (uint64_t *)dst)) == 0)
+      return 0;
+    break;
+  case K_IDS:
+    break; /* handled by store_ids */
+  }
+  if (!s)
+    return 0;
+  return fail(c, s, err, errlen, "'%s' must be %s", k->key, type_name(k->type));
+}
+
+/* allow_uids = [ 0, 1000 ];  stored as a malloc'd array and its count. */
+static int store_ids(const struct daemon_conf *c, const struct key_spec *k,
+                     const config_setting_t *s, void *dst, char *err,
+                     size_t errlen) {
+  if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+      config_setting_type(s) != CONFIG_TYPE_LIST)
+    return fail(c, s, err, errlen, "'%s' must be %s", k->key,
+                type_name(k->type));
+  int n = config_setting_length(s);
+  uint32_t *ids = calloc((size_t)n + 1, sizeof *ids);
+  for (int i = 0; i < n; i++) {
+    const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+    long long v = config_setting_get_int64(e);
+    if ((config_setting_type(e) != CONFIG_TYPE_INT &&
+         config_setting_type(e) != CONFIG_TYPE_INT64) ||
+        v < 0 || v > UINT32_MAX) {
+      free(ids);
+      return fail(c, e, err, errlen, "'%s' must be %s", k->key,
+                  type_name(k->type));
+    }
+    ids[i] = (uint32_t)v;
+  }
+  *(uint32_t **)dst = ids;
+  *(int *)((char *)dst + sizeof(void *)) = n; /* the count follows */
+  return 0;
+}
+
+static const struct key_spec *find_key(const struct key_spec *keys,
+                                       const char *name) {
+  for (; keys->key; keys++)
+    if (!strcmp(keys->key, name))
+      return keys;
+  return NULL;
+}
+
+/* Applies the schema keys to group g, storing into base.  Unknown keys
+ * are errors, except those in `also` (handled by the caller). */
+static int apply_schema(const struct daemon_conf *c, const config_setting_t *g,
+                        const struct key_spec *keys, const char *const *also,
+                        const char *what, void *base, char *err,
+                        size_t errlen) {
+  for (int i = 0; i < config_setting_length(g); i++) {
+    const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+    const char *name = config_setting_name(s);
+    int extra = 0;
+    for (const char *const *a = also; a && *a; a++)
+      extra |= !strcmp(*a, name);
+    if (!extra && !find_key(keys, name))
+      return fail(c, s, err, errlen, "%s: unknown setting '%s'", what, name);
+  }
+  for (const struct key_spec *k = keys; k->key; k++) {
+    const config_setting_t *s = config_setting_get_member(g, k->key);
+    if (!s && k->required)
+      return fail(c, g, err, errlen, "%s: missing required setting '%s'", what,
+                  k->key);
+    int r = k->type == K_IDS ? (s ? store_ids(c, k, s, (char *)base + k->off,
+                                              err, errlen)
+                                  : 0)
+                             : store_value(c, k, s, (char *)base + k->off, err,
+                                           errlen);
+    if (r < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int valid_name(const char *s) {
+  if (!s || !*s || strlen(s) > 63)
+    return 0;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+      return 0;
+  return 1;
+}
+
+static int pick(const char *v, const char *const *names, int *out) {
+  for (int i = 0; names[i]; i++)
+    if (!strcmp(v, names[i])) {
+      *out = i;
+      return 0;
+    }
+  return -1;
+}
+
+/* Checks values whose meaning goes beyond their type. */
+static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
+                          char *err, size_t errlen) {
+  static const char *const policies[] = {"kill", "sigbus", "hang", NULL};
+  static const char *const modes[] = {"off", "record", "replay", "auto", NULL};
+  const config_setting_t *g = l->setting;
+  char *end;
+  if (!valid_name(l->name))
+    return fail(c, g, err, errlen,
+                "listener name '%s' must be 1-63 of [A-Za-z0-9._-]", l->name);
+  if (!*l->socket || strlen(l->socket) >= 108)
+    return fail(c, g, err, errlen,
+                "listener '%s': socket path must be 1-107 bytes", l->name);
+  errno = 0;
+  unsigned long m = strtoul(l->socket_mode_str, &end, 8);
+  if (errno || *end || !*l->socket_mode_str || m > 0777)
+    return fail(c, g, err, errlen,
+                "listener '%s': socket_mode '%s' must be an octal string such "
+                "as \"0660\"",
+                l->name, l->socket_mode_str);
+  l->socket_mode = (unsigned)m;
+  if (pick(l->on_source_error_str, policies, &l->on_source_error) < 0)
+    return fail(c, g, err, errlen,
+                "listener '%s': on_source_error must be kill, sigbus or hang",
+                l->name);
+  if (l->max_sessions < 1 || l->max_regions < 1 ||
+      l->max_regions > CONF_MAX_REGIONS)
+    return fail(c, g, err, errlen,
+                "listener '%s': max_sessions must be >= 1 and max_regions "
+                "1..%d",
+                l->name, CONF_MAX_REGIONS);
+  if (l->max_handshake_bytes < 4096 || l->max_handshake_bytes > (1u << 24))
+    return fail(c, g, err, errlen,
+                "listener '%s': max_handshake_bytes must be 4K..16M", l->name);
+  if (l->fault_around < 0 || l->fault_around > 512)
+    return fail(c, g, err, errlen,
+                "listener '%s': fault_around must be 0..512 pages", l->name);
+  if (pick(l->prefetch_mode_str, modes, &l->prefetch_mode) < 0)
+    return fail(c, g, err, errlen,
+                "listener '%s': prefetch mode must be off, record, replay or "
+                "auto",
+                l->name);
+  if (l->prefetch_mode != PREFETCH_OFF && !l->prefetch_path)
+    l->prefetch_mode = PREFETCH_OFF;
+  return 0;
+}
+
+static int check_source(const struct daemon_conf *c, struct listener_conf *l,
+                        char *err, size_t errlen) {
+  const char *p;
+  if (!config_setting_lookup_string(l->source, "plugin", &p))
+    return fail(c, l->source, err, errlen,
+                "listener '%s': source needs plugin = \"NAME\"", l->name);
+  if (!l->layers)
+    return 0;
+  for (int i = 0; i < config_setting_length(l->layers); i++) {
+    config_setting_t *e = config_setting_get_elem(l->layers, (unsigned)i);
+    if (!config_setting_is_group(e) ||
+        !config_setting_lookup_string(e, "layer", &p))
+      return fail(c, e, err, errlen,
+                  "listener '%s': each layer must be a group with layer = "
+                  "\"NAME\"",
+                  l->name);
+  }
+  return 0;
+}
+
+static int load_listener(struct daemon_conf *c, config_setting_t *g,
+                         struct listener_conf *l, char *err, size_t errlen) {
+  static const char *const also[] = {"prefetch", NULL};
+  memset(l, 0, sizeof *l);
+  l->setting = g;
+  if (!config_setting_is_group(g))
+    return fail(c, g, err, errlen, "each listener must be a group { ... }");
+  if (apply_schema(c, g, listener_keys, also, "listener", l, err, errlen) < 0)
+    return -1;
+  config_setting_t *pf = config_setting_get_member(g, "prefetch");
+  l->prefetch_mode_str = "off";
+  if (pf) {
+    if (!config_setting_is_group(pf))
+      return fail(c, pf, err, errlen, "'prefetch' must be a group");
+    if (apply_schema(c, pf, prefetch_keys, NULL, "prefetch", l, err, errlen) <
+        0)
+      return -1;
+  }
+  if (check_listener(c, l, err, errlen) < 0 ||
+      check_source(c, l, err, errlen) < 0)
+    return -1;
+  for (struct listener_conf *o = c->listeners; o < l; o++) {
+    if (!strcmp(o->name, l->name))
+      return fail(c, g, err, errlen, "listener name '%s' used twice", l->name);
+    if (!strcmp(o->socket, l->socket))
+      return fail(c, g, err, errlen, "socket '%s' used by two listeners",
+                  l->socket);
+  }
+  return 0;
+}
+
+static int load_global(struct daemon_conf *c, char *err, size_t errlen) {
+  config_setting_t *root = config_root_setting(&c->cfg);
+  for (int i = 0; i < config_setting_length(root); i++) {
+    const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+    const char *n = config_setting_name(s);
+    if (strcmp(n, "uffdkit") && strcmp(n, "listeners"))
+      return fail(c, s, err, errlen,
+                  "unknown top-level setting '%s' (expected uffdkit, "
+                  "listeners)",
+                  n);
+  }
+  config_setting_t *g = config_lookup(&c->cfg, "uffdkit");
+  for (const struct key_spec *k = global_keys; k->key; k++)
+    store_value(c, k, NULL, (char *)c + k->off, err, errlen);
+  if (g) {
+    if (!config_setting_is_group(g))
+      return fail(c, g, err, errlen, "'uffdkit' must be a group");
+    if (apply_schema(c, g, global_keys, NULL, "uffdkit", c, err, errlen) < 0)
+      return -1;
+  }
+  c->log_level = log_level_from_name(c->log_level_str);
+  if (c->log_level < 0)
+    return fail(c, g, err, errlen,
+                "log_level '%s' must be error, warn, info or debug",
+                c->log_level_str);
+  if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json"))
+    return fail(c, g, err, errlen, "log_format must be text or json");
+  return 0;
+}
+
+static int load(struct daemon_conf *c, char *err, size_t errlen) {
+  if (load_global(c, err, errlen) < 0)
+    return -1;
+  config_setting_t *ls = config_lookup(&c->cfg, "listeners");
+  if (!ls || !config_setting_is_list(ls) || config_setting_length(ls) < 1) {
+    snprintf(err, errlen,
+             "%s: needs listeners = ( { name = ...; socket = ...; source = "
+             "{ plugin = ...; }; } );",
+             c->file);
+    return -1;
+  }
+  c->n_listeners = config_setting_length(ls);
+  c->listeners = calloc((size_t)c->n_listeners, sizeof *c->listeners);
+  for (int i = 0; i < c->n_listeners; i++)
+    if (load_listener(c, config_setting_get_elem(ls, (unsigned)i),
+                      &c->listeners[i], err, errlen) < 0)
+      return -1;
+  return 0;
+}
+
+int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
+                     char *err, size_t errlen) {
+  memset(c, 0, sizeof *c);
+  config_init(&c->cfg);
+  c->file = strdup(name);
+  c->text = strdup(text);
+  if (!config_read_string(&c->cfg, c->text)) {
+    snprintf(err, errlen, "%s:%d: %s", name, config_error_line(&c->cfg),
+             config_error_text(&c->cfg));
+    return -1;
+  }
+  return load(c, err, errlen);
+}
+
+int conf_load_file(struct daemon_conf *c, const char *path, char *err,
+                   size_t errlen) {
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    memset(c, 0, sizeof *c);
+    config_init(&c->cfg);
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  char *text = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&text, &len);
+  char buf[8192];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    fwrite(buf, 1, n, m);
+  fclose(f);
+  fclose(m);
+  int r = conf_load_string(c, text, path, err, errlen);
+  free(text);
+  return r;
+}
+
+/* Appends s to the memstream as a libconfig string literal. */
+static void put_quoted(FILE *m, const char *s) {
+  fputc('"', m);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\')
+      fputc('\\', m);
+    fputc(*s, m);
+  }
+  fputc('"', m);
+}
+
+static int valid_key(const char *k, size_t n) {
+  if (!n || !isalpha((unsigned char)k[0]))
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)k[i]) && k[i] != '_' && k[i] != '-')
+      return 0;
+  return 1;
+}
+
+int conf_from_cli(struct daemon_conf *c, const char *socket,
+                  const char *plugin, char *const *kv, int nkv, char *err,
+                  size_t errlen) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&text, &len);
+  fputs("listeners = ( { name = \"cli\"; socket = ", m);
+  put_quoted(m, socket);
+  fputs("; source = { plugin = ", m);
+  put_quoted(m, plugin);
+  fputs(";", m);
+  for (int i = 0; i < nkv; i++) {
+    const char *eq = strchr(kv[i], '=');
+    if (!eq || !valid_key(kv[i], (size_t)(eq - kv[i]))) {
+      fclose(m);
+      free(text);
+      memset(c, 0, sizeof *c);
+      config_init(&c->cfg);
+      snprintf(err, errlen,
+               "command line: '%s' is not key=value with a key of "
+               "[A-Za-z][A-Za-z0-9_-]*",
+               kv[i]);
+      return -1;
+    }
+    fprintf(m, " %.*s = ", (int)(eq - kv[i]), kv[i]);
+    put_quoted(m, eq + 1);
+    fputc(';', m);
+  }
+  fputs(" }; } );\n", m);
+  fclose(m);
+  int r = conf_load_string(c, text, "command line", err, errlen);
+  free(text);
+  return r;
+}
+
+void conf_free(struct daemon_conf *c) {
+  for (int i = 0; i < c->n_listeners; i++) {
+    free(c->listeners[i].allow_uids);
+    free(c->listeners[i].allow_gids);
+  }
+  free(c->listeners);
+  config_destroy(&c->cfg);
+  free(c->file);
+  free(c->text);
+  memset(c, 0, sizeof *c);
+}
+
+const struct listener_conf *conf_find_listener(const struct daemon_conf *c,
+                                               const char *name) {
+  for (int i = 0; i < c->n_listeners; i++)
+    if (!strcmp(c->listeners[i].name, name))
+      return &c->listeners[i];
+  return NULL;
+}

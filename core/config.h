@@ -1,0 +1,86 @@
+/* The daemon's configuration: a libconfig file, or one listener from the
+ * command line.  Both the supervisor and the worker load the same text, so
+ * they agree on every listener. */
+#ifndef UFFDKIT_CORE_CONFIG_H
+#define UFFDKIT_CORE_CONFIG_H
+
+#include <libconfig.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONF_MAX_REGIONS 64
+
+enum source_error_policy {
+  ON_ERROR_KILL = 0,
+  ON_ERROR_SIGBUS = 1,
+  ON_ERROR_HANG = 2,
+};
+
+enum prefetch_mode {
+  PREFETCH_OFF = 0,
+  PREFETCH_RECORD = 1,
+  PREFETCH_REPLAY = 2,
+  PREFETCH_AUTO = 3,
+};
+
+struct listener_conf {
+  const char *name;
+  const char *socket;
+  const char *socket_mode_str;
+  unsigned socket_mode;
+  const char *socket_owner;
+  const char *socket_group;
+  uid_t *allow_uids;
+  int n_allow_uids;
+  gid_t *allow_gids;
+  int n_allow_gids;
+  int64_t max_sessions;
+  uint64_t handshake_timeout_ns;
+  uint64_t max_handshake_bytes;
+  int64_t max_regions;
+  const char *on_source_error_str;
+  int on_source_error;
+  int64_t fault_around; /* pages, 0: off */
+  const char *prefetch_path;
+  const char *prefetch_mode_str;
+  int prefetch_mode;
+  uint64_t record_for_ns; /* 0: until the session ends */
+  int background_fill;
+  config_setting_t *source;  /* the group { plugin = ...; ... } */
+  config_setting_t *layers;  /* list of groups, or NULL */
+  config_setting_t *setting; /* the listener group itself */
+};
+
+struct daemon_conf {
+  config_t cfg;
+  char *file; /* name used in messages */
+  char *text; /* the exact text loaded, handed to the worker */
+  const char *plugin_dir;
+  const char *log_level_str;
+  int log_level;
+  const char *log_format;
+  const char *control_socket;
+  const char *metrics_listen;
+  uint64_t worker_restart_delay_ns;
+  struct listener_conf *listeners;
+  int n_listeners;
+};
+
+/* Each returns 0, or -1 with a message naming file and line in err. */
+int conf_load_file(struct daemon_conf *c, const char *path, char *err,
+                   size_t errlen);
+int conf_load_string(struct daemon_conf *c, const char *text,
+                     const char *name, char *err, size_t errlen);
+/* One listener "cli" on socket, source plugin with key=value settings. */
+int conf_from_cli(struct daemon_conf *c, const char *socket,
+                  const char *plugin, char *const *kv, int nkv, char *err,
+                  size_t errlen);
+void conf_free(struct daemon_conf *c);
+
+const struct listener_conf *conf_find_listener(const struct daemon_conf *c,
+                                               const char *name);
+/* "file:line" of a setting, for messages. */
+const char *conf_where(const struct daemon_conf *c, const config_setting_t *s,
+                       char *buf, size_t len);
+
+#endif

@@ -1,0 +1,447 @@
+/* The fault loop of one session: every uffd event Firecracker can send,
+ * handled explicitly. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "ipc.h"
+#include "log.h"
+#include "pool.h"
+#include "session.h"
+
+#ifndef UFFDIO_POISON
+/* Linux 6.6; Debian 12's headers predate it. */
+struct uffdio_poison {
+  struct uffdio_range range;
+  uint64_t mode;
+  int64_t updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
+#endif
+
+#define HUGE_2M (2ull << 20)
+
+static void *zero_2m;
+static pthread_once_t zero_once = PTHREAD_ONCE_INIT;
+
+static void zero_init(void) {
+  /* Never written: every page reads the kernel's shared zero page. */
+  zero_2m = mmap(NULL, HUGE_2M, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+static const void *zero_buffer(void) {
+  pthread_once(&zero_once, zero_init);
+  return zero_2m;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void bits_set(uint64_t *b, uint64_t first, uint64_t n) {
+  for (uint64_t i = first; i < first + n;) {
+    uint64_t w = i / 64, lo = i % 64, k = 64 - lo;
+    if (k > first + n - i)
+      k = first + n - i;
+    uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << lo;
+    __atomic_fetch_or(&b[w], mask, __ATOMIC_RELAXED);
+    i += k;
+  }
+}
+
+void bits_clear(uint64_t *b, uint64_t first, uint64_t n) {
+  for (uint64_t i = first; i < first + n;) {
+    uint64_t w = i / 64, lo = i % 64, k = 64 - lo;
+    if (k > first + n - i)
+      k = first + n - i;
+    uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << lo;
+    __atomic_fetch_and(&b[w], ~mask, __ATOMIC_RELAXED);
+    i += k;
+  }
+}
+
+/* Region index of addr, trying the last one first (faults cluster). */
+static int find_region(struct session *s, uint64_t addr) {
+  const struct ufk_region *r = &s->regions[s->last_region];
+  if (addr - r->base < r->size)
+    return s->last_region;
+  for (uint32_t i = 0; i < s->info.nregions; i++)
+    if (addr - s->regions[i].base < s->regions[i].size)
+      return s->last_region = (int)i;
+  return -1;
+}
+
+static uint64_t page_index(struct session *s, int ri, uint64_t page) {
+  return s->shm->regions[ri].first_page +
+         ((page - s->regions[ri].base) >> s->ps_shift);
+}
+
+static void mark_present(struct session *s, uint64_t dst, uint64_t len) {
+  int ri = find_region(s, dst);
+  if (ri >= 0)
+    bits_set(s->present, page_index(s, ri, dst), len >> s->ps_shift);
+}
+
+static void wake(struct session *s, uint64_t addr, uint64_t len) {
+  struct uffdio_range r = {.start = addr, .len = len};
+  ioctl(s->uffd, UFFDIO_WAKE, &r);
+}
+
+/* Common handling of COPY/ZEROPAGE results; done = bytes the kernel
+ * reports installed (negative errno on failure). */
+static int install_result(struct session *s, int rc, int64_t done,
+                          uint64_t dst, uint64_t len, int zero) {
+  if (rc == 0) {
+    mark_present(s, dst, len);
+    if (zero)
+      COUNT(s, zero_pages, len >> s->ps_shift);
+    else {
+      COUNT(s, pages_copied, len >> s->ps_shift);
+      COUNT(s, bytes_copied, len);
+    }
+    return 0;
+  }
+  int e = errno;
+  if (done > 0) {
+    /* Partial: the first pages (the faulting one among them) went in and
+     * were woken; the rest of the run was not asked for by anyone. */
+    mark_present(s, dst, (uint64_t)done);
+    COUNT(s, pages_copied, (uint64_t)done >> s->ps_shift);
+    return 0;
+  }
+  switch (e) {
+  case EEXIST: /* another vCPU or a prefetch got there first */
+    mark_present(s, dst, s->ps);
+    wake(s, dst, s->ps);
+    return 0;
+  case EAGAIN: /* a REMOVE is pending: read events, then retry */
+    COUNT(s, eagain, 1);
+    return 1;
+  case ESRCH: /* Firecracker's mm is gone */
+    return -1;
+  case ENOENT: /* the range is no longer mapped */
+    log_debug("session %llu: 0x%llx no longer mapped",
+              (unsigned long long)s->id, (unsigned long long)dst);
+    return 0;
+  default:
+    log_error("session %llu: installing 0x%llx+%llu failed: %s",
+              (unsigned long long)s->id, (unsigned long long)dst,
+              (unsigned long long)len, strerror(e));
+    return 0;
+  }
+}
+
+int session_install_copy(struct session *s, uint64_t dst, const void *src,
+                         uint64_t len) {
+  struct uffdio_copy c = {
+      .dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len, .mode = 0};
+  int rc = ioctl(s->uffd, UFFDIO_COPY, &c);
+  return install_result(s, rc, c.copy, dst, len, 0);
+}
+
+int session_install_zero(struct session *s, uint64_t dst, uint64_t len) {
+  if (s->ps == HUGE_2M) { /* hugetlb has no ZEROPAGE */
+    int r = 0;
+    for (uint64_t o = 0; o < len && r == 0; o += HUGE_2M) {
+      struct uffdio_copy c = {.dst = dst + o,
+                              .src = (uint64_t)(uintptr_t)zero_buffer(),
+                              .len = HUGE_2M};
+      int rc = ioctl(s->uffd, UFFDIO_COPY, &c);
+      r = install_result(s, rc, c.copy, dst + o, HUGE_2M, 1);
+    }
+    return r;
+  }
+  struct uffdio_zeropage z = {.range = {.start = dst, .len = len}};
+  int rc = ioctl(s->uffd, UFFDIO_ZEROPAGE, &z);
+  return install_result(s, rc, z.zeropage, dst, len, 1);
+}
+
+static void kill_vm(struct session *s) {
+  int r = s->pidfd >= 0
+              ? (int)syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0)
+              : kill(s->info.pid, SIGKILL);
+  if (r < 0)
+    log_error("session %llu: could not kill pid %d: %s",
+              (unsigned long long)s->id, s->info.pid, strerror(errno));
+}
+
+void session_source_failed(struct session *s, uint64_t addr, uint64_t off) {
+  COUNT(s, source_errors, 1);
+  int policy = s->wl->conf->on_source_error;
+  static const char *const names[] = {"killing the VM", "poisoning the page",
+                                      "leaving the vCPU blocked"};
+  log_error("session %llu (pid %d): source %s could not deliver offset %llu "
+            "for 0x%llx: %s; %s (on_source_error)",
+            (unsigned long long)s->id, s->info.pid, stack_name(s->wl->stack),
+            (unsigned long long)off, (unsigned long long)addr,
+            host_last_error(), names[policy]);
+  if (policy == ON_ERROR_SIGBUS) {
+    struct uffdio_poison p = {.range = {.start = addr, .len = s->ps}};
+    if (ioctl(s->uffd, UFFDIO_POISON, &p) == 0)
+      return;
+    log_error("session %llu: UFFDIO_POISON failed (%s); killing the VM",
+              (unsigned long long)s->id, strerror(errno));
+  }
+  if (policy != ON_ERROR_HANG) {
+    kill_vm(s);
+    s->end_reason = END_FAILED;
+  }
+}
+
+/* How many pages from idx (within region ri, up to max) are neither
+ * installed nor removed: the run fault-around may install at once. */
+static uint64_t free_run(struct session *s, int ri, uint64_t page,
+                         uint64_t max) {
+  const struct ufk_region *r = &s->regions[ri];
+  uint64_t left = (r->base + r->size - page) >> s->ps_shift;
+  uint64_t idx = page_index(s, ri, page), n = 1;
+  if (max > left)
+    max = left;
+  while (n < max && !bit_test(s->present, idx + n) &&
+         !bit_test(s->removed, idx + n) && !bit_test(s->inflight, idx + n))
+    n++;
+  return n;
+}
+
+/* Serves a page from a source that answers without blocking. */
+static int serve_inline(struct session *s, int ri, uint64_t page,
+                        uint64_t off) {
+  uint64_t pages = 1 + (uint64_t)s->wl->conf->fault_around;
+  if (pages > 1)
+    pages = free_run(s, ri, page, pages);
+  uint64_t len = pages << s->ps_shift;
+  const void *src = stack_map(s->wl->stack, off, len);
+  if (!src && len > s->ps) { /* not contiguous in the source: one page */
+    len = s->ps;
+    src = stack_map(s->wl->stack, off, len);
+  }
+  if (!src) {
+    if (len > s->ps)
+      len = s->ps;
+    uint32_t flags = UFK_READ_FAULT;
+    if (!(stack_flags(s->wl->stack) & UFK_PLUGIN_FAST))
+      flags |= UFK_READ_NOWAIT;
+    host_clear_error();
+    if (stack_read(s->wl->stack, s->buf, len, off, flags) < 0) {
+      if ((flags & UFK_READ_NOWAIT) && host_last_errno() == EWOULDBLOCK)
+        return 2; /* hand it to the pool */
+      session_source_failed(s, page, off);
+      return 0;
+    }
+    src = s->buf;
+  }
+  return session_install_copy(s, page, src, len);
+}
+
+/* Resolves one fault.  Returns like session_install_*. */
+static int serve(struct session *s, uint64_t addr) {
+  int ri = find_region(s, addr);
+  if (ri < 0) {
+    log_warn("session %llu: fault at 0x%llx outside every region",
+             (unsigned long long)s->id, (unsigned long long)addr);
+    return 0;
+  }
+  uint64_t page = addr & ~((uint64_t)s->ps - 1);
+  uint64_t idx = page_index(s, ri, page);
+  uint64_t off = s->regions[ri].offset + (page - s->regions[ri].base);
+  if (bit_test(s->removed, idx))
+    return session_install_zero(s, page, s->ps);
+  if (bit_test(s->inflight, idx))
+    return 0; /* the pool's copy will wake every waiter */
+  if (bit_test(s->present, idx)) {
+    /* Usually a message queued before our copy landed.  If the same page
+     * faults twice in a row it really is missing: install it again. */
+    if (s->last_stale != page) {
+      s->last_stale = page;
+      COUNT(s, stale_faults, 1);
+      wake(s, page, s->ps);
+      return 0;
+    }
+  }
+  s->last_stale = 0;
+  if (stack_is_zero(s->wl->stack, off, s->ps))
+    return session_install_zero(s, page, s->ps);
+  uint32_t fl = stack_flags(s->wl->stack);
+  int r = 2;
+  if (fl & (UFK_PLUGIN_FAST | UFK_PLUGIN_NOWAIT) || !s->wl->pool)
+    r = serve_inline(s, ri, page, off);
+  if (r == 2) {
+    bits_set(s->inflight, idx, 1);
+    pool_submit(s->wl->pool, s, page, off, idx, s->ps);
+    return 0;
+  }
+  return r;
+}
+
+static void record_latency(struct session *s, uint64_t ns) {
+  uint64_t us = ns / 1000;
+  int b = 0;
+  while (b < LAT_BUCKETS - 1 && us >= (4ull << b))
+    b++;
+  COUNT(s, lat_buckets[b], 1);
+  COUNT(s, lat_count, 1);
+  COUNT(s, lat_sum_ns, ns);
+}
+
+/* Marks [start, end) removed in every region it touches. */
+static void apply_remove(struct session *s, uint64_t start, uint64_t end) {
+  COUNT(s, removes, 1);
+  for (uint32_t i = 0; i < s->info.nregions; i++) {
+    const struct ufk_region *r = &s->regions[i];
+    uint64_t a = start > r->base ? start : r->base;
+    uint64_t b = end < r->base + r->size ? end : r->base + r->size;
+    if (a >= b)
+      continue;
+    /* Every page the range touches: on hugetlb a range may be unaligned. */
+    uint64_t first = (a - r->base) >> s->ps_shift;
+    uint64_t last = (b - r->base + s->ps - 1) >> s->ps_shift;
+    uint64_t idx = s->shm->regions[i].first_page + first;
+    bits_set(s->removed, idx, last - first);
+    bits_clear(s->present, idx, last - first);
+    COUNT(s, removed_pages, last - first);
+  }
+}
+
+/* Applies every REMOVE in the shared message buffer and clears it.  Called
+ * with rmlock held for writing. */
+static void apply_removes(struct session *s, int n) {
+  for (int i = 0; i < n; i++) {
+    struct uffd_msg *m = &s->shm->evbuf[i];
+    if (m->event == UFFD_EVENT_REMOVE)
+      apply_remove(s, m->arg.remove.start, m->arg.remove.end);
+  }
+}
+
+/* Reads every pending message.  Returns how many, 0 if none, -1 if the
+ * uffd is unusable. */
+static int read_events(struct session *s) {
+  pthread_rwlock_wrlock(&s->rmlock);
+  ssize_t r = read(s->uffd, s->shm->evbuf, sizeof s->shm->evbuf);
+  int n = r > 0 ? (int)(r / (ssize_t)sizeof(struct uffd_msg)) : 0;
+  apply_removes(s, n);
+  pthread_rwlock_unlock(&s->rmlock);
+  if (r < 0 && errno != EAGAIN && errno != EINTR) {
+    log_error("session %llu: reading the userfaultfd failed: %s",
+              (unsigned long long)s->id, strerror(errno));
+    return -1;
+  }
+  return n;
+}
+
+static void defer(struct session *s, uint64_t addr) {
+  for (int i = 0; i < s->ndefer; i++)
+    if (s->defer[i] == addr)
+      return;
+  if (s->ndefer < (int)(sizeof s->defer / sizeof *s->defer))
+    s->defer[s->ndefer++] = addr;
+}
+
+/* Serves one batch of faults (already read into evbuf) and the deferred
+ * ones.  Returns -1 when the VM is gone. */
+static int serve_batch(struct session *s, int n, uint64_t t0) {
+  uint64_t pages[SHM_EVBUF];
+  int np = 0;
+  for (int i = 0; i < n; i++) {
+    struct uffd_msg *m = &s->shm->evbuf[i];
+    if (m->event == UFFD_EVENT_PAGEFAULT) {
+      uint64_t p = m->arg.pagefault.address & ~((uint64_t)s->ps - 1);
+      int dup = 0;
+      for (int k = 0; k < np && !dup; k++)
+        dup = pages[k] == p;
+      if (!dup)
+        pages[np++] = p;
+      COUNT(s, faults, 1);
+    } else if (m->event != UFFD_EVENT_REMOVE) {
+      log_warn("session %llu: ignoring unexpected uffd event %u",
+               (unsigned long long)s->id, m->event);
+    }
+  }
+  memset(s->shm->evbuf, 0, (size_t)n * sizeof(struct uffd_msg));
+  int ndef = s->ndefer;
+  s->ndefer = 0;
+  for (int i = 0; i < ndef + np; i++) {
+    uint64_t p = i < ndef ? s->defer[i] : pages[i - ndef];
+    pthread_rwlock_rdlock(&s->rmlock);
+    int r = serve(s, p);
+    pthread_rwlock_unlock(&s->rmlock);
+    if (r < 0)
+      return -1;
+    if (r == 1)
+      defer(s, p);
+    else if (i >= ndef)
+      record_latency(s, now_ns() - t0);
+  }
+  return 0;
+}
+
+/* The previous worker may have died between reading messages and applying
+ * them, or with faults in flight: apply what it left, then wake every
+ * region so any vCPU still waiting faults again. */
+static void recover(struct session *s) {
+  pthread_rwlock_wrlock(&s->rmlock);
+  apply_removes(s, SHM_EVBUF);
+  memset(s->shm->evbuf, 0, sizeof s->shm->evbuf);
+  pthread_rwlock_unlock(&s->rmlock);
+  for (uint32_t i = 0; i < s->info.nregions; i++)
+    wake(s, s->regions[i].base, s->regions[i].size);
+}
+
+/* 1 if Firecracker is gone (process exited, or hung up where that means
+ * it exited). */
+static int peer_gone(struct session *s, struct pollfd *pf) {
+  if (pf[1].revents & POLLIN)
+    return 1;
+  if (s->conn_open && (pf[2].revents & (POLLIN | POLLHUP | POLLRDHUP))) {
+    char buf[4096];
+    ssize_t r = recv(s->conn, buf, sizeof buf, MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+      return 1;
+    /* Later Firecracker builds may talk on this socket; we do not yet. */
+  }
+  return 0;
+}
+
+void *session_main(void *arg) {
+  struct session *s = arg;
+  recover(s);
+  struct pollfd pf[4] = {
+      {.fd = s->uffd, .events = POLLIN},
+      {.fd = s->pidfd, .events = POLLIN},
+      {.fd = s->conn_open ? s->conn : -1, .events = POLLIN | POLLRDHUP},
+      {.fd = s->stopfd, .events = POLLIN},
+  };
+  s->end_reason = END_EXITED;
+  for (;;) {
+    int timeout = s->ndefer ? 1 : -1;
+    int pr = poll(pf, 4, timeout);
+    if (pr < 0 && errno != EINTR)
+      break;
+    if (pf[3].revents & POLLIN) {
+      s->end_reason = END_SHUTDOWN;
+      break;
+    }
+    if (peer_gone(s, pf))
+      break;
+    if (pf[0].revents & (POLLERR | POLLHUP))
+      break;
+    uint64_t t0 = now_ns();
+    int n = read_events(s);
+    if (n < 0 || serve_batch(s, n, t0) < 0 || s->end_reason == END_FAILED)
+      break;
+  }
+  __atomic_store_n(&s->ending, 1, __ATOMIC_RELEASE);
+  return s;
+}

@@ -1,0 +1,39 @@
+/* Messages between the supervisor and the worker over a SOCK_SEQPACKET
+ * socketpair, each with up to IPC_MAX_FDS descriptors. */
+#ifndef UFFDKIT_CORE_IPC_H
+#define UFFDKIT_CORE_IPC_H
+
+#include <stdint.h>
+
+#define IPC_MAX_FDS 4
+
+enum ipc_type {
+  IPC_LISTENER = 1, /* sup → worker: name, fds {listener stats} */
+  IPC_SESSION = 2,  /* sup → worker: id, name, fds {conn, uffd, pidfd, shm} */
+  IPC_READY = 3,    /* worker → sup: every source started */
+  IPC_END = 4,      /* worker → sup: session id ended, code = reason */
+};
+
+enum ipc_end_reason {
+  END_EXITED = 0,   /* Firecracker exited or hung up */
+  END_REFUSED = 1,  /* the source refused the session */
+  END_FAILED = 2,   /* a source error under the kill policy */
+  END_SHUTDOWN = 3, /* the worker is stopping */
+};
+
+struct ipc_msg {
+  uint32_t type;
+  uint32_t fdmask; /* bit i: fds[i] is present */
+  uint64_t id;
+  int32_t code;
+  uint32_t reserved;
+  char name[64];
+};
+
+/* fds[i] < 0 are not sent.  Returns 0 or -1 with errno. */
+int ipc_send(int sock, const struct ipc_msg *m, const int *fds, int nfds);
+/* Receives one message; fds[i] = -1 where absent.  Returns 1, 0 on EOF, or
+ * -1 with errno (EAGAIN when nothing is pending). */
+int ipc_recv(int sock, struct ipc_msg *m, int fds[IPC_MAX_FDS]);
+
+#endif

@@ -1,0 +1,98 @@
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int level = LOG_INFO;
+static int json;
+static int syslog_prefix = -1;
+static const char *process = "uffdkit";
+static const char *const names[] = {"error", "warn", "info", "debug"};
+
+void log_set_level(int l) {
+  level = l;
+}
+
+int log_get_level(void) {
+  return level;
+}
+
+void log_set_json(int on) {
+  json = on;
+}
+
+void log_set_process(const char *name) {
+  process = name;
+}
+
+int log_level_from_name(const char *name) {
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(name, names[i]))
+      return i;
+  return -1;
+}
+
+/* Escapes s into out as the inside of a JSON string. */
+static size_t json_escape(char *out, size_t cap, const char *s) {
+  size_t n = 0;
+  for (; *s && n + 7 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      out[n++] = '\\';
+      out[n++] = (char)c;
+    } else if (c < 0x20) {
+      n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+    } else {
+      out[n++] = (char)c;
+    }
+  }
+  out[n] = 0;
+  return n;
+}
+
+void log_vmsg(int l, const char *fmt, va_list ap) {
+  if (l > level)
+    return;
+  char msg[2048], line[4608];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char stamp[40];
+  size_t sl = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(stamp + sl, sizeof stamp - sl, ".%03ldZ", ts.tv_nsec / 1000000);
+  int n;
+  if (json) {
+    char esc[4096];
+    json_escape(esc, sizeof esc, msg);
+    n = snprintf(line, sizeof line,
+                 "{\"time\":\"%s\",\"level\":\"%s\",\"process\":\"%s\","
+                 "\"pid\":%d,\"msg\":\"%s\"}\n",
+                 stamp, names[l], process, (int)getpid(), esc);
+  } else {
+    /* Under journald, "<N>" keeps the level and journald adds the time. */
+    if (syslog_prefix < 0)
+      syslog_prefix = getenv("JOURNAL_STREAM") != NULL;
+    if (syslog_prefix)
+      n = snprintf(line, sizeof line, "<%d>%s[%d] %s: %s\n", 3 + l, process,
+                   (int)getpid(), names[l], msg);
+    else
+      n = snprintf(line, sizeof line, "%s %s[%d] %s: %s\n", stamp, process,
+                   (int)getpid(), names[l], msg);
+  }
+  if (n > (int)sizeof line - 1)
+    n = (int)sizeof line - 1;
+  ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+  (void)w;
+}
+
+void log_msg(int l, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_vmsg(l, fmt, ap);
+  va_end(ap);
+}

@@ -1,0 +1,136 @@
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host.h"
+#include "log.h"
+#include "session.h"
+
+#define QUEUE 4096
+#define BUF_SIZE (2u << 20) /* the largest page */
+
+struct job {
+  struct session *s;
+  uint64_t addr, off, idx, len;
+};
+
+struct pool {
+  char name[64];
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct job q[QUEUE];
+  unsigned head, count;
+  int stop;
+  int nthreads;
+  pthread_t *threads;
+};
+
+static void session_ref(struct session *s, int d) {
+  pthread_mutex_lock(&s->ref_lock);
+  s->refs += d;
+  if (!s->refs)
+    pthread_cond_broadcast(&s->ref_cond);
+  pthread_mutex_unlock(&s->ref_lock);
+}
+
+/* Installs what was read, unless the range was removed meanwhile; retries
+ * while the kernel says a REMOVE is pending. */
+static void install(struct job *j, const void *buf) {
+  struct session *s = j->s;
+  for (;;) {
+    pthread_rwlock_rdlock(&s->rmlock);
+    int r = bit_test(s->removed, j->idx)
+                ? session_install_zero(s, j->addr, j->len)
+                : session_install_copy(s, j->addr, buf, j->len);
+    pthread_rwlock_unlock(&s->rmlock);
+    if (r != 1 || __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE))
+      return;
+    nanosleep(&(struct timespec){0, 50000}, NULL);
+  }
+}
+
+static void run_job(struct job *j, void *buf) {
+  struct session *s = j->s;
+  host_clear_error();
+  if (!__atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) {
+    if (stack_read(s->wl->stack, buf, j->len, j->off, UFK_READ_FAULT) < 0)
+      session_source_failed(s, j->addr, j->off);
+    else
+      install(j, buf);
+  }
+  bits_clear(s->inflight, j->idx, j->len / s->ps);
+  session_ref(s, -1);
+}
+
+static void *worker(void *arg) {
+  struct pool *p = arg;
+  void *buf = NULL;
+  if (posix_memalign(&buf, 4096, BUF_SIZE))
+    return NULL;
+  pthread_mutex_lock(&p->lock);
+  for (;;) {
+    while (!p->count && !p->stop)
+      pthread_cond_wait(&p->cond, &p->lock);
+    if (!p->count)
+      break;
+    struct job j = p->q[p->head];
+    p->head = (p->head + 1) % QUEUE;
+    p->count--;
+    pthread_mutex_unlock(&p->lock);
+    run_job(&j, buf);
+    pthread_mutex_lock(&p->lock);
+  }
+  pthread_mutex_unlock(&p->lock);
+  free(buf);
+  return NULL;
+}
+
+struct pool *pool_new(const char *name, int threads) {
+  struct pool *p = calloc(1, sizeof *p);
+  snprintf(p->name, sizeof p->name, "%s", name);
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->cond, NULL);
+  p->threads = calloc((size_t)threads, sizeof *p->threads);
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, 256 << 10);
+  for (int i = 0; i < threads; i++)
+    if (pthread_create(&p->threads[p->nthreads], &a, worker, p) == 0)
+      p->nthreads++;
+  pthread_attr_destroy(&a);
+  return p;
+}
+
+void pool_free(struct pool *p) {
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->lock);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  for (int i = 0; i < p->nthreads; i++)
+    pthread_join(p->threads[i], NULL);
+  free(p->threads);
+  free(p);
+}
+
+void pool_submit(struct pool *p, struct session *s, uint64_t addr,
+                 uint64_t off, uint64_t idx, uint64_t len) {
+  session_ref(s, 1);
+  pthread_mutex_lock(&p->lock);
+  while (p->count == QUEUE) { /* full: the fault loop waits for room */
+    pthread_mutex_unlock(&p->lock);
+    nanosleep(&(struct timespec){0, 100000}, NULL);
+    pthread_mutex_lock(&p->lock);
+  }
+  p->q[(p->head + p->count) % QUEUE] =
+      (struct job){.s = s, .addr = addr, .off = off, .idx = idx, .len = len};
+  p->count++;
+  pthread_cond_signal(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,83 @@
+/* A restored VM as the worker sees it, and its fault loop. */
+#ifndef UFFDKIT_CORE_SESSION_H
+#define UFFDKIT_CORE_SESSION_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <uffdkit/plugin.h>
+
+#include "config.h"
+#include "shm.h"
+#include "stack.h"
+
+struct pool;
+
+/* One listener in the worker. */
+struct worker_listener {
+  const struct listener_conf *conf;
+  struct stack *stack;
+  struct listener_stats *stats;
+  struct pool *pool; /* for stacks that may block; NULL when FAST */
+};
+
+struct session {
+  uint64_t id;
+  struct worker_listener *wl;
+  int conn, uffd, pidfd, shmfd, stopfd;
+  struct session_shm *shm;
+  size_t shm_len;
+  uint64_t *present; /* bit per page: installed */
+  uint64_t *removed; /* bit per page: discarded, must read as zeros */
+  uint64_t *inflight; /* bit per page: queued to the pool */
+  struct ufk_session_info info;
+  struct ufk_region regions[CONF_MAX_REGIONS];
+  uint32_t ps;
+  unsigned ps_shift;
+  int last_region;
+  /* Held for writing while REMOVE events are read and applied, for reading
+   * by any thread between checking `removed` and installing a page, so no
+   * install can land between the kernel's zap and our record of it. */
+  pthread_rwlock_t rmlock;
+  void *buf; /* page buffer for sources without map() */
+  int keeps_socket;
+  int conn_open;
+  int end_reason;
+  int ending; /* set when the fault loop leaves: pool jobs give up */
+  uint64_t last_stale;
+  uint64_t defer[2 * SHM_EVBUF];
+  int ndefer;
+  /* pool jobs hold references; the loop waits for them before freeing */
+  pthread_mutex_t ref_lock;
+  pthread_cond_t ref_cond;
+  int refs;
+  pthread_t thread;
+  struct session *next;
+};
+
+/* Sets up a session from the fds the supervisor sent ({conn, uffd, pidfd,
+ * shm}); returns NULL (fds closed) if it must be refused. */
+struct session *session_new(struct worker_listener *wl, uint64_t id,
+                            const int fds[4]);
+/* The fault loop: runs until the VM ends or stopfd is written. */
+void *session_main(void *arg);
+void session_free(struct session *s);
+
+/* Installing pages.  Each returns 0 (installed or already present), 1 if
+ * the kernel asked to retry later (EAGAIN), or -1 when the VM is gone. */
+int session_install_copy(struct session *s, uint64_t dst, const void *src,
+                         uint64_t len);
+int session_install_zero(struct session *s, uint64_t dst, uint64_t len);
+/* Applies on_source_error for the page at addr. */
+void session_source_failed(struct session *s, uint64_t addr, uint64_t off);
+
+/* Page index helpers. */
+static inline int bit_test(const uint64_t *b, uint64_t i) {
+  return (__atomic_load_n(&b[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+}
+void bits_set(uint64_t *b, uint64_t first, uint64_t n);
+void bits_clear(uint64_t *b, uint64_t first, uint64_t n);
+
+#define COUNT(s, field, n)                                                    \
+  __atomic_fetch_add(&(s)->shm->counters.field, (n), __ATOMIC_RELAXED)
+
+#endif

@@ -1,0 +1,428 @@
+#include "stack.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "log.h"
+#include "plugin.h"
+
+#define MAX_LEVELS 16
+#define ZERO_GRAIN 4096ull
+
+struct level {
+  const struct plugin *plugin;
+  void *inst;
+  struct ufk_config *cfg;
+  struct ufk_caps caps;
+  int serial;
+  pthread_mutex_t lock; /* the SERIAL model, and the limit's state */
+  pthread_cond_t cond;
+  uint32_t inflight;
+  int64_t size;
+  struct ufk_next next; /* what the level above (or the core) calls */
+  struct level *below;
+  struct stack *stack;
+  int started;
+};
+
+struct stack {
+  char name[160];
+  char describe[256];
+  struct level levels[MAX_LEVELS]; /* [0] the source, [n-1] the top */
+  int n;
+  struct level *top;
+  uint64_t *zero; /* bit per 4 KiB the source reports as zero, or NULL */
+  uint64_t zero_bits;
+};
+
+/* Entering a level: a mutex for SERIAL, a counting limit for PARALLEL with
+ * max_concurrency.  NOWAIT callers fail instead of queueing. */
+static int enter(struct level *l, uint32_t flags) {
+  if (l->serial) {
+    if (!(flags & UFK_READ_NOWAIT)) {
+      pthread_mutex_lock(&l->lock);
+      return 0;
+    }
+    if (pthread_mutex_trylock(&l->lock) == 0)
+      return 0;
+  } else if (l->caps.max_concurrency) {
+    pthread_mutex_lock(&l->lock);
+    while (l->inflight >= l->caps.max_concurrency &&
+           !(flags & UFK_READ_NOWAIT))
+      pthread_cond_wait(&l->cond, &l->lock);
+    int ok = l->inflight < l->caps.max_concurrency;
+    l->inflight += ok;
+    pthread_mutex_unlock(&l->lock);
+    if (ok)
+      return 0;
+  } else {
+    return 0;
+  }
+  host_table()->error(EWOULDBLOCK, "%s is busy", pconf_instance(l->cfg));
+  return -1;
+}
+
+static void leave(struct level *l) {
+  if (l->serial) {
+    pthread_mutex_unlock(&l->lock);
+  } else if (l->caps.max_concurrency) {
+    pthread_mutex_lock(&l->lock);
+    l->inflight--;
+    pthread_cond_signal(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+  }
+}
+
+static int64_t n_get_size(void *h) {
+  return ((struct level *)h)->size;
+}
+
+static int out_of_range(struct level *l, uint64_t len, uint64_t off) {
+  if (off + len < off || off + len > (uint64_t)l->size) {
+    host_table()->error(EINVAL, "%s: range %llu+%llu is outside its %lld bytes",
+                        pconf_instance(l->cfg), (unsigned long long)off,
+                        (unsigned long long)len, (long long)l->size);
+    return 1;
+  }
+  return 0;
+}
+
+static int n_read(void *h, void *buf, uint64_t len, uint64_t off,
+                  uint32_t flags) {
+  struct level *l = h;
+  if (out_of_range(l, len, off))
+    return -1;
+  uint64_t max = l->caps.max_io ? l->caps.max_io : len;
+  while (len) {
+    uint64_t n = len < max ? len : max;
+    if (enter(l, flags) < 0)
+      return -1;
+    int r = l->plugin->p.read(l->inst, buf, n, off, flags);
+    leave(l);
+    if (r < 0)
+      return -1;
+    buf = (char *)buf + n;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+static const void *n_map(void *h, uint64_t off, uint64_t len) {
+  struct level *l = h;
+  if (!l->plugin->p.map || off + len > (uint64_t)l->size || off + len < off)
+    return NULL;
+  if (enter(l, 0) < 0)
+    return NULL;
+  const void *p = l->plugin->p.map(l->inst, off, len);
+  leave(l);
+  return p;
+}
+
+static int n_extents(void *h, uint64_t off, uint64_t len, ufk_extent_fn fn,
+                     void *opaque) {
+  struct level *l = h;
+  if (!l->plugin->p.extents) {
+    host_table()->error(ENOTSUP, "%s reports no extents",
+                        pconf_instance(l->cfg));
+    return -1;
+  }
+  if (out_of_range(l, len, off) || enter(l, 0) < 0)
+    return -1;
+  int r = l->plugin->p.extents(l->inst, off, len, fn, opaque);
+  leave(l);
+  return r;
+}
+
+static int n_prefetch(void *h, uint64_t off, uint64_t len) {
+  struct level *l = h;
+  if (!l->plugin->p.prefetch)
+    return 0;
+  if (out_of_range(l, len, off) || enter(l, UFK_READ_PREFETCH) < 0)
+    return -1;
+  int r = l->plugin->p.prefetch(l->inst, off, len);
+  leave(l);
+  return r;
+}
+
+static void init_next(struct level *l) {
+  l->next = (struct ufk_next){
+      .size = sizeof(struct ufk_next),
+      .flags = l->caps.flags,
+      .handle = l,
+      .get_size = n_get_size,
+      .read = n_read,
+      .map = n_map,
+      .extents = n_extents,
+      .prefetch = n_prefetch,
+  };
+}
+
+static int level_create(struct stack *s, const struct daemon_conf *conf,
+                        const config_setting_t *g, int is_layer,
+                        const char *plugin_dir, const char *const *vars,
+                        struct listener_stats *stats, char *err,
+                        size_t errlen) {
+  static const char *const skip_source[] = {"plugin", "layers", NULL};
+  static const char *const skip_layer[] = {"layer", NULL};
+  const char *name = NULL;
+  char w[512];
+  config_setting_lookup_string(g, is_layer ? "layer" : "plugin", &name);
+  if (s->n == MAX_LEVELS) {
+    snprintf(err, errlen, "%s: more than %d layers",
+             conf_where(conf, g, w, sizeof w), MAX_LEVELS - 1);
+    return -1;
+  }
+  const struct plugin *p = plugin_get(plugin_dir, name, is_layer, err, errlen);
+  if (!p) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s: %s", conf_where(conf, g, w, sizeof w), err);
+    snprintf(err, errlen, "%s", tmp);
+    return -1;
+  }
+  struct level *l = &s->levels[s->n];
+  char inst[200];
+  snprintf(inst, sizeof inst, "%s/%s", s->name, p->p.name);
+  l->plugin = p;
+  l->stack = s;
+  l->below = s->n ? &s->levels[s->n - 1] : NULL;
+  l->cfg = pconf_new(conf, g, p->p.params, inst, vars, stats);
+  if (pconf_validate(l->cfg, is_layer ? skip_layer : skip_source, err,
+                     errlen) < 0)
+    return -1;
+  host_clear_error();
+  l->inst = p->p.create(l->cfg, l->below ? &l->below->next : NULL);
+  if (!l->inst) {
+    snprintf(err, errlen, "%s: %s", inst, host_last_error());
+    return -1;
+  }
+  pthread_mutex_init(&l->lock, NULL);
+  pthread_cond_init(&l->cond, NULL);
+  l->serial = p->p.thread_model == UFK_THREAD_SERIAL;
+  l->caps.flags = p->p.flags & ~UFK_PLUGIN_LAYER;
+  init_next(l);
+  s->n++;
+  return 0;
+}
+
+static int level_start(struct level *l, char *err, size_t errlen) {
+  host_clear_error();
+  if (l->plugin->p.start && l->plugin->p.start(l->inst) < 0) {
+    snprintf(err, errlen, "%s: %s", pconf_instance(l->cfg), host_last_error());
+    return -1;
+  }
+  l->started = 1;
+  if (l->plugin->p.caps) {
+    struct ufk_caps c = {0};
+    l->plugin->p.caps(l->inst, &c);
+    l->caps = c;
+  }
+  init_next(l);
+  l->size = l->plugin->p.get_size(l->inst);
+  if (l->size < 0) {
+    snprintf(err, errlen, "%s: get_size: %s", pconf_instance(l->cfg),
+             host_last_error());
+    return -1;
+  }
+  return 0;
+}
+
+/* Builds levels: the source of group `src`, then layers listed in `layers`,
+ * the first listed ending on top (nearest the core). */
+static int build_levels(struct stack *s, const struct daemon_conf *conf,
+                        const config_setting_t *src,
+                        const config_setting_t *layers,
+                        const char *plugin_dir, const char *const *vars,
+                        struct listener_stats *stats, char *err,
+                        size_t errlen) {
+  if (level_create(s, conf, src, 0, plugin_dir, vars, stats, err, errlen) < 0)
+    return -1;
+  int nl = layers ? config_setting_length(layers) : 0;
+  for (int i = nl - 1; i >= 0; i--)
+    if (level_create(s, conf, config_setting_get_elem(layers, (unsigned)i), 1,
+                     plugin_dir, vars, stats, err, errlen) < 0)
+      return -1;
+  s->top = &s->levels[s->n - 1];
+  return 0;
+}
+
+static int mark_zero(void *opaque, uint64_t off, uint64_t len, uint32_t kind) {
+  struct stack *s = opaque;
+  if (kind != UFK_EXTENT_ZERO)
+    return 0;
+  /* Only whole 4 KiB units inside the extent count. */
+  uint64_t first = (off + ZERO_GRAIN - 1) / ZERO_GRAIN;
+  uint64_t end = (off + len) / ZERO_GRAIN;
+  for (uint64_t i = first; i < end && i < s->zero_bits; i++)
+    s->zero[i / 64] |= 1ull << (i % 64);
+  return 0;
+}
+
+static void load_zero_map(struct stack *s) {
+  if (!s->top->plugin->p.extents)
+    return;
+  s->zero_bits = (uint64_t)s->top->size / ZERO_GRAIN;
+  s->zero = calloc((s->zero_bits + 63) / 64 + 1, sizeof(uint64_t));
+  if (n_extents(s->top, 0, (uint64_t)s->top->size, mark_zero, s) < 0) {
+    log_warn("%s: no zero map: %s", s->name, host_last_error());
+    free(s->zero);
+    s->zero = NULL;
+  }
+}
+
+static int start_levels(struct stack *s, char *err, size_t errlen) {
+  for (int i = 0; i < s->n; i++)
+    if (level_start(&s->levels[i], err, errlen) < 0)
+      return -1;
+  load_zero_map(s);
+  char *d = s->describe;
+  size_t left = sizeof s->describe;
+  for (int i = 0; i < s->n; i++) {
+    int w = snprintf(d, left, "%s%s", i ? "+" : "",
+                     s->levels[i].plugin->p.name);
+    if (w < 0 || (size_t)w >= left)
+      break;
+    d += w;
+    left -= (size_t)w;
+  }
+  return 0;
+}
+
+void stack_destroy(struct stack *s) {
+  if (!s)
+    return;
+  for (int i = s->n - 1; i >= 0; i--) {
+    struct level *l = &s->levels[i];
+    if (l->inst && l->plugin->p.destroy)
+      l->plugin->p.destroy(l->inst);
+    pconf_free(l->cfg);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->cond);
+  }
+  free(s->zero);
+  free(s);
+}
+
+struct stack *stack_build(const struct daemon_conf *conf,
+                          const struct listener_conf *l,
+                          const char *plugin_dir, struct listener_stats *stats,
+                          char *err, size_t errlen) {
+  struct stack *s = calloc(1, sizeof *s);
+  snprintf(s->name, sizeof s->name, "%s", l->name);
+  if (build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, stats,
+                   err, errlen) < 0 ||
+      start_levels(s, err, errlen) < 0) {
+    stack_destroy(s);
+    return NULL;
+  }
+  return s;
+}
+
+int stack_check(const struct daemon_conf *conf, const struct listener_conf *l,
+                const char *plugin_dir, char *err, size_t errlen) {
+  struct stack *s = calloc(1, sizeof *s);
+  snprintf(s->name, sizeof s->name, "%s", l->name);
+  int r = build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, NULL,
+                       err, errlen);
+  stack_destroy(s);
+  return r;
+}
+
+struct ufk_next *stack_open_nested(const struct ufk_config *parent,
+                                   const config_setting_t *group,
+                                   const char *const *vars) {
+  struct stack *s = calloc(1, sizeof *s);
+  char err[2048];
+  const struct daemon_conf *conf = pconf_daemon(parent);
+  const char *dir = conf->plugin_dir ? conf->plugin_dir : plugin_default_dir();
+  snprintf(s->name, sizeof s->name, "%s/%s", pconf_instance(parent),
+           config_setting_name(group));
+  for (int i = 0; vars && vars[i] && vars[i + 1]; i += 2) {
+    size_t n = strlen(s->name);
+    snprintf(s->name + n, sizeof s->name - n, "[%s]", vars[i + 1]);
+  }
+  if (build_levels(s, conf, group, config_setting_get_member(group, "layers"),
+                   dir, vars, pconf_stats(parent), err, sizeof err) < 0 ||
+      start_levels(s, err, sizeof err) < 0) {
+    stack_destroy(s);
+    host_table()->error(EINVAL, "%s", err);
+    return NULL;
+  }
+  return &s->top->next;
+}
+
+void stack_close_nested(struct ufk_next *n) {
+  if (n)
+    stack_destroy(((struct level *)n->handle)->stack);
+}
+
+int64_t stack_size(const struct stack *s) {
+  return s->top->size;
+}
+
+uint32_t stack_flags(const struct stack *s) {
+  return s->top->caps.flags;
+}
+
+uint32_t stack_concurrency(const struct stack *s) {
+  return s->top->serial ? 1 : s->top->caps.max_concurrency;
+}
+
+const char *stack_name(const struct stack *s) {
+  return s->name;
+}
+
+const char *stack_describe(const struct stack *s) {
+  return s->describe;
+}
+
+int stack_read(struct stack *s, void *buf, uint64_t len, uint64_t off,
+               uint32_t flags) {
+  return n_read(s->top, buf, len, off, flags);
+}
+
+const void *stack_map(struct stack *s, uint64_t off, uint64_t len) {
+  return n_map(s->top, off, len);
+}
+
+int stack_prefetch(struct stack *s, uint64_t off, uint64_t len) {
+  return n_prefetch(s->top, off, len);
+}
+
+int stack_is_zero(const struct stack *s, uint64_t off, uint64_t len) {
+  if (!s->zero)
+    return 0;
+  uint64_t i = off / ZERO_GRAIN, end = (off + len) / ZERO_GRAIN;
+  if (end > s->zero_bits)
+    return 0;
+  for (; i < end; i++)
+    if (!(s->zero[i / 64] & (1ull << (i % 64))))
+      return 0;
+  return 1;
+}
+
+int stack_open_session(struct stack *s, const struct ufk_session_info *info) {
+  for (int i = 0; i < s->n; i++) {
+    struct level *l = &s->levels[i];
+    host_clear_error();
+    if (l->plugin->p.open && l->plugin->p.open(l->inst, info) < 0) {
+      log_error("%s: refused session %llu: %s", pconf_instance(l->cfg),
+                (unsigned long long)info->id, host_last_error());
+      while (--i >= 0)
+        if (s->levels[i].plugin->p.close)
+          s->levels[i].plugin->p.close(s->levels[i].inst, info);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void stack_close_session(struct stack *s, const struct ufk_session_info *info) {
+  for (int i = s->n - 1; i >= 0; i--)
+    if (s->levels[i].plugin->p.close)
+      s->levels[i].plugin->p.close(s->levels[i].inst, info);
+}

@@ -1,0 +1,17 @@
+/* The supervisor process: owns the sockets, the uffds and each session's
+ * shared state, never loads a plugin, and restarts the worker. */
+#ifndef UFFDKIT_CORE_SUPERVISOR_H
+#define UFFDKIT_CORE_SUPERVISOR_H
+
+#include "config.h"
+
+struct supervisor_opts {
+  const char *log_level; /* command-line override, or NULL */
+  const char *log_format;
+};
+
+/* Runs until SIGTERM/SIGINT.  Takes ownership of conf.  Returns the exit
+ * status. */
+int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o);
+
+#endif

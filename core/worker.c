@@ -1,0 +1,392 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "host.h"
+#include "ipc.h"
+#include "log.h"
+#include "plugin.h"
+#include "pool.h"
+#include "session.h"
+
+struct worker {
+  struct daemon_conf conf;
+  struct worker_listener *wl;
+  int n;
+  int ipc;
+  pthread_mutex_t lock;
+  struct session *sessions;
+  int reaper; /* eventfd: a session thread has finished */
+  int supervisor_gone;
+};
+
+static struct worker W;
+
+static void close_fds(const int fds[4]) {
+  for (int i = 0; i < 4; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+}
+
+static void send_end(uint64_t id, int reason) {
+  struct ipc_msg m = {.type = IPC_END, .id = id, .code = reason};
+  if (!W.supervisor_gone)
+    ipc_send(W.ipc, &m, NULL, 0);
+}
+
+/* Checks what the supervisor could not: that every region fits the
+ * source. */
+static int regions_fit(struct session *s) {
+  int64_t size = stack_size(s->wl->stack);
+  for (uint32_t i = 0; i < s->info.nregions; i++) {
+    const struct ufk_region *r = &s->regions[i];
+    if (r->offset + r->size > (uint64_t)size) {
+      log_error("session %llu (pid %d) on %s: region %u [%llu, +%llu) lies "
+                "outside the source's %lld bytes; refusing it",
+                (unsigned long long)s->id, s->info.pid, s->wl->conf->name, i,
+                (unsigned long long)r->offset, (unsigned long long)r->size,
+                (long long)size);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static int session_init(struct session *s) {
+  struct session_shm *m = s->shm;
+  s->ps = m->page_size;
+  s->ps_shift = (unsigned)__builtin_ctz(s->ps);
+  s->present = (uint64_t *)((char *)m + m->present_off);
+  s->removed = (uint64_t *)((char *)m + m->removed_off);
+  s->inflight = calloc((m->npages + 63) / 64 + 1, sizeof(uint64_t));
+  s->keeps_socket = (int)m->keeps_socket;
+  s->conn_open = s->keeps_socket && s->conn >= 0;
+  s->info = (struct ufk_session_info){.id = s->id,
+                                      .pid = m->pid,
+                                      .page_size = m->page_size,
+                                      .nregions = m->nregions,
+                                      .regions = s->regions,
+                                      .listener = s->wl->conf->name};
+  for (uint32_t i = 0; i < m->nregions && i < CONF_MAX_REGIONS; i++)
+    s->regions[i] = (struct ufk_region){.base = m->regions[i].base,
+                                        .size = m->regions[i].size,
+                                        .offset = m->regions[i].offset};
+  pthread_rwlock_init(&s->rmlock, NULL);
+  pthread_mutex_init(&s->ref_lock, NULL);
+  pthread_cond_init(&s->ref_cond, NULL);
+  if (posix_memalign(&s->buf, 4096, s->ps))
+    return -1;
+  return 0;
+}
+
+struct session *session_new(struct worker_listener *wl, uint64_t id,
+                            const int fds[4]) {
+  struct session *s = calloc(1, sizeof *s);
+  s->id = id;
+  s->wl = wl;
+  s->conn = fds[0];
+  s->uffd = fds[1];
+  s->pidfd = fds[2];
+  s->shmfd = fds[3];
+  s->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  s->shm = s->shmfd >= 0 ? session_shm_map(s->shmfd, &s->shm_len) : NULL;
+  if (!s->shm || s->uffd < 0 || s->shm->nregions == 0 ||
+      s->shm->nregions > CONF_MAX_REGIONS || session_init(s) < 0) {
+    log_error("session %llu: unusable state from the supervisor",
+              (unsigned long long)id);
+    session_free(s);
+    return NULL;
+  }
+  if (!regions_fit(s) || stack_open_session(wl->stack, &s->info) < 0) {
+    session_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void session_free(struct session *s) {
+  if (s->shm)
+    munmap(s->shm, s->shm_len);
+  int fds[4] = {s->conn, s->uffd, s->pidfd, s->shmfd};
+  close_fds(fds);
+  if (s->stopfd >= 0)
+    close(s->stopfd);
+  free(s->inflight);
+  free(s->buf);
+  free(s);
+}
+
+/* Runs the fault loop, then waits for the session's pool jobs, reports
+ * the end and queues the thread to be joined. */
+static void *session_thread(void *arg) {
+  struct session *s = session_main(arg);
+  pthread_mutex_lock(&s->ref_lock);
+  while (s->refs)
+    pthread_cond_wait(&s->ref_cond, &s->ref_lock);
+  pthread_mutex_unlock(&s->ref_lock);
+  stack_close_session(s->wl->stack, &s->info);
+  log_info("session %llu (pid %d) on %s ended: %llu faults, %llu pages "
+           "copied, %llu zero pages",
+           (unsigned long long)s->id, s->info.pid, s->wl->conf->name,
+           (unsigned long long)s->shm->counters.faults,
+           (unsigned long long)s->shm->counters.pages_copied,
+           (unsigned long long)s->shm->counters.zero_pages);
+  if (s->end_reason != END_SHUTDOWN)
+    send_end(s->id, s->end_reason);
+  uint64_t one = 1;
+  if (write(W.reaper, &one, sizeof one) < 0)
+    log_warn("reaper eventfd: %s", strerror(errno));
+  return s;
+}
+
+static void start_session(const struct ipc_msg *m, int fds[4]) {
+  struct worker_listener *wl = NULL;
+  for (int i = 0; i < W.n; i++)
+    if (!strncmp(W.wl[i].conf->name, m->name, sizeof m->name))
+      wl = &W.wl[i];
+  struct session *s = wl ? session_new(wl, m->id, fds) : NULL;
+  if (!wl)
+    close_fds(fds);
+  if (!s) {
+    send_end(m->id, END_REFUSED);
+    return;
+  }
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, 256 << 10);
+  pthread_mutex_lock(&W.lock);
+  if (pthread_create(&s->thread, &a, session_thread, s) != 0) {
+    pthread_mutex_unlock(&W.lock);
+    log_error("session %llu: cannot start its thread", (unsigned long long)s->id);
+    session_free(s);
+    send_end(m->id, END_REFUSED);
+  } else {
+    s->next = W.sessions;
+    W.sessions = s;
+    pthread_mutex_unlock(&W.lock);
+    log_info("session %llu (pid %d) on %s: %u regions, %u-byte pages",
+             (unsigned long long)s->id, s->info.pid, wl->conf->name,
+             s->info.nregions, s->ps);
+  }
+  pthread_attr_destroy(&a);
+}
+
+/* Joins the threads of sessions that ended. */
+static void reap(int all) {
+  uint64_t v;
+  if (read(W.reaper, &v, sizeof v) < 0 && errno != EAGAIN)
+    log_warn("reaper: %s", strerror(errno));
+  pthread_mutex_lock(&W.lock);
+  struct session **pp = &W.sessions;
+  while (*pp) {
+    struct session *s = *pp;
+    if (all || __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) {
+      *pp = s->next;
+      pthread_mutex_unlock(&W.lock);
+      pthread_join(s->thread, NULL);
+      session_free(s);
+      pthread_mutex_lock(&W.lock);
+    } else {
+      pp = &s->next;
+    }
+  }
+  pthread_mutex_unlock(&W.lock);
+}
+
+static void stop_all(void) {
+  pthread_mutex_lock(&W.lock);
+  uint64_t one = 1;
+  for (struct session *s = W.sessions; s; s = s->next)
+    if (write(s->stopfd, &one, sizeof one) < 0)
+      log_warn("stopping session %llu: %s", (unsigned long long)s->id,
+               strerror(errno));
+  pthread_mutex_unlock(&W.lock);
+  reap(1);
+}
+
+/* Waits for the supervisor's IPC_LISTENER message of every listener. */
+static int receive_listeners(void) {
+  int got = 0;
+  while (got < W.n) {
+    struct pollfd pf = {.fd = W.ipc, .events = POLLIN};
+    if (poll(&pf, 1, 10000) <= 0) {
+      log_error("no listener state from the supervisor");
+      return -1;
+    }
+    struct ipc_msg m;
+    int fds[IPC_MAX_FDS];
+    if (ipc_recv(W.ipc, &m, fds) <= 0 || m.type != IPC_LISTENER ||
+        fds[0] < 0) {
+      log_error("bad message from the supervisor while starting");
+      return -1;
+    }
+    for (int i = 0; i < W.n; i++)
+      if (!strncmp(W.wl[i].conf->name, m.name, sizeof m.name)) {
+        W.wl[i].stats = listener_stats_map(fds[0]);
+        got += W.wl[i].stats != NULL;
+      }
+    close(fds[0]);
+  }
+  return 0;
+}
+
+static int build_stacks(void) {
+  const char *dir =
+      W.conf.plugin_dir ? W.conf.plugin_dir : plugin_default_dir();
+  for (int i = 0; i < W.n; i++) {
+    struct worker_listener *wl = &W.wl[i];
+    char err[2048];
+    wl->stack = stack_build(&W.conf, wl->conf, dir, wl->stats, err, sizeof err);
+    if (!wl->stack) {
+      log_error("%s", err);
+      return -1;
+    }
+    uint32_t f = stack_flags(wl->stack);
+    if (!(f & UFK_PLUGIN_FAST)) {
+      uint32_t c = stack_concurrency(wl->stack);
+      int threads = c == 0 || c > 32 ? 32 : (int)c;
+      wl->pool = pool_new(wl->conf->name, threads);
+    }
+    log_info("listener %s: %s, %lld bytes%s", wl->conf->name,
+             stack_describe(wl->stack), (long long)stack_size(wl->stack),
+             wl->pool ? "" : ", served inline");
+  }
+  return 0;
+}
+
+static void handle_ipc(void) {
+  struct ipc_msg m;
+  int fds[IPC_MAX_FDS];
+  for (;;) {
+    int r = ipc_recv(W.ipc, &m, fds);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+      log_error("supervisor is gone; serving the live sessions until they "
+                "end");
+      W.supervisor_gone = 1;
+      return;
+    }
+    if (r < 0)
+      return;
+    if (m.type == IPC_SESSION)
+      start_session(&m, fds);
+    else
+      close_fds(fds);
+  }
+}
+
+static int live_sessions(void) {
+  int n = 0;
+  pthread_mutex_lock(&W.lock);
+  for (struct session *s = W.sessions; s; s = s->next)
+    n++;
+  pthread_mutex_unlock(&W.lock);
+  return n;
+}
+
+static void loop(int sigfd) {
+  for (;;) {
+    struct pollfd pf[3] = {
+        {.fd = W.supervisor_gone ? -1 : W.ipc, .events = POLLIN},
+        {.fd = sigfd, .events = POLLIN},
+        {.fd = W.reaper, .events = POLLIN},
+    };
+    if (poll(pf, 3, -1) < 0 && errno != EINTR)
+      return;
+    if (pf[1].revents & POLLIN)
+      return; /* SIGTERM/SIGINT */
+    if (pf[2].revents & POLLIN)
+      reap(0);
+    if (pf[0].revents)
+      handle_ipc();
+    if (W.supervisor_gone && live_sessions() == 0)
+      return;
+  }
+}
+
+static int load_config(int fd, const char *name) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&text, &len);
+  char buf[8192];
+  ssize_t n;
+  while ((n = pread(fd, buf, sizeof buf, (off_t)len)) > 0)
+    fwrite(buf, 1, (size_t)n, m);
+  fclose(m);
+  close(fd);
+  char err[2048];
+  int r = conf_load_string(&W.conf, text, name, err, sizeof err);
+  free(text);
+  if (r < 0)
+    log_error("%s", err);
+  return r;
+}
+
+int worker_main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"worker", no_argument, NULL, 'w'},
+      {"ipc-fd", required_argument, NULL, 'i'},
+      {"config-fd", required_argument, NULL, 'c'},
+      {"config-name", required_argument, NULL, 'n'},
+      {"log-level", required_argument, NULL, 'l'},
+      {"log-format", required_argument, NULL, 'f'},
+      {NULL, 0, NULL, 0},
+  };
+  int cfd = -1, opt, level = -1, json = -1;
+  const char *name = "config";
+  W.ipc = -1;
+  while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (opt == 'i')
+      W.ipc = atoi(optarg);
+    else if (opt == 'c')
+      cfd = atoi(optarg);
+    else if (opt == 'n')
+      name = optarg;
+    else if (opt == 'l')
+      level = log_level_from_name(optarg);
+    else if (opt == 'f')
+      json = !strcmp(optarg, "json");
+  }
+  log_set_process("uffdkit-worker");
+  if (W.ipc < 0 || cfd < 0 || load_config(cfd, name) < 0)
+    return 2;
+  log_set_level(level >= 0 ? level : W.conf.log_level);
+  log_set_json(json >= 0 ? json : !strcmp(W.conf.log_format, "json"));
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  int sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+  pthread_mutex_init(&W.lock, NULL);
+  W.reaper = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  W.n = W.conf.n_listeners;
+  W.wl = calloc((size_t)W.n, sizeof *W.wl);
+  for (int i = 0; i < W.n; i++)
+    W.wl[i].conf = &W.conf.listeners[i];
+  if (receive_listeners() < 0 || build_stacks() < 0)
+    return 2;
+  struct ipc_msg ready = {.type = IPC_READY};
+  ipc_send(W.ipc, &ready, NULL, 0);
+  loop(sigfd);
+  stop_all();
+  for (int i = 0; i < W.n; i++) {
+    pool_free(W.wl[i].pool);
+    stack_destroy(W.wl[i].stack);
+  }
+  plugin_unload_all();
+  free(W.wl);
+  conf_free(&W.conf);
+  return 0;
+}
