@@ -1,0 +1,132 @@
+/* file: reads pages with pread, optionally with O_DIRECT so cold storage
+ * is read without filling the page cache. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uffdkit/plugin.h>
+
+#include "holes.h"
+
+static const struct ufk_host *host;
+
+struct inst {
+  const char *path;
+  int direct;
+  int fd;
+  uint64_t size;
+  uint64_t *bytes_read;
+};
+
+static const struct ufk_param params[] = {
+    {"path", UFK_T_STRING, UFK_PARAM_REQUIRED, NULL,
+     "the raw memory file Firecracker wrote (regions concatenated)"},
+    {"direct", UFK_T_BOOL, 0, "false",
+     "open with O_DIRECT: bypass the page cache (reads then go to a thread "
+     "pool, since they wait on the device)"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static int f_load(const struct ufk_host *h) {
+  host = h;
+  return 0;
+}
+
+static void *f_create(const struct ufk_config *cfg, struct ufk_next *below) {
+  (void)below;
+  struct inst *in = calloc(1, sizeof *in);
+  in->fd = -1;
+  if (host->get_string(cfg, "path", &in->path) != 0 ||
+      host->get_bool(cfg, "direct", &in->direct) < 0) {
+    free(in);
+    return NULL;
+  }
+  in->bytes_read = host->counter(cfg, "bytes_read", "bytes read from the file");
+  return in;
+}
+
+static int f_start(void *p) {
+  struct inst *in = p;
+  struct stat st;
+  in->fd = open(in->path, O_RDONLY | O_CLOEXEC | (in->direct ? O_DIRECT : 0));
+  if (in->fd < 0 || fstat(in->fd, &st) < 0) {
+    host->error(errno, "%s: %s", in->path, strerror(errno));
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+    host->error(EINVAL, "%s: not a non-empty regular file", in->path);
+    return -1;
+  }
+  in->size = (uint64_t)st.st_size;
+  return 0;
+}
+
+static void f_destroy(void *p) {
+  struct inst *in = p;
+  if (in->fd >= 0)
+    close(in->fd);
+  free(in);
+}
+
+static int64_t f_get_size(void *p) {
+  return (int64_t)((struct inst *)p)->size;
+}
+
+static int f_read(void *p, void *buf, uint64_t len, uint64_t off,
+                  uint32_t flags) {
+  struct inst *in = p;
+  (void)flags;
+  uint64_t done = 0;
+  while (done < len) {
+    ssize_t r = pread(in->fd, (char *)buf + done, len - done,
+                      (off_t)(off + done));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      int e = r < 0 ? errno : EIO;
+      host->error(e, "%s: reading %llu bytes at %llu: %s", in->path,
+                  (unsigned long long)len, (unsigned long long)off,
+                  r < 0 ? strerror(e) : "file ended early");
+      return -1;
+    }
+    done += (uint64_t)r;
+  }
+  __atomic_fetch_add(in->bytes_read, len, __ATOMIC_RELAXED);
+  return 0;
+}
+
+static int f_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
+                     void *opaque) {
+  struct inst *in = p;
+  if (ufk_file_holes(in->fd, off, len, fn, opaque) < 0) {
+    host->error(errno, "%s: finding holes: %s", in->path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void f_caps(void *p, struct ufk_caps *c) {
+  c->flags = ((struct inst *)p)->direct ? 0 : UFK_PLUGIN_FAST;
+}
+
+static const struct ufk_plugin plugin = {
+    UFK_PLUGIN_ABI,
+    .flags = UFK_PLUGIN_FAST,
+    .thread_model = UFK_THREAD_PARALLEL,
+    .name = "file",
+    .version = "1.0",
+    .description = "reads a raw memory file with pread, optionally O_DIRECT",
+    .params = params,
+    .load = f_load,
+    .create = f_create,
+    .start = f_start,
+    .destroy = f_destroy,
+    .get_size = f_get_size,
+    .read = f_read,
+    .extents = f_extents,
+    .caps = f_caps,
+};
+
+UFFDKIT_PLUGIN(plugin)

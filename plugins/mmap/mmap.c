@@ -1,0 +1,126 @@
+/* mmap: serves pages straight from a read-only mapping of a raw
+ * Firecracker memory file, with no copy before UFFDIO_COPY. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uffdkit/plugin.h>
+
+#include "holes.h"
+
+static const struct ufk_host *host;
+
+struct inst {
+  const char *path;
+  int populate;
+  int fd;
+  uint8_t *base;
+  uint64_t size;
+};
+
+static const struct ufk_param params[] = {
+    {"path", UFK_T_STRING, UFK_PARAM_REQUIRED, NULL,
+     "the raw memory file Firecracker wrote (regions concatenated)"},
+    {"populate", UFK_T_BOOL, 0, "true",
+     "map every page of the file at start, so no fault pays a page-cache "
+     "lookup on the source side"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static int mm_load(const struct ufk_host *h) {
+  host = h;
+  return 0;
+}
+
+static void *mm_create(const struct ufk_config *cfg, struct ufk_next *below) {
+  (void)below;
+  struct inst *in = calloc(1, sizeof *in);
+  in->fd = -1;
+  if (host->get_string(cfg, "path", &in->path) != 0 ||
+      host->get_bool(cfg, "populate", &in->populate) < 0) {
+    free(in);
+    return NULL;
+  }
+  return in;
+}
+
+static int mm_start(void *p) {
+  struct inst *in = p;
+  struct stat st;
+  in->fd = open(in->path, O_RDONLY | O_CLOEXEC);
+  if (in->fd < 0 || fstat(in->fd, &st) < 0) {
+    host->error(errno, "%s: %s", in->path, strerror(errno));
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+    host->error(EINVAL, "%s: not a non-empty regular file", in->path);
+    return -1;
+  }
+  in->size = (uint64_t)st.st_size;
+  int flags = MAP_PRIVATE | (in->populate ? MAP_POPULATE : 0);
+  in->base = mmap(NULL, in->size, PROT_READ, flags, in->fd, 0);
+  if (in->base == MAP_FAILED) {
+    in->base = NULL;
+    host->error(errno, "%s: mmap: %s", in->path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void mm_destroy(void *p) {
+  struct inst *in = p;
+  if (in->base)
+    munmap(in->base, in->size);
+  if (in->fd >= 0)
+    close(in->fd);
+  free(in);
+}
+
+static int64_t mm_get_size(void *p) {
+  return (int64_t)((struct inst *)p)->size;
+}
+
+static int mm_read(void *p, void *buf, uint64_t len, uint64_t off,
+                   uint32_t flags) {
+  (void)flags;
+  memcpy(buf, ((struct inst *)p)->base + off, len);
+  return 0;
+}
+
+static const void *mm_map(void *p, uint64_t off, uint64_t len) {
+  (void)len;
+  return ((struct inst *)p)->base + off;
+}
+
+static int mm_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
+                      void *opaque) {
+  struct inst *in = p;
+  if (ufk_file_holes(in->fd, off, len, fn, opaque) < 0) {
+    host->error(errno, "%s: finding holes: %s", in->path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static const struct ufk_plugin plugin = {
+    UFK_PLUGIN_ABI,
+    .flags = UFK_PLUGIN_FAST,
+    .thread_model = UFK_THREAD_PARALLEL,
+    .name = "mmap",
+    .version = "1.0",
+    .description = "serves a raw memory file from a read-only mapping",
+    .params = params,
+    .load = mm_load,
+    .create = mm_create,
+    .start = mm_start,
+    .destroy = mm_destroy,
+    .get_size = mm_get_size,
+    .read = mm_read,
+    .map = mm_map,
+    .extents = mm_extents,
+};
+
+UFFDKIT_PLUGIN(plugin)
