@@ -1,0 +1,755 @@
+/* http: guest memory served from one object on an HTTP(S) server, one range
+ * request per read.  The object must answer byte ranges (206 with an exact
+ * Content-Range); anything else is refused at start or failed per read,
+ * never padded or truncated.  Retries live in the retry layer. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include <uffdkit/plugin.h>
+
+/* Bodies of error responses are kept this far for the message, then the
+ * transfer is cut so a server answering 200 with the whole object cannot
+ * make us download it. */
+#define ERROR_BODY_MAX 65536
+#define SNIPPET_MAX 160
+#define MAX_CONNECTIONS 256
+
+static const struct ufk_host *host;
+/* The last message this thread reported, so start() can add advice to it. */
+static __thread char last_msg[1024];
+
+/* State of one request, filled by curl's callbacks. */
+struct xfer {
+  char *buf;
+  uint64_t off, want, got;
+  int64_t size; /* expected object size, -1 while probing */
+  long status;
+  int have_range, total_known, bad_range, encoded;
+  uint64_t r_first, r_last, r_total;
+  int decided, accept, overflow;
+  uint64_t discarded;
+  char snippet[SNIPPET_MAX];
+  size_t snip_len;
+};
+
+struct conn {
+  CURL *h;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+struct http {
+  char *url, *shown_url, *ca_file, *sigv4, *key_id, *secret;
+  struct curl_slist *headers;
+  int verify_tls;
+  long connect_timeout_ms, timeout_ms;
+  unsigned connections;
+  int64_t size;
+
+  CURLSH *share;
+  pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
+  struct conn *conns;
+  unsigned *free_stack, nfree, demand_waiting;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+
+  uint64_t *c_bytes, *c_requests, *c_errors;
+};
+
+/* Records the error and leaves errnum in errno too: a layer above (retry)
+ * tells transient from permanent failures by it. */
+__attribute__((format(printf, 2, 3))) static int fail(int errnum,
+                                                      const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+  va_end(ap);
+  host->error(errnum, "%s", last_msg);
+  errno = errnum;
+  return -1;
+}
+
+/* ---- settings ---- */
+
+static int opt_string(const struct ufk_config *cfg, const char *key,
+                      char **out) {
+  const char *v;
+  int r = host->get_string(cfg, key, &v);
+  *out = NULL;
+  if (r < 0) return -1;
+  if (r == 0 && *v) {
+    *out = strdup(v);
+    if (!*out) return fail(ENOMEM, "%s: out of memory", key);
+  }
+  return 0;
+}
+
+/* The URL as shown in messages: without credentials or query, which may
+ * hold a presigned signature. */
+static char *redact_url(const char *url) {
+  CURLU *u = curl_url();
+  char *tmp = NULL, *out = NULL;
+  if (u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
+      !curl_url_set(u, CURLUPART_USER, NULL, 0) &&
+      !curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) &&
+      !curl_url_set(u, CURLUPART_QUERY, NULL, 0) &&
+      !curl_url_get(u, CURLUPART_URL, &tmp, 0))
+    out = strdup(tmp);
+  curl_free(tmp);
+  curl_url_cleanup(u);
+  return out;
+}
+
+static int check_url(const struct ufk_config *cfg, struct http *h) {
+  const char *where = host->where(cfg, "url");
+  if (opt_string(cfg, "url", &h->url) < 0) return -1;
+  if (!h->url) return fail(EINVAL, "url (%s): required", where);
+  CURLU *u = curl_url();
+  char *scheme = NULL;
+  int bad = !u || curl_url_set(u, CURLUPART_URL, h->url, 0) ||
+            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
+            (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"));
+  curl_free(scheme);
+  curl_url_cleanup(u);
+  h->shown_url = bad ? NULL : redact_url(h->url);
+  if (bad || !h->shown_url)
+    return fail(EINVAL, "url (%s): not a valid http:// or https:// URL", where);
+  return 0;
+}
+
+static int read_headers(const struct ufk_config *cfg, struct http *h) {
+  int n = host->get_list_count(cfg, "headers");
+  for (int i = 0; i < n; i++) {
+    const char *v;
+    if (host->get_list_item(cfg, "headers", i, &v))
+      return fail(EINVAL, "headers (%s): item %d unreadable",
+                  host->where(cfg, "headers"), i);
+    /* CR/LF would let one setting inject whole requests. */
+    if (!strchr(v, ':') || strpbrk(v, "\r\n") || v[0] == ':')
+      return fail(EINVAL, "headers (%s): item %d is not 'Name: value'",
+                  host->where(cfg, "headers"), i);
+    struct curl_slist *l = curl_slist_append(h->headers, v);
+    if (!l) return fail(ENOMEM, "headers: out of memory");
+    h->headers = l;
+  }
+  return n < 0 ? -1 : 0;
+}
+
+static int duration_ms(const struct ufk_config *cfg, const char *key,
+                       long *out) {
+  uint64_t ns;
+  if (host->get_duration_ns(cfg, key, &ns))
+    return fail(EINVAL, "%s: missing or invalid", key);
+  if (ns < 1000000 || ns > 86400ull * 1000000000ull)
+    return fail(EINVAL, "%s (%s): must be between 1ms and 24h", key,
+                host->where(cfg, key));
+  *out = (long)(ns / 1000000);
+  return 0;
+}
+
+/* Credentials default to the standard AWS_* variables, as the AWS tools do. */
+static int env_default(char **v, const char *env) {
+  const char *e = getenv(env);
+  if (!*v && e && *e && !(*v = strdup(e)))
+    return fail(ENOMEM, "%s: out of memory", env);
+  return 0;
+}
+
+static int add_session_token(struct http *h, const char *token) {
+  size_t n = strlen(token) + 32;
+  char *line = malloc(n);
+  if (!line) return fail(ENOMEM, "aws_session_token: out of memory");
+  snprintf(line, n, "x-amz-security-token: %s", token);
+  struct curl_slist *l = curl_slist_append(h->headers, line);
+  free(line);
+  if (!l) return fail(ENOMEM, "aws_session_token: out of memory");
+  h->headers = l;
+  return 0;
+}
+
+static int read_aws(const struct ufk_config *cfg, struct http *h) {
+  char *token = NULL;
+  if (opt_string(cfg, "aws_sigv4", &h->sigv4) < 0 ||
+      opt_string(cfg, "aws_access_key_id", &h->key_id) < 0 ||
+      opt_string(cfg, "aws_secret_access_key", &h->secret) < 0 ||
+      opt_string(cfg, "aws_session_token", &token) < 0)
+    return -1;
+  if (!h->sigv4) {
+    free(token);
+    if (h->key_id || h->secret)
+      return fail(EINVAL, "aws credentials are set but aws_sigv4 is not");
+    return 0;
+  }
+  int r = env_default(&h->key_id, "AWS_ACCESS_KEY_ID");
+  if (!r) r = env_default(&h->secret, "AWS_SECRET_ACCESS_KEY");
+  if (!r) r = env_default(&token, "AWS_SESSION_TOKEN");
+  if (!r && (!h->key_id || !h->secret))
+    r = fail(EINVAL,
+             "aws_sigv4 (%s): needs aws_access_key_id and "
+             "aws_secret_access_key (or AWS_ACCESS_KEY_ID and "
+             "AWS_SECRET_ACCESS_KEY in the environment)",
+             host->where(cfg, "aws_sigv4"));
+  if (!r && token) r = add_session_token(h, token);
+  free(token);
+  return r;
+}
+
+static int read_settings(const struct ufk_config *cfg, struct http *h) {
+  int64_t conns;
+  if (check_url(cfg, h) < 0 || read_headers(cfg, h) < 0 ||
+      opt_string(cfg, "ca_file", &h->ca_file) < 0 ||
+      host->get_bool(cfg, "verify_tls", &h->verify_tls) ||
+      duration_ms(cfg, "connect_timeout", &h->connect_timeout_ms) < 0 ||
+      duration_ms(cfg, "timeout", &h->timeout_ms) < 0 ||
+      host->get_int(cfg, "connections", &conns) || read_aws(cfg, h) < 0)
+    return -1;
+  if (conns < 1 || conns > MAX_CONNECTIONS)
+    return fail(EINVAL, "connections (%s): %" PRId64 " is not in 1..%d",
+                host->where(cfg, "connections"), conns, MAX_CONNECTIONS);
+  h->connections = (unsigned)conns;
+  return 0;
+}
+
+static void http_destroy(void *inst);
+
+static void *http_create(const struct ufk_config *cfg, struct ufk_next *below) {
+  (void)below;
+  struct http *h = calloc(1, sizeof *h);
+  if (!h) {
+    fail(ENOMEM, "out of memory");
+    return NULL;
+  }
+  h->size = -1;
+  pthread_mutex_init(&h->lock, NULL);
+  pthread_cond_init(&h->cond, NULL);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_init(&h->share_lock[i], NULL);
+  if (read_settings(cfg, h) < 0) {
+    http_destroy(h);
+    return NULL;
+  }
+  h->c_bytes = host->counter(cfg, "bytes_fetched", "body bytes received");
+  h->c_requests = host->counter(cfg, "requests", "range requests sent");
+  h->c_errors = host->counter(cfg, "errors", "failed range requests");
+  return h;
+}
+
+/* ---- response parsing ---- */
+
+static int parse_u64(const char **p, uint64_t *out) {
+  if (!isdigit((unsigned char)**p)) return -1;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(*p, &end, 10);
+  if (errno) return -1;
+  *p = end;
+  *out = v;
+  return 0;
+}
+
+/* "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"), surrounding blanks allowed. */
+static int parse_content_range(const char *v, size_t n, struct xfer *x) {
+  char tmp[128];
+  if (n >= sizeof tmp) return -1;
+  memcpy(tmp, v, n);
+  tmp[n] = 0;
+  const char *p = tmp;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  if (strncasecmp(p, "bytes", 5)) return -1;
+  p += 5;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  if (parse_u64(&p, &x->r_first) || *p++ != '-' || parse_u64(&p, &x->r_last) ||
+      *p++ != '/')
+    return -1;
+  x->total_known = *p != '*';
+  if (x->total_known ? parse_u64(&p, &x->r_total) : (p++, 0)) return -1;
+  while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+    p++;
+  return *p || x->r_last < x->r_first ? -1 : 0;
+}
+
+static int header_is(const char *line, size_t n, const char *name,
+                     const char **value, size_t *vlen) {
+  size_t k = strlen(name);
+  if (n <= k || strncasecmp(line, name, k) || line[k] != ':') return 0;
+  *value = line + k + 1;
+  *vlen = n - k - 1;
+  return 1;
+}
+
+static void parse_status_line(struct xfer *x, const char *line, size_t n) {
+  /* A new response (redirect, 100-continue) replaces the previous one. */
+  long st = 0;
+  const char *sp = memchr(line, ' ', n);
+  for (size_t i = sp ? (size_t)(sp - line) + 1 : n; i < n; i++) {
+    if (!isdigit((unsigned char)line[i])) break;
+    st = st * 10 + (line[i] - '0');
+    if (st > 999) break;
+  }
+  x->status = st;
+  x->have_range = x->bad_range = x->encoded = 0;
+}
+
+static int value_is_identity(const char *v, size_t n) {
+  while (n && (*v == ' ' || *v == '\t'))
+    v++, n--;
+  while (n && (v[n - 1] == ' ' || v[n - 1] == '\r' || v[n - 1] == '\n'))
+    n--;
+  return n == 8 && !strncasecmp(v, "identity", 8);
+}
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *opaque) {
+  struct xfer *x = opaque;
+  size_t n = size * nitems;
+  const char *v;
+  size_t vlen;
+  if (n >= 5 && !strncmp(line, "HTTP/", 5))
+    parse_status_line(x, line, n);
+  else if (header_is(line, n, "content-range", &v, &vlen)) {
+    x->have_range = 1;
+    x->bad_range = parse_content_range(v, vlen, x) < 0;
+  } else if (header_is(line, n, "content-encoding", &v, &vlen))
+    x->encoded = !value_is_identity(v, vlen);
+  return n;
+}
+
+/* Whether the body is the range asked for, decided once all headers are in. */
+static void decide(struct xfer *x) {
+  x->decided = 1;
+  x->accept =
+      x->status == 206 && x->have_range && !x->bad_range && !x->encoded &&
+      x->r_first == x->off && x->r_last == x->off + x->want - 1 &&
+      (x->size < 0 ? x->total_known
+                   : !x->total_known || x->r_total == (uint64_t)x->size);
+}
+
+static void keep_snippet(struct xfer *x, const char *p, size_t n) {
+  for (size_t i = 0; i < n && x->snip_len < sizeof x->snippet - 1; i++) {
+    unsigned char ch = (unsigned char)p[i];
+    if (isspace(ch)) {
+      if (x->snip_len && x->snippet[x->snip_len - 1] != ' ')
+        x->snippet[x->snip_len++] = ' ';
+    } else if (isprint(ch))
+      x->snippet[x->snip_len++] = (char)ch;
+  }
+  x->snippet[x->snip_len] = 0;
+}
+
+/* The body goes straight into the caller's buffer; one byte too many fails
+ * the request rather than being dropped. */
+static size_t on_body(char *p, size_t size, size_t nmemb, void *opaque) {
+  struct xfer *x = opaque;
+  size_t n = size * nmemb;
+  if (!x->decided) decide(x);
+  if (!x->accept) {
+    keep_snippet(x, p, n);
+    x->discarded += n;
+    return x->discarded > ERROR_BODY_MAX ? 0 : n;
+  }
+  if (n > x->want - x->got) {
+    x->overflow = 1;
+    return 0;
+  }
+  memcpy(x->buf + x->got, p, n);
+  x->got += n;
+  return n;
+}
+
+/* ---- classification ---- */
+
+static int curl_errno(CURLcode rc) {
+  switch (rc) {
+  case CURLE_OPERATION_TIMEDOUT:
+    return ETIMEDOUT;
+  case CURLE_COULDNT_CONNECT:
+    return ECONNREFUSED;
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    return EAGAIN;
+  case CURLE_SEND_ERROR:
+    return EPIPE;
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_SSL_CONNECT_ERROR:
+    return ECONNRESET;
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_LOGIN_DENIED:
+  case CURLE_AUTH_ERROR:
+    return EACCES;
+  case CURLE_URL_MALFORMAT:
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_TOO_MANY_REDIRECTS:
+  case CURLE_BAD_CONTENT_ENCODING:
+    return EINVAL;
+  case CURLE_OUT_OF_MEMORY:
+    return ENOMEM;
+  default:
+    return EIO; /* partial file, weird reply, ...: worth another try */
+  }
+}
+
+/* 408 and 429 are client codes that say "try again later", so they are
+ * transient; every other 4xx is permanent. */
+static int status_errno(long st) {
+  switch (st) {
+  case 401:
+  case 403:
+    return EACCES;
+  case 404:
+  case 410:
+    return ENOENT;
+  case 416:
+    return ERANGE;
+  case 408:
+    return ETIMEDOUT;
+  case 429:
+  case 503:
+    return EAGAIN;
+  default:
+    return st >= 500 && st <= 599 ? EIO : EINVAL;
+  }
+}
+
+static int range_error(const struct http *h, const struct xfer *x,
+                       const char *what) {
+  if (x->encoded)
+    return fail(EINVAL,
+                "%s %s: response has a Content-Encoding; an "
+                "identity body is required",
+                h->shown_url, what);
+  if (!x->have_range || x->bad_range)
+    return fail(EINVAL, "%s %s: 206 response without a valid Content-Range",
+                h->shown_url, what);
+  if (x->size >= 0 && x->total_known && x->r_total != (uint64_t)x->size)
+    return fail(ESTALE,
+                "%s %s: object size changed from %" PRId64 " to %" PRIu64,
+                h->shown_url, what, x->size, x->r_total);
+  if (!x->total_known)
+    return fail(EINVAL, "%s %s: Content-Range gives no object size",
+                h->shown_url, what);
+  return fail(EIO,
+              "%s %s: server answered bytes %" PRIu64 "-%" PRIu64 " instead",
+              h->shown_url, what, x->r_first, x->r_last);
+}
+
+static int check_response(const struct http *h, const struct conn *c,
+                          const struct xfer *x, CURLcode rc, const char *what) {
+  if (rc != CURLE_OK && x->status == 0)
+    return fail(curl_errno(rc), "%s %s: %s", h->shown_url, what,
+                c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+  if (x->status != 206)
+    return fail(status_errno(x->status), "%s %s: HTTP status %ld%s%s%s",
+                h->shown_url, what, x->status,
+                x->status == 200 ? " (range ignored)" : "",
+                x->snip_len ? ": " : "", x->snippet);
+  if (!x->accept) return range_error(h, x, what);
+  if (x->overflow)
+    return fail(EIO, "%s %s: body longer than the %" PRIu64 " bytes asked",
+                h->shown_url, what, x->want);
+  if (rc != CURLE_OK)
+    return fail(
+        curl_errno(rc), "%s %s: %s after %" PRIu64 " of %" PRIu64 " bytes",
+        h->shown_url, what, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc),
+        x->got, x->want);
+  if (x->got != x->want)
+    return fail(EIO, "%s %s: short body, %" PRIu64 " of %" PRIu64 " bytes",
+                h->shown_url, what, x->got, x->want);
+  return 0;
+}
+
+/* ---- connections ---- */
+
+static void share_lock(CURL *e, curl_lock_data d, curl_lock_access a,
+                       void *opaque) {
+  (void)e;
+  (void)a;
+  pthread_mutex_lock(&((struct http *)opaque)->share_lock[d]);
+}
+
+static void share_unlock(CURL *e, curl_lock_data d, void *opaque) {
+  (void)e;
+  pthread_mutex_unlock(&((struct http *)opaque)->share_lock[d]);
+}
+
+/* Handles share DNS answers and TLS sessions; each keeps its own
+ * connection alive between requests. */
+static int make_share(struct http *h) {
+  h->share = curl_share_init();
+  if (!h->share ||
+      curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock) ||
+      curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
+      curl_share_setopt(h->share, CURLSHOPT_USERDATA, h) ||
+      curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) ||
+      curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION))
+    return fail(ENOMEM, "%s: cannot set up a curl share", h->shown_url);
+  return 0;
+}
+
+static CURLcode set_auth(const struct http *h, CURL *e) {
+  CURLcode r = CURLE_OK;
+  if (h->sigv4) {
+    r = curl_easy_setopt(e, CURLOPT_AWS_SIGV4, h->sigv4);
+    if (!r) r = curl_easy_setopt(e, CURLOPT_USERNAME, h->key_id);
+    if (!r) r = curl_easy_setopt(e, CURLOPT_PASSWORD, h->secret);
+  }
+  if (!r && h->ca_file) r = curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+  if (!r && !h->verify_tls) {
+    r = curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    if (!r) r = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  return r;
+}
+
+#define SET(opt, val)                                                          \
+  do {                                                                         \
+    if (!r) r = curl_easy_setopt(e, opt, val);                                 \
+  } while (0)
+
+static CURLcode set_options(const struct http *h, struct conn *c) {
+  CURL *e = c->h;
+  CURLcode r = CURLE_OK;
+  SET(CURLOPT_URL, h->url);
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_FOLLOWLOCATION, 1L);
+  SET(CURLOPT_MAXREDIRS, 5L);
+  SET(CURLOPT_NOSIGNAL, 1L); /* many threads; no SIGALRM for timeouts */
+  SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  SET(CURLOPT_TCP_KEEPIDLE, 30L);
+  SET(CURLOPT_TCP_KEEPINTVL, 10L);
+  SET(CURLOPT_TCP_NODELAY, 1L);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+  SET(CURLOPT_TIMEOUT_MS, h->timeout_ms);
+  SET(CURLOPT_BUFFERSIZE, 256L * 1024);
+  SET(CURLOPT_HTTPHEADER, h->headers);
+  SET(CURLOPT_ERRORBUFFER, c->errbuf);
+  SET(CURLOPT_WRITEFUNCTION, on_body);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_SHARE, h->share);
+  if (!r) r = set_auth(h, e);
+  return r;
+}
+
+static int make_pool(struct http *h) {
+  h->conns = calloc(h->connections, sizeof *h->conns);
+  h->free_stack = calloc(h->connections, sizeof *h->free_stack);
+  if (!h->conns || !h->free_stack)
+    return fail(ENOMEM, "%s: out of memory", h->shown_url);
+  for (unsigned i = 0; i < h->connections; i++) {
+    struct conn *c = &h->conns[i];
+    c->h = curl_easy_init();
+    CURLcode r = c->h ? set_options(h, c) : CURLE_OUT_OF_MEMORY;
+    if (r)
+      return fail(r == CURLE_OUT_OF_MEMORY ? ENOMEM : ENOTSUP,
+                  "%s: libcurl refused an option: %s", h->shown_url,
+                  curl_easy_strerror(r));
+  }
+  /* Slot 0 on top: the first read reuses the probe's connection. */
+  for (unsigned i = h->connections; i-- > 0;)
+    h->free_stack[h->nfree++] = i;
+  return 0;
+}
+
+/* Prefetches leave one connection to demand reads and give way to any
+ * demand read already waiting. */
+static int can_take(const struct http *h, int prefetch) {
+  if (!prefetch) return h->nfree > 0;
+  unsigned reserve = h->connections > 1 ? 1 : 0;
+  return h->nfree > reserve && h->demand_waiting == 0;
+}
+
+static struct conn *conn_get(struct http *h, int prefetch) {
+  pthread_mutex_lock(&h->lock);
+  h->demand_waiting += !prefetch;
+  while (!can_take(h, prefetch))
+    pthread_cond_wait(&h->cond, &h->lock);
+  h->demand_waiting -= !prefetch;
+  struct conn *c = &h->conns[h->free_stack[--h->nfree]];
+  pthread_mutex_unlock(&h->lock);
+  return c;
+}
+
+static void conn_put(struct http *h, struct conn *c) {
+  pthread_mutex_lock(&h->lock);
+  h->free_stack[h->nfree++] = (unsigned)(c - h->conns);
+  pthread_cond_broadcast(&h->cond);
+  pthread_mutex_unlock(&h->lock);
+}
+
+/* One GET of bytes [off, off+len) into buf; 0 only for an exact answer. */
+static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
+                 uint64_t off) {
+  struct xfer x = {.buf = buf, .off = off, .want = len, .size = h->size};
+  char range[64], what[96];
+  snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, off, off + len - 1);
+  snprintf(what, sizeof what, "bytes %s", range);
+  c->errbuf[0] = 0;
+  curl_easy_setopt(c->h, CURLOPT_RANGE, range);
+  curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &x);
+  curl_easy_setopt(c->h, CURLOPT_HEADERDATA, &x);
+  CURLcode rc = curl_easy_perform(c->h);
+  if (!x.decided) decide(&x);
+  __atomic_fetch_add(h->c_requests, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(h->c_bytes, x.got, __ATOMIC_RELAXED);
+  int r = check_response(h, c, &x, rc, what);
+  if (r < 0)
+    __atomic_fetch_add(h->c_errors, 1, __ATOMIC_RELAXED);
+  else if (h->size < 0)
+    h->size = (int64_t)x.r_total;
+  return r;
+}
+
+/* The first byte tells the size and whether ranges are honoured; a server
+ * that answers 200 to a range would make every read a full download. */
+static int probe(struct http *h) {
+  char byte;
+  int r = fetch(h, &h->conns[0], &byte, 1, 0);
+  if (r == 0 && h->size > 0 && h->size <= INT64_MAX / 2) return 0;
+  if (r == 0)
+    return fail(EINVAL, "%s: object size %" PRId64 " is not usable",
+                h->shown_url, h->size);
+  if (errno != EINVAL && errno != ERANGE) return -1;
+  char why[sizeof last_msg];
+  snprintf(why, sizeof why, "%s", last_msg);
+  return fail(errno,
+              "%s; refusing this server: range requests are required "
+              "('Range: bytes=0-0' must get 206 and 'Content-Range: bytes "
+              "0-0/SIZE' with SIZE > 0)",
+              why);
+}
+
+static int http_start(void *inst) {
+  struct http *h = inst;
+  if (make_share(h) < 0 || make_pool(h) < 0) return -1;
+  h->size = -1;
+  return probe(h);
+}
+
+static void http_destroy(void *inst) {
+  struct http *h = inst;
+  if (!h) return;
+  for (unsigned i = 0; h->conns && i < h->connections; i++)
+    if (h->conns[i].h) curl_easy_cleanup(h->conns[i].h);
+  if (h->share) curl_share_cleanup(h->share);
+  curl_slist_free_all(h->headers);
+  free(h->conns);
+  free(h->free_stack);
+  free(h->url);
+  free(h->shown_url);
+  free(h->ca_file);
+  free(h->sigv4);
+  free(h->key_id);
+  free(h->secret);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_destroy(&h->share_lock[i]);
+  pthread_cond_destroy(&h->cond);
+  pthread_mutex_destroy(&h->lock);
+  free(h);
+}
+
+/* ---- data ---- */
+
+static int64_t http_get_size(void *inst) {
+  return ((struct http *)inst)->size;
+}
+
+static int http_read(void *inst, void *buf, uint64_t len, uint64_t off,
+                     uint32_t flags) {
+  struct http *h = inst;
+  if (flags & UFK_READ_NOWAIT)
+    return fail(EWOULDBLOCK, "%s: bytes at %" PRIu64 " need a request",
+                h->shown_url, off);
+  if (len == 0 || off > (uint64_t)h->size || len > (uint64_t)h->size - off)
+    return fail(EINVAL,
+                "%s: read of %" PRIu64 " bytes at %" PRIu64
+                " is outside the object (%" PRId64 " bytes)",
+                h->shown_url, len, off, h->size);
+  struct conn *c = conn_get(h, !!(flags & UFK_READ_PREFETCH));
+  int r = fetch(h, c, buf, len, off);
+  int e = errno;
+  conn_put(h, c);
+  errno = e;
+  return r;
+}
+
+static void http_caps(void *inst, struct ufk_caps *out) {
+  out->flags = 0; /* every read is a network round trip: not FAST */
+  out->max_concurrency = ((struct http *)inst)->connections;
+  out->max_io = 0;
+}
+
+static int http_load(const struct ufk_host *h) {
+  host = h;
+  CURLcode r = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (r) {
+    h->error(EIO, "curl_global_init: %s", curl_easy_strerror(r));
+    return -1;
+  }
+  /* CURLOPT_PROTOCOLS_STR needs 7.85. */
+  if (curl_version_info(CURLVERSION_NOW)->version_num < 0x075500) {
+    h->error(ENOTSUP, "libcurl %s is too old: 7.85 or newer is needed",
+             curl_version_info(CURLVERSION_NOW)->version);
+    curl_global_cleanup();
+    return -1;
+  }
+  return 0;
+}
+
+static void http_unload(void) {
+  curl_global_cleanup();
+}
+
+static const struct ufk_param params[] = {
+    {"url", UFK_T_STRING, UFK_PARAM_REQUIRED, NULL,
+     "http:// or https:// URL of the memory object"},
+    {"headers", UFK_T_STRING_LIST, UFK_PARAM_SECRET, NULL,
+     "extra request headers, 'Name: value'"},
+    {"ca_file", UFK_T_STRING, 0, NULL, "CA bundle to verify the server with"},
+    {"verify_tls", UFK_T_BOOL, 0, "true", "verify the server certificate"},
+    {"connect_timeout", UFK_T_DURATION, 0, "5s", "connection set-up limit"},
+    {"timeout", UFK_T_DURATION, 0, "30s", "limit for one whole request"},
+    {"connections", UFK_T_INT, 0, "8", "most requests in flight"},
+    {"aws_sigv4", UFK_T_STRING, 0, NULL,
+     "sign requests with AWS SigV4, e.g. aws:amz:us-east-1:s3"},
+    {"aws_access_key_id", UFK_T_STRING, UFK_PARAM_SECRET, NULL,
+     "default: $AWS_ACCESS_KEY_ID"},
+    {"aws_secret_access_key", UFK_T_STRING, UFK_PARAM_SECRET, NULL,
+     "default: $AWS_SECRET_ACCESS_KEY"},
+    {"aws_session_token", UFK_T_STRING, UFK_PARAM_SECRET, NULL,
+     "default: $AWS_SESSION_TOKEN"},
+    {0},
+};
+
+static const struct ufk_plugin plugin = {
+    UFK_PLUGIN_ABI,
+    .flags = 0,
+    .thread_model = UFK_THREAD_PARALLEL,
+    .name = "http",
+    .version = "1.0",
+    .description = "memory object on an HTTP(S) server or S3, read by range",
+    .params = params,
+    .load = http_load,
+    .unload = http_unload,
+    .create = http_create,
+    .start = http_start,
+    .destroy = http_destroy,
+    .get_size = http_get_size,
+    .read = http_read,
+    .caps = http_caps,
+};
+
+UFFDKIT_PLUGIN(plugin)
