@@ -1,0 +1,537 @@
+/* cache: chunks of the source below kept in memory (or an unlinked local
+ * file), shared by every session of the instance, so clones of one template
+ * fetch each chunk once.  Bounded; the least recently used chunk is reclaimed
+ * first.  A chunk being fetched is in the table as FETCHING: other readers of
+ * it wait for that one fetch.  A failed fetch leaves nothing behind. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <uffdkit/plugin.h>
+
+#define MIN_CHUNK 4096ull
+#define MAX_CHUNK (1ull << 30)
+#define MAX_SLOTS (1u << 30)
+#define NONE (-1)
+
+static const struct ufk_host *host;
+
+enum { S_FREE, S_FETCHING, S_VALID };
+
+/* One fetch in flight; its fetcher and every waiter hold a reference, so the
+ * outcome outlives the slot being recycled. */
+struct fetch {
+  int done, err, refs;
+};
+
+struct slot {
+  uint64_t chunk;
+  uint32_t state;
+  uint32_t refs;      /* readers copying out of it, plus its fetcher */
+  int pinned;         /* handed out by map(): never reclaimed */
+  int32_t prev, next; /* LRU list (VALID, unpinned) or free list */
+  int32_t hnext;
+  struct fetch *fetch;
+};
+
+struct cache {
+  struct ufk_next *below;
+  uint64_t chunk, capacity, pin_bytes;
+  unsigned shift;
+  char *file;
+  int fd;
+  int64_t size;
+
+  uint8_t *mem;
+  size_t mem_len;
+  struct slot *slots;
+  uint32_t nslots, npinned, max_pinned, slot_waiters;
+  int32_t *heads;
+  unsigned hbits;
+  int32_t mru, lru, free_head;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+
+  uint64_t *c_hits, *c_misses, *c_bytes, *c_evictions;
+};
+
+__attribute__((format(printf, 2, 3))) static int fail(int errnum,
+                                                      const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  host->error(errnum, "%s", msg);
+  errno = errnum;
+  return -1;
+}
+
+/* ---- settings ---- */
+
+static int read_settings(const struct ufk_config *cfg, struct cache *c) {
+  const char *file;
+  if (host->get_size(cfg, "chunk", &c->chunk) ||
+      host->get_size(cfg, "size", &c->capacity) ||
+      host->get_size(cfg, "pin", &c->pin_bytes))
+    return fail(EINVAL, "cache: chunk, size and pin must be sizes");
+  if (c->chunk < MIN_CHUNK || c->chunk > MAX_CHUNK ||
+      (c->chunk & (c->chunk - 1)))
+    return fail(EINVAL,
+                "chunk (%s): %" PRIu64 " is not a power of two in 4K..1G",
+                host->where(cfg, "chunk"), c->chunk);
+  if (c->capacity < c->chunk || c->capacity / c->chunk > MAX_SLOTS)
+    return fail(EINVAL,
+                "size (%s): %" PRIu64 " must hold 1 to 2^30 chunks of %" PRIu64,
+                host->where(cfg, "size"), c->capacity, c->chunk);
+  if (c->pin_bytes > c->capacity / 2)
+    return fail(EINVAL, "pin (%s): at most half of size may be pinned",
+                host->where(cfg, "pin"));
+  int r = host->get_string(cfg, "file", &file);
+  if (r < 0) return -1;
+  if (r == 0 && *file && !(c->file = strdup(file)))
+    return fail(ENOMEM, "file: out of memory");
+  c->shift = (unsigned)__builtin_ctzll(c->chunk);
+  return 0;
+}
+
+static void cache_destroy(void *inst);
+
+static void *cache_create(const struct ufk_config *cfg,
+                          struct ufk_next *below) {
+  if (!below) {
+    fail(EINVAL, "cache is a layer: it needs a source below it");
+    return NULL;
+  }
+  struct cache *c = calloc(1, sizeof *c);
+  if (!c) {
+    fail(ENOMEM, "cache: out of memory");
+    return NULL;
+  }
+  c->below = below;
+  c->fd = -1;
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_cond_init(&c->cond, NULL);
+  if (read_settings(cfg, c) < 0) {
+    cache_destroy(c);
+    return NULL;
+  }
+  c->c_hits = host->counter(cfg, "hits", "chunk lookups served from cache");
+  c->c_misses = host->counter(cfg, "misses", "chunk fetches started");
+  c->c_bytes = host->counter(cfg, "bytes_fetched", "bytes read from below");
+  c->c_evictions = host->counter(cfg, "evictions", "chunks reclaimed");
+  return c;
+}
+
+/* ---- storage ---- */
+
+/* The file is unlinked at once (nothing to clean up after a crash) and its
+ * blocks reserved up front: a full disk must fail start(), not raise SIGBUS
+ * on a later store into the mapping. */
+static int open_file(struct cache *c) {
+  c->fd = open(c->file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (c->fd < 0)
+    return fail(errno, "cache file %s: %s (it must not exist yet)", c->file,
+                strerror(errno));
+  if (unlink(c->file) < 0)
+    return fail(errno, "cache file %s: unlink: %s", c->file, strerror(errno));
+  int e = posix_fallocate(c->fd, 0, (off_t)c->mem_len);
+  if (e)
+    return fail(e, "cache file %s: cannot reserve %zu bytes: %s", c->file,
+                c->mem_len, strerror(e));
+  return 0;
+}
+
+static int map_storage(struct cache *c) {
+  if (c->file && open_file(c) < 0) return -1;
+  int flags = c->file ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS;
+  c->mem = mmap(NULL, c->mem_len, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE,
+                c->fd, 0);
+  if (c->mem == MAP_FAILED) {
+    c->mem = NULL;
+    return fail(errno, "cache: cannot map %zu bytes%s%s: %s", c->mem_len,
+                c->file ? " of " : "", c->file ? c->file : "", strerror(errno));
+  }
+  return 0;
+}
+
+static int make_tables(struct cache *c) {
+  c->hbits = 1;
+  while ((1u << c->hbits) < 2 * c->nslots)
+    c->hbits++;
+  c->slots = calloc(c->nslots, sizeof *c->slots);
+  c->heads = malloc(sizeof *c->heads << c->hbits);
+  if (!c->slots || !c->heads)
+    return fail(ENOMEM, "cache: out of memory for %u slots", c->nslots);
+  for (uint32_t i = 0; i < (1u << c->hbits); i++)
+    c->heads[i] = NONE;
+  for (uint32_t i = 0; i < c->nslots; i++)
+    c->slots[i].next = i + 1 < c->nslots ? (int32_t)i + 1 : NONE;
+  c->free_head = 0;
+  c->mru = c->lru = NONE;
+  return 0;
+}
+
+static int cache_start(void *inst) {
+  struct cache *c = inst;
+  c->size = c->below->get_size(c->below->handle);
+  if (c->size <= 0)
+    return fail(EINVAL, "cache: the source below has no usable size");
+  /* No point holding more slots than the source has chunks. */
+  uint64_t nchunks = ((uint64_t)c->size + c->chunk - 1) >> c->shift;
+  uint64_t n = c->capacity >> c->shift;
+  c->nslots = (uint32_t)(n < nchunks ? n : nchunks);
+  c->mem_len = (size_t)c->nslots << c->shift;
+  c->max_pinned = (uint32_t)(c->pin_bytes >> c->shift);
+  return make_tables(c) < 0 ? -1 : map_storage(c);
+}
+
+static void cache_destroy(void *inst) {
+  struct cache *c = inst;
+  if (!c) return;
+  if (c->mem) munmap(c->mem, c->mem_len);
+  if (c->fd >= 0) close(c->fd);
+  for (uint32_t i = 0; c->slots && i < c->nslots; i++)
+    free(c->slots[i].fetch);
+  free(c->slots);
+  free(c->heads);
+  free(c->file);
+  pthread_cond_destroy(&c->cond);
+  pthread_mutex_destroy(&c->lock);
+  free(c);
+}
+
+/* ---- table and lists (all under c->lock) ---- */
+
+static uint32_t hash(const struct cache *c, uint64_t chunk) {
+  return (uint32_t)((chunk * 0x9E3779B97F4A7C15ull) >> (64 - c->hbits));
+}
+
+static int32_t lookup(const struct cache *c, uint64_t chunk) {
+  for (int32_t s = c->heads[hash(c, chunk)]; s != NONE; s = c->slots[s].hnext)
+    if (c->slots[s].chunk == chunk) return s;
+  return NONE;
+}
+
+static void hash_insert(struct cache *c, int32_t s) {
+  uint32_t h = hash(c, c->slots[s].chunk);
+  c->slots[s].hnext = c->heads[h];
+  c->heads[h] = s;
+}
+
+static void hash_remove(struct cache *c, int32_t s) {
+  int32_t *p = &c->heads[hash(c, c->slots[s].chunk)];
+  while (*p != s)
+    p = &c->slots[*p].hnext;
+  *p = c->slots[s].hnext;
+}
+
+static void lru_unlink(struct cache *c, int32_t s) {
+  struct slot *sl = &c->slots[s];
+  if (sl->prev != NONE)
+    c->slots[sl->prev].next = sl->next;
+  else
+    c->mru = sl->next;
+  if (sl->next != NONE)
+    c->slots[sl->next].prev = sl->prev;
+  else
+    c->lru = sl->prev;
+}
+
+static void lru_push(struct cache *c, int32_t s) {
+  struct slot *sl = &c->slots[s];
+  sl->prev = NONE;
+  sl->next = c->mru;
+  if (c->mru != NONE) c->slots[c->mru].prev = s;
+  c->mru = s;
+  if (c->lru == NONE) c->lru = s;
+}
+
+static void lru_touch(struct cache *c, int32_t s) {
+  if (!c->slots[s].pinned && c->mru != s) {
+    lru_unlink(c, s);
+    lru_push(c, s);
+  }
+}
+
+/* A free slot, else the least recently used chunk nobody is reading. */
+static int32_t take_slot(struct cache *c) {
+  int32_t s = c->free_head;
+  if (s != NONE) {
+    c->free_head = c->slots[s].next;
+    return s;
+  }
+  for (s = c->lru; s != NONE; s = c->slots[s].prev)
+    if (c->slots[s].refs == 0) {
+      lru_unlink(c, s);
+      hash_remove(c, s);
+      c->slots[s].state = S_FREE;
+      __atomic_fetch_add(c->c_evictions, 1, __ATOMIC_RELAXED);
+      return s;
+    }
+  return NONE;
+}
+
+static void release(struct cache *c, int32_t s) {
+  pthread_mutex_lock(&c->lock);
+  if (--c->slots[s].refs == 0 && c->slot_waiters)
+    pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- fetching ---- */
+
+static uint64_t chunk_len(const struct cache *c, uint64_t chunk) {
+  uint64_t off = chunk << c->shift;
+  uint64_t left = (uint64_t)c->size - off;
+  return left < c->chunk ? left : c->chunk;
+}
+
+static uint8_t *slot_mem(const struct cache *c, int32_t s) {
+  return c->mem + ((size_t)s << c->shift);
+}
+
+/* Called with the lock held and returns with it held; drops it around the
+ * read below.  On success the slot is VALID, with one reference for the
+ * caller if `keep`. */
+static int fetch_into(struct cache *c, int32_t s, uint64_t chunk,
+                      uint32_t flags, int keep) {
+  struct slot *sl = &c->slots[s];
+  struct fetch *f = calloc(1, sizeof *f);
+  if (!f) {
+    sl->next = c->free_head;
+    c->free_head = s;
+    return fail(ENOMEM, "cache: out of memory");
+  }
+  f->refs = 1;
+  *sl =
+      (struct slot){.chunk = chunk, .state = S_FETCHING, .refs = 1, .fetch = f};
+  hash_insert(c, s);
+  __atomic_fetch_add(c->c_misses, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&c->lock);
+
+  uint64_t len = chunk_len(c, chunk);
+  errno = 0;
+  int r = c->below->read(c->below->handle, slot_mem(c, s), len,
+                         chunk << c->shift, flags & ~UFK_READ_NOWAIT);
+  int e = r < 0 ? (errno ? errno : EIO) : 0;
+
+  pthread_mutex_lock(&c->lock);
+  f->done = 1;
+  f->err = e;
+  sl->fetch = NULL;
+  if (--f->refs == 0) free(f);
+  if (r == 0) {
+    sl->state = S_VALID;
+    lru_push(c, s);
+    __atomic_fetch_add(c->c_bytes, len, __ATOMIC_RELAXED);
+  } else {
+    hash_remove(c, s);
+    sl->state = S_FREE;
+    sl->refs = 0;
+    sl->next = c->free_head;
+    c->free_head = s;
+  }
+  if (r == 0 && !keep) sl->refs--;
+  pthread_cond_broadcast(&c->cond);
+  errno = e;
+  return r < 0 ? -1 : 0;
+}
+
+/* Waits (lock held) for the fetch in flight on slot s; 0 once it is done
+ * well, else -1 with its error. */
+static int wait_fetch(struct cache *c, int32_t s, uint64_t chunk) {
+  struct fetch *f = c->slots[s].fetch;
+  f->refs++;
+  while (!f->done)
+    pthread_cond_wait(&c->cond, &c->lock);
+  int e = f->err;
+  if (--f->refs == 0) free(f);
+  if (!e) return 0;
+  return fail(e,
+              "cache: chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
+              "): the fetch this read waited for failed: %s",
+              chunk, chunk << c->shift,
+              (chunk << c->shift) + chunk_len(c, chunk) - 1, strerror(e));
+}
+
+static int would_block(const struct cache *c, uint64_t chunk) {
+  return fail(EWOULDBLOCK,
+              "cache: chunk %" PRIu64 " (bytes %" PRIu64 "-) is not cached",
+              chunk, chunk << c->shift);
+}
+
+/* Lock held.  Returns the slot of chunk with a reference held, or NONE with
+ * the error reported. */
+static int32_t acquire_locked(struct cache *c, uint64_t chunk, uint32_t flags) {
+  for (;;) {
+    int32_t s = lookup(c, chunk);
+    if (s != NONE && c->slots[s].state == S_VALID) {
+      c->slots[s].refs++;
+      lru_touch(c, s);
+      __atomic_fetch_add(c->c_hits, 1, __ATOMIC_RELAXED);
+      return s;
+    }
+    if (flags & UFK_READ_NOWAIT) {
+      would_block(c, chunk);
+      return NONE;
+    }
+    if (s != NONE) {
+      if (wait_fetch(c, s, chunk) < 0) return NONE;
+      continue;
+    }
+    s = take_slot(c);
+    if (s != NONE) return fetch_into(c, s, chunk, flags, 1) < 0 ? NONE : s;
+    /* Every slot is being read or fetched: wait for one to come free. */
+    c->slot_waiters++;
+    pthread_cond_wait(&c->cond, &c->lock);
+    c->slot_waiters--;
+  }
+}
+
+static int32_t acquire(struct cache *c, uint64_t chunk, uint32_t flags) {
+  pthread_mutex_lock(&c->lock);
+  int32_t s = acquire_locked(c, chunk, flags);
+  int e = errno;
+  pthread_mutex_unlock(&c->lock);
+  errno = e;
+  return s;
+}
+
+/* ---- data ---- */
+
+static int check_range(const struct cache *c, uint64_t len, uint64_t off) {
+  if (len && off <= (uint64_t)c->size && len <= (uint64_t)c->size - off)
+    return 0;
+  return fail(EINVAL,
+              "cache: read of %" PRIu64 " bytes at %" PRIu64
+              " is outside the source (%" PRId64 " bytes)",
+              len, off, c->size);
+}
+
+static int cache_read(void *inst, void *buf, uint64_t len, uint64_t off,
+                      uint32_t flags) {
+  struct cache *c = inst;
+  uint8_t *p = buf;
+  if (check_range(c, len, off) < 0) return -1;
+  while (len) {
+    uint64_t chunk = off >> c->shift, in = off & (c->chunk - 1);
+    uint64_t n = c->chunk - in < len ? c->chunk - in : len;
+    int32_t s = acquire(c, chunk, flags);
+    if (s == NONE) return -1;
+    memcpy(p, slot_mem(c, s) + in, n);
+    release(c, s);
+    p += n;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* Fetches the missing chunks of the range on the calling thread (the
+ * readahead layer calls it from its own threads).  Never waits: chunks in
+ * flight are skipped, and it stops when no slot is free. */
+static int cache_prefetch(void *inst, uint64_t off, uint64_t len) {
+  struct cache *c = inst;
+  if (check_range(c, len, off) < 0) return -1;
+  uint64_t last = (off + len - 1) >> c->shift;
+  int r = 0;
+  pthread_mutex_lock(&c->lock);
+  for (uint64_t chunk = off >> c->shift; chunk <= last && r == 0; chunk++) {
+    if (lookup(c, chunk) != NONE) continue;
+    int32_t s = take_slot(c);
+    if (s == NONE) break;
+    r = fetch_into(c, s, chunk, UFK_READ_PREFETCH, 0);
+  }
+  int e = errno;
+  pthread_mutex_unlock(&c->lock);
+  errno = e;
+  return r;
+}
+
+/* A pointer into a chunk stays valid only while the chunk cannot be
+ * reclaimed, so mapping pins the chunk for the life of the instance; at most
+ * `pin` bytes are ever pinned, after which map() declines. */
+static const void *cache_map(void *inst, uint64_t off, uint64_t len) {
+  struct cache *c = inst;
+  if (!c->max_pinned || !len ||
+      (off >> c->shift) != ((off + len - 1) >> c->shift))
+    return NULL;
+  const void *p = NULL;
+  pthread_mutex_lock(&c->lock);
+  int32_t s = lookup(c, off >> c->shift);
+  if (s != NONE && c->slots[s].state == S_VALID &&
+      (c->slots[s].pinned || c->npinned < c->max_pinned)) {
+    if (!c->slots[s].pinned) {
+      lru_unlink(c, s);
+      c->slots[s].pinned = 1;
+      c->npinned++;
+    }
+    p = slot_mem(c, s) + (off & (c->chunk - 1));
+  }
+  pthread_mutex_unlock(&c->lock);
+  return p;
+}
+
+static int64_t cache_get_size(void *inst) {
+  struct cache *c = inst;
+  return c->size ? c->size : c->below->get_size(c->below->handle);
+}
+
+static int cache_extents(void *inst, uint64_t off, uint64_t len,
+                         ufk_extent_fn fn, void *opaque) {
+  struct ufk_next *b = ((struct cache *)inst)->below;
+  return b->extents ? b->extents(b->handle, off, len, fn, opaque) : -1;
+}
+
+static void cache_caps(void *inst, struct ufk_caps *out) {
+  struct cache *c = inst;
+  out->flags = UFK_PLUGIN_NOWAIT | (c->below->flags & UFK_PLUGIN_FAST);
+  out->max_concurrency = 0;
+  out->max_io = 0;
+}
+
+static int cache_load(const struct ufk_host *h) {
+  host = h;
+  return 0;
+}
+
+static const struct ufk_param params[] = {
+    {"chunk", UFK_T_SIZE, 0, "4M",
+     "unit of fetching and caching, a power of two >= 4K"},
+    {"size", UFK_T_SIZE, 0, "1G", "capacity"},
+    {"file", UFK_T_STRING, 0, NULL,
+     "keep chunks in this new local file (unlinked at once), not in memory"},
+    {"pin", UFK_T_SIZE, 0, "0",
+     "bytes of chunks map() may pin for zero-copy; 0 disables map()"},
+    {0},
+};
+
+static const struct ufk_plugin plugin = {
+    UFK_PLUGIN_ABI,
+    .flags = UFK_PLUGIN_LAYER | UFK_PLUGIN_NOWAIT,
+    .thread_model = UFK_THREAD_PARALLEL,
+    .name = "cache",
+    .version = "1.0",
+    .description = "bounded LRU chunk cache shared by all sessions",
+    .params = params,
+    .load = cache_load,
+    .create = cache_create,
+    .start = cache_start,
+    .destroy = cache_destroy,
+    .get_size = cache_get_size,
+    .read = cache_read,
+    .map = cache_map,
+    .extents = cache_extents,
+    .prefetch = cache_prefetch,
+    .caps = cache_caps,
+};
+
+UFFDKIT_PLUGIN(plugin)
