@@ -320,8 +320,11 @@ static int load_config(int fd, const char *name) {
   FILE *m = open_memstream(&text, &len);
   char buf[8192];
   ssize_t n;
-  while ((n = pread(fd, buf, sizeof buf, (off_t)len)) > 0)
+  off_t at = 0;
+  while ((n = pread(fd, buf, sizeof buf, at)) > 0) {
     fwrite(buf, 1, (size_t)n, m);
+    at += n;
+  }
   fclose(m);
   close(fd);
   char err[2048];
