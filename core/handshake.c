@@ -116,8 +116,8 @@ static int parse_array(const cJSON *arr, uint32_t max_regions,
   int i = 0;
   const cJSON *o;
   cJSON_ArrayForEach(o, arr) {
-    uint32_t ps;
-    int keeps;
+    uint32_t ps = 0;
+    int keeps = 0;
     if (parse_region(o, i, &h->regions[i], &ps, &keeps, err, errlen) < 0)
       return HS_INVALID;
     if (i > 0 && ps != h->page_size)
