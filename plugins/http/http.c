@@ -175,6 +175,31 @@ static int add_session_token(struct http *h, const char *token) {
   return 0;
 }
 
+/* S3 refuses SigV4 requests without x-amz-content-sha256, and libcurl
+ * before 8.x does not add it; a supplied one is signed with the rest.  The
+ * header's infix is the second provider ("aws:amz" -> x-amz-...), and a GET
+ * has an empty payload, whose SHA-256 this is. */
+static int add_payload_hash(struct http *h) {
+  char infix[32] = "", line[160], *colon = strchr(h->sigv4, ':');
+  const char *p = colon && colon[1] && colon[1] != ':' ? colon + 1 : h->sigv4;
+  size_t n = strcspn(p, ":");
+  if (n == 0 || n >= sizeof infix)
+    return fail(EINVAL, "aws_sigv4: '%s' has no usable provider", h->sigv4);
+  for (size_t i = 0; i < n; i++)
+    infix[i] = (char)tolower((unsigned char)p[i]);
+  snprintf(line, sizeof line, "x-%s-content-sha256:", infix);
+  for (struct curl_slist *l = h->headers; l; l = l->next)
+    if (!strncasecmp(l->data, line, strlen(line))) return 0;
+  snprintf(line, sizeof line,
+           "x-%s-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b"
+           "934ca495991b7852b855",
+           infix);
+  struct curl_slist *l = curl_slist_append(h->headers, line);
+  if (!l) return fail(ENOMEM, "aws_sigv4: out of memory");
+  h->headers = l;
+  return 0;
+}
+
 static int read_aws(const struct ufk_config *cfg, struct http *h) {
   char *token = NULL;
   if (opt_string(cfg, "aws_sigv4", &h->sigv4) < 0 ||
@@ -198,6 +223,7 @@ static int read_aws(const struct ufk_config *cfg, struct http *h) {
              "AWS_SECRET_ACCESS_KEY in the environment)",
              host->where(cfg, "aws_sigv4"));
   if (!r && token) r = add_session_token(h, token);
+  if (!r) r = add_payload_hash(h);
   free(token);
   return r;
 }
@@ -592,7 +618,7 @@ static void conn_put(struct http *h, struct conn *c) {
 
 /* One GET of bytes [off, off+len) into buf; 0 only for an exact answer. */
 static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
-                 uint64_t off) {
+                 uint64_t off, long *status) {
   struct xfer x = {.buf = buf, .off = off, .want = len, .size = h->size};
   char range[64], what[96];
   snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, off, off + len - 1);
@@ -602,6 +628,7 @@ static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
   curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &x);
   curl_easy_setopt(c->h, CURLOPT_HEADERDATA, &x);
   CURLcode rc = curl_easy_perform(c->h);
+  *status = x.status;
   if (!x.decided) decide(&x);
   __atomic_fetch_add(h->c_requests, 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(h->c_bytes, x.got, __ATOMIC_RELAXED);
@@ -613,22 +640,25 @@ static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
   return r;
 }
 
-/* The first byte tells the size and whether ranges are honoured; a server
- * that answers 200 to a range would make every read a full download. */
+/* Two bytes tell the size and whether ranges are honoured exactly; a
+ * server that answers 200 to a range would make every read a full download.
+ * (Not bytes=0-0: some S3 emulators take an end of 0 as "to the end".) */
 static int probe(struct http *h) {
-  char byte;
-  int r = fetch(h, &h->conns[0], &byte, 1, 0);
-  if (r == 0 && h->size > 0 && h->size <= INT64_MAX / 2) return 0;
+  char two[2];
+  long status = 0;
+  int r = fetch(h, &h->conns[0], two, 2, 0, &status);
+  if (r == 0 && h->size <= INT64_MAX / 2) return 0;
   if (r == 0)
     return fail(EINVAL, "%s: object size %" PRId64 " is not usable",
                 h->shown_url, h->size);
-  if (errno != EINVAL && errno != ERANGE) return -1;
+  int e = errno;
+  if (status != 206 && e != EINVAL && e != ERANGE) return -1;
   char why[sizeof last_msg];
   snprintf(why, sizeof why, "%s", last_msg);
-  return fail(errno,
-              "%s; refusing this server: range requests are required "
-              "('Range: bytes=0-0' must get 206 and 'Content-Range: bytes "
-              "0-0/SIZE' with SIZE > 0)",
+  return fail(e == EIO ? EINVAL : e,
+              "%s; refusing this server: exact range requests are required "
+              "('Range: bytes=0-1' must get 206 and 'Content-Range: bytes "
+              "0-1/SIZE', SIZE >= 2)",
               why);
 }
 
@@ -679,7 +709,8 @@ static int http_read(void *inst, void *buf, uint64_t len, uint64_t off,
                 " is outside the object (%" PRId64 " bytes)",
                 h->shown_url, len, off, h->size);
   struct conn *c = conn_get(h, !!(flags & UFK_READ_PREFETCH));
-  int r = fetch(h, c, buf, len, off);
+  long status;
+  int r = fetch(h, c, buf, len, off, &status);
   int e = errno;
   conn_put(h, c);
   errno = e;
