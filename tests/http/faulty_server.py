@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""A small HTTP/1.1 file server with byte ranges that misbehaves on request.
+
+Serves the files under --root (GET and HEAD, one range per request, keep-alive)
+on 127.0.0.1.  Faults are armed for the next COUNT file requests with
+
+  GET /_control?mode=MODE&count=COUNT&seconds=S
+
+MODE is one of
+  500, 503, 403, 404, ...  answer that status
+  truncate   headers for the full range, then half the body, then close
+  long       Content-Length and body 16 bytes longer than the range
+  badrange   a Content-Range shifted by one page
+  norange    ignore Range, answer 200 with the whole file
+  gzip       claim Content-Encoding: gzip
+  delay      answer normally (with seconds=S, any mode sleeps S seconds
+             before it misbehaves)
+  drop       close the connection without answering
+  down       close the listener and every connection for S seconds
+             (new connections are refused), then listen again
+
+With --sigv4 KEY_ID:SECRET:REGION:SERVICE[:TOKEN], file requests must carry
+a valid AWS Signature V4 Authorization header (checked here from the
+specification, not by trusting any library), else 403 with an S3-style code.
+
+GET /_stats answers {"requests": N, "faults": F} (file requests so far and
+faults served); GET /_reset clears faults and counts.
+"""
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import re
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.mode = None
+        self.count = 0
+        self.seconds = 0.0
+        self.requests = 0
+        self.faults = 0
+        self.conns = set()
+        self.server = None
+        self.down_for = 0.0
+
+    def next_fault(self):
+        with self.lock:
+            self.requests += 1
+            if self.count <= 0:
+                return None, 0.0
+            self.count -= 1
+            self.faults += 1
+            return self.mode, self.seconds
+
+
+STATE = State()
+ROOT = "."
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+SIGV4 = None  # (key_id, secret, region, service, token)
+AUTH_RE = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/"
+                     r"([^/]+)/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?"
+                     r"Signature=([0-9a-f]{64})$")
+
+
+def hmac256(key, msg):
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def sigv4_error(headers, method, raw_path):
+    """None if the request is signed with SIGV4's key, else an S3 code."""
+    key_id, secret, region, service, token = SIGV4
+    m = AUTH_RE.match(headers.get("Authorization", ""))
+    if not m:
+        return "AccessDenied"
+    akid, date, reg, svc, signed, sig = m.groups()
+    if akid != key_id:
+        return "InvalidAccessKeyId"
+    names = signed.split(";")
+    need = ["host", "x-amz-date", "x-amz-content-sha256"]
+    if token:
+        need.append("x-amz-security-token")
+        if headers.get("x-amz-security-token") != token:
+            return "InvalidToken"
+    if any(n not in names for n in need) or (reg, svc) != (region, service):
+        return "AuthorizationHeaderMalformed"
+    amz_date = headers.get("x-amz-date", "")
+    if not amz_date.startswith(date):
+        return "AuthorizationHeaderMalformed"
+    path, _, query = raw_path.partition("?")
+    canon_query = "&".join(sorted(q if "=" in q else q + "="
+                                  for q in query.split("&") if q))
+    canon_headers = "".join("%s:%s\n" % (n, " ".join(
+        (headers.get(n) or "").split())) for n in names)
+    canon = "\n".join([method, path, canon_query, canon_headers, signed,
+                       headers.get("x-amz-content-sha256", "")])
+    scope = "%s/%s/%s/aws4_request" % (date, region, service)
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canon.encode()).hexdigest()])
+    k = hmac256(("AWS4" + secret).encode(), date)
+    for part in (region, service, "aws4_request"):
+        k = hmac256(k, part)
+    want = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    return None if hmac.compare_digest(want, sig) else "SignatureDoesNotMatch"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def setup(self):
+        super().setup()
+        with STATE.lock:
+            STATE.conns.add(self.connection)
+
+    def finish(self):
+        with STATE.lock:
+            STATE.conns.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def reply(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        if url.path == "/_control":
+            return self.control(parse_qs(url.query))
+        if url.path == "/_stats":
+            with STATE.lock:
+                body = json.dumps({"requests": STATE.requests,
+                                   "faults": STATE.faults}).encode()
+            return self.reply(200, body)
+        if url.path == "/_reset":
+            with STATE.lock:
+                STATE.mode, STATE.count = None, 0
+                STATE.requests = STATE.faults = 0
+            return self.reply(200, b"ok")
+        self.serve_file(url.path)
+
+    def control(self, q):
+        mode = q.get("mode", [""])[0]
+        seconds = float(q.get("seconds", ["0"])[0])
+        if mode == "down":
+            self.reply(200, b"ok")
+            self.wfile.flush()
+            STATE.down_for = seconds
+            threading.Thread(target=STATE.server.shutdown).start()
+            return
+        with STATE.lock:
+            STATE.mode = mode
+            STATE.count = int(q.get("count", ["1"])[0])
+            STATE.seconds = seconds
+        self.reply(200, b"ok")
+
+    def serve_file(self, path):
+        if SIGV4:
+            code = sigv4_error(self.headers, self.command, self.path)
+            if code:
+                STATE.next_fault()
+                return self.reply(403, ("<Error><Code>%s</Code></Error>\n"
+                                        % code).encode())
+        full = os.path.realpath(os.path.join(ROOT, path.lstrip("/")))
+        if not full.startswith(os.path.realpath(ROOT) + os.sep) or \
+                not os.path.isfile(full):
+            STATE.next_fault()
+            return self.reply(404, b"not found\n")
+        with open(full, "rb") as f:
+            data = f.read()
+        mode, seconds = STATE.next_fault()
+        if mode == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if seconds > 0:
+            time.sleep(seconds)
+        if mode and mode.isdigit():
+            return self.reply(int(mode), b"injected failure\n")
+        first, last = self.parse_range(len(data), mode)
+        if first is None:
+            return self.reply(416, b"", [("Content-Range",
+                                          "bytes */%d" % len(data))])
+        self.send_body(data, first, last, mode)
+
+    def parse_range(self, size, mode):
+        m = RANGE_RE.match(self.headers.get("Range", "") or "")
+        if not m or mode == "norange" or (not m.group(1) and not m.group(2)):
+            return 0, -1
+        if m.group(1):
+            first = int(m.group(1))
+            last = int(m.group(2)) if m.group(2) else size - 1
+        else:
+            first, last = max(0, size - int(m.group(2))), size - 1
+        if first >= size or last < first:
+            return None, None
+        return first, min(last, size - 1)
+
+    def send_body(self, data, first, last, mode):
+        ranged = last >= 0
+        body = data[first:last + 1] if ranged else data
+        headers = [("Accept-Ranges", "bytes")]
+        if ranged:
+            shown = (first + 4096, last + 4096) if mode == "badrange" else \
+                (first, last)
+            headers.append(("Content-Range", "bytes %d-%d/%d" %
+                            (shown[0], shown[1], len(data))))
+        if mode == "gzip":
+            headers.append(("Content-Encoding", "gzip"))
+        if mode == "long":
+            body += b"\xee" * 16
+        self.send_response(206 if ranged else 200)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if mode == "truncate":
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def close_connections():
+    with STATE.lock:
+        conns = list(STATE.conns)
+    for c in conns:
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def main():
+    global ROOT
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--sigv4")
+    args = ap.parse_args()
+    ROOT = args.root
+    if args.sigv4:
+        global SIGV4
+        parts = args.sigv4.split(":")
+        SIGV4 = tuple(parts[:4]) + ((parts[4] if len(parts) > 4 else ""),)
+    port = args.port
+    while True:
+        srv = Server(("127.0.0.1", port), Handler)
+        if port == 0:
+            port = srv.server_address[1]
+            tmp = args.port_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("%d\n" % port)
+            os.rename(tmp, args.port_file)
+        STATE.server = srv
+        srv.serve_forever(poll_interval=0.05)
+        srv.server_close()
+        close_connections()
+        time.sleep(STATE.down_for)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+#!/bin/bash
+# run-unit.sh BUILD TEST_BINARY [s3]: starts nginx and faulty_server.py (and
+# s3rver with an uploaded object if "s3" is given) on free loopback ports,
+# runs one Check binary against them, and stops them all.
+. "$(dirname "$0")/../lib/functions.sh"
+. "$(dirname "$0")/servers.sh"
+
+TEST_BIN=${2:?usage: run-unit.sh BUILD TEST_BINARY [s3]}
+export HTTP_TEST_ROOT=$TMP/www
+mkdir -p "$HTTP_TEST_ROOT"
+
+start_nginx "$HTTP_TEST_ROOT"
+start_faulty "$HTTP_TEST_ROOT"
+export NGINX_URL=http://127.0.0.1:$NGINX_PORT
+export NGINX_LOG=$NGINX_DIR/access.log
+export FAULTY_URL=http://127.0.0.1:$FAULTY_PORT
+export TEST_TMP=$TMP
+
+if [ "${3:-}" = s3 ]; then
+  start_s3rver memory
+  export S3_URL=http://127.0.0.1:$S3_PORT
+  # The object is made by the test binary's own generator, then uploaded.
+  "$TEST_BIN" --make "$TMP/s3-object.bin"
+  s3_put "$TMP/s3-object.bin" memory mem.img
+  # s3rver checks the key id and the form of SigV4 but not the signature
+  # itself; this server does, with a session token required too.
+  cp "$TMP/s3-object.bin" "$HTTP_TEST_ROOT/signed.img"
+  start_faulty "$HTTP_TEST_ROOT" --sigv4 AKIDTEST:s3cr3t-key:eu-west-1:s3:tok3n
+  export SIGV4_URL=http://127.0.0.1:$FAULTY_PORT
+fi
+
+"$TEST_BIN"

@@ -1,0 +1,171 @@
+# Test servers for the http plugin: nginx, the fault-injecting server and
+# s3rver, each on a free loopback port, with all state under $TMP.
+# Sourced after tests/lib/functions.sh (which sets BUILD, TMP and `fail`).
+# Every server started here is stopped by stop_servers, which the caller's
+# EXIT handling runs (see run_with_servers).
+
+HTTP_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SERVER_PIDS=()
+
+# free_port: a TCP port nobody listens on at 127.0.0.1 right now.
+free_port() {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# wait_http URL [SECONDS]: until URL answers at all (any status).
+wait_http() {
+  local url=$1 secs=${2:-15} i
+  for ((i = 0; i < secs * 20; i++)); do
+    curl -s -o /dev/null --max-time 1 "$url" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# start_nginx ROOT: serves ROOT at http://127.0.0.1:$NGINX_PORT/, and the
+# same files without range support under /norange/.  Access log:
+# $NGINX_DIR/access.log.
+start_nginx() {
+  local root=$1 try
+  NGINX_DIR=$TMP/nginx
+  mkdir -p "$NGINX_DIR"
+  for try in 1 2 3 4 5; do
+    NGINX_PORT=$(free_port)
+    write_nginx_conf "$root"
+    /usr/sbin/nginx -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" \
+      -c "$NGINX_DIR/nginx.conf" >"$NGINX_DIR/stdout.log" 2>&1 &
+    NGINX_PID=$!
+    SERVER_PIDS+=("$NGINX_PID")
+    if wait_http "http://127.0.0.1:$NGINX_PORT/" 10; then
+      return 0
+    fi
+    stop_pid "$NGINX_PID"
+  done
+  cat "$NGINX_DIR/error.log" >&2 || true
+  fail "nginx did not start"
+}
+
+write_nginx_conf() {
+  local root=$1 user=""
+  # Workers would otherwise drop to nobody and be unable to read $TMP.
+  [ "$(id -u)" -eq 0 ] && user="user root;"
+  cat >"$NGINX_DIR/nginx.conf" <<EOF
+$user
+daemon off;
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/error.log warn;
+events { worker_connections 512; }
+http {
+  log_format t '\$connection \$connection_requests \$status "\$request" '
+               '"\$http_range" "\$http_x_test"';
+  access_log $NGINX_DIR/access.log t;
+  client_body_temp_path $NGINX_DIR/body;
+  proxy_temp_path $NGINX_DIR/proxy;
+  fastcgi_temp_path $NGINX_DIR/fastcgi;
+  uwsgi_temp_path $NGINX_DIR/uwsgi;
+  scgi_temp_path $NGINX_DIR/scgi;
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_requests 100000;
+  keepalive_timeout 60s;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $root;
+    location /norange/ { alias $root/; max_ranges 0; }
+  }
+}
+EOF
+}
+
+# start_faulty ROOT [ARGS...]: the fault-injecting server (faulty_server.py)
+# on http://127.0.0.1:$FAULTY_PORT/; ARGS go to it (e.g. --sigv4 ...).
+start_faulty() {
+  local root=$1 portfile
+  shift
+  portfile=$(mktemp "$TMP/faulty.XXXXXX")
+  rm -f "$portfile"
+  python3 "$HTTP_TESTS_DIR/faulty_server.py" --root "$root" \
+    --port-file "$portfile" "$@" >>"$TMP/faulty.log" 2>&1 &
+  SERVER_PIDS+=($!)
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [ -s "$portfile" ] && break
+    sleep 0.05
+  done
+  FAULTY_PORT=$(cat "$portfile" 2>/dev/null) ||
+    fail "faulty_server.py did not start"
+  wait_http "http://127.0.0.1:$FAULTY_PORT/_stats" 10 ||
+    fail "faulty_server.py does not answer"
+}
+
+# install_s3rver: s3rver from the committed package-lock.json, into the
+# build tree (never the source tree), once per build directory.
+install_s3rver() {
+  NPM_DIR=$BUILD/tests/http/npm
+  mkdir -p "$NPM_DIR"
+  (
+    flock 9
+    if ! cmp -s "$HTTP_TESTS_DIR/package-lock.json" \
+      "$NPM_DIR/installed-lock.json"; then
+      cp "$HTTP_TESTS_DIR/package.json" "$HTTP_TESTS_DIR/package-lock.json" \
+        "$NPM_DIR/"
+      npm ci --prefix "$NPM_DIR" --no-audit --no-fund >"$TMP/npm.log" 2>&1 ||
+        {
+          cat "$TMP/npm.log" >&2
+          exit 1
+        }
+      cp "$HTTP_TESTS_DIR/package-lock.json" "$NPM_DIR/installed-lock.json"
+    fi
+  ) 9>"$BUILD/tests/http/npm.lock" || fail "npm ci of s3rver failed"
+}
+
+# start_s3rver BUCKET: s3rver on http://127.0.0.1:$S3_PORT/ with BUCKET,
+# checking SigV4 against its built-in key S3RVER/S3RVER.
+start_s3rver() {
+  local bucket=$1 try
+  install_s3rver
+  mkdir -p "$TMP/s3"
+  for try in 1 2 3 4 5; do
+    S3_PORT=$(free_port)
+    node "$NPM_DIR/node_modules/s3rver/bin/s3rver.js" --address 127.0.0.1 \
+      --port "$S3_PORT" --directory "$TMP/s3" --configure-bucket "$bucket" \
+      >"$TMP/s3rver.log" 2>&1 &
+    S3_PID=$!
+    SERVER_PIDS+=("$S3_PID")
+    if wait_http "http://127.0.0.1:$S3_PORT/" 20; then
+      return 0
+    fi
+    stop_pid "$S3_PID"
+  done
+  fail "s3rver did not start"
+}
+
+# s3_put FILE BUCKET KEY: uploads with a SigV4-signed PUT (S3 wants the
+# payload hash header, which this libcurl does not add by itself).
+s3_put() {
+  curl -sS --fail --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+    -T "$1" "http://127.0.0.1:$S3_PORT/$2/$3" >/dev/null ||
+    fail "upload of $1 to s3rver failed"
+}
+
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+stop_servers() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    stop_pid "$pid"
+  done
+  SERVER_PIDS=()
+}
+
+# functions.sh owns the EXIT trap; servers are stopped before its cleanup,
+# which must still see the script's exit status.
+trap 'rc=$?; stop_servers; (exit $rc); cleanup' EXIT

@@ -1,0 +1,290 @@
+/* The http source against nginx and faulty_server.py. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fakehost.h"
+#include "util.h"
+
+static struct inst h;
+
+static void open_http(const char *u, const char *extra) {
+  const char *kv[] = {u, extra, NULL};
+  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
+                fakehost_last_error());
+}
+
+static void teardown(void) {
+  inst_close(&h);
+}
+
+/* A tag in the query keeps each test's lines apart in the shared log. */
+static const char *nginx_data(const char *tag) {
+  static char kv[600];
+  snprintf(kv, sizeof kv, "url=%s/data.bin?t=%s", env("NGINX_URL"), tag);
+  return kv;
+}
+
+static const char *faulty_data(void) {
+  static char kv[600];
+  snprintf(kv, sizeof kv, "url=%s", url("FAULTY_URL", "data.bin"));
+  return kv;
+}
+
+static void read_ok(uint64_t off, uint64_t len) {
+  uint8_t *buf = page_alloc(len);
+  int r = h.p->read(h.h, buf, len, off, UFK_READ_FAULT);
+  ck_assert_msg(r == 0, "read %llu+%llu: %s", (unsigned long long)off,
+                (unsigned long long)len, fakehost_last_error());
+  int64_t bad = mismatch(buf, off, len, DATA_SEED);
+  ck_assert_msg(bad < 0, "byte %lld of read at %llu differs", (long long)bad,
+                (unsigned long long)off);
+  free(buf);
+}
+
+/* Fails with errno e and a message containing needle. */
+static void read_fails(uint64_t off, uint64_t len, int e, const char *needle) {
+  uint8_t *buf = page_alloc(len);
+  fakehost_clear_error();
+  ck_assert_int_eq(h.p->read(h.h, buf, len, off, UFK_READ_FAULT), -1);
+  ck_assert_msg(fakehost_last_errno() == e, "errno %d (%s), want %d: %s",
+                fakehost_last_errno(), strerror(fakehost_last_errno()), e,
+                fakehost_last_error());
+  ck_assert_int_eq(errno, e);
+  ck_assert_msg(strstr(fakehost_last_error(), needle), "'%s' lacks '%s'",
+                fakehost_last_error(), needle);
+  free(buf);
+}
+
+START_TEST(reads_are_byte_exact) {
+  open_http(nginx_data("exact"), NULL);
+  ck_assert_int_eq(h.p->get_size(h.h), (int64_t)DATA_SIZE);
+  const uint64_t pages = DATA_SIZE / 4096;
+  read_ok(0, 4096);
+  read_ok(DATA_SIZE - 4096, 4096);
+  read_ok(DATA_SIZE - 3 * 4096, 3 * 4096);
+  read_ok(0, DATA_SIZE);
+  uint64_t x = 42;
+  for (int i = 0; i < 300; i++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t n = 1 + (x >> 33) % 64;
+    uint64_t p = (x >> 13) % pages;
+    if (p + n > pages) n = pages - p;
+    read_ok(p * 4096, n * 4096);
+  }
+  /* 304 reads + the probe, every byte counted once. */
+  ck_assert_uint_eq(fakehost_counter("requests"), 305);
+  ck_assert_uint_eq(fakehost_counter("errors"), 0);
+}
+END_TEST
+
+struct par {
+  int id;
+  int failures;
+};
+
+static void *par_reader(void *opaque) {
+  struct par *p = opaque;
+  uint8_t *buf = page_alloc(65536);
+  uint64_t x = (uint64_t)p->id + 7;
+  for (int i = 0; i < 100; i++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t off = ((x >> 20) % (DATA_SIZE / 4096 - 16)) * 4096;
+    if (h.p->read(h.h, buf, 65536, off, UFK_READ_FAULT) < 0 ||
+        mismatch(buf, off, 65536, DATA_SEED) >= 0)
+      p->failures++;
+  }
+  free(buf);
+  return NULL;
+}
+
+/* Connections are pooled and kept alive: 800 reads from 8 threads go over
+ * at most `connections` TCP connections. */
+START_TEST(parallel_reads_reuse_connections) {
+  open_http(nginx_data("par"), "connections=4");
+  struct ufk_caps caps = {0};
+  h.p->caps(h.h, &caps);
+  ck_assert_uint_eq(caps.max_concurrency, 4);
+  ck_assert_uint_eq(caps.flags & UFK_PLUGIN_FAST, 0);
+  pthread_t t[8];
+  struct par p[8];
+  for (int i = 0; i < 8; i++) {
+    p[i] = (struct par){.id = i};
+    pthread_create(&t[i], NULL, par_reader, &p[i]);
+  }
+  for (int i = 0; i < 8; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_int_eq(p[i].failures, 0);
+  }
+  inst_close(&h);
+  /* The log line starts with nginx's connection serial number. */
+  FILE *f = fopen(env("NGINX_LOG"), "r");
+  char line[1024];
+  long conns[64];
+  int nconns = 0;
+  int requests = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (!strstr(line, "GET /data.bin?t=par ")) continue;
+    requests++;
+    long c = strtol(line, NULL, 10);
+    int seen = 0;
+    for (int i = 0; i < nconns; i++)
+      seen |= conns[i] == c;
+    if (!seen && nconns < 64) conns[nconns++] = c;
+  }
+  fclose(f);
+  ck_assert_int_eq(requests, 801);
+  ck_assert_msg(nconns <= 4, "%d connections for 4 slots", nconns);
+}
+END_TEST
+
+START_TEST(server_ignoring_ranges_is_refused) {
+  char kv[600];
+  snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "norange/data.bin"));
+  const char *set[] = {kv, NULL};
+  ck_assert_int_eq(inst_open(&h, "http", NULL, set), -1);
+  ck_assert_int_eq(fakehost_last_errno(), EINVAL);
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "HTTP status 200"));
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "range requests"));
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "/norange/data.bin"));
+}
+END_TEST
+
+START_TEST(missing_object_is_permanent) {
+  char kv[600];
+  snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "nope.bin"));
+  const char *set[] = {kv, NULL};
+  ck_assert_int_eq(inst_open(&h, "http", NULL, set), -1);
+  ck_assert_int_eq(fakehost_last_errno(), ENOENT);
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "404"));
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "nope.bin"));
+}
+END_TEST
+
+START_TEST(nothing_listening_is_refused) {
+  const char *set[] = {"url=http://127.0.0.1:1/x", NULL};
+  ck_assert_int_eq(inst_open(&h, "http", NULL, set), -1);
+  ck_assert_int_eq(fakehost_last_errno(), ECONNREFUSED);
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "127.0.0.1:1/x"));
+}
+END_TEST
+
+START_TEST(status_errors_are_classified) {
+  open_http(faulty_data(), NULL);
+  static const struct {
+    const char *mode;
+    int e;
+  } cases[] = {{"404", ENOENT}, {"403", EACCES}, {"401", EACCES},
+               {"400", EINVAL}, {"416", ERANGE}, {"429", EAGAIN},
+               {"500", EIO},    {"502", EIO},    {"503", EAGAIN}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char q[64];
+    snprintf(q, sizeof q, "mode=%s&count=1", cases[i].mode);
+    faulty(q);
+    read_fails(8192, 4096, cases[i].e, cases[i].mode);
+    ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "bytes 8192-12287"));
+    read_ok(8192, 4096); /* the next request is fine again */
+  }
+  ck_assert_uint_eq(fakehost_counter("errors"), 9);
+}
+END_TEST
+
+START_TEST(bad_bodies_are_errors) {
+  open_http(faulty_data(), "timeout=500ms");
+  faulty("mode=truncate&count=1");
+  read_fails(65536, 65536, EIO, "65536");
+  read_ok(65536, 65536);
+  faulty("mode=long&count=1");
+  read_fails(0, 8192, EIO, "longer");
+  read_ok(0, 8192);
+  faulty("mode=badrange&count=1");
+  read_fails(4096, 4096, EIO, "8192-12287");
+  faulty("mode=norange&count=1");
+  read_fails(4096, 4096, EINVAL, "range ignored");
+  faulty("mode=gzip&count=1");
+  read_fails(4096, 4096, EINVAL, "Content-Encoding");
+  faulty("mode=delay&count=1&seconds=1.5");
+  read_fails(4096, 4096, ETIMEDOUT, "bytes 4096-8191");
+  faulty("mode=drop&count=1");
+  uint8_t *buf = page_alloc(4096);
+  ck_assert_int_eq(h.p->read(h.h, buf, 4096, 4096, 0), -1);
+  ck_assert_msg(errno == ECONNRESET || errno == EIO, "errno %d", errno);
+  free(buf);
+  read_ok(4096, 4096);
+}
+END_TEST
+
+START_TEST(reads_outside_or_nowait_fail) {
+  open_http(nginx_data("outside"), NULL);
+  read_fails(DATA_SIZE - 4096, 8192, EINVAL, "outside");
+  uint8_t *buf = page_alloc(4096);
+  fakehost_clear_error();
+  ck_assert_int_eq(h.p->read(h.h, buf, 4096, 0, UFK_READ_NOWAIT), -1);
+  ck_assert_int_eq(fakehost_last_errno(), EWOULDBLOCK);
+  free(buf);
+  ck_assert_uint_eq(fakehost_counter("requests"), 1);
+}
+END_TEST
+
+START_TEST(extra_headers_are_sent) {
+  open_http(nginx_data("hdr"), "headers=X-Test: marker-123");
+  read_ok(0, 4096);
+  ck_assert_int_eq(log_count("\"marker-123\""), 2);
+}
+END_TEST
+
+static void bad_setting(const char *a, const char *b, const char *needle) {
+  const char *set[] = {a, b, NULL};
+  ck_assert_int_eq(inst_open(&h, "http", NULL, set), -1);
+  ck_assert_msg(strstr(fakehost_last_error(), needle), "'%s' lacks '%s'",
+                fakehost_last_error(), needle);
+  inst_close(&h);
+}
+
+START_TEST(bad_settings_are_refused) {
+  bad_setting("url=ftp://127.0.0.1/x", NULL, "http");
+  bad_setting("url=not a url", NULL, "url");
+  bad_setting(nginx_data("bad"), "connections=0", "connections");
+  bad_setting(nginx_data("bad"), "connections=100000", "connections");
+  bad_setting(nginx_data("bad"), "headers=NoColon", "headers");
+  bad_setting(nginx_data("bad"), "aws_access_key_id=x", "aws_sigv4");
+  bad_setting(nginx_data("bad"), "timeout=0s", "timeout");
+  unsetenv("AWS_ACCESS_KEY_ID");
+  unsetenv("AWS_SECRET_ACCESS_KEY");
+  bad_setting(nginx_data("bad"), "aws_sigv4=aws:amz:us-east-1:s3",
+              "aws_access_key_id");
+}
+END_TEST
+
+START_TEST(credentials_stay_out_of_messages) {
+  char kv[700];
+  snprintf(kv, sizeof kv, "url=http://user:hunter2@127.0.0.1:1/x?sig=s3cr3t");
+  const char *set[] = {kv, NULL};
+  ck_assert_int_eq(inst_open(&h, "http", NULL, set), -1);
+  ck_assert_ptr_null(strstr(fakehost_last_error(), "hunter2"));
+  ck_assert_ptr_null(strstr(fakehost_last_error(), "s3cr3t"));
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("http");
+  TCase *tc = tcase_create("http");
+  tcase_set_timeout(tc, 60);
+  tcase_add_checked_fixture(tc, faulty_reset, teardown);
+  tcase_add_test(tc, reads_are_byte_exact);
+  tcase_add_test(tc, parallel_reads_reuse_connections);
+  tcase_add_test(tc, server_ignoring_ranges_is_refused);
+  tcase_add_test(tc, missing_object_is_permanent);
+  tcase_add_test(tc, nothing_listening_is_refused);
+  tcase_add_test(tc, status_errors_are_classified);
+  tcase_add_test(tc, bad_bodies_are_errors);
+  tcase_add_test(tc, reads_outside_or_nowait_fail);
+  tcase_add_test(tc, extra_headers_are_sent);
+  tcase_add_test(tc, bad_settings_are_refused);
+  tcase_add_test(tc, credentials_stay_out_of_messages);
+  suite_add_tcase(s, tc);
+  return run_suite(s);
+}
