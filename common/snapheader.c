@@ -180,9 +180,10 @@ static int decode_mappings(const uint8_t *p, size_t n,
   return 0;
 }
 
-int ufk_snap_parse(const void *buf, size_t len, const char *name,
-                   struct ufk_snap_header *h, struct ufk_snap_err *err) {
-  memset(h, 0, sizeof *h);
+/* What the length and the metadata alone tell: file shape, and no more
+ * mappings than blocks (each covers at least one). */
+static int check_frame(const uint8_t *meta, size_t len, const char *name,
+                       struct ufk_snap_header *h, struct ufk_snap_err *err) {
   if (len < UFK_SNAP_META_SIZE)
     return fail(err, "%s: %zu bytes, shorter than the %u-byte metadata", name,
                 len, UFK_SNAP_META_SIZE);
@@ -193,8 +194,21 @@ int ufk_snap_parse(const void *buf, size_t len, const char *name,
                 "%s: %zu bytes: mapping %zu (byte %zu) is partial, %zu of "
                 "%u bytes",
                 name, len, n, len - rest, rest, UFK_SNAP_MAPPING_SIZE);
-  decode_meta(buf, h);
+  decode_meta(meta, h);
   if (check_meta(h, name, err) < 0) return -1;
+  if (n > h->size / h->block_size)
+    return fail(err,
+                "%s: %zu mappings, more than the %llu blocks of the metadata "
+                "Size",
+                name, n, (unsigned long long)(h->size / h->block_size));
+  return 0;
+}
+
+int ufk_snap_parse(const void *buf, size_t len, const char *name,
+                   struct ufk_snap_header *h, struct ufk_snap_err *err) {
+  memset(h, 0, sizeof *h);
+  if (check_frame(buf, len, name, h, err) < 0) return -1;
+  size_t n = (len - UFK_SNAP_META_SIZE) / UFK_SNAP_MAPPING_SIZE;
   if (decode_mappings((const uint8_t *)buf + UFK_SNAP_META_SIZE, n, h) < 0)
     return fail(err, "%s: out of memory for %zu mappings", name, n);
   if (ufk_snap_validate(h, name, err) < 0) {
@@ -227,9 +241,22 @@ int ufk_snap_load(const char *path, struct ufk_snap_header *h,
     return fail(err, "%s: not a readable regular file: %s", path,
                 strerror(bad));
   }
+  /* Judge the metadata before reading a file that may be huge garbage. */
   size_t len = (size_t)st.st_size;
-  uint8_t *buf = malloc(len ? len : 1);
-  if (!buf || read_all(fd, buf, len) < 0) {
+  uint8_t meta[UFK_SNAP_META_SIZE];
+  size_t first = len < sizeof meta ? len : sizeof meta;
+  if (read_all(fd, meta, first) < 0) {
+    int e = errno;
+    close(fd);
+    return fail(err, "%s: cannot read: %s", path, strerror(e));
+  }
+  if (check_frame(meta, len, path, h, err) < 0) {
+    close(fd);
+    return -1;
+  }
+  uint8_t *buf = malloc(len);
+  if (buf) memcpy(buf, meta, first);
+  if (!buf || read_all(fd, buf + first, len - first) < 0) {
     int e = buf ? errno : ENOMEM;
     free(buf);
     close(fd);

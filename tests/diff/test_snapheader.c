@@ -213,6 +213,13 @@ static void b_length_wraps(struct hb *h) {
   map(h, K4, UINT64_MAX - K4 + 1, 0, 0);
 }
 
+static void b_too_many(struct hb *h) {
+  meta(h, 3, K4, 2 * K4);
+  map(h, 0, K4, 0xa1, 0);
+  map(h, K4, K4, 0xa1, K4);
+  map(h, 2 * K4, K4, 0xa1, 2 * K4);
+}
+
 static const struct bad bad[] = {
     {"short", b_short, "t.hdr: 10 bytes, shorter than the 64-byte metadata"},
     {"empty", b_empty, "t.hdr: 0 bytes, shorter than the 64-byte metadata"},
@@ -228,6 +235,8 @@ static const struct bad bad[] = {
      "t.hdr: metadata BlockSize (byte 8) is 8192, expected 4096 or 2097152"},
     {"block size 0", b_bs0,
      "t.hdr: metadata BlockSize (byte 8) is 0, expected 4096 or 2097152"},
+    {"more mappings than blocks", b_too_many,
+     "t.hdr: 3 mappings, more than the 2 blocks of the metadata Size"},
     {"size 0", b_size0, "t.hdr: metadata Size (byte 16) is 0"},
     {"size not a block multiple", b_size_unaligned,
      "t.hdr: metadata Size (byte 16) 2101248 is not a multiple of the block "
