@@ -110,7 +110,13 @@ static void setup(void) {
   fakehost_clear_error();
 }
 
+/* Configs live as long as their instances: freed after each test. */
+static struct ufk_config *configs[8];
+static int nconfigs;
+
 static void teardown(void) {
+  while (nconfigs > 0)
+    fakehost_config_free(configs[--nconfigs]);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
   ck_assert_int_eq(system(cmd), 0);
@@ -131,6 +137,8 @@ static char *kv(const char *key, const char *value) {
 static void *start_with(const char *const *settings) {
   struct ufk_config *c = fakehost_config(plugin->params, settings);
   ck_assert_msg(c != NULL, "%s", fakehost_last_error());
+  ck_assert_int_lt(nconfigs, 8);
+  configs[nconfigs++] = c;
   void *inst = plugin->create(c, NULL);
   if (!inst) return NULL;
   if (plugin->start(inst) < 0) {
