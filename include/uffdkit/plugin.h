@@ -227,6 +227,11 @@ struct ufk_plugin {
   /* Advisory: the range will be read soon. */
   int (*prefetch)(void *inst, uint64_t off, uint64_t len);
   void (*caps)(void *inst, struct ufk_caps *out);
+  /* Names the data this instance serves (file identity and mtime, a build
+   * id, an ETag...), so files derived from it, such as recorded working
+   * sets, can tell when the source changed.  Writes a NUL-terminated string
+   * into buf; returns 0, or -1 if it cannot tell. */
+  int (*identity)(void *inst, char *buf, size_t len);
 };
 
 #define UFK_PLUGIN_ABI                                                        \

@@ -2,13 +2,14 @@
  * is read without filling the page cache. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uffdkit/plugin.h>
 
-#include "holes.h"
+#include "rawfile.h"
 
 static const struct ufk_host *host;
 
@@ -16,6 +17,7 @@ struct inst {
   const char *path;
   int direct;
   int fd;
+  struct stat st;
   uint64_t size;
   uint64_t *bytes_read;
 };
@@ -49,17 +51,16 @@ static void *f_create(const struct ufk_config *cfg, struct ufk_next *below) {
 
 static int f_start(void *p) {
   struct inst *in = p;
-  struct stat st;
   in->fd = open(in->path, O_RDONLY | O_CLOEXEC | (in->direct ? O_DIRECT : 0));
-  if (in->fd < 0 || fstat(in->fd, &st) < 0) {
+  if (in->fd < 0 || fstat(in->fd, &in->st) < 0) {
     host->error(errno, "%s: %s", in->path, strerror(errno));
     return -1;
   }
-  if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+  if (!S_ISREG(in->st.st_mode) || in->st.st_size == 0) {
     host->error(EINVAL, "%s: not a non-empty regular file", in->path);
     return -1;
   }
-  in->size = (uint64_t)st.st_size;
+  in->size = (uint64_t)in->st.st_size;
   return 0;
 }
 
@@ -111,6 +112,11 @@ static void f_caps(void *p, struct ufk_caps *c) {
   c->flags = ((struct inst *)p)->direct ? 0 : UFK_PLUGIN_FAST;
 }
 
+static int f_identity(void *p, char *buf, size_t len) {
+  ufk_file_identity(&((struct inst *)p)->st, buf, len);
+  return 0;
+}
+
 static const struct ufk_plugin plugin = {
     UFK_PLUGIN_ABI,
     .flags = UFK_PLUGIN_FAST,
@@ -127,6 +133,7 @@ static const struct ufk_plugin plugin = {
     .read = f_read,
     .extents = f_extents,
     .caps = f_caps,
+    .identity = f_identity,
 };
 
 UFFDKIT_PLUGIN(plugin)

@@ -2,6 +2,7 @@
  * Firecracker memory file, with no copy before UFFDIO_COPY. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -9,7 +10,7 @@
 #include <unistd.h>
 #include <uffdkit/plugin.h>
 
-#include "holes.h"
+#include "rawfile.h"
 
 static const struct ufk_host *host;
 
@@ -17,6 +18,7 @@ struct inst {
   const char *path;
   int populate;
   int fd;
+  struct stat st;
   uint8_t *base;
   uint64_t size;
 };
@@ -51,10 +53,11 @@ static int mm_start(void *p) {
   struct inst *in = p;
   struct stat st;
   in->fd = open(in->path, O_RDONLY | O_CLOEXEC);
-  if (in->fd < 0 || fstat(in->fd, &st) < 0) {
+  if (in->fd < 0 || fstat(in->fd, &in->st) < 0) {
     host->error(errno, "%s: %s", in->path, strerror(errno));
     return -1;
   }
+  st = in->st;
   if (!S_ISREG(st.st_mode) || st.st_size == 0) {
     host->error(EINVAL, "%s: not a non-empty regular file", in->path);
     return -1;
@@ -105,6 +108,11 @@ static int mm_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
   return 0;
 }
 
+static int mm_identity(void *p, char *buf, size_t len) {
+  ufk_file_identity(&((struct inst *)p)->st, buf, len);
+  return 0;
+}
+
 static const struct ufk_plugin plugin = {
     UFK_PLUGIN_ABI,
     .flags = UFK_PLUGIN_FAST,
@@ -121,6 +129,7 @@ static const struct ufk_plugin plugin = {
     .read = mm_read,
     .map = mm_map,
     .extents = mm_extents,
+    .identity = mm_identity,
 };
 
 UFFDKIT_PLUGIN(plugin)

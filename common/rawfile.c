@@ -1,6 +1,7 @@
-#include "holes.h"
+#include "rawfile.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <unistd.h>
 
 int ufk_file_holes(int fd, uint64_t off, uint64_t len, ufk_extent_fn fn,
@@ -24,4 +25,11 @@ int ufk_file_holes(int fd, uint64_t off, uint64_t len, ufk_extent_fn fn,
     pos = hole_end;
   }
   return 0;
+}
+
+void ufk_file_identity(const struct stat *st, char *buf, size_t len) {
+  snprintf(buf, len, "file:%llu:%llu:%llu:%lld.%09ld",
+           (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+           (unsigned long long)st->st_size, (long long)st->st_mtim.tv_sec,
+           st->st_mtim.tv_nsec);
 }

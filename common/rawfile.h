@@ -1,0 +1,19 @@
+/* Helpers for the sources that serve plain files (mmap, file, diff). */
+#ifndef UFFDKIT_COMMON_RAWFILE_H
+#define UFFDKIT_COMMON_RAWFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <uffdkit/plugin.h>
+
+/* Calls fn(opaque, off, len, UFK_EXTENT_ZERO) for each hole inside
+ * [off, off+len) of fd, in order.  Returns 0, or -1 with errno set. */
+int ufk_file_holes(int fd, uint64_t off, uint64_t len, ufk_extent_fn fn,
+                   void *opaque);
+
+/* The identity of a file's content as far as the kernel can tell: device,
+ * inode, size and modification time. */
+void ufk_file_identity(const struct stat *st, char *buf, size_t len);
+
+#endif
