@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -328,6 +329,17 @@ static void diff_caps(void *inst, struct ufk_caps *out) {
   out->max_io = 0;
 }
 
+/* Builds never change once written, so the build id names the bytes. */
+static int diff_identity(void *inst, char *buf, size_t len) {
+  struct diff *d = inst;
+  char id[UFK_SNAP_UUID_STR];
+  ufk_snap_id_str(d->h.build_id, id);
+  int n = snprintf(buf, len, "diff build %s generation %llu size %llu", id,
+                   (unsigned long long)d->h.generation,
+                   (unsigned long long)d->h.size);
+  return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 static const struct ufk_plugin plugin = {
     UFK_PLUGIN_ABI,
     .flags = 0,
@@ -346,6 +358,7 @@ static const struct ufk_plugin plugin = {
     .map = diff_map,
     .extents = diff_extents,
     .caps = diff_caps,
+    .identity = diff_identity,
 };
 
 UFFDKIT_PLUGIN(plugin)

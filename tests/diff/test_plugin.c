@@ -282,6 +282,17 @@ START_TEST(extents_stop_when_asked) {
 }
 END_TEST
 
+START_TEST(identity_names_the_build) {
+  void *inst = start_local();
+  char buf[128];
+  ck_assert_int_eq(plugin->identity(inst, buf, sizeof buf), 0);
+  ck_assert_str_eq(buf, "diff build b2b2b2b2-b2b2-b2b2-b2b2-b2b2b2b2b2b2 "
+                        "generation 2 size 8388608");
+  ck_assert_int_eq(plugin->identity(inst, buf, 10), -1);
+  plugin->destroy(inst);
+}
+END_TEST
+
 START_TEST(caps_fast_when_local) {
   void *inst = start_local();
   struct ufk_caps caps = {0};
@@ -452,6 +463,7 @@ static Suite *suite(void) {
   tcase_add_test(t, extents_are_merged_and_clipped);
   tcase_add_test(t, extents_stop_when_asked);
   tcase_add_test(t, caps_fast_when_local);
+  tcase_add_test(t, identity_names_the_build);
   suite_add_tcase(s, t);
   t = tcase_create("errors");
   tcase_add_checked_fixture(t, setup, teardown);
