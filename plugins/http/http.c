@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -22,6 +23,7 @@
 #define ERROR_BODY_MAX 65536
 #define SNIPPET_MAX 160
 #define MAX_CONNECTIONS 256
+#define PROBE_TRIES 3
 
 static const struct ufk_host *host;
 /* The last message this thread reported, so start() can add advice to it. */
@@ -643,10 +645,34 @@ static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
 /* Two bytes tell the size and whether ranges are honoured exactly; a
  * server that answers 200 to a range would make every read a full download.
  * (Not bytes=0-0: some S3 emulators take an end of 0 as "to the end".) */
-static int probe(struct http *h) {
+static int probe_once(struct http *h, long *status) {
   char two[2];
+  return fetch(h, &h->conns[0], two, 2, 0, status);
+}
+
+static int transient(int e) {
+  return e == EIO || e == ETIMEDOUT || e == ECONNREFUSED || e == ECONNRESET ||
+         e == EAGAIN || e == EPIPE;
+}
+
+/* start() is not behind the retry layer, and one 503 while the daemon
+ * starts should not take a listener down: a few quick tries. */
+static int probe_with_retries(struct http *h, long *status) {
+  for (int try = 1;; try++) {
+    int r = probe_once(h, status);
+    if (r == 0 || try == PROBE_TRIES || !transient(errno)) return r;
+    int e = errno;
+    host->log(UFK_LOG_WARN, "%s; trying again (%d of %d)", last_msg, try + 1,
+              PROBE_TRIES);
+    struct timespec ts = {0, 200000000L * try};
+    nanosleep(&ts, NULL);
+    errno = e;
+  }
+}
+
+static int probe(struct http *h) {
   long status = 0;
-  int r = fetch(h, &h->conns[0], two, 2, 0, &status);
+  int r = probe_with_retries(h, &status);
   if (r == 0 && h->size <= INT64_MAX / 2) return 0;
   if (r == 0)
     return fail(EINVAL, "%s: object size %" PRId64 " is not usable",

@@ -168,4 +168,4 @@ stop_servers() {
 
 # functions.sh owns the EXIT trap; servers are stopped before its cleanup,
 # which must still see the script's exit status.
-trap 'rc=$?; stop_servers; (exit $rc); cleanup' EXIT
+trap 'rc=$?; stop_servers; set +e; (exit $rc); cleanup' EXIT

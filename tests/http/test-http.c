@@ -172,6 +172,19 @@ START_TEST(nothing_listening_is_refused) {
 }
 END_TEST
 
+START_TEST(start_survives_brief_errors) {
+  faulty("mode=503&count=2");
+  open_http(faulty_data(), NULL);
+  read_ok(0, 4096);
+  inst_close(&h);
+  faulty("mode=500&count=3");
+  const char *set[] = {faulty_data(), NULL};
+  ck_assert_int_eq(inst_open(&h, "http", NULL, set), -1);
+  ck_assert_int_eq(fakehost_last_errno(), EIO);
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "HTTP status 500"));
+}
+END_TEST
+
 START_TEST(status_errors_are_classified) {
   open_http(faulty_data(), NULL);
   static const struct {
@@ -279,6 +292,7 @@ int main(void) {
   tcase_add_test(tc, server_ignoring_ranges_is_refused);
   tcase_add_test(tc, missing_object_is_permanent);
   tcase_add_test(tc, nothing_listening_is_refused);
+  tcase_add_test(tc, start_survives_brief_errors);
   tcase_add_test(tc, status_errors_are_classified);
   tcase_add_test(tc, bad_bodies_are_errors);
   tcase_add_test(tc, reads_outside_or_nowait_fail);
