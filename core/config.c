@@ -279,7 +279,9 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
                 "auto",
                 l->name);
   if (l->prefetch_mode != PREFETCH_OFF && !l->prefetch_path)
-    l->prefetch_mode = PREFETCH_OFF;
+    return fail(c, g, err, errlen,
+                "listener '%s': prefetch needs working_set = \"PATH\"",
+                l->name);
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "pool.h"
+#include "prefetch.h"
 #include "session.h"
 
 #ifndef UFFDIO_POISON
@@ -75,12 +76,15 @@ void bits_clear(uint64_t *b, uint64_t first, uint64_t n) {
 
 /* Region index of addr, trying the last one first (faults cluster). */
 static int find_region(struct session *s, uint64_t addr) {
-  const struct ufk_region *r = &s->regions[s->last_region];
+  int last = __atomic_load_n(&s->last_region, __ATOMIC_RELAXED);
+  const struct ufk_region *r = &s->regions[last];
   if (addr - r->base < r->size)
-    return s->last_region;
+    return last;
   for (uint32_t i = 0; i < s->info.nregions; i++)
-    if (addr - s->regions[i].base < s->regions[i].size)
-      return s->last_region = (int)i;
+    if (addr - s->regions[i].base < s->regions[i].size) {
+      __atomic_store_n(&s->last_region, (int)i, __ATOMIC_RELAXED);
+      return (int)i;
+    }
   return -1;
 }
 
@@ -144,29 +148,41 @@ static int install_result(struct session *s, int rc, int64_t done,
   }
 }
 
-int session_install_copy(struct session *s, uint64_t dst, const void *src,
-                         uint64_t len) {
+int session_install_copy_mode(struct session *s, uint64_t dst, const void *src,
+                              uint64_t len, uint64_t mode) {
   struct uffdio_copy c = {
-      .dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len, .mode = 0};
+      .dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len, .mode = mode};
   int rc = ioctl(s->uffd, UFFDIO_COPY, &c);
   return install_result(s, rc, c.copy, dst, len, 0);
 }
 
-int session_install_zero(struct session *s, uint64_t dst, uint64_t len) {
+int session_install_copy(struct session *s, uint64_t dst, const void *src,
+                         uint64_t len) {
+  return session_install_copy_mode(s, dst, src, len, 0);
+}
+
+int session_install_zero_mode(struct session *s, uint64_t dst, uint64_t len,
+                              uint64_t mode) {
   if (s->ps == HUGE_2M) { /* hugetlb has no ZEROPAGE */
     int r = 0;
     for (uint64_t o = 0; o < len && r == 0; o += HUGE_2M) {
       struct uffdio_copy c = {.dst = dst + o,
                               .src = (uint64_t)(uintptr_t)zero_buffer(),
-                              .len = HUGE_2M};
+                              .len = HUGE_2M,
+                              .mode = mode ? UFFDIO_COPY_MODE_DONTWAKE : 0};
       int rc = ioctl(s->uffd, UFFDIO_COPY, &c);
       r = install_result(s, rc, c.copy, dst + o, HUGE_2M, 1);
     }
     return r;
   }
-  struct uffdio_zeropage z = {.range = {.start = dst, .len = len}};
+  struct uffdio_zeropage z = {.range = {.start = dst, .len = len},
+                              .mode = mode};
   int rc = ioctl(s->uffd, UFFDIO_ZEROPAGE, &z);
   return install_result(s, rc, z.zeropage, dst, len, 1);
+}
+
+int session_install_zero(struct session *s, uint64_t dst, uint64_t len) {
+  return session_install_zero_mode(s, dst, len, 0);
 }
 
 static void kill_vm(struct session *s) {
@@ -220,6 +236,8 @@ static uint64_t free_run(struct session *s, int ri, uint64_t page,
 static int serve_inline(struct session *s, int ri, uint64_t page,
                         uint64_t off) {
   uint64_t pages = 1 + (uint64_t)s->wl->conf->fault_around;
+  if (prefetch_recording(s->pf))
+    pages = 1; /* pages brought in around a fault would go unrecorded */
   if (pages > 1)
     pages = free_run(s, ri, page, pages);
   uint64_t len = pages << s->ps_shift;
@@ -272,6 +290,7 @@ static int serve(struct session *s, uint64_t addr) {
     }
   }
   s->last_stale = 0;
+  prefetch_touch(s->pf, off);
   if (stack_is_zero(s->wl->stack, off, s->ps))
     return session_install_zero(s, page, s->ps);
   uint32_t fl = stack_flags(s->wl->stack);
@@ -372,6 +391,8 @@ static int serve_batch(struct session *s, int n, uint64_t t0) {
   memset(s->shm->evbuf, 0, (size_t)n * sizeof(struct uffd_msg));
   int ndef = s->ndefer;
   s->ndefer = 0;
+  if (np)
+    __atomic_store_n(&s->demand_ns, t0, __ATOMIC_RELAXED);
   for (int i = 0; i < ndef + np; i++) {
     uint64_t p = i < ndef ? s->defer[i] : pages[i - ndef];
     pthread_rwlock_rdlock(&s->rmlock);
@@ -417,6 +438,7 @@ static int peer_gone(struct session *s, struct pollfd *pf) {
 void *session_main(void *arg) {
   struct session *s = arg;
   recover(s);
+  s->pf = prefetch_start(s);
   struct pollfd pf[4] = {
       {.fd = s->uffd, .events = POLLIN},
       {.fd = s->pidfd, .events = POLLIN},
@@ -443,5 +465,7 @@ void *session_main(void *arg) {
       break;
   }
   __atomic_store_n(&s->ending, 1, __ATOMIC_RELEASE);
+  prefetch_stop(s->pf);
+  s->pf = NULL;
   return s;
 }

@@ -44,6 +44,8 @@ struct session {
   int end_reason;
   int ending; /* set when the fault loop leaves: pool jobs give up */
   uint64_t last_stale;
+  uint64_t demand_ns;       /* when the fault loop last served a fault */
+  struct prefetch *pf;      /* working set and background fill, or NULL */
   uint64_t defer[2 * SHM_EVBUF];
   int ndefer;
   /* pool jobs hold references; the loop waits for them before freeing */
@@ -67,6 +69,11 @@ void session_free(struct session *s);
 int session_install_copy(struct session *s, uint64_t dst, const void *src,
                          uint64_t len);
 int session_install_zero(struct session *s, uint64_t dst, uint64_t len);
+/* The same with a mode (UFFDIO_COPY_MODE_DONTWAKE, ..._ZEROPAGE_MODE_...). */
+int session_install_copy_mode(struct session *s, uint64_t dst, const void *src,
+                              uint64_t len, uint64_t mode);
+int session_install_zero_mode(struct session *s, uint64_t dst, uint64_t len,
+                              uint64_t mode);
 /* Applies on_source_error for the page at addr. */
 void session_source_failed(struct session *s, uint64_t addr, uint64_t off);
 

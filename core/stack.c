@@ -426,3 +426,10 @@ void stack_close_session(struct stack *s, const struct ufk_session_info *info) {
     if (s->levels[i].plugin->p.close)
       s->levels[i].plugin->p.close(s->levels[i].inst, info);
 }
+
+void stack_identity(const struct stack *s, char *buf, size_t len) {
+  const struct level *src = &s->levels[0];
+  if (src->plugin->p.identity && src->plugin->p.identity(src->inst, buf, len) == 0)
+    return;
+  snprintf(buf, len, "%s:%lld", src->plugin->p.name, (long long)src->size);
+}

@@ -37,6 +37,9 @@ int stack_prefetch(struct stack *s, uint64_t off, uint64_t len);
  * source's own report (no read needed), else 0. */
 int stack_is_zero(const struct stack *s, uint64_t off, uint64_t len);
 
+/* What data the source serves (its identity(), else plugin and size). */
+void stack_identity(const struct stack *s, char *buf, size_t len);
+
 int stack_open_session(struct stack *s, const struct ufk_session_info *info);
 void stack_close_session(struct stack *s, const struct ufk_session_info *info);
 
