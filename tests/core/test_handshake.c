@@ -1,0 +1,640 @@
+/* Unit tests of the handshake parser: every Firecracker style, 2 MiB pages,
+ * several regions, unknown keys, bytes after the array, input arriving a
+ * byte at a time, and malformed input refused with a reason naming what is
+ * wrong. */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handshake.h"
+
+#define K4 4096ull
+#define M2 2097152ull
+#define BASE 140244305313792ull /* 0x7f8d2c000000: 2 MiB-aligned */
+
+static struct handshake H;
+static char ERR[512];
+
+/* Parses a NUL-terminated text with max_regions 64. */
+static int parse(const char *s) {
+  ERR[0] = 0;
+  return handshake_parse(s, strlen(s), CONF_MAX_REGIONS, &H, ERR, sizeof ERR);
+}
+
+static void region_is(uint32_t i, uint64_t base, uint64_t size,
+                      uint64_t offset) {
+  ck_assert_msg(
+      H.regions[i].base == base, "region %u: base 0x%llx, expected 0x%llx", i,
+      (unsigned long long)H.regions[i].base, (unsigned long long)base);
+  ck_assert_msg(
+      H.regions[i].size == size, "region %u: size %llu, expected %llu", i,
+      (unsigned long long)H.regions[i].size, (unsigned long long)size);
+  ck_assert_msg(
+      H.regions[i].offset == offset, "region %u: offset %llu, expected %llu", i,
+      (unsigned long long)H.regions[i].offset, (unsigned long long)offset);
+}
+
+static void complete(const char *s, uint32_t ps, uint32_t n, int keeps) {
+  int r = parse(s);
+  ck_assert_msg(r == HS_COMPLETE, "'%s' gave %d (%s), expected complete", s, r,
+                ERR);
+  ck_assert_msg(H.page_size == ps, "'%s': page size %u, expected %u", s,
+                H.page_size, ps);
+  ck_assert_msg(H.nregions == n, "'%s': %u regions, expected %u", s, H.nregions,
+                n);
+  ck_assert_msg(H.keeps_socket == keeps, "'%s': keeps_socket %d, expected %d",
+                s, H.keeps_socket, keeps);
+  ck_assert_msg(H.consumed == strlen(s), "'%s': consumed %zu of %zu bytes", s,
+                H.consumed, strlen(s));
+}
+
+/* Firecracker 1.1 to 1.6: no page size at all, so 4 KiB. */
+START_TEST(style_1_1) {
+  complete("[{\"base_host_virt_addr\":140244305313792,\"size\":268435456,"
+           "\"offset\":0}]",
+           K4, 1, 0);
+  region_is(0, BASE, 256ull << 20, 0);
+}
+END_TEST
+
+/* 1.7 to 1.11: page_size_kib, whose value is in bytes. */
+START_TEST(style_1_7) {
+  complete("[{\"base_host_virt_addr\":140244305313792,\"size\":268435456,"
+           "\"offset\":0,\"page_size_kib\":4096}]",
+           K4, 1, 0);
+  complete("[{\"base_host_virt_addr\":140244305313792,\"size\":268435456,"
+           "\"offset\":0,\"page_size_kib\":2097152}]",
+           M2, 1, 0);
+}
+END_TEST
+
+/* 1.12 and later: page_size and page_size_kib, same value; the socket is
+ * kept, so hang-up means Firecracker exited. */
+START_TEST(style_1_12) {
+  complete("[{\"base_host_virt_addr\":140244305313792,\"size\":268435456,"
+           "\"offset\":0,\"page_size\":4096,\"page_size_kib\":4096}]",
+           K4, 1, 1);
+  region_is(0, BASE, 256ull << 20, 0);
+  /* page_size alone (page_size_kib dropped, as announced for 2.0) */
+  complete("[{\"base_host_virt_addr\":140244305313792,\"size\":268435456,"
+           "\"offset\":0,\"page_size\":4096}]",
+           K4, 1, 1);
+}
+END_TEST
+
+START_TEST(huge_pages) {
+  complete("[{\"base_host_virt_addr\":140244305313792,\"size\":134217728,"
+           "\"offset\":0,\"page_size\":2097152,\"page_size_kib\":2097152}]",
+           M2, 1, 1);
+  region_is(0, BASE, 128ull << 20, 0);
+}
+END_TEST
+
+/* Three regions with gaps, offsets the sum of the earlier sizes, in any
+ * order of keys. */
+START_TEST(three_regions) {
+  complete("[{\"base_host_virt_addr\":1048576,\"size\":3221225472,"
+           "\"offset\":0,\"page_size\":4096},"
+           "{\"offset\":3221225472,\"size\":1073741824,"
+           "\"base_host_virt_addr\":4294967296,\"page_size\":4096},"
+           "{\"base_host_virt_addr\":549755813888,\"size\":4096,"
+           "\"page_size\":4096,\"offset\":4294967296}]",
+           K4, 3, 1);
+  region_is(0, 1048576, 3ull << 30, 0);
+  region_is(1, 4ull << 30, 1ull << 30, 3ull << 30);
+  region_is(2, 512ull << 30, K4, 4ull << 30);
+}
+END_TEST
+
+/* Keys of later or unreleased versions, of any JSON type, are ignored;
+ * white space anywhere is allowed. */
+START_TEST(unknown_keys) {
+  complete(" \n[ {\"base_host_virt_addr\" : 8192, \"gpa_start\":0,"
+           "\"is_guest_memfd\":false, \"size\":4096, \"offset\":4096,"
+           "\"note\":\"a ] } [ { \\\" quoted\", \"more\":[1,{\"x\":[]}],"
+           "\"none\":null, \"page_size\":4096 } ]",
+           K4, 1, 1);
+  region_is(0, 8192, K4, K4);
+}
+END_TEST
+
+/* Bytes after the array (secret-hiding builds send a second message right
+ * after) are not part of the handshake: consumed stops at the ']'. */
+START_TEST(leftover_bytes) {
+  const char *json = "[{\"base_host_virt_addr\":4096,\"size\":8192,"
+                     "\"offset\":0,\"page_size\":4096}]";
+  const char *tails[] = {"no_exitless_apf", "[{\"more\":1}]", "\n", "garbage{"};
+  for (size_t t = 0; t < sizeof tails / sizeof *tails; t++) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s%s", json, tails[t]);
+    int r = handshake_parse(buf, strlen(buf), 64, &H, ERR, sizeof ERR);
+    ck_assert_msg(r == HS_COMPLETE, "with tail '%s': %d (%s)", tails[t], r,
+                  ERR);
+    ck_assert_msg(H.consumed == strlen(json),
+                  "with tail '%s': consumed %zu, expected %zu (the array)",
+                  tails[t], H.consumed, strlen(json));
+    ck_assert_msg(H.consumed < strlen(buf), "with tail '%s': nothing kept",
+                  tails[t]);
+    region_is(0, 4096, 8192, 0);
+  }
+}
+END_TEST
+
+/* A stream may deliver the handshake in pieces: every proper prefix is
+ * incomplete (never invalid), the whole is complete. */
+START_TEST(split_everywhere) {
+  const char *msgs[] = {
+      "[{\"base_host_virt_addr\":140244305313792,\"size\":268435456,"
+      "\"offset\":0,\"page_size\":4096,\"page_size_kib\":4096}]",
+      "  [{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0,"
+      "\"s\":\"]}\\\"[{\"},{\"base_host_virt_addr\":16384,\"size\":8192,"
+      "\"offset\":4096,\"x\":[[{}]]}]",
+  };
+  for (size_t m = 0; m < sizeof msgs / sizeof *msgs; m++) {
+    size_t len = strlen(msgs[m]);
+    /* A heap copy of exactly k bytes, so reading past it is caught by
+     * sanitizers and valgrind. */
+    for (size_t k = 0; k < len; k++) {
+      char *b = malloc(k ? k : 1);
+      memcpy(b, msgs[m], k);
+      int r = handshake_parse(b, k, 64, &H, ERR, sizeof ERR);
+      free(b);
+      ck_assert_msg(r == HS_INCOMPLETE,
+                    "message %zu cut after %zu of %zu bytes gave %d (%s), "
+                    "expected incomplete",
+                    m, k, len, r, r == HS_INVALID ? ERR : "");
+    }
+    char *b = malloc(len);
+    memcpy(b, msgs[m], len);
+    int r = handshake_parse(b, len, 64, &H, ERR, sizeof ERR);
+    free(b);
+    ck_assert_msg(r == HS_COMPLETE, "message %zu whole gave %d (%s)", m, r,
+                  ERR);
+    ck_assert_msg(H.consumed == len, "message %zu: consumed %zu of %zu", m,
+                  H.consumed, len);
+  }
+}
+END_TEST
+
+/* max_regions is a limit, not an exact count. */
+START_TEST(max_regions_exact) {
+  const char *two = "[{\"base_host_virt_addr\":4096,\"size\":4096,"
+                    "\"offset\":0},{\"base_host_virt_addr\":12288,"
+                    "\"size\":4096,\"offset\":4096}]";
+  int r = handshake_parse(two, strlen(two), 2, &H, ERR, sizeof ERR);
+  ck_assert_msg(r == HS_COMPLETE, "2 regions with max 2: %d (%s)", r, ERR);
+  ck_assert_uint_eq(H.nregions, 2);
+}
+END_TEST
+
+struct bad {
+  const char *what;
+  const char *text;
+  size_t len;           /* 0: strlen */
+  uint32_t max_regions; /* 0: 64 */
+  const char *words[3]; /* each must appear in the message */
+};
+
+/* Texts too long or too odd for a literal: NUL bytes, deep nesting. */
+static char deep[4200], deep_in_region[4200], nul_between[256], nul_in_key[256],
+    nul_lead[256];
+static size_t nul_between_len, nul_in_key_len, nul_lead_len;
+
+/* Joins parts into buf, each followed by one NUL except the last. */
+static size_t join_nul(char *buf, const char *const *parts, int n) {
+  size_t len = 0;
+  for (int i = 0; i < n; i++) {
+    memcpy(buf + len, parts[i], strlen(parts[i]));
+    len += strlen(parts[i]);
+    if (i < n - 1) buf[len++] = 0;
+  }
+  return len;
+}
+
+static void build_inputs(void) {
+  /* 2000 nested arrays: more than a JSON parser should follow. */
+  memset(deep, '[', 2000);
+  memset(deep + 2000, ']', 2000);
+  deep[4000] = 0;
+  int n = snprintf(deep_in_region, sizeof deep_in_region,
+                   "[{\"base_host_virt_addr\":4096,\"size\":4096,"
+                   "\"offset\":0,\"x\":");
+  memset(deep_in_region + n, '[', 1500);
+  memset(deep_in_region + n + 1500, ']', 1500);
+  snprintf(deep_in_region + n + 3000, sizeof deep_in_region - n - 3000, "}]");
+  nul_between_len =
+      join_nul(nul_between,
+               (const char *[]){"[{\"base_host_virt_addr\":4096,\"size\":4096,"
+                                "\"offset\":0}",
+                                ",{\"base_host_virt_addr\":16384,\"size\":4096,"
+                                "\"offset\":4096}]"},
+               2);
+  /* "size\0x" is not the key "size". */
+  nul_in_key_len =
+      join_nul(nul_in_key,
+               (const char *[]){"[{\"base_host_virt_addr\":4096,\"size",
+                                "x\":4096,\"offset\":0}]"},
+               2);
+  /* NUL bytes ahead of an otherwise good array. */
+  nul_lead_len =
+      join_nul(nul_lead,
+               (const char *[]){"", "",
+                                "[{\"base_host_virt_addr\":4096,\"size\":4096,"
+                                "\"offset\":0}]"},
+               3);
+}
+
+/* Tries every case and prints every failure, so one run names them all;
+ * fails if any case was not refused with its words, or if there are fewer
+ * than min cases. */
+static void check_cases(const struct bad *cases, size_t n, size_t min,
+                        const char *what) {
+  ck_assert_msg(n >= min, "only %zu malformed inputs", n);
+  int failed = 0;
+  char first[1024] = "";
+  for (size_t i = 0; i < n; i++) {
+    const struct bad *b = &cases[i];
+    size_t len = b->len ? b->len : strlen(b->text);
+    ERR[0] = 0;
+    int r = handshake_parse(b->text, len, b->max_regions ? b->max_regions : 64,
+                            &H, ERR, sizeof ERR);
+    const char *why = r != HS_INVALID ? "not refused"
+                      : !ERR[0] || strchr(ERR, '\n')
+                          ? "the reason is not one line"
+                          : NULL;
+    for (int w = 0; !why && w < 3 && b->words[w]; w++)
+      if (!strstr(ERR, b->words[w])) why = "the reason lacks an expected word";
+    if (!why) continue;
+    fprintf(stderr,
+            "malformed input '%s': %s (result %d, message '%s', "
+            "expected words '%s' '%s' '%s')\n",
+            b->what, why, r, r == HS_INVALID ? ERR : "", b->words[0],
+            b->words[1] ? b->words[1] : "", b->words[2] ? b->words[2] : "");
+    if (!failed++)
+      snprintf(first, sizeof first, "'%s': %s (result %d, message '%s')",
+               b->what, why, r, r == HS_INVALID ? ERR : "");
+  }
+  ck_assert_msg(!failed,
+                "%d of %zu %s were not refused with the expected "
+                "reason; first: %s",
+                failed, n, what, first);
+}
+
+#define OK "{\"base_host_virt_addr\":4096,\"size\":4096,\"offset\":0}"
+#define REG(b, s, o)                                                           \
+  "{\"base_host_virt_addr\":" b ",\"size\":" s ",\"offset\":" o
+#define ONE(b, s, o, extra) "[" REG(b, s, o) extra "}]"
+
+/* Input no Firecracker sends, each refused with the reason. */
+START_TEST(malformed) {
+  build_inputs();
+  const struct bad cases[] = {
+      {"object, not array",
+       "{\"base_host_virt_addr\":4096}",
+       0,
+       0,
+       {"not a JSON array"}},
+      {"string", "\"[]\"", 0, 0, {"not a JSON array"}},
+      {"number", "42", 0, 0, {"not a JSON array"}},
+      {"text before the array", "x[]", 0, 0, {"not a JSON array"}},
+      {"empty array", "[]", 0, 0, {"no regions"}},
+      {"empty array with spaces", "[ \n ]", 0, 0, {"no regions"}},
+      {"number element", "[1]", 0, 0, {"region 0", "not a JSON object"}},
+      {"array element", "[" OK ",[]]", 0, 0, {"region 1", "not a JSON object"}},
+      {"null element", "[null]", 0, 0, {"region 0", "not a JSON object"}},
+      {"empty object",
+       "[{}]",
+       0,
+       0,
+       {"region 0", "base_host_virt_addr", "missing"}},
+      {"missing base",
+       "[{\"size\":4096,\"offset\":0}]",
+       0,
+       0,
+       {"base_host_virt_addr", "missing"}},
+      {"missing size",
+       "[{\"base_host_virt_addr\":4096,\"offset\":0}]",
+       0,
+       0,
+       {"size", "missing"}},
+      {"missing offset",
+       "[{\"base_host_virt_addr\":4096,\"size\":4096}]",
+       0,
+       0,
+       {"offset", "missing"}},
+      {"missing offset in region 2",
+       "[" OK "," REG("16384", "4096",
+                      "4096") "},"
+                              "{\"base_host_virt_addr\":65536,\"size\":4096}]",
+       0,
+       0,
+       {"region 2", "offset", "missing"}},
+      {"key in another case",
+       "[{\"Base_host_virt_addr\":4096,\"size\":4096,"
+       "\"offset\":0}]",
+       0,
+       0,
+       {"base_host_virt_addr", "missing"}},
+      {"negative base",
+       ONE("-4096", "4096", "0", ""),
+       0,
+       0,
+       {"base_host_virt_addr", "not an unsigned integer"}},
+      {"negative offset",
+       ONE("4096", "4096", "-4096", ""),
+       0,
+       0,
+       {"offset", "not an unsigned integer"}},
+      {"fractional size",
+       ONE("4096", "4096.5", "0", ""),
+       0,
+       0,
+       {"size", "not an unsigned integer"}},
+      {"string size",
+       ONE("4096", "\"4096\"", "0", ""),
+       0,
+       0,
+       {"size", "not an unsigned integer"}},
+      {"boolean offset",
+       ONE("4096", "4096", "false", ""),
+       0,
+       0,
+       {"offset", "not an unsigned integer"}},
+      {"null base",
+       ONE("null", "4096", "0", ""),
+       0,
+       0,
+       {"base_host_virt_addr", "not an unsigned integer"}},
+      {"object size",
+       ONE("4096", "{}", "0", ""),
+       0,
+       0,
+       {"size", "not an unsigned integer"}},
+      {"size 2^53 + 4096 (past exact doubles)",
+       ONE("4096", "9007199254745088", "0", ""),
+       0,
+       0,
+       {"size", "not an unsigned integer"}},
+      {"base 2^53",
+       ONE("9007199254740992", "4096", "0", ""),
+       0,
+       0,
+       {"base_host_virt_addr", "not an unsigned integer"}},
+      {"base + size past 2^64",
+       ONE("18446744073709547520", "8192", "0", ""),
+       0,
+       0,
+       {"base_host_virt_addr"}},
+      {"offset 1e300",
+       ONE("4096", "4096", "1e300", ""),
+       0,
+       0,
+       {"offset", "not an unsigned integer"}},
+      {"page size 8192",
+       ONE("8192", "8192", "0", ",\"page_size\":8192"),
+       0,
+       0,
+       {"region 0", "8192", "neither 4096 nor 2097152"}},
+      {"page_size_kib in KiB (4)",
+       ONE("4096", "4096", "0", ",\"page_size_kib\":4"),
+       0,
+       0,
+       {"page size 4 ", "neither"}},
+      {"page size 1 GiB",
+       ONE("1073741824", "1073741824", "0", ",\"page_size\":1073741824"),
+       0,
+       0,
+       {"1073741824", "neither"}},
+      {"page size 0",
+       ONE("4096", "4096", "0", ",\"page_size\":0"),
+       0,
+       0,
+       {"page size 0 ", "neither"}},
+      {"page size as string",
+       ONE("4096", "4096", "0", ",\"page_size\":\"4096\""),
+       0,
+       0,
+       {"page_size", "not an unsigned integer"}},
+      {"page_size_kib negative",
+       ONE("4096", "4096", "0", ",\"page_size_kib\":-4096"),
+       0,
+       0,
+       {"page_size_kib", "not an unsigned integer"}},
+      {"page_size and page_size_kib differ",
+       ONE("2097152", "2097152", "0",
+           ",\"page_size\":4096,\"page_size_kib\":2097152"),
+       0,
+       0,
+       {"page_size 4096", "page_size_kib 2097152", "differ"}},
+      {"regions with different page sizes",
+       "[" REG("2097152", "2097152", "0") ",\"page_size\":2097152}," REG(
+           "8388608", "4096", "2097152") ",\"page_size\":4096}]",
+       0,
+       0,
+       {"region 1", "4096", "region 0's 2097152"}},
+      {"region 1 without a page size after a 2 MiB region 0",
+       "[" REG("2097152", "2097152", "0") ",\"page_size_kib\":2097152}," REG(
+           "8388608", "4096", "2097152") "}]",
+       0,
+       0,
+       {"region 1", "differs"}},
+      {"misaligned base",
+       ONE("4097", "4096", "0", ""),
+       0,
+       0,
+       {"region 0", "base 0x1001", "not aligned to the page size 4096"}},
+      {"misaligned size",
+       ONE("4096", "6144", "0", ""),
+       0,
+       0,
+       {"size 6144", "not aligned"}},
+      {"misaligned offset",
+       ONE("4096", "4096", "512", ""),
+       0,
+       0,
+       {"offset 512", "not aligned"}},
+      {"base aligned to 4 KiB only, 2 MiB pages",
+       ONE("4096", "2097152", "0", ",\"page_size\":2097152"),
+       0,
+       0,
+       {"not aligned to the page size 2097152"}},
+      {"offset aligned to 4 KiB only, 2 MiB pages",
+       ONE("2097152", "2097152", "4096", ",\"page_size_kib\":2097152"),
+       0,
+       0,
+       {"offset 4096", "2097152"}},
+      {"zero size", ONE("4096", "0", "0", ""), 0, 0, {"region 0", "size is 0"}},
+      {"zero size in region 1",
+       "[" OK "," REG("16384", "0", "4096") "}]",
+       0,
+       0,
+       {"region 1", "size is 0"}},
+      {"overlapping regions",
+       "[" REG("4096", "16384", "0") "}," REG("12288", "4096", "16384") "}]",
+       0,
+       0,
+       {"0x1000", "0x3000", "overlap"}},
+      {"the same region twice", "[" OK "," OK "]", 0, 0, {"overlap"}},
+      {"overlap out of order",
+       "[" REG("65536", "8192", "0") "}," REG("4096", "4096", "8192") "}," REG(
+           "61440", "8192", "12288") "}]",
+       0,
+       0,
+       {"0xf000", "0x10000", "overlap"}},
+      {"3 regions, max 2",
+       "[" OK
+       "," REG("16384", "4096", "4096") "}," REG("65536", "4096", "8192") "}]",
+       0,
+       2,
+       {"3 regions", "more than the 2 allowed"}},
+      {"2 regions, max 1",
+       "[" OK "," REG("16384", "4096", "4096") "}]",
+       0,
+       1,
+       {"2 regions", "1 allowed"}},
+      {"trailing comma in the array", "[" OK ",]", 0, 0, {"not valid JSON"}},
+      {"garbage inside the array", "[" OK " x]", 0, 0, {"not valid JSON"}},
+      {"missing comma between regions",
+       "[" OK REG("16384", "4096", "4096") "}]",
+       0,
+       0,
+       {"not valid JSON"}},
+      {"unquoted keys",
+       "[{base_host_virt_addr:4096,size:4096,offset:0}]",
+       0,
+       0,
+       {"not valid JSON"}},
+      {"single quotes",
+       "[{'base_host_virt_addr':4096}]",
+       0,
+       0,
+       {"not valid JSON"}},
+      {"mismatched brackets", "[{\"size\":4096]}", 0, 0, {"not valid JSON"}},
+      {"2000 nested arrays", deep, 0, 0, {"not valid JSON"}},
+      {"1500 nested arrays inside a region",
+       deep_in_region,
+       0,
+       0,
+       {"not valid JSON"}},
+      {"invalid escape \\x",
+       ONE("4096", "4096", "0", ",\"k\":\"\\x41\""),
+       0,
+       0,
+       {"not valid JSON"}},
+      {"truncated \\u escape",
+       ONE("4096", "4096", "0", ",\"k\":\"\\u12\""),
+       0,
+       0,
+       {"not valid JSON"}},
+      {"lone low surrogate",
+       ONE("4096", "4096", "0", ",\"k\":\"\\udc00\""),
+       0,
+       0,
+       {"not valid JSON"}},
+  };
+  check_cases(cases, sizeof cases / sizeof *cases, 25, "malformed inputs");
+}
+END_TEST
+
+/* JSON is UTF-8 text without raw control characters (RFC 8259 sections 7
+ * and 8.1); serde_json never writes either.  A parser that skips a NUL as
+ * white space, or ends a key at a NUL, reads bytes other parsers would
+ * refuse, and two parsers then disagree about what a peer sent. */
+START_TEST(strict_json) {
+  build_inputs();
+  const struct bad cases[] = {
+      {"NUL byte between regions", nul_between, nul_between_len, 0, {"JSON"}},
+      {"NUL byte inside a key", nul_in_key, nul_in_key_len, 0, {"JSON"}},
+      {"NUL bytes before the array", nul_lead, nul_lead_len, 0, {"JSON"}},
+      /* A lone continuation byte; an overlong '/'; 0xff never occurs. */
+      {"invalid UTF-8 in a key",
+       ONE("4096", "4096", "0", ",\"k\x80\":1"),
+       0,
+       0,
+       {"UTF-8"}},
+      {"invalid UTF-8 in an ignored value",
+       ONE("4096", "4096", "0", ",\"k\":\"\xc0\xaf\xff\""),
+       0,
+       0,
+       {"UTF-8"}},
+      {"raw newline inside a string",
+       ONE("4096", "4096", "0", ",\"k\":\"a\nb\""),
+       0,
+       0,
+       {"JSON"}},
+  };
+  /* Today core/handshake.c accepts all six: array_end() takes a NUL for
+   * white space (strchr(" \t\r\n", 0) finds the terminator), and cJSON
+   * skips every byte up to 0x20, ends keys at a NUL and copies strings
+   * without checking UTF-8 or control characters. */
+  check_cases(cases, sizeof cases / sizeof *cases, 6,
+              "inputs that are not strict JSON (core/handshake.c accepts "
+              "NUL bytes, invalid UTF-8 and raw control characters)");
+}
+END_TEST
+
+START_TEST(find_region) {
+  struct ufk_region r[3] = {
+      {.base = 0x10000, .size = 0x2000, .offset = 0},
+      {.base = 0x20000, .size = 0x1000, .offset = 0x2000},
+      {.base = 0x21000, .size = 0x1000, .offset = 0x3000}, /* adjacent */
+  };
+  struct {
+    uint64_t addr;
+    int want;
+  } t[] = {
+      {0, -1},       {0xffff, -1}, /* one below region 0 */
+      {0x10000, 0},                /* its first byte */
+      {0x10fff, 0},  {0x11fff, 0}, /* its last byte */
+      {0x12000, -1},               /* one past it: the gap */
+      {0x1ffff, -1},               /* last byte of the gap */
+      {0x20000, 1},  {0x20fff, 1}, /* last byte of region 1... */
+      {0x21000, 2}, /* ...and the first of the adjacent region 2 */
+      {0x21fff, 2},  {0x22000, -1}, {UINT64_MAX, -1}, {UINT64_MAX - 0xfff, -1},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+    int got = handshake_find_region(r, 3, t[i].addr);
+    ck_assert_msg(got == t[i].want, "address 0x%llx: region %d, expected %d",
+                  (unsigned long long)t[i].addr, got, t[i].want);
+  }
+  ck_assert_msg(handshake_find_region(r, 0, 0x10000) == -1,
+                "no regions must find nothing");
+  /* A region at the very top of the address space. */
+  struct ufk_region top = {.base = UINT64_MAX - 0xfff, .size = 0x1000};
+  ck_assert_msg(handshake_find_region(&top, 1, UINT64_MAX) == 0,
+                "last byte of the address space not in the top region");
+  ck_assert_msg(handshake_find_region(&top, 1, UINT64_MAX - 0x1000) == -1,
+                "byte below the top region found in it");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("core-handshake");
+  TCase *good = tcase_create("good");
+  tcase_add_test(good, style_1_1);
+  tcase_add_test(good, style_1_7);
+  tcase_add_test(good, style_1_12);
+  tcase_add_test(good, huge_pages);
+  tcase_add_test(good, three_regions);
+  tcase_add_test(good, unknown_keys);
+  tcase_add_test(good, leftover_bytes);
+  tcase_add_test(good, split_everywhere);
+  tcase_add_test(good, max_regions_exact);
+  suite_add_tcase(s, good);
+  TCase *bad = tcase_create("malformed");
+  tcase_add_test(bad, malformed);
+  suite_add_tcase(s, bad);
+  TCase *strict = tcase_create("strict_json");
+  tcase_add_test(strict, strict_json);
+  suite_add_tcase(s, strict);
+  TCase *find = tcase_create("find_region");
+  tcase_add_test(find, find_region);
+  suite_add_tcase(s, find);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
