@@ -326,6 +326,9 @@ static void parse_status_line(struct xfer *x, const char *line, size_t n) {
   }
   x->status = st;
   x->have_range = x->bad_range = x->encoded = 0;
+  x->decided = x->accept = 0;
+  x->discarded = x->snip_len = 0;
+  x->snippet[0] = 0;
 }
 
 static int value_is_identity(const char *v, size_t n) {

@@ -182,7 +182,7 @@ static void *worker(void *opaque) {
   struct ra *r = opaque;
   pthread_mutex_lock(&r->lock);
   while (!r->stop) {
-    if (!r->qlen || r->disabled) {
+    if (!r->qlen || __atomic_load_n(&r->disabled, __ATOMIC_RELAXED)) {
       pthread_cond_wait(&r->cond, &r->lock);
       continue;
     }
@@ -196,7 +196,8 @@ static void *worker(void *opaque) {
     __atomic_fetch_add(rc < 0 ? r->c_errors : r->c_bytes, rc < 0 ? 1 : j.len,
                        __ATOMIC_RELAXED);
     pthread_mutex_lock(&r->lock);
-    if (rc < 0 && e == ENOTSUP) r->disabled = 1;
+    if (rc < 0 && e == ENOTSUP)
+      __atomic_store_n(&r->disabled, 1, __ATOMIC_RELAXED);
   }
   pthread_mutex_unlock(&r->lock);
   return NULL;
@@ -260,7 +261,9 @@ static int ra_read(void *inst, void *buf, uint64_t len, uint64_t off,
   if (r->below->read(r->below->handle, buf, len, off, flags) < 0) return -1;
   /* Background reads of the core are prefetches already; only what the
    * guest asks for says where it is going. */
-  if (!r->disabled && !(flags & UFK_READ_PREFETCH)) observe(r, off, len);
+  if (!__atomic_load_n(&r->disabled, __ATOMIC_RELAXED) &&
+      !(flags & UFK_READ_PREFETCH))
+    observe(r, off, len);
   return 0;
 }
 

@@ -96,6 +96,7 @@ start_faulty() {
     [ -s "$portfile" ] && break
     sleep 0.05
   done
+  FAULTY_PID=${SERVER_PIDS[-1]}
   FAULTY_PORT=$(cat "$portfile" 2>/dev/null) ||
     fail "faulty_server.py did not start"
   wait_http "http://127.0.0.1:$FAULTY_PORT/_stats" 10 ||
@@ -156,6 +157,18 @@ s3_put() {
 stop_pid() {
   kill -TERM "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
+}
+
+stop_faulty() {
+  stop_pid "$FAULTY_PID"
+}
+
+stop_nginx() {
+  stop_pid "$NGINX_PID"
+}
+
+stop_s3rver() {
+  stop_pid "$S3_PID"
 }
 
 stop_servers() {
