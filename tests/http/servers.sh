@@ -26,7 +26,8 @@ wait_http() {
 }
 
 # start_nginx ROOT: serves ROOT at http://127.0.0.1:$NGINX_PORT/, and the
-# same files without range support under /norange/.  Access log:
+# same files without range support under /norange/; /moved.bin redirects to
+# /data.bin.  Access log:
 # $NGINX_DIR/access.log.
 start_nginx() {
   local root=$1 try
@@ -76,6 +77,7 @@ http {
     listen 127.0.0.1:$NGINX_PORT;
     root $root;
     location /norange/ { alias $root/; max_ranges 0; }
+    location = /moved.bin { return 302 /data.bin; }
   }
 }
 EOF

@@ -141,6 +141,16 @@ START_TEST(parallel_reads_reuse_connections) {
 }
 END_TEST
 
+START_TEST(redirects_are_followed) {
+  char kv[600];
+  snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "moved.bin"));
+  open_http(kv, NULL);
+  ck_assert_int_eq(h.p->get_size(h.h), (int64_t)DATA_SIZE);
+  read_ok(4096, 8192);
+  read_ok(DATA_SIZE - 4096, 4096);
+}
+END_TEST
+
 START_TEST(server_ignoring_ranges_is_refused) {
   char kv[600];
   snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "norange/data.bin"));
@@ -289,6 +299,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, faulty_reset, teardown);
   tcase_add_test(tc, reads_are_byte_exact);
   tcase_add_test(tc, parallel_reads_reuse_connections);
+  tcase_add_test(tc, redirects_are_followed);
   tcase_add_test(tc, server_ignoring_ranges_is_refused);
   tcase_add_test(tc, missing_object_is_permanent);
   tcase_add_test(tc, nothing_listening_is_refused);
