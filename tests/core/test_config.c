@@ -1,0 +1,584 @@
+/* Unit tests of the daemon's configuration: a full config and its defaults,
+ * the command-line listener, and every kind of error, each naming the file,
+ * the line and the key. */
+#include <check.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static struct daemon_conf C;
+static char ERR[2048];
+static int loaded;
+
+static int load(const char *text) {
+  ERR[0] = 0;
+  int r = conf_load_string(&C, text, "test.conf", ERR, sizeof ERR);
+  loaded = 1;
+  return r;
+}
+
+static void teardown(void) {
+  if (loaded) conf_free(&C);
+  loaded = 0;
+}
+
+static void loads(const char *text) {
+  int r = load(text);
+  ck_assert_msg(r == 0, "config refused: %s\n%s", ERR, text);
+}
+
+/* The message must start with "test.conf:LINE: " (LINE 0: any line; -1:
+ * "test.conf: ", for a setting that is absent and so has no line) and
+ * contain every word. */
+static void refused(const char *text, int line, ...) {
+  int r = load(text);
+  ck_assert_msg(r < 0, "config accepted, expected an error:\n%s", text);
+  ck_assert_msg(!strchr(ERR, '\n'), "message is not one line: '%s'", ERR);
+  if (line < 0) {
+    ck_assert_msg(!strncmp(ERR, "test.conf: ", 11),
+                  "message '%s' does not start with 'test.conf: '", ERR);
+  } else if (line > 0) {
+    char want[64];
+    snprintf(want, sizeof want, "test.conf:%d: ", line);
+    ck_assert_msg(!strncmp(ERR, want, strlen(want)),
+                  "message '%s' does not start with '%s'", ERR, want);
+  } else {
+    regex_t re;
+    regcomp(&re, "^test\\.conf:[0-9]+: ", REG_EXTENDED | REG_NOSUB);
+    int m = regexec(&re, ERR, 0, NULL, 0);
+    regfree(&re);
+    ck_assert_msg(m == 0,
+                  "message '%s' does not start with test.conf:LINE:", ERR);
+  }
+  va_list ap;
+  va_start(ap, line);
+  for (const char *w; (w = va_arg(ap, const char *));)
+    ck_assert_msg(strstr(ERR, w), "message '%s' does not contain '%s'", ERR, w);
+  va_end(ap);
+}
+
+START_TEST(full_config) {
+  loads("# every setting\n"
+        "uffdkit = {\n"
+        "  plugin_dir = \"/opt/uffdkit/plugins\";\n"
+        "  log_level = \"debug\";\n"
+        "  log_format = \"json\";\n"
+        "  control_socket = \"/run/uffdkit/ctl.sock\";\n"
+        "  metrics = \"127.0.0.1:9100\";\n"
+        "  worker_restart_delay = \"250ms\";\n"
+        "};\n"
+        "listeners = (\n"
+        "  {\n"
+        "    name = \"vm-a\";\n"
+        "    socket = \"/run/uffdkit/a.sock\";\n"
+        "    socket_mode = \"0660\";\n"
+        "    socket_owner = \"root\";\n"
+        "    socket_group = \"kvm\";\n"
+        "    allow_uids = ( 0, 1000, 4294967295L );\n"
+        "    allow_gids = ( 100 );\n"
+        "    max_sessions = 8;\n"
+        "    handshake_timeout = \"1500ms\";\n"
+        "    max_handshake_bytes = \"128K\";\n"
+        "    max_regions = 4;\n"
+        "    on_source_error = \"sigbus\";\n"
+        "    fault_around = 15;\n"
+        "    background_fill = true;\n"
+        "    prefetch = { working_set = \"/var/lib/ws\"; mode = \"record\";\n"
+        "                 record_for = \"30s\"; };\n"
+        "    source = { plugin = \"mmap\"; path = \"/srv/a/mem\"; };\n"
+        "    layers = ( { layer = \"cache\"; size = \"4G\"; },\n"
+        "               { layer = \"retry\"; } );\n"
+        "  },\n"
+        "  { name = \"vm-b\"; socket = \"/run/uffdkit/b.sock\";\n"
+        "    handshake_timeout = 2; on_source_error = \"hang\";\n"
+        "    prefetch = { working_set = \"/var/lib/ws-b\"; };\n"
+        "    source = { plugin = \"file\"; path = \"/srv/b/mem\"; }; }\n"
+        ");\n");
+  ck_assert_str_eq(C.plugin_dir, "/opt/uffdkit/plugins");
+  ck_assert_int_eq(C.log_level, 3);
+  ck_assert_str_eq(C.log_format, "json");
+  ck_assert_str_eq(C.control_socket, "/run/uffdkit/ctl.sock");
+  ck_assert_str_eq(C.metrics_listen, "127.0.0.1:9100");
+  ck_assert_uint_eq(C.worker_restart_delay_ns, 250000000ull);
+  ck_assert_int_eq(C.n_listeners, 2);
+  const struct listener_conf *a = conf_find_listener(&C, "vm-a");
+  ck_assert_msg(a == &C.listeners[0], "vm-a not found as listener 0");
+  ck_assert_str_eq(a->socket, "/run/uffdkit/a.sock");
+  ck_assert_uint_eq(a->socket_mode, 0660);
+  ck_assert_str_eq(a->socket_owner, "root");
+  ck_assert_str_eq(a->socket_group, "kvm");
+  ck_assert_int_eq(a->n_allow_uids, 3);
+  ck_assert_uint_eq(a->allow_uids[0], 0);
+  ck_assert_uint_eq(a->allow_uids[1], 1000);
+  ck_assert_uint_eq(a->allow_uids[2], 4294967295u);
+  ck_assert_int_eq(a->n_allow_gids, 1);
+  ck_assert_uint_eq(a->allow_gids[0], 100);
+  ck_assert_int_eq(a->max_sessions, 8);
+  ck_assert_uint_eq(a->handshake_timeout_ns, 1500000000ull);
+  ck_assert_uint_eq(a->max_handshake_bytes, 128 << 10);
+  ck_assert_int_eq(a->max_regions, 4);
+  ck_assert_int_eq(a->on_source_error, ON_ERROR_SIGBUS);
+  ck_assert_int_eq(a->fault_around, 15);
+  ck_assert_int_eq(a->background_fill, 1);
+  ck_assert_str_eq(a->prefetch_path, "/var/lib/ws");
+  ck_assert_int_eq(a->prefetch_mode, PREFETCH_RECORD);
+  ck_assert_uint_eq(a->record_for_ns, 30000000000ull);
+  const char *plugin = NULL;
+  ck_assert_msg(config_setting_lookup_string(a->source, "plugin", &plugin) &&
+                    !strcmp(plugin, "mmap"),
+                "vm-a source plugin is %s", plugin ? plugin : "(none)");
+  ck_assert_msg(a->layers && config_setting_length(a->layers) == 2,
+                "vm-a should have 2 layers");
+  const struct listener_conf *b = conf_find_listener(&C, "vm-b");
+  ck_assert_msg(b == &C.listeners[1], "vm-b not found as listener 1");
+  ck_assert_uint_eq(b->handshake_timeout_ns, 2000000000ull); /* bare int: s */
+  ck_assert_int_eq(b->on_source_error, ON_ERROR_HANG);
+  ck_assert_int_eq(b->prefetch_mode, PREFETCH_AUTO); /* mode's default */
+  ck_assert_msg(b->layers == NULL, "vm-b has no layers");
+  ck_assert_msg(conf_find_listener(&C, "vm-c") == NULL, "vm-c found");
+}
+END_TEST
+
+START_TEST(defaults) {
+  const char *text = "listeners = ( { name = \"a\"; socket = \"/tmp/a.sock\";\n"
+                     "  source = { plugin = \"mmap\"; path = \"/m\"; }; } );\n";
+  loads(text);
+  ck_assert_msg(C.text && !strcmp(C.text, text),
+                "the exact text must be kept for the worker");
+  ck_assert_msg(C.plugin_dir == NULL, "plugin_dir has no default");
+  ck_assert_int_eq(C.log_level, 2);
+  ck_assert_str_eq(C.log_format, "text");
+  ck_assert_uint_eq(C.worker_restart_delay_ns, 100000000ull);
+  const struct listener_conf *l = &C.listeners[0];
+  ck_assert_uint_eq(l->socket_mode, 0600);
+  ck_assert_int_eq(l->n_allow_uids, 0);
+  ck_assert_int_eq(l->n_allow_gids, 0);
+  ck_assert_int_eq(l->max_sessions, 1024);
+  ck_assert_uint_eq(l->handshake_timeout_ns, 5000000000ull);
+  ck_assert_uint_eq(l->max_handshake_bytes, 64 << 10);
+  ck_assert_int_eq(l->max_regions, CONF_MAX_REGIONS);
+  ck_assert_int_eq(l->on_source_error, ON_ERROR_KILL);
+  ck_assert_int_eq(l->fault_around, 0);
+  ck_assert_int_eq(l->background_fill, 0);
+  ck_assert_int_eq(l->prefetch_mode, PREFETCH_OFF);
+  ck_assert_msg(l->layers == NULL, "no layers by default");
+}
+END_TEST
+
+/* Socket modes are octal strings; "660" reads as octal too. */
+START_TEST(socket_modes) {
+  const char *modes[] = {"0660", "660", "0", "0777", "0600"};
+  unsigned want[] = {0660, 0660, 0, 0777, 0600};
+  for (int i = 0; i < 5; i++) {
+    char text[256];
+    snprintf(text, sizeof text,
+             "listeners = ( { name = \"a\"; socket = \"/tmp/a\";\n"
+             "socket_mode = \"%s\"; source = { plugin = \"m\"; }; } );",
+             modes[i]);
+    loads(text);
+    ck_assert_msg(C.listeners[0].socket_mode == want[i],
+                  "socket_mode \"%s\" gave %o, expected %o", modes[i],
+                  C.listeners[0].socket_mode, want[i]);
+    teardown();
+  }
+}
+END_TEST
+
+START_TEST(from_cli) {
+  char *kv[] = {"path=/srv/mem", "populate=false", "odd=a\"b\\c; x = 1",
+                "empty="};
+  int r = conf_from_cli(&C, "/tmp/cli.sock", "mmap", kv, 4, ERR, sizeof ERR);
+  loaded = 1;
+  ck_assert_msg(r == 0, "command line refused: %s", ERR);
+  ck_assert_int_eq(C.n_listeners, 1);
+  const struct listener_conf *l = &C.listeners[0];
+  ck_assert_str_eq(l->name, "cli");
+  ck_assert_str_eq(l->socket, "/tmp/cli.sock");
+  ck_assert_uint_eq(l->socket_mode, 0600);
+  const char *v = NULL;
+  ck_assert_msg(config_setting_lookup_string(l->source, "plugin", &v) &&
+                    !strcmp(v, "mmap"),
+                "plugin is %s", v ? v : "(none)");
+  ck_assert_msg(config_setting_lookup_string(l->source, "path", &v) &&
+                    !strcmp(v, "/srv/mem"),
+                "path is %s", v ? v : "(none)");
+  ck_assert_msg(config_setting_lookup_string(l->source, "populate", &v) &&
+                    !strcmp(v, "false"),
+                "populate must stay the string \"false\"");
+  /* Quotes, backslashes and ';' stay inside the value. */
+  ck_assert_msg(config_setting_lookup_string(l->source, "odd", &v) &&
+                    !strcmp(v, "a\"b\\c; x = 1"),
+                "odd is '%s'", v ? v : "(none)");
+  ck_assert_msg(config_setting_get_member(l->source, "x") == NULL,
+                "a value must not add a setting");
+  ck_assert_msg(config_setting_lookup_string(l->source, "empty", &v) &&
+                    !strcmp(v, ""),
+                "empty value lost");
+}
+END_TEST
+
+START_TEST(from_cli_errors) {
+  const char *bad[] = {"novalue", "=x", "1path=x", "pa th=x", "path;x=1"};
+  for (int i = 0; i < 5; i++) {
+    char *kv[] = {"path=/m", (char *)bad[i]};
+    ERR[0] = 0;
+    int r = conf_from_cli(&C, "/tmp/s", "mmap", kv, 2, ERR, sizeof ERR);
+    loaded = 1;
+    ck_assert_msg(r < 0, "'%s' accepted", bad[i]);
+    ck_assert_msg(strstr(ERR, "command line") && strstr(ERR, bad[i]),
+                  "message '%s' must name the command line and '%s'", ERR,
+                  bad[i]);
+    teardown();
+  }
+  /* A socket path that would not fit sockaddr_un. */
+  char longpath[200];
+  memset(longpath, 'a', sizeof longpath - 1);
+  longpath[0] = '/';
+  longpath[sizeof longpath - 1] = 0;
+  char *kv[] = {"path=/m"};
+  int r = conf_from_cli(&C, longpath, "mmap", kv, 1, ERR, sizeof ERR);
+  loaded = 1;
+  ck_assert_msg(r < 0 && strstr(ERR, "command line") &&
+                    strstr(ERR, "socket path"),
+                "long socket path: %d '%s'", r, ERR);
+}
+END_TEST
+
+#define L(x) "listeners = ( { name = \"a\"; socket = \"/tmp/a.sock\";\n" x
+
+START_TEST(unknown_keys) {
+  refused("uffdkit = { log_level = \"info\"; };\n"
+          "bogus = 1;\n" L("source = { plugin = \"m\"; }; } );"),
+          2, "unknown top-level setting 'bogus'", NULL);
+  refused("uffdkit = {\n"
+          "  plugin_dirs = \"/x\";\n"
+          "};\n" L("source = { plugin = \"m\"; }; } );"),
+          2, "uffdkit", "unknown setting 'plugin_dirs'", NULL);
+  refused(L("source = { plugin = \"m\"; };\n"
+            "sockets = \"/tmp/b\"; } );"),
+          3, "listener", "unknown setting 'sockets'", NULL);
+  refused(L("source = { plugin = \"m\"; };\n"
+            "prefetch = { working_set = \"/w\";\n"
+            "  workingset = \"/w\"; }; } );"),
+          4, "prefetch", "unknown setting 'workingset'", NULL);
+}
+END_TEST
+
+/* Values of the wrong type written as strings or groups. */
+START_TEST(wrong_types) {
+  refused(L("source = { plugin = \"m\"; };\nmax_sessions = \"many\"; } );"), 3,
+          "'max_sessions' must be an integer", NULL);
+  refused(
+      L("source = { plugin = \"m\"; };\nhandshake_timeout = \"soon\"; } );"), 3,
+      "'handshake_timeout' must be a duration", NULL);
+  refused(L("source = { plugin = \"m\"; };\nhandshake_timeout = -1; } );"), 3,
+          "'handshake_timeout' must be a duration", NULL);
+  refused(
+      L("source = { plugin = \"m\"; };\nmax_handshake_bytes = \"big\"; } );"),
+      3, "'max_handshake_bytes' must be a size", NULL);
+  refused(
+      L("source = { plugin = \"m\"; };\nbackground_fill = \"perhaps\"; } );"),
+      3, "'background_fill' must be a boolean", NULL);
+  refused(L("source = { plugin = \"m\"; };\nsocket_owner = 0; } );"), 3,
+          "'socket_owner' must be a string", NULL);
+  refused(L("source = { plugin = \"m\"; };\nallow_uids = \"root\"; } );"), 3,
+          "'allow_uids' must be an array of integer ids", NULL);
+  refused(L("source = { plugin = \"m\"; };\nallow_uids = [ -1 ]; } );"), 3,
+          "'allow_uids'", NULL);
+  refused(L("source = { plugin = \"m\"; };\nallow_gids = ( \"wheel\" ); } );"),
+          3, "'allow_gids'", NULL);
+  refused(
+      L("source = { plugin = \"m\"; };\nallow_uids = ( 4294967296L ); } );"), 3,
+      "'allow_uids'", NULL);
+  refused(L("source = \"mmap\"; } );"), 2, "'source' must be a group", NULL);
+  refused(L("source = { plugin = \"m\"; };\nlayers = \"cache\"; } );"), 3,
+          "'layers' must be a list", NULL);
+  refused(L("source = { plugin = \"m\"; };\nprefetch = \"/w\"; } );"), 3,
+          "'prefetch' must be a group", NULL);
+  refused(L("source = { plugin = \"m\"; };\nprefetch = {\n"
+            "  record_for = \"a while\"; }; } );"),
+          4, "'record_for' must be a duration", NULL);
+  refused("listeners = ( { name = 5;\n"
+          "  socket = \"/tmp/a\"; source = { plugin = \"m\"; }; } );",
+          1, "'name' must be a string", NULL);
+  refused("listeners = ( { name = \"a\";\n"
+          "  socket = 1; source = { plugin = \"m\"; }; } );",
+          2, "'socket' must be a string", NULL);
+  refused("uffdkit = {\n"
+          "  worker_restart_delay = \"never\"; };\n" L(
+              "source = { plugin = \"m\"; }; } );"),
+          2, "'worker_restart_delay' must be a duration", NULL);
+  refused("uffdkit = \"x\";\n" L("source = { plugin = \"m\"; }; } );"), 1,
+          "'uffdkit' must be a group", NULL);
+  refused("listeners = { a = 1; };", -1, "needs listeners", NULL);
+}
+END_TEST
+
+/* Values of the wrong type written natively (a boolean, an integer, a
+ * float where another type is due) must be refused like the same mistake
+ * written as a string, never replaced by the default. */
+START_TEST(native_wrong_types) {
+  struct {
+    const char *setting;
+    const char *key;
+  } t[] = {
+      {"max_sessions = true;", "max_sessions"},
+      {"max_regions = 2.5;", "max_regions"},
+      {"fault_around = 1.0;", "fault_around"},
+      {"background_fill = 3;", "background_fill"},
+      {"handshake_timeout = 1.5;", "handshake_timeout"},
+      {"handshake_timeout = true;", "handshake_timeout"},
+      {"max_handshake_bytes = false;", "max_handshake_bytes"},
+      {"max_handshake_bytes = [ 1 ];", "max_handshake_bytes"},
+  };
+  int failed = 0;
+  char first[4096] = "";
+  for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+    char text[512];
+    snprintf(text, sizeof text, L("source = { plugin = \"m\"; };\n%s } );"),
+             t[i].setting);
+    int r = load(text);
+    char want[64];
+    snprintf(want, sizeof want, "'%s' must be", t[i].key);
+    int ok = r < 0 && !strncmp(ERR, "test.conf:3: ", 13) && strstr(ERR, want);
+    if (!ok) {
+      fprintf(stderr, "'%s': %s\n", t[i].setting,
+              r < 0 ? ERR : "accepted (the default was used)");
+      if (!failed++)
+        snprintf(first, sizeof first, "'%s' %s", t[i].setting,
+                 r < 0 ? ERR : "was accepted and the default used");
+    }
+    teardown();
+  }
+  char gtext[256];
+  snprintf(gtext, sizeof gtext,
+           "uffdkit = {\n  worker_restart_delay = true; };\n" L(
+               "source = { plugin = \"m\"; }; } );"));
+  int r = load(gtext);
+  if (r == 0 || !strstr(ERR, "'worker_restart_delay' must be")) {
+    fprintf(stderr, "'worker_restart_delay = true;': %s\n",
+            r < 0 ? ERR : "accepted (the default was used)");
+    if (!failed++)
+      snprintf(first, sizeof first, "'worker_restart_delay = true' %s",
+               r < 0 ? ERR : "was accepted and the default used");
+  }
+  ck_assert_msg(!failed,
+                "%d wrong-typed settings were not refused (core/config.c "
+                "store_value() falls back to parsing the default text when a "
+                "native value has the wrong type); first: %s",
+                failed, first);
+}
+END_TEST
+
+START_TEST(missing) {
+  refused("listeners = (\n"
+          "  { socket = \"/tmp/a\"; source = { plugin = \"m\"; }; } );",
+          2, "missing required setting 'name'", NULL);
+  refused("listeners = (\n"
+          "  { name = \"a\"; source = { plugin = \"m\"; }; } );",
+          2, "missing required setting 'socket'", NULL);
+  refused("listeners = (\n"
+          "  { name = \"a\"; socket = \"/tmp/a\"; } );",
+          2, "missing required setting 'source'", NULL);
+  refused(L("source = {\n"
+            "  path = \"/m\"; }; } );"),
+          2, "source needs plugin", NULL);
+  refused(L("source = { plugin = 7; }; } );"), 2, "source needs plugin", NULL);
+  refused("uffdkit = { log_level = \"info\"; };", -1, "needs listeners", NULL);
+  refused("listeners = ( );", -1, "needs listeners", NULL);
+}
+END_TEST
+
+/* Values of the right type that mean nothing.  The line may be the
+ * listener's or the key's; the key must be named. */
+START_TEST(bad_values) {
+  refused(L("socket_mode = 660;\n source = { plugin = \"m\"; }; } );"), 2,
+          "'socket_mode' must be a string", NULL);
+  const char *modes[] = {"999", "abc", "", "01777", "-1", "0x1a4", "6 6 0"};
+  for (int i = 0; i < 7; i++) {
+    char text[256];
+    snprintf(text, sizeof text,
+             L("socket_mode = \"%s\";\n source = { plugin = \"m\"; }; } );"),
+             modes[i]);
+    char word[64];
+    snprintf(word, sizeof word, "socket_mode '%s'", modes[i]);
+    refused(text, 0, word, "octal", NULL);
+    teardown();
+  }
+  refused(L("on_source_error = \"explode\";\n"
+            "source = { plugin = \"m\"; }; } );"),
+          0, "on_source_error", NULL);
+  refused(L("on_source_error = \"KILL\";\n"
+            "source = { plugin = \"m\"; }; } );"),
+          0, "on_source_error", NULL);
+  refused(L("max_regions = 65;\nsource = { plugin = \"m\"; }; } );"), 0,
+          "max_regions", NULL);
+  refused(L("max_regions = 0;\nsource = { plugin = \"m\"; }; } );"), 0,
+          "max_regions", NULL);
+  refused(L("max_sessions = 0;\nsource = { plugin = \"m\"; }; } );"), 0,
+          "max_sessions", NULL);
+  refused(
+      L("max_handshake_bytes = \"1K\";\nsource = { plugin = \"m\"; }; } );"), 0,
+      "max_handshake_bytes", NULL);
+  refused(
+      L("max_handshake_bytes = \"32M\";\nsource = { plugin = \"m\"; }; } );"),
+      0, "max_handshake_bytes", NULL);
+  refused(L("fault_around = 513;\nsource = { plugin = \"m\"; }; } );"), 0,
+          "fault_around", NULL);
+  refused(L("prefetch = { working_set = \"/w\"; mode = \"sometimes\"; };\n"
+            "source = { plugin = \"m\"; }; } );"),
+          0, "prefetch mode", NULL);
+  refused("listeners = ( { name = \"a b\"; socket = \"/tmp/a\";\n"
+          "source = { plugin = \"m\"; }; } );",
+          1, "listener name 'a b'", NULL);
+  refused("listeners = ( { name = \"\"; socket = \"/tmp/a\";\n"
+          "source = { plugin = \"m\"; }; } );",
+          1, "listener name ''", NULL);
+  refused("listeners = ( { name = \"a\"; socket = \"\";\n"
+          "source = { plugin = \"m\"; }; } );",
+          1, "socket path", NULL);
+  refused("uffdkit = {\n log_level = \"loud\"; };\n" L(
+              "source = { plugin = \"m\"; }; } );"),
+          0, "log_level 'loud'", NULL);
+  refused("uffdkit = {\n log_format = \"xml\"; };\n" L(
+              "source = { plugin = \"m\"; }; } );"),
+          0, "log_format", NULL);
+}
+END_TEST
+
+/* A value error points at the line of the offending key, not at the
+ * first line of its listener (the listener may be long). */
+START_TEST(value_error_lines) {
+  struct {
+    const char *setting;
+    const char *key;
+  } t[] = {
+      {"socket_mode = \"999\";", "socket_mode"},
+      {"on_source_error = \"explode\";", "on_source_error"},
+      {"max_regions = 65;", "max_regions"},
+      {"fault_around = 513;", "fault_around"},
+      {"max_handshake_bytes = \"1K\";", "max_handshake_bytes"},
+  };
+  int failed = 0;
+  char first[4096] = "";
+  for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+    char text[512];
+    snprintf(text, sizeof text,
+             "listeners = (\n"
+             "  {\n"
+             "    name = \"a\";\n"
+             "    socket = \"/tmp/a.sock\";\n"
+             "    source = { plugin = \"m\"; };\n"
+             "    %s\n"
+             "  } );\n",
+             t[i].setting);
+    int r = load(text);
+    if (r == 0 || strncmp(ERR, "test.conf:6: ", 13) || !strstr(ERR, t[i].key)) {
+      fprintf(stderr, "'%s': %s\n", t[i].setting, r < 0 ? ERR : "accepted");
+      if (!failed++)
+        snprintf(first, sizeof first, "'%s' gave '%s'", t[i].setting,
+                 r < 0 ? ERR : "no error");
+    }
+    teardown();
+  }
+  ck_assert_msg(!failed,
+                "%d value errors do not name line 6, where the key is "
+                "(core/config.c check_listener() reports the listener's "
+                "group); first: %s",
+                failed, first);
+}
+END_TEST
+
+START_TEST(duplicates) {
+  refused(
+      "listeners = (\n"
+      "  { name = \"a\"; socket = \"/tmp/a\"; source = { plugin = \"m\"; }; "
+      "},\n"
+      "  { name = \"b\"; socket = \"/tmp/b\"; source = { plugin = \"m\"; }; "
+      "},\n"
+      "  { name = \"a\"; socket = \"/tmp/c\"; source = { plugin = \"m\"; }; }\n"
+      ");",
+      4, "listener name 'a' used twice", NULL);
+  refused(
+      "listeners = (\n"
+      "  { name = \"a\"; socket = \"/tmp/a\"; source = { plugin = \"m\"; }; "
+      "},\n"
+      "  { name = \"b\"; socket = \"/tmp/a\"; source = { plugin = \"m\"; }; }\n"
+      ");",
+      3, "socket '/tmp/a' used by two listeners", NULL);
+  /* The same key twice in one group is a libconfig error with its line. */
+  refused(L("source = { plugin = \"m\"; };\n"
+            "name = \"b\"; } );"),
+          3, NULL);
+}
+END_TEST
+
+START_TEST(layers_not_groups) {
+  refused(L("source = { plugin = \"m\"; };\n"
+            "layers = ( \"cache\" ); } );"),
+          3, "each layer must be a group", "layer", NULL);
+  refused(L("source = { plugin = \"m\"; };\n"
+            "layers = ( { layer = \"cache\"; },\n"
+            "  { size = \"4G\"; } ); } );"),
+          4, "each layer must be a group with layer = \"NAME\"", NULL);
+  refused(L("source = { plugin = \"m\"; };\n"
+            "layers = ( {\n layer = 5; } ); } );"),
+          3, "each layer must be a group", NULL);
+  refused("listeners = (\n \"a\" );", 2, "each listener must be a group", NULL);
+}
+END_TEST
+
+START_TEST(syntax) {
+  /* Two listeners without the comma between them. */
+  refused(
+      "listeners = (\n"
+      "  { name = \"a\"; socket = \"/tmp/a\"; source = { plugin = \"m\"; }; }\n"
+      "  { name = \"b\"; socket = \"/tmp/b\"; source = { plugin = \"m\"; }; }\n"
+      ");",
+      3, "syntax error", NULL);
+  refused("listeners = (\n { name = ; } );", 2, "syntax error", NULL);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("core-config");
+  struct {
+    const char *name;
+    const TTest *test;
+  } cases[] = {
+      {"good", full_config},
+      {"good", defaults},
+      {"good", socket_modes},
+      {"cli", from_cli},
+      {"cli", from_cli_errors},
+      {"errors", unknown_keys},
+      {"errors", wrong_types},
+      {"errors", missing},
+      {"errors", bad_values},
+      {"errors", duplicates},
+      {"errors", layers_not_groups},
+      {"errors", syntax},
+      {"native_types", native_wrong_types},
+      {"value_lines", value_error_lines},
+  };
+  TCase *tc = NULL;
+  const char *cur = "";
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    if (strcmp(cur, cases[i].name)) {
+      cur = cases[i].name;
+      tc = tcase_create(cur);
+      tcase_add_checked_fixture(tc, NULL, teardown);
+      suite_add_tcase(s, tc);
+    }
+    tcase_add_test(tc, cases[i].test);
+  }
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
