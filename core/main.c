@@ -153,15 +153,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "uffdkit: use one of --config, --socket, --check-config\n");
     return 2;
   }
-  struct daemon_conf conf;
-  if (load_conf(&c, argc, argv, &conf) < 0)
+  struct daemon_conf *conf = malloc(sizeof *conf);
+  if (load_conf(&c, argc, argv, conf) < 0)
     return 2;
   if (c.check)
-    return check_config(&conf, conf.plugin_dir ? conf.plugin_dir : dir);
+    return check_config(conf, conf->plugin_dir ? conf->plugin_dir : dir);
   log_set_level(c.log_level ? log_level_from_name(c.log_level)
-                            : conf.log_level);
-  log_set_json(!strcmp(c.log_format ? c.log_format : conf.log_format, "json"));
+                            : conf->log_level);
+  log_set_json(
+      !strcmp(c.log_format ? c.log_format : conf->log_format, "json"));
   struct supervisor_opts o = {.log_level = c.log_level,
                               .log_format = c.log_format};
-  return supervisor_run(&conf, &o);
+  return supervisor_run(conf, &o);
 }

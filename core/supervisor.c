@@ -29,14 +29,39 @@
 
 enum kind { K_LISTENER, K_PENDING, K_WORKER, K_SIGNAL };
 
+/* A generation of the configuration and the worker serving it.  A reload
+ * makes a new one; sessions stay with the generation they started in, so a
+ * reload never changes what a live VM is served, even across a worker
+ * crash.  A generation with no sessions that is not current is retired. */
+struct gen {
+  enum kind kind; /* K_WORKER: its ipc socket in epoll */
+  int id;
+  struct daemon_conf *conf;
+  int config_fd;
+  pid_t pid;
+  int ipc;
+  int ready;
+  int ever_ready;
+  uint64_t started;
+  uint64_t restart_at; /* 0: none scheduled */
+  uint64_t restart_delay;
+  int sessions;
+  struct gen *next;
+};
+
+/* A listener, by name, across generations. */
 struct sv_listener {
   enum kind kind;
-  const struct listener_conf *conf;
-  int fd;
+  char name[64];
+  const struct listener_conf *conf; /* of gen */
+  struct gen *gen;
+  int fd; /* -1: not accepting (drained, removed, or not yet active) */
+  char *bound_path;
   int stats_fd;
   struct listener_stats *stats;
   int pending;
   int live;
+  struct sv_listener *next;
 };
 
 struct pending {
@@ -53,6 +78,7 @@ struct pending {
 struct sv_session {
   uint64_t id;
   struct sv_listener *l;
+  struct gen *gen;
   int fds[4]; /* conn, uffd, pidfd, shm */
   struct session_shm *shm;
   size_t shm_len;
@@ -60,26 +86,21 @@ struct sv_session {
 };
 
 struct sv {
-  struct daemon_conf *conf;
   const struct supervisor_opts *opts;
   int ep;
   int sigfd;
-  enum kind sig_kind, worker_kind;
+  enum kind sig_kind;
+  struct gen *gens;
+  struct gen *current;
+  struct gen *loading; /* a reload waiting for its worker's READY */
+  int next_gen;
   struct sv_listener *ls;
-  int nl;
   struct pending *pending;
   struct sv_session *sessions;
   uint64_t next_id;
-  int config_fd;
   char exe[PATH_MAX];
-  pid_t worker;
-  int ipc;
-  int ready;
-  int ever_ready;
-  uint64_t worker_started;
-  uint64_t restart_at; /* 0: no restart scheduled */
-  uint64_t restart_delay;
   int stopping;
+  int failed;
 };
 
 static uint64_t now_ns(void) {
@@ -154,103 +175,286 @@ static int resolve_owner(const struct listener_conf *c, uid_t *uid,
   return 0;
 }
 
-static int open_listener(struct sv_listener *l) {
+/* Mode and owner of an existing socket file, as the config says. */
+static int apply_access(const struct listener_conf *c) {
+  uid_t uid;
+  gid_t gid;
+  if (resolve_owner(c, &uid, &gid) < 0)
+    return -1;
+  if (chmod(c->socket, c->socket_mode) < 0 ||
+      ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+       chown(c->socket, uid, gid) < 0)) {
+    log_error("listener %s: %s: %s", c->name, c->socket, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void ep_del(struct sv *v, int fd) {
+  epoll_ctl(v->ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void close_listener(struct sv *v, struct sv_listener *l) {
+  if (l->fd < 0)
+    return;
+  ep_del(v, l->fd);
+  close(l->fd);
+  l->fd = -1;
+  if (l->bound_path)
+    unlink(l->bound_path);
+  free(l->bound_path);
+  l->bound_path = NULL;
+}
+
+static int open_listener(struct sv *v, struct sv_listener *l) {
   const struct listener_conf *c = l->conf;
   uid_t uid;
   gid_t gid;
   if (resolve_owner(c, &uid, &gid) < 0 || clear_stale(c->socket) < 0)
     return -1;
-  l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   snprintf(a.sun_path, sizeof a.sun_path, "%s", c->socket);
   /* Created with its final mode: never briefly open to others. */
   mode_t old = umask(0777 & ~c->socket_mode);
-  int r = bind(l->fd, (struct sockaddr *)&a, sizeof a);
+  int r = bind(fd, (struct sockaddr *)&a, sizeof a);
   umask(old);
-  if (r < 0 || chmod(c->socket, c->socket_mode) < 0 ||
-      ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
-       chown(c->socket, uid, gid) < 0) ||
-      listen(l->fd, 128) < 0) {
+  if (r < 0) {
     log_error("listener %s: %s: %s", c->name, c->socket, strerror(errno));
-    close(l->fd);
-    l->fd = -1; /* not ours: never unlinked */
+    close(fd);
+    return -1; /* not ours: never unlinked */
+  }
+  l->fd = fd;
+  l->bound_path = strdup(c->socket);
+  if (apply_access(c) < 0 || listen(fd, 128) < 0) {
+    log_error("listener %s: %s: %s", c->name, c->socket, strerror(errno));
+    close_listener(v, l);
     return -1;
   }
+  ep_add(v, fd, EPOLLIN, l);
   log_info("listener %s on %s (mode %04o)", c->name, c->socket,
            c->socket_mode);
   return 0;
 }
 
-/* ---- the worker ---- */
+static struct sv_listener *find_listener(struct sv *v, const char *name) {
+  for (struct sv_listener *l = v->ls; l; l = l->next)
+    if (!strcmp(l->name, name))
+      return l;
+  return NULL;
+}
 
-static void send_session(struct sv *v, struct sv_session *s) {
+/* The record of listener `name`, made (with its counters) if new. */
+static struct sv_listener *get_listener(struct sv *v, const char *name) {
+  struct sv_listener *l = find_listener(v, name);
+  if (l)
+    return l;
+  l = calloc(1, sizeof *l);
+  l->kind = K_LISTENER;
+  l->fd = -1;
+  snprintf(l->name, sizeof l->name, "%s", name);
+  l->stats_fd = listener_stats_create(&l->stats);
+  if (l->stats_fd < 0) {
+    log_error("listener %s: cannot create its counters: %s", name,
+              strerror(errno));
+    free(l);
+    return NULL;
+  }
+  l->next = v->ls;
+  v->ls = l;
+  return l;
+}
+
+/* ---- generations and their workers ---- */
+
+static struct gen *new_gen(struct sv *v, struct daemon_conf *conf) {
+  struct gen *g = calloc(1, sizeof *g);
+  g->kind = K_WORKER;
+  g->id = ++v->next_gen;
+  g->conf = conf;
+  g->ipc = -1;
+  g->config_fd = memfd_create("uffdkit-config", MFD_CLOEXEC);
+  size_t len = strlen(conf->text);
+  if (g->config_fd < 0 ||
+      write(g->config_fd, conf->text, len) != (ssize_t)len) {
+    log_error("cannot hold the configuration: %s", strerror(errno));
+    close_if(g->config_fd);
+    free(g);
+    return NULL;
+  }
+  for (int i = 0; i < conf->n_listeners; i++)
+    if (!get_listener(v, conf->listeners[i].name)) {
+      close(g->config_fd);
+      free(g);
+      return NULL;
+    }
+  g->next = v->gens;
+  v->gens = g;
+  return g;
+}
+
+static void free_gen(struct sv *v, struct gen *g) {
+  for (struct gen **pp = &v->gens; *pp; pp = &(*pp)->next)
+    if (*pp == g) {
+      *pp = g->next;
+      break;
+    }
+  close_if(g->config_fd);
+  conf_free(g->conf);
+  free(g->conf);
+  free(g);
+}
+
+static struct gen *gen_by_pid(struct sv *v, pid_t pid) {
+  for (struct gen *g = v->gens; g; g = g->next)
+    if (g->pid == pid)
+      return g;
+  return NULL;
+}
+
+static void send_session(struct sv_session *s) {
   struct ipc_msg m = {.type = IPC_SESSION, .id = s->id};
-  snprintf(m.name, sizeof m.name, "%s", s->l->conf->name);
-  if (ipc_send(v->ipc, &m, s->fds, 4) < 0)
+  snprintf(m.name, sizeof m.name, "%s", s->l->name);
+  if (ipc_send(s->gen->ipc, &m, s->fds, 4) < 0)
     log_warn("session %llu: could not hand to the worker: %s",
              (unsigned long long)s->id, strerror(errno));
 }
 
-static void spawn_worker(struct sv *v) {
+static void exec_worker(struct sv *v, struct gen *g, int ipc_fd) {
+  sigset_t all;
+  sigemptyset(&all);
+  sigprocmask(SIG_SETMASK, &all, NULL);
+  int ipc = dup(ipc_fd), cfd = dup(g->config_fd); /* without CLOEXEC */
+  char a_ipc[16], a_cfd[16];
+  snprintf(a_ipc, sizeof a_ipc, "%d", ipc);
+  snprintf(a_cfd, sizeof a_cfd, "%d", cfd);
+  char *argv[16] = {"uffdkit",       "--worker", "--ipc-fd",
+                    a_ipc,           "--config-fd", a_cfd,
+                    "--config-name", g->conf->file};
+  int n = 8;
+  if (v->opts->log_level) {
+    argv[n++] = "--log-level";
+    argv[n++] = (char *)v->opts->log_level;
+  }
+  if (v->opts->log_format) {
+    argv[n++] = "--log-format";
+    argv[n++] = (char *)v->opts->log_format;
+  }
+  argv[n] = NULL;
+  execv(v->exe, argv);
+  log_error("exec %s: %s", v->exe, strerror(errno));
+  _exit(127);
+}
+
+static void spawn_worker(struct sv *v, struct gen *g) {
   int sp[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
     log_error("socketpair: %s", strerror(errno));
     return;
   }
   pid_t pid = fork();
-  if (pid == 0) {
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    int ipc = dup(sp[1]), cfd = dup(v->config_fd); /* without CLOEXEC */
-    char a_ipc[16], a_cfd[16];
-    snprintf(a_ipc, sizeof a_ipc, "%d", ipc);
-    snprintf(a_cfd, sizeof a_cfd, "%d", cfd);
-    char *argv[16] = {"uffdkit", "--worker", "--ipc-fd", a_ipc, "--config-fd",
-                      a_cfd, "--config-name", v->conf->file};
-    int n = 8;
-    if (v->opts->log_level) {
-      argv[n++] = "--log-level";
-      argv[n++] = (char *)v->opts->log_level;
-    }
-    if (v->opts->log_format) {
-      argv[n++] = "--log-format";
-      argv[n++] = (char *)v->opts->log_format;
-    }
-    argv[n] = NULL;
-    execv(v->exe, argv);
-    log_error("exec %s: %s", v->exe, strerror(errno));
-    _exit(127);
-  }
+  if (pid == 0)
+    exec_worker(v, g, sp[1]);
   close(sp[1]);
   if (pid < 0) {
     log_error("fork: %s", strerror(errno));
     close(sp[0]);
     return;
   }
-  v->worker = pid;
-  v->ipc = sp[0];
-  v->ready = 0;
-  v->worker_started = now_ns();
-  fcntl(v->ipc, F_SETFL, O_NONBLOCK);
-  ep_add(v, v->ipc, EPOLLIN, &v->worker_kind);
-  for (int i = 0; i < v->nl; i++) {
+  g->pid = pid;
+  g->ipc = sp[0];
+  g->ready = 0;
+  g->started = now_ns();
+  fcntl(g->ipc, F_SETFL, O_NONBLOCK);
+  ep_add(v, g->ipc, EPOLLIN, g);
+  for (int i = 0; i < g->conf->n_listeners; i++) {
+    struct sv_listener *l = find_listener(v, g->conf->listeners[i].name);
     struct ipc_msg m = {.type = IPC_LISTENER};
-    snprintf(m.name, sizeof m.name, "%s", v->ls[i].conf->name);
-    ipc_send(v->ipc, &m, &v->ls[i].stats_fd, 1);
+    snprintf(m.name, sizeof m.name, "%s", l->name);
+    ipc_send(g->ipc, &m, &l->stats_fd, 1);
   }
 }
 
-static void worker_ready(struct sv *v) {
-  v->ready = 1;
+static void stop_worker(struct gen *g) {
+  if (!g->pid)
+    return;
+  kill(g->pid, SIGTERM);
+  for (int i = 0; i < 100; i++) {
+    if (waitpid(g->pid, NULL, WNOHANG) == g->pid) {
+      g->pid = 0;
+      return;
+    }
+    usleep(50000);
+  }
+  log_warn("worker %d did not stop in 5 s; killing it", g->pid);
+  kill(g->pid, SIGKILL);
+  waitpid(g->pid, NULL, 0);
+  g->pid = 0;
+}
+
+/* A generation nobody needs any more: its worker is told to stop. */
+static void maybe_retire(struct sv *v, struct gen *g) {
+  if (g == v->current || g == v->loading || g->sessions)
+    return;
+  if (g->pid) {
+    log_info("configuration generation %d has no sessions left; stopping "
+             "worker %d",
+             g->id, g->pid);
+    kill(g->pid, SIGTERM);
+    return; /* freed when it exits */
+  }
+  free_gen(v, g);
+}
+
+/* Points every listener of g at g's settings, opening, re-permissioning
+ * or closing sockets as needed.  Returns -1 if a socket could not be
+ * opened. */
+static int activate(struct sv *v, struct gen *g) {
+  int bad = 0;
+  for (struct sv_listener *l = v->ls; l; l = l->next) {
+    const struct listener_conf *c = conf_find_listener(g->conf, l->name);
+    if (!c) {
+      if (l->fd >= 0)
+        log_info("listener %s removed; its %d live sessions keep running",
+                 l->name, l->live);
+      close_listener(v, l);
+      continue;
+    }
+    int moved = l->fd >= 0 && strcmp(l->bound_path, c->socket);
+    if (moved)
+      close_listener(v, l);
+    l->conf = c;
+    l->gen = g;
+    if (l->fd >= 0)
+      bad |= apply_access(c) < 0;
+    else
+      bad |= open_listener(v, l) < 0;
+  }
+  return bad ? -1 : 0;
+}
+
+static void worker_ready(struct sv *v, struct gen *g) {
+  g->ready = 1;
+  if (g == v->loading) {
+    struct gen *old = v->current;
+    v->loading = NULL;
+    v->current = g;
+    if (activate(v, g) < 0)
+      log_error("reload: some listeners could not be opened (see above)");
+    log_info("configuration generation %d (%s) is live", g->id, g->conf->file);
+    maybe_retire(v, old);
+  }
   int n = 0;
-  for (struct sv_session *s = v->sessions; s; s = s->next, n++)
-    send_session(v, s);
-  if (v->ever_ready)
-    log_info("worker %d ready; handed back %d live sessions", v->worker, n);
+  for (struct sv_session *s = v->sessions; s; s = s->next)
+    if (s->gen == g) {
+      send_session(s);
+      n++;
+    }
+  if (g->ever_ready)
+    log_info("worker %d ready; handed back %d live sessions", g->pid, n);
   else
-    log_info("worker %d ready", v->worker);
-  v->ever_ready = 1;
+    log_info("worker %d ready", g->pid);
+  g->ever_ready = 1;
 }
 
 /* ---- sessions ---- */
@@ -273,13 +477,17 @@ static void end_session(struct sv *v, uint64_t id, int reason) {
     add_counters(&s->l->stats->ended, &s->shm->counters);
     __atomic_fetch_sub(&s->l->stats->sessions_live, 1, __ATOMIC_RELAXED);
     s->l->live--;
+    s->gen->sessions--;
     if (reason == END_REFUSED)
       log_warn("session %llu (pid %d) on %s was refused by its source",
-               (unsigned long long)id, s->shm->pid, s->l->conf->name);
+               (unsigned long long)id, s->shm->pid, s->l->name);
     munmap(s->shm, s->shm_len);
     for (int i = 0; i < 4; i++)
       close_if(s->fds[i]);
+    struct gen *g = s->gen;
     free(s);
+    if (!v->stopping)
+      maybe_retire(v, g);
     return;
   }
 }
@@ -294,7 +502,7 @@ static int fill_shm(struct sv *v, struct pending *p, const struct handshake *h,
     return -1;
   struct session_shm *m = *out;
   m->id = ++v->next_id;
-  snprintf(m->listener, sizeof m->listener, "%s", p->l->conf->name);
+  snprintf(m->listener, sizeof m->listener, "%s", p->l->name);
   m->pid = p->cred.pid;
   m->uid = p->cred.uid;
   m->page_size = h->page_size;
@@ -302,7 +510,8 @@ static int fill_shm(struct sv *v, struct pending *p, const struct handshake *h,
   m->keeps_socket = (uint32_t)h->keeps_socket;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  m->started_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  m->started_unix_ns =
+      (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
   uint64_t first = 0;
   for (uint32_t i = 0; i < h->nregions; i++) {
     m->regions[i] = (struct shm_region){.base = h->regions[i].base,
@@ -324,48 +533,60 @@ static void free_pending(struct sv *v, struct pending *p, int close_conn) {
   if (close_conn)
     close_if(p->conn);
   else
-    epoll_ctl(v->ep, EPOLL_CTL_DEL, p->conn, NULL);
+    ep_del(v, p->conn);
   free(p->buf);
   free(p);
 }
 
 static void reject(struct sv *v, struct pending *p, const char *why) {
   log_warn("listener %s: closing connection from pid %d uid %d: %s",
-           p->l->conf->name, p->cred.pid, p->cred.uid, why);
+           p->l->name, p->cred.pid, p->cred.uid, why);
   __atomic_fetch_add(&p->l->stats->handshake_errors, 1, __ATOMIC_RELAXED);
   close_if(p->uffd);
   close_if(p->pidfd);
   free_pending(v, p, 1);
 }
 
+/* Adds a session whose fds and shared state are ready. */
+static struct sv_session *add_session(struct sv *v, struct sv_listener *l,
+                                      const int fds[4],
+                                      struct session_shm *shm, size_t len) {
+  struct sv_session *s = calloc(1, sizeof *s);
+  s->id = shm->id;
+  s->l = l;
+  s->gen = l->gen;
+  memcpy(s->fds, fds, sizeof s->fds);
+  s->shm = shm;
+  s->shm_len = len;
+  s->next = v->sessions;
+  v->sessions = s;
+  l->live++;
+  s->gen->sessions++;
+  __atomic_fetch_add(&l->stats->sessions_live, 1, __ATOMIC_RELAXED);
+  if (s->gen->ready)
+    send_session(s);
+  return s;
+}
+
 static void start_session(struct sv *v, struct pending *p,
                           const struct handshake *h) {
-  struct sv_session *s = calloc(1, sizeof *s);
-  int shmfd = fill_shm(v, p, h, &s->shm, &s->shm_len);
+  struct session_shm *shm;
+  size_t len;
+  int shmfd = fill_shm(v, p, h, &shm, &len);
   if (shmfd < 0) {
-    free(s);
     reject(v, p, "cannot allocate session state");
     return;
   }
-  s->id = s->shm->id;
-  s->l = p->l;
-  s->fds[0] = p->conn;
-  s->fds[1] = p->uffd;
-  s->fds[2] = p->pidfd;
-  s->fds[3] = shmfd;
-  s->next = v->sessions;
-  v->sessions = s;
-  s->l->live++;
-  __atomic_fetch_add(&s->l->stats->sessions_live, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_add(&s->l->stats->sessions_total, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&p->l->stats->sessions_total, 1, __ATOMIC_RELAXED);
   log_info("session %llu: pid %d uid %d on %s, %u regions, page size %u%s",
-           (unsigned long long)s->id, p->cred.pid, p->cred.uid,
-           s->l->conf->name, h->nregions, h->page_size,
+           (unsigned long long)shm->id, p->cred.pid, p->cred.uid, p->l->name,
+           h->nregions, h->page_size,
            h->consumed < p->len ? " (extra bytes after the handshake kept)"
                                 : "");
+  int fds[4] = {p->conn, p->uffd, p->pidfd, shmfd};
+  struct sv_listener *l = p->l;
   free_pending(v, p, 0);
-  if (v->ready)
-    send_session(v, s);
+  add_session(v, l, fds, shm, len);
 }
 
 static int is_uffd(int fd) {
@@ -395,6 +616,38 @@ static void take_fds(struct pending *p, struct msghdr *mh) {
   }
 }
 
+/* Judges what has arrived so far.  Returns 1 when the connection is
+ * settled (accepted or rejected), 0 to wait for more. */
+static int judge(struct sv *v, struct pending *p, ssize_t r, size_t max) {
+  struct handshake h;
+  char err[512];
+  int st = handshake_parse(p->buf, p->len, (uint32_t)p->l->conf->max_regions,
+                           &h, err, sizeof err);
+  if (st == HS_INVALID) {
+    reject(v, p, err);
+  } else if (st == HS_COMPLETE) {
+    if (p->uffd < 0)
+      reject(v, p, "handshake came without a file descriptor");
+    else if (!is_uffd(p->uffd))
+      reject(v, p, "the descriptor sent is not a userfaultfd");
+    else
+      start_session(v, p, &h);
+  } else if (r == 0) {
+    snprintf(err, sizeof err,
+             "connection closed after %zu bytes, before the handshake was "
+             "complete",
+             p->len);
+    reject(v, p, err);
+  } else if (p->len == max) {
+    snprintf(err, sizeof err,
+             "handshake longer than max_handshake_bytes (%zu)", max);
+    reject(v, p, err);
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
 static void on_pending(struct sv *v, struct pending *p) {
   size_t max = p->l->conf->max_handshake_bytes;
   for (;;) {
@@ -419,33 +672,8 @@ static void on_pending(struct sv *v, struct pending *p) {
       return;
     }
     p->len += (size_t)r;
-    struct handshake h;
-    char err[512];
-    int st = handshake_parse(p->buf, p->len, (uint32_t)p->l->conf->max_regions,
-                             &h, err, sizeof err);
-    if (st == HS_INVALID) {
-      reject(v, p, err);
-    } else if (st == HS_COMPLETE) {
-      if (p->uffd < 0)
-        reject(v, p, "handshake came without a file descriptor");
-      else if (!is_uffd(p->uffd))
-        reject(v, p, "the descriptor sent is not a userfaultfd");
-      else
-        start_session(v, p, &h);
-    } else if (r == 0) {
-      snprintf(err, sizeof err,
-               "connection closed after %zu bytes, before the handshake "
-               "was complete",
-               p->len);
-      reject(v, p, err);
-    } else if (p->len == max) {
-      snprintf(err, sizeof err,
-               "handshake longer than max_handshake_bytes (%zu)", max);
-      reject(v, p, err);
-    } else {
-      continue;
-    }
-    return;
+    if (judge(v, p, r, max))
+      return;
   }
 }
 
@@ -463,7 +691,7 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
     int conn = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (conn < 0) {
       if (errno != EAGAIN && errno != EINTR)
-        log_warn("listener %s: accept: %s", l->conf->name, strerror(errno));
+        log_warn("listener %s: accept: %s", l->name, strerror(errno));
       return;
     }
     struct ucred cr = {0};
@@ -474,7 +702,7 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
                           ? "max_sessions reached"
                           : NULL;
     if (why) {
-      log_warn("listener %s: refused pid %d uid %d gid %d: %s", l->conf->name,
+      log_warn("listener %s: refused pid %d uid %d gid %d: %s", l->name,
                cr.pid, cr.uid, cr.gid, why);
       __atomic_fetch_add(&l->stats->refused_peers, 1, __ATOMIC_RELAXED);
       close(conn);
@@ -506,59 +734,110 @@ static void expire_pending(struct sv *v) {
   }
 }
 
-/* ---- the worker's messages and death ---- */
+/* ---- workers' messages and deaths ---- */
 
-static void on_worker_msg(struct sv *v) {
+static void on_worker_msg(struct sv *v, struct gen *g) {
   struct ipc_msg m;
   int fds[IPC_MAX_FDS];
-  for (;;) {
-    int r = ipc_recv(v->ipc, &m, fds);
-    if (r <= 0)
-      return;
+  while (g->ipc >= 0 && ipc_recv(g->ipc, &m, fds) > 0) {
     for (int i = 0; i < IPC_MAX_FDS; i++)
       close_if(fds[i]);
     if (m.type == IPC_READY)
-      worker_ready(v);
+      worker_ready(v, g);
     else if (m.type == IPC_END)
       end_session(v, m.id, m.code);
   }
 }
 
-static int on_child(struct sv *v) {
+static void schedule_restart(struct sv *v, struct gen *g, int status) {
+  /* Quick deaths back off, up to 5 s; a worker that lived 10 s resets. */
+  uint64_t lived = now_ns() - g->started;
+  g->restart_delay = lived > 10000000000ull || !g->restart_delay
+                         ? g->conf->worker_restart_delay_ns
+                         : g->restart_delay * 2;
+  if (g->restart_delay > 5000000000ull)
+    g->restart_delay = 5000000000ull;
+  g->restart_at = now_ns() + g->restart_delay;
+  for (struct sv_listener *l = v->ls; l; l = l->next)
+    if (l->gen == g)
+      __atomic_fetch_add(&l->stats->worker_restarts, 1, __ATOMIC_RELAXED);
+  log_error("worker %d died (%s %d); restarting it in %llu ms, its %d "
+            "sessions kept",
+            g->pid, WIFEXITED(status) ? "exit status" : "signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+            (unsigned long long)(g->restart_delay / 1000000), g->sessions);
+}
+
+static void worker_exited(struct sv *v, struct gen *g, int status) {
+  on_worker_msg(v, g); /* what it said before dying still counts */
+  ep_del(v, g->ipc);
+  close(g->ipc);
+  g->ipc = -1;
+  g->ready = 0;
+  if (v->stopping)
+    return;
+  if (!g->ever_ready) {
+    log_error("worker failed to start (%s %d)",
+              WIFEXITED(status) ? "exit status" : "signal",
+              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    g->pid = 0;
+    if (g == v->loading) {
+      log_error("reload failed; keeping configuration generation %d",
+                v->current->id);
+      v->loading = NULL;
+      free_gen(v, g);
+    } else if (g == v->current) {
+      v->failed = 1;
+    }
+    return;
+  }
+  if (g != v->current && !g->sessions) {
+    g->pid = 0;
+    free_gen(v, g);
+    return;
+  }
+  schedule_restart(v, g, status);
+  g->pid = 0;
+}
+
+static void on_child(struct sv *v) {
   int status;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    if (pid != v->worker)
-      continue;
-    on_worker_msg(v); /* what it said before dying still counts */
-    epoll_ctl(v->ep, EPOLL_CTL_DEL, v->ipc, NULL);
-    close(v->ipc);
-    v->ipc = -1;
-    v->worker = 0;
-    if (v->stopping)
-      return 0;
-    if (!v->ever_ready) {
-      log_error("worker failed to start (%s %d)",
-                WIFEXITED(status) ? "exit status" : "signal",
-                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-      return -1;
-    }
-    /* Quick deaths back off, up to 5 s; a worker that lived 10 s resets. */
-    uint64_t lived = now_ns() - v->worker_started;
-    v->restart_delay = lived > 10000000000ull || !v->restart_delay
-                           ? v->conf->worker_restart_delay_ns
-                           : v->restart_delay * 2;
-    if (v->restart_delay > 5000000000ull)
-      v->restart_delay = 5000000000ull;
-    v->restart_at = now_ns() + v->restart_delay;
-    for (int i = 0; i < v->nl; i++)
-      __atomic_fetch_add(&v->ls[i].stats->worker_restarts, 1,
-                         __ATOMIC_RELAXED);
-    log_error("worker died (%s %d); restarting it in %llu ms, sessions kept",
-              WIFEXITED(status) ? "exit status" : "signal",
-              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-              (unsigned long long)(v->restart_delay / 1000000));
+    struct gen *g = gen_by_pid(v, pid);
+    if (g)
+      worker_exited(v, g, status);
   }
+}
+
+/* ---- reload and drain ---- */
+
+static int reload(struct sv *v, char *err, size_t errlen) {
+  if (v->loading) {
+    snprintf(err, errlen, "a reload is already in progress");
+    return -1;
+  }
+  const struct daemon_conf *cur = v->current->conf;
+  if (!strcmp(cur->file, "command line")) {
+    snprintf(err, errlen, "started without a config file: nothing to reload");
+    return -1;
+  }
+  struct daemon_conf *c = malloc(sizeof *c);
+  if (conf_load_file(c, cur->file, err, errlen) < 0) {
+    conf_free(c);
+    free(c);
+    return -1;
+  }
+  struct gen *g = new_gen(v, c);
+  if (!g) {
+    snprintf(err, errlen, "cannot set up the new configuration");
+    conf_free(c);
+    free(c);
+    return -1;
+  }
+  v->loading = g;
+  spawn_worker(v, g);
+  log_info("reloading %s as configuration generation %d", c->file, g->id);
   return 0;
 }
 
@@ -569,65 +848,60 @@ static int next_timeout_ms(struct sv *v) {
   for (struct pending *p = v->pending; p; p = p->next)
     if (p->deadline < next)
       next = p->deadline;
-  if (v->restart_at && v->restart_at < next)
-    next = v->restart_at;
+  for (struct gen *g = v->gens; g; g = g->next)
+    if (g->restart_at && g->restart_at < next)
+      next = g->restart_at;
   if (next == UINT64_MAX)
     return -1;
   return next <= t ? 0 : (int)((next - t) / 1000000 + 1);
 }
 
-static int on_signal(struct sv *v) {
+static void on_signal(struct sv *v) {
   struct signalfd_siginfo si;
+  char err[1024];
   while (read(v->sigfd, &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGCHLD) {
-      if (on_child(v) < 0)
-        return -1;
+      on_child(v);
+    } else if (si.ssi_signo == SIGHUP) {
+      if (reload(v, err, sizeof err) < 0)
+        log_error("reload: %s", err);
     } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
       log_info("stopping (signal %u)", si.ssi_signo);
       v->stopping = 1;
     }
   }
-  return 0;
+}
+
+static void restart_due(struct sv *v) {
+  uint64_t t = now_ns();
+  for (struct gen *g = v->gens; g; g = g->next)
+    if (g->restart_at && t >= g->restart_at) {
+      g->restart_at = 0;
+      spawn_worker(v, g);
+    }
 }
 
 static int run_loop(struct sv *v) {
   struct epoll_event ev[32];
-  while (!v->stopping) {
+  while (!v->stopping && !v->failed) {
     int n = epoll_wait(v->ep, ev, 32, next_timeout_ms(v));
     if (n < 0 && errno != EINTR)
       return -1;
     for (int i = 0; i < n; i++) {
       enum kind *k = ev[i].data.ptr;
-      if (*k == K_SIGNAL && on_signal(v) < 0)
-        return -1;
+      if (*k == K_SIGNAL)
+        on_signal(v);
       else if (*k == K_LISTENER)
         on_accept(v, (struct sv_listener *)k);
       else if (*k == K_PENDING)
         on_pending(v, (struct pending *)k);
-      else if (*k == K_WORKER && v->ipc >= 0)
-        on_worker_msg(v);
+      else if (*k == K_WORKER)
+        on_worker_msg(v, (struct gen *)k);
     }
     expire_pending(v);
-    if (v->restart_at && now_ns() >= v->restart_at && !v->stopping) {
-      v->restart_at = 0;
-      spawn_worker(v);
-    }
+    restart_due(v);
   }
-  return 0;
-}
-
-static void stop_worker(struct sv *v) {
-  if (!v->worker)
-    return;
-  kill(v->worker, SIGTERM);
-  for (int i = 0; i < 100; i++) {
-    if (waitpid(v->worker, NULL, WNOHANG) == v->worker)
-      return;
-    usleep(50000);
-  }
-  log_warn("worker %d did not stop in 5 s; killing it", v->worker);
-  kill(v->worker, SIGKILL);
-  waitpid(v->worker, NULL, 0);
+  return v->failed ? -1 : 0;
 }
 
 static void shutdown_all(struct sv *v) {
@@ -638,12 +912,10 @@ static void shutdown_all(struct sv *v) {
     log_warn("stopping with %d live sessions: their VMs can no longer fault "
              "in memory",
              live);
-  for (int i = 0; i < v->nl; i++)
-    if (v->ls[i].fd >= 0) {
-      close(v->ls[i].fd);
-      unlink(v->ls[i].conf->socket);
-    }
-  stop_worker(v);
+  for (struct sv_listener *l = v->ls; l; l = l->next)
+    close_listener(v, l);
+  for (struct gen *g = v->gens; g; g = g->next)
+    stop_worker(g);
   while (v->sessions)
     end_session(v, v->sessions->id, END_SHUTDOWN);
   while (v->pending) {
@@ -651,9 +923,18 @@ static void shutdown_all(struct sv *v) {
     close_if(v->pending->pidfd);
     free_pending(v, v->pending, 1);
   }
+  while (v->gens)
+    free_gen(v, v->gens);
+  while (v->ls) {
+    struct sv_listener *l = v->ls;
+    v->ls = l->next;
+    munmap(l->stats, sizeof *l->stats);
+    close_if(l->stats_fd);
+    free(l);
+  }
 }
 
-static int setup(struct sv *v) {
+static int setup(struct sv *v, struct daemon_conf *conf) {
   ssize_t n = readlink("/proc/self/exe", v->exe, sizeof v->exe - 1);
   if (n < 0)
     return -1;
@@ -669,44 +950,29 @@ static int setup(struct sv *v) {
   signal(SIGPIPE, SIG_IGN);
   v->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   v->sig_kind = K_SIGNAL;
-  v->worker_kind = K_WORKER;
   ep_add(v, v->sigfd, EPOLLIN, &v->sig_kind);
-  v->config_fd = memfd_create("uffdkit-config", MFD_CLOEXEC);
-  size_t len = strlen(v->conf->text);
-  if (write(v->config_fd, v->conf->text, len) != (ssize_t)len)
-    return -1;
-  v->nl = v->conf->n_listeners;
-  v->ls = calloc((size_t)v->nl, sizeof *v->ls);
-  for (int i = 0; i < v->nl; i++) {
-    struct sv_listener *l = &v->ls[i];
-    l->kind = K_LISTENER;
-    l->conf = &v->conf->listeners[i];
-    l->fd = -1;
-    l->stats_fd = listener_stats_create(&l->stats);
-    if (l->stats_fd < 0 || open_listener(l) < 0)
-      return -1;
-    ep_add(v, l->fd, EPOLLIN, l);
-  }
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   v->next_id = (uint64_t)ts.tv_sec << 20; /* ids stay unique across runs */
-  return 0;
+  v->current = new_gen(v, conf);
+  if (!v->current)
+    return -1;
+  return activate(v, v->current);
 }
 
 int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {
-  struct sv v = {.conf = conf, .opts = o, .ipc = -1};
+  struct sv v = {.opts = o};
   int rc = 1;
-  if (setup(&v) == 0) {
-    spawn_worker(&v);
-    rc = v.worker && run_loop(&v) == 0 ? 0 : 1;
+  if (setup(&v, conf) == 0) {
+    spawn_worker(&v, v.current);
+    rc = v.current->pid && run_loop(&v) == 0 ? 0 : 1;
+  } else if (!v.current) {
+    conf_free(conf);
+    free(conf);
   }
   v.stopping = 1;
   shutdown_all(&v);
-  for (int i = 0; i < v.nl; i++)
-    if (v.ls[i].stats)
-      munmap(v.ls[i].stats, sizeof *v.ls[i].stats);
-  free(v.ls);
-  close_if(v.config_fd);
-  conf_free(conf);
+  close_if(v.sigfd);
+  close_if(v.ep);
   return rc;
 }

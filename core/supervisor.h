@@ -10,8 +10,8 @@ struct supervisor_opts {
   const char *log_format;
 };
 
-/* Runs until SIGTERM/SIGINT.  Takes ownership of conf.  Returns the exit
- * status. */
+/* Runs until SIGTERM/SIGINT.  Takes ownership of conf (from malloc).
+ * SIGHUP reloads the config file.  Returns the exit status. */
 int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o);
 
 #endif
