@@ -192,3 +192,8 @@ int run_suite(Suite *s) {
   srunner_free(r);
   return failed ? 1 : 0;
 }
+
+uint64_t counter_now(const char *name) {
+  uint64_t *c = fakehost()->counter(NULL, name, "");
+  return __atomic_load_n(c, __ATOMIC_ACQUIRE);
+}

@@ -53,6 +53,10 @@ void faulty_down(double seconds);
 /* Returns once the server answers again (after "down"). */
 void faulty_wait_up(void);
 
+/* A counter read atomically, for counters that background threads update
+ * while the test looks. */
+uint64_t counter_now(const char *name);
+
 /* Lines of nginx's access log containing needle. */
 int log_count(const char *needle);
 
