@@ -88,8 +88,8 @@ EOF
 start_faulty() {
   local root=$1 portfile
   shift
-  portfile=$(mktemp "$TMP/faulty.XXXXXX")
-  rm -f "$portfile"
+  FAULTY_COUNT=$((${FAULTY_COUNT:-0} + 1))
+  portfile=$TMP/faulty.$FAULTY_COUNT.port
   python3 "$HTTP_TESTS_DIR/faulty_server.py" --root "$root" \
     --port-file "$portfile" "$@" >>"$TMP/faulty.log" 2>&1 &
   SERVER_PIDS+=($!)
