@@ -97,7 +97,8 @@ static const char *type_name(enum ktype t) {
 static int store_value(const struct daemon_conf *c, const struct key_spec *k,
                        const config_setting_t *s, void *dst, char *err,
                        size_t errlen) {
-  const char *text = k->def;
+  /* A native value of another type is an error, never the default. */
+  const char *text = s ? NULL : k->def;
   int st = s ? config_setting_type(s) : CONFIG_TYPE_STRING;
   if (s && st == CONFIG_TYPE_STRING)
     text = config_setting_get_string(s);
@@ -236,50 +237,58 @@ static int pick(const char *v, const char *const *names, int *out) {
   return -1;
 }
 
+/* The setting `key` of group g if present, else g: where to point. */
+static const config_setting_t *at(const config_setting_t *g, const char *key) {
+  const config_setting_t *s = config_setting_get_member(g, key);
+  return s ? s : g;
+}
+
 /* Checks values whose meaning goes beyond their type. */
 static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
                           char *err, size_t errlen) {
   static const char *const policies[] = {"kill", "sigbus", "hang", NULL};
   static const char *const modes[] = {"off", "record", "replay", "auto", NULL};
   const config_setting_t *g = l->setting;
+  const config_setting_t *pf = config_setting_get_member(g, "prefetch");
   char *end;
   if (!valid_name(l->name))
-    return fail(c, g, err, errlen,
+    return fail(c, at(g, "name"), err, errlen,
                 "listener name '%s' must be 1-63 of [A-Za-z0-9._-]", l->name);
   if (!*l->socket || strlen(l->socket) >= 108)
-    return fail(c, g, err, errlen,
+    return fail(c, at(g, "socket"), err, errlen,
                 "listener '%s': socket path must be 1-107 bytes", l->name);
   errno = 0;
   unsigned long m = strtoul(l->socket_mode_str, &end, 8);
   if (errno || *end || !*l->socket_mode_str || m > 0777)
-    return fail(c, g, err, errlen,
+    return fail(c, at(g, "socket_mode"), err, errlen,
                 "listener '%s': socket_mode '%s' must be an octal string such "
                 "as \"0660\"",
                 l->name, l->socket_mode_str);
   l->socket_mode = (unsigned)m;
   if (pick(l->on_source_error_str, policies, &l->on_source_error) < 0)
-    return fail(c, g, err, errlen,
+    return fail(c, at(g, "on_source_error"), err, errlen,
                 "listener '%s': on_source_error must be kill, sigbus or hang",
                 l->name);
-  if (l->max_sessions < 1 || l->max_regions < 1 ||
-      l->max_regions > CONF_MAX_REGIONS)
-    return fail(c, g, err, errlen,
-                "listener '%s': max_sessions must be >= 1 and max_regions "
-                "1..%d",
-                l->name, CONF_MAX_REGIONS);
+  if (l->max_sessions < 1)
+    return fail(c, at(g, "max_sessions"), err, errlen,
+                "listener '%s': max_sessions must be >= 1", l->name);
+  if (l->max_regions < 1 || l->max_regions > CONF_MAX_REGIONS)
+    return fail(c, at(g, "max_regions"), err, errlen,
+                "listener '%s': max_regions must be 1..%d", l->name,
+                CONF_MAX_REGIONS);
   if (l->max_handshake_bytes < 4096 || l->max_handshake_bytes > (1u << 24))
-    return fail(c, g, err, errlen,
+    return fail(c, at(g, "max_handshake_bytes"), err, errlen,
                 "listener '%s': max_handshake_bytes must be 4K..16M", l->name);
   if (l->fault_around < 0 || l->fault_around > 512)
-    return fail(c, g, err, errlen,
+    return fail(c, at(g, "fault_around"), err, errlen,
                 "listener '%s': fault_around must be 0..512 pages", l->name);
   if (pick(l->prefetch_mode_str, modes, &l->prefetch_mode) < 0)
-    return fail(c, g, err, errlen,
+    return fail(c, pf ? at(pf, "mode") : g, err, errlen,
                 "listener '%s': prefetch mode must be off, record, replay or "
                 "auto",
                 l->name);
   if (l->prefetch_mode != PREFETCH_OFF && !l->prefetch_path)
-    return fail(c, g, err, errlen,
+    return fail(c, pf ? pf : g, err, errlen,
                 "listener '%s': prefetch needs working_set = \"PATH\"",
                 l->name);
   return 0;

@@ -166,6 +166,49 @@ static long array_end(const char *buf, size_t len) {
   return 0;
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
+static int utf8_len(const unsigned char *p, size_t left) {
+  int n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2
+                        : (p[0] & 0xf0) == 0xe0   ? 3
+                        : (p[0] & 0xf8) == 0xf0   ? 4
+                                                  : 0;
+  if (!n || (size_t)n > left || (n == 2 && p[0] < 0xc2) ||
+      (n == 4 && p[0] > 0xf4))
+    return 0;
+  for (int i = 1; i < n; i++)
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+  return n;
+}
+
+/* cJSON is lenient: refuse what RFC 8259 does not allow (NUL bytes, control
+ * characters inside strings, invalid UTF-8) before it parses. */
+static int strict_bytes(const char *buf, size_t len, char *err,
+                        size_t errlen) {
+  const unsigned char *p = (const unsigned char *)buf;
+  int in_str = 0, esc = 0;
+  for (size_t i = 0; i < len;) {
+    int n = utf8_len(p + i, len - i);
+    if (!n || p[i] == 0)
+      return invalid(err, errlen,
+                     "handshake is not valid JSON (%s at byte %zu)",
+                     p[i] ? "invalid UTF-8" : "a NUL byte", i);
+    if (p[i] < 0x20 && (in_str || !strchr(" \t\r\n", p[i])))
+      return invalid(err, errlen,
+                     "handshake is not valid JSON (control character 0x%02x "
+                     "at byte %zu)",
+                     p[i], i);
+    if (in_str && !esc && p[i] == '\\')
+      esc = 1;
+    else if (p[i] == '"' && !esc)
+      in_str = !in_str;
+    else
+      esc = 0;
+    i += (size_t)n;
+  }
+  return 0;
+}
+
 int handshake_parse(const char *buf, size_t len, uint32_t max_regions,
                     struct handshake *h, char *err, size_t errlen) {
   memset(h, 0, sizeof *h);
@@ -174,6 +217,8 @@ int handshake_parse(const char *buf, size_t len, uint32_t max_regions,
     return invalid(err, errlen, "handshake is not a JSON array");
   if (end == 0)
     return HS_INCOMPLETE;
+  if (strict_bytes(buf, (size_t)end, err, errlen) < 0)
+    return HS_INVALID;
   cJSON *arr = cJSON_ParseWithLength(buf, (size_t)end);
   if (!arr) {
     const char *at = cJSON_GetErrorPtr();

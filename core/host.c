@@ -59,6 +59,7 @@ static void h_error(int errnum, const char *fmt, ...) {
   vsnprintf(tl_error, sizeof tl_error, fmt, ap);
   va_end(ap);
   tl_errno = errnum;
+  errno = errnum ? errnum : EIO; /* what a layer above reads */
 }
 
 static const struct ufk_param *find_param(const struct ufk_config *c,

@@ -103,8 +103,10 @@ static int n_read(void *h, void *buf, uint64_t len, uint64_t off,
       return -1;
     int r = l->plugin->p.read(l->inst, buf, n, off, flags);
     leave(l);
-    if (r < 0)
+    if (r < 0) {
+      errno = host_last_errno(); /* the layer above decides on it */
       return -1;
+    }
     buf = (char *)buf + n;
     off += n;
     len -= n;

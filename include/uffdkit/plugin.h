@@ -118,7 +118,10 @@ struct ufk_caps {
 };
 
 /* The source below a layer, or a source opened through host->source_open.
- * Reads through it honour the limits and locks of the instance behind it. */
+ * Reads through it honour the limits and locks of the instance behind it.
+ * When a call fails, errno holds the errno the level below reported with
+ * host->error (EIO if it gave none), so a layer can tell transient errors
+ * (EIO, ETIMEDOUT, ECONNRESET, EAGAIN...) from permanent ones. */
 struct ufk_next {
   uint32_t size; /* sizeof(struct ufk_next) the daemon was built with */
   uint32_t flags;  /* caps flags of the stack below */
