@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
                             : conf->log_level);
   log_set_json(
       !strcmp(c.log_format ? c.log_format : conf->log_format, "json"));
-  struct supervisor_opts o = {.log_level = c.log_level,
-                              .log_format = c.log_format};
+  struct supervisor_opts o = {
+      .log_level = c.log_level, .log_format = c.log_format, .argv = argv};
   return supervisor_run(conf, &o);
 }

@@ -20,9 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handover.h"
 #include "handshake.h"
 #include "ipc.h"
 #include "log.h"
+#include "notify.h"
 #include "shm.h"
 
 #define MAX_FDS_IN_HANDSHAKE 16
@@ -101,6 +103,9 @@ struct sv {
   char exe[PATH_MAX];
   int stopping;
   int failed;
+  int upgrade;
+  uint64_t watchdog_ns; /* 0: no watchdog */
+  uint64_t watchdog_at;
 };
 
 static uint64_t now_ns(void) {
@@ -194,9 +199,27 @@ static void ep_del(struct sv *v, int fd) {
   epoll_ctl(v->ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
+/* The name a descriptor is stored and handed over under. */
+static const char *fdname(char kind, const char *what, char *buf, size_t len) {
+  snprintf(buf, len, "%c-%s", kind, what);
+  return buf;
+}
+
+/* Kinds of a session's descriptors, in the order of sv_session.fds:
+ * connection, uffd, pidfd, shared state. */
+static const char session_fd_kind[4] = {'C', 'U', 'P', 'M'};
+
+static const char *session_fdname(uint64_t id, int i, char *buf, size_t len) {
+  char n[32];
+  snprintf(n, sizeof n, "%llu", (unsigned long long)id);
+  return fdname(session_fd_kind[i], n, buf, len);
+}
+
 static void close_listener(struct sv *v, struct sv_listener *l) {
+  char n[96];
   if (l->fd < 0)
     return;
+  notify_fdstore_remove(fdname('L', l->name, n, sizeof n));
   ep_del(v, l->fd);
   close(l->fd);
   l->fd = -1;
@@ -232,6 +255,8 @@ static int open_listener(struct sv *v, struct sv_listener *l) {
     return -1;
   }
   ep_add(v, fd, EPOLLIN, l);
+  char n[96];
+  notify_fdstore(&fd, 1, fdname('L', l->name, n, sizeof n));
   log_info("listener %s on %s (mode %04o)", c->name, c->socket,
            c->socket_mode);
   return 0;
@@ -244,8 +269,10 @@ static struct sv_listener *find_listener(struct sv *v, const char *name) {
   return NULL;
 }
 
-/* The record of listener `name`, made (with its counters) if new. */
-static struct sv_listener *get_listener(struct sv *v, const char *name) {
+/* The record of listener `name`, made if new, with its counters: those
+ * handed over in stats_fd if >= 0, else new ones. */
+static struct sv_listener *listener_record(struct sv *v, const char *name,
+                                           int stats_fd) {
   struct sv_listener *l = find_listener(v, name);
   if (l)
     return l;
@@ -253,16 +280,27 @@ static struct sv_listener *get_listener(struct sv *v, const char *name) {
   l->kind = K_LISTENER;
   l->fd = -1;
   snprintf(l->name, sizeof l->name, "%s", name);
-  l->stats_fd = listener_stats_create(&l->stats);
-  if (l->stats_fd < 0) {
-    log_error("listener %s: cannot create its counters: %s", name,
+  l->stats_fd = stats_fd;
+  if (stats_fd >= 0)
+    l->stats = listener_stats_map(stats_fd);
+  else
+    l->stats_fd = listener_stats_create(&l->stats);
+  if (l->stats_fd < 0 || !l->stats) {
+    log_error("listener %s: cannot set up its counters: %s", name,
               strerror(errno));
+    close_if(l->stats_fd);
     free(l);
     return NULL;
   }
+  char n[96];
+  notify_fdstore(&l->stats_fd, 1, fdname('S', name, n, sizeof n));
   l->next = v->ls;
   v->ls = l;
   return l;
+}
+
+static struct sv_listener *get_listener(struct sv *v, const char *name) {
+  return listener_record(v, name, -1);
 }
 
 /* ---- generations and their workers ---- */
@@ -443,6 +481,7 @@ static void worker_ready(struct sv *v, struct gen *g) {
       log_error("reload: some listeners could not be opened (see above)");
     log_info("configuration generation %d (%s) is live", g->id, g->conf->file);
     maybe_retire(v, old);
+    notify_ready();
   }
   int n = 0;
   for (struct sv_session *s = v->sessions; s; s = s->next)
@@ -454,7 +493,11 @@ static void worker_ready(struct sv *v, struct gen *g) {
     log_info("worker %d ready; handed back %d live sessions", g->pid, n);
   else
     log_info("worker %d ready", g->pid);
+  if (g == v->current && !g->ever_ready)
+    notify_ready();
   g->ever_ready = 1;
+  notify_status("serving: generation %d, %d live sessions", v->current->id,
+                v->current->sessions);
 }
 
 /* ---- sessions ---- */
@@ -482,8 +525,12 @@ static void end_session(struct sv *v, uint64_t id, int reason) {
       log_warn("session %llu (pid %d) on %s was refused by its source",
                (unsigned long long)id, s->shm->pid, s->l->name);
     munmap(s->shm, s->shm_len);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
+      char n[96];
+      if (s->fds[i] >= 0)
+        notify_fdstore_remove(session_fdname(s->id, i, n, sizeof n));
       close_if(s->fds[i]);
+    }
     struct gen *g = s->gen;
     free(s);
     if (!v->stopping)
@@ -563,6 +610,11 @@ static struct sv_session *add_session(struct sv *v, struct sv_listener *l,
   l->live++;
   s->gen->sessions++;
   __atomic_fetch_add(&l->stats->sessions_live, 1, __ATOMIC_RELAXED);
+  for (int i = 0; i < 4; i++) {
+    char n[96];
+    if (fds[i] >= 0)
+      notify_fdstore(&fds[i], 1, session_fdname(s->id, i, n, sizeof n));
+  }
   if (s->gen->ready)
     send_session(s);
   return s;
@@ -836,9 +888,141 @@ static int reload(struct sv *v, char *err, size_t errlen) {
     return -1;
   }
   v->loading = g;
+  notify_reloading();
   spawn_worker(v, g);
   log_info("reloading %s as configuration generation %d", c->file, g->id);
   return 0;
+}
+
+/* ---- handing over to the next supervisor ---- */
+
+static int find_handed(struct handed *h, int n, char kind, const char *what) {
+  char want[96];
+  fdname(kind, what, want, sizeof want);
+  for (int i = 0; i < n; i++)
+    if (h[i].fd >= 0 && !strcmp(h[i].name, want))
+      return i;
+  return -1;
+}
+
+static int take_handed(struct handed *h, int n, char kind, const char *what) {
+  int i = find_handed(h, n, kind, what);
+  if (i < 0)
+    return -1;
+  int fd = h[i].fd;
+  h[i].fd = -1;
+  return fd;
+}
+
+/* Counters and listening sockets handed over, before listeners open. */
+static void adopt_listeners(struct sv *v, const struct daemon_conf *c,
+                            struct handed *h, int n) {
+  for (int i = 0; i < c->n_listeners; i++) {
+    const struct listener_conf *lc = &c->listeners[i];
+    int sfd = take_handed(h, n, 'S', lc->name);
+    struct sv_listener *l = sfd >= 0 ? listener_record(v, lc->name, sfd)
+                                     : NULL;
+    int fd = take_handed(h, n, 'L', lc->name);
+    if (fd < 0)
+      continue;
+    struct sockaddr_un a;
+    socklen_t al = sizeof a;
+    if (!l || getsockname(fd, (struct sockaddr *)&a, &al) < 0 ||
+        strcmp(a.sun_path, lc->socket)) {
+      close(fd); /* the config moved it: a new socket is opened */
+      continue;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    l->fd = fd;
+    l->bound_path = strdup(lc->socket);
+    ep_add(v, fd, EPOLLIN, l);
+    log_info("listener %s: kept socket %s", l->name, lc->socket);
+  }
+}
+
+/* One handed-over session, from its state memfd and descriptors. */
+static void adopt_session(struct sv *v, struct handed *h, int n, int mi) {
+  int fds[4] = {-1, -1, -1, h[mi].fd};
+  h[mi].fd = -1;
+  const char *id = h[mi].name + 2;
+  for (int k = 0; k < 3; k++)
+    fds[k] = take_handed(h, n, session_fd_kind[k], id);
+  size_t len;
+  struct session_shm *shm = session_shm_map(fds[3], &len);
+  struct sv_listener *l = shm ? find_listener(v, shm->listener) : NULL;
+  if (!shm || fds[1] < 0 || !l || !l->gen) {
+    log_error("session %s handed over without %s; dropping it", id,
+              !shm ? "valid state" : fds[1] < 0 ? "its uffd"
+                                               : "a configured listener");
+    if (shm)
+      munmap(shm, len);
+    for (int k = 0; k < 4; k++)
+      close_if(fds[k]);
+    return;
+  }
+  if (shm->id >= v->next_id)
+    v->next_id = shm->id;
+  add_session(v, l, fds, shm, len);
+}
+
+static void adopt_sessions(struct sv *v, struct handed *h, int n) {
+  int count = 0;
+  for (int i = 0; i < n; i++)
+    if (h[i].fd >= 0 && h[i].name[0] == 'M' && h[i].name[1] == '-') {
+      adopt_session(v, h, n, i);
+      count++;
+    }
+  for (int i = 0; i < n; i++)
+    if (h[i].fd >= 0) {
+      log_warn("descriptor %d handed over as '%s' is not needed; closing it",
+               h[i].fd, h[i].name);
+      close(h[i].fd);
+    }
+  if (count)
+    log_info("took over %d live sessions", count);
+}
+
+static int add_handed(struct handed **h, int *n, int fd, char kind,
+                      const char *what) {
+  if (fd < 0)
+    return 0;
+  *h = realloc(*h, (size_t)(*n + 1) * sizeof **h);
+  (*h)[*n].fd = fd;
+  fdname(kind, what, (*h)[*n].name, sizeof (*h)[*n].name);
+  return ++*n;
+}
+
+/* SIGUSR2: stop the workers (sessions stay, as in a worker crash) and
+ * re-execute the binary now at our path, handing every descriptor over. */
+static void upgrade(struct sv *v) {
+  struct handed *h = NULL;
+  int n = 0;
+  for (struct sv_listener *l = v->ls; l; l = l->next) {
+    add_handed(&h, &n, l->fd, 'L', l->name);
+    add_handed(&h, &n, l->stats_fd, 'S', l->name);
+  }
+  for (struct sv_session *s = v->sessions; s; s = s->next)
+    for (int i = 0; i < 4; i++) {
+      char id[32];
+      snprintf(id, sizeof id, "%llu", (unsigned long long)s->id);
+      add_handed(&h, &n, s->fds[i], session_fd_kind[i], id);
+    }
+  char exe[PATH_MAX];
+  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[k > 0 ? k : 0] = 0;
+  char *del = strstr(exe, " (deleted)"); /* replaced on disk: take the new */
+  if (del)
+    *del = 0;
+  log_info("upgrading: re-executing %s, handing over %d descriptors", exe, n);
+  for (struct gen *g = v->gens; g; g = g->next)
+    stop_worker(g);
+  handover_exec(exe, v->opts->argv, h, n);
+  log_error("upgrade: exec %s failed: %s; this binary carries on", exe,
+            strerror(errno));
+  free(h);
+  for (struct gen *g = v->gens; g; g = g->next)
+    if (g == v->current || g->sessions)
+      spawn_worker(v, g);
 }
 
 /* ---- main loop ---- */
@@ -851,6 +1035,8 @@ static int next_timeout_ms(struct sv *v) {
   for (struct gen *g = v->gens; g; g = g->next)
     if (g->restart_at && g->restart_at < next)
       next = g->restart_at;
+  if (v->watchdog_at && v->watchdog_at < next)
+    next = v->watchdog_at;
   if (next == UINT64_MAX)
     return -1;
   return next <= t ? 0 : (int)((next - t) / 1000000 + 1);
@@ -865,6 +1051,8 @@ static void on_signal(struct sv *v) {
     } else if (si.ssi_signo == SIGHUP) {
       if (reload(v, err, sizeof err) < 0)
         log_error("reload: %s", err);
+    } else if (si.ssi_signo == SIGUSR2) {
+      v->upgrade = 1;
     } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
       log_info("stopping (signal %u)", si.ssi_signo);
       v->stopping = 1;
@@ -900,11 +1088,20 @@ static int run_loop(struct sv *v) {
     }
     expire_pending(v);
     restart_due(v);
+    if (v->watchdog_ns && now_ns() >= v->watchdog_at) {
+      notify_watchdog();
+      v->watchdog_at = now_ns() + v->watchdog_ns;
+    }
+    if (v->upgrade) {
+      v->upgrade = 0;
+      upgrade(v);
+    }
   }
   return v->failed ? -1 : 0;
 }
 
 static void shutdown_all(struct sv *v) {
+  notify_stopping();
   int live = 0;
   for (struct sv_session *s = v->sessions; s; s = s->next)
     live++;
@@ -946,6 +1143,7 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGCHLD);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR2);
   sigprocmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
   v->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -954,10 +1152,19 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   v->next_id = (uint64_t)ts.tv_sec << 20; /* ids stay unique across runs */
+  struct handed *h = NULL;
+  int nh = handover_collect(&h);
+  if (nh > 0)
+    adopt_listeners(v, conf, h, nh);
   v->current = new_gen(v, conf);
-  if (!v->current)
-    return -1;
-  return activate(v, v->current);
+  int r = v->current ? activate(v, v->current) : -1;
+  if (nh > 0 && v->current)
+    adopt_sessions(v, h, nh);
+  free(h);
+  uint64_t wd = notify_watchdog_interval_us();
+  v->watchdog_ns = wd * 500; /* half the interval, in ns */
+  v->watchdog_at = wd ? now_ns() + v->watchdog_ns : 0;
+  return r;
 }
 
 int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {

@@ -8,10 +8,12 @@
 struct supervisor_opts {
   const char *log_level; /* command-line override, or NULL */
   const char *log_format;
+  char **argv; /* to re-execute on SIGUSR2 (upgrade) */
 };
 
 /* Runs until SIGTERM/SIGINT.  Takes ownership of conf (from malloc).
- * SIGHUP reloads the config file.  Returns the exit status. */
+ * SIGHUP reloads the config file; SIGUSR2 re-executes the binary (an
+ * upgrade) keeping every socket and session.  Returns the exit status. */
 int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o);
 
 #endif

@@ -136,12 +136,17 @@ static void *session_thread(void *arg) {
     pthread_cond_wait(&s->ref_cond, &s->ref_lock);
   pthread_mutex_unlock(&s->ref_lock);
   stack_close_session(s->wl->stack, &s->info);
-  log_info("session %llu (pid %d) on %s ended: %llu faults, %llu pages "
-           "copied, %llu zero pages",
-           (unsigned long long)s->id, s->info.pid, s->wl->conf->name,
-           (unsigned long long)s->shm->counters.faults,
-           (unsigned long long)s->shm->counters.pages_copied,
-           (unsigned long long)s->shm->counters.zero_pages);
+  if (s->end_reason == END_SHUTDOWN)
+    log_info("session %llu (pid %d) on %s: worker stopping; the supervisor "
+             "keeps the session for the next one",
+             (unsigned long long)s->id, s->info.pid, s->wl->conf->name);
+  else
+    log_info("session %llu (pid %d) on %s ended: %llu faults, %llu pages "
+             "copied, %llu zero pages",
+             (unsigned long long)s->id, s->info.pid, s->wl->conf->name,
+             (unsigned long long)s->shm->counters.faults,
+             (unsigned long long)s->shm->counters.pages_copied,
+             (unsigned long long)s->shm->counters.zero_pages);
   if (s->end_reason != END_SHUTDOWN)
     send_end(s->id, s->end_reason);
   uint64_t one = 1;

@@ -1,0 +1,24 @@
+/* Handing descriptors to the next supervisor: across our own re-exec (a
+ * zero-downtime upgrade) and through systemd's file-descriptor store (a
+ * restart).  Each descriptor travels with a name saying what it is:
+ *   L:<listener>  listening socket     S:<listener>  its counters (memfd)
+ *   U:<id> uffd   M:<id> session state   C:<id> connection   P:<id> pidfd */
+#ifndef UFFDKIT_CORE_HANDOVER_H
+#define UFFDKIT_CORE_HANDOVER_H
+
+struct handed {
+  int fd;
+  char name[96];
+};
+
+/* The descriptors handed to this process, from $LISTEN_FDS (systemd) and
+ * $UFFDKIT_FDS (our re-exec); the variables are removed.  Returns how
+ * many (*out malloc'd), or -1 when the variables are malformed. */
+int handover_collect(struct handed **out);
+
+/* Re-executes exe with argv keeping the n descriptors open under their
+ * names.  Returns only if exec failed (with every descriptor as it was). */
+int handover_exec(const char *exe, char *const *argv, const struct handed *h,
+                  int n);
+
+#endif
