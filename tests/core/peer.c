@@ -1,0 +1,145 @@
+/* Peers the simulator cannot play, for the daemon's integration tests.
+ *
+ *   core-test-peer silent SOCKET MAX_S
+ *     Connects and sends nothing; waits up to MAX_S seconds for the daemon
+ *     to close the connection and prints "closed after S" (exit 0), or
+ *     exits 1.
+ *
+ *   core-test-peer hangup SOCKET IMAGE HOLD_S
+ *     A Firecracker 1.12 restore of IMAGE (one region, 4 KiB pages): sends
+ *     the handshake, reads every page and compares it with IMAGE, then
+ *     closes the socket while the process stays alive for HOLD_S seconds.
+ *     Prints "verified N pages" then "hung up"; exit 1 on a mismatch, 2 on
+ *     a setup error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int die(const char *what) {
+  fprintf(stderr, "core-test-peer: %s: %s\n", what, strerror(errno));
+  return 2;
+}
+
+static int connect_to(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) return -1;
+  return fd;
+}
+
+static int silent(const char *path, double max) {
+  int fd = connect_to(path);
+  if (fd < 0) return die(path);
+  double t0 = now();
+  struct pollfd pf = {.fd = fd, .events = POLLIN | POLLRDHUP};
+  while (now() - t0 < max) {
+    if (poll(&pf, 1, 50) > 0) {
+      char c;
+      ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN)) {
+        printf("closed after %.3f\n", now() - t0);
+        return 0;
+      }
+    }
+  }
+  fprintf(stderr, "core-test-peer: still open after %.1f s\n", max);
+  return 1;
+}
+
+static int send_handshake(int sock, int uffd, const char *json) {
+  union {
+    char b[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } cm;
+  memset(&cm, 0, sizeof cm);
+  struct iovec iov = {.iov_base = (void *)json, .iov_len = strlen(json)};
+  struct msghdr mh = {.msg_iov = &iov,
+                      .msg_iovlen = 1,
+                      .msg_control = cm.b,
+                      .msg_controllen = sizeof cm.b};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &uffd, sizeof uffd);
+  return sendmsg(sock, &mh, 0) == (ssize_t)strlen(json) ? 0 : -1;
+}
+
+static int hangup(const char *path, const char *image, double hold) {
+  int img = open(image, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (img < 0 || fstat(img, &st) < 0) return die(image);
+  size_t size = (size_t)st.st_size;
+  if (!size || size % PAGE) {
+    fprintf(stderr, "core-test-peer: %s: size must be whole pages\n", image);
+    return 2;
+  }
+  int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+  if (uffd < 0) return die("userfaultfd");
+  struct uffdio_api api = {.api = UFFD_API,
+                           .features = UFFD_FEATURE_EVENT_REMOVE};
+  if (ioctl(uffd, UFFDIO_API, &api) < 0) return die("UFFDIO_API");
+  char *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED) return die("mmap");
+  struct uffdio_register reg = {
+      .range = {.start = (unsigned long)mem, .len = size},
+      .mode = UFFDIO_REGISTER_MODE_MISSING};
+  if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) return die("UFFDIO_REGISTER");
+  int sock = connect_to(path);
+  if (sock < 0) return die(path);
+  char json[256];
+  snprintf(json, sizeof json,
+           "[{\"base_host_virt_addr\":%lu,\"size\":%zu,\"offset\":0,"
+           "\"page_size\":4096,\"page_size_kib\":4096}]",
+           (unsigned long)mem, size);
+  if (send_handshake(sock, uffd, json) < 0) return die("sendmsg");
+  char want[PAGE];
+  for (size_t off = 0; off < size; off += PAGE) {
+    if (pread(img, want, PAGE, (off_t)off) != PAGE)
+      return die("reading the image");
+    if (memcmp(mem + off, want, PAGE)) {
+      fprintf(stderr, "core-test-peer: page at offset %zu differs\n", off);
+      return 1;
+    }
+  }
+  printf("verified %zu pages\n", size / PAGE);
+  fflush(stdout);
+  close(sock);
+  printf("hung up\n");
+  fflush(stdout);
+  usleep((useconds_t)(hold * 1e6));
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 4 && !strcmp(argv[1], "silent"))
+    return silent(argv[2], atof(argv[3]));
+  if (argc == 5 && !strcmp(argv[1], "hangup"))
+    return hangup(argv[2], argv[3], atof(argv[4]));
+  fprintf(stderr, "usage: core-test-peer silent SOCKET MAX_S\n"
+                  "       core-test-peer hangup SOCKET IMAGE HOLD_S\n");
+  return 2;
+}
