@@ -4,9 +4,11 @@
  *
  * It shows the parts of the plugin ABI most sources need: a settings table,
  * create() validating through the host getters, extents() reporting zero
- * pages, a counter, per-session open/close, and a FAST, PARALLEL read(). */
+ * pages, identity(), a counter, per-session open(), and a FAST, PARALLEL
+ * read(). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <uffdkit/plugin.h>
 
@@ -123,6 +125,16 @@ static int pt_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
   return 0;
 }
 
+/* What is served, so a working set recorded against one pattern is not
+ * replayed against another. */
+static int pt_identity(void *p, char *buf, size_t len) {
+  struct inst *in = p;
+  int n = snprintf(buf, len,
+                   "pattern size=%" PRIu64 " seed=%" PRIu64 " zero_percent=%u",
+                   in->size, in->seed, in->zero_percent);
+  return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 static const struct ufk_plugin plugin = {
     UFK_PLUGIN_ABI,
     /* Computed in memory: served on the fault thread, no hand-off. */
@@ -139,6 +151,7 @@ static const struct ufk_plugin plugin = {
     .get_size = pt_get_size,
     .read = pt_read,
     .extents = pt_extents,
+    .identity = pt_identity,
 };
 
 UFFDKIT_PLUGIN(plugin)
