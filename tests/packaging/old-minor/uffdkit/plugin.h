@@ -1,0 +1,258 @@
+/* TEST FIXTURE: <uffdkit/plugin.h> as a plugin built against an older minor
+ * of ABI 1 saw it.  The same as include/uffdkit/plugin.h except that
+ * struct ufk_plugin ends after prefetch (no caps, nor anything appended
+ * since), so UFK_PLUGIN_ABI records a smaller struct_size.  Kept frozen: it
+ * must go on describing the old layout when the real header grows.
+ */
+/* uffdkit plugin ABI: the only header a memory-source plugin needs.
+ *
+ * A plugin is a shared object exporting one symbol, uffdkit_plugin_entry,
+ * made with UFFDKIT_PLUGIN().  It returns a struct ufk_plugin describing the
+ * plugin and its callbacks.  The daemon passes its services in as a table
+ * (struct ufk_host) at load time, so a plugin links against nothing of the
+ * daemon and can be unit-tested with a fake table.
+ *
+ * Stability promise (see uffdkit-plugin(3)):
+ *  - UFK_ABI_MAJOR changes only when an existing field changes meaning; the
+ *    daemon refuses a plugin of another major.
+ *  - New callbacks and fields are only ever appended, raising UFK_ABI_MINOR.
+ *    The daemon copies struct_size bytes of the plugin's struct and treats
+ *    everything past them as absent, so a plugin built against an older
+ *    minor keeps loading.  A plugin must check host->size (or abi_minor)
+ *    before using a host service newer than the minor it needs.
+ */
+#ifndef UFFDKIT_PLUGIN_H
+#define UFFDKIT_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UFK_ABI_MAJOR 1
+#define UFK_ABI_MINOR 0
+
+/* Log levels for host->log. */
+enum ufk_log_level {
+  UFK_LOG_ERROR = 0,
+  UFK_LOG_WARN = 1,
+  UFK_LOG_INFO = 2,
+  UFK_LOG_DEBUG = 3,
+};
+
+/* Types of settings.  Values may be written natively in the config file or,
+ * from the command line, as strings that parse to the type.  SIZE takes
+ * suffixes K, M, G, T (powers of 1024); DURATION takes ns, us, ms, s, m, h. */
+enum ufk_type {
+  UFK_T_STRING = 1,
+  UFK_T_INT = 2,
+  UFK_T_BOOL = 3,
+  UFK_T_SIZE = 4,
+  UFK_T_DURATION = 5,
+  UFK_T_STRING_LIST = 6,
+  UFK_T_GROUP = 7, /* a nested group, e.g. a source to read through */
+};
+
+#define UFK_PARAM_REQUIRED (1u << 0)
+#define UFK_PARAM_SECRET (1u << 1) /* never logged or shown by ctl */
+
+/* One setting a plugin accepts.  The daemon rejects keys not in this table,
+ * checks types, applies defaults and prints the table with --describe. */
+struct ufk_param {
+  const char *key;
+  uint32_t type;  /* enum ufk_type */
+  uint32_t flags; /* UFK_PARAM_* */
+  const char *default_value; /* as it would be written on the command line */
+  const char *help;
+};
+
+/* Plugin flags (struct ufk_plugin.flags and struct ufk_caps.flags). */
+#define UFK_PLUGIN_LAYER (1u << 0) /* create() receives the stack below */
+/* Reads are answered from memory or the page cache.  The daemon calls them on
+ * the thread that read the fault, with no hand-off.  Leave it clear for any
+ * source that may wait on a network or a slow device. */
+#define UFK_PLUGIN_FAST (1u << 1)
+/* read() honours UFK_READ_NOWAIT: it answers from memory or fails with
+ * EWOULDBLOCK, so the daemon can try it inline before handing off. */
+#define UFK_PLUGIN_NOWAIT (1u << 2)
+
+/* How many calls the daemon may make into one instance at once. */
+enum ufk_thread_model {
+  UFK_THREAD_SERIAL = 0,   /* one call at a time per instance */
+  UFK_THREAD_PARALLEL = 1, /* any number, up to ufk_caps.max_concurrency */
+};
+
+/* Flags of a read. */
+#define UFK_READ_FAULT (1u << 0)    /* a vCPU is blocked on this read */
+#define UFK_READ_NOWAIT (1u << 1)   /* see UFK_PLUGIN_NOWAIT */
+#define UFK_READ_PREFETCH (1u << 2) /* background work: yield to faults */
+
+/* Extent kinds reported by extents(). */
+#define UFK_EXTENT_ZERO 1u /* reads as zeros: installed without reading */
+
+typedef int (*ufk_extent_fn)(void *opaque, uint64_t off, uint64_t len,
+                             uint32_t kind);
+
+struct ufk_config; /* opaque view of one instance's settings */
+
+/* A guest memory region of a restored VM, as Firecracker sent it. */
+struct ufk_region {
+  uint64_t base;   /* start in Firecracker's address space */
+  uint64_t size;   /* bytes */
+  uint64_t offset; /* byte offset in the memory source */
+};
+
+/* One restored VM, given to open(). */
+struct ufk_session_info {
+  uint64_t id;
+  int32_t pid; /* Firecracker's pid (SO_PEERCRED) */
+  uint32_t page_size;
+  uint32_t nregions;
+  uint32_t reserved;
+  const struct ufk_region *regions;
+  const char *listener; /* name of the listener it connected to */
+};
+
+/* What an instance can do, filled by caps() after start().  Zero-initialised
+ * by the daemon; a plugin without caps() gets flags = plugin->flags. */
+struct ufk_caps {
+  uint32_t flags;           /* UFK_PLUGIN_FAST, UFK_PLUGIN_NOWAIT */
+  uint32_t max_concurrency; /* 0: no limit beyond the thread model */
+  uint64_t max_io;          /* largest read it takes; 0: any */
+};
+
+/* The source below a layer, or a source opened through host->source_open.
+ * Reads through it honour the limits and locks of the instance behind it.
+ * When a call fails, errno holds the errno the level below reported with
+ * host->error (EIO if it gave none), so a layer can tell transient errors
+ * (EIO, ETIMEDOUT, ECONNRESET, EAGAIN...) from permanent ones. */
+struct ufk_next {
+  uint32_t size; /* sizeof(struct ufk_next) the daemon was built with */
+  uint32_t flags;  /* caps flags of the stack below */
+  void *handle;
+  int64_t (*get_size)(void *handle);
+  int (*read)(void *handle, void *buf, uint64_t len, uint64_t off,
+              uint32_t flags);
+  /* NULL result: not mappable here, use read(). */
+  const void *(*map)(void *handle, uint64_t off, uint64_t len);
+  /* Returns 0, or -1 if the stack below cannot report extents. */
+  int (*extents)(void *handle, uint64_t off, uint64_t len, ufk_extent_fn fn,
+                 void *opaque);
+  int (*prefetch)(void *handle, uint64_t off, uint64_t len);
+};
+
+/* Services of the daemon.  Config getters return 0 with *out set, 1 when the
+ * key is absent and has no default, and -1 (after reporting an error that
+ * names the key and its place in the config) when the value does not fit. */
+struct ufk_host {
+  uint32_t size; /* sizeof(struct ufk_host) of the running daemon */
+  uint32_t abi_minor;
+
+  void (*log)(int level, const char *fmt, ...)
+      __attribute__((format(printf, 2, 3)));
+  /* Records why the current callback failed.  errnum is an errno value (0 if
+   * none applies); the daemon adds the plugin and instance names. */
+  void (*error)(int errnum, const char *fmt, ...)
+      __attribute__((format(printf, 2, 3)));
+
+  int (*get_string)(const struct ufk_config *c, const char *key,
+                    const char **out);
+  int (*get_int)(const struct ufk_config *c, const char *key, int64_t *out);
+  int (*get_bool)(const struct ufk_config *c, const char *key, int *out);
+  int (*get_size)(const struct ufk_config *c, const char *key, uint64_t *out);
+  int (*get_duration_ns)(const struct ufk_config *c, const char *key,
+                         uint64_t *out);
+  /* Number of items in a string list, or -1. */
+  int (*get_list_count)(const struct ufk_config *c, const char *key);
+  int (*get_list_item)(const struct ufk_config *c, const char *key, int index,
+                       const char **out);
+  /* Where a key was set ("file:line" or "command line"), for messages. */
+  const char *(*where)(const struct ufk_config *c, const char *key);
+  /* Name of the instance: "listener/plugin". */
+  const char *(*instance_name)(const struct ufk_config *c);
+
+  /* Creates and starts the source (with its layers) described by the group
+   * setting `key`, replacing "{name}" with value in its string settings for
+   * each (name, value) pair of vars (NULL-terminated).  Returns NULL after
+   * reporting an error. */
+  struct ufk_next *(*source_open)(const struct ufk_config *c, const char *key,
+                                  const char *const *vars);
+  void (*source_close)(struct ufk_next *n);
+
+  /* A counter of this instance, exported by ctl and metrics as
+   * uffdkit_source_NAME.  Update it with __atomic_fetch_add. */
+  uint64_t *(*counter)(const struct ufk_config *c, const char *name,
+                       const char *help);
+  uint64_t (*now_ns)(void); /* CLOCK_MONOTONIC */
+};
+
+/* A plugin.  Required: name, get_size, read, create (and for a layer, the
+ * same).  Everything else may be NULL. */
+struct ufk_plugin {
+  uint32_t abi_major;   /* UFK_ABI_MAJOR */
+  uint32_t abi_minor;   /* UFK_ABI_MINOR */
+  uint32_t struct_size; /* sizeof(struct ufk_plugin) */
+  uint32_t flags;       /* UFK_PLUGIN_* */
+  uint32_t thread_model;
+  uint32_t reserved;
+
+  const char *name; /* [a-z0-9-]+, equal to the file name lib<name>.so */
+  const char *version;
+  const char *description;
+  const struct ufk_param *params; /* terminated by a zero entry */
+
+  /* Once per process, before anything else.  Returns 0 or -1. */
+  int (*load)(const struct ufk_host *host);
+  void (*unload)(void);
+
+  /* One instance per configured source.  Validate settings here (unknown
+   * keys were already refused); start no threads.  `below` is the stack under
+   * a layer, NULL for a source.  Returns NULL after host->error. */
+  void *(*create)(const struct ufk_config *cfg, struct ufk_next *below);
+  /* Threads, connections, opening files.  Returns 0 or -1. */
+  int (*start)(void *inst);
+  void (*destroy)(void *inst);
+
+  /* Per restored VM.  The daemon has already checked that every region lies
+   * inside get_size().  Returns 0, or -1 to refuse the VM. */
+  int (*open)(void *inst, const struct ufk_session_info *s);
+  void (*close)(void *inst, const struct ufk_session_info *s);
+
+  /* Bytes of memory this source serves. */
+  int64_t (*get_size)(void *inst);
+  /* Fill buf (len bytes from off) completely, or return -1 after
+   * host->error.  The daemon guarantees off and len page-aligned, inside
+   * get_size(), no larger than caps.max_io, and buf page-aligned. */
+  int (*read)(void *inst, void *buf, uint64_t len, uint64_t off,
+              uint32_t flags);
+  /* Zero-copy: a pointer to len bytes at off, valid until destroy, or NULL
+   * if this range cannot be mapped (the daemon then calls read). */
+  const void *(*map)(void *inst, uint64_t off, uint64_t len);
+  /* Calls fn for ranges within [off, off+len) of the given kind, in order. */
+  int (*extents)(void *inst, uint64_t off, uint64_t len, ufk_extent_fn fn,
+                 void *opaque);
+  /* Advisory: the range will be read soon. */
+  int (*prefetch)(void *inst, uint64_t off, uint64_t len);
+};
+
+#define UFK_PLUGIN_ABI                                                        \
+  .abi_major = UFK_ABI_MAJOR, .abi_minor = UFK_ABI_MINOR,                     \
+  .struct_size = sizeof(struct ufk_plugin)
+
+/* The one exported symbol.  Use once per plugin:
+ *   static const struct ufk_plugin plugin = { UFK_PLUGIN_ABI, .name = ... };
+ *   UFFDKIT_PLUGIN(plugin)
+ */
+#define UFFDKIT_ENTRY_SYMBOL "uffdkit_plugin_entry"
+#define UFFDKIT_PLUGIN(var)                                                   \
+  __attribute__((visibility("default"))) const struct ufk_plugin *            \
+  uffdkit_plugin_entry(void);                                                 \
+  const struct ufk_plugin *uffdkit_plugin_entry(void) { return &(var); }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UFFDKIT_PLUGIN_H */
