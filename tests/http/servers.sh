@@ -29,12 +29,20 @@ wait_http() {
 # same files without range support under /norange/; /moved.bin redirects to
 # /data.bin.  Access log:
 # $NGINX_DIR/access.log.
+# With NGINX_TLS_DIR set (certificates from make_tls_certs), ROOT is also
+# served over HTTPS at https://127.0.0.1:$NGINX_TLS_PORT/ with a certificate
+# for 127.0.0.1, and at https://127.0.0.1:$NGINX_OTHER_PORT/ with one for
+# another name.
 start_nginx() {
   local root=$1 try
   NGINX_DIR=$TMP/nginx
   mkdir -p "$NGINX_DIR"
   for try in 1 2 3 4 5; do
     NGINX_PORT=$(free_port)
+    if [ -n "${NGINX_TLS_DIR:-}" ]; then
+      NGINX_TLS_PORT=$(free_port)
+      NGINX_OTHER_PORT=$(free_port)
+    fi
     write_nginx_conf "$root"
     /usr/sbin/nginx -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" \
       -c "$NGINX_DIR/nginx.conf" >"$NGINX_DIR/stdout.log" 2>&1 &
@@ -79,8 +87,61 @@ http {
     location /norange/ { alias $root/; max_ranges 0; }
     location = /moved.bin { return 302 /data.bin; }
   }
+$(tls_servers "$root")
 }
 EOF
+}
+
+tls_servers() {
+  [ -n "${NGINX_TLS_DIR:-}" ] || return 0
+  local name port
+  for name in server other; do
+    port=$NGINX_TLS_PORT
+    [ $name = other ] && port=$NGINX_OTHER_PORT
+    cat <<EOF
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $NGINX_TLS_DIR/$name.pem;
+    ssl_certificate_key $NGINX_TLS_DIR/$name.key;
+    root $1;
+  }
+EOF
+  done
+}
+
+# make_tls_certs DIR: a throw-away CA (DIR/ca.pem) and, signed by it, a
+# server certificate for 127.0.0.1 and localhost (DIR/server.pem and .key)
+# and one for other.invalid only (DIR/other.pem and .key); also a second CA
+# that signed neither (DIR/stranger-ca.pem).
+make_tls_certs() {
+  local dir=$1 name
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    for name in ca stranger-ca; do
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -nodes -keyout $name.key -out $name.pem -days 2 \
+        -subj "/CN=uffdkit test $name" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign"
+    done
+    for name in server other; do
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout $name.key -out $name.csr -subj "/CN=uffdkit test $name"
+      if [ $name = server ]; then
+        echo "subjectAltName=IP:127.0.0.1,DNS:localhost" >$name.ext
+      else
+        echo "subjectAltName=DNS:other.invalid" >$name.ext
+      fi
+      echo "extendedKeyUsage=serverAuth" >>$name.ext
+      openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key \
+        -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile $name.ext \
+        -out $name.pem
+    done
+  ) >"$TMP/openssl.log" 2>&1 || {
+    cat "$TMP/openssl.log" >&2
+    fail "openssl could not make the test certificates"
+  }
 }
 
 # start_faulty ROOT [ARGS...]: the fault-injecting server (faulty_server.py)
