@@ -109,3 +109,64 @@ wait $s2 || fail "second silent peer not cut"
 wait $s3 || fail "third silent peer not cut"
 
 stop_daemons
+
+# ---- the listener's limits ----
+cat >"$TMP/limits.conf" <<CONF
+listeners = (
+  { name = "l"; socket = "$TMP/l.sock"; max_sessions = 1; max_regions = 4;
+    max_handshake_bytes = "4K";
+    source = { plugin = "mmap"; path = "$TMP/small"; }; }
+);
+CONF
+start_daemon lim "$TMP/l.sock" --config "$TMP/limits.conf"
+lim=(run --socket "$TMP/l.sock" --image "$TMP/small")
+
+# limited NAME WHY SIM_ARGS...: like refused, on this daemon.
+limited() {
+  local name=$1 why=$2 rc=0
+  shift 2
+  "$SIM" "${lim[@]}" --expect-refused --timeout 5 "$@" >"$TMP/$name.out" \
+    2>"$TMP/$name.err" &
+  local pid=$!
+  wait $pid || rc=$?
+  # Refused at accept, the close may come before the send (exit 4).
+  if [ $rc -eq 4 ]; then
+    grep -E -q "sending the handshake failed: (Broken pipe|Connection reset)" \
+      "$TMP/$name.err" || fail "$name: exit 4: $(cat "$TMP/$name.err")"
+  else
+    check_sim 0 "$name" $rc
+  fi
+  wait_log lim "pid $pid .*$why"
+  if grep -q "session [0-9]*: pid $pid " "$TMP/lim.log"; then
+    fail "$name: a refused peer got a session"
+  fi
+  echo "$name: $(grep "pid $pid " "$TMP/lim.log" | sed 's/.*warn: //')"
+}
+
+limited regions5 "handshake has 5 regions, more than the 4 allowed" \
+  --regions 5
+{
+  printf '['
+  head -c 5000 /dev/zero | tr '\0' ' '
+} >"$TMP/long"
+limited long "handshake longer than max_handshake_bytes \(4096\)" \
+  --raw-handshake "$TMP/long"
+limited notuffd "the descriptor sent is not a userfaultfd" --no-fd \
+  --extra-fds 1
+# Four regions is the limit, not past it; extra descriptors are closed; a
+# handshake in two sends is read to its end.
+sim 0 regions4 "${lim[@]}" --regions 4 --extra-fds 3 --split-send 10
+verified regions4 8192
+# One live session is max_sessions: a second VM is turned away meanwhile.
+"$SIM" "${lim[@]}" --hold 3 >"$TMP/holder.out" 2>"$TMP/holder.err" &
+holder=$!
+wait_log lim "session [0-9]+: pid $holder "
+limited second "uid 0 gid 0: max_sessions reached"
+rc=0
+wait $holder || rc=$?
+check_sim 0 holder $rc
+verified holder 8192
+wait_log lim "\(pid $holder\) on l ended"
+sim 0 third "${lim[@]}" --style 1.7
+verified third 8192
+stop_daemons
