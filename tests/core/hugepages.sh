@@ -50,4 +50,27 @@ sim 0 balloon-file "${run[@]}" --socket "$TMP/ff.sock" --style 1.7 \
 verified balloon-file 32
 expect_field balloon-file zero_checked 32
 
+# The worker killed mid-restore: huge pages lost in flight are raised
+# again, discarded ones stay zeros (hugetlb has no ZEROPAGE: copied from a
+# zero buffer).
+D=$(daemon_pid)
+for run_args in "--regions 2" "--balloon 8M:32M --balloon-during"; do
+  W=$(wait_worker "$D")
+  # shellcheck disable=SC2086
+  "$SIM" "${run[@]}" --socket "$TMP/mm.sock" --delay-us 50000 $run_args \
+    >"$TMP/crash.out" 2>"$TMP/crash.err" &
+  pid=$!
+  wait_log huge "session [0-9]+: pid $pid "
+  sleep 0.6
+  kill -0 $pid 2>/dev/null || fail "the restore finished before the kill"
+  kill -KILL "$W"
+  W=$(wait_worker "$D" "$W")
+  wait_log huge "worker $W ready; handed back 1 live sessions"
+  rc=0
+  wait $pid || rc=$?
+  check_sim 0 crash $rc
+  verified crash 32
+done
+expect_field crash zero_checked 16
+
 stop_daemons

@@ -11,6 +11,11 @@
  *     closes the socket while the process stays alive for HOLD_S seconds.
  *     Prints "verified N pages" then "hung up"; exit 1 on a mismatch, 2 on
  *     a setup error.
+ *
+ *   core-test-peer chatty SOCKET IMAGE HOLD_S
+ *     The same, talking on the socket as unreleased Firecracker builds do:
+ *     "no_exitless_apf" right after the JSON in the same sendmsg, and more
+ *     bytes once half the pages were read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -87,7 +92,8 @@ static int send_handshake(int sock, int uffd, const char *json) {
   return sendmsg(sock, &mh, 0) == (ssize_t)strlen(json) ? 0 : -1;
 }
 
-static int hangup(const char *path, const char *image, double hold) {
+static int hangup(const char *path, const char *image, double hold,
+                  int chatty) {
   int img = open(image, O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (img < 0 || fstat(img, &st) < 0) return die(image);
@@ -113,11 +119,16 @@ static int hangup(const char *path, const char *image, double hold) {
   char json[256];
   snprintf(json, sizeof json,
            "[{\"base_host_virt_addr\":%lu,\"size\":%zu,\"offset\":0,"
-           "\"page_size\":4096,\"page_size_kib\":4096}]",
-           (unsigned long)mem, size);
+           "\"page_size\":4096,\"page_size_kib\":4096}]%s",
+           (unsigned long)mem, size, chatty ? "no_exitless_apf" : "");
   if (send_handshake(sock, uffd, json) < 0) return die("sendmsg");
   char want[PAGE];
   for (size_t off = 0; off < size; off += PAGE) {
+    if (chatty && off == size / 2 / PAGE * PAGE) {
+      static const char more[] = "\x05\x00\x00\x00hello";
+      if (send(sock, more, sizeof more - 1, MSG_NOSIGNAL) < 0)
+        return die("sending more bytes");
+    }
     if (pread(img, want, PAGE, (off_t)off) != PAGE)
       return die("reading the image");
     if (memcmp(mem + off, want, PAGE)) {
@@ -138,8 +149,11 @@ int main(int argc, char **argv) {
   if (argc == 4 && !strcmp(argv[1], "silent"))
     return silent(argv[2], atof(argv[3]));
   if (argc == 5 && !strcmp(argv[1], "hangup"))
-    return hangup(argv[2], argv[3], atof(argv[4]));
+    return hangup(argv[2], argv[3], atof(argv[4]), 0);
+  if (argc == 5 && !strcmp(argv[1], "chatty"))
+    return hangup(argv[2], argv[3], atof(argv[4]), 1);
   fprintf(stderr, "usage: core-test-peer silent SOCKET MAX_S\n"
-                  "       core-test-peer hangup SOCKET IMAGE HOLD_S\n");
+                  "       core-test-peer hangup SOCKET IMAGE HOLD_S\n"
+                  "       core-test-peer chatty SOCKET IMAGE HOLD_S\n");
   return 2;
 }

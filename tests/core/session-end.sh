@@ -13,24 +13,35 @@ ended() {
 }
 
 # ---- 1.12: the hang-up alone ends it ----
-"$PEER" hangup "$TMP/s.sock" "$TMP/mem" 30 >"$TMP/hangup.out" \
-  2>"$TMP/hangup.err" &
-peer=$!
-for ((i = 0; i < 200; i++)); do
-  grep -q "hung up" "$TMP/hangup.out" && break
+# peer_hangs_up MODE: runs core-test-peer MODE; the session must end at its
+# hang-up while the process still lives.
+peer_hangs_up() {
+  local mode=$1 i
+  "$PEER" "$mode" "$TMP/s.sock" "$TMP/mem" 30 >"$TMP/$mode.out" \
+    2>"$TMP/$mode.err" &
+  peer=$!
+  for ((i = 0; i < 200; i++)); do
+    grep -q "hung up" "$TMP/$mode.out" && break
+    kill -0 $peer 2>/dev/null ||
+      fail "$mode: the peer exited: $(cat "$TMP/$mode.out" "$TMP/$mode.err")"
+    sleep 0.05
+  done
+  grep -q "verified 4096 pages" "$TMP/$mode.out" ||
+    fail "$mode: the peer did not verify its pages: $(cat "$TMP/$mode.out" "$TMP/$mode.err")"
+  wait_log d "$(ended $peer)" 5
   kill -0 $peer 2>/dev/null ||
-    fail "the peer exited: $(cat "$TMP/hangup.out" "$TMP/hangup.err")"
-  sleep 0.05
-done
-grep -q "verified 4096 pages" "$TMP/hangup.out" ||
-  fail "the peer did not verify its pages: $(cat "$TMP/hangup.out" "$TMP/hangup.err")"
-wait_log d "$(ended $peer)" 5
-kill -0 $peer 2>/dev/null ||
-  fail "the peer exited: the session may have ended by its exit, not its hang-up"
-echo "1.12 hang-up: $(grep -E "$(ended $peer)" "$TMP/d.log" | sed 's/.*info: //')"
-kill $peer
-wait $peer 2>/dev/null || true
-[ "$(count_log d "$(ended $peer)")" -eq 1 ] || fail "the session ended twice"
+    fail "$mode: the peer exited: the session may have ended by its exit, not its hang-up"
+  echo "$mode: $(grep -E "$(ended $peer)" "$TMP/d.log" | sed 's/.*info: //')"
+  kill $peer
+  wait $peer 2>/dev/null || true
+  [ "$(count_log d "$(ended $peer)")" -eq 1 ] || fail "$mode: the session ended twice"
+}
+peer_hangs_up hangup
+# Bytes after the JSON (kept, not parsed) and more bytes later on the
+# socket do not disturb the session, nor pass for a hang-up.
+peer_hangs_up chatty
+grep -E -q "session [0-9]+: pid $peer .*\(extra bytes after the handshake kept\)" \
+  "$TMP/d.log" || fail "chatty: the bytes after the handshake were not noticed"
 
 # ---- 1.12 through the simulator: ends when it exits ----
 sim 0 v112 run --socket "$TMP/s.sock" --image "$TMP/mem" --style 1.12
