@@ -1,0 +1,34 @@
+# examples.sh BUILD_DIR SOURCE_DIR: conf/uffdkit.conf, the EXAMPLE of
+# uffdkit.conf(5) and the config in the SYNOPSIS of each source page given
+# pass uffdkit --check-config.
+source "$(dirname "$0")/lib.sh"
+need_man
+BUILD=${1:?usage: examples.sh BUILD_DIR SOURCE_DIR [PAGE...]}
+SRC=${2:?usage: examples.sh BUILD_DIR SOURCE_DIR [PAGE...]}
+shift 2
+UFFDKIT=$BUILD/bin/uffdkit
+[ -x "$UFFDKIT" ] || fail "$UFFDKIT is missing: build the uffdkit target"
+TMP=$(mktemp -d /tmp/uffdkit-docs.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+check() {
+  local what=$1 file=$2 out
+  out=$("$UFFDKIT" --check-config "$file" 2>&1) ||
+    fail "$what does not pass uffdkit --check-config: $out"
+  echo "$what: $out"
+}
+
+check conf/uffdkit.conf "$SRC/conf/uffdkit.conf"
+
+render "$SRC/core/uffdkit.conf.5" | section EXAMPLE >"$TMP/example.conf"
+grep -q '^ *listeners = ($' "$TMP/example.conf" ||
+  fail "uffdkit.conf(5) has no EXAMPLE with listeners"
+check "EXAMPLE of uffdkit.conf(5)" "$TMP/example.conf"
+
+for page in "$@"; do
+  render "$page" | section SYNOPSIS |
+    awk '/^ *listeners = \($/ { on = 1 } on { print } on && /\);$/ { exit }' \
+      >"$TMP/synopsis.conf"
+  [ -s "$TMP/synopsis.conf" ] || fail "$page: no config in its SYNOPSIS"
+  check "SYNOPSIS of $(basename "$page")" "$TMP/synopsis.conf"
+done
