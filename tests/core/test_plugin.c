@@ -3,6 +3,7 @@
  * directory, and the settings checks stack_check makes, each message
  * naming the plugin file or the config file and line. */
 #include <check.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,9 +119,10 @@ END_TEST
 /* A file that is not an ELF object at all: dlopen's reason, with the
  * file's name. */
 START_TEST(not_elf) {
-  char path[] = "/tmp/uffdkit-core-test-XXXXXX.so";
-  int fd = mkstemps(path, 3);
-  ck_assert_msg(fd >= 0, "mkstemps failed");
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/uffdkit-core-test-%d.so", (int)getpid());
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ck_assert_msg(fd >= 0, "cannot create %s", path);
   ck_assert_int_eq(write(fd, "not an ELF object\n", 18), 18);
   close(fd);
   struct plugin p;
