@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "parse.h"
@@ -428,6 +429,24 @@ int conf_load_file(struct daemon_conf *c, const char *path, char *err,
   fclose(f);
   fclose(m);
   int r = conf_load_string(c, text, path, err, errlen);
+  free(text);
+  return r;
+}
+
+int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
+                 size_t errlen) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&text, &len);
+  char buf[8192];
+  ssize_t n;
+  off_t at = 0;
+  while ((n = pread(fd, buf, sizeof buf, at)) > 0) {
+    fwrite(buf, 1, (size_t)n, m);
+    at += n;
+  }
+  fclose(m);
+  int r = conf_load_string(c, text, name, err, errlen);
   free(text);
   return r;
 }

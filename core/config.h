@@ -71,6 +71,9 @@ int conf_load_file(struct daemon_conf *c, const char *path, char *err,
                    size_t errlen);
 int conf_load_string(struct daemon_conf *c, const char *text,
                      const char *name, char *err, size_t errlen);
+/* The text in fd (read from offset 0; fd stays open), named name. */
+int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
+                 size_t errlen);
 /* One listener "cli" on socket, source plugin with key=value settings. */
 int conf_from_cli(struct daemon_conf *c, const char *socket,
                   const char *plugin, char *const *kv, int nkv, char *err,

@@ -105,7 +105,8 @@ static void wake(struct session *s, uint64_t addr, uint64_t len) {
 }
 
 /* Common handling of COPY/ZEROPAGE results; done = bytes the kernel
- * reports installed (negative errno on failure). */
+ * reports installed (negative errno on failure).  Returns as
+ * session_install_*, or 3 when the source bytes could not be read. */
 static int install_result(struct session *s, int rc, int64_t done,
                           uint64_t dst, uint64_t len, int zero) {
   if (rc == 0) {
@@ -140,6 +141,13 @@ static int install_result(struct session *s, int rc, int64_t done,
     log_debug("session %llu: 0x%llx no longer mapped",
               (unsigned long long)s->id, (unsigned long long)dst);
     return 0;
+  case EFAULT: /* our source bytes were unreadable (a truncated file) */
+    if (!zero) {
+      host_table()->error(EFAULT, "the source's memory at this offset "
+                          "cannot be read (file truncated?)");
+      return 3;
+    }
+    /* fall through */
   default:
     log_error("session %llu: installing 0x%llx+%llu failed: %s",
               (unsigned long long)s->id, (unsigned long long)dst,
@@ -261,7 +269,12 @@ static int serve_inline(struct session *s, int ri, uint64_t page,
     }
     src = s->buf;
   }
-  return session_install_copy(s, page, src, len);
+  int r = session_install_copy(s, page, src, len);
+  if (r == 3) {
+    session_source_failed(s, page, off);
+    return 0;
+  }
+  return r;
 }
 
 /* Resolves one fault.  Returns like session_install_*. */

@@ -166,7 +166,8 @@ static long array_end(const char *buf, size_t len) {
   return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
+/* Length of the valid UTF-8 sequence at p (1..4), or 0: no overlong
+ * forms, no UTF-16 surrogates, nothing past U+10FFFF (RFC 3629). */
 static int utf8_len(const unsigned char *p, size_t left) {
   int n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2
                         : (p[0] & 0xf0) == 0xe0   ? 3
@@ -178,6 +179,9 @@ static int utf8_len(const unsigned char *p, size_t left) {
   for (int i = 1; i < n; i++)
     if ((p[i] & 0xc0) != 0x80)
       return 0;
+  if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+      (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+    return 0;
   return n;
 }
 

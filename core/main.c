@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -154,15 +155,30 @@ int main(int argc, char **argv) {
     return 2;
   }
   struct daemon_conf *conf = malloc(sizeof *conf);
-  if (load_conf(&c, argc, argv, conf) < 0)
-    return 2;
+  if (load_conf(&c, argc, argv, conf) < 0) {
+    /* Re-executed for an upgrade: the previous process hands over the
+     * configuration it served, so a since-broken file loses no VM. */
+    const char *pid = getenv("UFFDKIT_FDS_PID");
+    if (c.check || !pid || atol(pid) != (long)getpid())
+      return 2;
+    fprintf(stderr, "uffdkit: carrying on with the configuration handed "
+                    "over\n");
+    free(conf);
+    conf = NULL;
+  }
   if (c.check)
     return check_config(conf, conf->plugin_dir ? conf->plugin_dir : dir);
-  log_set_level(c.log_level ? log_level_from_name(c.log_level)
-                            : conf->log_level);
-  log_set_json(
-      !strcmp(c.log_format ? c.log_format : conf->log_format, "json"));
-  struct supervisor_opts o = {
-      .log_level = c.log_level, .log_format = c.log_format, .argv = argv};
+  log_set_level(c.log_level  ? log_level_from_name(c.log_level)
+                : conf        ? conf->log_level
+                              : LOG_INFO);
+  log_set_json(!strcmp(c.log_format ? c.log_format
+                       : conf       ? conf->log_format
+                                    : "text",
+                       "json"));
+  struct supervisor_opts o = {.log_level = c.log_level,
+                              .log_format = c.log_format,
+                              .plugin_dir = c.plugin_dir,
+                              .config_path = c.config,
+                              .argv = argv};
   return supervisor_run(conf, &o);
 }

@@ -168,6 +168,11 @@ const struct plugin *plugin_get(const char *dir, const char *name,
     p->next = loaded;
     loaded = p;
   }
+  if (!strchr(name, '/') && strcmp(p->name, name)) {
+    snprintf(err, errlen, "%s calls itself '%s', not '%s'", path, p->name,
+             name);
+    return NULL;
+  }
   int is_layer = !!(p->p.flags & UFK_PLUGIN_LAYER);
   if (is_layer != want_layer) {
     snprintf(err, errlen, "'%s' is a %s, not a %s", name,

@@ -48,6 +48,8 @@ static void install(struct job *j, const void *buf) {
                 ? session_install_zero(s, j->addr, j->len)
                 : session_install_copy(s, j->addr, buf, j->len);
     pthread_rwlock_unlock(&s->rmlock);
+    if (r == 3)
+      session_source_failed(s, j->addr, j->off);
     if (r != 1 || __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE))
       return;
     nanosleep(&(struct timespec){0, 50000}, NULL);

@@ -255,7 +255,7 @@ static int install_run(struct prefetch *p, int ri, uint64_t addr,
   int r = copy_dontwake(s, addr, src, k << s->ps_shift, zero);
   if (r == 0)
     COUNT(s, prefetched_pages, k);
-  return r < 0 ? -1 : 0;
+  return r < 0 ? -1 : 0; /* unreadable source: a fault applies the policy */
 }
 
 static void wake_range(struct session *s, uint64_t lo, uint64_t hi) {

@@ -65,7 +65,8 @@ void *session_main(void *arg);
 void session_free(struct session *s);
 
 /* Installing pages.  Each returns 0 (installed or already present), 1 if
- * the kernel asked to retry later (EAGAIN), or -1 when the VM is gone. */
+ * the kernel asked to retry later (EAGAIN), -1 when the VM is gone, or 3
+ * when the source bytes could not be read (EFAULT: apply the policy). */
 int session_install_copy(struct session *s, uint64_t dst, const void *src,
                          uint64_t len);
 int session_install_zero(struct session *s, uint64_t dst, uint64_t len);

@@ -51,7 +51,7 @@ struct session_shm {
   uint32_t page_size;
   uint32_t nregions;
   uint32_t keeps_socket; /* Firecracker >= 1.12: hang-up means it exited */
-  uint32_t reserved;
+  uint32_t gen;          /* configuration generation serving it */
   uint64_t npages;       /* bits in each bitmap */
   uint64_t present_off;  /* byte offsets of the bitmaps in the memfd */
   uint64_t removed_off;

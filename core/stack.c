@@ -309,13 +309,30 @@ void stack_destroy(struct stack *s) {
   free(s);
 }
 
+/* A listener's layers belong beside its source, not inside it (only a
+ * nested source, such as diff's store, carries its own layers). */
+static int misplaced_layers(const struct daemon_conf *conf,
+                            const struct listener_conf *l, char *err,
+                            size_t errlen) {
+  const config_setting_t *in = config_setting_get_member(l->source, "layers");
+  if (!in)
+    return 0;
+  char w[512];
+  snprintf(err, errlen,
+           "%s: listener '%s': 'layers' goes in the listener, beside "
+           "'source', not inside it",
+           conf_where(conf, in, w, sizeof w), l->name);
+  return 1;
+}
+
 struct stack *stack_build(const struct daemon_conf *conf,
                           const struct listener_conf *l,
                           const char *plugin_dir, struct listener_stats *stats,
                           char *err, size_t errlen) {
   struct stack *s = calloc(1, sizeof *s);
   snprintf(s->name, sizeof s->name, "%s", l->name);
-  if (build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, stats,
+  if (misplaced_layers(conf, l, err, errlen) ||
+      build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, stats,
                    err, errlen) < 0 ||
       start_levels(s, err, errlen) < 0) {
     stack_destroy(s);
@@ -328,8 +345,10 @@ int stack_check(const struct daemon_conf *conf, const struct listener_conf *l,
                 const char *plugin_dir, char *err, size_t errlen) {
   struct stack *s = calloc(1, sizeof *s);
   snprintf(s->name, sizeof s->name, "%s", l->name);
-  int r = build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, NULL,
-                       err, errlen);
+  int r = misplaced_layers(conf, l, err, errlen)
+              ? -1
+              : build_levels(s, conf, l->source, l->layers, plugin_dir, NULL,
+                             NULL, err, errlen);
   stack_destroy(s);
   return r;
 }

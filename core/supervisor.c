@@ -305,16 +305,26 @@ static struct sv_listener *get_listener(struct sv *v, const char *name) {
 
 /* ---- generations and their workers ---- */
 
-static struct gen *new_gen(struct sv *v, struct daemon_conf *conf) {
+static const char *fdname(char kind, const char *what, char *buf, size_t len);
+
+/* A generation for conf: a new one (id 0, config_fd -1), or one handed
+ * over by the previous supervisor with its id and text. */
+static struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
+                            int config_fd) {
   struct gen *g = calloc(1, sizeof *g);
   g->kind = K_WORKER;
-  g->id = ++v->next_gen;
+  g->id = id ? id : ++v->next_gen;
+  if (g->id > v->next_gen)
+    v->next_gen = g->id;
   g->conf = conf;
   g->ipc = -1;
-  g->config_fd = memfd_create("uffdkit-config", MFD_CLOEXEC);
+  g->config_fd = config_fd;
   size_t len = strlen(conf->text);
+  if (config_fd < 0)
+    g->config_fd = memfd_create("uffdkit-config", MFD_CLOEXEC);
   if (g->config_fd < 0 ||
-      write(g->config_fd, conf->text, len) != (ssize_t)len) {
+      (config_fd < 0 &&
+       write(g->config_fd, conf->text, len) != (ssize_t)len)) {
     log_error("cannot hold the configuration: %s", strerror(errno));
     close_if(g->config_fd);
     free(g);
@@ -328,10 +338,20 @@ static struct gen *new_gen(struct sv *v, struct daemon_conf *conf) {
     }
   g->next = v->gens;
   v->gens = g;
+  char gid[16], n[96];
+  snprintf(gid, sizeof gid, "%d", g->id);
+  notify_fdstore(&g->config_fd, 1, fdname('T', gid, n, sizeof n));
   return g;
 }
 
+static struct gen *new_gen(struct sv *v, struct daemon_conf *conf) {
+  return make_gen(v, conf, 0, -1);
+}
+
 static void free_gen(struct sv *v, struct gen *g) {
+  char id[16], n[96];
+  snprintf(id, sizeof id, "%d", g->id);
+  notify_fdstore_remove(fdname('T', id, n, sizeof n));
   for (struct gen **pp = &v->gens; *pp; pp = &(*pp)->next)
     if (*pp == g) {
       *pp = g->next;
@@ -341,6 +361,13 @@ static void free_gen(struct sv *v, struct gen *g) {
   conf_free(g->conf);
   free(g->conf);
   free(g);
+}
+
+static struct gen *gen_by_id(struct sv *v, uint32_t id) {
+  for (struct gen *g = v->gens; g; g = g->next)
+    if ((uint32_t)g->id == id)
+      return g;
+  return NULL;
 }
 
 static struct gen *gen_by_pid(struct sv *v, pid_t pid) {
@@ -377,6 +404,10 @@ static void exec_worker(struct sv *v, struct gen *g, int ipc_fd) {
   if (v->opts->log_format) {
     argv[n++] = "--log-format";
     argv[n++] = (char *)v->opts->log_format;
+  }
+  if (v->opts->plugin_dir) {
+    argv[n++] = "--plugin-dir";
+    argv[n++] = (char *)v->opts->plugin_dir;
   }
   argv[n] = NULL;
   execv(v->exe, argv);
@@ -601,7 +632,10 @@ static struct sv_session *add_session(struct sv *v, struct sv_listener *l,
   struct sv_session *s = calloc(1, sizeof *s);
   s->id = shm->id;
   s->l = l;
-  s->gen = l->gen;
+  s->gen = gen_by_id(v, shm->gen);
+  if (!s->gen)
+    s->gen = l->gen;
+  shm->gen = (uint32_t)s->gen->id;
   memcpy(s->fds, fds, sizeof s->fds);
   s->shm = shm;
   s->shm_len = len;
@@ -738,6 +772,27 @@ static int allowed(const struct listener_conf *c, const struct ucred *cr) {
   return uid_ok && gid_ok;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+
+/* A pidfd of the peer: SO_PEERPIDFD names the very process that connected;
+ * older kernels fall back to pidfd_open on its pid.  -1 if the peer is
+ * already gone (or its pid is not in our namespace). */
+static int peer_pidfd(int conn, pid_t pid) {
+  int fd = -1;
+  socklen_t len = sizeof fd;
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0 && fd >= 0)
+    return fd;
+  if (errno == ESRCH)
+    return -1;
+  if (pid <= 0) {
+    errno = 0;
+    return -1;
+  }
+  return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
 static void on_accept(struct sv *v, struct sv_listener *l) {
   for (;;) {
     int conn = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -766,8 +821,17 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
     p->conn = conn;
     p->uffd = -1;
     p->cred = cr;
-    p->pidfd = cr.pid > 0 ? (int)syscall(SYS_pidfd_open, cr.pid, 0) : -1;
+    p->pidfd = peer_pidfd(conn, cr.pid);
     p->deadline = now_ns() + l->conf->handshake_timeout_ns;
+    if (p->pidfd < 0 && errno == ESRCH) {
+      /* Without a pidfd a 1.1-1.11 session could never tell it ended. */
+      log_warn("listener %s: pid %d exited before its connection was "
+               "accepted; closing it",
+               l->name, cr.pid);
+      close(conn);
+      free(p);
+      continue;
+    }
     p->buf = malloc(l->conf->max_handshake_bytes);
     p->next = v->pending;
     v->pending = p;
@@ -838,8 +902,13 @@ static void worker_exited(struct sv *v, struct gen *g, int status) {
                 v->current->id);
       v->loading = NULL;
       free_gen(v, g);
-    } else if (g == v->current) {
+    } else if (g == v->current && !v->sessions) {
       v->failed = 1;
+    } else if (g == v->current || g->sessions) {
+      log_error("worker of generation %d failed to start; retrying, since "
+                "live sessions depend on it",
+                g->id);
+      schedule_restart(v, g, status);
     }
     return;
   }
@@ -914,14 +983,48 @@ static int take_handed(struct handed *h, int n, char kind, const char *what) {
   return fd;
 }
 
-/* Counters and listening sockets handed over, before listeners open. */
+/* Generations handed over ("T-<id>": their exact config text); the
+ * highest becomes current.  Returns it, or NULL if none was handed. */
+static struct gen *adopt_gens(struct sv *v, struct handed *h, int n) {
+  struct gen *cur = NULL;
+  const char *name =
+      v->opts->config_path ? v->opts->config_path : "command line";
+  for (int i = 0; i < n; i++) {
+    if (h[i].fd < 0 || h[i].name[0] != 'T' || h[i].name[1] != '-')
+      continue;
+    struct daemon_conf *c = malloc(sizeof *c);
+    char err[2048];
+    if (conf_load_fd(c, h[i].fd, name, err, sizeof err) < 0) {
+      log_error("configuration generation %s handed over is unreadable: %s",
+                h[i].name + 2, err);
+      conf_free(c);
+      free(c);
+      continue;
+    }
+    fcntl(h[i].fd, F_SETFD, FD_CLOEXEC);
+    struct gen *g = make_gen(v, c, atoi(h[i].name + 2), h[i].fd);
+    h[i].fd = -1;
+    if (g && (!cur || g->id > cur->id))
+      cur = g;
+  }
+  return cur;
+}
+
+/* Counters handed over ("S-<listener>"), before any generation makes new
+ * ones, so totals carry across. */
+static void adopt_stats(struct sv *v, struct handed *h, int n) {
+  for (int i = 0; i < n; i++)
+    if (h[i].fd >= 0 && h[i].name[0] == 'S' && h[i].name[1] == '-' &&
+        listener_record(v, h[i].name + 2, h[i].fd))
+      h[i].fd = -1;
+}
+
+/* Listening sockets handed over, kept where the config still has them. */
 static void adopt_listeners(struct sv *v, const struct daemon_conf *c,
                             struct handed *h, int n) {
   for (int i = 0; i < c->n_listeners; i++) {
     const struct listener_conf *lc = &c->listeners[i];
-    int sfd = take_handed(h, n, 'S', lc->name);
-    struct sv_listener *l = sfd >= 0 ? listener_record(v, lc->name, sfd)
-                                     : NULL;
+    struct sv_listener *l = find_listener(v, lc->name);
     int fd = take_handed(h, n, 'L', lc->name);
     if (fd < 0)
       continue;
@@ -1006,6 +1109,14 @@ static void upgrade(struct sv *v) {
       char id[32];
       snprintf(id, sizeof id, "%llu", (unsigned long long)s->id);
       add_handed(&h, &n, s->fds[i], session_fd_kind[i], id);
+    }
+  /* Each live generation's exact text: an upgrade never re-reads the file,
+   * and every session keeps the configuration it started with. */
+  for (struct gen *g = v->gens; g; g = g->next)
+    if (g == v->current || g->sessions) {
+      char id[16];
+      snprintf(id, sizeof id, "%d", g->id);
+      add_handed(&h, &n, g->config_fd, 'T', id);
     }
   char exe[PATH_MAX];
   ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -1155,11 +1266,30 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   struct handed *h = NULL;
   int nh = handover_collect(&h);
   if (nh > 0)
+    adopt_stats(v, h, nh);
+  struct gen *handed = nh > 0 ? adopt_gens(v, h, nh) : NULL;
+  if (handed) { /* serve exactly what the previous process served */
+    if (conf) {
+      conf_free(conf);
+      free(conf);
+    }
+    conf = handed->conf;
+  } else if (!conf) {
+    log_error("no usable configuration: the file does not load and none "
+              "was handed over");
+    free(h);
+    return -1;
+  }
+  if (nh > 0)
     adopt_listeners(v, conf, h, nh);
-  v->current = new_gen(v, conf);
+  v->current = handed ? handed : new_gen(v, conf);
   int r = v->current ? activate(v, v->current) : -1;
-  if (nh > 0 && v->current)
+  if (nh > 0 && v->current) {
     adopt_sessions(v, h, nh);
+    for (struct gen *g = v->gens; g; g = g->next)
+      if (g != v->current && g->sessions)
+        spawn_worker(v, g);
+  }
   free(h);
   uint64_t wd = notify_watchdog_interval_us();
   v->watchdog_ns = wd * 500; /* half the interval, in ns */
@@ -1173,7 +1303,7 @@ int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {
   if (setup(&v, conf) == 0) {
     spawn_worker(&v, v.current);
     rc = v.current->pid && run_loop(&v) == 0 ? 0 : 1;
-  } else if (!v.current) {
+  } else if (!v.current && conf) {
     conf_free(conf);
     free(conf);
   }

@@ -320,21 +320,9 @@ static void loop(int sigfd) {
 }
 
 static int load_config(int fd, const char *name) {
-  char *text = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream(&text, &len);
-  char buf[8192];
-  ssize_t n;
-  off_t at = 0;
-  while ((n = pread(fd, buf, sizeof buf, at)) > 0) {
-    fwrite(buf, 1, (size_t)n, m);
-    at += n;
-  }
-  fclose(m);
-  close(fd);
   char err[2048];
-  int r = conf_load_string(&W.conf, text, name, err, sizeof err);
-  free(text);
+  int r = conf_load_fd(&W.conf, fd, name, err, sizeof err);
+  close(fd);
   if (r < 0)
     log_error("%s", err);
   return r;
@@ -348,8 +336,10 @@ int worker_main(int argc, char **argv) {
       {"config-name", required_argument, NULL, 'n'},
       {"log-level", required_argument, NULL, 'l'},
       {"log-format", required_argument, NULL, 'f'},
+      {"plugin-dir", required_argument, NULL, 'p'},
       {NULL, 0, NULL, 0},
   };
+  const char *plugin_dir = NULL;
   int cfd = -1, opt, level = -1, json = -1;
   const char *name = "config";
   W.ipc = -1;
@@ -364,10 +354,14 @@ int worker_main(int argc, char **argv) {
       level = log_level_from_name(optarg);
     else if (opt == 'f')
       json = !strcmp(optarg, "json");
+    else if (opt == 'p')
+      plugin_dir = optarg;
   }
   log_set_process("uffdkit-worker");
   if (W.ipc < 0 || cfd < 0 || load_config(cfd, name) < 0)
     return 2;
+  if (plugin_dir)
+    W.conf.plugin_dir = plugin_dir;
   log_set_level(level >= 0 ? level : W.conf.log_level);
   log_set_json(json >= 0 ? json : !strcmp(W.conf.log_format, "json"));
   sigset_t set;
