@@ -257,7 +257,7 @@ START_TEST(settings_good) {
   settings_ok("source = { plugin = \"tgood\"; path = \"/x\"; };\n"
               "layers = ( { layer = \"tlayer\"; count = 2; },\n"
               "  { layer = \"tlayer\"; } );");
-  char byname[512];
+  char byname[1200];
   snprintf(byname, sizeof byname,
            "source = { plugin = \"%s\"; path = \"/x\"; };", path_of("tgood"));
   settings_ok(byname);
