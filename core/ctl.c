@@ -1,0 +1,630 @@
+#include "ctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "control.h"
+
+#define CTL_MAX_RESPONSE (256u << 20)
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: uffdkit ctl [OPTIONS] COMMAND\n"
+          "Commands:\n"
+          "  list               listeners, and live sessions with their "
+          "pid and fault rate\n"
+          "  stats              counters of every listener and of its "
+          "source and layers\n"
+          "  metrics            the Prometheus text exposition\n"
+          "  reload             reload the configuration\n"
+          "  drain LISTENER     stop accepting on LISTENER; live sessions "
+          "go on\n"
+          "Options:\n"
+          "  -s, --socket PATH  the daemon's control socket (default: "
+          "$UFFDKIT_CONTROL_SOCKET,\n"
+          "                     else %s)\n"
+          "  -c, --config FILE  use the control_socket set in the "
+          "daemon's config FILE\n"
+          "  -j, --json         print the daemon's JSON response as is\n"
+          "  -t, --timeout SEC  wait at most SEC seconds for the answer "
+          "(default 10)\n"
+          "  -h, --help         this help\n"
+          "Exit status: 0 done, 1 the daemon answered with an error, 2 "
+          "usage, 3 no daemon or no answer.\n"
+          "See uffdkit-ctl(8).\n",
+          CONTROL_DEFAULT_SOCKET);
+}
+
+static void complain(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void complain(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("uffdkit ctl: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+/* ---- talking to the daemon ---- */
+
+static int connect_daemon(const char *path) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof a.sun_path) {
+    complain("%s: path longer than %zu bytes", path, sizeof a.sun_path - 1);
+    return -1;
+  }
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    complain("socket: %s", strerror(errno));
+    return -1;
+  }
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) return fd;
+  int e = errno;
+  close(fd);
+  if (e == ENOENT)
+    complain("cannot connect to %s: no such socket; is the daemon running, "
+             "with uffdkit.control_socket set to this path? (--socket "
+             "chooses another)",
+             path);
+  else if (e == ECONNREFUSED)
+    complain("cannot connect to %s: nothing listens on it; the daemon is "
+             "not running",
+             path);
+  else if (e == EACCES || e == EPERM)
+    complain("cannot connect to %s: permission denied; run as root or as "
+             "the daemon's user",
+             path);
+  else
+    complain("cannot connect to %s: %s", path, strerror(e));
+  return -1;
+}
+
+static int send_all(int fd, const char *s, size_t n) {
+  while (n) {
+    ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -1;
+    s += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One response line (without its newline), malloc'd; NULL after a
+ * message. */
+static char *read_line(int fd, const char *path, int timeout_ms) {
+  size_t len = 0, cap = 65536;
+  char *buf = malloc(cap);
+  uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+  while (buf) {
+    char *nl = memchr(buf, '\n', len);
+    if (nl) {
+      *nl = 0;
+      return buf;
+    }
+    uint64_t now = mono_ms();
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = now >= end ? 0 : poll(&p, 1, (int)(end - now));
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0) {
+      complain("no answer from the daemon on %s within %d s", path,
+               timeout_ms / 1000);
+      break;
+    }
+    if (len + 4096 > cap) {
+      if (cap >= CTL_MAX_RESPONSE) {
+        complain("answer from %s longer than %u bytes", path, CTL_MAX_RESPONSE);
+        break;
+      }
+      char *b = realloc(buf, cap * 2);
+      if (!b) break;
+      buf = b;
+      cap *= 2;
+    }
+    ssize_t n = r < 0 ? -1 : recv(fd, buf + len, cap - len - 1, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      complain("reading from %s: %s", path, strerror(errno));
+      break;
+    }
+    if (n == 0) {
+      complain("the daemon closed %s without answering", path);
+      break;
+    }
+    len += (size_t)n;
+  }
+  free(buf);
+  return NULL;
+}
+
+/* ---- tables ---- */
+
+#define MAX_COLS 16
+
+struct table {
+  int ncols;
+  const char *align; /* 'l' or 'r' per column; NULL: all left */
+  char **cells;      /* rows * ncols */
+  size_t nrows;
+};
+
+static void t_row(struct table *t, ...) {
+  char **c = realloc(t->cells, (t->nrows + 1) * (size_t)t->ncols * sizeof *c);
+  if (!c) return;
+  t->cells = c;
+  va_list ap;
+  va_start(ap, t);
+  for (int i = 0; i < t->ncols; i++) {
+    const char *s = va_arg(ap, const char *);
+    c[t->nrows * (size_t)t->ncols + (size_t)i] = strdup(s ? s : "");
+  }
+  va_end(ap);
+  t->nrows++;
+}
+
+static void t_free(struct table *t) {
+  for (size_t i = 0; i < t->nrows * (size_t)t->ncols; i++)
+    free(t->cells[i]);
+  free(t->cells);
+  t->cells = NULL;
+  t->nrows = 0;
+}
+
+static void t_print(FILE *f, struct table *t) {
+  size_t w[MAX_COLS] = {0};
+  for (int j = 0; j < t->ncols; j++)
+    for (size_t i = 0; i < t->nrows; i++) {
+      const char *s = t->cells[i * (size_t)t->ncols + (size_t)j];
+      size_t l = s ? strlen(s) : 0;
+      if (l > w[j]) w[j] = l;
+    }
+  for (size_t i = 0; i < t->nrows; i++) {
+    for (int j = 0; j < t->ncols; j++) {
+      const char *s = t->cells[i * (size_t)t->ncols + (size_t)j];
+      if (!s) s = "";
+      int last = j == t->ncols - 1;
+      if (t->align && t->align[j] == 'r')
+        fprintf(f, "%*s", (int)w[j], s);
+      else if (last)
+        fputs(s, f);
+      else
+        fprintf(f, "%-*s", (int)w[j], s);
+      if (!last) fputs("  ", f);
+    }
+    fputc('\n', f);
+  }
+  t_free(t);
+}
+
+/* ---- formatting values ---- */
+
+struct cell {
+  char s[64];
+};
+
+static double getnum(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *getstr(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static struct cell fmt_int(double v) {
+  struct cell c;
+  snprintf(c.s, sizeof c.s, "%.0f", v);
+  return c;
+}
+
+static struct cell fmt_bytes(double v) {
+  static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  struct cell c;
+  int u = 0;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(c.s, sizeof c.s, "%.0f B", v);
+  else
+    snprintf(c.s, sizeof c.s, "%.*f %s",
+             v < 10    ? 2
+             : v < 100 ? 1
+                       : 0,
+             v, unit[u]);
+  return c;
+}
+
+static struct cell fmt_page(double v) {
+  struct cell c;
+  if (v >= 1048576 && fmod(v, 1048576) == 0)
+    snprintf(c.s, sizeof c.s, "%.0fM", v / 1048576);
+  else if (v >= 1024 && fmod(v, 1024) == 0)
+    snprintf(c.s, sizeof c.s, "%.0fK", v / 1024);
+  else
+    snprintf(c.s, sizeof c.s, "%.0f", v);
+  return c;
+}
+
+static struct cell fmt_time(double unix_ns) {
+  struct cell c;
+  time_t t = (time_t)(unix_ns / 1e9);
+  struct tm tm;
+  if (!localtime_r(&t, &tm) ||
+      !strftime(c.s, sizeof c.s, "%Y-%m-%d %H:%M:%S", &tm))
+    snprintf(c.s, sizeof c.s, "?");
+  return c;
+}
+
+static struct cell fmt_rate(double v) {
+  struct cell c;
+  snprintf(c.s, sizeof c.s, "%.1f", v);
+  return c;
+}
+
+/* A latency bound in microseconds ("< 512 us"), or null: over the last
+ * bucket. */
+static struct cell fmt_bound(const cJSON *lat, const char *k) {
+  struct cell c;
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(lat, k);
+  if (cJSON_IsNumber(v) && v->valuedouble > 0)
+    snprintf(c.s, sizeof c.s, "< %.0f us", v->valuedouble);
+  else if (cJSON_IsNull(v))
+    snprintf(c.s, sizeof c.s, ">= %d us", 4 << (LAT_BUCKETS - 2));
+  else
+    snprintf(c.s, sizeof c.s, "-");
+  return c;
+}
+
+/* ---- the commands' output ---- */
+
+static int print_list(FILE *f, const cJSON *r) {
+  const cJSON *ls = cJSON_GetObjectItemCaseSensitive(r, "listeners");
+  const cJSON *ss = cJSON_GetObjectItemCaseSensitive(r, "sessions");
+  if (!cJSON_IsArray(ls) || !cJSON_IsArray(ss)) return -1;
+  struct table t = {.ncols = 10, .align = "llllrrrrrr"};
+  t_row(&t, "LISTENER", "SOCKET", "SOURCE", "STATE", "LIVE", "TOTAL", "FAULTS",
+        "PAGES", "ZERO", "BYTES");
+  const cJSON *l;
+  cJSON_ArrayForEach(l, ls) {
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(l, "accepting");
+    t_row(&t, getstr(l, "name"), getstr(l, "socket"), getstr(l, "source"),
+          cJSON_IsFalse(acc) ? "closed" : "open",
+          fmt_int(getnum(l, "sessions_live")).s,
+          fmt_int(getnum(l, "sessions_total")).s,
+          fmt_int(getnum(l, "faults")).s, fmt_int(getnum(l, "pages_copied")).s,
+          fmt_int(getnum(l, "zero_pages")).s,
+          fmt_bytes(getnum(l, "bytes_copied")).s);
+  }
+  t_print(f, &t);
+  fputc('\n', f);
+  if (!cJSON_GetArraySize(ss)) {
+    fputs("no live sessions\n", f);
+    return 0;
+  }
+  t.ncols = 13;
+  t.align = "rlrrrrrlrrrrr";
+  t_row(&t, "SESSION", "LISTENER", "PID", "UID", "REGIONS", "MEMORY", "PAGE",
+        "STARTED", "PAGES", "ZERO", "BYTES", "FAULTS", "FAULTS/S");
+  const cJSON *s;
+  cJSON_ArrayForEach(s, ss) {
+    t_row(
+        &t, fmt_int(getnum(s, "id")).s, getstr(s, "listener"),
+        fmt_int(getnum(s, "pid")).s, fmt_int(getnum(s, "uid")).s,
+        fmt_int(getnum(s, "regions")).s, fmt_bytes(getnum(s, "memory_bytes")).s,
+        fmt_page(getnum(s, "page_size")).s,
+        fmt_time(getnum(s, "started_unix_ns")).s,
+        fmt_int(getnum(s, "pages_copied")).s,
+        fmt_int(getnum(s, "zero_pages")).s,
+        fmt_bytes(getnum(s, "bytes_copied")).s, fmt_int(getnum(s, "faults")).s,
+        fmt_rate(getnum(s, "faults_per_second")).s);
+  }
+  t_print(f, &t);
+  return 0;
+}
+
+static int print_stats(FILE *f, const cJSON *r) {
+  const cJSON *ls = cJSON_GetObjectItemCaseSensitive(r, "listeners");
+  if (!cJSON_IsArray(ls)) return -1;
+  if (!cJSON_GetArraySize(ls)) {
+    fputs("no listeners\n", f);
+    return 0;
+  }
+  /* One column per listener, MAX_COLS - 1 at a time. */
+  static const struct {
+    const char *label, *key;
+    int where; /* 0 listener, 1 counters, 2 latency; 3: bytes in counters */
+  } rows[] = {
+      {"source", "source", 0},
+      {"sessions live", "sessions_live", 0},
+      {"sessions total", "sessions_total", 0},
+      {"refused peers", "refused_peers", 0},
+      {"handshake errors", "handshake_errors", 0},
+      {"worker restarts", "worker_restarts", 0},
+      {"faults", "faults", 1},
+      {"pages copied", "pages_copied", 1},
+      {"zero pages", "zero_pages", 1},
+      {"bytes copied", "bytes_copied", 3},
+      {"removes", "removes", 1},
+      {"removed pages", "removed_pages", 1},
+      {"stale faults", "stale_faults", 1},
+      {"eagain", "eagain", 1},
+      {"source errors", "source_errors", 1},
+      {"prefetched pages", "prefetched_pages", 1},
+      {"fault time mean", "mean_us", 2},
+      {"fault time p50", "p50_us", 2},
+      {"fault time p90", "p90_us", 2},
+      {"fault time p99", "p99_us", 2},
+  };
+  int n = cJSON_GetArraySize(ls);
+  for (int first = 0; first < n; first += MAX_COLS - 1) {
+    int cols = n - first < MAX_COLS - 1 ? n - first : MAX_COLS - 1;
+    struct table t = {.ncols = cols + 1, .align = "lrrrrrrrrrrrrrrr"};
+    size_t nr = sizeof rows / sizeof *rows + 1;
+    for (size_t i = 0; i < nr; i++) {
+      const char *cells[MAX_COLS] = {0};
+      struct cell vals[MAX_COLS];
+      cells[0] = i ? rows[i - 1].label : "LISTENER";
+      for (int c = 0; c < cols; c++) {
+        const cJSON *l = cJSON_GetArrayItem(ls, first + c);
+        const cJSON *cs = cJSON_GetObjectItemCaseSensitive(l, "counters");
+        const cJSON *lat = cJSON_GetObjectItemCaseSensitive(l, "latency");
+        if (!i) {
+          cells[c + 1] = getstr(l, "name");
+          continue;
+        }
+        int w = rows[i - 1].where;
+        const char *k = rows[i - 1].key;
+        if (w == 0 && !strcmp(k, "source"))
+          cells[c + 1] = getstr(l, k);
+        else if (w == 0)
+          vals[c] = fmt_int(getnum(l, k));
+        else if (w == 1)
+          vals[c] = fmt_int(getnum(cs, k));
+        else if (w == 3)
+          vals[c] = fmt_bytes(getnum(cs, k));
+        else if (!strcmp(k, "mean_us"))
+          snprintf(vals[c].s, sizeof vals[c].s, "%.1f us", getnum(lat, k));
+        else
+          vals[c] = fmt_bound(lat, k);
+        if (!cells[c + 1]) cells[c + 1] = vals[c].s;
+      }
+      t_row(&t, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5],
+            cells[6], cells[7], cells[8], cells[9], cells[10], cells[11],
+            cells[12], cells[13], cells[14], cells[15]);
+    }
+    t_print(f, &t);
+  }
+  /* The sources' own counters, one line each. */
+  struct table t = {.ncols = 4, .align = "lllr"};
+  t_row(&t, "LISTENER", "INSTANCE", "COUNTER", "VALUE");
+  const cJSON *l;
+  cJSON_ArrayForEach(l, ls) {
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(l, "sources"), *s;
+    cJSON_ArrayForEach(s, src) {
+      const cJSON *cs = cJSON_GetObjectItemCaseSensitive(s, "counters"), *c;
+      cJSON_ArrayForEach(c, cs) {
+        t_row(&t, getstr(l, "name"), getstr(s, "instance"), c->string,
+              strstr(c->string, "bytes") ? fmt_bytes(c->valuedouble).s
+                                         : fmt_int(c->valuedouble).s);
+      }
+      const cJSON *hr = cJSON_GetObjectItemCaseSensitive(s, "hit_ratio");
+      if (hr) {
+        struct cell p;
+        if (cJSON_IsNumber(hr))
+          snprintf(p.s, sizeof p.s, "%.1f%%", hr->valuedouble * 100);
+        else
+          snprintf(p.s, sizeof p.s, "-");
+        t_row(&t, getstr(l, "name"), getstr(s, "instance"), "hit ratio", p.s);
+      }
+    }
+  }
+  if (t.nrows > 1) {
+    fputc('\n', f);
+    t_print(f, &t);
+  }
+  t_free(&t);
+  return 0;
+}
+
+int ctl_print(FILE *f, const char *cmd, const cJSON *resp) {
+  if (!strcmp(cmd, "list")) return print_list(f, resp);
+  if (!strcmp(cmd, "stats")) return print_stats(f, resp);
+  if (!strcmp(cmd, "metrics")) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(resp, "metrics");
+    if (!cJSON_IsString(m)) return -1;
+    fputs(m->valuestring, f);
+    return 0;
+  }
+  if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "ok"))) return -1;
+  if (!strcmp(cmd, "reload"))
+    fputs("reloading the configuration\n", f);
+  else
+    fprintf(f, "listener %s is draining\n", getstr(resp, "listener"));
+  return 0;
+}
+
+/* ---- main ---- */
+
+static const char *socket_path(const char *opt, const char *config,
+                               struct daemon_conf *conf, int *loaded) {
+  if (opt) return opt;
+  if (config) {
+    char err[2048];
+    if (conf_load_file(conf, config, err, sizeof err) < 0) {
+      complain("%s", err);
+      conf_free(conf);
+      return NULL;
+    }
+    *loaded = 1;
+    const char *p =
+        conf->control_socket ? conf->control_socket : CONTROL_DEFAULT_SOCKET;
+    if (!p[0]) {
+      complain("%s sets control_socket = \"\": its control socket is off",
+               config);
+      return NULL;
+    }
+    return p;
+  }
+  const char *env = getenv("UFFDKIT_CONTROL_SOCKET");
+  return env && env[0] ? env : CONTROL_DEFAULT_SOCKET;
+}
+
+static int run(const char *path, const char *cmd, const char *listener,
+               int json, int timeout_ms) {
+  cJSON *req = cJSON_CreateObject();
+  cJSON_AddItemToObject(req, "cmd", cJSON_CreateString(cmd));
+  if (listener)
+    cJSON_AddItemToObject(req, "listener", cJSON_CreateString(listener));
+  char *line = cJSON_PrintUnformatted(req);
+  cJSON_Delete(req);
+  if (!line) return CTL_NO_DAEMON;
+  int fd = connect_daemon(path);
+  if (fd < 0) {
+    free(line);
+    return CTL_NO_DAEMON;
+  }
+  size_t n = strlen(line);
+  line[n] = '\n'; /* over the NUL; the length is kept */
+  int w = send_all(fd, line, n + 1);
+  free(line);
+  if (w < 0) {
+    complain("sending to %s: %s", path, strerror(errno));
+    close(fd);
+    return CTL_NO_DAEMON;
+  }
+  char *resp = read_line(fd, path, timeout_ms);
+  close(fd);
+  if (!resp) return CTL_NO_DAEMON;
+  cJSON *r = cJSON_Parse(resp);
+  if (!cJSON_IsObject(r)) {
+    complain("the daemon's answer is not a JSON object: %.200s", resp);
+    cJSON_Delete(r);
+    free(resp);
+    return CTL_NO_DAEMON;
+  }
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+  int rc = CTL_OK;
+  if (json) {
+    puts(resp);
+    rc = e ? CTL_REFUSED : CTL_OK;
+  } else if (e) {
+    complain("%s", cJSON_IsString(e) ? e->valuestring : "error");
+    rc = CTL_REFUSED;
+  } else if (ctl_print(stdout, cmd, r) < 0) {
+    complain("unexpected answer to %s: %.200s", cmd, resp);
+    rc = CTL_NO_DAEMON;
+  }
+  if (fflush(stdout) != 0 && rc == CTL_OK) {
+    complain("writing the output: %s", strerror(errno));
+    rc = CTL_USAGE;
+  }
+  cJSON_Delete(r);
+  free(resp);
+  return rc;
+}
+
+int ctl_main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"socket", required_argument, NULL, 's'},
+      {"config", required_argument, NULL, 'c'},
+      {"json", no_argument, NULL, 'j'},
+      {"timeout", required_argument, NULL, 't'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *sock = NULL, *config = NULL;
+  int json = 0, timeout_ms = 10000, opt;
+  argc--;
+  argv++; /* argv[0] is now "ctl" */
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "s:c:jt:h", opts, NULL)) != -1) {
+    switch (opt) {
+    case 's':
+      sock = optarg;
+      break;
+    case 'c':
+      config = optarg;
+      break;
+    case 'j':
+      json = 1;
+      break;
+    case 't': {
+      char *end;
+      double s = strtod(optarg, &end);
+      if (*end || !(s > 0) || s > 86400) {
+        complain("--timeout needs a number of seconds, 0 < SEC <= 86400");
+        return CTL_USAGE;
+      }
+      timeout_ms = (int)ceil(s * 1000);
+      break;
+    }
+    case 'h':
+      usage(stdout);
+      return CTL_OK;
+    default:
+      usage(stderr);
+      return CTL_USAGE;
+    }
+  }
+  if (optind >= argc) {
+    complain("no command: use list, stats, metrics, reload or drain "
+             "LISTENER (--help)");
+    return CTL_USAGE;
+  }
+  if (sock && config) {
+    complain("use --socket or --config, not both");
+    return CTL_USAGE;
+  }
+  const char *cmd = argv[optind];
+  static const char *const cmds[] = {"list", "stats", "metrics", "reload",
+                                     "drain"};
+  size_t c = 0;
+  while (c < sizeof cmds / sizeof *cmds && strcmp(cmd, cmds[c]))
+    c++;
+  if (c == sizeof cmds / sizeof *cmds) {
+    complain("unknown command '%s': use list, stats, metrics, reload or "
+             "drain LISTENER",
+             cmd);
+    return CTL_USAGE;
+  }
+  int want = !strcmp(cmd, "drain") ? 1 : 0;
+  if (argc - optind - 1 != want) {
+    if (want)
+      complain("drain needs the name of a listener: uffdkit ctl drain NAME");
+    else
+      complain("%s takes no argument", cmd);
+    return CTL_USAGE;
+  }
+  struct daemon_conf conf;
+  int loaded = 0;
+  const char *path = socket_path(sock, config, &conf, &loaded);
+  if (!path) {
+    if (loaded) conf_free(&conf);
+    return CTL_USAGE;
+  }
+  int rc = run(path, cmd, want ? argv[optind + 1] : NULL, json, timeout_ms);
+  if (loaded) conf_free(&conf);
+  return rc;
+}
