@@ -84,6 +84,7 @@ dpkg -i "$DEB" "$DEV" >"$TMP/dpkg.log" 2>&1 ||
   fail "dpkg -i failed: $(cat "$TMP/dpkg.log")"
 st=$(stat -c '%a %U %G' /run/uffdkit 2>&1) || fail "no /run/uffdkit: $st"
 [ "$st" = "750 root root" ] || fail "/run/uffdkit is $st"
+RUNDIR_INO=$(stat -c %i /run/uffdkit)
 if command -v systemd-analyze >/dev/null; then
   out=$(systemd-analyze verify --man=no \
     /usr/lib/systemd/system/uffdkit.service 2>&1) ||
@@ -150,7 +151,9 @@ done
 dpkg -P uffdkit-dev uffdkit >"$TMP/dpkg.log" 2>&1 ||
   fail "dpkg -P failed: $(cat "$TMP/dpkg.log")"
 [ ! -e /etc/uffdkit/uffdkit.conf ] || fail "purge left the config"
-if [ -d /run/uffdkit ] && [ -z "$(ls -A /run/uffdkit)" ]; then
+# Left only if not empty (another process may also have made one since).
+if [ "$(stat -c %i /run/uffdkit 2>/dev/null)" = "$RUNDIR_INO" ] &&
+  [ -z "$(ls -A /run/uffdkit)" ]; then
   fail "/run/uffdkit is still there, and empty"
 fi
 INSTALLED=0

@@ -16,6 +16,7 @@ nothing sent by any process but the main one.
 usage: service-manager.py BUILD_DIR
 """
 import array
+import fcntl
 import os
 import shutil
 import signal
@@ -112,13 +113,14 @@ class Manager:
         pid = os.fork()
         if pid == 0:
             try:
-                # Out of the way first, then into place from 3 on.
-                high = [os.dup2(fd, 200 + i) for i, (_, fd) in enumerate(stored)]
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
+                # Out of the way first (above every open descriptor), then
+                # into place from 3 on.
+                high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 200) for _, fd in stored]
                 for i, fd in enumerate(high):
                     os.dup2(fd, LISTEN_FDS_START + i)
                     os.close(fd)
-                os.dup2(log.fileno(), 1)
-                os.dup2(log.fileno(), 2)
                 env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                        "NOTIFY_SOCKET": self.path,
                        "WATCHDOG_USEC": str(WATCHDOG_USEC),
