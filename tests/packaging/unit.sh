@@ -69,7 +69,8 @@ denied=$(expand $deny | sort -u)
 [ "$(wc -l <<<"$allowed")" -gt 100 ] || fail "could not expand $allow"
 for s in userfaultfd ioctl pidfd_open pidfd_send_signal memfd_create \
   signalfd4 epoll_wait accept4 sendmsg recvmsg socketpair execve clone \
-  mmap munmap chown chmod fchmod bind listen; do
+  mmap munmap chown chmod fchmod bind listen setpriority eventfd2 madvise \
+  fadvise64; do
   grep -qx "$s" <<<"$allowed" || fail "SystemCallFilter does not allow $s"
   grep -qx "$s" <<<"$denied" && fail "SystemCallFilter denies $s"
 done
