@@ -17,7 +17,12 @@ MODE is one of
              before it misbehaves)
   drop       close the connection without answering
   down       close the listener and every connection for S seconds
-             (new connections are refused), then listen again
+             (new connections are refused), then listen again; at once,
+             or with after=K when file request K+1 arrives (that request
+             is not answered)
+
+With after=K the fault waits: the next K file requests are served
+normally, and the COUNT requests after them misbehave.
 
 With --sigv4 KEY_ID:SECRET:REGION:SERVICE[:TOKEN], file requests must carry
 a valid AWS Signature V4 Authorization header (checked here from the
@@ -33,6 +38,7 @@ import json
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +51,7 @@ class State:
         self.mode = None
         self.count = 0
         self.seconds = 0.0
+        self.after = 0
         self.requests = 0
         self.faults = 0
         self.conns = set()
@@ -55,6 +62,9 @@ class State:
         with self.lock:
             self.requests += 1
             if self.count <= 0:
+                return None, 0.0
+            if self.after > 0:
+                self.after -= 1
                 return None, 0.0
             self.count -= 1
             self.faults += 1
@@ -119,6 +129,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        # Headers and body go out in separate writes; without this, Nagle
+        # holds the body back until the client's delayed ACK (40 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with STATE.lock:
             STATE.conns.add(self.connection)
 
@@ -153,7 +166,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, body)
         if url.path == "/_reset":
             with STATE.lock:
-                STATE.mode, STATE.count = None, 0
+                STATE.mode, STATE.count, STATE.after = None, 0, 0
                 STATE.requests = STATE.faults = 0
             return self.reply(200, b"ok")
         self.serve_file(url.path)
@@ -161,16 +174,19 @@ class Handler(BaseHTTPRequestHandler):
     def control(self, q):
         mode = q.get("mode", [""])[0]
         seconds = float(q.get("seconds", ["0"])[0])
-        if mode == "down":
+        after = int(q.get("after", ["0"])[0])
+        if mode == "down" and "after" not in q:
             self.reply(200, b"ok")
             self.wfile.flush()
-            STATE.down_for = seconds
-            threading.Thread(target=STATE.server.shutdown).start()
+            go_down(seconds)
             return
         with STATE.lock:
             STATE.mode = mode
-            STATE.count = int(q.get("count", ["1"])[0])
+            # The server goes down once; later requests find it down.
+            count = int(q.get("count", ["1"])[0])
+            STATE.count = 1 if mode == "down" else count
             STATE.seconds = seconds
+            STATE.after = after
         self.reply(200, b"ok")
 
     def serve_file(self, path):
@@ -185,9 +201,11 @@ class Handler(BaseHTTPRequestHandler):
                 not os.path.isfile(full):
             STATE.next_fault()
             return self.reply(404, b"not found\n")
-        with open(full, "rb") as f:
-            data = f.read()
+        size = os.path.getsize(full)
         mode, seconds = STATE.next_fault()
+        if mode == "down":
+            go_down(seconds)
+            mode = "drop"
         if mode == "drop":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -196,11 +214,16 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(seconds)
         if mode and mode.isdigit():
             return self.reply(int(mode), b"injected failure\n")
-        first, last = self.parse_range(len(data), mode)
+        first, last = self.parse_range(size, mode)
         if first is None:
             return self.reply(416, b"", [("Content-Range",
-                                          "bytes */%d" % len(data))])
-        self.send_body(data, first, last, mode)
+                                          "bytes */%d" % size)])
+        # Only the range is read: whole-file reads per request would make
+        # a restore of many pages slow.
+        with open(full, "rb") as f:
+            f.seek(first)
+            body = f.read(last - first + 1) if last >= 0 else f.read()
+        self.send_body(body, size, first, last, mode)
 
     def parse_range(self, size, mode):
         m = RANGE_RE.match(self.headers.get("Range", "") or "")
@@ -215,15 +238,14 @@ class Handler(BaseHTTPRequestHandler):
             return None, None
         return first, min(last, size - 1)
 
-    def send_body(self, data, first, last, mode):
+    def send_body(self, body, size, first, last, mode):
         ranged = last >= 0
-        body = data[first:last + 1] if ranged else data
         headers = [("Accept-Ranges", "bytes")]
         if ranged:
             shown = (first + 4096, last + 4096) if mode == "badrange" else \
                 (first, last)
             headers.append(("Content-Range", "bytes %d-%d/%d" %
-                            (shown[0], shown[1], len(data))))
+                            (shown[0], shown[1], size)))
         if mode == "gzip":
             headers.append(("Content-Encoding", "gzip"))
         if mode == "long":
@@ -244,9 +266,20 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def go_down(seconds):
+    """Closes the listener and every connection for SECONDS (main())."""
+    STATE.down_for = seconds
+    threading.Thread(target=STATE.server.shutdown).start()
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (timeout, killed VM) is not an error here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def close_connections():
