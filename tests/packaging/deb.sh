@@ -82,6 +82,10 @@ dpkg -l uffdkit 2>/dev/null | grep -q '^ii' &&
 INSTALLED=1
 dpkg -i "$DEB" "$DEV" >"$TMP/dpkg.log" 2>&1 ||
   fail "dpkg -i failed: $(cat "$TMP/dpkg.log")"
+# Enabled as an admin would, so the purge has a link to take away.
+mkdir -p /etc/systemd/system/multi-user.target.wants
+ln -sf /usr/lib/systemd/system/uffdkit.service \
+  /etc/systemd/system/multi-user.target.wants/uffdkit.service
 st=$(stat -c '%a %U %G' /run/uffdkit 2>&1) || fail "no /run/uffdkit: $st"
 [ "$st" = "750 root root" ] || fail "/run/uffdkit is $st"
 RUNDIR_INO=$(stat -c %i /run/uffdkit)
@@ -151,6 +155,8 @@ done
 dpkg -P uffdkit-dev uffdkit >"$TMP/dpkg.log" 2>&1 ||
   fail "dpkg -P failed: $(cat "$TMP/dpkg.log")"
 [ ! -e /etc/uffdkit/uffdkit.conf ] || fail "purge left the config"
+[ ! -L /etc/systemd/system/multi-user.target.wants/uffdkit.service ] ||
+  fail "purge left the unit enabled"
 # Left only if not empty (another process may also have made one since).
 if [ "$(stat -c %i /run/uffdkit 2>/dev/null)" = "$RUNDIR_INO" ] &&
   [ -z "$(ls -A /run/uffdkit)" ]; then
