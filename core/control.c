@@ -970,7 +970,9 @@ void control_run(struct control *c) {
     else
       on_client(c, ev[i].data.ptr);
   }
-  if (c->http && (http || metrics_http_timeout(c->http) == 0))
+  /* libmicrohttpd wants a run after every wake-up while it has a timeout
+   * (that is, open connections), not only when its fd is ready. */
+  if (c->http && (http || metrics_http_timeout(c->http) >= 0))
     metrics_http_run(c->http);
   uint64_t t = mono_ns();
   for (struct client *cl = c->clients, *next; cl; cl = next) {

@@ -414,7 +414,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   while (n && msg[n - 1] == '\n')
     msg[--n] = 0;
   if (starting)
-    snprintf(start_error, sizeof start_error, "%s", msg);
+    snprintf(start_error, sizeof start_error, "%.*s",
+             (int)sizeof start_error - 1, msg);
   else
     log_debug("metrics http: %s", msg);
 }
