@@ -38,7 +38,8 @@ rm "$TMP/flat.img"
 # The last header must reference all three builds, or the test would not
 # read through more than one nested source.
 for g in "$G0" "$G1" "$G2"; do
-  "$SNAP" inspect "$STORE" "$G2" --json | grep -q "\"build_id\":[[:space:]]*\"$g\"" ||
+  "$SNAP" inspect "$STORE" "$G2" --json |
+    grep -q "\"build_id\":[[:space:]]*\"$g\"" ||
     fail "generation 2 does not reference build $g"
 done
 HEADER=$STORE/$G2/memfile.header
