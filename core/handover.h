@@ -1,8 +1,10 @@
 /* Handing descriptors to the next supervisor: across our own re-exec (a
  * zero-downtime upgrade) and through systemd's file-descriptor store (a
  * restart).  Each descriptor travels with a name saying what it is:
- *   L:<listener>  listening socket     S:<listener>  its counters (memfd)
- *   U:<id> uffd   M:<id> session state   C:<id> connection   P:<id> pidfd */
+ *   L-<listener>  listening socket     S-<listener>  its counters (memfd)
+ *   T-<gen>       a generation's config text (memfd)
+ *   U-<id> uffd   M-<id> session state   C-<id> connection   P-<id> pidfd
+ * (no ':' in names: systemd separates $LISTEN_FDNAMES with it). */
 #ifndef UFFDKIT_CORE_HANDOVER_H
 #define UFFDKIT_CORE_HANDOVER_H
 

@@ -205,6 +205,15 @@ static const char *fdname(char kind, const char *what, char *buf, size_t len) {
   return buf;
 }
 
+/* Puts a descriptor in systemd's fd store (a no-op outside systemd); a
+ * refusal means it would not survive a service restart: say so. */
+static void store_fd(const int *fd, int n, const char *name) {
+  if (notify_fdstore(fd, n, name) < 0)
+    log_warn("fd store refused %s (%s): it will not survive a service "
+             "restart (FileDescriptorStoreMax?)",
+             name, strerror(errno));
+}
+
 /* Kinds of a session's descriptors, in the order of sv_session.fds:
  * connection, uffd, pidfd, shared state. */
 static const char session_fd_kind[4] = {'C', 'U', 'P', 'M'};
@@ -256,7 +265,7 @@ static int open_listener(struct sv *v, struct sv_listener *l) {
   }
   ep_add(v, fd, EPOLLIN, l);
   char n[96];
-  notify_fdstore(&fd, 1, fdname('L', l->name, n, sizeof n));
+  store_fd(&fd, 1, fdname('L', l->name, n, sizeof n));
   log_info("listener %s on %s (mode %04o)", c->name, c->socket,
            c->socket_mode);
   return 0;
@@ -293,7 +302,7 @@ static struct sv_listener *listener_record(struct sv *v, const char *name,
     return NULL;
   }
   char n[96];
-  notify_fdstore(&l->stats_fd, 1, fdname('S', name, n, sizeof n));
+  store_fd(&l->stats_fd, 1, fdname('S', name, n, sizeof n));
   l->next = v->ls;
   v->ls = l;
   return l;
@@ -340,7 +349,7 @@ static struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
   v->gens = g;
   char gid[16], n[96];
   snprintf(gid, sizeof gid, "%d", g->id);
-  notify_fdstore(&g->config_fd, 1, fdname('T', gid, n, sizeof n));
+  store_fd(&g->config_fd, 1, fdname('T', gid, n, sizeof n));
   return g;
 }
 
@@ -647,7 +656,7 @@ static struct sv_session *add_session(struct sv *v, struct sv_listener *l,
   for (int i = 0; i < 4; i++) {
     char n[96];
     if (fds[i] >= 0)
-      notify_fdstore(&fds[i], 1, session_fdname(s->id, i, n, sizeof n));
+      store_fd(&fds[i], 1, session_fdname(s->id, i, n, sizeof n));
   }
   if (s->gen->ready)
     send_session(s);
