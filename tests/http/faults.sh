@@ -100,9 +100,12 @@ retry_case() {
     fail "retry $name: uffdkit-sim exited with $rc"
   }
   wait_up
-  local faults
+  # Every armed fault met a request ("down" is one fault).
+  local faults want=1
+  [[ $query =~ count=([0-9]+) ]] && want=${BASH_REMATCH[1]}
   faults=$(stats faults)
-  [ "$faults" -ge 1 ] || fail "retry $name: no fault was served"
+  [ "$faults" -eq "$want" ] ||
+    fail "retry $name: $faults faults served, $want armed"
   tail -n +"$((lines + 1))" "$LOG" | grep -q "retry: bytes .* failed" ||
     fail "retry $name: the retry layer logged no retry"
   if tail -n +"$((lines + 1))" "$LOG" | grep -q "could not deliver"; then
@@ -122,7 +125,7 @@ start_healthy() {
     --delay-us 200 --timeout 60 >"$TMP/healthy-$1.out" \
     2>"$TMP/healthy-$1.log" &
   HEALTHY_PID=$!
-  for ((i = 0; i < 200; i++)); do
+  for ((i = 0; i < 500; i++)); do
     [ "$(grep -c ' 206 ' "$NGINX_DIR/access.log" || true)" -gt \
       $((before + 20)) ] && return 0
     sleep 0.02
