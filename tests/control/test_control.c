@@ -661,19 +661,29 @@ END_TEST
 
 /* ---- the socket ---- */
 
-static char tmpdir[64];
+/* Made by main, so it is removed even when a test fails (a failed test
+ * skips its teardown); each test works in a directory of its own in it. */
+static char basedir[64];
+static char tmpdir[80];
+
+/* mkdtemp's template: six 'X' at the end of prefix. */
+static char *make_dir(char *buf, size_t len, const char *prefix) {
+  int n = snprintf(buf, len, "%s", prefix);
+  if (n < 0 || (size_t)n + 7 > len) return NULL;
+  memset(buf + n, 'X', 6);
+  buf[n + 6] = 0;
+  return mkdtemp(buf);
+}
 
 static void sock_setup(void) {
   setup();
-  /* mkdtemp's template: six 'X' at the end. */
-  int n = snprintf(tmpdir, sizeof tmpdir, "/tmp/ctl-test.");
-  memset(tmpdir + n, 'X', 6);
-  tmpdir[n + 6] = 0;
-  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  char prefix[72];
+  snprintf(prefix, sizeof prefix, "%s/t.", basedir);
+  ck_assert_ptr_nonnull(make_dir(tmpdir, sizeof tmpdir, prefix));
 }
 
 static void sock_teardown(void) {
-  char cmd[128];
+  char cmd[96];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
   ck_assert_int_eq(system(cmd), 0);
   teardown();
@@ -1101,9 +1111,16 @@ static Suite *suite(void) {
 }
 
 int main(void) {
+  if (!make_dir(basedir, sizeof basedir, "/tmp/ctl-test.")) {
+    perror("mkdtemp");
+    return 1;
+  }
   SRunner *r = srunner_create(suite());
   srunner_run_all(r, CK_NORMAL);
   int failed = srunner_ntests_failed(r);
   srunner_free(r);
+  char cmd[96];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", basedir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", basedir);
   return failed ? 1 : 0;
 }
