@@ -1,4 +1,4 @@
-# Helpers of the control tests; sourced after tests/lib/functions.sh.
+# Functions shared by the control tests; sourced after tests/lib/functions.sh.
 command -v python3 >/dev/null || {
   echo "python3 is needed to read JSON" >&2
   exit 77

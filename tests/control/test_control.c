@@ -161,7 +161,7 @@ static void standard_view(void) {
   counter(b, "reads_total", "b/mmap", "reads", 2);
 }
 
-/* ---- helpers ---- */
+/* ---- checking text and JSON ---- */
 
 static int has_line(const char *text, const char *line) {
   size_t n = strlen(line);
