@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "log.h"
 #include "plugin.h"
 #include "stack.h"
@@ -30,6 +31,9 @@ static void usage(FILE *f) {
           "  uffdkit --list-plugins [--json]  list installed plugins\n"
           "  uffdkit --describe PLUGIN        ABI, concurrency and settings "
           "of a plugin\n"
+          "  uffdkit ctl [--socket PATH] [--json] COMMAND\n"
+          "                                   query or command a running "
+          "daemon (uffdkit-ctl(8))\n"
           "  uffdkit --version | --help\n"
           "Options:\n"
           "  --plugin-dir DIR        where plugins are (default: %s)\n"
@@ -138,6 +142,8 @@ static int load_conf(const struct cli *c, int argc, char **argv,
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--worker"))
     return worker_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "ctl"))
+    return ctl_main(argc, argv);
   struct cli c = {0};
   if (parse_cli(argc, argv, &c) < 0)
     return 2;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "handover.h"
 #include "handshake.h"
 #include "ipc.h"
@@ -29,7 +30,7 @@
 
 #define MAX_FDS_IN_HANDSHAKE 16
 
-enum kind { K_LISTENER, K_PENDING, K_WORKER, K_SIGNAL };
+enum kind { K_LISTENER, K_PENDING, K_WORKER, K_SIGNAL, K_CONTROL };
 
 /* A generation of the configuration and the worker serving it.  A reload
  * makes a new one; sessions stay with the generation they started in, so a
@@ -63,6 +64,7 @@ struct sv_listener {
   struct listener_stats *stats;
   int pending;
   int live;
+  int drained; /* closed by `ctl drain`: stays closed until a reload */
   struct sv_listener *next;
 };
 
@@ -106,6 +108,9 @@ struct sv {
   int upgrade;
   uint64_t watchdog_ns; /* 0: no watchdog */
   uint64_t watchdog_at;
+  enum kind control_kind;
+  struct control *ctl;
+  struct control_view view;
 };
 
 static uint64_t now_ns(void) {
@@ -505,7 +510,7 @@ static int activate(struct sv *v, struct gen *g) {
     l->gen = g;
     if (l->fd >= 0)
       bad |= apply_access(c) < 0;
-    else
+    else if (!l->drained)
       bad |= open_listener(v, l) < 0;
   }
   return bad ? -1 : 0;
@@ -517,6 +522,8 @@ static void worker_ready(struct sv *v, struct gen *g) {
     struct gen *old = v->current;
     v->loading = NULL;
     v->current = g;
+    for (struct sv_listener *l = v->ls; l; l = l->next)
+      l->drained = 0; /* a reload reopens what the config lists */
     if (activate(v, g) < 0)
       log_error("reload: some listeners could not be opened (see above)");
     log_info("configuration generation %d (%s) is live", g->id, g->conf->file);
@@ -972,6 +979,74 @@ static int reload(struct sv *v, char *err, size_t errlen) {
   return 0;
 }
 
+static int drain(struct sv *v, const char *name, char *err, size_t errlen) {
+  struct sv_listener *l = find_listener(v, name);
+  if (!l || l->fd < 0) {
+    snprintf(err, errlen, "no accepting listener named '%s'", name);
+    return -1;
+  }
+  close_listener(v, l);
+  l->drained = 1;
+  log_info("listener %s drained: no new sessions; %d live ones keep running",
+           name, l->live);
+  return 0;
+}
+
+/* ---- the control socket's view ---- */
+
+static void ctl_each_listener(void *opaque, control_listener_fn fn,
+                              void *arg) {
+  struct sv *v = opaque;
+  for (struct sv_listener *l = v->ls; l; l = l->next) {
+    const struct listener_conf *c =
+        v->current ? conf_find_listener(v->current->conf, l->name) : NULL;
+    char source[256] = "";
+    if (c)
+      control_describe_source(c, source, sizeof source);
+    struct control_listener cl = {
+        .name = l->name,
+        .socket = l->bound_path ? l->bound_path : c ? c->socket : "",
+        .source = source,
+        .accepting = l->fd >= 0,
+        .stats = l->stats};
+    fn(arg, &cl);
+  }
+}
+
+static void ctl_each_session(void *opaque, control_session_fn fn,
+                             void *arg) {
+  struct sv *v = opaque;
+  for (struct sv_session *s = v->sessions; s; s = s->next)
+    fn(arg, s->shm);
+}
+
+static int ctl_reload(void *opaque, char *err, size_t len) {
+  return reload(opaque, err, len);
+}
+
+static int ctl_drain(void *opaque, const char *listener, char *err,
+                     size_t len) {
+  return drain(opaque, listener, err, len);
+}
+
+static int setup_control(struct sv *v) {
+  v->view = (struct control_view){.each_listener = ctl_each_listener,
+                                  .each_session = ctl_each_session,
+                                  .reload = ctl_reload,
+                                  .drain = ctl_drain,
+                                  .opaque = v};
+  char err[1024];
+  if (control_open(&v->ctl, v->current->conf, &v->view, err, sizeof err) <
+      0) {
+    log_error("%s", err);
+    return -1;
+  }
+  v->control_kind = K_CONTROL;
+  if (v->ctl)
+    ep_add(v, control_fd(v->ctl), EPOLLIN, &v->control_kind);
+  return 0;
+}
+
 /* ---- handing over to the next supervisor ---- */
 
 static int find_handed(struct handed *h, int n, char kind, const char *what) {
@@ -1192,7 +1267,8 @@ static void restart_due(struct sv *v) {
 static int run_loop(struct sv *v) {
   struct epoll_event ev[32];
   while (!v->stopping && !v->failed) {
-    int n = epoll_wait(v->ep, ev, 32, next_timeout_ms(v));
+    int n = epoll_wait(v->ep, ev, 32,
+                       control_timeout(v->ctl, next_timeout_ms(v)));
     if (n < 0 && errno != EINTR)
       return -1;
     for (int i = 0; i < n; i++) {
@@ -1206,6 +1282,7 @@ static int run_loop(struct sv *v) {
       else if (*k == K_WORKER)
         on_worker_msg(v, (struct gen *)k);
     }
+    control_run(v->ctl);
     expire_pending(v);
     restart_due(v);
     if (v->watchdog_ns && now_ns() >= v->watchdog_at) {
@@ -1300,6 +1377,8 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
         spawn_worker(v, g);
   }
   free(h);
+  if (r == 0)
+    r = setup_control(v);
   uint64_t wd = notify_watchdog_interval_us();
   v->watchdog_ns = wd * 500; /* half the interval, in ns */
   v->watchdog_at = wd ? now_ns() + v->watchdog_ns : 0;
@@ -1317,6 +1396,7 @@ int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {
     free(conf);
   }
   v.stopping = 1;
+  control_close(v.ctl);
   shutdown_all(&v);
   close_if(v.sigfd);
   close_if(v.ep);
