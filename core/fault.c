@@ -194,10 +194,13 @@ int session_install_zero(struct session *s, uint64_t dst, uint64_t len) {
 }
 
 static void kill_vm(struct session *s) {
+  /* Several failed reads of one VM may race here: kill it once. */
+  if (__atomic_exchange_n(&s->killed, 1, __ATOMIC_ACQ_REL))
+    return;
   int r = s->pidfd >= 0
               ? (int)syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0)
               : kill(s->info.pid, SIGKILL);
-  if (r < 0)
+  if (r < 0 && errno != ESRCH)
     log_error("session %llu: could not kill pid %d: %s",
               (unsigned long long)s->id, s->info.pid, strerror(errno));
 }

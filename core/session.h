@@ -43,6 +43,7 @@ struct session {
   int conn_open;
   int end_reason;
   int ending; /* set when the fault loop leaves: pool jobs give up */
+  int killed; /* on_source_error=kill already sent SIGKILL */
   uint64_t last_stale;
   uint64_t demand_ns;       /* when the fault loop last served a fault */
   struct prefetch *pf;      /* working set and background fill, or NULL */

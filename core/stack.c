@@ -266,11 +266,12 @@ static int mark_zero(void *opaque, uint64_t off, uint64_t len, uint32_t kind) {
 
 static void load_zero_map(struct stack *s) {
   if (!s->top->plugin->p.extents)
-    return;
+    return; /* a layer that cannot pass extents on: no zero map */
   s->zero_bits = (uint64_t)s->top->size / ZERO_GRAIN;
   s->zero = calloc((s->zero_bits + 63) / 64 + 1, sizeof(uint64_t));
   if (n_extents(s->top, 0, (uint64_t)s->top->size, mark_zero, s) < 0) {
-    log_warn("%s: no zero map: %s", s->name, host_last_error());
+    /* Normal for a source that knows no zero ranges: pages are read. */
+    log_debug("%s: no zero map: %s", s->name, host_last_error());
     free(s->zero);
     s->zero = NULL;
   }
