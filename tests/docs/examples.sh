@@ -26,9 +26,12 @@ grep -q '^ *listeners = ($' "$TMP/example.conf" ||
 check "EXAMPLE of uffdkit.conf(5)" "$TMP/example.conf"
 
 for page in "$@"; do
+  # The first listeners = ( ... ); block.  awk reads to the end rather than
+  # exiting there, so nothing upstream can be cut off by SIGPIPE.
   render "$page" | section SYNOPSIS |
-    awk '/^ *listeners = \($/ { on = 1 } on { print } on && /\);$/ { exit }' \
-      >"$TMP/synopsis.conf"
+    awk '!done && /^ *listeners = \($/ { on = 1 }
+      on { print }
+      on && /\);$/ { on = 0; done = 1 }' >"$TMP/synopsis.conf"
   [ -s "$TMP/synopsis.conf" ] || fail "$page: no config in its SYNOPSIS"
   check "SYNOPSIS of $(basename "$page")" "$TMP/synopsis.conf"
 done
