@@ -918,6 +918,7 @@ static void worker_exited(struct sv *v, struct gen *g, int status) {
                 v->current->id);
       v->loading = NULL;
       free_gen(v, g);
+      notify_ready(); /* RELOADING=1 is over: still serving */
     } else if (g == v->current && !v->sessions) {
       v->failed = 1;
     } else if (g == v->current || g->sessions) {
@@ -1165,6 +1166,10 @@ static void adopt_sessions(struct sv *v, struct handed *h, int n) {
                h[i].fd, h[i].name);
       close(h[i].fd);
     }
+  /* Handed-over counters already counted these sessions as live. */
+  for (struct sv_listener *l = v->ls; l; l = l->next)
+    __atomic_store_n(&l->stats->sessions_live, (uint64_t)l->live,
+                     __ATOMIC_RELAXED);
   if (count)
     log_info("took over %d live sessions", count);
 }
