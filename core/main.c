@@ -9,6 +9,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin.h"
 #include "stack.h"
 #include "supervisor.h"
@@ -99,6 +100,15 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
 
 static int check_config(struct daemon_conf *conf, const char *dir) {
   int bad = 0;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  char merr[512];
+  if (conf->metrics_listen &&
+      metrics_parse_listen(conf->metrics_listen, &ss, &sl, merr,
+                           sizeof merr) < 0) {
+    fprintf(stderr, "uffdkit: %s: metrics: %s\n", conf->file, merr);
+    bad = 1;
+  }
   for (int i = 0; i < conf->n_listeners; i++) {
     char err[2048];
     if (stack_check(conf, &conf->listeners[i], dir, err, sizeof err) < 0) {
