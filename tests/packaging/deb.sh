@@ -3,8 +3,10 @@
 # configured for /usr, checked, installed with dpkg, used (the installed
 # daemon lists its plugins; examples/pattern is built against uffdkit-dev
 # with pkg-config alone, installed into the plugin directory and serves a
-# restore through the installed daemon and simulator), then removed and
-# purged.  It changes the system, so it runs only with UFFDKIT_PACKAGE_TEST=1.
+# restore through the installed daemon and simulator; the installed
+# `uffdkit ctl` lists a live VM's session and GET /metrics counts its
+# faults), then removed and purged.  It changes the system, so it runs
+# only with UFFDKIT_PACKAGE_TEST=1.
 if [ "${UFFDKIT_PACKAGE_TEST:-}" != 1 ]; then
   echo "installs and removes packages: set UFFDKIT_PACKAGE_TEST=1 to run" >&2
   exit 77
@@ -12,14 +14,16 @@ fi
 source "$(dirname "$0")/../lib/functions.sh"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 [ "$(id -u)" -eq 0 ] || fail "dpkg -i needs root"
-for tool in dpkg dpkg-deb cmake cpack make cc pkg-config; do
+for tool in dpkg dpkg-deb cmake cpack make cc pkg-config curl; do
   command -v $tool >/dev/null || fail "$tool is missing"
 done
 
 INSTALLED=0
 EXAMPLE_SO=
+HELD=
 pkg_cleanup() {
   local pid
+  [ -z "$HELD" ] || kill -KILL "$HELD" 2>/dev/null || true
   for pid in "${DAEMON_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -52,6 +56,11 @@ deps=$(dpkg-deb -f "$DEB" Depends)
 for d in libconfig9 libcjson1 libcurl4 libuuid1; do
   grep -qw "$d" <<<"$deps" || fail "uffdkit does not depend on $d: $deps"
 done
+# The metrics endpoint is libmicrohttpd's: a daemon built with it needs it.
+if objdump -p "$PB/bin/uffdkit" 2>/dev/null | grep -q 'NEEDED *libmicrohttpd'; then
+  grep -qw libmicrohttpd12 <<<"$deps" ||
+    fail "uffdkit links libmicrohttpd but does not depend on it: $deps"
+fi
 files=$(dpkg-deb -c "$DEB" | awk '{print $6}')
 devfiles=$(dpkg-deb -c "$DEV" | awk '{print $6}')
 for f in ./usr/bin/uffdkit ./usr/bin/uffdkit-snap ./usr/bin/uffdkit-sim \
@@ -144,6 +153,68 @@ stop_daemons
 make -C "$TMP/pattern" uninstall >/dev/null || fail "make uninstall failed"
 [ ! -e "$EXAMPLE_SO" ] || fail "make uninstall left $EXAMPLE_SO"
 EXAMPLE_SO=
+
+# ---- the control socket and metrics of the installed daemon ----
+# A config setting control_socket and metrics on a free port; a VM held
+# 5 s after its restore: meanwhile the installed `uffdkit ctl` lists its
+# session, and GET /metrics counts every one of its faults.
+/usr/bin/uffdkit-sim mkimage "$TMP/held.img" --size 16M --seed 13 >/dev/null ||
+  fail "uffdkit-sim mkimage failed"
+cat >"$TMP/ctl.conf" <<CONF
+uffdkit = { control_socket = "$TMP/ctl.sock"; metrics = "127.0.0.1:0"; };
+listeners = (
+  { name = "pkg"; socket = "$TMP/held.sock";
+    source = { plugin = "mmap"; path = "$TMP/held.img"; }; }
+);
+CONF
+/usr/bin/uffdkit --check-config "$TMP/ctl.conf" >/dev/null ||
+  fail "$TMP/ctl.conf does not pass --check-config"
+start_daemon ctl "$TMP/held.sock" --config "$TMP/ctl.conf"
+wait_for_socket "$TMP/ctl.sock"
+/usr/bin/uffdkit-sim run --socket "$TMP/held.sock" --image "$TMP/held.img" \
+  --vcpus 2 --hold 5 --timeout 120 >"$TMP/held.out" 2>"$TMP/held.log" &
+HELD=$!
+# A session row: id, listener, pid, ..., faults, faults per second; every
+# page has faulted once the restore is over and the VM is held.
+held_listed() {
+  /usr/bin/uffdkit ctl --socket "$TMP/ctl.sock" list >"$TMP/ctl-list.out" &&
+    awk -v p=$HELD '$2 == "pkg" && $3 == p && $(NF - 1) == 4096 { ok = 1 }
+      END { exit !ok }' "$TMP/ctl-list.out"
+}
+for ((i = 0; i < 80; i++)); do
+  held_listed && break
+  sleep 0.05
+done
+cat "$TMP/ctl-list.out"
+held_listed ||
+  fail "uffdkit ctl list has no session of pid $HELD with 4096 faults"
+kill -0 $HELD 2>/dev/null ||
+  fail "the held VM exited early: $(cat "$TMP/held.out" "$TMP/held.log")"
+PORT=
+for ((i = 0; i < 100; i++)); do
+  PORT=$(sed -n 's|.*metrics on http://127\.0\.0\.1:\([0-9]*\)/metrics.*|\1|p' \
+    "$TMP/ctl.log" | tail -1)
+  [ -n "$PORT" ] && break
+  sleep 0.05
+done
+[ -n "$PORT" ] || fail "the installed daemon logged no metrics address"
+curl -sf "http://127.0.0.1:$PORT/metrics" >"$TMP/metrics.txt" ||
+  fail "GET http://127.0.0.1:$PORT/metrics failed"
+sample() {
+  awk -v m="$1" '$1 == m { print $2 }' "$TMP/metrics.txt"
+}
+faults=$(sample 'uffdkit_faults_total{listener="pkg"}')
+live=$(sample 'uffdkit_sessions_live{listener="pkg"}')
+echo "metrics on port $PORT: faults_total=$faults sessions_live=$live"
+[ "$faults" = 4096 ] || fail "GET /metrics counts $faults faults, expected 4096"
+[ "$live" = 1 ] || fail "GET /metrics counts $live live sessions, expected 1"
+rc=0
+wait $HELD || rc=$?
+HELD=
+cat "$TMP/held.out"
+[ $rc -eq 0 ] && grep -q 'pages=4096 .*mismatches=0' "$TMP/held.out" ||
+  fail "the held VM exited with $rc: $(cat "$TMP/held.out" "$TMP/held.log")"
+stop_daemons
 
 # ---- remove and purge ----
 dpkg -r uffdkit-dev uffdkit >"$TMP/dpkg.log" 2>&1 ||
