@@ -78,7 +78,7 @@ cleanup() {
   fi
   if [ -n "${SOAK_KEEP:-}" ]; then
     mkdir -p "$SOAK_KEEP"
-    cp "$TMP"/*.csv "$TMP"/*.log "$TMP"/report.txt "$SOAK_KEEP"/ 2>/dev/null ||
+    cp "$TMP"/*.csv "$TMP"/*.log "$TMP"/*.txt "$SOAK_KEEP"/ 2>/dev/null ||
       true
   fi
   if [ $STATUS -ne 0 ] && [ -f "$TMP/daemon.log" ]; then
@@ -106,6 +106,7 @@ install -m 644 "$HERE/intruder.py" "$TMP/intruder.py"
 
 # b admits root only; nobody reaches its socket (0666) and must be refused.
 cat >"$TMP/soak.conf" <<EOF
+uffdkit = { control_socket = "$TMP/control.sock"; };
 listeners = (
   { name = "a"; socket = "$TMP/a.sock";
     source = { plugin = "mmap"; path = "$TMP/a.img"; }; },
@@ -214,10 +215,12 @@ restore() {
   echo "restore $rc $(sed -E 's/.*"pages":([0-9]+).*"mismatches":([0-9]+),"zero_checked":([0-9]+).*/\1 \2 \3/' <<<"${out:-x}")"
 }
 
-# malformed SLOT ITER: a bad handshake the daemon must refuse.
+# malformed SLOT ITER: a bad handshake the daemon must refuse; each slot
+# goes through every kind on both listeners.
 malformed() {
-  local i=$1 k=$2 bad=${BAD[(i + k) % ${#BAD[@]}]} l rc=0 args=()
-  if (((i + k) % 2)); then l=b; else l=a; fi
+  local i=$1 k=$2 j=$((($1 + $2) / 12)) l rc=0 args=()
+  local bad=${BAD[(i + j) % ${#BAD[@]}]}
+  if (((i + j / ${#BAD[@]}) % 2)); then l=b; else l=a; fi
   local file=$TMP/bad-$bad
   if [ "$bad" = nofd ]; then
     file=$TMP/nofd
@@ -331,6 +334,12 @@ REFUSED_NOBODY=$(grep -c "refused pid [0-9]* uid $NOBODY .*not in allow_uids" \
   "$TMP/daemon.log" || true)
 CLOSED_BAD=$(grep -c "closing connection from pid" "$TMP/daemon.log" || true)
 WORKER_DEATHS=$(grep -c "worker died" "$TMP/daemon.log" || true)
+{
+  echo "refusals in the daemon log, by listener and reason:"
+  sed -nE 's/.*warn: listener ([^:]+): (closing connection|refused) from pid [0-9]+ uid [0-9]+: (.*)/\1: \3/p
+    s/.*warn: listener ([^:]+): refused pid [0-9]+ uid ([0-9]+) gid [0-9]+: (.*)/\1: uid \2 \3/p' \
+    "$TMP/daemon.log" | sort | uniq -c | sort -rn
+} | tee "$TMP/refusals.txt"
 set +e
 "$PY" - "$TMP" "$ELAPSED" "$CHECK_RSS" "$RSS_MARGIN" "$FD_MARGIN" \
   "$ANON_SLACK_MB" "$REFUSED_NOBODY" "$CLOSED_BAD" "$WORKER_DEATHS" "$WORKER" \
