@@ -41,6 +41,7 @@ static const struct key_spec listener_keys[] = {
     LK("max_regions", K_INT, 0, max_regions, "64"),
     LK("on_source_error", K_STRING, 0, on_source_error_str, "kill"),
     LK("fault_around", K_INT, 0, fault_around, "0"),
+    LK("spin", K_DURATION, 0, spin_ns, "0"),
     LK("background_fill", K_BOOL, 0, background_fill, "false"),
     {NULL, 0, 0, 0, NULL},
 };
@@ -280,6 +281,9 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
   if (l->max_handshake_bytes < 4096 || l->max_handshake_bytes > (1u << 24))
     return fail(c, at(g, "max_handshake_bytes"), err, errlen,
                 "listener '%s': max_handshake_bytes must be 4K..16M", l->name);
+  if (l->spin_ns > 10000000)
+    return fail(c, at(g, "spin"), err, errlen,
+                "listener '%s': spin must be 0 to 10ms", l->name);
   if (l->fault_around < 0 || l->fault_around > 512)
     return fail(c, at(g, "fault_around"), err, errlen,
                 "listener '%s': fault_around must be 0..512 pages", l->name);

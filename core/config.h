@@ -41,6 +41,7 @@ struct listener_conf {
   const char *on_source_error_str;
   int on_source_error;
   int64_t fault_around; /* pages, 0: off */
+  uint64_t spin_ns;     /* busy-poll window after a fault, 0: off */
   const char *prefetch_path;
   const char *prefetch_mode_str;
   int prefetch_mode;

@@ -19,6 +19,7 @@
 #define MAGIC "UFKWSET1"
 #define HEADER 40
 #define MAX_RUN_BYTES (2u << 20)
+#define GAP_PAGES 4 /* pages bridged between working-set pages in a run */
 
 struct prefetch {
   struct session *s;
@@ -287,11 +288,19 @@ static void replay(struct prefetch *p) {
     if (!addr || busy(s, idx_of(s, ri, addr)))
       continue;
     const struct ufk_region *r = &s->regions[ri];
-    uint64_t n = 1, pg = p->ws.pages[i];
-    while (n < max_pages && pg + n < nsrc && (in[(pg + n) / 64] >> ((pg + n) % 64) & 1) &&
-           addr + (n << s->ps_shift) < r->base + r->size &&
-           !busy(s, idx_of(s, ri, addr + (n << s->ps_shift))))
+    uint64_t pg = p->ws.pages[i];
+    uint64_t n = 1, last_ws = 0, idx = idx_of(s, ri, addr);
+    uint64_t left = (r->base + r->size - addr) >> s->ps_shift;
+    /* Extend the run over the following pages of the set, bridging gaps of
+     * up to GAP_PAGES pages not yet present: copying a few extra snapshot
+     * pages costs less than another ioctl each. */
+    while (n < max_pages && n < left && pg + n < nsrc &&
+           n - last_ws <= GAP_PAGES && !busy(s, idx + n)) {
+      if (in[(pg + n) / 64] >> ((pg + n) % 64) & 1)
+        last_ws = n;
       n++;
+    }
+    n = last_ws + 1;
     if (install_run(p, ri, addr, off, n << s->ps_shift) < 0)
       break;
     lo = addr < lo ? addr : lo;
@@ -344,7 +353,9 @@ static void fill(struct prefetch *p) {
 
 static void *prefetch_main(void *arg) {
   struct prefetch *p = arg;
-  setpriority(PRIO_PROCESS, (id_t)gettid(), p->ws.n ? 5 : 19);
+  /* Replay races the guest to its pages: normal priority.  Background
+   * fill only uses what nobody else wants. */
+  setpriority(PRIO_PROCESS, (id_t)gettid(), p->ws.n ? 0 : 19);
   if (p->ws.n)
     replay(p);
   if (p->fill) {
