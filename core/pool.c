@@ -40,13 +40,13 @@ static void session_ref(struct session *s, int d) {
 
 /* Installs what was read, unless the range was removed meanwhile; retries
  * while the kernel says a REMOVE is pending. */
-static void install(struct job *j, const void *buf) {
+static void install(struct job *j, const void *src) {
   struct session *s = j->s;
   for (;;) {
     pthread_rwlock_rdlock(&s->rmlock);
     int r = bit_test(s->removed, j->idx)
                 ? session_install_zero(s, j->addr, j->len)
-                : session_install_copy(s, j->addr, buf, j->len);
+                : session_install_copy(s, j->addr, src, j->len);
     pthread_rwlock_unlock(&s->rmlock);
     if (r == 3)
       session_source_failed(s, j->addr, j->off);
@@ -60,7 +60,10 @@ static void run_job(struct job *j, void *buf) {
   struct session *s = j->s;
   host_clear_error();
   if (!__atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) {
-    if (stack_read(s->wl->stack, buf, j->len, j->off, UFK_READ_FAULT) < 0)
+    const void *src = stack_map(s->wl->stack, j->off, j->len);
+    if (src)
+      install(j, src);
+    else if (stack_read(s->wl->stack, buf, j->len, j->off, UFK_READ_FAULT) < 0)
       session_source_failed(s, j->addr, j->off);
     else
       install(j, buf);

@@ -45,6 +45,7 @@ struct session {
   int ending; /* set when the fault loop leaves: pool jobs give up */
   int killed; /* on_source_error=kill already sent SIGKILL */
   uint64_t last_stale;
+  uint64_t last_fault; /* page of the last fault served inline */
   uint64_t demand_ns;       /* when the fault loop last served a fault */
   struct prefetch *pf;      /* working set and background fill, or NULL */
   uint64_t defer[2 * SHM_EVBUF];

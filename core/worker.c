@@ -262,10 +262,14 @@ static int build_stacks(void) {
       uint32_t c = stack_concurrency(wl->stack);
       int threads = c == 0 || c > 32 ? 32 : (int)c;
       wl->pool = pool_new(wl->conf->name, threads);
+    } else {
+      /* Memory-speed sources serve 4 KiB faults inline; two threads copy
+       * 2 MiB pages beside the fault loop (see hand_off in fault.c). */
+      wl->pool = pool_new(wl->conf->name, 2);
     }
     log_info("listener %s: %s, %lld bytes%s", wl->conf->name,
              stack_describe(wl->stack), (long long)stack_size(wl->stack),
-             wl->pool ? "" : ", served inline");
+             f & UFK_PLUGIN_FAST ? ", served inline" : "");
   }
   return 0;
 }
