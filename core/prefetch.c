@@ -20,6 +20,8 @@
 #define HEADER 40
 #define MAX_RUN_BYTES (2u << 20)
 #define GAP_PAGES 4 /* pages bridged between working-set pages in a run */
+#define REPLAY_THREADS 2
+#define REPLAY_CHUNK 32 /* working-set entries dealt to a thread at a time */
 
 struct prefetch {
   struct session *s;
@@ -226,7 +228,7 @@ static int copy_dontwake(struct session *s, uint64_t dst, const void *src,
 
 /* Installs [addr, addr+len) (one region, not yet present) from source
  * offset off.  Returns -1 when the session is over. */
-static int install_run(struct prefetch *p, int ri, uint64_t addr,
+static int install_run(struct prefetch *p, void *buf, int ri, uint64_t addr,
                        uint64_t off, uint64_t len) {
   struct session *s = p->s;
   int zero = stack_is_zero(s->wl->stack, off, len);
@@ -235,14 +237,14 @@ static int install_run(struct prefetch *p, int ri, uint64_t addr,
     src = stack_map(s->wl->stack, off, len);
     host_clear_error();
     if (!src &&
-        stack_read(s->wl->stack, p->buf, len, off, UFK_READ_PREFETCH) < 0) {
+        stack_read(s->wl->stack, buf, len, off, UFK_READ_PREFETCH) < 0) {
       log_debug("session %llu: prefetch of %llu+%llu failed: %s",
                 (unsigned long long)s->id, (unsigned long long)off,
                 (unsigned long long)len, host_last_error());
       return 0; /* a fault will ask again, with the failure policy */
     }
     if (!src)
-      src = p->buf;
+      src = buf;
   }
   /* Between reading and installing the range may have been removed or
    * installed: check again under the lock, page by page. */
@@ -270,18 +272,29 @@ static int stopping(struct session *s) {
   return __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE);
 }
 
-/* Replays the working set in first-touch order; each page starts a run
- * extended over the following pages that are also in the set. */
-static void replay(struct prefetch *p) {
+/* One share of the replay: the working set in first-touch order, cut in
+ * chunks dealt to REPLAY_THREADS threads, since installing is bound by how
+ * fast one thread can copy.  Each page starts a run extended over the
+ * following pages that are also in the set. */
+struct share {
+  struct prefetch *p;
+  const uint64_t *in; /* bit per source page: in the working set */
+  int part;
+  void *buf;
+};
+
+static void *replay(void *arg) {
+  struct share *sh = arg;
+  struct prefetch *p = sh->p;
   struct session *s = p->s;
+  const uint64_t *in = sh->in;
   uint64_t nsrc = p->ws.source_size / s->ps;
-  uint64_t *in = calloc(nsrc / 64 + 1, sizeof *in);
-  for (size_t i = 0; i < p->ws.n; i++)
-    in[p->ws.pages[i] / 64] |= 1ull << (p->ws.pages[i] % 64);
   uint64_t max_pages = MAX_RUN_BYTES / s->ps ? MAX_RUN_BYTES / s->ps : 1;
   uint64_t lo = UINT64_MAX, hi = 0;
   int runs = 0;
   for (size_t i = 0; i < p->ws.n && !stopping(s); i++) {
+    if ((int)(i / REPLAY_CHUNK % REPLAY_THREADS) != sh->part)
+      continue;
     int ri;
     uint64_t off = p->ws.pages[i] * s->ps;
     uint64_t addr = guest_addr(s, off, &ri);
@@ -301,7 +314,7 @@ static void replay(struct prefetch *p) {
       n++;
     }
     n = last_ws + 1;
-    if (install_run(p, ri, addr, off, n << s->ps_shift) < 0)
+    if (install_run(p, sh->buf, ri, addr, off, n << s->ps_shift) < 0)
       break;
     lo = addr < lo ? addr : lo;
     hi = addr + (n << s->ps_shift) > hi ? addr + (n << s->ps_shift) : hi;
@@ -312,6 +325,32 @@ static void replay(struct prefetch *p) {
     }
   }
   wake_range(s, lo, hi);
+  return NULL;
+}
+
+static void replay_all(struct prefetch *p) {
+  struct session *s = p->s;
+  uint64_t nsrc = p->ws.source_size / s->ps;
+  uint64_t *in = calloc(nsrc / 64 + 1, sizeof *in);
+  for (size_t i = 0; i < p->ws.n; i++)
+    in[p->ws.pages[i] / 64] |= 1ull << (p->ws.pages[i] % 64);
+  struct share sh[REPLAY_THREADS];
+  pthread_t th[REPLAY_THREADS];
+  int started[REPLAY_THREADS] = {0};
+  for (int t = 0; t < REPLAY_THREADS; t++) {
+    sh[t] = (struct share){.p = p, .in = in, .part = t, .buf = p->buf};
+    if (t && posix_memalign(&sh[t].buf, 4096, MAX_RUN_BYTES) == 0)
+      started[t] = pthread_create(&th[t], NULL, replay, &sh[t]) == 0;
+  }
+  replay(&sh[0]);
+  for (int t = 1; t < REPLAY_THREADS; t++) {
+    if (started[t])
+      pthread_join(th[t], NULL);
+    else if (sh[t].buf)
+      replay(&sh[t]); /* no thread: this one does its share too */
+    if (sh[t].buf)
+      free(sh[t].buf);
+  }
   free(in);
   log_info("session %llu: working set replayed (%zu pages listed, %llu "
            "installed ahead of the guest)",
@@ -336,7 +375,7 @@ static void fill(struct prefetch *p) {
       uint64_t n = 1;
       while (n < max_pages && a + (n << s->ps_shift) < end && !busy(s, idx + n))
         n++;
-      if (install_run(p, (int)ri, a, r->offset + (a - r->base),
+      if (install_run(p, p->buf, (int)ri, a, r->offset + (a - r->base),
                       n << s->ps_shift) < 0)
         return;
       wake_range(s, a, a + (n << s->ps_shift));
@@ -357,7 +396,7 @@ static void *prefetch_main(void *arg) {
    * fill only uses what nobody else wants. */
   setpriority(PRIO_PROCESS, (id_t)gettid(), p->ws.n ? 0 : 19);
   if (p->ws.n)
-    replay(p);
+    replay_all(p);
   if (p->fill) {
     setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
     fill(p);
