@@ -193,13 +193,19 @@ static int level_create(struct stack *s, const struct daemon_conf *conf,
   l->stack = s;
   l->below = s->n ? &s->levels[s->n - 1] : NULL;
   l->cfg = pconf_new(conf, g, p->p.params, inst, vars, stats);
-  if (pconf_validate(l->cfg, is_layer ? skip_layer : skip_source, err,
-                     errlen) < 0)
-    return -1;
-  host_clear_error();
-  l->inst = p->p.create(l->cfg, l->below ? &l->below->next : NULL);
-  if (!l->inst) {
-    snprintf(err, errlen, "%s: %s", inst, host_last_error());
+  int bad = pconf_validate(l->cfg, is_layer ? skip_layer : skip_source, err,
+                           errlen) < 0;
+  if (!bad) {
+    host_clear_error();
+    l->inst = p->p.create(l->cfg, l->below ? &l->below->next : NULL);
+    if (!l->inst) {
+      snprintf(err, errlen, "%s: %s", inst, host_last_error());
+      bad = 1;
+    }
+  }
+  if (bad) { /* not counted in s->n yet: freed here */
+    pconf_free(l->cfg);
+    l->cfg = NULL;
     return -1;
   }
   pthread_mutex_init(&l->lock, NULL);

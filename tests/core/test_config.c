@@ -16,6 +16,7 @@ static int loaded;
 
 static int load(const char *text) {
   ERR[0] = 0;
+  if (loaded) conf_free(&C); /* a test may load several texts */
   int r = conf_load_string(&C, text, "test.conf", ERR, sizeof ERR);
   loaded = 1;
   return r;
