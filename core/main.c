@@ -175,15 +175,18 @@ int main(int argc, char **argv) {
     /* Re-executed for an upgrade: the previous process hands over the
      * configuration it served, so a since-broken file loses no VM. */
     const char *pid = getenv("UFFDKIT_FDS_PID");
+    free(conf);
+    conf = NULL;
     if (c.check || !pid || atol(pid) != (long)getpid())
       return 2;
     fprintf(stderr, "uffdkit: carrying on with the configuration handed "
                     "over\n");
-    free(conf);
-    conf = NULL;
   }
-  if (c.check)
-    return check_config(conf, conf->plugin_dir ? conf->plugin_dir : dir);
+  if (c.check) {
+    int r = check_config(conf, conf->plugin_dir ? conf->plugin_dir : dir);
+    free(conf);
+    return r;
+  }
   log_set_level(c.log_level  ? log_level_from_name(c.log_level)
                 : conf        ? conf->log_level
                               : LOG_INFO);
