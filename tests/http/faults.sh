@@ -28,10 +28,11 @@ start_nginx "$TMP/www"
 start_faulty "$TMP/www"
 FAULTY=http://127.0.0.1:$FAULTY_PORT
 
-# The faulty listeners give up on a request after 1 s; the retry layer
+# The faulty listeners give up on a request after 2 s (a loaded machine
+# can take a second to answer); the retry layer
 # waits at least 1.6 s over its tries, longer than the server stays down.
 SRC="source = { plugin = \"http\"; url = \"$FAULTY/mem.img\";
-               timeout = \"1s\"; connect_timeout = \"1s\"; };"
+               timeout = \"2s\"; connect_timeout = \"2s\"; };"
 cat >"$TMP/daemon.conf" <<CONF
 listeners = (
   { name = "retry"; socket = "$TMP/retry.sock"; $SRC
@@ -84,7 +85,7 @@ daemon_alive() {
 CASES=(
   "500s|mode=500&count=4&after=600|HTTP status 500"
   "truncated|mode=truncate&count=4&after=600|after 2048 of 4096 bytes"
-  "slow|mode=delay&seconds=2.5&count=4&after=600|[Tt]imed? ?out"
+  "slow|mode=delay&seconds=4&count=4&after=600|[Tt]imed? ?out"
   "down|mode=down&seconds=1&after=600|Empty reply|Recv failure|connect"
 )
 
