@@ -59,7 +59,7 @@ command -v setpriv >/dev/null || {
   exit 77
 }
 
-TMP=$(mktemp -d /tmp/uffdkit-soak.XXXXXX)
+TMP=$(mktemp -d --suffix=-uffdkit-soak)
 chmod 755 "$TMP" # the refused peers, as nobody, reach the sockets
 DAEMON=
 SAMPLER=
