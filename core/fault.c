@@ -281,6 +281,18 @@ static int serve_inline(struct session *s, int ri, uint64_t page,
   return r;
 }
 
+/* Whether page was woken as a stale fault lately; if not, it is
+ * remembered now (a small ring: one entry per recent stale fault). */
+static int recently_woken(struct session *s, uint64_t page) {
+  for (int i = 0; i < STALE_RING; i++)
+    if (s->stale[i] == page) {
+      s->stale[i] = 0;
+      return 1;
+    }
+  s->stale[s->stale_next++ % STALE_RING] = page;
+  return 0;
+}
+
 /* Resolves one fault.  Returns like session_install_*. */
 static int serve(struct session *s, uint64_t addr) {
   int ri = find_region(s, addr);
@@ -296,17 +308,14 @@ static int serve(struct session *s, uint64_t addr) {
     return session_install_zero(s, page, s->ps);
   if (bit_test(s->inflight, idx))
     return 0; /* the pool's copy will wake every waiter */
-  if (bit_test(s->present, idx)) {
-    /* Usually a message queued before our copy landed.  If the same page
-     * faults twice in a row it really is missing: install it again. */
-    if (s->last_stale != page) {
-      s->last_stale = page;
-      COUNT(s, stale_faults, 1);
-      wake(s, page, s->ps);
-      return 0;
-    }
+  if (bit_test(s->present, idx) && !recently_woken(s, page)) {
+    /* Usually a message queued before our copy landed: wake the vCPU.  If
+     * the page faults again while still remembered, it really is missing
+     * (whatever else faults in between): install it again. */
+    COUNT(s, stale_faults, 1);
+    wake(s, page, s->ps);
+    return 0;
   }
-  s->last_stale = 0;
   prefetch_touch(s->pf, off);
   if (stack_is_zero(s->wl->stack, off, s->ps))
     return session_install_zero(s, page, s->ps);

@@ -44,7 +44,9 @@ struct session {
   int end_reason;
   int ending; /* set when the fault loop leaves: pool jobs give up */
   int killed; /* on_source_error=kill already sent SIGKILL */
-  uint64_t last_stale;
+#define STALE_RING 64
+  uint64_t stale[STALE_RING]; /* pages lately woken as stale faults */
+  unsigned stale_next;
   uint64_t last_fault; /* page of the last fault served inline */
   uint64_t demand_ns;       /* when the fault loop last served a fault */
   struct prefetch *pf;      /* working set and background fill, or NULL */
