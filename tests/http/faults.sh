@@ -123,7 +123,7 @@ start_healthy() {
   local before i
   before=$(grep -c ' 206 ' "$NGINX_DIR/access.log" || true)
   "$SIM" run --socket "$TMP/healthy.sock" --image "$IMG" --vcpus 1 \
-    --delay-us 200 --timeout 60 >"$TMP/healthy-$1.out" \
+    --delay-us 800 --timeout 60 >"$TMP/healthy-$1.out" \
     2>"$TMP/healthy-$1.log" &
   HEALTHY_PID=$!
   for ((i = 0; i < 500; i++)); do
