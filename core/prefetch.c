@@ -65,8 +65,12 @@ static uint64_t get_u64(const uint8_t *p) {
 
 int wset_write(const char *path, const struct wset *w, char *err,
                size_t errlen) {
+  /* Unique per write: many sessions of one worker may record at once. */
+  static uint64_t seq;
   char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d.%d.%llu", path, (int)getpid(),
+           (int)gettid(),
+           (unsigned long long)__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
   FILE *f = fopen(tmp, "we");
   if (!f) {
     snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
@@ -208,17 +212,31 @@ static int busy(struct session *s, uint64_t idx) {
          bit_test(s->inflight, idx);
 }
 
-static int copy_dontwake(struct session *s, uint64_t dst, const void *src,
-                         uint64_t len, int zero) {
+/* Installs the leading pages of [addr, addr+len) that are neither present,
+ * removed nor in flight, without waking anyone.  The check and the copy
+ * happen under one hold of rmlock, and again on every retry: a REMOVE
+ * applied while we waited must never be undone by our copy.  Returns 0
+ * (with the pages installed in *done), or -1 when the session is over. */
+static int copy_dontwake(struct session *s, int ri, uint64_t addr,
+                         const void *src, uint64_t len, int zero,
+                         uint64_t *done) {
+  uint64_t idx = idx_of(s, ri, addr), n = len >> s->ps_shift;
+  *done = 0;
   for (int tries = 0; tries < 1000; tries++) {
-    int r;
     pthread_rwlock_rdlock(&s->rmlock);
-    r = zero ? session_install_zero_mode(s, dst, len, UFFDIO_ZEROPAGE_MODE_DONTWAKE)
-             : session_install_copy_mode(s, dst, src, len,
-                                         UFFDIO_COPY_MODE_DONTWAKE);
+    uint64_t k = 0;
+    while (k < n && !busy(s, idx + k))
+      k++;
+    int r = !k     ? 0
+            : zero ? session_install_zero_mode(s, addr, k << s->ps_shift,
+                                               UFFDIO_ZEROPAGE_MODE_DONTWAKE)
+                   : session_install_copy_mode(s, addr, src, k << s->ps_shift,
+                                               UFFDIO_COPY_MODE_DONTWAKE);
     pthread_rwlock_unlock(&s->rmlock);
-    if (r != 1)
-      return r;
+    if (r != 1) {
+      *done = r == 0 ? k : 0;
+      return r < 0 ? -1 : 0; /* 3, unreadable: a fault applies the policy */
+    }
     if (__atomic_load_n(&s->ending, __ATOMIC_ACQUIRE))
       return -1;
     nanosleep(&(struct timespec){0, 50000}, NULL);
@@ -246,19 +264,12 @@ static int install_run(struct prefetch *p, void *buf, int ri, uint64_t addr,
     if (!src)
       src = buf;
   }
-  /* Between reading and installing the range may have been removed or
-   * installed: check again under the lock, page by page. */
-  pthread_rwlock_rdlock(&s->rmlock);
-  uint64_t idx = idx_of(s, ri, addr), n = len >> s->ps_shift, k = 0;
-  while (k < n && !busy(s, idx + k))
-    k++;
-  pthread_rwlock_unlock(&s->rmlock);
-  if (!k)
-    return 0;
-  int r = copy_dontwake(s, addr, src, k << s->ps_shift, zero);
-  if (r == 0)
-    COUNT(s, prefetched_pages, k);
-  return r < 0 ? -1 : 0; /* unreadable source: a fault applies the policy */
+  /* Between reading and installing, the range may have been removed or
+   * installed: copy_dontwake checks again, under the lock. */
+  uint64_t k;
+  int r = copy_dontwake(s, ri, addr, src, len, zero, &k);
+  COUNT(s, prefetched_pages, k);
+  return r;
 }
 
 static void wake_range(struct session *s, uint64_t lo, uint64_t hi) {
@@ -338,18 +349,19 @@ static void replay_all(struct prefetch *p) {
   pthread_t th[REPLAY_THREADS];
   int started[REPLAY_THREADS] = {0};
   for (int t = 0; t < REPLAY_THREADS; t++) {
-    sh[t] = (struct share){.p = p, .in = in, .part = t, .buf = p->buf};
-    if (t && posix_memalign(&sh[t].buf, 4096, MAX_RUN_BYTES) == 0)
+    sh[t] = (struct share){.p = p, .in = in, .part = t, .buf = t ? NULL : p->buf};
+    if (t && posix_memalign(&sh[t].buf, 4096, MAX_RUN_BYTES) != 0)
+      sh[t].buf = NULL;
+    if (t && sh[t].buf)
       started[t] = pthread_create(&th[t], NULL, replay, &sh[t]) == 0;
   }
   replay(&sh[0]);
   for (int t = 1; t < REPLAY_THREADS; t++) {
     if (started[t])
       pthread_join(th[t], NULL);
-    else if (sh[t].buf)
-      replay(&sh[t]); /* no thread: this one does its share too */
-    if (sh[t].buf)
-      free(sh[t].buf);
+    else
+      replay(&(struct share){.p = p, .in = in, .part = t, .buf = p->buf});
+    free(sh[t].buf); /* never p->buf: NULL or its own */
   }
   free(in);
   log_info("session %llu: working set replayed (%zu pages listed, %llu "
@@ -387,7 +399,8 @@ static void fill(struct prefetch *p) {
         nanosleep(&(struct timespec){0, 500000}, NULL);
     }
   }
-  log_info("session %llu: background fill done", (unsigned long long)s->id);
+  if (!stopping(s))
+    log_info("session %llu: background fill done", (unsigned long long)s->id);
 }
 
 static void *prefetch_main(void *arg) {

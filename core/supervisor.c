@@ -463,7 +463,8 @@ static void stop_worker(struct gen *g) {
     return;
   kill(g->pid, SIGTERM);
   for (int i = 0; i < 100; i++) {
-    if (waitpid(g->pid, NULL, WNOHANG) == g->pid) {
+    pid_t r = waitpid(g->pid, NULL, WNOHANG);
+    if (r == g->pid || (r < 0 && errno == ECHILD)) { /* gone, or reaped */
       g->pid = 0;
       return;
     }
