@@ -16,6 +16,8 @@
 
 #include <uffdkit/plugin.h>
 
+#include "layer.h"
+
 #define MIN_CHUNK 4096ull
 #define MAX_CHUNK (1ull << 30)
 #define MAX_SLOTS (1u << 30)
@@ -62,17 +64,7 @@ struct cache {
   uint64_t *c_hits, *c_misses, *c_bytes, *c_evictions;
 };
 
-__attribute__((format(printf, 2, 3))) static int fail(int errnum,
-                                                      const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  host->error(errnum, "%s", msg);
-  errno = errnum;
-  return -1;
-}
+#define fail(...) ufk_fail(host, __VA_ARGS__)
 
 /* ---- settings ---- */
 
@@ -487,8 +479,7 @@ static int64_t cache_get_size(void *inst) {
 
 static int cache_extents(void *inst, uint64_t off, uint64_t len,
                          ufk_extent_fn fn, void *opaque) {
-  struct ufk_next *b = ((struct cache *)inst)->below;
-  return b->extents ? b->extents(b->handle, off, len, fn, opaque) : -1;
+  return ufk_below_extents(((struct cache *)inst)->below, off, len, fn, opaque);
 }
 
 static void cache_caps(void *inst, struct ufk_caps *out) {

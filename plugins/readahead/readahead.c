@@ -17,6 +17,8 @@
 
 #include <uffdkit/plugin.h>
 
+#include "layer.h"
+
 #define NSTREAMS 16
 #define MAX_THREADS 64
 
@@ -54,17 +56,7 @@ struct ra {
   uint64_t *c_bytes, *c_errors, *c_dropped, *c_windows;
 };
 
-__attribute__((format(printf, 2, 3))) static int fail(int errnum,
-                                                      const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  host->error(errnum, "%s", msg);
-  errno = errnum;
-  return -1;
-}
+#define fail(...) ufk_fail(host, __VA_ARGS__)
 
 /* ---- settings and lifetime ---- */
 
@@ -279,8 +271,7 @@ static const void *ra_map(void *inst, uint64_t off, uint64_t len) {
 
 static int ra_extents(void *inst, uint64_t off, uint64_t len, ufk_extent_fn fn,
                       void *opaque) {
-  struct ufk_next *b = ((struct ra *)inst)->below;
-  return b->extents ? b->extents(b->handle, off, len, fn, opaque) : -1;
+  return ufk_below_extents(((struct ra *)inst)->below, off, len, fn, opaque);
 }
 
 static int ra_prefetch(void *inst, uint64_t off, uint64_t len) {

@@ -15,6 +15,8 @@
 
 #include <uffdkit/plugin.h>
 
+#include "layer.h"
+
 #define MAX_TRIES 100
 
 static const struct ufk_host *host;
@@ -26,17 +28,7 @@ struct retry {
   uint64_t *c_retries, *c_gave_up;
 };
 
-__attribute__((format(printf, 2, 3))) static int fail(int errnum,
-                                                      const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  host->error(errnum, "%s", msg);
-  errno = errnum;
-  return -1;
-}
+#define fail(...) ufk_fail(host, __VA_ARGS__)
 
 static int transient(int e) {
   switch (e) {
@@ -155,8 +147,7 @@ static const void *retry_map(void *inst, uint64_t off, uint64_t len) {
 
 static int retry_extents(void *inst, uint64_t off, uint64_t len,
                          ufk_extent_fn fn, void *opaque) {
-  struct ufk_next *b = ((struct retry *)inst)->below;
-  return b->extents ? b->extents(b->handle, off, len, fn, opaque) : -1;
+  return ufk_below_extents(((struct retry *)inst)->below, off, len, fn, opaque);
 }
 
 /* Advisory: a failed prefetch is not worth a wait. */
