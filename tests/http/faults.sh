@@ -86,7 +86,7 @@ CASES=(
   "500s|mode=500&count=4&after=600|HTTP status 500"
   "truncated|mode=truncate&count=4&after=600|after 2048 of 4096 bytes"
   "slow|mode=delay&seconds=4&count=4&after=600|[Tt]imed? ?out"
-  "down|mode=down&seconds=1&after=600|Empty reply|Recv failure|connect"
+  "down|mode=down&seconds=1&after=600|Empty reply|Recv failure|connect|transfer closed"
 )
 
 # retry_case NAME QUERY: with the retry layer every byte arrives.
