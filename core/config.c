@@ -41,7 +41,7 @@ static const struct key_spec listener_keys[] = {
     LK("max_regions", K_INT, 0, max_regions, "64"),
     LK("on_source_error", K_STRING, 0, on_source_error_str, "kill"),
     LK("fault_around", K_INT, 0, fault_around, "0"),
-    LK("spin", K_DURATION, 0, spin_ns, "0"),
+    LK("spin", K_DURATION, 0, spin_ns, "50us"),
     LK("background_fill", K_BOOL, 0, background_fill, "false"),
     {NULL, 0, 0, 0, NULL},
 };
