@@ -12,7 +12,17 @@
 #include "log.h"
 #include "parse.h"
 
-enum ktype { K_STRING, K_INT, K_BOOL, K_SIZE, K_DURATION, K_GROUP, K_LIST, K_IDS };
+enum ktype {
+  K_STRING,
+  K_INT,
+  K_BOOL,
+  K_SIZE,
+  K_DURATION,
+  K_GROUP,
+  K_LIST,
+  K_IDS,
+  K_DURATION_AUTO, /* a duration, or "auto": DURATION_AUTO */
+};
 
 /* One key of a group of the daemon's own schema; off is where it is stored. */
 struct key_spec {
@@ -41,7 +51,7 @@ static const struct key_spec listener_keys[] = {
     LK("max_regions", K_INT, 0, max_regions, "64"),
     LK("on_source_error", K_STRING, 0, on_source_error_str, "kill"),
     LK("fault_around", K_INT, 0, fault_around, "0"),
-    LK("spin", K_DURATION, 0, spin_ns, "50us"),
+    LK("spin", K_DURATION_AUTO, 0, spin_ns, "auto"),
     LK("background_fill", K_BOOL, 0, background_fill, "false"),
     {NULL, 0, 0, 0, NULL},
 };
@@ -91,7 +101,8 @@ static int fail(const struct daemon_conf *c, const config_setting_t *s,
 static const char *type_name(enum ktype t) {
   static const char *const n[] = {"a string",   "an integer", "a boolean",
                                   "a size",     "a duration", "a group",
-                                  "a list",     "an array of integer ids"};
+                                  "a list",     "an array of integer ids",
+                                  "a duration or \"auto\""};
   return n[t];
 }
 
@@ -132,6 +143,12 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
     if (text && ufk_parse_i64(text, (int64_t *)dst) == 0)
       return 0;
     break;
+  case K_DURATION_AUTO:
+    if (text && !strcmp(text, "auto")) {
+      *(uint64_t *)dst = DURATION_AUTO;
+      return 0;
+    }
+    /* fall through */
   case K_SIZE:
   case K_DURATION:
     if (s && (st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64)) {
@@ -139,7 +156,7 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
       if (v < 0)
         break;
       *(uint64_t *)dst =
-          (uint64_t)v * (k->type == K_DURATION ? 1000000000ull : 1);
+          (uint64_t)v * (k->type == K_SIZE ? 1 : 1000000000ull);
       return 0;
     }
     if (text && (k->type == K_SIZE ? ufk_parse_size(text, (uint64_t *)dst)
@@ -281,9 +298,10 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
   if (l->max_handshake_bytes < 4096 || l->max_handshake_bytes > (1u << 24))
     return fail(c, at(g, "max_handshake_bytes"), err, errlen,
                 "listener '%s': max_handshake_bytes must be 4K..16M", l->name);
-  if (l->spin_ns > 10000000)
+  if (l->spin_ns > 10000000 && l->spin_ns != DURATION_AUTO)
     return fail(c, at(g, "spin"), err, errlen,
-                "listener '%s': spin must be 0 to 10ms", l->name);
+                "listener '%s': spin must be \"auto\" or 0 to 10ms",
+                l->name);
   if (l->fault_around < 0 || l->fault_around > 512)
     return fail(c, at(g, "fault_around"), err, errlen,
                 "listener '%s': fault_around must be 0..512 pages", l->name);

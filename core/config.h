@@ -9,6 +9,8 @@
 #include <sys/types.h>
 
 #define CONF_MAX_REGIONS 64
+/* A duration left to the daemon, chosen per session (spin). */
+#define DURATION_AUTO UINT64_MAX
 
 enum source_error_policy {
   ON_ERROR_KILL = 0,
@@ -41,7 +43,7 @@ struct listener_conf {
   const char *on_source_error_str;
   int on_source_error;
   int64_t fault_around; /* pages, 0: off */
-  uint64_t spin_ns;     /* busy-poll window after a fault, 0: off */
+  uint64_t spin_ns; /* busy-poll window after a fault, 0: off, or AUTO */
   const char *prefetch_path;
   const char *prefetch_mode_str;
   int prefetch_mode;

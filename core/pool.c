@@ -69,6 +69,7 @@ static void run_job(struct job *j, void *buf) {
       install(j, buf);
   }
   bits_clear(s->inflight, j->idx, j->len / s->ps);
+  __atomic_sub_fetch(&s->pool_jobs, 1, __ATOMIC_RELAXED);
   session_ref(s, -1);
 }
 
@@ -127,6 +128,7 @@ void pool_free(struct pool *p) {
 void pool_submit(struct pool *p, struct session *s, uint64_t addr,
                  uint64_t off, uint64_t idx, uint64_t len) {
   session_ref(s, 1);
+  __atomic_add_fetch(&s->pool_jobs, 1, __ATOMIC_RELAXED);
   pthread_mutex_lock(&p->lock);
   while (p->count == QUEUE) { /* full: the fault loop waits for room */
     pthread_mutex_unlock(&p->lock);

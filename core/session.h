@@ -29,6 +29,7 @@ struct session {
   uint64_t *present; /* bit per page: installed */
   uint64_t *removed; /* bit per page: discarded, must read as zeros */
   uint64_t *inflight; /* bit per page: queued to the pool */
+  int pool_jobs;      /* queued or running in the pool (atomic) */
   struct ufk_session_info info;
   struct ufk_region regions[CONF_MAX_REGIONS];
   uint32_t ps;

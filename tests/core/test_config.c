@@ -87,6 +87,7 @@ START_TEST(full_config) {
         "    max_regions = 4;\n"
         "    on_source_error = \"sigbus\";\n"
         "    fault_around = 15;\n"
+        "    spin = \"200us\";\n"
         "    background_fill = true;\n"
         "    prefetch = { working_set = \"/var/lib/ws\"; mode = \"record\";\n"
         "                 record_for = \"30s\"; };\n"
@@ -95,7 +96,7 @@ START_TEST(full_config) {
         "               { layer = \"retry\"; } );\n"
         "  },\n"
         "  { name = \"vm-b\"; socket = \"/run/uffdkit/b.sock\";\n"
-        "    handshake_timeout = 2; on_source_error = \"hang\";\n"
+        "    handshake_timeout = 2; on_source_error = \"hang\"; spin = \"auto\";\n"
         "    prefetch = { working_set = \"/var/lib/ws-b\"; };\n"
         "    source = { plugin = \"file\"; path = \"/srv/b/mem\"; }; }\n"
         ");\n");
@@ -124,6 +125,7 @@ START_TEST(full_config) {
   ck_assert_int_eq(a->max_regions, 4);
   ck_assert_int_eq(a->on_source_error, ON_ERROR_SIGBUS);
   ck_assert_int_eq(a->fault_around, 15);
+  ck_assert_uint_eq(a->spin_ns, 200000);
   ck_assert_int_eq(a->background_fill, 1);
   ck_assert_str_eq(a->prefetch_path, "/var/lib/ws");
   ck_assert_int_eq(a->prefetch_mode, PREFETCH_RECORD);
@@ -138,6 +140,7 @@ START_TEST(full_config) {
   ck_assert_msg(b == &C.listeners[1], "vm-b not found as listener 1");
   ck_assert_uint_eq(b->handshake_timeout_ns, 2000000000ull); /* bare int: s */
   ck_assert_int_eq(b->on_source_error, ON_ERROR_HANG);
+  ck_assert_uint_eq(b->spin_ns, DURATION_AUTO);
   ck_assert_int_eq(b->prefetch_mode, PREFETCH_AUTO); /* mode's default */
   ck_assert_msg(b->layers == NULL, "vm-b has no layers");
   ck_assert_msg(conf_find_listener(&C, "vm-c") == NULL, "vm-c found");
@@ -164,6 +167,7 @@ START_TEST(defaults) {
   ck_assert_int_eq(l->max_regions, CONF_MAX_REGIONS);
   ck_assert_int_eq(l->on_source_error, ON_ERROR_KILL);
   ck_assert_int_eq(l->fault_around, 0);
+  ck_assert_msg(l->spin_ns == DURATION_AUTO, "spin defaults to auto");
   ck_assert_int_eq(l->background_fill, 0);
   ck_assert_int_eq(l->prefetch_mode, PREFETCH_OFF);
   ck_assert_msg(l->layers == NULL, "no layers by default");
@@ -430,6 +434,10 @@ START_TEST(bad_values) {
       0, "max_handshake_bytes", NULL);
   refused(L("fault_around = 513;\nsource = { plugin = \"m\"; }; } );"), 0,
           "fault_around", NULL);
+  refused(L("spin = \"11ms\";\nsource = { plugin = \"m\"; }; } );"), 0,
+          "spin must be \"auto\" or 0 to 10ms", NULL);
+  refused(L("spin = \"sometimes\";\nsource = { plugin = \"m\"; }; } );"), 0,
+          "'spin' must be a duration or \"auto\"", NULL);
   refused(L("prefetch = { working_set = \"/w\"; mode = \"sometimes\"; };\n"
             "source = { plugin = \"m\"; }; } );"),
           0, "prefetch mode", NULL);
