@@ -255,7 +255,7 @@ END_TEST
 START_TEST(extra_headers_are_sent) {
   open_http(nginx_data("hdr"), "headers=X-Test: marker-123");
   read_ok(0, 4096);
-  ck_assert_int_eq(log_count("\"marker-123\""), 2);
+  ck_assert_int_eq(log_count("\"marker-123\"", 2), 2);
 }
 END_TEST
 

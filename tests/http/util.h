@@ -57,7 +57,8 @@ void faulty_wait_up(void);
  * while the test looks. */
 uint64_t counter_now(const char *name);
 
-/* Lines of nginx's access log containing needle. */
-int log_count(const char *needle);
+/* Lines of nginx's access log containing needle, waiting up to 2 s for
+ * want of them (nginx writes a line after its answer is out). */
+int log_count(const char *needle, int want);
 
 #endif
