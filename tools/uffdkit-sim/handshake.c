@@ -16,7 +16,6 @@
 
 #define RAW_MAX (16u << 20)
 #define MAX_FDS 253 /* SCM_MAX_FD */
-#define SPLIT_PAUSE_S 0.1
 
 static bool connect_retryable(int e) {
   return e == ENOENT || e == ECONNREFUSED;
@@ -163,8 +162,10 @@ static int send_payload(int sock, const char *buf, size_t len,
                    o->split_send, len);
   int rc = send_chunk(sock, buf, o->split_send, fds, nfds);
   if (rc) return rc;
-  /* Long enough that the reader sees the first part on its own. */
-  sleep_s(SPLIT_PAUSE_S);
+  /* Said, so a test can act while the handler holds half a handshake. */
+  fprintf(stderr, "uffdkit-sim: sent %zu of %zu handshake bytes, the rest in "
+                  "%g s\n", o->split_send, len, o->split_pause);
+  sleep_s(o->split_pause);
   return send_chunk(sock, buf + o->split_send, len - o->split_send, NULL, 0);
 }
 

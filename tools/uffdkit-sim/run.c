@@ -26,6 +26,7 @@ enum {
   OPT_EXTRA_FDS,
   OPT_EXPECT_REFUSED,
   OPT_SPLIT,
+  OPT_SPLIT_PAUSE,
   OPT_VCPUS,
   OPT_TOUCH,
   OPT_SEED,
@@ -55,6 +56,7 @@ static const struct option run_opts[] = {
     {"extra-fds", required_argument, 0, OPT_EXTRA_FDS},
     {"expect-refused", no_argument, 0, OPT_EXPECT_REFUSED},
     {"split-send", required_argument, 0, OPT_SPLIT},
+    {"split-pause", required_argument, 0, OPT_SPLIT_PAUSE},
     {"vcpus", required_argument, 0, OPT_VCPUS},
     {"touch-percent", required_argument, 0, OPT_TOUCH},
     {"seed", required_argument, 0, OPT_SEED},
@@ -193,6 +195,8 @@ static int parse_one(int c, const char *v, struct sim_opts *o) {
     return parse_secs("timeout", v, &o->timeout);
   case OPT_HOLD:
     return parse_secs("hold", v, &o->hold);
+  case OPT_SPLIT_PAUSE:
+    return parse_secs("split-pause", v, &o->split_pause);
   case OPT_REPEAT:
     return parse_count("repeat", v, 1, 1000000, &o->repeat);
   default:
@@ -292,6 +296,7 @@ int cmd_run(int argc, char **argv) {
       .connect_timeout = 10,
       .timeout = 120,
       .repeat = 1,
+      .split_pause = 0.1,
       .vcpus = 1,
       .touch_percent = 100,
   };

@@ -45,6 +45,7 @@ struct sim_opts {
   bool json;
   unsigned extra_fds;
   size_t split_send;
+  double split_pause; /* seconds between the two parts */
   double connect_timeout;
   double timeout;
   double hold;

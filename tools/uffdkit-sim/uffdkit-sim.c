@@ -28,6 +28,7 @@ const char sim_usage[] =
     "  --no-fd                send no uffd\n"
     "  --extra-fds N          attach N more fds (/dev/null)\n"
     "  --split-send N         send the first N bytes (with the fds) apart\n"
+    "  --split-pause S        seconds between the two parts (default 0.1)\n"
     "  --expect-refused       only wait for the handler to close the\n"
     "                         connection (exit 0) or --timeout (exit 4)\n"
     "vCPUs\n"
