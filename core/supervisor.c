@@ -105,7 +105,8 @@ struct sv {
   char exe[PATH_MAX];
   int stopping;
   int failed;
-  int upgrade;
+  int upgrade;        /* SIGUSR2 seen: re-execute once no handshake is open */
+  int upgrade_logged; /* the wait for handshakes was logged */
   uint64_t watchdog_ns; /* 0: no watchdog */
   uint64_t watchdog_at;
   enum kind control_kind;
@@ -1226,6 +1227,37 @@ static void upgrade(struct sv *v) {
       spawn_worker(v, g);
 }
 
+/* While an upgrade waits, new connections stay in the listeners' backlogs
+ * for the next binary to accept. */
+static void set_accepting(struct sv *v, int on) {
+  for (struct sv_listener *l = v->ls; l; l = l->next)
+    if (l->fd >= 0) {
+      struct epoll_event e = {.events = on ? EPOLLIN : 0, .data.ptr = l};
+      epoll_ctl(v->ep, EPOLL_CTL_MOD, l->fd, &e);
+    }
+}
+
+/* A handshake in progress lives only in our memory: let every one finish
+ * (each is bounded by its handshake_timeout) before re-executing, so an
+ * upgrade never fails a VM that was connecting. */
+static void upgrade_when_idle(struct sv *v) {
+  set_accepting(v, 0);
+  if (v->pending) {
+    if (!v->upgrade_logged) {
+      int n = 0;
+      for (struct pending *p = v->pending; p; p = p->next)
+        n++;
+      log_info("upgrade: waiting for %d handshake%s in progress", n,
+               n == 1 ? "" : "s");
+      v->upgrade_logged = 1;
+    }
+    return;
+  }
+  v->upgrade = v->upgrade_logged = 0;
+  upgrade(v);
+  set_accepting(v, 1); /* only reached if the exec failed */
+}
+
 /* ---- main loop ---- */
 
 static int next_timeout_ms(struct sv *v) {
@@ -1295,10 +1327,8 @@ static int run_loop(struct sv *v) {
       notify_watchdog();
       v->watchdog_at = now_ns() + v->watchdog_ns;
     }
-    if (v->upgrade) {
-      v->upgrade = 0;
-      upgrade(v);
-    }
+    if (v->upgrade)
+      upgrade_when_idle(v);
   }
   return v->failed ? -1 : 0;
 }

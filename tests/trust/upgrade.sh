@@ -8,7 +8,9 @@
 #      accepts: its one connection attempt (no retry) must be queued on the
 #      kept socket and served by the new process;
 #   3  after the binary on disk was replaced by a copy of itself: the new
-#      file is the one executed.
+#      file is the one executed;
+#   4  (after that restore) while a VM's handshake is half sent: it is
+#      completed before the re-exec, and that VM restores.
 # Each time: the log shows the re-exec and the takeover, by the same pid;
 # the socket file is the same (same inode, never missing: a watcher looks
 # every half millisecond); a new worker takes the session; `uffdkit ctl
@@ -174,6 +176,29 @@ if grep -E "uffdkit\[[0-9]+\]" "$TMP/d.log" | grep -v -q "uffdkit\[$D\]"; then
 fi
 sim 0 after run --socket "$SOCK" --image "$TMP/mem" --vcpus 2
 verified after $PAGES
+
+# ---- 4: SIGUSR2 while a VM's handshake is half read ----
+# The supervisor holds the first part (and the uffd) in its memory only: it
+# must complete that handshake before re-executing, and the VM restores.
+"$SIM" run --socket "$SOCK" --image "$TMP/mem" --mem-size 4M --split-send 16 \
+  --split-pause 2 --timeout 30 >"$TMP/split.out" 2>"$TMP/split.err" &
+SPL=$!
+half_sent() { grep -q "sent 16 of" "$TMP/split.err"; }
+until_true 10 half_sent ||
+  fail "the simulator did not send the first part: $(cat "$TMP/split.err")"
+sleep 0.3
+kill -USR2 "$D"
+wait_log d "uffdkit\[$D\] info: upgrade: waiting for 1 handshake in progress"
+wait_count d "uffdkit\[$D\] info: took over [0-9]+ live sessions" 4
+rc=0
+wait $SPL || rc=$?
+check_sim 0 split $rc
+verified split 1024
+began=$(line_of d "session [0-9]+: pid $SPL ")
+execd=$(line_of d "upgrading: re-executing" 4)
+[ -n "$began" ] && [ "$began" -lt "$execd" ] ||
+  fail "the half-sent handshake was not completed before the re-exec"
+echo "upgrade 4: the handshake in progress completed first (log lines $began < $execd)"
 
 # Every session has ended: the listener must count none live.
 no_sessions() {
