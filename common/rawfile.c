@@ -9,18 +9,14 @@ int ufk_file_holes(int fd, uint64_t off, uint64_t len, ufk_extent_fn fn,
   uint64_t end = off + len, pos = off;
   while (pos < end) {
     off_t hole = lseek(fd, (off_t)pos, SEEK_HOLE);
-    if (hole < 0)
-      return errno == ENXIO ? 0 : -1;
-    if ((uint64_t)hole >= end)
-      return 0;
+    if (hole < 0) return errno == ENXIO ? 0 : -1;
+    if ((uint64_t)hole >= end) return 0;
     off_t data = lseek(fd, hole, SEEK_DATA);
     uint64_t hole_end = data < 0 ? end : (uint64_t)data;
-    if (data < 0 && errno != ENXIO)
-      return -1;
-    if (hole_end > end)
-      hole_end = end;
-    if (fn(opaque, (uint64_t)hole, hole_end - (uint64_t)hole,
-           UFK_EXTENT_ZERO) < 0)
+    if (data < 0 && errno != ENXIO) return -1;
+    if (hole_end > end) hole_end = end;
+    if (fn(opaque, (uint64_t)hole, hole_end - (uint64_t)hole, UFK_EXTENT_ZERO) <
+        0)
       return -1;
     pos = hole_end;
   }

@@ -1,8 +1,8 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +33,7 @@ struct key_spec {
   const char *def; /* default, as a string */
 };
 
-#define LK(k, t, r, field, def)                                               \
+#define LK(k, t, r, field, def)                                                \
   { k, t, r, offsetof(struct listener_conf, field), def }
 static const struct key_spec listener_keys[] = {
     LK("name", K_STRING, 1, name, NULL),
@@ -56,7 +56,7 @@ static const struct key_spec listener_keys[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-#define GK(k, t, field, def)                                                  \
+#define GK(k, t, field, def)                                                   \
   { k, t, 0, offsetof(struct daemon_conf, field), def }
 static const struct key_spec global_keys[] = {
     GK("plugin_dir", K_STRING, plugin_dir, NULL),
@@ -68,7 +68,7 @@ static const struct key_spec global_keys[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-#define PK(k, t, field, def)                                                  \
+#define PK(k, t, field, def)                                                   \
   { k, t, 0, offsetof(struct listener_conf, field), def }
 static const struct key_spec prefetch_keys[] = {
     PK("working_set", K_STRING, prefetch_path, NULL),
@@ -99,9 +99,14 @@ static int fail(const struct daemon_conf *c, const config_setting_t *s,
 }
 
 static const char *type_name(enum ktype t) {
-  static const char *const n[] = {"a string",   "an integer", "a boolean",
-                                  "a size",     "a duration", "a group",
-                                  "a list",     "an array of integer ids",
+  static const char *const n[] = {"a string",
+                                  "an integer",
+                                  "a boolean",
+                                  "a size",
+                                  "a duration",
+                                  "a group",
+                                  "a list",
+                                  "an array of integer ids",
                                   "a duration or \"auto\""};
   return n[t];
 }
@@ -113,12 +118,10 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
   /* A native value of another type is an error, never the default. */
   const char *text = s ? NULL : k->def;
   int st = s ? config_setting_type(s) : CONFIG_TYPE_STRING;
-  if (s && st == CONFIG_TYPE_STRING)
-    text = config_setting_get_string(s);
+  if (s && st == CONFIG_TYPE_STRING) text = config_setting_get_string(s);
   switch (k->type) {
   case K_STRING:
-    if (s && st != CONFIG_TYPE_STRING)
-      break;
+    if (s && st != CONFIG_TYPE_STRING) break;
     *(const char **)dst = text;
     return 0;
   case K_GROUP:
@@ -132,16 +135,14 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
       *(int *)dst = config_setting_get_bool(s);
       return 0;
     }
-    if (text && ufk_parse_bool(text, (int *)dst) == 0)
-      return 0;
+    if (text && ufk_parse_bool(text, (int *)dst) == 0) return 0;
     break;
   case K_INT:
     if (s && (st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64)) {
       *(int64_t *)dst = config_setting_get_int64(s);
       return 0;
     }
-    if (text && ufk_parse_i64(text, (int64_t *)dst) == 0)
-      return 0;
+    if (text && ufk_parse_i64(text, (int64_t *)dst) == 0) return 0;
     break;
   case K_DURATION_AUTO:
     if (text && !strcmp(text, "auto")) {
@@ -153,22 +154,19 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
   case K_DURATION:
     if (s && (st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64)) {
       long long v = config_setting_get_int64(s);
-      if (v < 0)
-        break;
-      *(uint64_t *)dst =
-          (uint64_t)v * (k->type == K_SIZE ? 1 : 1000000000ull);
+      if (v < 0) break;
+      *(uint64_t *)dst = (uint64_t)v * (k->type == K_SIZE ? 1 : 1000000000ull);
       return 0;
     }
-    if (text && (k->type == K_SIZE ? ufk_parse_size(text, (uint64_t *)dst)
-                                   : ufk_parse_duration_ns(
-                                         text, (uint64_t *)dst)) == 0)
+    if (text &&
+        (k->type == K_SIZE ? ufk_parse_size(text, (uint64_t *)dst)
+                           : ufk_parse_duration_ns(text, (uint64_t *)dst)) == 0)
       return 0;
     break;
   case K_IDS:
     break; /* handled by store_ids */
   }
-  if (!s)
-    return 0;
+  if (!s) return 0;
   return fail(c, s, err, errlen, "'%s' must be %s", k->key, type_name(k->type));
 }
 
@@ -202,8 +200,7 @@ static int store_ids(const struct daemon_conf *c, const struct key_spec *k,
 static const struct key_spec *find_key(const struct key_spec *keys,
                                        const char *name) {
   for (; keys->key; keys++)
-    if (!strcmp(keys->key, name))
-      return keys;
+    if (!strcmp(keys->key, name)) return keys;
   return NULL;
 }
 
@@ -227,20 +224,17 @@ static int apply_schema(const struct daemon_conf *c, const config_setting_t *g,
     if (!s && k->required)
       return fail(c, g, err, errlen, "%s: missing required setting '%s'", what,
                   k->key);
-    int r = k->type == K_IDS ? (s ? store_ids(c, k, s, (char *)base + k->off,
-                                              err, errlen)
-                                  : 0)
-                             : store_value(c, k, s, (char *)base + k->off, err,
-                                           errlen);
-    if (r < 0)
-      return -1;
+    int r =
+        k->type == K_IDS
+            ? (s ? store_ids(c, k, s, (char *)base + k->off, err, errlen) : 0)
+            : store_value(c, k, s, (char *)base + k->off, err, errlen);
+    if (r < 0) return -1;
   }
   return 0;
 }
 
 static int valid_name(const char *s) {
-  if (!s || !*s || strlen(s) > 63)
-    return 0;
+  if (!s || !*s || strlen(s) > 63) return 0;
   for (; *s; s++)
     if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
       return 0;
@@ -300,8 +294,7 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
                 "listener '%s': max_handshake_bytes must be 4K..16M", l->name);
   if (l->spin_ns > 10000000 && l->spin_ns != DURATION_AUTO)
     return fail(c, at(g, "spin"), err, errlen,
-                "listener '%s': spin must be \"auto\" or 0 to 10ms",
-                l->name);
+                "listener '%s': spin must be \"auto\" or 0 to 10ms", l->name);
   if (l->fault_around < 0 || l->fault_around > 512)
     return fail(c, at(g, "fault_around"), err, errlen,
                 "listener '%s': fault_around must be 0..512 pages", l->name);
@@ -323,8 +316,7 @@ static int check_source(const struct daemon_conf *c, struct listener_conf *l,
   if (!config_setting_lookup_string(l->source, "plugin", &p))
     return fail(c, l->source, err, errlen,
                 "listener '%s': source needs plugin = \"NAME\"", l->name);
-  if (!l->layers)
-    return 0;
+  if (!l->layers) return 0;
   for (int i = 0; i < config_setting_length(l->layers); i++) {
     config_setting_t *e = config_setting_get_elem(l->layers, (unsigned)i);
     if (!config_setting_is_group(e) ||
@@ -399,8 +391,7 @@ static int load_global(struct daemon_conf *c, char *err, size_t errlen) {
 }
 
 static int load(struct daemon_conf *c, char *err, size_t errlen) {
-  if (load_global(c, err, errlen) < 0)
-    return -1;
+  if (load_global(c, err, errlen) < 0) return -1;
   config_setting_t *ls = config_lookup(&c->cfg, "listeners");
   if (!ls || !config_setting_is_list(ls) || config_setting_length(ls) < 1) {
     snprintf(err, errlen,
@@ -477,25 +468,21 @@ int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
 static void put_quoted(FILE *m, const char *s) {
   fputc('"', m);
   for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      fputc('\\', m);
+    if (*s == '"' || *s == '\\') fputc('\\', m);
     fputc(*s, m);
   }
   fputc('"', m);
 }
 
 static int valid_key(const char *k, size_t n) {
-  if (!n || !isalpha((unsigned char)k[0]))
-    return 0;
+  if (!n || !isalpha((unsigned char)k[0])) return 0;
   for (size_t i = 0; i < n; i++)
-    if (!isalnum((unsigned char)k[i]) && k[i] != '_' && k[i] != '-')
-      return 0;
+    if (!isalnum((unsigned char)k[i]) && k[i] != '_' && k[i] != '-') return 0;
   return 1;
 }
 
-int conf_from_cli(struct daemon_conf *c, const char *socket,
-                  const char *plugin, char *const *kv, int nkv, char *err,
-                  size_t errlen) {
+int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
+                  char *const *kv, int nkv, char *err, size_t errlen) {
   char *text = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&text, &len);
@@ -543,7 +530,6 @@ void conf_free(struct daemon_conf *c) {
 const struct listener_conf *conf_find_listener(const struct daemon_conf *c,
                                                const char *name) {
   for (int i = 0; i < c->n_listeners; i++)
-    if (!strcmp(c->listeners[i].name, name))
-      return &c->listeners[i];
+    if (!strcmp(c->listeners[i].name, name)) return &c->listeners[i];
   return NULL;
 }

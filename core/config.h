@@ -43,7 +43,7 @@ struct listener_conf {
   const char *on_source_error_str;
   int on_source_error;
   int64_t fault_around; /* pages, 0: off */
-  uint64_t spin_ns; /* busy-poll window after a fault, 0: off, or AUTO */
+  uint64_t spin_ns;     /* busy-poll window after a fault, 0: off, or AUTO */
   const char *prefetch_path;
   const char *prefetch_mode_str;
   int prefetch_mode;
@@ -72,15 +72,14 @@ struct daemon_conf {
 /* Each returns 0, or -1 with a message naming file and line in err. */
 int conf_load_file(struct daemon_conf *c, const char *path, char *err,
                    size_t errlen);
-int conf_load_string(struct daemon_conf *c, const char *text,
-                     const char *name, char *err, size_t errlen);
+int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
+                     char *err, size_t errlen);
 /* The text in fd (read from offset 0; fd stays open), named name. */
 int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
                  size_t errlen);
 /* One listener "cli" on socket, source plugin with key=value settings. */
-int conf_from_cli(struct daemon_conf *c, const char *socket,
-                  const char *plugin, char *const *kv, int nkv, char *err,
-                  size_t errlen);
+int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
+                  char *const *kv, int nkv, char *err, size_t errlen);
 void conf_free(struct daemon_conf *c);
 
 const struct listener_conf *conf_find_listener(const struct daemon_conf *c,

@@ -56,8 +56,7 @@ static uint64_t now_ns(void) {
 void bits_set(uint64_t *b, uint64_t first, uint64_t n) {
   for (uint64_t i = first; i < first + n;) {
     uint64_t w = i / 64, lo = i % 64, k = 64 - lo;
-    if (k > first + n - i)
-      k = first + n - i;
+    if (k > first + n - i) k = first + n - i;
     uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << lo;
     __atomic_fetch_or(&b[w], mask, __ATOMIC_RELAXED);
     i += k;
@@ -67,8 +66,7 @@ void bits_set(uint64_t *b, uint64_t first, uint64_t n) {
 void bits_clear(uint64_t *b, uint64_t first, uint64_t n) {
   for (uint64_t i = first; i < first + n;) {
     uint64_t w = i / 64, lo = i % 64, k = 64 - lo;
-    if (k > first + n - i)
-      k = first + n - i;
+    if (k > first + n - i) k = first + n - i;
     uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << lo;
     __atomic_fetch_and(&b[w], ~mask, __ATOMIC_RELAXED);
     i += k;
@@ -79,8 +77,7 @@ void bits_clear(uint64_t *b, uint64_t first, uint64_t n) {
 static int find_region(struct session *s, uint64_t addr) {
   int last = __atomic_load_n(&s->last_region, __ATOMIC_RELAXED);
   const struct ufk_region *r = &s->regions[last];
-  if (addr - r->base < r->size)
-    return last;
+  if (addr - r->base < r->size) return last;
   for (uint32_t i = 0; i < s->info.nregions; i++)
     if (addr - s->regions[i].base < s->regions[i].size) {
       __atomic_store_n(&s->last_region, (int)i, __ATOMIC_RELAXED);
@@ -96,8 +93,7 @@ static uint64_t page_index(struct session *s, int ri, uint64_t page) {
 
 static void mark_present(struct session *s, uint64_t dst, uint64_t len) {
   int ri = find_region(s, dst);
-  if (ri >= 0)
-    bits_set(s->present, page_index(s, ri, dst), len >> s->ps_shift);
+  if (ri >= 0) bits_set(s->present, page_index(s, ri, dst), len >> s->ps_shift);
 }
 
 static void wake(struct session *s, uint64_t addr, uint64_t len) {
@@ -108,8 +104,8 @@ static void wake(struct session *s, uint64_t addr, uint64_t len) {
 /* Common handling of COPY/ZEROPAGE results; done = bytes the kernel
  * reports installed (negative errno on failure).  Returns as
  * session_install_*, or 3 when the source bytes could not be read. */
-static int install_result(struct session *s, int rc, int64_t done,
-                          uint64_t dst, uint64_t len, int zero) {
+static int install_result(struct session *s, int rc, int64_t done, uint64_t dst,
+                          uint64_t len, int zero) {
   if (rc == 0) {
     mark_present(s, dst, len);
     if (zero)
@@ -145,7 +141,7 @@ static int install_result(struct session *s, int rc, int64_t done,
   case EFAULT: /* our source bytes were unreadable (a truncated file) */
     if (!zero) {
       host_table()->error(EFAULT, "the source's memory at this offset "
-                          "cannot be read (file truncated?)");
+                                  "cannot be read (file truncated?)");
       return 3;
     }
     /* fall through */
@@ -196,8 +192,7 @@ int session_install_zero(struct session *s, uint64_t dst, uint64_t len) {
 
 static void kill_vm(struct session *s) {
   /* Several failed reads of one VM may race here: kill it once. */
-  if (__atomic_exchange_n(&s->killed, 1, __ATOMIC_ACQ_REL))
-    return;
+  if (__atomic_exchange_n(&s->killed, 1, __ATOMIC_ACQ_REL)) return;
   int r = s->pidfd >= 0
               ? (int)syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0)
               : kill(s->info.pid, SIGKILL);
@@ -218,8 +213,7 @@ void session_source_failed(struct session *s, uint64_t addr, uint64_t off) {
             host_last_error(), names[policy]);
   if (policy == ON_ERROR_SIGBUS) {
     struct uffdio_poison p = {.range = {.start = addr, .len = s->ps}};
-    if (ioctl(s->uffd, UFFDIO_POISON, &p) == 0)
-      return;
+    if (ioctl(s->uffd, UFFDIO_POISON, &p) == 0) return;
     log_error("session %llu: UFFDIO_POISON failed (%s); killing the VM",
               (unsigned long long)s->id, strerror(errno));
   }
@@ -236,8 +230,7 @@ static uint64_t free_run(struct session *s, int ri, uint64_t page,
   const struct ufk_region *r = &s->regions[ri];
   uint64_t left = (r->base + r->size - page) >> s->ps_shift;
   uint64_t idx = page_index(s, ri, page), n = 1;
-  if (max > left)
-    max = left;
+  if (max > left) max = left;
   while (n < max && !bit_test(s->present, idx + n) &&
          !bit_test(s->removed, idx + n) && !bit_test(s->inflight, idx + n))
     n++;
@@ -250,8 +243,7 @@ static int serve_inline(struct session *s, int ri, uint64_t page,
   uint64_t pages = 1 + (uint64_t)s->wl->conf->fault_around;
   if (prefetch_recording(s->pf))
     pages = 1; /* pages brought in around a fault would go unrecorded */
-  if (pages > 1)
-    pages = free_run(s, ri, page, pages);
+  if (pages > 1) pages = free_run(s, ri, page, pages);
   uint64_t len = pages << s->ps_shift;
   const void *src = stack_map(s->wl->stack, off, len);
   if (!src && len > s->ps) { /* not contiguous in the source: one page */
@@ -259,8 +251,7 @@ static int serve_inline(struct session *s, int ri, uint64_t page,
     src = stack_map(s->wl->stack, off, len);
   }
   if (!src) {
-    if (len > s->ps)
-      len = s->ps;
+    if (len > s->ps) len = s->ps;
     uint32_t flags = UFK_READ_FAULT;
     if (!(stack_flags(s->wl->stack) & UFK_PLUGIN_FAST))
       flags |= UFK_READ_NOWAIT;
@@ -304,8 +295,7 @@ static int serve(struct session *s, uint64_t addr) {
   uint64_t page = addr & ~((uint64_t)s->ps - 1);
   uint64_t idx = page_index(s, ri, page);
   uint64_t off = s->regions[ri].offset + (page - s->regions[ri].base);
-  if (bit_test(s->removed, idx))
-    return session_install_zero(s, page, s->ps);
+  if (bit_test(s->removed, idx)) return session_install_zero(s, page, s->ps);
   if (bit_test(s->inflight, idx))
     return 0; /* the pool's copy will wake every waiter */
   if (bit_test(s->present, idx) && !recently_woken(s, page)) {
@@ -348,8 +338,7 @@ static void apply_remove(struct session *s, uint64_t start, uint64_t end) {
     const struct ufk_region *r = &s->regions[i];
     uint64_t a = start > r->base ? start : r->base;
     uint64_t b = end < r->base + r->size ? end : r->base + r->size;
-    if (a >= b)
-      continue;
+    if (a >= b) continue;
     /* Every page the range touches: on hugetlb a range may be unaligned. */
     uint64_t first = (a - r->base) >> s->ps_shift;
     uint64_t last = (b - r->base + s->ps - 1) >> s->ps_shift;
@@ -388,8 +377,7 @@ static int read_events(struct session *s) {
 
 static void defer(struct session *s, uint64_t addr) {
   for (int i = 0; i < s->ndefer; i++)
-    if (s->defer[i] == addr)
-      return;
+    if (s->defer[i] == addr) return;
   if (s->ndefer < (int)(sizeof s->defer / sizeof *s->defer))
     s->defer[s->ndefer++] = addr;
 }
@@ -403,8 +391,7 @@ static int hand_off(struct session *s, uint64_t page) {
       !(stack_flags(s->wl->stack) & UFK_PLUGIN_FAST))
     return 0;
   int ri = find_region(s, page);
-  if (ri < 0)
-    return 0;
+  if (ri < 0) return 0;
   uint64_t idx = page_index(s, ri, page);
   uint64_t off = s->regions[ri].offset + (page - s->regions[ri].base);
   if (bit_test(s->removed, idx) || bit_test(s->present, idx) ||
@@ -418,8 +405,7 @@ static int hand_off(struct session *s, uint64_t page) {
 
 /* After a fault at page, the next page of a sequential run goes ahead. */
 static void fault_ahead(struct session *s, uint64_t page) {
-  if (s->ps != HUGE_2M)
-    return;
+  if (s->ps != HUGE_2M) return;
   if (s->last_fault + s->ps == page && find_region(s, page + s->ps) >= 0)
     hand_off(s, page + s->ps);
   s->last_fault = page;
@@ -437,8 +423,7 @@ static int serve_batch(struct session *s, int n, uint64_t t0) {
       int dup = 0;
       for (int k = 0; k < np && !dup; k++)
         dup = pages[k] == p;
-      if (!dup)
-        pages[np++] = p;
+      if (!dup) pages[np++] = p;
       COUNT(s, faults, 1);
     } else if (m->event != UFFD_EVENT_REMOVE) {
       log_warn("session %llu: ignoring unexpected uffd event %u",
@@ -448,22 +433,18 @@ static int serve_batch(struct session *s, int n, uint64_t t0) {
   memset(s->shm->evbuf, 0, (size_t)n * sizeof(struct uffd_msg));
   int ndef = s->ndefer;
   s->ndefer = 0;
-  if (np)
-    __atomic_store_n(&s->demand_ns, t0, __ATOMIC_RELAXED);
+  if (np) __atomic_store_n(&s->demand_ns, t0, __ATOMIC_RELAXED);
   /* Every new fault but the first may go to the pool, so the copies run
    * side by side; what went is marked 0 (no region starts at address 0). */
   for (int k = 1; k < np; k++)
-    if (hand_off(s, pages[k]))
-      pages[k] = 0;
+    if (hand_off(s, pages[k])) pages[k] = 0;
   for (int i = 0; i < ndef + np; i++) {
     uint64_t p = i < ndef ? s->defer[i] : pages[i - ndef];
-    if (!p)
-      continue;
+    if (!p) continue;
     pthread_rwlock_rdlock(&s->rmlock);
     int r = serve(s, p);
     pthread_rwlock_unlock(&s->rmlock);
-    if (r < 0)
-      return -1;
+    if (r < 0) return -1;
     if (r == 1)
       defer(s, p);
     else if (i >= ndef) {
@@ -489,13 +470,11 @@ static void recover(struct session *s) {
 /* 1 if Firecracker is gone (process exited, or hung up where that means
  * it exited). */
 static int peer_gone(struct session *s, struct pollfd *pf) {
-  if (pf[1].revents & POLLIN)
-    return 1;
+  if (pf[1].revents & POLLIN) return 1;
   if (s->conn_open && (pf[2].revents & (POLLIN | POLLHUP | POLLRDHUP))) {
     char buf[4096];
     ssize_t r = recv(s->conn, buf, sizeof buf, MSG_DONTWAIT);
-    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-      return 1;
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) return 1;
     /* Later Firecracker builds may talk on this socket; we do not yet. */
   }
   return 0;
@@ -506,8 +485,7 @@ static int peer_gone(struct session *s, struct pollfd *pf) {
  * on 4 KiB. */
 static uint64_t spin_window(const struct session *s) {
   uint64_t w = s->wl->conf->spin_ns;
-  if (w != DURATION_AUTO)
-    return w;
+  if (w != DURATION_AUTO) return w;
   return s->ps == HUGE_2M ? 500000 : 50000;
 }
 
@@ -517,22 +495,19 @@ static uint64_t spin_window(const struct session *s) {
  * costs nothing.  Returns -1 when the VM is gone. */
 static int spin(struct session *s) {
   uint64_t window = spin_window(s);
-  if (!window)
-    return 0;
+  if (!window) return 0;
   uint64_t last = now_ns();
   for (;;) {
     sched_yield(); /* let a vCPU sharing this CPU run into its next fault */
     uint64_t t0 = now_ns();
-    if (t0 - last > window)
-      return 0;
+    if (t0 - last > window) return 0;
     /* A 2 MiB copy in the pool needs this CPU more than we need to look. */
     if (s->ps == HUGE_2M && __atomic_load_n(&s->pool_jobs, __ATOMIC_RELAXED))
       return 0;
     int n = read_events(s);
     if (n < 0 || serve_batch(s, n, t0) < 0 || s->end_reason == END_FAILED)
       return -1;
-    if (n > 0)
-      last = t0;
+    if (n > 0) last = t0;
   }
 }
 
@@ -550,22 +525,18 @@ void *session_main(void *arg) {
   for (;;) {
     int timeout = s->ndefer ? 1 : -1;
     int pr = poll(pf, 4, timeout);
-    if (pr < 0 && errno != EINTR)
-      break;
+    if (pr < 0 && errno != EINTR) break;
     if (pf[3].revents & POLLIN) {
       s->end_reason = END_SHUTDOWN;
       break;
     }
-    if (peer_gone(s, pf))
-      break;
-    if (pf[0].revents & (POLLERR | POLLHUP))
-      break;
+    if (peer_gone(s, pf)) break;
+    if (pf[0].revents & (POLLERR | POLLHUP)) break;
     uint64_t t0 = now_ns();
     int n = read_events(s);
     if (n < 0 || serve_batch(s, n, t0) < 0 || s->end_reason == END_FAILED)
       break;
-    if (n > 0 && spin(s) < 0)
-      break;
+    if (n > 0 && spin(s) < 0) break;
   }
   __atomic_store_n(&s->ending, 1, __ATOMIC_RELEASE);
   prefetch_stop(s->pf);

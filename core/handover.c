@@ -20,15 +20,14 @@ static void add(struct handed **out, int *n, int *cap, int fd,
     *out = realloc(*out, (size_t)*cap * sizeof **out);
   }
   (*out)[*n].fd = fd;
-  snprintf((*out)[*n].name, sizeof (*out)[*n].name, "%s", name);
+  snprintf((*out)[*n].name, sizeof(*out)[*n].name, "%s", name);
   (*n)++;
 }
 
 /* $UFFDKIT_FDS: "fd=name,fd=name,..." set by handover_exec. */
 static int collect_ours(struct handed **out, int *n, int *cap) {
   const char *list = getenv(ENV_FDS), *pid = getenv(ENV_PID);
-  if (!list)
-    return 0;
+  if (!list) return 0;
   int mine = pid && atol(pid) == (long)getpid();
   char *copy = strdup(list), *save = NULL;
   for (char *tok = strtok_r(copy, ",", &save); tok && mine;

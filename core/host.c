@@ -65,8 +65,7 @@ static void h_error(int errnum, const char *fmt, ...) {
 static const struct ufk_param *find_param(const struct ufk_config *c,
                                           const char *key) {
   for (const struct ufk_param *p = c->params; p && p->key; p++)
-    if (!strcmp(p->key, key))
-      return p;
+    if (!strcmp(p->key, key)) return p;
   return NULL;
 }
 
@@ -77,8 +76,7 @@ static const char *where(const struct ufk_config *c, const config_setting_t *s,
 
 /* Replaces every "{name}" of c's vars in s; the result lives as long as c. */
 static const char *substitute(struct ufk_config *c, const char *s) {
-  if (!c->vars[0] || !strchr(s, '{'))
-    return s;
+  if (!c->vars[0] || !strchr(s, '{')) return s;
   char *out = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&out, &len);
@@ -92,8 +90,7 @@ static const char *substitute(struct ufk_config *c, const char *s) {
         done = 1;
       }
     }
-    if (!done)
-      fputc(*s++, m);
+    if (!done) fputc(*s++, m);
   }
   fclose(m);
   struct owned *o = malloc(sizeof *o + len + 1);
@@ -135,10 +132,8 @@ static int g_string(const struct ufk_config *c, const char *key,
                     const char **out) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
-  if (s && !text)
-    return bad_value(c, s, key, "a string");
-  if (!text)
-    return 1;
+  if (s && !text) return bad_value(c, s, key, "a string");
+  if (!text) return 1;
   *out = substitute((struct ufk_config *)c, text);
   return 0;
 }
@@ -155,8 +150,7 @@ static int g_int(const struct ufk_config *c, const char *key, int64_t *out) {
     *out = config_setting_get_int64(s);
     return 0;
   }
-  if (!s && !text)
-    return 1;
+  if (!s && !text) return 1;
   if (!text || ufk_parse_i64(text, out) < 0)
     return bad_value(c, s, key, "an integer");
   return 0;
@@ -169,8 +163,7 @@ static int g_bool(const struct ufk_config *c, const char *key, int *out) {
     *out = config_setting_get_bool(s);
     return 0;
   }
-  if (!s && !text)
-    return 1;
+  if (!s && !text) return 1;
   if (!text || ufk_parse_bool(text, out) < 0)
     return bad_value(c, s, key, "a boolean (true/false)");
   return 0;
@@ -184,13 +177,11 @@ static int g_scaled(const struct ufk_config *c, const char *key, uint64_t *out,
                               : "a size such as \"4M\" or \"2G\"";
   if (is_int(s)) {
     long long v = config_setting_get_int64(s);
-    if (v < 0)
-      return bad_value(c, s, key, what);
+    if (v < 0) return bad_value(c, s, key, what);
     *out = (uint64_t)v * (duration ? 1000000000ull : 1);
     return 0;
   }
-  if (!s && !text)
-    return 1;
+  if (!s && !text) return 1;
   if (!text || (duration ? ufk_parse_duration_ns(text, out)
                          : ufk_parse_size(text, out)) < 0)
     return bad_value(c, s, key, what);
@@ -210,10 +201,8 @@ static int g_duration(const struct ufk_config *c, const char *key,
 static int g_list_count(const struct ufk_config *c, const char *key) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
-  if (!s)
-    return 0;
-  if (text)
-    return 1;
+  if (!s) return 0;
+  if (text) return 1;
   if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
     return bad_value(c, s, key, "a list of strings");
   for (int i = 0; i < config_setting_length(s); i++)
@@ -228,13 +217,11 @@ static int g_list_item(const struct ufk_config *c, const char *key, int index,
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   int n = g_list_count(c, key);
-  if (n < 0)
-    return -1;
-  if (index < 0 || index >= n)
-    return 1;
+  if (n < 0) return -1;
+  if (index < 0 || index >= n) return 1;
   if (!text)
-    text = config_setting_get_string(
-        config_setting_get_elem(s, (unsigned)index));
+    text =
+        config_setting_get_string(config_setting_get_elem(s, (unsigned)index));
   *out = substitute((struct ufk_config *)c, text);
   return 0;
 }
@@ -349,8 +336,7 @@ struct ufk_config *pconf_new(const struct daemon_conf *conf,
 }
 
 void pconf_free(struct ufk_config *c) {
-  if (!c)
-    return;
+  if (!c) return;
   for (int i = 0; c->vars[i]; i++)
     free(c->vars[i]);
   while (c->owned) {

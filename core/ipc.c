@@ -52,8 +52,7 @@ int ipc_recv(int sock, struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
   do
     r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   while (r < 0 && errno == EINTR);
-  if (r <= 0)
-    return (int)r;
+  if (r <= 0) return (int)r;
   int got[IPC_MAX_FDS], n = 0;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
@@ -68,7 +67,6 @@ int ipc_recv(int sock, struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
     return -1;
   }
   for (int i = 0, j = 0; i < IPC_MAX_FDS; i++)
-    if ((m->fdmask & (1u << i)) && j < n)
-      fds[i] = got[j++];
+    if ((m->fdmask & (1u << i)) && j < n) fds[i] = got[j++];
   return 1;
 }

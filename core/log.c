@@ -30,8 +30,7 @@ void log_set_process(const char *name) {
 
 int log_level_from_name(const char *name) {
   for (int i = 0; i < 4; i++)
-    if (!strcmp(name, names[i]))
-      return i;
+    if (!strcmp(name, names[i])) return i;
   return -1;
 }
 
@@ -54,8 +53,7 @@ static size_t json_escape(char *out, size_t cap, const char *s) {
 }
 
 void log_vmsg(int l, const char *fmt, va_list ap) {
-  if (l > level)
-    return;
+  if (l > level) return;
   char msg[2048], line[4608];
   vsnprintf(msg, sizeof msg, fmt, ap);
   struct timespec ts;
@@ -75,8 +73,7 @@ void log_vmsg(int l, const char *fmt, va_list ap) {
                  stamp, names[l], process, (int)getpid(), esc);
   } else {
     /* Under journald, "<N>" keeps the level and journald adds the time. */
-    if (syslog_prefix < 0)
-      syslog_prefix = getenv("JOURNAL_STREAM") != NULL;
+    if (syslog_prefix < 0) syslog_prefix = getenv("JOURNAL_STREAM") != NULL;
     if (syslog_prefix)
       n = snprintf(line, sizeof line, "<%d>%s[%d] %s: %s\n", 3 + l, process,
                    (int)getpid(), names[l], msg);
@@ -84,8 +81,7 @@ void log_vmsg(int l, const char *fmt, va_list ap) {
       n = snprintf(line, sizeof line, "%s %s[%d] %s: %s\n", stamp, process,
                    (int)getpid(), names[l], msg);
   }
-  if (n > (int)sizeof line - 1)
-    n = (int)sizeof line - 1;
+  if (n > (int)sizeof line - 1) n = (int)sizeof line - 1;
   ssize_t w = write(STDERR_FILENO, line, (size_t)n);
   (void)w;
 }

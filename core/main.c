@@ -70,24 +70,48 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
   int opt;
   while ((opt = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
     switch (opt) {
-    case 'c': c->config = optarg; break;
-    case 's': c->socket = optarg; break;
-    case 'C': c->check = optarg; break;
-    case 'L': c->list = 1; break;
-    case 'D': c->describe = optarg; break;
-    case 'P': c->plugin_dir = optarg; break;
-    case 'l': c->log_level = optarg; break;
-    case 'f': c->log_format = optarg; break;
-    case 'j': c->json = 1; break;
-    case 'V': printf("uffdkit %s (plugin ABI %d.%d)\n", UFFDKIT_VERSION,
-                     UFK_ABI_MAJOR, UFK_ABI_MINOR);
+    case 'c':
+      c->config = optarg;
+      break;
+    case 's':
+      c->socket = optarg;
+      break;
+    case 'C':
+      c->check = optarg;
+      break;
+    case 'L':
+      c->list = 1;
+      break;
+    case 'D':
+      c->describe = optarg;
+      break;
+    case 'P':
+      c->plugin_dir = optarg;
+      break;
+    case 'l':
+      c->log_level = optarg;
+      break;
+    case 'f':
+      c->log_format = optarg;
+      break;
+    case 'j':
+      c->json = 1;
+      break;
+    case 'V':
+      printf("uffdkit %s (plugin ABI %d.%d)\n", UFFDKIT_VERSION, UFK_ABI_MAJOR,
+             UFK_ABI_MINOR);
       exit(0);
-    case 'h': usage(stdout); exit(0);
-    default: usage(stderr); return -1;
+    case 'h':
+      usage(stdout);
+      exit(0);
+    default:
+      usage(stderr);
+      return -1;
     }
   }
   if (c->log_level && log_level_from_name(c->log_level) < 0) {
-    fprintf(stderr, "uffdkit: --log-level must be error, warn, info or debug\n");
+    fprintf(stderr,
+            "uffdkit: --log-level must be error, warn, info or debug\n");
     return -1;
   }
   if (c->log_format && strcmp(c->log_format, "text") &&
@@ -104,8 +128,8 @@ static int check_config(struct daemon_conf *conf, const char *dir) {
   socklen_t sl;
   char merr[512];
   if (conf->metrics_listen &&
-      metrics_parse_listen(conf->metrics_listen, &ss, &sl, merr,
-                           sizeof merr) < 0) {
+      metrics_parse_listen(conf->metrics_listen, &ss, &sl, merr, sizeof merr) <
+          0) {
     fprintf(stderr, "uffdkit: %s: metrics: %s\n", conf->file, merr);
     bad = 1;
   }
@@ -136,32 +160,25 @@ static int load_conf(const struct cli *c, int argc, char **argv,
     r = conf_from_cli(conf, c->socket, argv[optind], argv + optind + 1,
                       argc - optind - 1, err, sizeof err);
   } else {
-    r = conf_load_file(conf, c->config ? c->config : c->check, err,
-                       sizeof err);
+    r = conf_load_file(conf, c->config ? c->config : c->check, err, sizeof err);
   }
   if (r < 0) {
     fprintf(stderr, "uffdkit: %s\n", err);
     conf_free(conf);
     return -1;
   }
-  if (c->plugin_dir)
-    conf->plugin_dir = c->plugin_dir;
+  if (c->plugin_dir) conf->plugin_dir = c->plugin_dir;
   return 0;
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && !strcmp(argv[1], "--worker"))
-    return worker_main(argc, argv);
-  if (argc > 1 && !strcmp(argv[1], "ctl"))
-    return ctl_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "--worker")) return worker_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "ctl")) return ctl_main(argc, argv);
   struct cli c = {0};
-  if (parse_cli(argc, argv, &c) < 0)
-    return 2;
+  if (parse_cli(argc, argv, &c) < 0) return 2;
   const char *dir = c.plugin_dir ? c.plugin_dir : plugin_default_dir();
-  if (c.list)
-    return plugin_list(dir, c.json);
-  if (c.describe)
-    return plugin_describe(dir, c.describe);
+  if (c.list) return plugin_list(dir, c.json);
+  if (c.describe) return plugin_describe(dir, c.describe);
   if (!c.config && !c.socket && !c.check) {
     usage(stderr);
     return 2;
@@ -177,8 +194,7 @@ int main(int argc, char **argv) {
     const char *pid = getenv("UFFDKIT_FDS_PID");
     free(conf);
     conf = NULL;
-    if (c.check || !pid || atol(pid) != (long)getpid())
-      return 2;
+    if (c.check || !pid || atol(pid) != (long)getpid()) return 2;
     fprintf(stderr, "uffdkit: carrying on with the configuration handed "
                     "over\n");
   }
@@ -187,9 +203,9 @@ int main(int argc, char **argv) {
     free(conf);
     return r;
   }
-  log_set_level(c.log_level  ? log_level_from_name(c.log_level)
-                : conf        ? conf->log_level
-                              : LOG_INFO);
+  log_set_level(c.log_level ? log_level_from_name(c.log_level)
+                : conf      ? conf->log_level
+                            : LOG_INFO);
   log_set_json(!strcmp(c.log_format ? c.log_format
                        : conf       ? conf->log_format
                                     : "text",

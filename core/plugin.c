@@ -21,34 +21,29 @@ static struct plugin *loaded;
 
 const char *plugin_default_dir(void) {
   static char dir[PATH_MAX];
-  if (dir[0])
-    return dir;
+  if (dir[0]) return dir;
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n < 0)
-    return UFFDKIT_PLUGIN_SUBDIR;
+  if (n < 0) return UFFDKIT_PLUGIN_SUBDIR;
   exe[n] = 0;
   /* <prefix>/bin/uffdkit → <prefix>/<libdir>/uffdkit/plugins */
   snprintf(dir, sizeof dir, "%s/../%s", dirname(exe), UFFDKIT_PLUGIN_SUBDIR);
   char real[PATH_MAX];
-  if (realpath(dir, real))
-    snprintf(dir, sizeof dir, "%s", real);
+  if (realpath(dir, real)) snprintf(dir, sizeof dir, "%s", real);
   return dir;
 }
 
 static int valid_name(const char *s) {
-  if (!s || !*s || strlen(s) > 40)
-    return 0;
+  if (!s || !*s || strlen(s) > 40) return 0;
   for (; *s; s++)
-    if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) &&
-        *s != '-')
+    if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && *s != '-')
       return 0;
   return 1;
 }
 
 /* The checks nbdkit taught: version, size, required callbacks, name. */
-static int check_plugin(const char *path, const struct ufk_plugin *p,
-                        char *err, size_t errlen) {
+static int check_plugin(const char *path, const struct ufk_plugin *p, char *err,
+                        size_t errlen) {
   if (p->abi_major != UFK_ABI_MAJOR) {
     snprintf(err, errlen,
              "%s: plugin ABI major %u, this daemon speaks %u: rebuild the "
@@ -82,8 +77,7 @@ static int check_plugin(const char *path, const struct ufk_plugin *p,
     return -1;
   }
   if (p->thread_model > UFK_THREAD_PARALLEL) {
-    snprintf(err, errlen, "%s: unknown thread model %u", path,
-             p->thread_model);
+    snprintf(err, errlen, "%s: unknown thread model %u", path, p->thread_model);
     return -1;
   }
   return 0;
@@ -125,8 +119,7 @@ int plugin_open_file(const char *path, struct plugin *out, char *err,
 }
 
 void plugin_close_file(struct plugin *p) {
-  if (p->dl)
-    dlclose(p->dl);
+  if (p->dl) dlclose(p->dl);
   free(p->path);
   free(p->name);
   memset(p, 0, sizeof *p);
@@ -146,18 +139,16 @@ const struct plugin *plugin_get(const char *dir, const char *name,
   plugin_path(dir, name, path, sizeof path);
   struct plugin *p;
   for (p = loaded; p; p = p->next)
-    if (!strcmp(p->path, path))
-      break;
+    if (!strcmp(p->path, path)) break;
   if (!p) {
     struct plugin tmp;
     if (access(path, F_OK) < 0 && !strchr(name, '/')) {
       snprintf(err, errlen,
-               "no plugin '%s' in %s (uffdkit --list-plugins lists them)",
-               name, dir);
+               "no plugin '%s' in %s (uffdkit --list-plugins lists them)", name,
+               dir);
       return NULL;
     }
-    if (plugin_open_file(path, &tmp, err, errlen) < 0)
-      return NULL;
+    if (plugin_open_file(path, &tmp, err, errlen) < 0) return NULL;
     if (tmp.p.load && tmp.p.load(host_table()) < 0) {
       snprintf(err, errlen, "%s: load failed: %s", path, host_last_error());
       plugin_close_file(&tmp);
@@ -186,8 +177,7 @@ void plugin_unload_all(void) {
   while (loaded) {
     struct plugin *p = loaded;
     loaded = p->next;
-    if (p->p.unload)
-      p->p.unload();
+    if (p->p.unload) p->p.unload();
     plugin_close_file(p);
     free(p);
   }
@@ -211,8 +201,7 @@ int plugin_list(const char *dir, int json) {
   else
     printf("%-12s %-7s %-8s %s\n", "NAME", "KIND", "ABI", "DESCRIPTION");
   while ((e = readdir(d))) {
-    if (strncmp(e->d_name, "lib", 3) || !has_suffix(e->d_name, ".so"))
-      continue;
+    if (strncmp(e->d_name, "lib", 3) || !has_suffix(e->d_name, ".so")) continue;
     char path[PATH_MAX], err[1024];
     struct plugin p;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -231,16 +220,14 @@ int plugin_list(const char *dir, int json) {
     first = 0;
     plugin_close_file(&p);
   }
-  if (json)
-    printf("]\n");
+  if (json) printf("]\n");
   closedir(d);
   return rc;
 }
 
 static const char *type_name(uint32_t t) {
-  static const char *const n[] = {"?",        "string",   "int",
-                                  "bool",     "size",     "duration",
-                                  "string list", "group"};
+  static const char *const n[] = {"?",    "string",   "int",         "bool",
+                                  "size", "duration", "string list", "group"};
   return t < sizeof n / sizeof *n ? n[t] : "?";
 }
 
@@ -265,8 +252,7 @@ int plugin_describe(const char *dir, const char *name) {
   printf("callbacks:%s%s%s%s%s%s\n", u->map ? " map" : "",
          u->extents ? " extents" : "", u->prefetch ? " prefetch" : "",
          u->open ? " open" : "", u->caps ? " caps" : "", " read get_size");
-  if (u->description)
-    printf("description: %s\n", u->description);
+  if (u->description) printf("description: %s\n", u->description);
   printf("settings:\n");
   for (const struct ufk_param *k = u->params; k && k->key; k++)
     printf("  %-22s %-11s %s%s%s\n      %s\n", k->key, type_name(k->type),

@@ -33,8 +33,7 @@ struct pool {
 static void session_ref(struct session *s, int d) {
   pthread_mutex_lock(&s->ref_lock);
   s->refs += d;
-  if (!s->refs)
-    pthread_cond_broadcast(&s->ref_cond);
+  if (!s->refs) pthread_cond_broadcast(&s->ref_cond);
   pthread_mutex_unlock(&s->ref_lock);
 }
 
@@ -48,10 +47,8 @@ static void install(struct job *j, const void *src) {
                 ? session_install_zero(s, j->addr, j->len)
                 : session_install_copy(s, j->addr, src, j->len);
     pthread_rwlock_unlock(&s->rmlock);
-    if (r == 3)
-      session_source_failed(s, j->addr, j->off);
-    if (r != 1 || __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE))
-      return;
+    if (r == 3) session_source_failed(s, j->addr, j->off);
+    if (r != 1 || __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) return;
     nanosleep(&(struct timespec){0, 50000}, NULL);
   }
 }
@@ -76,14 +73,12 @@ static void run_job(struct job *j, void *buf) {
 static void *worker(void *arg) {
   struct pool *p = arg;
   void *buf = NULL;
-  if (posix_memalign(&buf, 4096, BUF_SIZE))
-    return NULL;
+  if (posix_memalign(&buf, 4096, BUF_SIZE)) return NULL;
   pthread_mutex_lock(&p->lock);
   for (;;) {
     while (!p->count && !p->stop)
       pthread_cond_wait(&p->cond, &p->lock);
-    if (!p->count)
-      break;
+    if (!p->count) break;
     struct job j = p->q[p->head];
     p->head = (p->head + 1) % QUEUE;
     p->count--;
@@ -113,8 +108,7 @@ struct pool *pool_new(const char *name, int threads) {
 }
 
 void pool_free(struct pool *p) {
-  if (!p)
-    return;
+  if (!p) return;
   pthread_mutex_lock(&p->lock);
   p->stop = 1;
   pthread_cond_broadcast(&p->cond);
@@ -125,8 +119,8 @@ void pool_free(struct pool *p) {
   free(p);
 }
 
-void pool_submit(struct pool *p, struct session *s, uint64_t addr,
-                 uint64_t off, uint64_t idx, uint64_t len) {
+void pool_submit(struct pool *p, struct session *s, uint64_t addr, uint64_t off,
+                 uint64_t idx, uint64_t len) {
   session_ref(s, 1);
   __atomic_add_fetch(&s->pool_jobs, 1, __ATOMIC_RELAXED);
   pthread_mutex_lock(&p->lock);

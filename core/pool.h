@@ -12,7 +12,7 @@ struct pool *pool_new(const char *name, int threads);
 void pool_free(struct pool *p);
 /* Queues the install of len bytes at guest address addr (source offset
  * off, first page index idx).  Takes a reference on s. */
-void pool_submit(struct pool *p, struct session *s, uint64_t addr,
-                 uint64_t off, uint64_t idx, uint64_t len);
+void pool_submit(struct pool *p, struct session *s, uint64_t addr, uint64_t off,
+                 uint64_t idx, uint64_t len);
 
 #endif

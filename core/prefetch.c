@@ -122,8 +122,7 @@ static int decode(const uint8_t *p, size_t len, struct wset *w, char *err,
       uint8_t b = p[at++];
       z |= (uint64_t)(b & 0x7f) << shift;
       shift += 7;
-      if (!(b & 0x80))
-        break;
+      if (!(b & 0x80)) break;
     }
     int64_t d = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
     prev += (uint64_t)d;
@@ -147,8 +146,7 @@ int wset_read(const char *path, struct wset *w, char *err, size_t errlen) {
   struct stat st;
   if (fd < 0 || fstat(fd, &st) < 0) {
     snprintf(err, errlen, "%s", strerror(errno));
-    if (fd >= 0)
-      close(fd);
+    if (fd >= 0) close(fd);
     return -1;
   }
   uint8_t *b = malloc((size_t)st.st_size + 1);
@@ -163,13 +161,14 @@ int wset_read(const char *path, struct wset *w, char *err, size_t errlen) {
     snprintf(err, errlen, "identity of %llu bytes does not fit",
              (unsigned long long)idlen);
   } else {
-    w->page_size = (uint32_t)(b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24);
+    w->page_size =
+        (uint32_t)(b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24);
     w->source_size = get_u64(b + 16);
     w->n = get_u64(b + 24);
     memcpy(w->identity, b + HEADER, idlen);
     size_t body = (size_t)got - HEADER - idlen;
-    if ((w->page_size != 4096 && w->page_size != (2u << 20)) ||
-        w->n > body || w->source_size / w->page_size < 1) {
+    if ((w->page_size != 4096 && w->page_size != (2u << 20)) || w->n > body ||
+        w->source_size / w->page_size < 1) {
       snprintf(err, errlen, "bad page size, count or source size");
     } else {
       w->pages = calloc(w->n + 1, sizeof *w->pages);
@@ -177,8 +176,7 @@ int wset_read(const char *path, struct wset *w, char *err, size_t errlen) {
     }
   }
   free(b);
-  if (r < 0)
-    wset_free(w);
+  if (r < 0) wset_free(w);
   return r;
 }
 
@@ -237,8 +235,7 @@ static int copy_dontwake(struct session *s, int ri, uint64_t addr,
       *done = r == 0 ? k : 0;
       return r < 0 ? -1 : 0; /* 3, unreadable: a fault applies the policy */
     }
-    if (__atomic_load_n(&s->ending, __ATOMIC_ACQUIRE))
-      return -1;
+    if (__atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) return -1;
     nanosleep(&(struct timespec){0, 50000}, NULL);
   }
   return 0;
@@ -261,8 +258,7 @@ static int install_run(struct prefetch *p, void *buf, int ri, uint64_t addr,
                 (unsigned long long)len, host_last_error());
       return 0; /* a fault will ask again, with the failure policy */
     }
-    if (!src)
-      src = buf;
+    if (!src) src = buf;
   }
   /* Between reading and installing, the range may have been removed or
    * installed: copy_dontwake checks again, under the lock. */
@@ -304,13 +300,11 @@ static void *replay(void *arg) {
   uint64_t lo = UINT64_MAX, hi = 0;
   int runs = 0;
   for (size_t i = 0; i < p->ws.n && !stopping(s); i++) {
-    if ((int)(i / REPLAY_CHUNK % REPLAY_THREADS) != sh->part)
-      continue;
+    if ((int)(i / REPLAY_CHUNK % REPLAY_THREADS) != sh->part) continue;
     int ri;
     uint64_t off = p->ws.pages[i] * s->ps;
     uint64_t addr = guest_addr(s, off, &ri);
-    if (!addr || busy(s, idx_of(s, ri, addr)))
-      continue;
+    if (!addr || busy(s, idx_of(s, ri, addr))) continue;
     const struct ufk_region *r = &s->regions[ri];
     uint64_t pg = p->ws.pages[i];
     uint64_t n = 1, last_ws = 0, idx = idx_of(s, ri, addr);
@@ -320,13 +314,11 @@ static void *replay(void *arg) {
      * pages costs less than another ioctl each. */
     while (n < max_pages && n < left && pg + n < nsrc &&
            n - last_ws <= GAP_PAGES && !busy(s, idx + n)) {
-      if (in[(pg + n) / 64] >> ((pg + n) % 64) & 1)
-        last_ws = n;
+      if (in[(pg + n) / 64] >> ((pg + n) % 64) & 1) last_ws = n;
       n++;
     }
     n = last_ws + 1;
-    if (install_run(p, sh->buf, ri, addr, off, n << s->ps_shift) < 0)
-      break;
+    if (install_run(p, sh->buf, ri, addr, off, n << s->ps_shift) < 0) break;
     lo = addr < lo ? addr : lo;
     hi = addr + (n << s->ps_shift) > hi ? addr + (n << s->ps_shift) : hi;
     if (++runs % 64 == 0) {
@@ -349,7 +341,8 @@ static void replay_all(struct prefetch *p) {
   pthread_t th[REPLAY_THREADS];
   int started[REPLAY_THREADS] = {0};
   for (int t = 0; t < REPLAY_THREADS; t++) {
-    sh[t] = (struct share){.p = p, .in = in, .part = t, .buf = t ? NULL : p->buf};
+    sh[t] =
+        (struct share){.p = p, .in = in, .part = t, .buf = t ? NULL : p->buf};
     if (t && posix_memalign(&sh[t].buf, 4096, MAX_RUN_BYTES) != 0)
       sh[t].buf = NULL;
     if (t && sh[t].buf)
@@ -408,8 +401,7 @@ static void *prefetch_main(void *arg) {
   /* Replay races the guest to its pages: normal priority.  Background
    * fill only uses what nobody else wants. */
   setpriority(PRIO_PROCESS, (id_t)gettid(), p->ws.n ? 0 : 19);
-  if (p->ws.n)
-    replay_all(p);
+  if (p->ws.n) replay_all(p);
   if (p->fill) {
     setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
     fill(p);
@@ -448,8 +440,7 @@ static int load_for_replay(struct prefetch *p) {
 
 struct prefetch *prefetch_start(struct session *s) {
   const struct listener_conf *c = s->wl->conf;
-  if (c->prefetch_mode == PREFETCH_OFF && !c->background_fill)
-    return NULL;
+  if (c->prefetch_mode == PREFETCH_OFF && !c->background_fill) return NULL;
   struct prefetch *p = calloc(1, sizeof *p);
   p->s = s;
   p->conf = c;
@@ -502,8 +493,7 @@ static void write_recording(struct prefetch *p) {
 }
 
 int prefetch_touch(struct prefetch *p, uint64_t off) {
-  if (!p || !p->recording)
-    return 0;
+  if (!p || !p->recording) return 0;
   if (p->record_until && mono_ns() >= p->record_until) {
     p->recording = 0;
     write_recording(p);
@@ -522,12 +512,9 @@ int prefetch_recording(const struct prefetch *p) {
 }
 
 void prefetch_stop(struct prefetch *p) {
-  if (!p)
-    return;
-  if (p->has_thread)
-    pthread_join(p->thread, NULL);
-  if (p->recording && p->nrec)
-    write_recording(p);
+  if (!p) return;
+  if (p->has_thread) pthread_join(p->thread, NULL);
+  if (p->recording && p->nrec) write_recording(p);
   free(p->rec);
   free(p->buf);
   wset_free(&p->ws);

@@ -26,8 +26,8 @@ struct session {
   int conn, uffd, pidfd, shmfd, stopfd;
   struct session_shm *shm;
   size_t shm_len;
-  uint64_t *present; /* bit per page: installed */
-  uint64_t *removed; /* bit per page: discarded, must read as zeros */
+  uint64_t *present;  /* bit per page: installed */
+  uint64_t *removed;  /* bit per page: discarded, must read as zeros */
   uint64_t *inflight; /* bit per page: queued to the pool */
   int pool_jobs;      /* queued or running in the pool (atomic) */
   struct ufk_session_info info;
@@ -49,8 +49,8 @@ struct session {
   uint64_t stale[STALE_RING]; /* pages lately woken as stale faults */
   unsigned stale_next;
   uint64_t last_fault; /* page of the last fault served inline */
-  uint64_t demand_ns;       /* when the fault loop last served a fault */
-  struct prefetch *pf;      /* working set and background fill, or NULL */
+  uint64_t demand_ns;  /* when the fault loop last served a fault */
+  struct prefetch *pf; /* working set and background fill, or NULL */
   uint64_t defer[2 * SHM_EVBUF];
   int ndefer;
   /* pool jobs hold references; the loop waits for them before freeing */
@@ -90,7 +90,7 @@ static inline int bit_test(const uint64_t *b, uint64_t i) {
 void bits_set(uint64_t *b, uint64_t first, uint64_t n);
 void bits_clear(uint64_t *b, uint64_t first, uint64_t n);
 
-#define COUNT(s, field, n)                                                    \
+#define COUNT(s, field, n)                                                     \
   __atomic_fetch_add(&(s)->shm->counters.field, (n), __ATOMIC_RELAXED)
 
 #endif

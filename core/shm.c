@@ -19,8 +19,7 @@ size_t session_shm_size(uint64_t npages) {
 /* memfd of len bytes, mapped shared; the fd or -1 with errno set. */
 static int shared_memfd(const char *name, size_t len, void **out) {
   int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   if (ftruncate(fd, (off_t)len) < 0 ||
       fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
     int e = errno;
@@ -39,13 +38,11 @@ static int shared_memfd(const char *name, size_t len, void **out) {
   return fd;
 }
 
-int session_shm_create(uint64_t npages, struct session_shm **out,
-                       size_t *len) {
+int session_shm_create(uint64_t npages, struct session_shm **out, size_t *len) {
   size_t l = session_shm_size(npages);
   void *p;
   int fd = shared_memfd("uffdkit-session", l, &p);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   struct session_shm *s = p;
   s->magic = SESSION_SHM_MAGIC;
   s->npages = npages;
@@ -60,10 +57,9 @@ struct session_shm *session_shm_map(int fd, size_t *len) {
   struct stat st;
   if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(struct session_shm))
     return NULL;
-  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-                 MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED)
-    return NULL;
+  void *p =
+      mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return NULL;
   struct session_shm *s = p;
   if (s->magic != SESSION_SHM_MAGIC ||
       session_shm_size(s->npages) != (size_t)st.st_size) {
@@ -79,8 +75,7 @@ int listener_stats_create(struct listener_stats **out) {
   void *p;
   int fd = shared_memfd("uffdkit-listener",
                         ALIGN_UP(sizeof(struct listener_stats), 4096), &p);
-  if (fd >= 0)
-    *out = p;
+  if (fd >= 0) *out = p;
   return fd;
 }
 

@@ -15,7 +15,7 @@
 #include "config.h"
 
 #define SESSION_SHM_MAGIC 0x75666b5353484d31ull /* "ufkSSHM1" */
-#define SHM_EVBUF 256 /* uffd messages read per wake-up */
+#define SHM_EVBUF 256  /* uffd messages read per wake-up */
 #define LAT_BUCKETS 16 /* fault service time: < 2^(i+2) us, last: rest */
 
 struct shm_region {
@@ -27,13 +27,13 @@ struct shm_region {
 
 /* Counters of one session, written by the worker with relaxed atomics. */
 struct session_counters {
-  uint64_t faults;        /* fault messages read */
-  uint64_t pages_copied;  /* pages installed from the source */
-  uint64_t zero_pages;    /* pages installed as zeros */
+  uint64_t faults;       /* fault messages read */
+  uint64_t pages_copied; /* pages installed from the source */
+  uint64_t zero_pages;   /* pages installed as zeros */
   uint64_t bytes_copied;
-  uint64_t removes;       /* REMOVE events */
+  uint64_t removes; /* REMOVE events */
   uint64_t removed_pages;
-  uint64_t stale_faults;  /* faults on pages already installed */
+  uint64_t stale_faults; /* faults on pages already installed */
   uint64_t eagain;
   uint64_t source_errors;
   uint64_t prefetched_pages;
@@ -67,8 +67,7 @@ struct session_shm {
 /* Bytes of the memfd for a session of npages pages. */
 size_t session_shm_size(uint64_t npages);
 /* Creates and maps the memfd; returns the fd or -1. */
-int session_shm_create(uint64_t npages, struct session_shm **out,
-                       size_t *len);
+int session_shm_create(uint64_t npages, struct session_shm **out, size_t *len);
 /* Maps an existing one, checking its magic and size; NULL on error. */
 struct session_shm *session_shm_map(int fd, size_t *len);
 

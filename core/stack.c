@@ -47,18 +47,15 @@ static int enter(struct level *l, uint32_t flags) {
       pthread_mutex_lock(&l->lock);
       return 0;
     }
-    if (pthread_mutex_trylock(&l->lock) == 0)
-      return 0;
+    if (pthread_mutex_trylock(&l->lock) == 0) return 0;
   } else if (l->caps.max_concurrency) {
     pthread_mutex_lock(&l->lock);
-    while (l->inflight >= l->caps.max_concurrency &&
-           !(flags & UFK_READ_NOWAIT))
+    while (l->inflight >= l->caps.max_concurrency && !(flags & UFK_READ_NOWAIT))
       pthread_cond_wait(&l->cond, &l->lock);
     int ok = l->inflight < l->caps.max_concurrency;
     l->inflight += ok;
     pthread_mutex_unlock(&l->lock);
-    if (ok)
-      return 0;
+    if (ok) return 0;
   } else {
     return 0;
   }
@@ -94,13 +91,11 @@ static int out_of_range(struct level *l, uint64_t len, uint64_t off) {
 static int n_read(void *h, void *buf, uint64_t len, uint64_t off,
                   uint32_t flags) {
   struct level *l = h;
-  if (out_of_range(l, len, off))
-    return -1;
+  if (out_of_range(l, len, off)) return -1;
   uint64_t max = l->caps.max_io ? l->caps.max_io : len;
   while (len) {
     uint64_t n = len < max ? len : max;
-    if (enter(l, flags) < 0)
-      return -1;
+    if (enter(l, flags) < 0) return -1;
     int r = l->plugin->p.read(l->inst, buf, n, off, flags);
     leave(l);
     if (r < 0) {
@@ -118,8 +113,7 @@ static const void *n_map(void *h, uint64_t off, uint64_t len) {
   struct level *l = h;
   if (!l->plugin->p.map || off + len > (uint64_t)l->size || off + len < off)
     return NULL;
-  if (enter(l, 0) < 0)
-    return NULL;
+  if (enter(l, 0) < 0) return NULL;
   const void *p = l->plugin->p.map(l->inst, off, len);
   leave(l);
   return p;
@@ -133,8 +127,7 @@ static int n_extents(void *h, uint64_t off, uint64_t len, ufk_extent_fn fn,
                         pconf_instance(l->cfg));
     return -1;
   }
-  if (out_of_range(l, len, off) || enter(l, 0) < 0)
-    return -1;
+  if (out_of_range(l, len, off) || enter(l, 0) < 0) return -1;
   int r = l->plugin->p.extents(l->inst, off, len, fn, opaque);
   leave(l);
   return r;
@@ -142,10 +135,8 @@ static int n_extents(void *h, uint64_t off, uint64_t len, ufk_extent_fn fn,
 
 static int n_prefetch(void *h, uint64_t off, uint64_t len) {
   struct level *l = h;
-  if (!l->plugin->p.prefetch)
-    return 0;
-  if (out_of_range(l, len, off) || enter(l, UFK_READ_PREFETCH) < 0)
-    return -1;
+  if (!l->plugin->p.prefetch) return 0;
+  if (out_of_range(l, len, off) || enter(l, UFK_READ_PREFETCH) < 0) return -1;
   int r = l->plugin->p.prefetch(l->inst, off, len);
   leave(l);
   return r;
@@ -243,10 +234,9 @@ static int level_start(struct level *l, char *err, size_t errlen) {
  * the first listed ending on top (nearest the core). */
 static int build_levels(struct stack *s, const struct daemon_conf *conf,
                         const config_setting_t *src,
-                        const config_setting_t *layers,
-                        const char *plugin_dir, const char *const *vars,
-                        struct listener_stats *stats, char *err,
-                        size_t errlen) {
+                        const config_setting_t *layers, const char *plugin_dir,
+                        const char *const *vars, struct listener_stats *stats,
+                        char *err, size_t errlen) {
   if (level_create(s, conf, src, 0, plugin_dir, vars, stats, err, errlen) < 0)
     return -1;
   int nl = layers ? config_setting_length(layers) : 0;
@@ -260,8 +250,7 @@ static int build_levels(struct stack *s, const struct daemon_conf *conf,
 
 static int mark_zero(void *opaque, uint64_t off, uint64_t len, uint32_t kind) {
   struct stack *s = opaque;
-  if (kind != UFK_EXTENT_ZERO)
-    return 0;
+  if (kind != UFK_EXTENT_ZERO) return 0;
   /* Only whole 4 KiB units inside the extent count. */
   uint64_t first = (off + ZERO_GRAIN - 1) / ZERO_GRAIN;
   uint64_t end = (off + len) / ZERO_GRAIN;
@@ -285,16 +274,14 @@ static void load_zero_map(struct stack *s) {
 
 static int start_levels(struct stack *s, char *err, size_t errlen) {
   for (int i = 0; i < s->n; i++)
-    if (level_start(&s->levels[i], err, errlen) < 0)
-      return -1;
+    if (level_start(&s->levels[i], err, errlen) < 0) return -1;
   load_zero_map(s);
   char *d = s->describe;
   size_t left = sizeof s->describe;
   for (int i = 0; i < s->n; i++) {
-    int w = snprintf(d, left, "%s%s", i ? "+" : "",
-                     s->levels[i].plugin->p.name);
-    if (w < 0 || (size_t)w >= left)
-      break;
+    int w =
+        snprintf(d, left, "%s%s", i ? "+" : "", s->levels[i].plugin->p.name);
+    if (w < 0 || (size_t)w >= left) break;
     d += w;
     left -= (size_t)w;
   }
@@ -302,12 +289,10 @@ static int start_levels(struct stack *s, char *err, size_t errlen) {
 }
 
 void stack_destroy(struct stack *s) {
-  if (!s)
-    return;
+  if (!s) return;
   for (int i = s->n - 1; i >= 0; i--) {
     struct level *l = &s->levels[i];
-    if (l->inst && l->plugin->p.destroy)
-      l->plugin->p.destroy(l->inst);
+    if (l->inst && l->plugin->p.destroy) l->plugin->p.destroy(l->inst);
     pconf_free(l->cfg);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->cond);
@@ -322,8 +307,7 @@ static int misplaced_layers(const struct daemon_conf *conf,
                             const struct listener_conf *l, char *err,
                             size_t errlen) {
   const config_setting_t *in = config_setting_get_member(l->source, "layers");
-  if (!in)
-    return 0;
+  if (!in) return 0;
   char w[512];
   snprintf(err, errlen,
            "%s: listener '%s': 'layers' goes in the listener, beside "
@@ -333,14 +317,14 @@ static int misplaced_layers(const struct daemon_conf *conf,
 }
 
 struct stack *stack_build(const struct daemon_conf *conf,
-                          const struct listener_conf *l,
-                          const char *plugin_dir, struct listener_stats *stats,
-                          char *err, size_t errlen) {
+                          const struct listener_conf *l, const char *plugin_dir,
+                          struct listener_stats *stats, char *err,
+                          size_t errlen) {
   struct stack *s = calloc(1, sizeof *s);
   snprintf(s->name, sizeof s->name, "%s", l->name);
   if (misplaced_layers(conf, l, err, errlen) ||
-      build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, stats,
-                   err, errlen) < 0 ||
+      build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, stats, err,
+                   errlen) < 0 ||
       start_levels(s, err, errlen) < 0) {
     stack_destroy(s);
     return NULL;
@@ -384,8 +368,7 @@ struct ufk_next *stack_open_nested(const struct ufk_config *parent,
 }
 
 void stack_close_nested(struct ufk_next *n) {
-  if (n)
-    stack_destroy(((struct level *)n->handle)->stack);
+  if (n) stack_destroy(((struct level *)n->handle)->stack);
 }
 
 int64_t stack_size(const struct stack *s) {
@@ -422,14 +405,11 @@ int stack_prefetch(struct stack *s, uint64_t off, uint64_t len) {
 }
 
 int stack_is_zero(const struct stack *s, uint64_t off, uint64_t len) {
-  if (!s->zero)
-    return 0;
+  if (!s->zero) return 0;
   uint64_t i = off / ZERO_GRAIN, end = (off + len) / ZERO_GRAIN;
-  if (end > s->zero_bits)
-    return 0;
+  if (end > s->zero_bits) return 0;
   for (; i < end; i++)
-    if (!(s->zero[i / 64] & (1ull << (i % 64))))
-      return 0;
+    if (!(s->zero[i / 64] & (1ull << (i % 64)))) return 0;
   return 1;
 }
 
@@ -457,7 +437,8 @@ void stack_close_session(struct stack *s, const struct ufk_session_info *info) {
 
 void stack_identity(const struct stack *s, char *buf, size_t len) {
   const struct level *src = &s->levels[0];
-  if (src->plugin->p.identity && src->plugin->p.identity(src->inst, buf, len) == 0)
+  if (src->plugin->p.identity &&
+      src->plugin->p.identity(src->inst, buf, len) == 0)
     return;
   snprintf(buf, len, "%s:%lld", src->plugin->p.name, (long long)src->size);
 }

@@ -14,9 +14,9 @@ struct stack;
 
 /* Creates and starts the listener's stack.  NULL with err set. */
 struct stack *stack_build(const struct daemon_conf *conf,
-                          const struct listener_conf *l,
-                          const char *plugin_dir, struct listener_stats *stats,
-                          char *err, size_t errlen);
+                          const struct listener_conf *l, const char *plugin_dir,
+                          struct listener_stats *stats, char *err,
+                          size_t errlen);
 /* Validates settings only (create, no start), for --check-config. */
 int stack_check(const struct daemon_conf *conf, const struct listener_conf *l,
                 const char *plugin_dir, char *err, size_t errlen);

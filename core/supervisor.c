@@ -105,8 +105,8 @@ struct sv {
   char exe[PATH_MAX];
   int stopping;
   int failed;
-  int upgrade;        /* SIGUSR2 seen: re-execute once no handshake is open */
-  int upgrade_logged; /* the wait for handshakes was logged */
+  int upgrade;          /* SIGUSR2 seen: re-execute once no handshake is open */
+  int upgrade_logged;   /* the wait for handshakes was logged */
   uint64_t watchdog_ns; /* 0: no watchdog */
   uint64_t watchdog_at;
   enum kind control_kind;
@@ -127,8 +127,7 @@ static void ep_add(struct sv *v, int fd, uint32_t ev, void *ptr) {
 }
 
 static void close_if(int fd) {
-  if (fd >= 0)
-    close(fd);
+  if (fd >= 0) close(fd);
 }
 
 /* ---- listening sockets ---- */
@@ -137,8 +136,7 @@ static void close_if(int fd) {
  * on it; anything that is not a socket is never removed. */
 static int clear_stale(const char *path) {
   struct stat st;
-  if (lstat(path, &st) < 0)
-    return errno == ENOENT ? 0 : -1;
+  if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : -1;
   if (!S_ISSOCK(st.st_mode)) {
     log_error("%s exists and is not a socket; not touching it", path);
     return -1;
@@ -190,8 +188,7 @@ static int resolve_owner(const struct listener_conf *c, uid_t *uid,
 static int apply_access(const struct listener_conf *c) {
   uid_t uid;
   gid_t gid;
-  if (resolve_owner(c, &uid, &gid) < 0)
-    return -1;
+  if (resolve_owner(c, &uid, &gid) < 0) return -1;
   if (chmod(c->socket, c->socket_mode) < 0 ||
       ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
        chown(c->socket, uid, gid) < 0)) {
@@ -232,14 +229,12 @@ static const char *session_fdname(uint64_t id, int i, char *buf, size_t len) {
 
 static void close_listener(struct sv *v, struct sv_listener *l) {
   char n[96];
-  if (l->fd < 0)
-    return;
+  if (l->fd < 0) return;
   notify_fdstore_remove(fdname('L', l->name, n, sizeof n));
   ep_del(v, l->fd);
   close(l->fd);
   l->fd = -1;
-  if (l->bound_path)
-    unlink(l->bound_path);
+  if (l->bound_path) unlink(l->bound_path);
   free(l->bound_path);
   l->bound_path = NULL;
 }
@@ -248,8 +243,7 @@ static int open_listener(struct sv *v, struct sv_listener *l) {
   const struct listener_conf *c = l->conf;
   uid_t uid;
   gid_t gid;
-  if (resolve_owner(c, &uid, &gid) < 0 || clear_stale(c->socket) < 0)
-    return -1;
+  if (resolve_owner(c, &uid, &gid) < 0 || clear_stale(c->socket) < 0) return -1;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   snprintf(a.sun_path, sizeof a.sun_path, "%s", c->socket);
@@ -272,15 +266,13 @@ static int open_listener(struct sv *v, struct sv_listener *l) {
   ep_add(v, fd, EPOLLIN, l);
   char n[96];
   store_fd(&fd, 1, fdname('L', l->name, n, sizeof n));
-  log_info("listener %s on %s (mode %04o)", c->name, c->socket,
-           c->socket_mode);
+  log_info("listener %s on %s (mode %04o)", c->name, c->socket, c->socket_mode);
   return 0;
 }
 
 static struct sv_listener *find_listener(struct sv *v, const char *name) {
   for (struct sv_listener *l = v->ls; l; l = l->next)
-    if (!strcmp(l->name, name))
-      return l;
+    if (!strcmp(l->name, name)) return l;
   return NULL;
 }
 
@@ -289,8 +281,7 @@ static struct sv_listener *find_listener(struct sv *v, const char *name) {
 static struct sv_listener *listener_record(struct sv *v, const char *name,
                                            int stats_fd) {
   struct sv_listener *l = find_listener(v, name);
-  if (l)
-    return l;
+  if (l) return l;
   l = calloc(1, sizeof *l);
   l->kind = K_LISTENER;
   l->fd = -1;
@@ -329,17 +320,14 @@ static struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
   struct gen *g = calloc(1, sizeof *g);
   g->kind = K_WORKER;
   g->id = id ? id : ++v->next_gen;
-  if (g->id > v->next_gen)
-    v->next_gen = g->id;
+  if (g->id > v->next_gen) v->next_gen = g->id;
   g->conf = conf;
   g->ipc = -1;
   g->config_fd = config_fd;
   size_t len = strlen(conf->text);
-  if (config_fd < 0)
-    g->config_fd = memfd_create("uffdkit-config", MFD_CLOEXEC);
+  if (config_fd < 0) g->config_fd = memfd_create("uffdkit-config", MFD_CLOEXEC);
   if (g->config_fd < 0 ||
-      (config_fd < 0 &&
-       write(g->config_fd, conf->text, len) != (ssize_t)len)) {
+      (config_fd < 0 && write(g->config_fd, conf->text, len) != (ssize_t)len)) {
     log_error("cannot hold the configuration: %s", strerror(errno));
     close_if(g->config_fd);
     free(g);
@@ -380,15 +368,13 @@ static void free_gen(struct sv *v, struct gen *g) {
 
 static struct gen *gen_by_id(struct sv *v, uint32_t id) {
   for (struct gen *g = v->gens; g; g = g->next)
-    if ((uint32_t)g->id == id)
-      return g;
+    if ((uint32_t)g->id == id) return g;
   return NULL;
 }
 
 static struct gen *gen_by_pid(struct sv *v, pid_t pid) {
   for (struct gen *g = v->gens; g; g = g->next)
-    if (g->pid == pid)
-      return g;
+    if (g->pid == pid) return g;
   return NULL;
 }
 
@@ -408,9 +394,8 @@ static void exec_worker(struct sv *v, struct gen *g, int ipc_fd) {
   char a_ipc[16], a_cfd[16];
   snprintf(a_ipc, sizeof a_ipc, "%d", ipc);
   snprintf(a_cfd, sizeof a_cfd, "%d", cfd);
-  char *argv[16] = {"uffdkit",       "--worker", "--ipc-fd",
-                    a_ipc,           "--config-fd", a_cfd,
-                    "--config-name", g->conf->file};
+  char *argv[16] = {"uffdkit",     "--worker", "--ipc-fd",      a_ipc,
+                    "--config-fd", a_cfd,      "--config-name", g->conf->file};
   int n = 8;
   if (v->opts->log_level) {
     argv[n++] = "--log-level";
@@ -437,8 +422,7 @@ static void spawn_worker(struct sv *v, struct gen *g) {
     return;
   }
   pid_t pid = fork();
-  if (pid == 0)
-    exec_worker(v, g, sp[1]);
+  if (pid == 0) exec_worker(v, g, sp[1]);
   close(sp[1]);
   if (pid < 0) {
     log_error("fork: %s", strerror(errno));
@@ -460,8 +444,7 @@ static void spawn_worker(struct sv *v, struct gen *g) {
 }
 
 static void stop_worker(struct gen *g) {
-  if (!g->pid)
-    return;
+  if (!g->pid) return;
   kill(g->pid, SIGTERM);
   for (int i = 0; i < 100; i++) {
     pid_t r = waitpid(g->pid, NULL, WNOHANG);
@@ -479,8 +462,7 @@ static void stop_worker(struct gen *g) {
 
 /* A generation nobody needs any more: its worker is told to stop. */
 static void maybe_retire(struct sv *v, struct gen *g) {
-  if (g == v->current || g == v->loading || g->sessions)
-    return;
+  if (g == v->current || g == v->loading || g->sessions) return;
   if (g->pid) {
     log_info("configuration generation %d has no sessions left; stopping "
              "worker %d",
@@ -506,8 +488,7 @@ static int activate(struct sv *v, struct gen *g) {
       continue;
     }
     int moved = l->fd >= 0 && strcmp(l->bound_path, c->socket);
-    if (moved)
-      close_listener(v, l);
+    if (moved) close_listener(v, l);
     l->conf = c;
     l->gen = g;
     if (l->fd >= 0)
@@ -542,8 +523,7 @@ static void worker_ready(struct sv *v, struct gen *g) {
     log_info("worker %d ready; handed back %d live sessions", g->pid, n);
   else
     log_info("worker %d ready", g->pid);
-  if (g == v->current && !g->ever_ready)
-    notify_ready();
+  if (g == v->current && !g->ever_ready) notify_ready();
   g->ever_ready = 1;
   notify_status("serving: generation %d, %d live sessions", v->current->id,
                 v->current->sessions);
@@ -563,8 +543,7 @@ static void add_counters(struct session_counters *to,
 static void end_session(struct sv *v, uint64_t id, int reason) {
   for (struct sv_session **pp = &v->sessions; *pp; pp = &(*pp)->next) {
     struct sv_session *s = *pp;
-    if (s->id != id)
-      continue;
+    if (s->id != id) continue;
     *pp = s->next;
     add_counters(&s->l->stats->ended, &s->shm->counters);
     __atomic_fetch_sub(&s->l->stats->sessions_live, 1, __ATOMIC_RELAXED);
@@ -582,8 +561,7 @@ static void end_session(struct sv *v, uint64_t id, int reason) {
     }
     struct gen *g = s->gen;
     free(s);
-    if (!v->stopping)
-      maybe_retire(v, g);
+    if (!v->stopping) maybe_retire(v, g);
     return;
   }
 }
@@ -594,8 +572,7 @@ static int fill_shm(struct sv *v, struct pending *p, const struct handshake *h,
   for (uint32_t i = 0; i < h->nregions; i++)
     npages += h->regions[i].size / h->page_size;
   int fd = session_shm_create(npages, out, len);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   struct session_shm *m = *out;
   m->id = ++v->next_id;
   snprintf(m->listener, sizeof m->listener, "%s", p->l->name);
@@ -635,8 +612,8 @@ static void free_pending(struct sv *v, struct pending *p, int close_conn) {
 }
 
 static void reject(struct sv *v, struct pending *p, const char *why) {
-  log_warn("listener %s: closing connection from pid %d uid %d: %s",
-           p->l->name, p->cred.pid, p->cred.uid, why);
+  log_warn("listener %s: closing connection from pid %d uid %d: %s", p->l->name,
+           p->cred.pid, p->cred.uid, why);
   __atomic_fetch_add(&p->l->stats->handshake_errors, 1, __ATOMIC_RELAXED);
   close_if(p->uffd);
   close_if(p->pidfd);
@@ -645,14 +622,13 @@ static void reject(struct sv *v, struct pending *p, const char *why) {
 
 /* Adds a session whose fds and shared state are ready. */
 static struct sv_session *add_session(struct sv *v, struct sv_listener *l,
-                                      const int fds[4],
-                                      struct session_shm *shm, size_t len) {
+                                      const int fds[4], struct session_shm *shm,
+                                      size_t len) {
   struct sv_session *s = calloc(1, sizeof *s);
   s->id = shm->id;
   s->l = l;
   s->gen = gen_by_id(v, shm->gen);
-  if (!s->gen)
-    s->gen = l->gen;
+  if (!s->gen) s->gen = l->gen;
   shm->gen = (uint32_t)s->gen->id;
   memcpy(s->fds, fds, sizeof s->fds);
   s->shm = shm;
@@ -667,8 +643,7 @@ static struct sv_session *add_session(struct sv *v, struct sv_listener *l,
     if (fds[i] >= 0)
       store_fd(&fds[i], 1, session_fdname(s->id, i, n, sizeof n));
   }
-  if (s->gen->ready)
-    send_session(s);
+  if (s->gen->ready) send_session(s);
   return s;
 }
 
@@ -697,8 +672,7 @@ static int is_uffd(int fd) {
   char path[64], target[64];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
   ssize_t n = readlink(path, target, sizeof target - 1);
-  if (n < 0)
-    return 0;
+  if (n < 0) return 0;
   target[n] = 0;
   return !strcmp(target, "anon_inode:[userfaultfd]");
 }
@@ -706,8 +680,7 @@ static int is_uffd(int fd) {
 /* Keeps the first descriptor received, closes every other. */
 static void take_fds(struct pending *p, struct msghdr *mh) {
   for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-      continue;
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
     for (int i = 0; i < n; i++) {
       int fd;
@@ -743,8 +716,8 @@ static int judge(struct sv *v, struct pending *p, ssize_t r, size_t max) {
              p->len);
     reject(v, p, err);
   } else if (p->len == max) {
-    snprintf(err, sizeof err,
-             "handshake longer than max_handshake_bytes (%zu)", max);
+    snprintf(err, sizeof err, "handshake longer than max_handshake_bytes (%zu)",
+             max);
     reject(v, p, err);
   } else {
     return 0;
@@ -765,10 +738,8 @@ static void on_pending(struct sv *v, struct pending *p) {
                         .msg_control = cm.b,
                         .msg_controllen = sizeof cm.b};
     ssize_t r = recvmsg(p->conn, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (r < 0 && (errno == EAGAIN || errno == EINTR))
-      return;
-    if (r > 0 || mh.msg_controllen)
-      take_fds(p, &mh);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (r > 0 || mh.msg_controllen) take_fds(p, &mh);
     if (r < 0) {
       char why[128];
       snprintf(why, sizeof why, "receive failed: %s", strerror(errno));
@@ -776,8 +747,7 @@ static void on_pending(struct sv *v, struct pending *p) {
       return;
     }
     p->len += (size_t)r;
-    if (judge(v, p, r, max))
-      return;
+    if (judge(v, p, r, max)) return;
   }
 }
 
@@ -802,8 +772,7 @@ static int peer_pidfd(int conn, pid_t pid) {
   socklen_t len = sizeof fd;
   if (getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0 && fd >= 0)
     return fd;
-  if (errno == ESRCH)
-    return -1;
+  if (errno == ESRCH) return -1;
   if (pid <= 0) {
     errno = 0;
     return -1;
@@ -827,8 +796,8 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
                           ? "max_sessions reached"
                           : NULL;
     if (why) {
-      log_warn("listener %s: refused pid %d uid %d gid %d: %s", l->name,
-               cr.pid, cr.uid, cr.gid, why);
+      log_warn("listener %s: refused pid %d uid %d gid %d: %s", l->name, cr.pid,
+               cr.uid, cr.gid, why);
       __atomic_fetch_add(&l->stats->refused_peers, 1, __ATOMIC_RELAXED);
       close(conn);
       continue;
@@ -889,8 +858,7 @@ static void schedule_restart(struct sv *v, struct gen *g, int status) {
   g->restart_delay = lived > 10000000000ull || !g->restart_delay
                          ? g->conf->worker_restart_delay_ns
                          : g->restart_delay * 2;
-  if (g->restart_delay > 5000000000ull)
-    g->restart_delay = 5000000000ull;
+  if (g->restart_delay > 5000000000ull) g->restart_delay = 5000000000ull;
   g->restart_at = now_ns() + g->restart_delay;
   for (struct sv_listener *l = v->ls; l; l = l->next)
     if (l->gen == g)
@@ -908,8 +876,7 @@ static void worker_exited(struct sv *v, struct gen *g, int status) {
   close(g->ipc);
   g->ipc = -1;
   g->ready = 0;
-  if (v->stopping)
-    return;
+  if (v->stopping) return;
   if (!g->ever_ready) {
     log_error("worker failed to start (%s %d)",
               WIFEXITED(status) ? "exit status" : "signal",
@@ -945,8 +912,7 @@ static void on_child(struct sv *v) {
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     struct gen *g = gen_by_pid(v, pid);
-    if (g)
-      worker_exited(v, g, status);
+    if (g) worker_exited(v, g, status);
   }
 }
 
@@ -997,27 +963,25 @@ static int drain(struct sv *v, const char *name, char *err, size_t errlen) {
 
 /* ---- the control socket's view ---- */
 
-static void ctl_each_listener(void *opaque, control_listener_fn fn,
-                              void *arg) {
+static void ctl_each_listener(void *opaque, control_listener_fn fn, void *arg) {
   struct sv *v = opaque;
   for (struct sv_listener *l = v->ls; l; l = l->next) {
     const struct listener_conf *c =
         v->current ? conf_find_listener(v->current->conf, l->name) : NULL;
     char source[256] = "";
-    if (c)
-      control_describe_source(c, source, sizeof source);
-    struct control_listener cl = {
-        .name = l->name,
-        .socket = l->bound_path ? l->bound_path : c ? c->socket : "",
-        .source = source,
-        .accepting = l->fd >= 0,
-        .stats = l->stats};
+    if (c) control_describe_source(c, source, sizeof source);
+    struct control_listener cl = {.name = l->name,
+                                  .socket = l->bound_path ? l->bound_path
+                                            : c           ? c->socket
+                                                          : "",
+                                  .source = source,
+                                  .accepting = l->fd >= 0,
+                                  .stats = l->stats};
     fn(arg, &cl);
   }
 }
 
-static void ctl_each_session(void *opaque, control_session_fn fn,
-                             void *arg) {
+static void ctl_each_session(void *opaque, control_session_fn fn, void *arg) {
   struct sv *v = opaque;
   for (struct sv_session *s = v->sessions; s; s = s->next)
     fn(arg, s->shm);
@@ -1039,14 +1003,12 @@ static int setup_control(struct sv *v) {
                                   .drain = ctl_drain,
                                   .opaque = v};
   char err[1024];
-  if (control_open(&v->ctl, v->current->conf, &v->view, err, sizeof err) <
-      0) {
+  if (control_open(&v->ctl, v->current->conf, &v->view, err, sizeof err) < 0) {
     log_error("%s", err);
     return -1;
   }
   v->control_kind = K_CONTROL;
-  if (v->ctl)
-    ep_add(v, control_fd(v->ctl), EPOLLIN, &v->control_kind);
+  if (v->ctl) ep_add(v, control_fd(v->ctl), EPOLLIN, &v->control_kind);
   return 0;
 }
 
@@ -1056,15 +1018,13 @@ static int find_handed(struct handed *h, int n, char kind, const char *what) {
   char want[96];
   fdname(kind, what, want, sizeof want);
   for (int i = 0; i < n; i++)
-    if (h[i].fd >= 0 && !strcmp(h[i].name, want))
-      return i;
+    if (h[i].fd >= 0 && !strcmp(h[i].name, want)) return i;
   return -1;
 }
 
 static int take_handed(struct handed *h, int n, char kind, const char *what) {
   int i = find_handed(h, n, kind, what);
-  if (i < 0)
-    return -1;
+  if (i < 0) return -1;
   int fd = h[i].fd;
   h[i].fd = -1;
   return fd;
@@ -1077,8 +1037,7 @@ static struct gen *adopt_gens(struct sv *v, struct handed *h, int n) {
   const char *name =
       v->opts->config_path ? v->opts->config_path : "command line";
   for (int i = 0; i < n; i++) {
-    if (h[i].fd < 0 || h[i].name[0] != 'T' || h[i].name[1] != '-')
-      continue;
+    if (h[i].fd < 0 || h[i].name[0] != 'T' || h[i].name[1] != '-') continue;
     struct daemon_conf *c = malloc(sizeof *c);
     char err[2048];
     if (conf_load_fd(c, h[i].fd, name, err, sizeof err) < 0) {
@@ -1091,8 +1050,7 @@ static struct gen *adopt_gens(struct sv *v, struct handed *h, int n) {
     fcntl(h[i].fd, F_SETFD, FD_CLOEXEC);
     struct gen *g = make_gen(v, c, atoi(h[i].name + 2), h[i].fd);
     h[i].fd = -1;
-    if (g && (!cur || g->id > cur->id))
-      cur = g;
+    if (g && (!cur || g->id > cur->id)) cur = g;
   }
   return cur;
 }
@@ -1113,8 +1071,7 @@ static void adopt_listeners(struct sv *v, const struct daemon_conf *c,
     const struct listener_conf *lc = &c->listeners[i];
     struct sv_listener *l = find_listener(v, lc->name);
     int fd = take_handed(h, n, 'L', lc->name);
-    if (fd < 0)
-      continue;
+    if (fd < 0) continue;
     struct sockaddr_un a;
     socklen_t al = sizeof a;
     if (!l || getsockname(fd, (struct sockaddr *)&a, &al) < 0 ||
@@ -1142,16 +1099,15 @@ static void adopt_session(struct sv *v, struct handed *h, int n, int mi) {
   struct sv_listener *l = shm ? find_listener(v, shm->listener) : NULL;
   if (!shm || fds[1] < 0 || !l || !l->gen) {
     log_error("session %s handed over without %s; dropping it", id,
-              !shm ? "valid state" : fds[1] < 0 ? "its uffd"
-                                               : "a configured listener");
-    if (shm)
-      munmap(shm, len);
+              !shm         ? "valid state"
+              : fds[1] < 0 ? "its uffd"
+                           : "a configured listener");
+    if (shm) munmap(shm, len);
     for (int k = 0; k < 4; k++)
       close_if(fds[k]);
     return;
   }
-  if (shm->id >= v->next_id)
-    v->next_id = shm->id;
+  if (shm->id >= v->next_id) v->next_id = shm->id;
   add_session(v, l, fds, shm, len);
 }
 
@@ -1172,17 +1128,15 @@ static void adopt_sessions(struct sv *v, struct handed *h, int n) {
   for (struct sv_listener *l = v->ls; l; l = l->next)
     __atomic_store_n(&l->stats->sessions_live, (uint64_t)l->live,
                      __ATOMIC_RELAXED);
-  if (count)
-    log_info("took over %d live sessions", count);
+  if (count) log_info("took over %d live sessions", count);
 }
 
 static int add_handed(struct handed **h, int *n, int fd, char kind,
                       const char *what) {
-  if (fd < 0)
-    return 0;
+  if (fd < 0) return 0;
   *h = realloc(*h, (size_t)(*n + 1) * sizeof **h);
   (*h)[*n].fd = fd;
-  fdname(kind, what, (*h)[*n].name, sizeof (*h)[*n].name);
+  fdname(kind, what, (*h)[*n].name, sizeof(*h)[*n].name);
   return ++*n;
 }
 
@@ -1213,8 +1167,7 @@ static void upgrade(struct sv *v) {
   ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
   exe[k > 0 ? k : 0] = 0;
   char *del = strstr(exe, " (deleted)"); /* replaced on disk: take the new */
-  if (del)
-    *del = 0;
+  if (del) *del = 0;
   log_info("upgrading: re-executing %s, handing over %d descriptors", exe, n);
   for (struct gen *g = v->gens; g; g = g->next)
     stop_worker(g);
@@ -1223,8 +1176,7 @@ static void upgrade(struct sv *v) {
             strerror(errno));
   free(h);
   for (struct gen *g = v->gens; g; g = g->next)
-    if (g == v->current || g->sessions)
-      spawn_worker(v, g);
+    if (g == v->current || g->sessions) spawn_worker(v, g);
 }
 
 /* While an upgrade waits, new connections stay in the listeners' backlogs
@@ -1263,15 +1215,11 @@ static void upgrade_when_idle(struct sv *v) {
 static int next_timeout_ms(struct sv *v) {
   uint64_t t = now_ns(), next = UINT64_MAX;
   for (struct pending *p = v->pending; p; p = p->next)
-    if (p->deadline < next)
-      next = p->deadline;
+    if (p->deadline < next) next = p->deadline;
   for (struct gen *g = v->gens; g; g = g->next)
-    if (g->restart_at && g->restart_at < next)
-      next = g->restart_at;
-  if (v->watchdog_at && v->watchdog_at < next)
-    next = v->watchdog_at;
-  if (next == UINT64_MAX)
-    return -1;
+    if (g->restart_at && g->restart_at < next) next = g->restart_at;
+  if (v->watchdog_at && v->watchdog_at < next) next = v->watchdog_at;
+  if (next == UINT64_MAX) return -1;
   return next <= t ? 0 : (int)((next - t) / 1000000 + 1);
 }
 
@@ -1282,8 +1230,7 @@ static void on_signal(struct sv *v) {
     if (si.ssi_signo == SIGCHLD) {
       on_child(v);
     } else if (si.ssi_signo == SIGHUP) {
-      if (reload(v, err, sizeof err) < 0)
-        log_error("reload: %s", err);
+      if (reload(v, err, sizeof err) < 0) log_error("reload: %s", err);
     } else if (si.ssi_signo == SIGUSR2) {
       v->upgrade = 1;
     } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
@@ -1305,10 +1252,9 @@ static void restart_due(struct sv *v) {
 static int run_loop(struct sv *v) {
   struct epoll_event ev[32];
   while (!v->stopping && !v->failed) {
-    int n = epoll_wait(v->ep, ev, 32,
-                       control_timeout(v->ctl, next_timeout_ms(v)));
-    if (n < 0 && errno != EINTR)
-      return -1;
+    int n =
+        epoll_wait(v->ep, ev, 32, control_timeout(v->ctl, next_timeout_ms(v)));
+    if (n < 0 && errno != EINTR) return -1;
     for (int i = 0; i < n; i++) {
       enum kind *k = ev[i].data.ptr;
       if (*k == K_SIGNAL)
@@ -1327,8 +1273,7 @@ static int run_loop(struct sv *v) {
       notify_watchdog();
       v->watchdog_at = now_ns() + v->watchdog_ns;
     }
-    if (v->upgrade)
-      upgrade_when_idle(v);
+    if (v->upgrade) upgrade_when_idle(v);
   }
   return v->failed ? -1 : 0;
 }
@@ -1366,8 +1311,7 @@ static void shutdown_all(struct sv *v) {
 
 static int setup(struct sv *v, struct daemon_conf *conf) {
   ssize_t n = readlink("/proc/self/exe", v->exe, sizeof v->exe - 1);
-  if (n < 0)
-    return -1;
+  if (n < 0) return -1;
   v->exe[n] = 0;
   v->ep = epoll_create1(EPOLL_CLOEXEC);
   sigset_t set;
@@ -1387,8 +1331,7 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   v->next_id = (uint64_t)ts.tv_sec << 20; /* ids stay unique across runs */
   struct handed *h = NULL;
   int nh = handover_collect(&h);
-  if (nh > 0)
-    adopt_stats(v, h, nh);
+  if (nh > 0) adopt_stats(v, h, nh);
   struct gen *handed = nh > 0 ? adopt_gens(v, h, nh) : NULL;
   if (handed) { /* serve exactly what the previous process served */
     if (conf) {
@@ -1402,19 +1345,16 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
     free(h);
     return -1;
   }
-  if (nh > 0)
-    adopt_listeners(v, conf, h, nh);
+  if (nh > 0) adopt_listeners(v, conf, h, nh);
   v->current = handed ? handed : new_gen(v, conf);
   int r = v->current ? activate(v, v->current) : -1;
   if (nh > 0 && v->current) {
     adopt_sessions(v, h, nh);
     for (struct gen *g = v->gens; g; g = g->next)
-      if (g != v->current && g->sessions)
-        spawn_worker(v, g);
+      if (g != v->current && g->sessions) spawn_worker(v, g);
   }
   free(h);
-  if (r == 0)
-    r = setup_control(v);
+  if (r == 0) r = setup_control(v);
   uint64_t wd = notify_watchdog_interval_us();
   v->watchdog_ns = wd * 500; /* half the interval, in ns */
   v->watchdog_at = wd ? now_ns() + v->watchdog_ns : 0;

@@ -8,9 +8,9 @@
 struct supervisor_opts {
   const char *log_level; /* command-line override, or NULL */
   const char *log_format;
-  const char *plugin_dir; /* command-line override, or NULL */
+  const char *plugin_dir;  /* command-line override, or NULL */
   const char *config_path; /* the file, or NULL when from the command line */
-  char **argv; /* to re-execute on SIGUSR2 (upgrade) */
+  char **argv;             /* to re-execute on SIGUSR2 (upgrade) */
 };
 
 /* Runs until SIGTERM/SIGINT.  Takes ownership of conf (from malloc); conf

@@ -35,14 +35,12 @@ static struct worker W;
 
 static void close_fds(const int fds[4]) {
   for (int i = 0; i < 4; i++)
-    if (fds[i] >= 0)
-      close(fds[i]);
+    if (fds[i] >= 0) close(fds[i]);
 }
 
 static void send_end(uint64_t id, int reason) {
   struct ipc_msg m = {.type = IPC_END, .id = id, .code = reason};
-  if (!W.supervisor_gone)
-    ipc_send(W.ipc, &m, NULL, 0);
+  if (!W.supervisor_gone) ipc_send(W.ipc, &m, NULL, 0);
 }
 
 /* Checks what the supervisor could not: that every region fits the
@@ -85,8 +83,7 @@ static int session_init(struct session *s) {
   pthread_rwlock_init(&s->rmlock, NULL);
   pthread_mutex_init(&s->ref_lock, NULL);
   pthread_cond_init(&s->ref_cond, NULL);
-  if (posix_memalign(&s->buf, 4096, s->ps))
-    return -1;
+  if (posix_memalign(&s->buf, 4096, s->ps)) return -1;
   return 0;
 }
 
@@ -116,12 +113,10 @@ struct session *session_new(struct worker_listener *wl, uint64_t id,
 }
 
 void session_free(struct session *s) {
-  if (s->shm)
-    munmap(s->shm, s->shm_len);
+  if (s->shm) munmap(s->shm, s->shm_len);
   int fds[4] = {s->conn, s->uffd, s->pidfd, s->shmfd};
   close_fds(fds);
-  if (s->stopfd >= 0)
-    close(s->stopfd);
+  if (s->stopfd >= 0) close(s->stopfd);
   free(s->inflight);
   free(s->buf);
   free(s);
@@ -147,8 +142,7 @@ static void *session_thread(void *arg) {
              (unsigned long long)s->shm->counters.faults,
              (unsigned long long)s->shm->counters.pages_copied,
              (unsigned long long)s->shm->counters.zero_pages);
-  if (s->end_reason != END_SHUTDOWN)
-    send_end(s->id, s->end_reason);
+  if (s->end_reason != END_SHUTDOWN) send_end(s->id, s->end_reason);
   uint64_t one = 1;
   if (write(W.reaper, &one, sizeof one) < 0)
     log_warn("reaper eventfd: %s", strerror(errno));
@@ -158,11 +152,9 @@ static void *session_thread(void *arg) {
 static void start_session(const struct ipc_msg *m, int fds[4]) {
   struct worker_listener *wl = NULL;
   for (int i = 0; i < W.n; i++)
-    if (!strncmp(W.wl[i].conf->name, m->name, sizeof m->name))
-      wl = &W.wl[i];
+    if (!strncmp(W.wl[i].conf->name, m->name, sizeof m->name)) wl = &W.wl[i];
   struct session *s = wl ? session_new(wl, m->id, fds) : NULL;
-  if (!wl)
-    close_fds(fds);
+  if (!wl) close_fds(fds);
   if (!s) {
     send_end(m->id, END_REFUSED);
     return;
@@ -173,7 +165,8 @@ static void start_session(const struct ipc_msg *m, int fds[4]) {
   pthread_mutex_lock(&W.lock);
   if (pthread_create(&s->thread, &a, session_thread, s) != 0) {
     pthread_mutex_unlock(&W.lock);
-    log_error("session %llu: cannot start its thread", (unsigned long long)s->id);
+    log_error("session %llu: cannot start its thread",
+              (unsigned long long)s->id);
     session_free(s);
     send_end(m->id, END_REFUSED);
   } else {
@@ -231,8 +224,7 @@ static int receive_listeners(void) {
     }
     struct ipc_msg m;
     int fds[IPC_MAX_FDS];
-    if (ipc_recv(W.ipc, &m, fds) <= 0 || m.type != IPC_LISTENER ||
-        fds[0] < 0) {
+    if (ipc_recv(W.ipc, &m, fds) <= 0 || m.type != IPC_LISTENER || fds[0] < 0) {
       log_error("bad message from the supervisor while starting");
       return -1;
     }
@@ -285,8 +277,7 @@ static void handle_ipc(void) {
       W.supervisor_gone = 1;
       return;
     }
-    if (r < 0)
-      return;
+    if (r < 0) return;
     if (m.type == IPC_SESSION)
       start_session(&m, fds);
     else
@@ -310,16 +301,11 @@ static void loop(int sigfd) {
         {.fd = sigfd, .events = POLLIN},
         {.fd = W.reaper, .events = POLLIN},
     };
-    if (poll(pf, 3, -1) < 0 && errno != EINTR)
-      return;
-    if (pf[1].revents & POLLIN)
-      return; /* SIGTERM/SIGINT */
-    if (pf[2].revents & POLLIN)
-      reap(0);
-    if (pf[0].revents)
-      handle_ipc();
-    if (W.supervisor_gone && live_sessions() == 0)
-      return;
+    if (poll(pf, 3, -1) < 0 && errno != EINTR) return;
+    if (pf[1].revents & POLLIN) return; /* SIGTERM/SIGINT */
+    if (pf[2].revents & POLLIN) reap(0);
+    if (pf[0].revents) handle_ipc();
+    if (W.supervisor_gone && live_sessions() == 0) return;
   }
 }
 
@@ -327,8 +313,7 @@ static int load_config(int fd, const char *name) {
   char err[2048];
   int r = conf_load_fd(&W.conf, fd, name, err, sizeof err);
   close(fd);
-  if (r < 0)
-    log_error("%s", err);
+  if (r < 0) log_error("%s", err);
   return r;
 }
 
@@ -362,10 +347,8 @@ int worker_main(int argc, char **argv) {
       plugin_dir = optarg;
   }
   log_set_process("uffdkit-worker");
-  if (W.ipc < 0 || cfd < 0 || load_config(cfd, name) < 0)
-    return 2;
-  if (plugin_dir)
-    W.conf.plugin_dir = plugin_dir;
+  if (W.ipc < 0 || cfd < 0 || load_config(cfd, name) < 0) return 2;
+  if (plugin_dir) W.conf.plugin_dir = plugin_dir;
   log_set_level(level >= 0 ? level : W.conf.log_level);
   log_set_json(json >= 0 ? json : !strcmp(W.conf.log_format, "json"));
   sigset_t set;
@@ -381,8 +364,7 @@ int worker_main(int argc, char **argv) {
   W.wl = calloc((size_t)W.n, sizeof *W.wl);
   for (int i = 0; i < W.n; i++)
     W.wl[i].conf = &W.conf.listeners[i];
-  if (receive_listeners() < 0 || build_stacks() < 0)
-    return 2;
+  if (receive_listeners() < 0 || build_stacks() < 0) return 2;
   struct ipc_msg ready = {.type = IPC_READY};
   ipc_send(W.ipc, &ready, NULL, 0);
   loop(sigfd);

@@ -56,8 +56,8 @@ enum ufk_type {
  * checks types, applies defaults and prints the table with --describe. */
 struct ufk_param {
   const char *key;
-  uint32_t type;  /* enum ufk_type */
-  uint32_t flags; /* UFK_PARAM_* */
+  uint32_t type;             /* enum ufk_type */
+  uint32_t flags;            /* UFK_PARAM_* */
   const char *default_value; /* as it would be written on the command line */
   const char *help;
 };
@@ -123,8 +123,8 @@ struct ufk_caps {
  * host->error (EIO if it gave none), so a layer can tell transient errors
  * (EIO, ETIMEDOUT, ECONNRESET, EAGAIN...) from permanent ones. */
 struct ufk_next {
-  uint32_t size; /* sizeof(struct ufk_next) the daemon was built with */
-  uint32_t flags;  /* caps flags of the stack below */
+  uint32_t size;  /* sizeof(struct ufk_next) the daemon was built with */
+  uint32_t flags; /* caps flags of the stack below */
   void *handle;
   int64_t (*get_size)(void *handle);
   int (*read)(void *handle, void *buf, uint64_t len, uint64_t off,
@@ -237,8 +237,8 @@ struct ufk_plugin {
   int (*identity)(void *inst, char *buf, size_t len);
 };
 
-#define UFK_PLUGIN_ABI                                                        \
-  .abi_major = UFK_ABI_MAJOR, .abi_minor = UFK_ABI_MINOR,                     \
+#define UFK_PLUGIN_ABI                                                         \
+  .abi_major = UFK_ABI_MAJOR, .abi_minor = UFK_ABI_MINOR,                      \
   .struct_size = sizeof(struct ufk_plugin)
 
 /* The one exported symbol.  Use once per plugin:
@@ -246,10 +246,12 @@ struct ufk_plugin {
  *   UFFDKIT_PLUGIN(plugin)
  */
 #define UFFDKIT_ENTRY_SYMBOL "uffdkit_plugin_entry"
-#define UFFDKIT_PLUGIN(var)                                                   \
-  __attribute__((visibility("default"))) const struct ufk_plugin *            \
-  uffdkit_plugin_entry(void);                                                 \
-  const struct ufk_plugin *uffdkit_plugin_entry(void) { return &(var); }
+#define UFFDKIT_PLUGIN(var)                                                    \
+  __attribute__((visibility("default"))) const struct ufk_plugin *             \
+  uffdkit_plugin_entry(void);                                                  \
+  const struct ufk_plugin *uffdkit_plugin_entry(void) {                        \
+    return &(var);                                                             \
+  }
 
 #ifdef __cplusplus
 }

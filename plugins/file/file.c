@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <uffdkit/plugin.h>
+#include <unistd.h>
 
 #include "rawfile.h"
 
@@ -66,8 +66,7 @@ static int f_start(void *p) {
 
 static void f_destroy(void *p) {
   struct inst *in = p;
-  if (in->fd >= 0)
-    close(in->fd);
+  if (in->fd >= 0) close(in->fd);
   free(in);
 }
 
@@ -81,10 +80,9 @@ static int f_read(void *p, void *buf, uint64_t len, uint64_t off,
   (void)flags;
   uint64_t done = 0;
   while (done < len) {
-    ssize_t r = pread(in->fd, (char *)buf + done, len - done,
-                      (off_t)(off + done));
-    if (r < 0 && errno == EINTR)
-      continue;
+    ssize_t r =
+        pread(in->fd, (char *)buf + done, len - done, (off_t)(off + done));
+    if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {
       int e = r < 0 ? errno : EIO;
       host->error(e, "%s: reading %llu bytes at %llu: %s", in->path,

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <uffdkit/plugin.h>
+#include <unistd.h>
 
 #include "rawfile.h"
 
@@ -75,10 +75,8 @@ static int mm_start(void *p) {
 
 static void mm_destroy(void *p) {
   struct inst *in = p;
-  if (in->base)
-    munmap(in->base, in->size);
-  if (in->fd >= 0)
-    close(in->fd);
+  if (in->base) munmap(in->base, in->size);
+  if (in->fd >= 0) close(in->fd);
   free(in);
 }
 

@@ -96,7 +96,8 @@ START_TEST(full_config) {
         "               { layer = \"retry\"; } );\n"
         "  },\n"
         "  { name = \"vm-b\"; socket = \"/run/uffdkit/b.sock\";\n"
-        "    handshake_timeout = 2; on_source_error = \"hang\"; spin = \"auto\";\n"
+        "    handshake_timeout = 2; on_source_error = \"hang\"; spin = "
+        "\"auto\";\n"
         "    prefetch = { working_set = \"/var/lib/ws-b\"; };\n"
         "    source = { plugin = \"file\"; path = \"/srv/b/mem\"; }; }\n"
         ");\n");

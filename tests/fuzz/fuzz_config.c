@@ -42,8 +42,8 @@ static void check_listener(const struct daemon_conf *c, int i) {
         (unsigned long long)l->max_handshake_bytes);
   CHECK(l->fault_around >= 0 && l->fault_around <= 512,
         "listener %s fault_around %lld", l->name, (long long)l->fault_around);
-  CHECK(l->spin_ns <= 10000000 || l->spin_ns == DURATION_AUTO, "listener %s spin %llu ns", l->name,
-        (unsigned long long)l->spin_ns);
+  CHECK(l->spin_ns <= 10000000 || l->spin_ns == DURATION_AUTO,
+        "listener %s spin %llu ns", l->name, (unsigned long long)l->spin_ns);
   CHECK(l->on_source_error >= ON_ERROR_KILL &&
             l->on_source_error <= ON_ERROR_HANG,
         "listener %s on_source_error %d", l->name, l->on_source_error);

@@ -49,16 +49,14 @@ static void fh_error(int errnum, const char *fmt, ...) {
 static const struct ufk_param *find_param(const struct ufk_param *p,
                                           const char *key) {
   for (; p && p->key; p++)
-    if (!strcmp(p->key, key))
-      return p;
+    if (!strcmp(p->key, key)) return p;
   return NULL;
 }
 
 /* The first value of key, else the param's default; NULL if neither. */
 static const char *raw(const struct ufk_config *c, const char *key) {
   for (int i = 0; i < c->n; i++)
-    if (!strcmp(c->key[i], key))
-      return c->value[i];
+    if (!strcmp(c->key[i], key)) return c->value[i];
   const struct ufk_param *p = find_param(c->params, key);
   return p ? p->default_value : NULL;
 }
@@ -66,22 +64,20 @@ static const char *raw(const struct ufk_config *c, const char *key) {
 static int fh_get_string(const struct ufk_config *c, const char *key,
                          const char **out) {
   const char *v = raw(c, key);
-  if (!v)
-    return 1;
+  if (!v) return 1;
   *out = v;
   return 0;
 }
 
-#define TYPED_GETTER(fname, type, parser)                                     \
-  static int fname(const struct ufk_config *c, const char *key, type *out) {  \
-    const char *v = raw(c, key);                                              \
-    if (!v)                                                                   \
-      return 1;                                                               \
-    if (parser(v, out) < 0) {                                                 \
-      fh_error(EINVAL, "%s: bad value '%s'", key, v);                         \
-      return -1;                                                              \
-    }                                                                         \
-    return 0;                                                                 \
+#define TYPED_GETTER(fname, type, parser)                                      \
+  static int fname(const struct ufk_config *c, const char *key, type *out) {   \
+    const char *v = raw(c, key);                                               \
+    if (!v) return 1;                                                          \
+    if (parser(v, out) < 0) {                                                  \
+      fh_error(EINVAL, "%s: bad value '%s'", key, v);                          \
+      return -1;                                                               \
+    }                                                                          \
+    return 0;                                                                  \
   }
 TYPED_GETTER(fh_get_int, int64_t, ufk_parse_i64)
 TYPED_GETTER(fh_get_bool, int, ufk_parse_bool)
@@ -138,8 +134,7 @@ static uint64_t *fh_counter(const struct ufk_config *c, const char *name,
   for (int i = 0; i < MAX_COUNTERS; i++) {
     if (!counters[i].name[0])
       snprintf(counters[i].name, sizeof counters[i].name, "%s", name);
-    if (!strcmp(counters[i].name, name))
-      return &counters[i].value;
+    if (!strcmp(counters[i].name, name)) return &counters[i].value;
   }
   abort(); /* a test creating more than MAX_COUNTERS counters is broken */
 }
@@ -191,8 +186,7 @@ const struct ufk_plugin *fakehost_load(const char *path) {
     fh_error(EINVAL, "%s: ABI major %u", path, p->abi_major);
     return NULL;
   }
-  if (p->load && p->load(&host) < 0)
-    return NULL;
+  if (p->load && p->load(&host) < 0) return NULL;
   return p;
 }
 
@@ -241,8 +235,7 @@ struct ufk_config *fakehost_config(const struct ufk_param *params,
 }
 
 void fakehost_config_free(struct ufk_config *c) {
-  if (!c)
-    return;
+  if (!c) return;
   for (int i = 0; i < c->n; i++) {
     free(c->key[i]);
     free(c->value[i]);
@@ -270,7 +263,6 @@ void fakehost_clear_error(void) {
 
 uint64_t fakehost_counter(const char *name) {
   for (int i = 0; i < MAX_COUNTERS && counters[i].name[0]; i++)
-    if (!strcmp(counters[i].name, name))
-      return counters[i].value;
+    if (!strcmp(counters[i].name, name)) return counters[i].value;
   return 0;
 }

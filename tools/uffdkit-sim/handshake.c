@@ -163,8 +163,10 @@ static int send_payload(int sock, const char *buf, size_t len,
   int rc = send_chunk(sock, buf, o->split_send, fds, nfds);
   if (rc) return rc;
   /* Said, so a test can act while the handler holds half a handshake. */
-  fprintf(stderr, "uffdkit-sim: sent %zu of %zu handshake bytes, the rest in "
-                  "%g s\n", o->split_send, len, o->split_pause);
+  fprintf(stderr,
+          "uffdkit-sim: sent %zu of %zu handshake bytes, the rest in "
+          "%g s\n",
+          o->split_send, len, o->split_pause);
   sleep_s(o->split_pause);
   return send_chunk(sock, buf + o->split_send, len - o->split_send, NULL, 0);
 }
