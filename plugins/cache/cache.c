@@ -46,6 +46,7 @@ struct slot {
 struct cache {
   struct ufk_next *below;
   uint64_t chunk, capacity, pin_bytes;
+  unsigned parts; /* requests one chunk fetch is split into */
   unsigned shift;
   char *file;
   int fd;
@@ -66,6 +67,8 @@ struct cache {
 };
 
 #define fail(...) ufk_fail(host, __VA_ARGS__)
+#define MAX_PARTS 16
+#define MIN_PART ((uint64_t)256 << 10) /* smaller parts are not split off */
 
 /* ---- settings ---- */
 
@@ -75,6 +78,13 @@ static int read_settings(const struct ufk_config *cfg, struct cache *c) {
       host->get_size(cfg, "size", &c->capacity) ||
       host->get_size(cfg, "pin", &c->pin_bytes))
     return fail(EINVAL, "cache: chunk, size and pin must be sizes");
+  int64_t parts;
+  if (host->get_int(cfg, "parts", &parts))
+    return fail(EINVAL, "cache: parts must be an integer");
+  if (parts < 1 || parts > MAX_PARTS)
+    return fail(EINVAL, "parts (%s): %" PRId64 " is not in 1..%d",
+                host->where(cfg, "parts"), parts, MAX_PARTS);
+  c->parts = (unsigned)parts;
   if (c->chunk < MIN_CHUNK || c->chunk > MAX_CHUNK ||
       (c->chunk & (c->chunk - 1)))
     return fail(EINVAL,
@@ -307,6 +317,53 @@ static void populate(struct cache *c, int32_t s, uint64_t len) {
   madvise(slot_mem(c, s), len, MADV_POPULATE_WRITE);
 }
 
+/* One share of a chunk fetch. */
+struct part {
+  struct ufk_next *below;
+  uint8_t *mem;
+  uint64_t len, off;
+  uint32_t flags;
+  int err;
+};
+
+static void *read_part(void *arg) {
+  struct part *p = arg;
+  errno = 0;
+  if (p->below->read(p->below->handle, p->mem, p->len, p->off, p->flags) < 0)
+    p->err = errno ? errno : EIO;
+  return NULL;
+}
+
+/* Reads a chunk from below as up to c->parts requests side by side: one
+ * stream is bound by one CPU's copying (and, from object storage, by one
+ * connection's throughput), several are not.  The caller's thread reads
+ * the first part.  Returns 0, or -1 with errno of the first failed part. */
+static int read_chunk(struct cache *c, uint8_t *mem, uint64_t len, uint64_t off,
+                      uint32_t flags) {
+  unsigned n = c->parts;
+  while (n > 1 && len / n < MIN_PART)
+    n--;
+  uint64_t step = (len / n + 4095) & ~(uint64_t)4095;
+  struct part p[MAX_PARTS];
+  pthread_t t[MAX_PARTS];
+  int started[MAX_PARTS] = {0};
+  unsigned k = 0;
+  for (uint64_t at = 0; at < len; at += step, k++)
+    p[k] = (struct part){c->below, mem + at, at + step < len ? step : len - at,
+                         off + at, flags,    0};
+  for (unsigned i = 1; i < k; i++)
+    started[i] = pthread_create(&t[i], NULL, read_part, &p[i]) == 0;
+  for (unsigned i = 0; i < k; i++)
+    if (!started[i]) read_part(&p[i]);
+  int err = 0;
+  for (unsigned i = 0; i < k; i++) {
+    if (started[i]) pthread_join(t[i], NULL);
+    if (p[i].err && !err) err = p[i].err;
+  }
+  errno = err;
+  return err ? -1 : 0;
+}
+
 /* Called with the lock held and returns with it held; drops it around the
  * read below.  On success the slot is VALID, with one reference for the
  * caller if `keep`. */
@@ -329,8 +386,8 @@ static int fetch_into(struct cache *c, int32_t s, uint64_t chunk,
   uint64_t len = chunk_len(c, chunk);
   populate(c, s, len);
   errno = 0;
-  int r = c->below->read(c->below->handle, slot_mem(c, s), len,
-                         chunk << c->shift, flags & ~UFK_READ_NOWAIT);
+  int r = read_chunk(c, slot_mem(c, s), len, chunk << c->shift,
+                     flags & ~UFK_READ_NOWAIT);
   int e = r < 0 ? (errno ? errno : EIO) : 0;
 
   pthread_mutex_lock(&c->lock);
@@ -520,6 +577,8 @@ static const struct ufk_param params[] = {
      "keep chunks in this new local file (unlinked at once), not in memory"},
     {"pin", UFK_T_SIZE, 0, "0",
      "bytes of chunks map() may pin for zero-copy; 0 disables map()"},
+    {"parts", UFK_T_INT, 0, "1",
+     "requests a chunk is fetched with, side by side, 1 to 16"},
     {0},
 };
 

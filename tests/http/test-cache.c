@@ -265,6 +265,42 @@ START_TEST(errors_are_not_cached) {
 }
 END_TEST
 
+/* parts=4 over 1 MiB chunks: each miss is four 256 KiB requests, whose
+ * bytes land in the right places; the short last chunk (20 KiB) is too
+ * small to split. */
+START_TEST(parts_split_a_fetch) {
+  open_stack("FAULTY_URL",
+             (const char *[]){"chunk=1M", "size=4M", "parts=4", NULL});
+  long before = faulty_requests();
+  read_ok(0, 2 << 20);
+  ck_assert_int_eq(faulty_requests() - before, 8);
+  read_ok(DATA_SIZE - 4096, 4096);
+  ck_assert_int_eq(faulty_requests() - before, 9);
+  read_ok((1 << 20) - 4096, 8192); /* hits */
+  ck_assert_uint_eq(C("misses"), 3);
+  /* cache's and http's counters, and the size probe */
+  ck_assert_uint_eq(C("bytes_fetched"), 2 * ((2 << 20) + 20 * 1024) + 2);
+}
+END_TEST
+
+/* One part failing fails the fetch, keeps nothing, and the next read
+ * fetches every part again. */
+START_TEST(failed_part_fails_the_fetch) {
+  open_stack("FAULTY_URL",
+             (const char *[]){"chunk=1M", "size=4M", "parts=4", NULL});
+  long before = faulty_requests();
+  faulty("mode=500&count=1");
+  uint8_t *buf = page_alloc(4096);
+  ck_assert_int_eq(cread(buf, 4096, 0, UFK_READ_FAULT), -1);
+  ck_assert_int_eq(fakehost_last_errno(), EIO);
+  free(buf);
+  ck_assert_int_eq(faulty_requests() - before, 4);
+  read_ok(0, 1 << 20);
+  ck_assert_int_eq(faulty_requests() - before, 8);
+  ck_assert_uint_eq(C("misses"), 2);
+}
+END_TEST
+
 static void bad_cache(const char *a, const char *needle) {
   char u[600];
   snprintf(u, sizeof u, "url=%s", url("NGINX_URL", "data.bin"));
@@ -281,6 +317,8 @@ START_TEST(bad_settings_are_refused) {
   bad_cache("chunk=2K", "chunk");
   bad_cache("size=1M", "size"); /* smaller than the default 4M chunk */
   bad_cache("pin=1G", "pin");
+  bad_cache("parts=0", "parts");
+  bad_cache("parts=17", "parts");
   struct ufk_config *cfg = fakehost_config(NULL, NULL);
   const struct ufk_plugin *p = fakehost_load(PLUGIN_DIR "/libcache.so");
   ck_assert_ptr_null(p->create(cfg, NULL)); /* a layer needs a below */
@@ -304,6 +342,8 @@ int main(void) {
   tcase_add_test(tc, map_is_off_without_pin);
   tcase_add_test(tc, prefetch_fills_the_cache);
   tcase_add_test(tc, errors_are_not_cached);
+  tcase_add_test(tc, parts_split_a_fetch);
+  tcase_add_test(tc, failed_part_fails_the_fetch);
   tcase_add_test(tc, bad_settings_are_refused);
   suite_add_tcase(s, tc);
   return run_suite(s);
