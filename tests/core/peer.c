@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm.h"
+
 #define PAGE 4096
 
 static double now(void) {
@@ -74,22 +76,7 @@ static int silent(const char *path, double max) {
 }
 
 static int send_handshake(int sock, int uffd, const char *json) {
-  union {
-    char b[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } cm;
-  memset(&cm, 0, sizeof cm);
-  struct iovec iov = {.iov_base = (void *)json, .iov_len = strlen(json)};
-  struct msghdr mh = {.msg_iov = &iov,
-                      .msg_iovlen = 1,
-                      .msg_control = cm.b,
-                      .msg_controllen = sizeof cm.b};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &uffd, sizeof uffd);
-  return sendmsg(sock, &mh, 0) == (ssize_t)strlen(json) ? 0 : -1;
+  return vmm_send_fd(sock, json, strlen(json), uffd);
 }
 
 static int hangup(const char *path, const char *image, double hold,

@@ -123,12 +123,17 @@ static void send_handshake(int s, int uffd) {
                    "[{\"base_host_virt_addr\":%" PRIuPTR ",\"size\":%" PRIu64
                    ",\"offset\":0,\"page_size\":%u,\"page_size_kib\":%u}]",
                    (uintptr_t)mem, npages * PAGE, PAGE, PAGE);
+  if (vmm_send_fd(s, json, (size_t)n, uffd) < 0)
+    vmm_die(4, "sending the handshake failed: %s", strerror(errno));
+}
+
+int vmm_send_fd(int sock, const void *buf, size_t len, int fd) {
   union {
     char buf[CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
   } ctl;
   memset(&ctl, 0, sizeof ctl);
-  struct iovec iov = {.iov_base = json, .iov_len = (size_t)n};
+  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
   struct msghdr mh = {.msg_iov = &iov,
                       .msg_iovlen = 1,
                       .msg_control = ctl.buf,
@@ -137,9 +142,8 @@ static void send_handshake(int s, int uffd) {
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &uffd, sizeof(int));
-  if (sendmsg(s, &mh, MSG_NOSIGNAL) != n)
-    vmm_die(4, "sending the handshake failed: %s", strerror(errno));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
 }
 
 int vmm_start(const char *socket_path, const char *image_path) {

@@ -18,6 +18,7 @@
 #ifndef UFFDKIT_TESTS_VMM_H
 #define UFFDKIT_TESTS_VMM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define VMM_PAGE 4096u
@@ -36,6 +37,10 @@ vmm_die(int code, const char *fmt, ...);
 /* Loads IMAGE, maps and registers guest memory, sends the handshake to
  * SOCKET; returns the connected socket. */
 int vmm_start(const char *socket_path, const char *image_path);
+
+/* Sends LEN bytes of BUF with FD attached (SCM_RIGHTS), as Firecracker
+ * sends its handshake: 0, or -1 with errno. */
+int vmm_send_fd(int sock, const void *buf, size_t len, int fd);
 
 uint64_t vmm_pages(void);
 uint64_t vmm_verified(void);
