@@ -504,8 +504,12 @@ static int spin(struct session *s) {
     /* A 2 MiB copy in the pool needs this CPU more than we need to look. */
     if (s->ps == HUGE_2M && __atomic_load_n(&s->pool_jobs, __ATOMIC_RELAXED))
       return 0;
-    int n = read_events(s);
-    if (n < 0 || serve_batch(s, n, t0) < 0 || s->end_reason == END_FAILED)
+    /* Look without the REMOVE lock: read_events holds it exclusively, and
+     * taking it on every turn would stall the prefetcher's copies. */
+    struct pollfd p = {.fd = s->uffd, .events = POLLIN};
+    int n = poll(&p, 1, 0) > 0 ? read_events(s) : 0;
+    if (n < 0 || ((n > 0 || s->ndefer) && serve_batch(s, n, t0) < 0) ||
+        s->end_reason == END_FAILED)
       return -1;
     if (n > 0) last = t0;
   }
