@@ -120,6 +120,7 @@ START_TEST(parallel_reads_reuse_connections) {
     ck_assert_int_eq(p[i].failures, 0);
   }
   inst_close(&h);
+  ck_assert_int_eq(log_count("GET /data.bin?t=par ", 801), 801);
   /* The log line starts with nginx's connection serial number. */
   FILE *f = fopen(env("NGINX_LOG"), "r");
   char line[1024];
