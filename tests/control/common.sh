@@ -44,14 +44,3 @@ http_port() {
   done
   fail "the daemon did not log its metrics address"
 }
-
-# until_true SECONDS COMMAND...: retries COMMAND every 50 ms.
-until_true() {
-  local secs=$1 i
-  shift
-  for ((i = 0; i < secs * 20; i++)); do
-    "$@" && return 0
-    sleep 0.05
-  done
-  return 1
-}

@@ -14,6 +14,20 @@ sim() {
   check_sim "$want" "$name" "$rc"
 }
 
+# check_refused NAME GOT: a simulator run with --expect-refused ended as a
+# refusal: exit 0 (it saw the close), or 4 when the close came before its
+# send and only that broke the send.
+check_refused() {
+  local name=$1 got=$2
+  if [ "$got" -eq 4 ]; then
+    grep -E -q "sending the handshake failed: (Broken pipe|Connection reset)" \
+      "$TMP/$name.err" ||
+      fail "$name: exit 4 but not from the close: $(cat "$TMP/$name.err")"
+  else
+    check_sim 0 "$name" "$got"
+  fi
+}
+
 # check_sim RC NAME GOT: the verdict on a simulator run started by hand.
 check_sim() {
   local want=$1 name=$2 got=$3

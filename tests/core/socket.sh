@@ -146,13 +146,7 @@ for l in deny gid; do
   pid=$!
   rc=0
   wait $pid || rc=$?
-  # Closed at once: exit 0, or 4 if the close came before the send.
-  if [ $rc -eq 4 ]; then
-    grep -E -q "sending the handshake failed: (Broken pipe|Connection reset)" \
-      "$TMP/$l.err" || fail "$l: exit 4 but not from the close: $(cat "$TMP/$l.err")"
-  elif [ $rc -ne 0 ]; then
-    fail "$l: the refused simulator exited with $rc: $(cat "$TMP/$l.err")"
-  fi
+  check_refused "$l" $rc
   wait_log allow "listener $l: refused pid $pid uid 0 gid 0: not in allow_uids/allow_gids"
   if grep -q "session [0-9]*: pid $pid " "$TMP/allow.log"; then
     fail "$l: a refused peer got a session"

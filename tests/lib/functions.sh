@@ -39,6 +39,17 @@ fail() {
   exit 1
 }
 
+# until_true SECONDS COMMAND...: retries COMMAND every 50 ms.
+until_true() {
+  local secs=$1 i
+  shift
+  for ((i = 0; i < secs * 20; i++)); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 # wait_for_socket PATH [SECONDS]
 wait_for_socket() {
   local path=$1 secs=${2:-10} i

@@ -79,14 +79,3 @@ still_running() {
   kill -0 "$1" 2>/dev/null ||
     fail "$2 finished too early for the test to mean anything: slow it down"
 }
-
-# until_true SECONDS COMMAND...: retries COMMAND every 50 ms.
-until_true() {
-  local secs=$1 i
-  shift
-  for ((i = 0; i < secs * 20; i++)); do
-    "$@" && return 0
-    sleep 0.05
-  done
-  return 1
-}

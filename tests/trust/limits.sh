@@ -48,13 +48,7 @@ refused() {
   "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
   local pid=$!
   wait $pid || rc=$?
-  # Refused at accept, the close may come before the send (exit 4).
-  if [ $rc -eq 4 ]; then
-    grep -E -q "sending the handshake failed: (Broken pipe|Connection reset)" \
-      "$TMP/$name.err" || fail "$name: exit 4: $(cat "$TMP/$name.err")"
-  else
-    check_sim 0 "$name" $rc
-  fi
+  check_refused "$name" $rc
   wait_log d "pid $pid .*$why"
   [ "$(count_log d "pid $pid ")" -eq 1 ] ||
     fail "$name: $(count_log d "pid $pid ") log lines about pid $pid, expected 1"
