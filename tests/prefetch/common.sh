@@ -193,6 +193,18 @@ wset_info() {
 }
 
 # expect_le NAME A B / expect_lt NAME A B: numeric checks with a message.
+# replayed_then_filled LOG NAME BEFORE: VM NAME (ended, its daemon logging
+# to LOG) had pages installed by the replay, and the listener "both" counted
+# more prefetched pages since BEFORE than the replay's: the fill ran after.
+replayed_then_filled() {
+  local log=$1 name=$2 before=$3 n after
+  n=$(prefetched "$log" "$name")
+  [ -n "$n" ] && [ "$n" -gt 0 ] || fail "$name: the replay installed nothing"
+  after=$(counter both prefetched_pages)
+  [ $((after - before)) -gt "$n" ] ||
+    fail "$name: the fill installed nothing after the replay"
+}
+
 expect_le() {
   [ "$2" -le "$3" ] || fail "$1: $2 is more than $3"
 }

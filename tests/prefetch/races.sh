@@ -102,10 +102,6 @@ sid=$(live_sid pf both-2)
 wait_installed "$sid" $PAGES 3
 finish_vm 0 both-2
 expect_field both-2 mismatches 0
-n=$(prefetched pf both-2)
-[ -n "$n" ] && [ "$n" -gt 0 ] || fail "both-2: the replay installed nothing"
-after=$(counter both prefetched_pages)
-[ $((after - before)) -gt "$n" ] ||
-  fail "both-2: the fill installed nothing after the replay"
+replayed_then_filled pf both-2 "$before"
 
 stop_daemons
