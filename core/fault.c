@@ -103,27 +103,26 @@ static void wake(struct session *s, uint64_t addr, uint64_t len) {
 
 /* Common handling of COPY/ZEROPAGE results; done = bytes the kernel
  * reports installed (negative errno on failure).  Returns as
- * session_install_*, or 3 when the source bytes could not be read. */
+ * session_install_*, or 3 when the source bytes could not be read; *got
+ * (if not NULL) is the bytes this call installed. */
 static int install_result(struct session *s, int rc, int64_t done, uint64_t dst,
-                          uint64_t len, int zero) {
-  if (rc == 0) {
-    mark_present(s, dst, len);
+                          uint64_t len, int zero, uint64_t *got) {
+  if (got) *got = 0;
+  if (rc == 0 || done > 0) {
+    /* Partial: the first pages (the faulting one among them) went in and
+     * were woken; the rest of the run was not asked for by anyone. */
+    uint64_t n = rc == 0 ? len : (uint64_t)done;
+    mark_present(s, dst, n);
     if (zero)
-      COUNT(s, zero_pages, len >> s->ps_shift);
+      COUNT(s, zero_pages, n >> s->ps_shift);
     else {
-      COUNT(s, pages_copied, len >> s->ps_shift);
-      COUNT(s, bytes_copied, len);
+      COUNT(s, pages_copied, n >> s->ps_shift);
+      COUNT(s, bytes_copied, n);
     }
+    if (got) *got = n;
     return 0;
   }
   int e = errno;
-  if (done > 0) {
-    /* Partial: the first pages (the faulting one among them) went in and
-     * were woken; the rest of the run was not asked for by anyone. */
-    mark_present(s, dst, (uint64_t)done);
-    COUNT(s, pages_copied, (uint64_t)done >> s->ps_shift);
-    return 0;
-  }
   switch (e) {
   case EEXIST: /* another vCPU or a prefetch got there first */
     mark_present(s, dst, s->ps);
@@ -154,40 +153,45 @@ static int install_result(struct session *s, int rc, int64_t done, uint64_t dst,
 }
 
 int session_install_copy_mode(struct session *s, uint64_t dst, const void *src,
-                              uint64_t len, uint64_t mode) {
+                              uint64_t len, uint64_t mode, uint64_t *got) {
   struct uffdio_copy c = {
       .dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len, .mode = mode};
   int rc = ioctl(s->uffd, UFFDIO_COPY, &c);
-  return install_result(s, rc, c.copy, dst, len, 0);
+  return install_result(s, rc, c.copy, dst, len, 0, got);
 }
 
 int session_install_copy(struct session *s, uint64_t dst, const void *src,
                          uint64_t len) {
-  return session_install_copy_mode(s, dst, src, len, 0);
+  return session_install_copy_mode(s, dst, src, len, 0, NULL);
 }
 
 int session_install_zero_mode(struct session *s, uint64_t dst, uint64_t len,
-                              uint64_t mode) {
+                              uint64_t mode, uint64_t *got) {
   if (s->ps == HUGE_2M) { /* hugetlb has no ZEROPAGE */
     int r = 0;
-    for (uint64_t o = 0; o < len && r == 0; o += HUGE_2M) {
+    uint64_t all = 0, one = 0;
+    /* Page by page, stopping at the first one someone else installed, as
+     * one ZEROPAGE of the run would. */
+    for (uint64_t o = 0; o < len && r == 0 && all == o; o += HUGE_2M) {
       struct uffdio_copy c = {.dst = dst + o,
                               .src = (uint64_t)(uintptr_t)zero_buffer(),
                               .len = HUGE_2M,
                               .mode = mode ? UFFDIO_COPY_MODE_DONTWAKE : 0};
       int rc = ioctl(s->uffd, UFFDIO_COPY, &c);
-      r = install_result(s, rc, c.copy, dst + o, HUGE_2M, 1);
+      r = install_result(s, rc, c.copy, dst + o, HUGE_2M, 1, &one);
+      all += one;
     }
+    if (got) *got = all;
     return r;
   }
   struct uffdio_zeropage z = {.range = {.start = dst, .len = len},
                               .mode = mode};
   int rc = ioctl(s->uffd, UFFDIO_ZEROPAGE, &z);
-  return install_result(s, rc, z.zeropage, dst, len, 1);
+  return install_result(s, rc, z.zeropage, dst, len, 1, got);
 }
 
 int session_install_zero(struct session *s, uint64_t dst, uint64_t len) {
-  return session_install_zero_mode(s, dst, len, 0);
+  return session_install_zero_mode(s, dst, len, 0, NULL);
 }
 
 static void kill_vm(struct session *s) {

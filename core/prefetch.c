@@ -214,25 +214,27 @@ static int busy(struct session *s, uint64_t idx) {
  * removed nor in flight, without waking anyone.  The check and the copy
  * happen under one hold of rmlock, and again on every retry: a REMOVE
  * applied while we waited must never be undone by our copy.  Returns 0
- * (with the pages installed in *done), or -1 when the session is over. */
+ * (with the pages this call installed in *done), or -1 when the session is
+ * over. */
 static int copy_dontwake(struct session *s, int ri, uint64_t addr,
                          const void *src, uint64_t len, int zero,
                          uint64_t *done) {
-  uint64_t idx = idx_of(s, ri, addr), n = len >> s->ps_shift;
+  uint64_t idx = idx_of(s, ri, addr), n = len >> s->ps_shift, got = 0;
   *done = 0;
   for (int tries = 0; tries < 1000; tries++) {
     pthread_rwlock_rdlock(&s->rmlock);
     uint64_t k = 0;
     while (k < n && !busy(s, idx + k))
       k++;
-    int r = !k     ? 0
-            : zero ? session_install_zero_mode(s, addr, k << s->ps_shift,
-                                               UFFDIO_ZEROPAGE_MODE_DONTWAKE)
-                   : session_install_copy_mode(s, addr, src, k << s->ps_shift,
-                                               UFFDIO_COPY_MODE_DONTWAKE);
+    int r = !k ? 0
+            : zero
+                ? session_install_zero_mode(s, addr, k << s->ps_shift,
+                                            UFFDIO_ZEROPAGE_MODE_DONTWAKE, &got)
+                : session_install_copy_mode(s, addr, src, k << s->ps_shift,
+                                            UFFDIO_COPY_MODE_DONTWAKE, &got);
     pthread_rwlock_unlock(&s->rmlock);
     if (r != 1) {
-      *done = r == 0 ? k : 0;
+      *done = got >> s->ps_shift;
       return r < 0 ? -1 : 0; /* 3, unreadable: a fault applies the policy */
     }
     if (__atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) return -1;
@@ -241,11 +243,16 @@ static int copy_dontwake(struct session *s, int ri, uint64_t addr,
   return 0;
 }
 
-/* Installs [addr, addr+len) (one region, not yet present) from source
- * offset off.  Returns -1 when the session is over. */
-static int install_run(struct prefetch *p, void *buf, int ri, uint64_t addr,
-                       uint64_t off, uint64_t len) {
+/* Installs the leading pages of [addr, addr+len) (one region, not yet
+ * present) from source offset off.  Returns how many pages the caller may
+ * move past: those installed, or the whole run if it could not be read or
+ * installed (a fault will ask again, with the failure policy), but never a
+ * page after one somebody else installed meanwhile, since the pages beyond
+ * it are still missing.  -1 when the session is over. */
+static int64_t install_run(struct prefetch *p, void *buf, int ri, uint64_t addr,
+                           uint64_t off, uint64_t len) {
   struct session *s = p->s;
+  uint64_t n = len >> s->ps_shift;
   int zero = stack_is_zero(s->wl->stack, off, len);
   const void *src = NULL;
   if (!zero) {
@@ -256,16 +263,19 @@ static int install_run(struct prefetch *p, void *buf, int ri, uint64_t addr,
       log_debug("session %llu: prefetch of %llu+%llu failed: %s",
                 (unsigned long long)s->id, (unsigned long long)off,
                 (unsigned long long)len, host_last_error());
-      return 0; /* a fault will ask again, with the failure policy */
+      return (int64_t)n;
     }
     if (!src) src = buf;
   }
   /* Between reading and installing, the range may have been removed or
    * installed: copy_dontwake checks again, under the lock. */
   uint64_t k;
-  int r = copy_dontwake(s, ri, addr, src, len, zero, &k);
+  if (copy_dontwake(s, ri, addr, src, len, zero, &k) < 0) return -1;
   COUNT(s, prefetched_pages, k);
-  return r;
+  if (k == n) return (int64_t)n;
+  /* Stopped short: at a page that became busy (the caller skips it), or
+   * for a reason retrying will not cure. */
+  return k ? (int64_t)k : busy(s, idx_of(s, ri, addr)) ? 1 : (int64_t)n;
 }
 
 static void wake_range(struct session *s, uint64_t lo, uint64_t hi) {
@@ -380,11 +390,11 @@ static void fill(struct prefetch *p) {
       uint64_t n = 1;
       while (n < max_pages && a + (n << s->ps_shift) < end && !busy(s, idx + n))
         n++;
-      if (install_run(p, p->buf, (int)ri, a, r->offset + (a - r->base),
-                      n << s->ps_shift) < 0)
-        return;
-      wake_range(s, a, a + (n << s->ps_shift));
-      a += n << s->ps_shift;
+      int64_t done = install_run(p, p->buf, (int)ri, a,
+                                 r->offset + (a - r->base), n << s->ps_shift);
+      if (done < 0) return;
+      wake_range(s, a, a + ((uint64_t)done << s->ps_shift));
+      a += (uint64_t)done << s->ps_shift;
       /* Yield while the guest is faulting: its pages come first. */
       while (mono_ns() - __atomic_load_n(&s->demand_ns, __ATOMIC_RELAXED) <
                  2000000 &&

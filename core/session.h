@@ -75,11 +75,13 @@ void session_free(struct session *s);
 int session_install_copy(struct session *s, uint64_t dst, const void *src,
                          uint64_t len);
 int session_install_zero(struct session *s, uint64_t dst, uint64_t len);
-/* The same with a mode (UFFDIO_COPY_MODE_DONTWAKE, ..._ZEROPAGE_MODE_...). */
+/* The same with a mode (UFFDIO_COPY_MODE_DONTWAKE, ..._ZEROPAGE_MODE_...),
+ * setting *got to the bytes this call installed: fewer than len when a
+ * page of the run was installed by someone else first. */
 int session_install_copy_mode(struct session *s, uint64_t dst, const void *src,
-                              uint64_t len, uint64_t mode);
+                              uint64_t len, uint64_t mode, uint64_t *got);
 int session_install_zero_mode(struct session *s, uint64_t dst, uint64_t len,
-                              uint64_t mode);
+                              uint64_t mode, uint64_t *got);
 /* Applies on_source_error for the page at addr. */
 void session_source_failed(struct session *s, uint64_t addr, uint64_t off);
 
