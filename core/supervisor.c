@@ -97,6 +97,7 @@ struct sv {
   struct gen *gens;
   struct gen *current;
   struct gen *loading; /* a reload waiting for its worker's READY */
+  struct gen *dead;    /* freed after the epoll batch that may name them */
   int next_gen;
   struct sv_listener *ls;
   struct pending *pending;
@@ -363,7 +364,19 @@ static void free_gen(struct sv *v, struct gen *g) {
   close_if(g->config_fd);
   conf_free(g->conf);
   free(g->conf);
-  free(g);
+  /* A later event of the batch being handled may still point at g (its
+   * worker's socket, seen readable before the SIGCHLD that ended it). */
+  g->ipc = -1;
+  g->next = v->dead;
+  v->dead = g;
+}
+
+static void free_dead_gens(struct sv *v) {
+  while (v->dead) {
+    struct gen *g = v->dead;
+    v->dead = g->next;
+    free(g);
+  }
 }
 
 static struct gen *gen_by_id(struct sv *v, uint32_t id) {
@@ -781,6 +794,8 @@ static int peer_pidfd(int conn, pid_t pid) {
 }
 
 static void on_accept(struct sv *v, struct sv_listener *l) {
+  /* Closed by an earlier event of the same batch (a drain or a reload). */
+  if (l->fd < 0) return;
   for (;;) {
     int conn = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (conn < 0) {
@@ -1266,6 +1281,7 @@ static int run_loop(struct sv *v) {
       else if (*k == K_WORKER)
         on_worker_msg(v, (struct gen *)k);
     }
+    free_dead_gens(v);
     control_run(v->ctl);
     expire_pending(v);
     restart_due(v);
@@ -1300,6 +1316,7 @@ static void shutdown_all(struct sv *v) {
   }
   while (v->gens)
     free_gen(v, v->gens);
+  free_dead_gens(v);
   while (v->ls) {
     struct sv_listener *l = v->ls;
     v->ls = l->next;
