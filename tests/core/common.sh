@@ -5,15 +5,6 @@ for bin in "$UFFDKIT" "$SIM" "$PEER"; do
   [ -x "$bin" ] || fail "$bin is missing: build it first"
 done
 
-# sim RC NAME ARGS...: runs uffdkit-sim ARGS, stdout to $TMP/NAME.out and
-# stderr to $TMP/NAME.err, and fails unless it exits with RC.
-sim() {
-  local want=$1 name=$2 rc=0
-  shift 2
-  "$SIM" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
-  check_sim "$want" "$name" "$rc"
-}
-
 # check_refused NAME GOT: a simulator run with --expect-refused ended as a
 # refusal: exit 0 (it saw the close), or 4 when the close came before its
 # send and only that broke the send.
@@ -28,35 +19,6 @@ check_refused() {
   fi
 }
 
-# check_sim RC NAME GOT: the verdict on a simulator run started by hand.
-check_sim() {
-  local want=$1 name=$2 got=$3
-  if [ "$got" -ne "$want" ]; then
-    cat "$TMP/$name.out" "$TMP/$name.err" >&2
-    fail "$name: uffdkit-sim exited with $got, expected $want"
-  fi
-  if [ -s "$TMP/$name.out" ]; then
-    echo "$name: $(cat "$TMP/$name.out")"
-  fi
-  return 0
-}
-
-# field NAME KEY: a key=value of the summary line in $TMP/NAME.out.
-field() {
-  grep -o "\b$2=[^ ]*" "$TMP/$1.out" | cut -d= -f2
-}
-
-expect_field() {
-  local got
-  got=$(field "$1" "$2")
-  [ "$got" = "$3" ] || fail "$1: $2=$got, expected $3"
-}
-
-# verified NAME PAGES: the run touched PAGES pages, every byte right.
-verified() {
-  expect_field "$1" pages "$2"
-  expect_field "$1" mismatches 0
-}
 
 # wait_log LOG REGEX [SECONDS]: waits until a line of $TMP/LOG.log matches.
 wait_log() {

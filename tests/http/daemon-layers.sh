@@ -21,19 +21,6 @@ requests() {
 print(json.load(sys.stdin)["requests"])'
 }
 
-# sim NAME SOCK ARGS...: one restore that must verify every byte.
-sim() {
-  local name=$1 sock=$2 rc=0
-  shift 2
-  "$SIM" run --socket "$sock" --image "$TMP/www/mem.img" --vcpus 2 \
-    --timeout 120 "$@" >"$TMP/$name-sim.out" 2>"$TMP/$name-sim.log" || rc=$?
-  [ $rc -eq 0 ] || {
-    cat "$TMP/$name-sim.out" "$TMP/$name-sim.log" >&2
-    fail "$name: uffdkit-sim exited with $rc"
-  }
-  echo "$name: $(cat "$TMP/$name-sim.out")"
-}
-
 # serve NAME LAYERS: a listener on $TMP/NAME.sock with the given layers.
 serve() {
   cat >"$TMP/$1.conf" <<CONF
@@ -62,19 +49,19 @@ serve layers "$CACHE, $RETRY"
 before=$(requests)
 curl -s "$FAULTY/_control?mode=500&count=3" >/dev/null
 # Two clones at once, then a third: the third is served from the cache.
-sim clone1 "$TMP/layers.sock" &
+restore_http clone1 "$TMP/layers.sock" &
 pid1=$!
-sim clone2 "$TMP/layers.sock" --order random --seed 3 || fail "clone2"
+restore_http clone2 "$TMP/layers.sock" --order random --seed 3 || fail "clone2"
 wait $pid1 || fail "clone1"
 check_fetched_once "$before"
 after=$(requests)
-sim clone3 "$TMP/layers.sock" --order random --seed 9
+restore_http clone3 "$TMP/layers.sock" --order random --seed 9
 [ "$(requests)" -eq "$after" ] || fail "clone3 was not served from the cache"
 stop_daemons
 
 before=$(requests)
 serve readahead "{ layer = \"readahead\"; window = \"1M\"; }, $CACHE, $RETRY"
 curl -s "$FAULTY/_control?mode=503&count=2" >/dev/null
-sim sequential "$TMP/readahead.sock"
+restore_http sequential "$TMP/readahead.sock"
 check_fetched_once "$before"
 stop_daemons

@@ -14,23 +14,10 @@ mkdir -p "$TMP/www"
   fail "uffdkit-sim mkimage failed"
 start_nginx "$TMP/www"
 
-# sim NAME ARGS...: one restore that must verify every byte.
-sim() {
-  local name=$1 rc=0
-  shift
-  "$SIM" run --socket "$TMP/s.sock" --image "$TMP/www/mem.img" --vcpus 2 \
-    --timeout 120 "$@" >"$TMP/$name-sim.out" 2>"$TMP/$name-sim.log" || rc=$?
-  [ $rc -eq 0 ] || {
-    cat "$TMP/$name-sim.out" "$TMP/$name-sim.log" >&2
-    fail "$name: uffdkit-sim exited with $rc"
-  }
-  echo "$name: $(cat "$TMP/$name-sim.out")"
-}
-
 start_daemon http "$TMP/s.sock" --socket "$TMP/s.sock" http \
   "url=http://127.0.0.1:$NGINX_PORT/mem.img"
-sim sequential
-sim random --order random --seed 7
+restore_http sequential "$TMP/s.sock"
+restore_http random "$TMP/s.sock" --order random --seed 7
 stop_daemons
 
 # Every fault was one range request: more than the probe went out, and each

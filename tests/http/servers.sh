@@ -25,6 +25,21 @@ wait_http() {
   return 1
 }
 
+# restore_http NAME SOCK ARGS...: one restore of $TMP/www/mem.img (the image
+# the servers serve) through the daemon on SOCK, which must verify every
+# byte; output in $TMP/NAME-sim.out and $TMP/NAME-sim.log.
+restore_http() {
+  local name=$1 sock=$2 rc=0
+  shift 2
+  "$SIM" run --socket "$sock" --image "$TMP/www/mem.img" --vcpus 2 \
+    --timeout 120 "$@" >"$TMP/$name-sim.out" 2>"$TMP/$name-sim.log" || rc=$?
+  [ $rc -eq 0 ] || {
+    cat "$TMP/$name-sim.out" "$TMP/$name-sim.log" >&2
+    fail "$name: uffdkit-sim exited with $rc"
+  }
+  echo "$name: $(cat "$TMP/$name-sim.out")"
+}
+
 # start_nginx ROOT: serves ROOT at http://127.0.0.1:$NGINX_PORT/, and the
 # same files without range support under /norange/; /moved.bin redirects to
 # /data.bin.  Access log:

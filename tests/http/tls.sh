@@ -29,19 +29,6 @@ curl -sf -o /dev/null --cacert "$TMP/tls/ca.pem" "$GOOD" ||
 curl -s -o /dev/null --cacert "$TMP/tls/ca.pem" "$OTHER" &&
   fail "curl accepted the certificate for another name"
 
-# sim NAME SOCK ARGS...: one restore that must verify every byte.
-sim() {
-  local name=$1 sock=$2 rc=0
-  shift 2
-  "$SIM" run --socket "$sock" --image "$TMP/www/mem.img" --vcpus 2 \
-    --timeout 60 "$@" >"$TMP/$name-sim.out" 2>"$TMP/$name-sim.log" || rc=$?
-  [ $rc -eq 0 ] || {
-    cat "$TMP/$name-sim.out" "$TMP/$name-sim.log" >&2
-    fail "$name: uffdkit-sim exited with $rc"
-  }
-  echo "$name: $(cat "$TMP/$name-sim.out")"
-}
-
 # serve NAME SETTINGS: a listener on $TMP/NAME.sock whose http source has
 # SETTINGS (libconfig), from a config file.
 serve() {
@@ -62,8 +49,8 @@ tls_requests() {
 # ca_file: every byte over TLS, in two orders.
 before=$(tls_requests)
 serve ca "url = \"$GOOD\"; ca_file = \"$TMP/tls/ca.pem\";"
-sim ca-seq "$TMP/ca.sock"
-sim ca-random "$TMP/ca.sock" --order random --seed 11
+restore_http ca-seq "$TMP/ca.sock"
+restore_http ca-random "$TMP/ca.sock" --order random --seed 11
 stop_daemons
 [ $(($(tls_requests) - before)) -gt 1000 ] ||
   fail "the restores did not go through nginx's TLS server"
@@ -110,5 +97,5 @@ refused missing-ca-file "CA|certificate|ca_file|file" \
 # verify_tls = false: any certificate, here one for another name signed by
 # an unknown CA, and the bytes are still exact.
 serve noverify "url = \"$OTHER\"; verify_tls = false;"
-sim noverify "$TMP/noverify.sock" --order random --seed 3
+restore_http noverify "$TMP/noverify.sock" --order random --seed 3
 stop_daemons

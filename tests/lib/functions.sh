@@ -94,3 +94,44 @@ reserve_hugepages() {
     exit 77
   fi
 }
+
+# ---- the simulator (uffdkit-sim) ----
+
+# sim RC NAME ARGS...: runs uffdkit-sim ARGS, stdout to $TMP/NAME.out and
+# stderr to $TMP/NAME.err, and fails unless it exits with RC.
+sim() {
+  local want=$1 name=$2 rc=0
+  shift 2
+  "$SIM" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
+  check_sim "$want" "$name" "$rc"
+}
+
+# check_sim RC NAME GOT: the verdict on a simulator run started by hand.
+check_sim() {
+  local want=$1 name=$2 got=$3
+  if [ "$got" -ne "$want" ]; then
+    cat "$TMP/$name.out" "$TMP/$name.err" >&2
+    fail "$name: uffdkit-sim exited with $got, expected $want"
+  fi
+  if [ -s "$TMP/$name.out" ]; then
+    echo "$name: $(cat "$TMP/$name.out")"
+  fi
+  return 0
+}
+
+# field NAME KEY: a key=value of the summary line in $TMP/NAME.out.
+field() {
+  grep -o "\b$2=[^ ]*" "$TMP/$1.out" | cut -d= -f2
+}
+
+expect_field() {
+  local got
+  got=$(field "$1" "$2")
+  [ "$got" = "$3" ] || fail "$1: $2=$got, expected $3"
+}
+
+# verified NAME PAGES: the run touched PAGES pages, every byte right.
+verified() {
+  expect_field "$1" pages "$2"
+  expect_field "$1" mismatches 0
+}

@@ -18,7 +18,7 @@ sim 2 style "${run[@]}" --style 1.3
 sim 2 order "${run[@]}" --order stride:0
 sim 2 memsize "${run[@]}" --mem-size 16M
 sim 2 noimage run --socket "$TMP/ref.sock" --image "$TMP/missing"
-grep -q "$TMP/missing" "$TMP/noimage.log" || fail "missing image not named"
+grep -q "$TMP/missing" "$TMP/noimage.err" || fail "missing image not named"
 sim 2 balloon "${run[@]}" --balloon 6M:4M
 sim 2 during "${run[@]}" --balloon-during
 
@@ -26,7 +26,7 @@ sim 2 during "${run[@]}" --balloon-during
 sim 4 enoent "${run[@]}" --connect-timeout 0.3
 touch "$TMP/ref.sock"
 sim 4 refused "${run[@]}" --connect-timeout 0.3
-grep -q "Connection refused" "$TMP/refused.log" || fail "refusal not reported"
+grep -q "Connection refused" "$TMP/refused.err" || fail "refusal not reported"
 rm "$TMP/ref.sock"
 
 start_ref ref "$TMP/ref.sock" "$TMP/mem"
@@ -46,7 +46,7 @@ kill -CONT "$ref"
 # Each vCPU is stuck on its first page: vCPU 0 at page 0, vCPU 1 at page 1;
 # the watchdog names whichever it looks at first.
 grep -Eq "^timeout: vCPU (0 stuck at memory offset 0x0|1 stuck at memory offset 0x1000) \(region 0\)" \
-  "$TMP/stopped.log" || fail "timeout message: $(cat "$TMP/stopped.log")"
+  "$TMP/stopped.err" || fail "timeout message: $(cat "$TMP/stopped.err")"
 
 # After the stop the same handler serves a full restore again.
 sim 0 again "${run[@]}" --vcpus 2

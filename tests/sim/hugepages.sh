@@ -7,7 +7,7 @@ sim 0 img mkimage "$TMP/mem" --size 64M --seed 13
 # Without free huge pages the simulator must refuse, saying how to get them.
 if [ "$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)" -lt 33 ]; then
   sim 2 nohuge run --socket "$TMP/none.sock" --image "$TMP/mem" --page-size 2M
-  grep -q nr_hugepages "$TMP/nohuge.log" || fail "no hint how to reserve"
+  grep -q nr_hugepages "$TMP/nohuge.err" || fail "no hint how to reserve"
 fi
 reserve_hugepages 34
 start_ref ref "$TMP/ref.sock" "$TMP/mem"
@@ -32,7 +32,7 @@ verified during 96
 expect_field during zero_checked 48
 
 sim 2 unaligned "${run[@]}" --balloon 1M:2M
-grep -q "multiples of the page size" "$TMP/unaligned.log" ||
-  fail "unaligned balloon range not explained: $(cat "$TMP/unaligned.log")"
+grep -q "multiples of the page size" "$TMP/unaligned.err" ||
+  fail "unaligned balloon range not explained: $(cat "$TMP/unaligned.err")"
 
 stop_daemons

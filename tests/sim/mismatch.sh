@@ -15,7 +15,7 @@ sim 1 other "${run[@]}" --expect "$TMP/b" --regions 2 --vcpus 2
 m=$(field other mismatches)
 # Only pages that are zero in both images may match.
 [ "$m" -gt 3900 ] && [ "$m" -le 4096 ] || fail "found $m wrong pages of 4096"
-grep -q "first at memory offset 0x" "$TMP/other.log" ||
-  fail "first wrong page not named: $(cat "$TMP/other.log")"
+grep -q "first at memory offset 0x" "$TMP/other.err" ||
+  fail "first wrong page not named: $(cat "$TMP/other.err")"
 
 stop_daemons
