@@ -223,7 +223,7 @@ void session_source_failed(struct session *s, uint64_t addr, uint64_t off) {
   }
   if (policy != ON_ERROR_HANG) {
     kill_vm(s);
-    s->end_reason = END_FAILED;
+    __atomic_store_n(&s->failed, 1, __ATOMIC_RELEASE);
   }
 }
 
@@ -513,7 +513,7 @@ static int spin(struct session *s) {
     struct pollfd p = {.fd = s->uffd, .events = POLLIN};
     int n = poll(&p, 1, 0) > 0 ? read_events(s) : 0;
     if (n < 0 || ((n > 0 || s->ndefer) && serve_batch(s, n, t0) < 0) ||
-        s->end_reason == END_FAILED)
+        session_failed(s))
       return -1;
     if (n > 0) last = t0;
   }
@@ -542,10 +542,11 @@ void *session_main(void *arg) {
     if (pf[0].revents & (POLLERR | POLLHUP)) break;
     uint64_t t0 = now_ns();
     int n = read_events(s);
-    if (n < 0 || serve_batch(s, n, t0) < 0 || s->end_reason == END_FAILED)
-      break;
+    if (n < 0 || serve_batch(s, n, t0) < 0 || session_failed(s)) break;
     if (n > 0 && spin(s) < 0) break;
   }
+  if (s->end_reason != END_SHUTDOWN && session_failed(s))
+    s->end_reason = END_FAILED;
   __atomic_store_n(&s->ending, 1, __ATOMIC_RELEASE);
   prefetch_stop(s->pf);
   s->pf = NULL;

@@ -42,9 +42,10 @@ struct session {
   void *buf; /* page buffer for sources without map() */
   int keeps_socket;
   int conn_open;
-  int end_reason;
-  int ending; /* set when the fault loop leaves: pool jobs give up */
-  int killed; /* on_source_error=kill already sent SIGKILL */
+  int end_reason; /* the session thread's own */
+  int ending;     /* set when the fault loop leaves: pool jobs give up */
+  int killed;     /* on_source_error=kill already sent SIGKILL */
+  int failed;     /* set by any thread: the VM was killed for a source error */
 #define STALE_RING 64
   uint64_t stale[STALE_RING]; /* pages lately woken as stale faults */
   unsigned stale_next;
@@ -82,6 +83,9 @@ int session_install_copy_mode(struct session *s, uint64_t dst, const void *src,
                               uint64_t len, uint64_t mode, uint64_t *got);
 int session_install_zero_mode(struct session *s, uint64_t dst, uint64_t len,
                               uint64_t mode, uint64_t *got);
+static inline int session_failed(const struct session *s) {
+  return __atomic_load_n(&s->failed, __ATOMIC_ACQUIRE);
+}
 /* Applies on_source_error for the page at addr. */
 void session_source_failed(struct session *s, uint64_t addr, uint64_t off);
 

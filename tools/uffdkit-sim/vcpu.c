@@ -84,8 +84,6 @@ static void *vcpu_main(void *arg) {
 
 static void start_vcpus(struct restore *r) {
   for (unsigned i = 0; i < r->o->vcpus; i++) {
-    r->slot[i].id = i;
-    r->slot[i].r = r;
     int e = pthread_create(&r->slot[i].tid, NULL, vcpu_main, &r->slot[i]);
     if (e) {
       /* Started vCPUs cannot be cancelled inside a fault. */
@@ -176,6 +174,11 @@ int vcpu_restore(const struct sim_vm *vm, const struct sim_opts *o, int sock,
   struct restore r = {.vm = vm, .o = o, .res = res, .sock = sock};
   pthread_mutex_init(&r.lock, NULL);
   r.slot = calloc(o->vcpus, sizeof(*r.slot));
+  /* Set before the watchdog starts: it names a stuck vCPU by its id. */
+  for (unsigned i = 0; r.slot && i < o->vcpus; i++) {
+    r.slot[i].id = i;
+    r.slot[i].r = &r;
+  }
   int rc = r.slot ? run_restore(&r)
                   : sim_err(SIM_SETUP, "out of memory for %u vCPUs", o->vcpus);
   free(r.slot);
