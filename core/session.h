@@ -46,6 +46,7 @@ struct session {
   int ending;     /* set when the fault loop leaves: pool jobs give up */
   int killed;     /* on_source_error=kill already sent SIGKILL */
   int failed;     /* set by any thread: the VM was killed for a source error */
+  int finished;   /* its thread has nothing left to do: join it */
 #define STALE_RING 64
   uint64_t stale[STALE_RING]; /* pages lately woken as stale faults */
   unsigned stale_next;

@@ -143,6 +143,7 @@ static void *session_thread(void *arg) {
              (unsigned long long)s->shm->counters.pages_copied,
              (unsigned long long)s->shm->counters.zero_pages);
   if (s->end_reason != END_SHUTDOWN) send_end(s->id, s->end_reason);
+  __atomic_store_n(&s->finished, 1, __ATOMIC_RELEASE);
   uint64_t one = 1;
   if (write(W.reaper, &one, sizeof one) < 0)
     log_warn("reaper eventfd: %s", strerror(errno));
@@ -180,7 +181,9 @@ static void start_session(const struct ipc_msg *m, int fds[4]) {
   pthread_attr_destroy(&a);
 }
 
-/* Joins the threads of sessions that ended. */
+/* Joins the threads of sessions that ended.  Only finished ones: a session
+ * whose loop has left may still wait for a pool job stuck in a slow read,
+ * and joining it would stall every other session's start. */
 static void reap(int all) {
   uint64_t v;
   if (read(W.reaper, &v, sizeof v) < 0 && errno != EAGAIN)
@@ -189,7 +192,7 @@ static void reap(int all) {
   struct session **pp = &W.sessions;
   while (*pp) {
     struct session *s = *pp;
-    if (all || __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) {
+    if (all || __atomic_load_n(&s->finished, __ATOMIC_ACQUIRE)) {
       *pp = s->next;
       pthread_mutex_unlock(&W.lock);
       pthread_join(s->thread, NULL);
