@@ -221,10 +221,7 @@ void session_source_failed(struct session *s, uint64_t addr, uint64_t off) {
     log_error("session %llu: UFFDIO_POISON failed (%s); killing the VM",
               (unsigned long long)s->id, strerror(errno));
   }
-  if (policy != ON_ERROR_HANG) {
-    kill_vm(s);
-    __atomic_store_n(&s->failed, 1, __ATOMIC_RELEASE);
-  }
+  if (policy != ON_ERROR_HANG) kill_vm(s);
 }
 
 /* How many pages from idx (within region ri, up to max) are neither

@@ -44,8 +44,7 @@ struct session {
   int conn_open;
   int end_reason; /* the session thread's own */
   int ending;     /* set when the fault loop leaves: pool jobs give up */
-  int killed;     /* on_source_error=kill already sent SIGKILL */
-  int failed;     /* set by any thread: the VM was killed for a source error */
+  int killed;     /* set by any thread: the VM was killed for a source error */
   int finished;   /* its thread has nothing left to do: join it */
 #define STALE_RING 64
   uint64_t stale[STALE_RING]; /* pages lately woken as stale faults */
@@ -85,7 +84,7 @@ int session_install_copy_mode(struct session *s, uint64_t dst, const void *src,
 int session_install_zero_mode(struct session *s, uint64_t dst, uint64_t len,
                               uint64_t mode, uint64_t *got);
 static inline int session_failed(const struct session *s) {
-  return __atomic_load_n(&s->failed, __ATOMIC_ACQUIRE);
+  return __atomic_load_n(&s->killed, __ATOMIC_ACQUIRE);
 }
 /* Applies on_source_error for the page at addr. */
 void session_source_failed(struct session *s, uint64_t addr, uint64_t off);
