@@ -1,9 +1,7 @@
 # Functions shared by the core daemon's integration tests; sourced after
 # tests/lib/functions.sh.
 PEER=$BUILD/bin/core-test-peer
-for bin in "$UFFDKIT" "$SIM" "$PEER"; do
-  [ -x "$bin" ] || fail "$bin is missing: build it first"
-done
+need_built "$UFFDKIT" "$SIM" "$PEER"
 
 # check_refused NAME GOT: a simulator run with --expect-refused ended as a
 # refusal: exit 0 (it saw the close), or 4 when the close came before its

@@ -6,9 +6,7 @@ source "$(dirname "$0")/../lib/functions.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 command -v python3 >/dev/null || { echo "python3 needed" >&2; exit 77; }
-for bin in "$UFFDKIT" "$SIM" "$SNAP"; do
-  [ -x "$bin" ] || fail "$bin not built"
-done
+need_built "$UFFDKIT" "$SIM" "$SNAP"
 
 SIZE=$((32 << 20))
 python3 "$HERE/images.py" "$TMP" $SIZE

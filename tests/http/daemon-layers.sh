@@ -6,15 +6,10 @@
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/servers.sh"
 
-for bin in "$UFFDKIT" "$SIM"; do
-  [ -x "$bin" ] || fail "$bin not built"
-done
+need_built "$UFFDKIT" "$SIM"
 
-mkdir -p "$TMP/www"
-"$SIM" mkimage "$TMP/www/mem.img" --size 64M >/dev/null ||
-  fail "uffdkit-sim mkimage failed"
+make_image 64M
 start_faulty "$TMP/www"
-FAULTY=http://127.0.0.1:$FAULTY_PORT
 
 requests() {
   curl -s "$FAULTY/_stats" | python3 -c 'import json, sys

@@ -5,13 +5,9 @@
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/servers.sh"
 
-for bin in "$UFFDKIT" "$SIM"; do
-  [ -x "$bin" ] || fail "$bin not built"
-done
+need_built "$UFFDKIT" "$SIM"
 
-mkdir -p "$TMP/www"
-"$SIM" mkimage "$TMP/www/mem.img" --size 64M >/dev/null ||
-  fail "uffdkit-sim mkimage failed"
+make_image 64M
 start_nginx "$TMP/www"
 
 start_daemon http "$TMP/s.sock" --socket "$TMP/s.sock" http \

@@ -14,9 +14,7 @@ command -v python3 >/dev/null || {
   echo "python3 needed" >&2
   exit 77
 }
-for bin in "$UFFDKIT" "$SIM" "$SNAP"; do
-  [ -x "$bin" ] || fail "$bin not built"
-done
+need_built "$UFFDKIT" "$SIM" "$SNAP"
 
 SIZE=$((16 << 20))
 python3 "$DIFF_TESTS_DIR/images.py" "$TMP" $SIZE
@@ -138,13 +136,13 @@ stop_s3rver
 # token required as well.
 start_faulty "$STORE" --sigv4 AKIDSTORE:st0re-secret:eu-west-1:s3:st0re-token
 SIGNED_STORE="plugin = \"http\";
-          url = \"http://127.0.0.1:$FAULTY_PORT/{build_id}/memfile\";
+          url = \"$FAULTY/{build_id}/memfile\";
           aws_sigv4 = \"aws:amz:eu-west-1:s3\";
           aws_access_key_id = \"AKIDSTORE\";
           aws_secret_access_key = \"st0re-secret\";
           aws_session_token = \"st0re-token\";"
 restore signed-4k-cache "$SIGNED_STORE $CACHE" --order random --seed 8
-stats=$(curl -s "http://127.0.0.1:$FAULTY_PORT/_stats")
+stats=$(curl -s "$FAULTY/_stats")
 echo "signed store: $stats"
 python3 -c 'import json, sys
 sys.exit(0 if json.loads(sys.argv[1])["requests"] > 3 else 1)' "$stats" ||

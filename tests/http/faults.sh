@@ -16,17 +16,11 @@ source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/servers.sh"
 
 VMM=$BUILD/bin/test-http-strict-vmm
-for bin in "$UFFDKIT" "$SIM" "$VMM"; do
-  [ -x "$bin" ] || fail "$bin not built"
-done
+need_built "$UFFDKIT" "$SIM" "$VMM"
 
-IMG=$TMP/www/mem.img
-mkdir -p "$TMP/www"
-"$SIM" mkimage "$IMG" --size 16M --seed 21 >/dev/null ||
-  fail "uffdkit-sim mkimage failed"
+make_image 16M --seed 21
 start_nginx "$TMP/www"
 start_faulty "$TMP/www"
-FAULTY=http://127.0.0.1:$FAULTY_PORT
 
 # The faulty listeners give up on a request after 2 s (a loaded machine
 # can take a second to answer); the retry layer

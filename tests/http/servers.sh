@@ -25,6 +25,15 @@ wait_http() {
   return 1
 }
 
+# make_image SIZE [MKIMAGE_ARGS...]: the image the servers serve and
+# restore_http checks against, $TMP/www/mem.img ($IMG).
+make_image() {
+  IMG=$TMP/www/mem.img
+  mkdir -p "$TMP/www"
+  "$SIM" mkimage "$IMG" --size "$@" >/dev/null ||
+    fail "uffdkit-sim mkimage failed"
+}
+
 # restore_http NAME SOCK ARGS...: one restore of $TMP/www/mem.img (the image
 # the servers serve) through the daemon on SOCK, which must verify every
 # byte; output in $TMP/NAME-sim.out and $TMP/NAME-sim.log.
@@ -160,7 +169,7 @@ make_tls_certs() {
 }
 
 # start_faulty ROOT [ARGS...]: the fault-injecting server (faulty_server.py)
-# on http://127.0.0.1:$FAULTY_PORT/; ARGS go to it (e.g. --sigv4 ...).
+# on $FAULTY (http://127.0.0.1:$FAULTY_PORT); ARGS go to it (e.g. --sigv4).
 start_faulty() {
   local root=$1 portfile
   shift
@@ -177,6 +186,7 @@ start_faulty() {
   FAULTY_PID=${SERVER_PIDS[-1]}
   FAULTY_PORT=$(cat "$portfile" 2>/dev/null) ||
     fail "faulty_server.py did not start"
+  FAULTY=http://127.0.0.1:$FAULTY_PORT
   wait_http "http://127.0.0.1:$FAULTY_PORT/_stats" 10 ||
     fail "faulty_server.py does not answer"
 }

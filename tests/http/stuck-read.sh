@@ -8,13 +8,9 @@
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/servers.sh"
 
-IMG=$TMP/www/mem.img
-mkdir -p "$TMP/www"
-"$SIM" mkimage "$IMG" --size 16M --seed 23 >/dev/null ||
-  fail "uffdkit-sim mkimage failed"
+make_image 16M --seed 23
 start_nginx "$TMP/www"
 start_faulty "$TMP/www"
-FAULTY=http://127.0.0.1:$FAULTY_PORT
 HOLD=15
 
 cat >"$TMP/daemon.conf" <<CONF

@@ -11,13 +11,9 @@ command -v openssl >/dev/null || {
   echo "openssl needed" >&2
   exit 77
 }
-for bin in "$UFFDKIT" "$SIM"; do
-  [ -x "$bin" ] || fail "$bin not built"
-done
+need_built "$UFFDKIT" "$SIM"
 
-mkdir -p "$TMP/www"
-"$SIM" mkimage "$TMP/www/mem.img" --size 32M --seed 5 >/dev/null ||
-  fail "uffdkit-sim mkimage failed"
+make_image 32M --seed 5
 make_tls_certs "$TMP/tls"
 NGINX_TLS_DIR=$TMP/tls start_nginx "$TMP/www"
 GOOD=https://127.0.0.1:$NGINX_TLS_PORT/mem.img

@@ -50,6 +50,14 @@ until_true() {
   return 1
 }
 
+# need_built FILE...: fails unless each program or plugin was built.
+need_built() {
+  local f
+  for f in "$@"; do
+    [ -e "$f" ] || fail "$f is missing: build it first"
+  done
+}
+
 # wait_for_socket PATH [SECONDS]
 wait_for_socket() {
   local path=$1 secs=${2:-10} i

@@ -7,9 +7,7 @@
 source "$(dirname "$0")/../lib/functions.sh"
 PLUGIN=${2:?usage: abi.sh BUILD_DIR PLUGIN_SO}
 DIR=$(dirname "$PLUGIN")
-for bin in "$UFFDKIT" "$SIM" "$PLUGIN"; do
-  [ -e "$bin" ] || fail "$bin not built"
-done
+need_built "$UFFDKIT" "$SIM" "$PLUGIN"
 
 struct_size() { sed -n 's/^abi: [0-9.]* (struct size \([0-9]*\))$/\1/p'; }
 

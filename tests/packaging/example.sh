@@ -9,9 +9,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 for tool in make cc pkg-config; do
   command -v $tool >/dev/null || { echo "no $tool" >&2; exit 77; }
 done
-for bin in "$UFFDKIT" "$SIM"; do
-  [ -x "$bin" ] || fail "$bin not built"
-done
+need_built "$UFFDKIT" "$SIM"
 
 cp -r "$SRC/examples/pattern" "$TMP/pattern"
 export PKG_CONFIG_PATH=$BUILD/packaging
