@@ -83,6 +83,8 @@ int session_install_copy_mode(struct session *s, uint64_t dst, const void *src,
                               uint64_t len, uint64_t mode, uint64_t *got);
 int session_install_zero_mode(struct session *s, uint64_t dst, uint64_t len,
                               uint64_t mode, uint64_t *got);
+/* Whether on_source_error killed the VM, from any thread: the fault loop
+ * stops serving it and its end is reported as a failure. */
 static inline int session_failed(const struct session *s) {
   return __atomic_load_n(&s->killed, __ATOMIC_ACQUIRE);
 }
