@@ -50,11 +50,12 @@ until_true() {
   return 1
 }
 
-# need_built FILE...: fails unless each program or plugin was built.
+# need_built FILE...: fails unless each program or plugin was built (and
+# can be run or loaded).
 need_built() {
   local f
   for f in "$@"; do
-    [ -e "$f" ] || fail "$f is missing: build it first"
+    [ -x "$f" ] || fail "$f is missing: build it first"
   done
 }
 
