@@ -74,6 +74,7 @@ static const struct key_spec prefetch_keys[] = {
     PK("working_set", K_STRING, prefetch_path, NULL),
     PK("mode", K_STRING, prefetch_mode_str, "auto"),
     PK("record_for", K_DURATION, record_for_ns, "0"),
+    PK("max_gap", K_INT, replay_max_gap, "0"),
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -303,6 +304,9 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
                 "listener '%s': prefetch mode must be off, record, replay or "
                 "auto",
                 l->name);
+  if (l->replay_max_gap < 0 || l->replay_max_gap > 64)
+    return fail(c, pf ? at(pf, "max_gap") : g, err, errlen,
+                "listener '%s': prefetch max_gap must be 0..64 pages", l->name);
   if (l->prefetch_mode != PREFETCH_OFF && !l->prefetch_path)
     return fail(c, pf ? pf : g, err, errlen,
                 "listener '%s': prefetch needs working_set = \"PATH\"",

@@ -48,6 +48,7 @@ struct listener_conf {
   const char *prefetch_mode_str;
   int prefetch_mode;
   uint64_t record_for_ns; /* 0: until the session ends */
+  int64_t replay_max_gap; /* unlisted pages a replay run may copy across */
   int background_fill;
   config_setting_t *source;  /* the group { plugin = ...; ... } */
   config_setting_t *layers;  /* list of groups, or NULL */

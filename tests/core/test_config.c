@@ -90,7 +90,7 @@ START_TEST(full_config) {
         "    spin = \"200us\";\n"
         "    background_fill = true;\n"
         "    prefetch = { working_set = \"/var/lib/ws\"; mode = \"record\";\n"
-        "                 record_for = \"30s\"; };\n"
+        "                 record_for = \"30s\"; max_gap = 2; };\n"
         "    source = { plugin = \"mmap\"; path = \"/srv/a/mem\"; };\n"
         "    layers = ( { layer = \"cache\"; size = \"4G\"; },\n"
         "               { layer = \"retry\"; } );\n"
@@ -131,6 +131,7 @@ START_TEST(full_config) {
   ck_assert_str_eq(a->prefetch_path, "/var/lib/ws");
   ck_assert_int_eq(a->prefetch_mode, PREFETCH_RECORD);
   ck_assert_uint_eq(a->record_for_ns, 30000000000ull);
+  ck_assert_int_eq(a->replay_max_gap, 2);
   const char *plugin = NULL;
   ck_assert_msg(config_setting_lookup_string(a->source, "plugin", &plugin) &&
                     !strcmp(plugin, "mmap"),
@@ -308,6 +309,9 @@ START_TEST(wrong_types) {
   refused(L("source = { plugin = \"m\"; };\nprefetch = {\n"
             "  record_for = \"a while\"; }; } );"),
           4, "'record_for' must be a duration", NULL);
+  refused(L("source = { plugin = \"m\"; };\nprefetch = { working_set = "
+            "\"/w\";\n  max_gap = 65; }; } );"),
+          4, "max_gap must be 0..64 pages", NULL);
   refused("listeners = ( { name = 5;\n"
           "  socket = \"/tmp/a\"; source = { plugin = \"m\"; }; } );",
           1, "'name' must be a string", NULL);
