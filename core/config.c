@@ -485,12 +485,33 @@ static int valid_key(const char *k, size_t n) {
   return 1;
 }
 
+/* The uffdkit group of the command line's settings, as config text. */
+static void put_globals(FILE *m, const struct cli_globals *g) {
+  if (!g || (!g->control_socket && !g->metrics)) return;
+  fputs("uffdkit = {", m);
+  if (g->control_socket) {
+    fputs(" control_socket = ", m);
+    put_quoted(m, g->control_socket);
+    fputc(';', m);
+  }
+  if (g->metrics) {
+    fputs(" metrics = ", m);
+    put_quoted(m, g->metrics);
+    fputc(';', m);
+  }
+  fputs(" };\n", m);
+}
+
 int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
-                  char *const *kv, int nkv, char *err, size_t errlen) {
+                  char *const *kv, int nkv, const struct cli_globals *g,
+                  char *err, size_t errlen) {
   char *text = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&text, &len);
-  fputs("listeners = ( { name = \"cli\"; socket = ", m);
+  put_globals(m, g);
+  fputs("listeners = ( { name = ", m);
+  put_quoted(m, g && g->name ? g->name : "cli");
+  fputs("; socket = ", m);
   put_quoted(m, socket);
   fputs("; source = { plugin = ", m);
   put_quoted(m, plugin);

@@ -78,9 +78,17 @@ int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
 /* The text in fd (read from offset 0; fd stays open), named name. */
 int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
                  size_t errlen);
-/* One listener "cli" on socket, source plugin with key=value settings. */
+/* What the command line may set besides the listener's source. */
+struct cli_globals {
+  const char *name;           /* of the listener; NULL: "cli" */
+  const char *control_socket; /* NULL: the default; "": none */
+  const char *metrics;        /* NULL: none */
+};
+/* One listener on socket, source plugin with key=value settings; g may be
+ * NULL (every default). */
 int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
-                  char *const *kv, int nkv, char *err, size_t errlen);
+                  char *const *kv, int nkv, const struct cli_globals *g,
+                  char *err, size_t errlen);
 void conf_free(struct daemon_conf *c);
 
 const struct listener_conf *conf_find_listener(const struct daemon_conf *c,

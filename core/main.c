@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "ctl.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,16 +41,26 @@ static void usage(FILE *f) {
           "  --plugin-dir DIR        where plugins are (default: %s)\n"
           "  --log-level LEVEL       error, warn, info (default) or debug\n"
           "  --log-format FORMAT     text (default) or json\n"
+          "  --exit-when-idle        exit once a session has ended and no\n"
+          "                          other is live or in its handshake\n"
+          "With --socket:\n"
+          "  --name NAME             the listener's name (default: cli)\n"
+          "  --control-socket PATH   the control socket (default: %s;\n"
+          "                          \"\" or none: no control socket)\n"
+          "  --metrics ADDR          serve Prometheus metrics on ADDR\n"
+          "                          (PORT, HOST:PORT or [IPV6]:PORT)\n"
+
           "The daemon runs in the foreground and logs to stderr; SIGTERM or "
           "SIGINT stop it.\n"
           "See uffdkit(8) and uffdkit.conf(5).\n",
-          plugin_default_dir());
+          plugin_default_dir(), CONTROL_DEFAULT_SOCKET);
 }
 
 struct cli {
   const char *config, *socket, *check, *describe, *plugin_dir;
   const char *log_level, *log_format;
-  int list, json;
+  struct cli_globals globals;
+  int list, json, exit_when_idle;
 };
 
 static int parse_cli(int argc, char **argv, struct cli *c) {
@@ -63,6 +74,10 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
       {"log-level", required_argument, NULL, 'l'},
       {"log-format", required_argument, NULL, 'f'},
       {"json", no_argument, NULL, 'j'},
+      {"name", required_argument, NULL, 'n'},
+      {"control-socket", required_argument, NULL, 'S'},
+      {"metrics", required_argument, NULL, 'M'},
+      {"exit-when-idle", no_argument, NULL, 'x'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
@@ -99,6 +114,18 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
     case 'j':
       c->json = 1;
       break;
+    case 'n':
+      c->globals.name = optarg;
+      break;
+    case 'S':
+      c->globals.control_socket = strcmp(optarg, "none") ? optarg : "";
+      break;
+    case 'M':
+      c->globals.metrics = optarg;
+      break;
+    case 'x':
+      c->exit_when_idle = 1;
+      break;
     case 'V':
       printf("uffdkit %s (plugin ABI %d.%d)\n", UFFDKIT_VERSION, UFK_ABI_MAJOR,
              UFK_ABI_MINOR);
@@ -124,6 +151,12 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
   if (c->log_format && strcmp(c->log_format, "text") &&
       strcmp(c->log_format, "json")) {
     log_error("--log-format must be text or json");
+    return -1;
+  }
+  const struct cli_globals *g = &c->globals;
+  if (!c->socket && (g->name || g->control_socket || g->metrics)) {
+    log_error("--name, --control-socket and --metrics go with --socket (with "
+              "--config, the file sets them)");
     return -1;
   }
   return 0;
@@ -165,7 +198,7 @@ static int load_conf(const struct cli *c, int argc, char **argv,
       return -1;
     }
     r = conf_from_cli(conf, c->socket, argv[optind], argv + optind + 1,
-                      argc - optind - 1, err, sizeof err);
+                      argc - optind - 1, &c->globals, err, sizeof err);
   } else {
     r = conf_load_file(conf, c->config ? c->config : c->check, err, sizeof err);
   }
@@ -238,6 +271,7 @@ int main(int argc, char **argv) {
                               .log_format = c.log_format,
                               .plugin_dir = c.plugin_dir,
                               .config_path = c.config,
+                              .exit_when_idle = c.exit_when_idle,
                               .argv = argv};
   return supervisor_run(conf, &o);
 }
