@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "figures.h"
 #include "host.h"
 #include "log.h"
 #include "session.h"
@@ -348,6 +349,9 @@ static void replay_all(struct prefetch *p) {
   uint64_t *in = calloc(nsrc / 64 + 1, sizeof *in);
   for (size_t i = 0; i < p->ws.n; i++)
     in[p->ws.pages[i] / 64] |= 1ull << (p->ws.pages[i] % 64);
+  uint64_t before =
+      __atomic_load_n(&s->shm->counters.prefetched_pages, __ATOMIC_RELAXED);
+  figures_replay_start(s->shm, p->ws.n);
   struct share sh[REPLAY_THREADS];
   pthread_t th[REPLAY_THREADS];
   int started[REPLAY_THREADS] = {0};
@@ -368,10 +372,13 @@ static void replay_all(struct prefetch *p) {
     free(sh[t].buf); /* never p->buf: NULL or its own */
   }
   free(in);
+  uint64_t installed =
+      __atomic_load_n(&s->shm->counters.prefetched_pages, __ATOMIC_RELAXED) -
+      before;
+  figures_replay_end(s->shm, installed);
   log_info("session %llu: working set replayed (%zu pages listed, %llu "
            "installed ahead of the guest)",
-           (unsigned long long)s->id, p->ws.n,
-           (unsigned long long)s->shm->counters.prefetched_pages);
+           (unsigned long long)s->id, p->ws.n, (unsigned long long)installed);
 }
 
 /* Installs every page nobody asked for, in address order, giving way to
