@@ -468,6 +468,39 @@ int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
   return r;
 }
 
+/* The name of plugin `ref` as written in a group: itself, or for a path
+ * the file's name without "lib" and ".so". */
+static void plugin_label(const char *ref, char *buf, size_t len) {
+  const char *slash = strrchr(ref, '/');
+  if (!slash) {
+    snprintf(buf, len, "%s", ref);
+    return;
+  }
+  const char *b = slash + 1;
+  size_t n = strlen(b);
+  if (!strncmp(b, "lib", 3) && n > 6 && !strcmp(b + n - 3, ".so")) {
+    b += 3;
+    n -= 6;
+  }
+  snprintf(buf, len, "%.*s", (int)n, b);
+}
+
+void conf_stack_name(const struct listener_conf *l, char *buf, size_t len) {
+  const char *ref = NULL;
+  char name[256];
+  if (!l->source || !config_setting_lookup_string(l->source, "plugin", &ref))
+    ref = "?";
+  plugin_label(ref, name, sizeof name);
+  size_t n = (size_t)snprintf(buf, len, "%s", name);
+  int nl = l->layers ? config_setting_length(l->layers) : 0;
+  for (int i = 0; i < nl && n < len; i++) {
+    config_setting_t *g = config_setting_get_elem(l->layers, (unsigned)i);
+    if (!g || !config_setting_lookup_string(g, "layer", &ref)) ref = "?";
+    plugin_label(ref, name, sizeof name);
+    n += (size_t)snprintf(buf + n, len - n, "+%s", name);
+  }
+}
+
 /* Appends s to the memstream as a libconfig string literal. */
 static void put_quoted(FILE *m, const char *s) {
   fputc('"', m);

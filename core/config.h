@@ -93,6 +93,11 @@ void conf_free(struct daemon_conf *c);
 
 const struct listener_conf *conf_find_listener(const struct daemon_conf *c,
                                                const char *name);
+/* The name of a listener's stack, as the log, ctl and the metrics show it:
+ * the source's plugin, then each layer in the order listed, joined by '+'
+ * ("http+cache+retry"); a plugin given by path is named by its file
+ * (".../libfoo.so": "foo"). */
+void conf_stack_name(const struct listener_conf *l, char *buf, size_t len);
 /* "file:line" of a setting, for messages. */
 const char *conf_where(const struct daemon_conf *c, const config_setting_t *s,
                        char *buf, size_t len);

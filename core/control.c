@@ -22,21 +22,6 @@
 
 /* ---- the view ---- */
 
-void control_describe_source(const struct listener_conf *c, char *buf,
-                             size_t len) {
-  const char *plugin = NULL;
-  if (!c->source || !config_setting_lookup_string(c->source, "plugin", &plugin))
-    plugin = "?";
-  size_t n = (size_t)snprintf(buf, len, "%s", plugin);
-  int nl = c->layers ? config_setting_length(c->layers) : 0;
-  for (int i = 0; i < nl && n < len; i++) {
-    const char *layer = NULL;
-    config_setting_t *g = config_setting_get_elem(c->layers, (unsigned)i);
-    if (!g || !config_setting_lookup_string(g, "layer", &layer)) layer = "?";
-    n += (size_t)snprintf(buf + n, len - n, "+%s", layer);
-  }
-}
-
 /* One listener copied out of the view. */
 struct listener_copy {
   char name[64];

@@ -986,7 +986,7 @@ static void ctl_each_listener(void *opaque, control_listener_fn fn, void *arg) {
     const struct listener_conf *c =
         v->current ? conf_find_listener(v->current->conf, l->name) : NULL;
     char source[256] = "";
-    if (c) control_describe_source(c, source, sizeof source);
+    if (c) conf_stack_name(c, source, sizeof source);
     struct control_listener cl = {.name = l->name,
                                   .socket = l->bound_path ? l->bound_path
                                             : c           ? c->socket

@@ -269,8 +269,10 @@ static int build_stacks(void) {
        * 2 MiB pages beside the fault loop (see hand_off in fault.c). */
       wl->pool = pool_new(wl->conf->name, 2);
     }
-    log_info("listener %s: %s, %lld bytes%s", wl->conf->name,
-             stack_describe(wl->stack), (long long)stack_size(wl->stack),
+    char name[256];
+    conf_stack_name(wl->conf, name, sizeof name);
+    log_info("listener %s: %s, %lld bytes%s", wl->conf->name, name,
+             (long long)stack_size(wl->stack),
              f & UFK_PLUGIN_FAST ? ", served inline" : "");
   }
   return 0;
