@@ -49,7 +49,6 @@ static void usage(FILE *f) {
           "                          \"\" or none: no control socket)\n"
           "  --metrics ADDR          serve Prometheus metrics on ADDR\n"
           "                          (PORT, HOST:PORT or [IPV6]:PORT)\n"
-
           "The daemon runs in the foreground and logs to stderr; SIGTERM or "
           "SIGINT stop it.\n"
           "See uffdkit(8) and uffdkit.conf(5).\n",
