@@ -74,6 +74,7 @@ static const struct key_spec prefetch_keys[] = {
     PK("working_set", K_STRING, prefetch_path, NULL),
     PK("mode", K_STRING, prefetch_mode_str, "auto"),
     PK("record_for", K_DURATION, record_for_ns, "0"),
+    PK("max_gap", K_INT, replay_max_gap, "0"),
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -303,6 +304,9 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
                 "listener '%s': prefetch mode must be off, record, replay or "
                 "auto",
                 l->name);
+  if (l->replay_max_gap < 0 || l->replay_max_gap > 64)
+    return fail(c, pf ? at(pf, "max_gap") : g, err, errlen,
+                "listener '%s': prefetch max_gap must be 0..64 pages", l->name);
   if (l->prefetch_mode != PREFETCH_OFF && !l->prefetch_path)
     return fail(c, pf ? pf : g, err, errlen,
                 "listener '%s': prefetch needs working_set = \"PATH\"",
@@ -464,6 +468,39 @@ int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
   return r;
 }
 
+/* The name of plugin `ref` as written in a group: itself, or for a path
+ * the file's name without "lib" and ".so". */
+static void plugin_label(const char *ref, char *buf, size_t len) {
+  const char *slash = strrchr(ref, '/');
+  if (!slash) {
+    snprintf(buf, len, "%s", ref);
+    return;
+  }
+  const char *b = slash + 1;
+  size_t n = strlen(b);
+  if (!strncmp(b, "lib", 3) && n > 6 && !strcmp(b + n - 3, ".so")) {
+    b += 3;
+    n -= 6;
+  }
+  snprintf(buf, len, "%.*s", (int)n, b);
+}
+
+void conf_stack_name(const struct listener_conf *l, char *buf, size_t len) {
+  const char *ref = NULL;
+  char name[256];
+  if (!l->source || !config_setting_lookup_string(l->source, "plugin", &ref))
+    ref = "?";
+  plugin_label(ref, name, sizeof name);
+  size_t n = (size_t)snprintf(buf, len, "%s", name);
+  int nl = l->layers ? config_setting_length(l->layers) : 0;
+  for (int i = 0; i < nl && n < len; i++) {
+    config_setting_t *g = config_setting_get_elem(l->layers, (unsigned)i);
+    if (!g || !config_setting_lookup_string(g, "layer", &ref)) ref = "?";
+    plugin_label(ref, name, sizeof name);
+    n += (size_t)snprintf(buf + n, len - n, "+%s", name);
+  }
+}
+
 /* Appends s to the memstream as a libconfig string literal. */
 static void put_quoted(FILE *m, const char *s) {
   fputc('"', m);
@@ -481,12 +518,33 @@ static int valid_key(const char *k, size_t n) {
   return 1;
 }
 
+/* The uffdkit group of the command line's settings, as config text. */
+static void put_globals(FILE *m, const struct cli_globals *g) {
+  if (!g || (!g->control_socket && !g->metrics)) return;
+  fputs("uffdkit = {", m);
+  if (g->control_socket) {
+    fputs(" control_socket = ", m);
+    put_quoted(m, g->control_socket);
+    fputc(';', m);
+  }
+  if (g->metrics) {
+    fputs(" metrics = ", m);
+    put_quoted(m, g->metrics);
+    fputc(';', m);
+  }
+  fputs(" };\n", m);
+}
+
 int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
-                  char *const *kv, int nkv, char *err, size_t errlen) {
+                  char *const *kv, int nkv, const struct cli_globals *g,
+                  char *err, size_t errlen) {
   char *text = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&text, &len);
-  fputs("listeners = ( { name = \"cli\"; socket = ", m);
+  put_globals(m, g);
+  fputs("listeners = ( { name = ", m);
+  put_quoted(m, g && g->name ? g->name : "cli");
+  fputs("; socket = ", m);
   put_quoted(m, socket);
   fputs("; source = { plugin = ", m);
   put_quoted(m, plugin);

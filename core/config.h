@@ -48,6 +48,7 @@ struct listener_conf {
   const char *prefetch_mode_str;
   int prefetch_mode;
   uint64_t record_for_ns; /* 0: until the session ends */
+  int64_t replay_max_gap; /* unlisted pages a replay run may copy across */
   int background_fill;
   config_setting_t *source;  /* the group { plugin = ...; ... } */
   config_setting_t *layers;  /* list of groups, or NULL */
@@ -77,13 +78,26 @@ int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
 /* The text in fd (read from offset 0; fd stays open), named name. */
 int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
                  size_t errlen);
-/* One listener "cli" on socket, source plugin with key=value settings. */
+/* What the command line may set besides the listener's source. */
+struct cli_globals {
+  const char *name;           /* of the listener; NULL: "cli" */
+  const char *control_socket; /* NULL: the default; "": none */
+  const char *metrics;        /* NULL: none */
+};
+/* One listener on socket, source plugin with key=value settings; g may be
+ * NULL (every default). */
 int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
-                  char *const *kv, int nkv, char *err, size_t errlen);
+                  char *const *kv, int nkv, const struct cli_globals *g,
+                  char *err, size_t errlen);
 void conf_free(struct daemon_conf *c);
 
 const struct listener_conf *conf_find_listener(const struct daemon_conf *c,
                                                const char *name);
+/* The name of a listener's stack, as the log, ctl and the metrics show it:
+ * the source's plugin, then each layer in the order listed, joined by '+'
+ * ("http+cache+retry"); a plugin given by path is named by its file
+ * (".../libfoo.so": "foo"). */
+void conf_stack_name(const struct listener_conf *l, char *buf, size_t len);
 /* "file:line" of a setting, for messages. */
 const char *conf_where(const struct daemon_conf *c, const config_setting_t *s,
                        char *buf, size_t len);

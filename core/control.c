@@ -16,25 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "figures.h"
 #include "log.h"
 #include "metrics.h"
 
 /* ---- the view ---- */
-
-void control_describe_source(const struct listener_conf *c, char *buf,
-                             size_t len) {
-  const char *plugin = NULL;
-  if (!c->source || !config_setting_lookup_string(c->source, "plugin", &plugin))
-    plugin = "?";
-  size_t n = (size_t)snprintf(buf, len, "%s", plugin);
-  int nl = c->layers ? config_setting_length(c->layers) : 0;
-  for (int i = 0; i < nl && n < len; i++) {
-    const char *layer = NULL;
-    config_setting_t *g = config_setting_get_elem(c->layers, (unsigned)i);
-    if (!g || !config_setting_lookup_string(g, "layer", &layer)) layer = "?";
-    n += (size_t)snprintf(buf + n, len - n, "+%s", layer);
-  }
-}
 
 /* One listener copied out of the view. */
 struct listener_copy {
@@ -354,12 +340,14 @@ static int by_id(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id;
 }
 
+static cJSON *latency_json(const struct session_counters *c);
+
 static cJSON *session_json(const struct session_shm *s, struct control_rates *r,
                            uint64_t now_ns, uint64_t now_unix_ns) {
   cJSON *o = cJSON_CreateObject();
   char name[sizeof s->listener + 1];
   snprintf(name, sizeof name, "%.*s", (int)sizeof s->listener, s->listener);
-  num(o, "id", (double)s->id);
+  json_add_u64(o, "id", s->id);
   cJSON_AddItemToObject(o, "listener", cJSON_CreateString(name));
   num(o, "pid", s->pid);
   num(o, "uid", s->uid);
@@ -375,7 +363,7 @@ static cJSON *session_json(const struct session_shm *s, struct control_rates *r,
   struct tm tm;
   if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
   cJSON_AddItemToObject(o, "started", cJSON_CreateString(when));
-  num(o, "started_unix_ns", (double)s->started_unix_ns);
+  json_add_u64(o, "started_unix_ns", s->started_unix_ns);
   const struct session_counters *c = &s->counters;
   uint64_t faults = ld(&c->faults);
   num(o, "pages_copied", (double)ld(&c->pages_copied));
@@ -384,6 +372,8 @@ static cJSON *session_json(const struct session_shm *s, struct control_rates *r,
   num(o, "faults", (double)faults);
   double rate = fault_rate(r, s, faults, now_ns, now_unix_ns);
   num(o, "faults_per_second", round(rate * 10) / 10);
+  figures_json(o, s);
+  cJSON_AddItemToObject(o, "latency", latency_json(c));
   return o;
 }
 
@@ -439,18 +429,6 @@ static const struct {
     {"prefetched_pages", offsetof(struct session_counters, prefetched_pages)},
 };
 
-/* The upper bound in microseconds of the bucket holding quantile q, or -1
- * when it is the last, unbounded one. */
-static double quantile_us(const struct session_counters *c, uint64_t count,
-                          double q) {
-  uint64_t want = (uint64_t)ceil(q * (double)count), cum = 0;
-  for (int k = 0; k < LAT_BUCKETS - 1; k++) {
-    cum += c->lat_buckets[k];
-    if (cum >= want) return (double)(4ull << k);
-  }
-  return -1;
-}
-
 static cJSON *latency_json(const struct session_counters *c) {
   cJSON *o = cJSON_CreateObject();
   uint64_t count = 0;
@@ -464,7 +442,7 @@ static cJSON *latency_json(const struct session_counters *c) {
     double q;
   } qs[] = {{"p50_us", 0.5}, {"p90_us", 0.9}, {"p99_us", 0.99}};
   for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
-    double b = count ? quantile_us(c, count, qs[i].q) : 0;
+    double b = count ? figures_quantile_us(c, count, qs[i].q) : 0;
     if (b < 0)
       cJSON_AddItemToObject(o, qs[i].key, cJSON_CreateNull());
     else

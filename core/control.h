@@ -34,7 +34,7 @@
 struct control_listener {
   const char *name;
   const char *socket; /* "" when it has none (removed from the config) */
-  const char *source; /* "http+cache+retry": control_describe_source() */
+  const char *source; /* "http+cache+retry": conf_stack_name() */
   int accepting;      /* its socket is open */
   struct listener_stats *stats;
 };
@@ -56,11 +56,6 @@ struct control_view {
   int (*drain)(void *opaque, const char *listener, char *err, size_t len);
   void *opaque;
 };
-
-/* "PLUGIN+LAYER+LAYER...": the source plugin, then the layers in the
- * config's order (nearest the core first). */
-void control_describe_source(const struct listener_conf *c, char *buf,
-                             size_t len);
 
 struct control;
 

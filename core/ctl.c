@@ -299,6 +299,38 @@ static struct cell fmt_bound(const cJSON *lat, const char *k) {
 
 /* ---- the commands' output ---- */
 
+/* Milliseconds from microseconds, or "-" when v is not a number. */
+static struct cell fmt_ms(const cJSON *o, const char *k) {
+  struct cell c;
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  if (cJSON_IsNumber(v))
+    snprintf(c.s, sizeof c.s, "%.1f ms", v->valuedouble / 1000);
+  else
+    snprintf(c.s, sizeof c.s, "-");
+  return c;
+}
+
+/* How each live restore went: its generation, when its first fault was
+ * served, its fault latency, what its replay installed. */
+static void print_figures(FILE *f, const cJSON *ss) {
+  struct table t = {.ncols = 8, .align = "rrrrrrrr"};
+  t_row(&t, "SESSION", "GEN", "FIRST FAULT", "P50", "P99", "LISTED", "REPLAYED",
+        "REPLAY");
+  const cJSON *s;
+  cJSON_ArrayForEach(s, ss) {
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(s, "latency");
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(s, "replay");
+    int has = cJSON_IsObject(rp);
+    t_row(&t, fmt_int(getnum(s, "id")).s, fmt_int(getnum(s, "generation")).s,
+          fmt_ms(s, "first_fault_after_us").s, fmt_bound(lat, "p50_us").s,
+          fmt_bound(lat, "p99_us").s,
+          has ? fmt_int(getnum(rp, "listed")).s : "-",
+          has ? fmt_int(getnum(rp, "installed")).s : "-",
+          has ? fmt_ms(rp, "duration_us").s : "-");
+  }
+  t_print(f, &t);
+}
+
 static int print_list(FILE *f, const cJSON *r) {
   const cJSON *ls = cJSON_GetObjectItemCaseSensitive(r, "listeners");
   const cJSON *ss = cJSON_GetObjectItemCaseSensitive(r, "sessions");
@@ -341,6 +373,8 @@ static int print_list(FILE *f, const cJSON *r) {
         fmt_rate(getnum(s, "faults_per_second")).s);
   }
   t_print(f, &t);
+  fputc('\n', f);
+  print_figures(f, ss);
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "figures.h"
 #include "host.h"
 #include "ipc.h"
 #include "log.h"
@@ -330,6 +331,7 @@ static void record_latency(struct session *s, uint64_t ns) {
   COUNT(s, lat_buckets[b], 1);
   COUNT(s, lat_count, 1);
   COUNT(s, lat_sum_ns, ns);
+  figures_fault_served(s->shm);
 }
 
 /* Marks [start, end) removed in every region it touches. */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "ctl.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,16 +41,25 @@ static void usage(FILE *f) {
           "  --plugin-dir DIR        where plugins are (default: %s)\n"
           "  --log-level LEVEL       error, warn, info (default) or debug\n"
           "  --log-format FORMAT     text (default) or json\n"
+          "  --exit-when-idle        exit once a session has ended and no\n"
+          "                          other is live or in its handshake\n"
+          "With --socket:\n"
+          "  --name NAME             the listener's name (default: cli)\n"
+          "  --control-socket PATH   the control socket (default: %s;\n"
+          "                          \"\" or none: no control socket)\n"
+          "  --metrics ADDR          serve Prometheus metrics on ADDR\n"
+          "                          (PORT, HOST:PORT or [IPV6]:PORT)\n"
           "The daemon runs in the foreground and logs to stderr; SIGTERM or "
           "SIGINT stop it.\n"
           "See uffdkit(8) and uffdkit.conf(5).\n",
-          plugin_default_dir());
+          plugin_default_dir(), CONTROL_DEFAULT_SOCKET);
 }
 
 struct cli {
   const char *config, *socket, *check, *describe, *plugin_dir;
   const char *log_level, *log_format;
-  int list, json;
+  struct cli_globals globals;
+  int list, json, exit_when_idle;
 };
 
 static int parse_cli(int argc, char **argv, struct cli *c) {
@@ -63,11 +73,17 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
       {"log-level", required_argument, NULL, 'l'},
       {"log-format", required_argument, NULL, 'f'},
       {"json", no_argument, NULL, 'j'},
+      {"name", required_argument, NULL, 'n'},
+      {"control-socket", required_argument, NULL, 'S'},
+      {"metrics", required_argument, NULL, 'M'},
+      {"exit-when-idle", no_argument, NULL, 'x'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   int opt;
+  const char *bad = NULL;
+  opterr = 0; /* reported below, through the logger */
   while ((opt = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
     switch (opt) {
     case 'c':
@@ -97,6 +113,18 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
     case 'j':
       c->json = 1;
       break;
+    case 'n':
+      c->globals.name = optarg;
+      break;
+    case 'S':
+      c->globals.control_socket = strcmp(optarg, "none") ? optarg : "";
+      break;
+    case 'M':
+      c->globals.metrics = optarg;
+      break;
+    case 'x':
+      c->exit_when_idle = 1;
+      break;
     case 'V':
       printf("uffdkit %s (plugin ABI %d.%d)\n", UFFDKIT_VERSION, UFK_ABI_MAJOR,
              UFK_ABI_MINOR);
@@ -105,18 +133,29 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
       usage(stdout);
       exit(0);
     default:
-      usage(stderr);
-      return -1;
+      if (!bad) bad = argv[optind - 1];
     }
   }
+  /* Known before anything is reported, so every line of a run with
+   * --log-format json is JSON, its command-line errors too. */
+  log_set_json(c->log_format && !strcmp(c->log_format, "json"));
+  if (bad) {
+    log_error("%s: unknown option or missing value (see uffdkit --help)", bad);
+    return -1;
+  }
   if (c->log_level && log_level_from_name(c->log_level) < 0) {
-    fprintf(stderr,
-            "uffdkit: --log-level must be error, warn, info or debug\n");
+    log_error("--log-level must be error, warn, info or debug");
     return -1;
   }
   if (c->log_format && strcmp(c->log_format, "text") &&
       strcmp(c->log_format, "json")) {
-    fprintf(stderr, "uffdkit: --log-format must be text or json\n");
+    log_error("--log-format must be text or json");
+    return -1;
+  }
+  const struct cli_globals *g = &c->globals;
+  if (!c->socket && (g->name || g->control_socket || g->metrics)) {
+    log_error("--name, --control-socket and --metrics go with --socket (with "
+              "--config, the file sets them)");
     return -1;
   }
   return 0;
@@ -130,13 +169,13 @@ static int check_config(struct daemon_conf *conf, const char *dir) {
   if (conf->metrics_listen &&
       metrics_parse_listen(conf->metrics_listen, &ss, &sl, merr, sizeof merr) <
           0) {
-    fprintf(stderr, "uffdkit: %s: metrics: %s\n", conf->file, merr);
+    log_error("%s: metrics: %s", conf->file, merr);
     bad = 1;
   }
   for (int i = 0; i < conf->n_listeners; i++) {
     char err[2048];
     if (stack_check(conf, &conf->listeners[i], dir, err, sizeof err) < 0) {
-      fprintf(stderr, "uffdkit: %s\n", err);
+      log_error("%s", err);
       bad = 1;
     }
   }
@@ -154,21 +193,31 @@ static int load_conf(const struct cli *c, int argc, char **argv,
   int r;
   if (c->socket) {
     if (optind >= argc) {
-      fprintf(stderr, "uffdkit: --socket PATH needs a PLUGIN name after it\n");
+      log_error("--socket PATH needs a PLUGIN name after it");
       return -1;
     }
     r = conf_from_cli(conf, c->socket, argv[optind], argv + optind + 1,
-                      argc - optind - 1, err, sizeof err);
+                      argc - optind - 1, &c->globals, err, sizeof err);
   } else {
     r = conf_load_file(conf, c->config ? c->config : c->check, err, sizeof err);
   }
   if (r < 0) {
-    fprintf(stderr, "uffdkit: %s\n", err);
+    log_error("%s", err);
     conf_free(conf);
     return -1;
   }
   if (c->plugin_dir) conf->plugin_dir = c->plugin_dir;
   return 0;
+}
+
+/* The log format a daemon runs with, for the process an upgrade execs:
+ * if the file no longer loads, its first lines still come out in it. */
+#define LOG_FORMAT_ENV "UFFDKIT_LOG_FORMAT"
+
+/* Whether this process was exec'd by a running daemon for an upgrade. */
+static int upgrading(void) {
+  const char *pid = getenv("UFFDKIT_FDS_PID");
+  return pid && atol(pid) == (long)getpid();
 }
 
 int main(int argc, char **argv) {
@@ -180,23 +229,27 @@ int main(int argc, char **argv) {
   if (c.list) return plugin_list(dir, c.json);
   if (c.describe) return plugin_describe(dir, c.describe);
   if (!c.config && !c.socket && !c.check) {
-    usage(stderr);
+    if (c.log_format && !strcmp(c.log_format, "json"))
+      log_error("give --config, --socket or --check-config (see uffdkit "
+                "--help)");
+    else
+      usage(stderr);
     return 2;
   }
   if ((c.config != NULL) + (c.socket != NULL) + (c.check != NULL) > 1) {
-    fprintf(stderr, "uffdkit: use one of --config, --socket, --check-config\n");
+    log_error("use one of --config, --socket, --check-config");
     return 2;
   }
+  if (!c.log_format && !c.check && upgrading() && getenv(LOG_FORMAT_ENV))
+    log_set_json(!strcmp(getenv(LOG_FORMAT_ENV), "json"));
   struct daemon_conf *conf = malloc(sizeof *conf);
   if (load_conf(&c, argc, argv, conf) < 0) {
     /* Re-executed for an upgrade: the previous process hands over the
      * configuration it served, so a since-broken file loses no VM. */
-    const char *pid = getenv("UFFDKIT_FDS_PID");
     free(conf);
     conf = NULL;
-    if (c.check || !pid || atol(pid) != (long)getpid()) return 2;
-    fprintf(stderr, "uffdkit: carrying on with the configuration handed "
-                    "over\n");
+    if (c.check || !upgrading()) return 2;
+    log_warn("carrying on with the configuration handed over");
   }
   if (c.check) {
     int r = check_config(conf, conf->plugin_dir ? conf->plugin_dir : dir);
@@ -206,14 +259,18 @@ int main(int argc, char **argv) {
   log_set_level(c.log_level ? log_level_from_name(c.log_level)
                 : conf      ? conf->log_level
                             : LOG_INFO);
-  log_set_json(!strcmp(c.log_format ? c.log_format
+  const char *format = c.log_format ? c.log_format
                        : conf       ? conf->log_format
-                                    : "text",
-                       "json"));
+                       : getenv(LOG_FORMAT_ENV) && upgrading()
+                           ? getenv(LOG_FORMAT_ENV)
+                           : "text";
+  log_set_json(!strcmp(format, "json"));
+  setenv(LOG_FORMAT_ENV, format, 1);
   struct supervisor_opts o = {.log_level = c.log_level,
                               .log_format = c.log_format,
                               .plugin_dir = c.plugin_dir,
                               .config_path = c.config,
+                              .exit_when_idle = c.exit_when_idle,
                               .argv = argv};
   return supervisor_run(conf, &o);
 }

@@ -42,6 +42,16 @@ struct session_counters {
   uint64_t lat_buckets[LAT_BUCKETS];
 };
 
+/* What the restore did, for ctl and the log line at its end; written by
+ * the worker with relaxed atomics (core/figures.h). */
+struct session_figures {
+  uint64_t first_fault_unix_ns;  /* first fault served; 0: none yet */
+  uint64_t replay_start_unix_ns; /* 0: no working-set replay */
+  uint64_t replay_end_unix_ns;   /* 0: not over */
+  uint64_t replay_listed;        /* pages in the working set */
+  uint64_t replay_installed;     /* pages the replay installed */
+};
+
 struct session_shm {
   uint64_t magic;
   uint64_t id;
@@ -62,6 +72,7 @@ struct session_shm {
    * after applying it, so a REMOVE read by a worker that then died is still
    * applied by the next one. */
   struct uffd_msg evbuf[SHM_EVBUF];
+  struct session_figures fig;
 };
 
 /* Bytes of the memfd for a session of npages pages. */

@@ -31,7 +31,6 @@ struct level {
 
 struct stack {
   char name[160];
-  char describe[256];
   struct level levels[MAX_LEVELS]; /* [0] the source, [n-1] the top */
   int n;
   struct level *top;
@@ -276,15 +275,6 @@ static int start_levels(struct stack *s, char *err, size_t errlen) {
   for (int i = 0; i < s->n; i++)
     if (level_start(&s->levels[i], err, errlen) < 0) return -1;
   load_zero_map(s);
-  char *d = s->describe;
-  size_t left = sizeof s->describe;
-  for (int i = 0; i < s->n; i++) {
-    int w =
-        snprintf(d, left, "%s%s", i ? "+" : "", s->levels[i].plugin->p.name);
-    if (w < 0 || (size_t)w >= left) break;
-    d += w;
-    left -= (size_t)w;
-  }
   return 0;
 }
 
@@ -385,10 +375,6 @@ uint32_t stack_concurrency(const struct stack *s) {
 
 const char *stack_name(const struct stack *s) {
   return s->name;
-}
-
-const char *stack_describe(const struct stack *s) {
-  return s->describe;
 }
 
 int stack_read(struct stack *s, void *buf, uint64_t len, uint64_t off,

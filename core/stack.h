@@ -26,8 +26,6 @@ int64_t stack_size(const struct stack *s);
 uint32_t stack_flags(const struct stack *s); /* UFK_PLUGIN_FAST, _NOWAIT */
 uint32_t stack_concurrency(const struct stack *s); /* 0: unlimited */
 const char *stack_name(const struct stack *s);
-/* A description such as "http+cache+retry", for ctl. */
-const char *stack_describe(const struct stack *s);
 
 int stack_read(struct stack *s, void *buf, uint64_t len, uint64_t off,
                uint32_t flags);

@@ -108,6 +108,7 @@ struct sv {
   int failed;
   int upgrade;          /* SIGUSR2 seen: re-execute once no handshake is open */
   int upgrade_logged;   /* the wait for handshakes was logged */
+  uint64_t ended;       /* sessions whose VM went, for exit_when_idle */
   uint64_t watchdog_ns; /* 0: no watchdog */
   uint64_t watchdog_at;
   enum kind control_kind;
@@ -562,6 +563,7 @@ static void end_session(struct sv *v, uint64_t id, int reason) {
     __atomic_fetch_sub(&s->l->stats->sessions_live, 1, __ATOMIC_RELAXED);
     s->l->live--;
     s->gen->sessions--;
+    if (reason != END_SHUTDOWN) v->ended++;
     if (reason == END_REFUSED)
       log_warn("session %llu (pid %d) on %s was refused by its source",
                (unsigned long long)id, s->shm->pid, s->l->name);
@@ -984,7 +986,7 @@ static void ctl_each_listener(void *opaque, control_listener_fn fn, void *arg) {
     const struct listener_conf *c =
         v->current ? conf_find_listener(v->current->conf, l->name) : NULL;
     char source[256] = "";
-    if (c) control_describe_source(c, source, sizeof source);
+    if (c) conf_stack_name(c, source, sizeof source);
     struct control_listener cl = {.name = l->name,
                                   .socket = l->bound_path ? l->bound_path
                                             : c           ? c->socket
@@ -1264,6 +1266,17 @@ static void restart_due(struct sv *v) {
     }
 }
 
+/* With exit_when_idle: whether to stop now, a session having ended with
+ * none live or in its handshake (an upgrade waiting goes first). */
+static int idle_done(struct sv *v) {
+  if (!v->opts->exit_when_idle || !v->ended || v->sessions || v->pending ||
+      v->upgrade)
+    return 0;
+  log_info("exiting: a session ended and no other is live or in its "
+           "handshake (--exit-when-idle)");
+  return 1;
+}
+
 static int run_loop(struct sv *v) {
   struct epoll_event ev[32];
   while (!v->stopping && !v->failed) {
@@ -1290,6 +1303,7 @@ static int run_loop(struct sv *v) {
       v->watchdog_at = now_ns() + v->watchdog_ns;
     }
     if (v->upgrade) upgrade_when_idle(v);
+    if (idle_done(v)) break;
   }
   return v->failed ? -1 : 0;
 }

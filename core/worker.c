@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "figures.h"
 #include "host.h"
 #include "ipc.h"
 #include "log.h"
@@ -122,6 +123,17 @@ void session_free(struct session *s) {
   free(s);
 }
 
+static void log_ended(struct session *s) {
+  char fig[512];
+  figures_text(s->shm, fig, sizeof fig);
+  log_info("session %llu (pid %d) on %s ended: %llu faults, %llu pages "
+           "copied, %llu zero pages; %s",
+           (unsigned long long)s->id, s->info.pid, s->wl->conf->name,
+           (unsigned long long)s->shm->counters.faults,
+           (unsigned long long)s->shm->counters.pages_copied,
+           (unsigned long long)s->shm->counters.zero_pages, fig);
+}
+
 /* Runs the fault loop, then waits for the session's pool jobs, reports
  * the end and queues the thread to be joined. */
 static void *session_thread(void *arg) {
@@ -136,12 +148,7 @@ static void *session_thread(void *arg) {
              "keeps the session for the next one",
              (unsigned long long)s->id, s->info.pid, s->wl->conf->name);
   else
-    log_info("session %llu (pid %d) on %s ended: %llu faults, %llu pages "
-             "copied, %llu zero pages",
-             (unsigned long long)s->id, s->info.pid, s->wl->conf->name,
-             (unsigned long long)s->shm->counters.faults,
-             (unsigned long long)s->shm->counters.pages_copied,
-             (unsigned long long)s->shm->counters.zero_pages);
+    log_ended(s);
   if (s->end_reason != END_SHUTDOWN) send_end(s->id, s->end_reason);
   __atomic_store_n(&s->finished, 1, __ATOMIC_RELEASE);
   uint64_t one = 1;
@@ -262,8 +269,10 @@ static int build_stacks(void) {
        * 2 MiB pages beside the fault loop (see hand_off in fault.c). */
       wl->pool = pool_new(wl->conf->name, 2);
     }
-    log_info("listener %s: %s, %lld bytes%s", wl->conf->name,
-             stack_describe(wl->stack), (long long)stack_size(wl->stack),
+    char name[256];
+    conf_stack_name(wl->conf, name, sizeof name);
+    log_info("listener %s: %s, %lld bytes%s", wl->conf->name, name,
+             (long long)stack_size(wl->stack),
              f & UFK_PLUGIN_FAST ? ", served inline" : "");
   }
   return 0;

@@ -1003,6 +1003,12 @@ START_TEST(test_ctl_tables) {
   tzset();
   standard_view();
   ST[1]->sessions_total = 12345;
+  S[0]->gen = 3;
+  S[0]->fig.first_fault_unix_ns = 1500000;
+  S[0]->fig.replay_listed = 100;
+  S[0]->fig.replay_installed = 90;
+  S[0]->fig.replay_start_unix_ns = 2000000;
+  S[0]->fig.replay_end_unix_ns = 14300000;
   char *s =
       control_respond(&V, NULL, "{\"cmd\":\"list\"}", 14, 1, 3000000000ull);
   char *out = print_of("list", s);
@@ -1019,7 +1025,12 @@ START_TEST(test_ctl_tables) {
       "SESSION  LISTENER   PID  UID  REGIONS    MEMORY  PAGE  STARTED        "
       "      PAGES  ZERO     BYTES  FAULTS  FAULTS/S\n"
       "     42  a         1234    0        2  4.00 MiB    4K  1970-01-01 "
-      "00:00:00     18     2  72.0 KiB      20       6.7\n");
+      "00:00:00     18     2  72.0 KiB      20       6.7\n"
+      "\n"
+      "SESSION  GEN  FIRST FAULT          P50          P99  LISTED  REPLAYED  "
+      " REPLAY\n"
+      "     42    3       1.5 ms  >= 65536 us  >= 65536 us     100        90  "
+      "12.3 ms\n");
 
   NS = 0;
   free(S[0]);

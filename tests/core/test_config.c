@@ -90,7 +90,7 @@ START_TEST(full_config) {
         "    spin = \"200us\";\n"
         "    background_fill = true;\n"
         "    prefetch = { working_set = \"/var/lib/ws\"; mode = \"record\";\n"
-        "                 record_for = \"30s\"; };\n"
+        "                 record_for = \"30s\"; max_gap = 2; };\n"
         "    source = { plugin = \"mmap\"; path = \"/srv/a/mem\"; };\n"
         "    layers = ( { layer = \"cache\"; size = \"4G\"; },\n"
         "               { layer = \"retry\"; } );\n"
@@ -131,6 +131,7 @@ START_TEST(full_config) {
   ck_assert_str_eq(a->prefetch_path, "/var/lib/ws");
   ck_assert_int_eq(a->prefetch_mode, PREFETCH_RECORD);
   ck_assert_uint_eq(a->record_for_ns, 30000000000ull);
+  ck_assert_int_eq(a->replay_max_gap, 2);
   const char *plugin = NULL;
   ck_assert_msg(config_setting_lookup_string(a->source, "plugin", &plugin) &&
                     !strcmp(plugin, "mmap"),
@@ -197,7 +198,8 @@ END_TEST
 START_TEST(from_cli) {
   char *kv[] = {"path=/srv/mem", "populate=false", "odd=a\"b\\c; x = 1",
                 "empty="};
-  int r = conf_from_cli(&C, "/tmp/cli.sock", "mmap", kv, 4, ERR, sizeof ERR);
+  int r =
+      conf_from_cli(&C, "/tmp/cli.sock", "mmap", kv, 4, NULL, ERR, sizeof ERR);
   loaded = 1;
   ck_assert_msg(r == 0, "command line refused: %s", ERR);
   ck_assert_int_eq(C.n_listeners, 1);
@@ -224,6 +226,22 @@ START_TEST(from_cli) {
   ck_assert_msg(config_setting_lookup_string(l->source, "empty", &v) &&
                     !strcmp(v, ""),
                 "empty value lost");
+  ck_assert_ptr_null(C.control_socket);
+  ck_assert_ptr_null(C.metrics_listen);
+  conf_free(&C);
+  /* --name, --control-socket (empty: none) and --metrics. */
+  struct cli_globals g = {
+      .name = "vm-1", .control_socket = "", .metrics = "127.0.0.1:0"};
+  r = conf_from_cli(&C, "/tmp/cli.sock", "mmap", kv, 1, &g, ERR, sizeof ERR);
+  ck_assert_msg(r == 0, "command line refused: %s", ERR);
+  ck_assert_str_eq(C.listeners[0].name, "vm-1");
+  ck_assert_str_eq(C.control_socket, "");
+  ck_assert_str_eq(C.metrics_listen, "127.0.0.1:0");
+  conf_free(&C);
+  g = (struct cli_globals){.name = "a b", .control_socket = "/tmp/c\"x"};
+  r = conf_from_cli(&C, "/tmp/cli.sock", "mmap", kv, 1, &g, ERR, sizeof ERR);
+  ck_assert_msg(r < 0 && strstr(ERR, "listener name 'a b'"),
+                "a bad --name is refused naming it, not: %s", ERR);
 }
 END_TEST
 
@@ -232,7 +250,7 @@ START_TEST(from_cli_errors) {
   for (int i = 0; i < 5; i++) {
     char *kv[] = {"path=/m", (char *)bad[i]};
     ERR[0] = 0;
-    int r = conf_from_cli(&C, "/tmp/s", "mmap", kv, 2, ERR, sizeof ERR);
+    int r = conf_from_cli(&C, "/tmp/s", "mmap", kv, 2, NULL, ERR, sizeof ERR);
     loaded = 1;
     ck_assert_msg(r < 0, "'%s' accepted", bad[i]);
     ck_assert_msg(strstr(ERR, "command line") && strstr(ERR, bad[i]),
@@ -246,7 +264,7 @@ START_TEST(from_cli_errors) {
   longpath[0] = '/';
   longpath[sizeof longpath - 1] = 0;
   char *kv[] = {"path=/m"};
-  int r = conf_from_cli(&C, longpath, "mmap", kv, 1, ERR, sizeof ERR);
+  int r = conf_from_cli(&C, longpath, "mmap", kv, 1, NULL, ERR, sizeof ERR);
   loaded = 1;
   ck_assert_msg(r < 0 && strstr(ERR, "command line") &&
                     strstr(ERR, "socket path"),
@@ -308,6 +326,9 @@ START_TEST(wrong_types) {
   refused(L("source = { plugin = \"m\"; };\nprefetch = {\n"
             "  record_for = \"a while\"; }; } );"),
           4, "'record_for' must be a duration", NULL);
+  refused(L("source = { plugin = \"m\"; };\nprefetch = { working_set = "
+            "\"/w\";\n  max_gap = 65; }; } );"),
+          4, "max_gap must be 0..64 pages", NULL);
   refused("listeners = ( { name = 5;\n"
           "  socket = \"/tmp/a\"; source = { plugin = \"m\"; }; } );",
           1, "'name' must be a string", NULL);

@@ -355,7 +355,7 @@ END_TEST
 START_TEST(settings_cli) {
   char *good[] = {"path=/x", "count=7", "flag=on", "bufsize=64K",
                   "timeout=10ms"};
-  int r = conf_from_cli(&C, "/tmp/s", "tgood", good, 5, ERR, sizeof ERR);
+  int r = conf_from_cli(&C, "/tmp/s", "tgood", good, 5, NULL, ERR, sizeof ERR);
   have_conf = 1;
   ck_assert_msg(r == 0, "%s", ERR);
   r = stack_check(&C, &C.listeners[0], DIR, ERR, sizeof ERR);
@@ -366,7 +366,7 @@ START_TEST(settings_cli) {
                           {"colour=red", "unknown setting 'colour'"}};
   for (int i = 0; i < 3; i++) {
     char *kv[] = {"path=/x", (char *)bad[i][0]};
-    r = conf_from_cli(&C, "/tmp/s", "tgood", kv, 2, ERR, sizeof ERR);
+    r = conf_from_cli(&C, "/tmp/s", "tgood", kv, 2, NULL, ERR, sizeof ERR);
     have_conf = 1;
     ck_assert_msg(r == 0, "%s", ERR);
     r = stack_check(&C, &C.listeners[0], DIR, ERR, sizeof ERR);
@@ -378,7 +378,7 @@ START_TEST(settings_cli) {
     teardown();
   }
   char *none[] = {"count=1"};
-  r = conf_from_cli(&C, "/tmp/s", "tgood", none, 1, ERR, sizeof ERR);
+  r = conf_from_cli(&C, "/tmp/s", "tgood", none, 1, NULL, ERR, sizeof ERR);
   have_conf = 1;
   ck_assert_msg(r == 0, "%s", ERR);
   r = stack_check(&C, &C.listeners[0], DIR, ERR, sizeof ERR);

@@ -10,6 +10,10 @@ index from the previous entry's (the first from 0).
       page_size=.. source_size=.. n=.. distinct=.. first=.. last=..
       ascending=0|1 identity=..  (fails if the body does not decode to
       exactly n entries)
+  wset.py bridged FILE GAP
+      how many pages a replay with max_gap = GAP may install at most: the
+      listed pages and every run of at most GAP unlisted pages between two
+      listed ones
   wset.py forge IN OUT [--page-size N] [--source-size N] [--count N]
                 [--pages A,B,..] [--append-hex HEX] [--magic TEXT]
       IN's header and identity with the fields given replaced; --pages
@@ -74,6 +78,9 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("show")
     s.add_argument("file")
+    b = sub.add_parser("bridged")
+    b.add_argument("file")
+    b.add_argument("gap", type=int)
     f = sub.add_parser("forge")
     f.add_argument("src")
     f.add_argument("out")
@@ -88,7 +95,11 @@ def main():
     with open(a.src if a.cmd == "forge" else a.file, "rb") as fh:
         data = fh.read()
     page_size, source_size, n, identity, body = parse(data)
-    if a.cmd == "show":
+    if a.cmd == "bridged":
+        pages = sorted(set(decode(body, n)))
+        print(len(pages) + sum(q - p - 1 for p, q in zip(pages, pages[1:])
+                               if q - p - 1 <= a.gap))
+    elif a.cmd == "show":
         pages = decode(body, n)
         print("page_size=%d source_size=%d n=%d distinct=%d first=%s last=%s "
               "ascending=%d identity=%s" %
