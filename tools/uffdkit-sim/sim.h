@@ -15,6 +15,9 @@ enum {
   SIM_TIMEOUT = 3,
   SIM_CONN = 4,
 };
+/* Internal, never an exit code: with --expect-refused, the handler closed
+ * the connection while the handshake was being sent. */
+#define SIM_CLOSED 100
 
 #define SIM_MAX_REGIONS 64
 #define SIM_MAX_BALLOONS 64
