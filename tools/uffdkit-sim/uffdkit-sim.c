@@ -9,6 +9,7 @@ const char sim_usage[] =
     "usage: uffdkit-sim mkimage FILE --size SIZE [--seed N] [--zero-percent "
     "P]\n"
     "       uffdkit-sim run --socket PATH --image FILE [options]\n"
+    "       uffdkit-sim --help\n"
     "\n"
     "mkimage writes a sparse, deterministic memory image: each 4 KiB page is\n"
     "a hole (about P%, default 10) or pseudo-random bytes derived from\n"
