@@ -34,6 +34,7 @@ enum {
   OPT_DELAY,
   OPT_BALLOON,
   OPT_BALLOON_DURING,
+  OPT_BALLOON_DELAY,
   OPT_TIMEOUT,
   OPT_HOLD,
   OPT_REPEAT,
@@ -64,6 +65,7 @@ static const struct option run_opts[] = {
     {"delay-us", required_argument, 0, OPT_DELAY},
     {"balloon", required_argument, 0, OPT_BALLOON},
     {"balloon-during", no_argument, 0, OPT_BALLOON_DURING},
+    {"balloon-delay", required_argument, 0, OPT_BALLOON_DELAY},
     {"timeout", required_argument, 0, OPT_TIMEOUT},
     {"hold", required_argument, 0, OPT_HOLD},
     {"repeat", required_argument, 0, OPT_REPEAT},
@@ -191,6 +193,8 @@ static int parse_one(int c, const char *v, struct sim_opts *o) {
     return parse_count("delay-us", v, 0, 60000000, &o->delay_us);
   case OPT_BALLOON:
     return parse_balloon(v, o);
+  case OPT_BALLOON_DELAY:
+    return parse_secs("balloon-delay", v, &o->balloon_delay);
   case OPT_TIMEOUT:
     return parse_secs("timeout", v, &o->timeout);
   case OPT_HOLD:
@@ -249,6 +253,8 @@ static int parse_run(int argc, char **argv, struct sim_opts *o) {
     return sim_err(SIM_SETUP, "run: --socket and --image are required");
   if (o->balloon_during && !o->n_balloon)
     return sim_err(SIM_SETUP, "run: --balloon-during needs --balloon ranges");
+  if (o->balloon_delay > 0 && !o->balloon_during)
+    return sim_err(SIM_SETUP, "run: --balloon-delay needs --balloon-during");
   return 0;
 }
 

@@ -52,6 +52,7 @@ struct sim_opts {
   double connect_timeout;
   double timeout;
   double hold;
+  double balloon_delay; /* seconds after a quarter was touched */
   unsigned repeat;
   unsigned vcpus;
   double touch_percent;

@@ -42,6 +42,7 @@ const char sim_usage[] =
     "  --balloon OFFSET:LEN   discard this memory-file range after the pass\n"
     "                         and check it reads zeros (repeatable)\n"
     "  --balloon-during       discard while the vCPUs are still touching\n"
+    "  --balloon-delay S      with --balloon-during, wait S seconds more\n"
     "run control\n"
     "  --timeout S            watchdog (default 120), exit 3 when it fires\n"
     "  --hold S               keep the VM alive S seconds after verifying\n"
