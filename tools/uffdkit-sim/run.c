@@ -258,15 +258,6 @@ static int parse_run(int argc, char **argv, struct sim_opts *o) {
   return 0;
 }
 
-static void on_sigbus(int sig) {
-  static const char msg[] =
-      "uffdkit-sim: SIGBUS touching guest memory (out of huge pages, or the "
-      "handler installed nothing)\n";
-  (void)sig;
-  (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
-  _exit(SIM_SETUP);
-}
-
 static int restore_vm(const struct sim_opts *o, struct sim_vm *vm,
                       struct sim_result *res) {
   int sock = -1;
@@ -311,7 +302,7 @@ int cmd_run(int argc, char **argv) {
   int rc = parse_run(argc, argv, &o);
   if (rc) return rc < 0 ? SIM_OK : rc;
   signal(SIGPIPE, SIG_IGN);
-  signal(SIGBUS, on_sigbus);
+  sigbus_install();
   struct sim_result res = {0};
   for (unsigned i = 0; i < o.repeat && !rc; i++)
     rc = restore_once(&o, &res);

@@ -50,7 +50,8 @@ const char sim_usage[] =
     "  --json                 print the summary as one JSON object\n"
     "\n"
     "Exit: 0 verified, 1 mismatches, 2 usage or setup error, 3 timeout,\n"
-    "4 connection refused or closed (or --expect-refused not met).\n"
+    "4 connection refused or closed (or --expect-refused not met),\n"
+    "5 SIGBUS on guest memory (a poisoned page, or no huge page left).\n"
     "See uffdkit-sim(1).\n";
 
 int main(int argc, char **argv) {
