@@ -1,14 +1,12 @@
 # Functions shared by the control tests; sourced after tests/lib/functions.sh.
-command -v python3 >/dev/null || {
-  echo "python3 is needed to read JSON" >&2
-  exit 77
-}
-[ -x "$SIM" ] || fail "$SIM is missing: build the uffdkit-sim target"
-if ! "$UFFDKIT" ctl --help >/dev/null 2>&1; then
-  echo "this uffdkit has no 'ctl' command (core/main.c does not call" \
-    "ctl_main yet)" >&2
-  exit 77
-fi
+command -v python3 >/dev/null || skip "python3 is needed to read JSON"
+# The interpreter itself, run directly from here on: a version manager's
+# shim costs a few hundred milliseconds a call, and the live session these
+# tests look at lasts only seconds.
+PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+need_built "$UFFDKIT" "$SIM"
+"$UFFDKIT" ctl --help >"$TMP/ctl-help.out" 2>&1 ||
+  fail "uffdkit ctl --help failed: $(cat "$TMP/ctl-help.out")"
 HTTP=${UFFDKIT_HAVE_MHD:-ON}
 case "$HTTP" in ON | on | 1 | TRUE | true) HTTP=1 ;; *) HTTP=0 ;; esac
 
@@ -20,7 +18,7 @@ ctl() {
 # json EXPR: prints the Python expression EXPR evaluated with j bound to
 # the JSON document read from standard input.
 json() {
-  python3 -c 'import json, sys; j = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+  "$PYTHON" -c 'import json, sys; j = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
 
 # metric TEXT_FILE SAMPLE: the value of the sample line whose name and

@@ -4,10 +4,7 @@
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/common.sh"
 PAGE=$(dirname "$0")/../../core/uffdkit-ctl.8
-command -v groff >/dev/null || {
-  echo "groff is needed" >&2
-  exit 77
-}
+command -v groff >/dev/null || skip "groff is needed"
 
 warnings=$(groff -man -Tutf8 -ww -z "$PAGE" 2>&1)
 [ -z "$warnings" ] || fail "groff: $warnings"

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/../lib/functions.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-command -v python3 >/dev/null || { echo "python3 needed" >&2; exit 77; }
+command -v python3 >/dev/null || skip "python3 is needed"
 need_built "$UFFDKIT" "$SIM" "$SNAP"
 
 SIZE=$((32 << 20))

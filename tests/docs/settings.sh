@@ -1,7 +1,8 @@
 # settings.sh BUILD_DIR PLUGIN PAGE: every setting `uffdkit --describe
 # PLUGIN` prints has an entry in the SETTINGS section of the plugin's page,
 # tagged "KEY (TYPE, required)" or "KEY (TYPE, default: VALUE)" as the
-# plugin declares it, and the page lists no setting the plugin lacks.
+# plugin declares it, with ", secret" before the ")" for a setting the
+# plugin keeps out of logs, and the page lists no setting the plugin lacks.
 source "$(dirname "$0")/lib.sh"
 need_man
 BUILD=${1:?usage: settings.sh BUILD_DIR PLUGIN PAGE}
@@ -25,13 +26,16 @@ while read -r line; do
   key=$(awk '{print $1}' <<<"$line")
   declared[$key]=1
   rest=$(sed -E 's/^ *[^ ]+ +//' <<<"$line")
+  secret=
+  [[ $rest == *" (secret)" ]] && secret=", secret"
+  rest=${rest% (secret)}
   if [[ $rest == *" required"* ]]; then
     type=${rest%% required*}
-    want="($(sed -E 's/ +$//' <<<"$type"), required)"
+    want="($(sed -E 's/ +$//' <<<"$type"), required$secret)"
   else
     type=$(sed -E 's/ +default:.*//' <<<"$rest")
-    def=$(sed -E 's/.*default: //; s/ \(secret\)$//' <<<"$rest")
-    want="($type, default: $def)"
+    def=$(sed -E 's/.*default: //' <<<"$rest")
+    want="($type, default: $def$secret)"
   fi
   tag=$(grep -E "^ {7}$key( |$)" <<<"$tags" || true)
   if [ -z "$tag" ]; then

@@ -1,10 +1,8 @@
 # Functions shared by the prefetch tests (fault-around, working-set record
 # and replay, background fill); sourced after tests/lib/functions.sh and
 # tests/core/common.sh.
-command -v python3 >/dev/null || {
-  echo "python3 is needed to read working-set files and JSON" >&2
-  exit 77
-}
+command -v python3 >/dev/null ||
+  skip "python3 is needed to read working-set files and JSON"
 # The interpreter itself, run directly from here on (a version manager's
 # shim costs a few hundred milliseconds a call on a busy machine).
 PYTHON=$(python3 -c 'import sys; print(sys.executable)')

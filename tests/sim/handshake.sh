@@ -2,7 +2,7 @@
 # the uffd in SCM_RIGHTS, and the socket's fate per Firecracker version.
 . "$(dirname "$0")/../lib/functions.sh"
 . "$(dirname "$0")/common.sh"
-command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 77; }
+command -v python3 >/dev/null || skip "python3 is needed"
 
 sim 0 img mkimage "$TMP/mem" --size 6M
 N='[0-9]+'

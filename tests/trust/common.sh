@@ -7,10 +7,7 @@
 
 PLUGINS=$BUILD/lib/uffdkit/plugins
 CTL_BIN=$BUILD/bin/uffdkit
-command -v python3 >/dev/null || {
-  echo "python3 is needed to read JSON" >&2
-  exit 77
-}
+command -v python3 >/dev/null || skip "python3 is needed to read JSON"
 
 # ctl SOCKET ARGS...: uffdkit ctl on a control socket.
 ctl() {

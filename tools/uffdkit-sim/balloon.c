@@ -83,6 +83,7 @@ static void *balloon_thread(void *arg) {
   uint64_t quarter = r->n_pages / 4;
   while (atomic_load(&r->touched) < quarter)
     sleep_s(0.0002);
+  if (r->o->balloon_delay > 0) sleep_s(r->o->balloon_delay);
   r->balloon_rc = balloon_discard(r);
   return NULL;
 }

@@ -21,6 +21,12 @@ static bool connect_retryable(int e) {
   return e == ENOENT || e == ECONNREFUSED;
 }
 
+/* How a send or receive ends when the handler has already closed: which
+ * one the kernel reports depends on whether the close raced the send. */
+static bool peer_gone(int e) {
+  return e == EPIPE || e == ECONNRESET;
+}
+
 int conn_open(const struct sim_opts *o, int *out) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(o->socket) >= sizeof(sa.sun_path))
@@ -102,7 +108,7 @@ static char *read_raw(const char *path, size_t *len) {
 /* The fds ride on the first bytes only, exactly like send_with_fd; a stream
  * socket may take fewer bytes than asked, so the rest follows fd-less. */
 static int send_chunk(int sock, const char *buf, size_t len, const int *fds,
-                      unsigned nfds) {
+                      unsigned nfds, bool refusal_expected) {
   union {
     char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
     struct cmsghdr align;
@@ -122,6 +128,13 @@ static int send_chunk(int sock, const char *buf, size_t len, const int *fds,
     }
     ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && refusal_expected && peer_gone(errno)) {
+      fprintf(stderr,
+              "uffdkit-sim: the daemon closed the connection during the "
+              "handshake (%s), as expected\n",
+              strerror(errno));
+      return SIM_CLOSED;
+    }
     if (n < 0)
       return sim_err(SIM_CONN, "sending the handshake failed: %s",
                      strerror(errno));
@@ -155,12 +168,13 @@ static void close_extra_fds(const struct sim_opts *o, const int *fds,
 static int send_payload(int sock, const char *buf, size_t len,
                         const struct sim_opts *o, const int *fds,
                         unsigned nfds) {
-  if (!o->split_send) return send_chunk(sock, buf, len, fds, nfds);
+  bool refusal = o->expect_refused;
+  if (!o->split_send) return send_chunk(sock, buf, len, fds, nfds, refusal);
   if (o->split_send >= len)
     return sim_err(SIM_SETUP,
                    "--split-send %zu: the handshake has only %zu bytes",
                    o->split_send, len);
-  int rc = send_chunk(sock, buf, o->split_send, fds, nfds);
+  int rc = send_chunk(sock, buf, o->split_send, fds, nfds, refusal);
   if (rc) return rc;
   /* Said, so a test can act while the handler holds half a handshake. */
   fprintf(stderr,
@@ -168,7 +182,8 @@ static int send_payload(int sock, const char *buf, size_t len,
           "%g s\n",
           o->split_send, len, o->split_pause);
   sleep_s(o->split_pause);
-  return send_chunk(sock, buf + o->split_send, len - o->split_send, NULL, 0);
+  return send_chunk(sock, buf + o->split_send, len - o->split_send, NULL, 0,
+                    refusal);
 }
 
 int conn_send(int sock, const struct sim_vm *vm, const struct sim_opts *o) {
@@ -188,8 +203,9 @@ int conn_send(int sock, const struct sim_vm *vm, const struct sim_opts *o) {
   return rc;
 }
 
-/* Returns 1 if the peer closed, 0 if still open, and discards any bytes
- * the peer sent (the protocol has none after the handshake). */
+/* Returns 1 if the peer closed (an orderly close or a reset), 0 if still
+ * open, and discards any bytes the peer sent (the protocol has none after
+ * the handshake). */
 static int drain_peer(int sock) {
   char junk[512];
   for (;;) {

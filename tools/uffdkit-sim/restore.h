@@ -55,4 +55,7 @@ void slot_fault_end(struct vcpu_slot *s);
 /* watchdog.c */
 int watchdog_start(struct restore *r, pthread_t *tid);
 
+/* The restore a SIGBUS on guest memory is reported for (NULL: none). */
+void sigbus_watch(const struct restore *r);
+
 #endif

@@ -14,7 +14,11 @@ enum {
   SIM_SETUP = 2,
   SIM_TIMEOUT = 3,
   SIM_CONN = 4,
+  SIM_SIGBUS = 5,
 };
+/* Internal, never an exit code: with --expect-refused, the handler closed
+ * the connection while the handshake was being sent. */
+#define SIM_CLOSED 100
 
 #define SIM_MAX_REGIONS 64
 #define SIM_MAX_BALLOONS 64
@@ -49,6 +53,7 @@ struct sim_opts {
   double connect_timeout;
   double timeout;
   double hold;
+  double balloon_delay; /* seconds after a quarter was touched */
   unsigned repeat;
   unsigned vcpus;
   double touch_percent;
@@ -123,6 +128,9 @@ int balloon_check_args(const struct sim_vm *vm, const struct sim_opts *o);
 int conn_open(const struct sim_opts *o, int *fd);
 int conn_send(int sock, const struct sim_vm *vm, const struct sim_opts *o);
 int conn_expect_refused(int sock, double timeout);
+/* SIGBUS on guest memory ends the run with SIM_SIGBUS, saying where and
+ * how far the restore got (sigbus.c). */
+void sigbus_install(void);
 bool conn_peer_closed(int sock);
 
 /* uffdkit-sim.c */

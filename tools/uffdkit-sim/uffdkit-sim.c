@@ -9,6 +9,7 @@ const char sim_usage[] =
     "usage: uffdkit-sim mkimage FILE --size SIZE [--seed N] [--zero-percent "
     "P]\n"
     "       uffdkit-sim run --socket PATH --image FILE [options]\n"
+    "       uffdkit-sim --help\n"
     "\n"
     "mkimage writes a sparse, deterministic memory image: each 4 KiB page is\n"
     "a hole (about P%, default 10) or pseudo-random bytes derived from\n"
@@ -41,6 +42,7 @@ const char sim_usage[] =
     "  --balloon OFFSET:LEN   discard this memory-file range after the pass\n"
     "                         and check it reads zeros (repeatable)\n"
     "  --balloon-during       discard while the vCPUs are still touching\n"
+    "  --balloon-delay S      with --balloon-during, wait S seconds more\n"
     "run control\n"
     "  --timeout S            watchdog (default 120), exit 3 when it fires\n"
     "  --hold S               keep the VM alive S seconds after verifying\n"
@@ -48,7 +50,8 @@ const char sim_usage[] =
     "  --json                 print the summary as one JSON object\n"
     "\n"
     "Exit: 0 verified, 1 mismatches, 2 usage or setup error, 3 timeout,\n"
-    "4 connection refused or closed (or --expect-refused not met).\n"
+    "4 connection refused or closed (or --expect-refused not met),\n"
+    "5 SIGBUS on guest memory (a poisoned page, or no huge page left).\n"
     "See uffdkit-sim(1).\n";
 
 int main(int argc, char **argv) {

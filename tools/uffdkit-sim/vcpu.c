@@ -179,8 +179,10 @@ int vcpu_restore(const struct sim_vm *vm, const struct sim_opts *o, int sock,
     r.slot[i].id = i;
     r.slot[i].r = &r;
   }
+  sigbus_watch(&r);
   int rc = r.slot ? run_restore(&r)
                   : sim_err(SIM_SETUP, "out of memory for %u vCPUs", o->vcpus);
+  sigbus_watch(NULL);
   free(r.slot);
   free(r.pages);
   free(r.lat_ns);

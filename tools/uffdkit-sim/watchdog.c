@@ -31,7 +31,19 @@ static unsigned region_of(const struct restore *r, uint64_t off) {
   return reg;
 }
 
-static void timeout_exit(const struct restore *r) {
+/* What the run verified before it had to stop, so a test can tell that the
+ * pages served until then were right. */
+static void report_so_far(struct restore *r) {
+  pthread_mutex_lock(&r->lock);
+  uint64_t bad = r->res->mismatches;
+  pthread_mutex_unlock(&r->lock);
+  fprintf(stderr,
+          "uffdkit-sim: before that: touched=%" PRIu64 " mismatches=%" PRIu64
+          "\n",
+          (uint64_t)atomic_load(&r->touched), bad);
+}
+
+static void timeout_exit(struct restore *r) {
   const struct vcpu_slot *s = stuck_slot(r);
   if (!s && atomic_load(&r->balloon) == BALLOON_DISCARDING) {
     uint64_t off = atomic_load(&r->balloon_off);
@@ -39,6 +51,7 @@ static void timeout_exit(const struct restore *r) {
             "timeout: balloon discard stuck at memory offset 0x%" PRIx64
             " (region %u) after %.1f s\n",
             off, region_of(r, off), r->o->timeout);
+    report_so_far(r);
     _exit(SIM_TIMEOUT);
   }
   if (!s) s = &r->slot[0];
@@ -47,10 +60,11 @@ static void timeout_exit(const struct restore *r) {
           "timeout: vCPU %u stuck at memory offset 0x%" PRIx64
           " (region %u) after %.1f s\n",
           s->id, off, region_of(r, off), r->o->timeout);
+  report_so_far(r);
   _exit(SIM_TIMEOUT);
 }
 
-static void abandoned_exit(const struct restore *r, uint64_t now) {
+static void abandoned_exit(struct restore *r, uint64_t now) {
   for (unsigned i = 0; i < r->o->vcpus; i++) {
     const struct vcpu_slot *s = &r->slot[i];
     uint64_t t = atomic_load(&s->fault_start);
@@ -60,6 +74,7 @@ static void abandoned_exit(const struct restore *r, uint64_t now) {
             "uffdkit-sim: %s closed the connection while vCPU %u waits for "
             "memory offset 0x%" PRIx64 " (region %u)\n",
             r->o->socket, i, off, region_of(r, off));
+    report_so_far(r);
     _exit(SIM_CONN);
   }
 }

@@ -1,0 +1,111 @@
+/* The fuzz seed corpora as a test of the normal suite: each seed is given
+ * to the parser its fuzzer drives, once, as the daemon gives it.  A seed
+ * named bad-* must be refused with a message; every other seed must be
+ * accepted.  Without this a seed meant to be refused only proved that the
+ * parser did not crash on it.
+ *
+ * usage: fuzz-seeds handshake|config|snapheader DIR */
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "handshake.h"
+#include "snapheader.h"
+
+#define MAX_REGIONS 64 /* as the fuzzer */
+
+static int parse_handshake(char *buf, size_t len, char *err, size_t errlen) {
+  static struct handshake h;
+  int r = handshake_parse(buf, len, MAX_REGIONS, &h, err, errlen);
+  /* The whole seed is all the peer sends: still incomplete is refused. */
+  if (r == HS_INCOMPLETE) snprintf(err, errlen, "incomplete at end of input");
+  return r == HS_COMPLETE ? 0 : -1;
+}
+
+static int parse_config(char *buf, size_t len, char *err, size_t errlen) {
+  (void)len;
+  struct daemon_conf c;
+  int r = conf_load_string(&c, buf, "seed.conf", err, errlen);
+  conf_free(&c);
+  return r;
+}
+
+static int parse_snapheader(char *buf, size_t len, char *err, size_t errlen) {
+  struct ufk_snap_header h;
+  struct ufk_snap_err e = {0};
+  int r = ufk_snap_parse(buf, len, "seed", &h, &e);
+  if (r < 0)
+    snprintf(err, errlen, "%s", e.msg);
+  else
+    ufk_snap_free(&h);
+  return r < 0 ? -1 : 0;
+}
+
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, n = 0, got;
+  char *buf = malloc(cap + 1);
+  while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+    n += got;
+    if (n == cap) buf = realloc(buf, (cap *= 2) + 1);
+  }
+  fclose(f);
+  if (buf) buf[n] = 0; /* config text is a C string */
+  *len = n;
+  return buf;
+}
+
+typedef int (*parse_fn)(char *, size_t, char *, size_t);
+
+/* Returns 1 if the seed got the verdict its name asks for. */
+static int check_seed(const char *dir, const char *name, parse_fn parse) {
+  char path[4096], err[2048] = "";
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  size_t len;
+  char *buf = slurp(path, &len);
+  if (!buf) {
+    printf("FAIL %s: cannot read it\n", name);
+    return 0;
+  }
+  int refused = parse(buf, len, err, sizeof err) < 0;
+  free(buf);
+  int bad = !strncmp(name, "bad-", 4);
+  if (refused && !err[0]) {
+    printf("FAIL %s: refused without a message\n", name);
+    return 0;
+  }
+  printf("%s %s%s%s\n", refused == bad ? "ok  " : "FAIL", name,
+         refused ? ": refused: " : ": accepted", refused ? err : "");
+  return refused == bad;
+}
+
+int main(int argc, char **argv) {
+  static const struct {
+    const char *kind;
+    parse_fn parse;
+  } kinds[] = {{"handshake", parse_handshake},
+               {"config", parse_config},
+               {"snapheader", parse_snapheader}};
+  parse_fn parse = NULL;
+  for (size_t i = 0; argc == 3 && i < sizeof kinds / sizeof *kinds; i++)
+    if (!strcmp(argv[1], kinds[i].kind)) parse = kinds[i].parse;
+  if (!parse) {
+    fprintf(stderr, "usage: fuzz-seeds handshake|config|snapheader DIR\n");
+    return 2;
+  }
+  DIR *d = opendir(argv[2]);
+  if (!d) return perror(argv[2]), 2;
+  int seeds = 0, good = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    seeds++;
+    good += check_seed(argv[2], e->d_name, parse);
+  }
+  closedir(d);
+  printf("%d of %d seeds got the verdict their names ask for\n", good, seeds);
+  return seeds > 0 && good == seeds ? 0 : 1;
+}
