@@ -26,6 +26,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "notify.h"
+#include "selfexe.h"
 #include "shm.h"
 
 #define MAX_FDS_IN_HANDSHAKE 16
@@ -103,7 +104,7 @@ struct sv {
   struct pending *pending;
   struct sv_session *sessions;
   uint64_t next_id;
-  char exe[PATH_MAX];
+  int exe_fd; /* the binary we run: workers are started from it */
   int stopping;
   int failed;
   int upgrade;          /* SIGUSR2 seen: re-execute once no handshake is open */
@@ -423,8 +424,8 @@ static void exec_worker(struct sv *v, struct gen *g, int ipc_fd) {
     argv[n++] = (char *)v->opts->plugin_dir;
   }
   argv[n] = NULL;
-  execv(v->exe, argv);
-  log_error("exec %s: %s", v->exe, strerror(errno));
+  selfexe_exec(v->exe_fd, argv);
+  log_error("exec of this binary for a worker: %s", strerror(errno));
   _exit(127);
 }
 
@@ -1155,9 +1156,18 @@ static int add_handed(struct handed **h, int *n, int fd, char kind,
   return ++*n;
 }
 
-/* SIGUSR2: stop the workers (sessions stay, as in a worker crash) and
- * re-execute the binary now at our path, handing every descriptor over. */
+/* SIGUSR2: the binary now at our path is checked first; only then are the
+ * workers stopped (sessions stay, as in a worker crash) and it is
+ * re-executed, with every descriptor handed over. */
 static void upgrade(struct sv *v) {
+  char exe[PATH_MAX], why[PATH_MAX + 128];
+  int fd = selfexe_successor(exe, sizeof exe, why, sizeof why);
+  if (fd < 0) {
+    log_error("upgrade refused: %s; nothing was stopped, this binary "
+              "carries on",
+              why);
+    return;
+  }
   struct handed *h = NULL;
   int n = 0;
   for (struct sv_listener *l = v->ls; l; l = l->next) {
@@ -1178,17 +1188,13 @@ static void upgrade(struct sv *v) {
       snprintf(id, sizeof id, "%d", g->id);
       add_handed(&h, &n, g->config_fd, 'T', id);
     }
-  char exe[PATH_MAX];
-  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  exe[k > 0 ? k : 0] = 0;
-  char *del = strstr(exe, " (deleted)"); /* replaced on disk: take the new */
-  if (del) *del = 0;
   log_info("upgrading: re-executing %s, handing over %d descriptors", exe, n);
   for (struct gen *g = v->gens; g; g = g->next)
     stop_worker(g);
-  handover_exec(exe, v->opts->argv, h, n);
+  handover_exec(fd, v->opts->argv, h, n);
   log_error("upgrade: exec %s failed: %s; this binary carries on", exe,
             strerror(errno));
+  close(fd);
   free(h);
   for (struct gen *g = v->gens; g; g = g->next)
     if (g == v->current || g->sessions) spawn_worker(v, g);
@@ -1327,9 +1333,11 @@ static void shutdown_all(struct sv *v) {
 }
 
 static int setup(struct sv *v, struct daemon_conf *conf) {
-  ssize_t n = readlink("/proc/self/exe", v->exe, sizeof v->exe - 1);
-  if (n < 0) return -1;
-  v->exe[n] = 0;
+  v->exe_fd = selfexe_open();
+  if (v->exe_fd < 0) {
+    log_error("cannot open /proc/self/exe: %s", strerror(errno));
+    return -1;
+  }
   v->ep = epoll_create1(EPOLL_CLOEXEC);
   sigset_t set;
   sigemptyset(&set);
@@ -1379,7 +1387,7 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
 }
 
 int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {
-  struct sv v = {.opts = o};
+  struct sv v = {.opts = o, .exe_fd = -1};
   int rc = 1;
   if (setup(&v, conf) == 0) {
     spawn_worker(&v, v.current);
@@ -1393,5 +1401,6 @@ int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {
   shutdown_all(&v);
   close_if(v.sigfd);
   close_if(v.ep);
+  close_if(v.exe_fd);
   return rc;
 }
