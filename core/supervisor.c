@@ -30,6 +30,9 @@
 #include "shm.h"
 
 #define MAX_FDS_IN_HANDSHAKE 16
+/* Workers of one generation that may die before being ready, in a row,
+ * before its sessions end per on_source_error. */
+#define MAX_FAILED_STARTS 5
 
 enum kind { K_LISTENER, K_PENDING, K_WORKER, K_SIGNAL, K_CONTROL };
 
@@ -46,6 +49,7 @@ struct gen {
   int ipc;
   int ready;
   int ever_ready;
+  int failed_starts; /* workers in a row that died before being ready */
   uint64_t started;
   uint64_t restart_at; /* 0: none scheduled */
   uint64_t restart_delay;
@@ -66,6 +70,8 @@ struct sv_listener {
   int pending;
   int live;
   int drained; /* closed by `ctl drain`: stays closed until a reload */
+  int staged;  /* bound for a generation whose worker is not ready yet */
+  char *staged_path;
   struct sv_listener *next;
 };
 
@@ -98,6 +104,7 @@ struct sv {
   struct gen *gens;
   struct gen *current;
   struct gen *loading; /* a reload waiting for its worker's READY */
+  int reload_again;    /* a reload asked for while one was loading */
   struct gen *dead;    /* freed after the epoll batch that may name them */
   int next_gen;
   struct sv_listener *ls;
@@ -136,11 +143,16 @@ static void close_if(int fd) {
 
 /* A socket file left by an earlier run is replaced only if nothing listens
  * on it; anything that is not a socket is never removed. */
-static int clear_stale(const char *path) {
+static int clear_stale(const char *path, char *err, size_t errlen) {
   struct stat st;
-  if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : -1;
+  if (lstat(path, &st) < 0) {
+    if (errno == ENOENT) return 0;
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -1;
+  }
   if (!S_ISSOCK(st.st_mode)) {
-    log_error("%s exists and is not a socket; not touching it", path);
+    snprintf(err, errlen, "%s exists and is not a socket; not touching it",
+             path);
     return -1;
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -150,26 +162,29 @@ static int clear_stale(const char *path) {
   int e = errno;
   close(fd);
   if (r == 0) {
-    log_error("%s: another process is listening on it", path);
+    snprintf(err, errlen, "%s: another process is listening on it", path);
     return -1;
   }
   if (e != ECONNREFUSED) {
-    log_error("%s: cannot tell whether it is in use: %s", path, strerror(e));
+    snprintf(err, errlen, "%s: cannot tell whether it is in use: %s", path,
+             strerror(e));
     return -1;
   }
   log_info("%s: replacing a stale socket", path);
-  return unlink(path);
+  if (unlink(path) == 0) return 0;
+  snprintf(err, errlen, "%s: %s", path, strerror(errno));
+  return -1;
 }
 
-static int resolve_owner(const struct listener_conf *c, uid_t *uid,
-                         gid_t *gid) {
+static int resolve_owner(const struct listener_conf *c, uid_t *uid, gid_t *gid,
+                         char *err, size_t errlen) {
   *uid = (uid_t)-1;
   *gid = (gid_t)-1;
   if (c->socket_owner) {
     struct passwd *pw = getpwnam(c->socket_owner);
     if (!pw) {
-      log_error("listener %s: socket_owner '%s' is not a user", c->name,
-                c->socket_owner);
+      snprintf(err, errlen, "listener %s: socket_owner '%s' is not a user",
+               c->name, c->socket_owner);
       return -1;
     }
     *uid = pw->pw_uid;
@@ -177,8 +192,8 @@ static int resolve_owner(const struct listener_conf *c, uid_t *uid,
   if (c->socket_group) {
     struct group *gr = getgrnam(c->socket_group);
     if (!gr) {
-      log_error("listener %s: socket_group '%s' is not a group", c->name,
-                c->socket_group);
+      snprintf(err, errlen, "listener %s: socket_group '%s' is not a group",
+               c->name, c->socket_group);
       return -1;
     }
     *gid = gr->gr_gid;
@@ -187,14 +202,16 @@ static int resolve_owner(const struct listener_conf *c, uid_t *uid,
 }
 
 /* Mode and owner of an existing socket file, as the config says. */
-static int apply_access(const struct listener_conf *c) {
+static int apply_access(const struct listener_conf *c, char *err,
+                        size_t errlen) {
   uid_t uid;
   gid_t gid;
-  if (resolve_owner(c, &uid, &gid) < 0) return -1;
+  if (resolve_owner(c, &uid, &gid, err, errlen) < 0) return -1;
   if (chmod(c->socket, c->socket_mode) < 0 ||
       ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
        chown(c->socket, uid, gid) < 0)) {
-    log_error("listener %s: %s: %s", c->name, c->socket, strerror(errno));
+    snprintf(err, errlen, "listener %s: %s: %s", c->name, c->socket,
+             strerror(errno));
     return -1;
   }
   return 0;
@@ -241,11 +258,16 @@ static void close_listener(struct sv *v, struct sv_listener *l) {
   l->bound_path = NULL;
 }
 
-static int open_listener(struct sv *v, struct sv_listener *l) {
-  const struct listener_conf *c = l->conf;
+/* A socket bound at c->socket with its mode and owner, listening; the
+ * descriptor, or -1 with the reason in err (a path not ours is never
+ * unlinked). */
+static int bind_listener(const struct listener_conf *c, char *err,
+                         size_t errlen) {
   uid_t uid;
   gid_t gid;
-  if (resolve_owner(c, &uid, &gid) < 0 || clear_stale(c->socket) < 0) return -1;
+  if (resolve_owner(c, &uid, &gid, err, errlen) < 0 ||
+      clear_stale(c->socket, err, errlen) < 0)
+    return -1;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   snprintf(a.sun_path, sizeof a.sun_path, "%s", c->socket);
@@ -254,23 +276,46 @@ static int open_listener(struct sv *v, struct sv_listener *l) {
   int r = bind(fd, (struct sockaddr *)&a, sizeof a);
   umask(old);
   if (r < 0) {
-    log_error("listener %s: %s: %s", c->name, c->socket, strerror(errno));
+    snprintf(err, errlen, "listener %s: %s: %s", c->name, c->socket,
+             strerror(errno));
     close(fd);
-    return -1; /* not ours: never unlinked */
-  }
-  l->fd = fd;
-  l->bound_path = strdup(c->socket);
-  if (apply_access(c) < 0 || listen(fd, 128) < 0) {
-    log_error("listener %s: %s: %s", c->name, c->socket, strerror(errno));
-    close_listener(v, l);
     return -1;
   }
+  if (apply_access(c, err, errlen) < 0 || listen(fd, 128) < 0) {
+    if (!err[0])
+      snprintf(err, errlen, "listener %s: %s: %s", c->name, c->socket,
+               strerror(errno));
+    close(fd);
+    unlink(c->socket);
+    return -1;
+  }
+  log_info("listener %s on %s (mode %04o)", c->name, c->socket, c->socket_mode);
+  return fd;
+}
+
+/* l accepts on fd, bound at path, from now on. */
+static void install_listener(struct sv *v, struct sv_listener *l, int fd,
+                             const char *path) {
+  l->fd = fd;
+  l->bound_path = strdup(path);
   ep_add(v, fd, EPOLLIN, l);
   char n[96];
   store_fd(&fd, 1, fdname('L', l->name, n, sizeof n));
-  log_info("listener %s on %s (mode %04o)", c->name, c->socket, c->socket_mode);
+}
+
+static int open_listener(struct sv *v, struct sv_listener *l) {
+  char err[PATH_MAX + 256] = "";
+  int fd = bind_listener(l->conf, err, sizeof err);
+  if (fd < 0) {
+    log_error("%s", err);
+    return -1;
+  }
+  install_listener(v, l, fd, l->conf->socket);
   return 0;
 }
+
+static void reload_queued(struct sv *v);
+static void end_session(struct sv *v, uint64_t id, int reason);
 
 static struct sv_listener *find_listener(struct sv *v, const char *name) {
   for (struct sv_listener *l = v->ls; l; l = l->next)
@@ -287,6 +332,7 @@ static struct sv_listener *listener_record(struct sv *v, const char *name,
   l = calloc(1, sizeof *l);
   l->kind = K_LISTENER;
   l->fd = -1;
+  l->staged = -1;
   snprintf(l->name, sizeof l->name, "%s", name);
   l->stats_fd = stats_fd;
   if (stats_fd >= 0)
@@ -487,11 +533,12 @@ static void maybe_retire(struct sv *v, struct gen *g) {
   free_gen(v, g);
 }
 
-/* Points every listener of g at g's settings, opening, re-permissioning
- * or closing sockets as needed.  Returns -1 if a socket could not be
- * opened. */
+/* Points every listener of g at g's settings: sockets staged for it start
+ * accepting, removed ones are closed, kept ones re-permissioned.  Returns
+ * -1 if a socket could not be opened. */
 static int activate(struct sv *v, struct gen *g) {
   int bad = 0;
+  char err[PATH_MAX + 256];
   for (struct sv_listener *l = v->ls; l; l = l->next) {
     const struct listener_conf *c = conf_find_listener(g->conf, l->name);
     if (!c) {
@@ -501,20 +548,116 @@ static int activate(struct sv *v, struct gen *g) {
       close_listener(v, l);
       continue;
     }
-    int moved = l->fd >= 0 && strcmp(l->bound_path, c->socket);
+    int moved =
+        l->fd >= 0 && (l->staged >= 0 || strcmp(l->bound_path, c->socket));
     if (moved) close_listener(v, l);
     l->conf = c;
     l->gen = g;
-    if (l->fd >= 0)
-      bad |= apply_access(c) < 0;
-    else if (!l->drained)
+    err[0] = 0;
+    if (l->staged >= 0) {
+      install_listener(v, l, l->staged, l->staged_path);
+      l->staged = -1;
+      free(l->staged_path);
+      l->staged_path = NULL;
+    } else if (l->fd >= 0 && apply_access(c, err, sizeof err) < 0) {
+      log_error("%s", err);
+      bad = 1;
+    } else if (l->fd < 0 && !l->drained) {
       bad |= open_listener(v, l) < 0;
+    }
   }
   return bad ? -1 : 0;
 }
 
+static int stage_all(struct sv *v, struct gen *g, char *err, size_t errlen);
+
+/* At start: every listener of g is bound (not yet accepting) and points at
+ * g, so handed-over sessions find their generation. */
+static int point_listeners(struct sv *v, struct gen *g) {
+  char err[PATH_MAX + 256];
+  if (stage_all(v, g, err, sizeof err) < 0) {
+    log_error("%s", err);
+    return -1;
+  }
+  for (int i = 0; i < g->conf->n_listeners; i++) {
+    struct sv_listener *l = find_listener(v, g->conf->listeners[i].name);
+    l->conf = &g->conf->listeners[i];
+    l->gen = g;
+  }
+  return 0;
+}
+
+/* Closes every socket staged for a generation that will not serve. */
+static void unstage_all(struct sv *v) {
+  for (struct sv_listener *l = v->ls; l; l = l->next)
+    if (l->staged >= 0) {
+      close(l->staged);
+      unlink(l->staged_path);
+      free(l->staged_path);
+      l->staged = -1;
+      l->staged_path = NULL;
+    }
+}
+
+/* Forgets listeners that no generation has and nothing uses (added by a
+ * reload that failed). */
+static void prune_listeners(struct sv *v) {
+  for (struct sv_listener **pp = &v->ls; *pp;) {
+    struct sv_listener *l = *pp;
+    int used = l->fd >= 0 || l->staged >= 0 || l->live || l->pending;
+    for (struct gen *g = v->gens; g && !used; g = g->next)
+      used = conf_find_listener(g->conf, l->name) != NULL;
+    if (used) {
+      pp = &l->next;
+      continue;
+    }
+    char n[96];
+    notify_fdstore_remove(fdname('S', l->name, n, sizeof n));
+    *pp = l->next;
+    munmap(l->stats, sizeof *l->stats);
+    close_if(l->stats_fd);
+    free(l);
+  }
+}
+
+/* Whether another listener accepts on path now (it is opened at the
+ * switch, once that one has let it go). */
+static int held_by_other(struct sv *v, const struct sv_listener *l,
+                         const char *path) {
+  for (struct sv_listener *o = v->ls; o; o = o->next)
+    if (o != l && o->fd >= 0 && !strcmp(o->bound_path, path)) return 1;
+  return 0;
+}
+
+/* Binds every socket g needs that is not open yet, without accepting on
+ * it: g takes over only when all are open.  Returns -1 (nothing staged)
+ * with the reason in err. */
+static int stage_all(struct sv *v, struct gen *g, char *err, size_t errlen) {
+  for (int i = 0; i < g->conf->n_listeners; i++) {
+    const struct listener_conf *c = &g->conf->listeners[i];
+    struct sv_listener *l = find_listener(v, c->name);
+    if (l->staged >= 0 || (l->fd >= 0 && !strcmp(l->bound_path, c->socket)) ||
+        held_by_other(v, l, c->socket))
+      continue;
+    err[0] = 0;
+    int fd = bind_listener(c, err, errlen);
+    if (fd < 0) {
+      unstage_all(v);
+      return -1;
+    }
+    l->staged = fd;
+    l->staged_path = strdup(c->socket);
+  }
+  return 0;
+}
+
 static void worker_ready(struct sv *v, struct gen *g) {
   g->ready = 1;
+  g->failed_starts = 0;
+  int was_loading = g == v->loading;
+  if (g == v->current && !g->ever_ready &&
+      activate(v, g) < 0) /* listeners accept once the worker is ready */
+    log_error("some listeners could not be opened (see above)");
   if (g == v->loading) {
     struct gen *old = v->current;
     v->loading = NULL;
@@ -541,6 +684,7 @@ static void worker_ready(struct sv *v, struct gen *g) {
   g->ever_ready = 1;
   notify_status("serving: generation %d, %d live sessions", v->current->id,
                 v->current->sessions);
+  if (was_loading) reload_queued(v);
 }
 
 /* ---- sessions ---- */
@@ -886,38 +1030,96 @@ static void schedule_restart(struct sv *v, struct gen *g, int status) {
             (unsigned long long)(g->restart_delay / 1000000), g->sessions);
 }
 
+/* The VM of s is killed, never left to fault in bytes nobody checked. */
+static void kill_session_vm(struct sv_session *s) {
+  int r = s->fds[2] >= 0
+              ? (int)syscall(SYS_pidfd_send_signal, s->fds[2], SIGKILL, NULL, 0)
+          : s->shm->pid > 0 ? kill(s->shm->pid, SIGKILL)
+                            : -1;
+  if (r < 0 && errno != ESRCH)
+    log_error("session %llu: could not kill pid %d: %s",
+              (unsigned long long)s->id, s->shm->pid, strerror(errno));
+}
+
+/* g's workers keep failing to start: its sessions end per their
+ * listener's on_source_error ("hang" keeps them blocked, and retries go
+ * on at the longest delay). */
+static void give_up_sessions(struct sv *v, struct gen *g) {
+  int ended = 0, kept = 0;
+  for (struct sv_session *s = v->sessions, *n; s; s = n) {
+    n = s->next;
+    if (s->gen != g) continue;
+    const struct listener_conf *c = conf_find_listener(g->conf, s->l->name);
+    if (c && c->on_source_error == ON_ERROR_HANG) {
+      kept++;
+      continue;
+    }
+    kill_session_vm(s);
+    ended++;
+  }
+  log_error("configuration generation %d: %d workers in a row failed to "
+            "start; killing %d VMs and leaving %d blocked (on_source_error)",
+            g->id, g->failed_starts, ended, kept);
+  for (struct sv_session *s = v->sessions, *n; s; s = n) {
+    n = s->next;
+    if (s->gen == g &&
+        !(conf_find_listener(g->conf, s->l->name) &&
+          conf_find_listener(g->conf, s->l->name)->on_source_error ==
+              ON_ERROR_HANG))
+      end_session(v, s->id, END_FAILED);
+  }
+}
+
+static int gen_alive(struct sv *v, const struct gen *g) {
+  for (struct gen *o = v->gens; o; o = o->next)
+    if (o == g) return 1;
+  return 0;
+}
+
+/* A reload whose worker never got ready: the running generation stays. */
+static void reload_failed(struct sv *v, struct gen *g) {
+  log_error("reload failed; keeping configuration generation %d",
+            v->current->id);
+  v->loading = NULL;
+  unstage_all(v);
+  free_gen(v, g);
+  prune_listeners(v);
+  notify_ready(); /* RELOADING=1 is over: still serving */
+  reload_queued(v);
+}
+
 static void worker_exited(struct sv *v, struct gen *g, int status) {
   on_worker_msg(v, g); /* what it said before dying still counts */
+  int was_ready = g->ready;
   ep_del(v, g->ipc);
   close(g->ipc);
   g->ipc = -1;
   g->ready = 0;
   if (v->stopping) return;
+  if (!was_ready) g->failed_starts++;
   if (!g->ever_ready) {
     log_error("worker failed to start (%s %d)",
               WIFEXITED(status) ? "exit status" : "signal",
               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
     g->pid = 0;
     if (g == v->loading) {
-      log_error("reload failed; keeping configuration generation %d",
-                v->current->id);
-      v->loading = NULL;
-      free_gen(v, g);
-      notify_ready(); /* RELOADING=1 is over: still serving */
-    } else if (g == v->current && !v->sessions) {
-      v->failed = 1;
-    } else if (g == v->current || g->sessions) {
-      log_error("worker of generation %d failed to start; retrying, since "
-                "live sessions depend on it",
-                g->id);
-      schedule_restart(v, g, status);
+      reload_failed(v, g);
+      return;
     }
-    return;
+    if (g == v->current && !v->sessions) {
+      v->failed = 1;
+      return;
+    }
   }
   if (g != v->current && !g->sessions) {
     g->pid = 0;
     free_gen(v, g);
     return;
+  }
+  if (g->failed_starts >= MAX_FAILED_STARTS && g->sessions) {
+    g->pid = 0;
+    give_up_sessions(v, g);
+    if (!gen_alive(v, g)) return; /* retired with its last session */
   }
   schedule_restart(v, g, status);
   g->pid = 0;
@@ -934,34 +1136,57 @@ static void on_child(struct sv *v) {
 
 /* ---- reload and drain ---- */
 
-static int reload(struct sv *v, char *err, size_t errlen) {
+/* Reads the file into a new generation whose sockets are all bound before
+ * its worker starts.  A reload asked for while one loads runs after it,
+ * with the file as it is then.  msg says which generation it got. */
+static int reload(struct sv *v, char *msg, size_t len) {
   if (v->loading) {
-    snprintf(err, errlen, "a reload is already in progress");
-    return -1;
+    v->reload_again = 1;
+    snprintf(msg, len,
+             "generation %d is still loading; this reload runs once it is "
+             "done, with the file as it is then",
+             v->loading->id);
+    log_info("reload: %s", msg);
+    return 0;
   }
   const struct daemon_conf *cur = v->current->conf;
   if (!strcmp(cur->file, "command line")) {
-    snprintf(err, errlen, "started without a config file: nothing to reload");
+    snprintf(msg, len, "started without a config file: nothing to reload");
     return -1;
   }
   struct daemon_conf *c = malloc(sizeof *c);
-  if (conf_load_file(c, cur->file, err, errlen) < 0) {
+  if (conf_load_file(c, cur->file, msg, len) < 0) {
     conf_free(c);
     free(c);
     return -1;
   }
   struct gen *g = new_gen(v, c);
   if (!g) {
-    snprintf(err, errlen, "cannot set up the new configuration");
+    snprintf(msg, len, "cannot set up the new configuration");
     conf_free(c);
     free(c);
+    return -1;
+  }
+  if (stage_all(v, g, msg, len) < 0) {
+    v->next_gen--; /* never served: its number goes to the next one */
+    free_gen(v, g);
+    prune_listeners(v);
     return -1;
   }
   v->loading = g;
   notify_reloading();
   spawn_worker(v, g);
   log_info("reloading %s as configuration generation %d", c->file, g->id);
+  snprintf(msg, len, "loading %s as configuration generation %d", c->file,
+           g->id);
   return 0;
+}
+
+static void reload_queued(struct sv *v) {
+  char err[2048];
+  if (!v->reload_again) return;
+  v->reload_again = 0;
+  if (reload(v, err, sizeof err) < 0) log_error("reload: %s", err);
 }
 
 static int drain(struct sv *v, const char *name, char *err, size_t errlen) {
@@ -1096,9 +1321,8 @@ static void adopt_listeners(struct sv *v, const struct daemon_conf *c,
       continue;
     }
     fcntl(fd, F_SETFL, O_NONBLOCK);
-    l->fd = fd;
-    l->bound_path = strdup(lc->socket);
-    ep_add(v, fd, EPOLLIN, l);
+    l->staged = fd; /* accepted on once the worker is ready */
+    l->staged_path = strdup(lc->socket);
     log_info("listener %s: kept socket %s", l->name, lc->socket);
   }
 }
@@ -1170,8 +1394,10 @@ static void upgrade(struct sv *v) {
   }
   struct handed *h = NULL;
   int n = 0;
+  if (v->loading) /* that reload is dropped: the file is read again later */
+    unstage_all(v);
   for (struct sv_listener *l = v->ls; l; l = l->next) {
-    add_handed(&h, &n, l->fd, 'L', l->name);
+    add_handed(&h, &n, l->fd >= 0 ? l->fd : l->staged, 'L', l->name);
     add_handed(&h, &n, l->stats_fd, 'S', l->name);
   }
   for (struct sv_session *s = v->sessions; s; s = s->next)
@@ -1311,6 +1537,7 @@ static void shutdown_all(struct sv *v) {
              live);
   for (struct sv_listener *l = v->ls; l; l = l->next)
     close_listener(v, l);
+  unstage_all(v);
   for (struct gen *g = v->gens; g; g = g->next)
     stop_worker(g);
   while (v->sessions)
@@ -1372,7 +1599,7 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   }
   if (nh > 0) adopt_listeners(v, conf, h, nh);
   v->current = handed ? handed : new_gen(v, conf);
-  int r = v->current ? activate(v, v->current) : -1;
+  int r = v->current ? point_listeners(v, v->current) : -1;
   if (nh > 0 && v->current) {
     adopt_sessions(v, h, nh);
     for (struct gen *g = v->gens; g; g = g->next)
