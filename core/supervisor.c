@@ -315,6 +315,7 @@ static int open_listener(struct sv *v, struct sv_listener *l) {
 }
 
 static void reload_queued(struct sv *v);
+static void kill_session_vm(struct sv_session *s);
 static void end_session(struct sv *v, uint64_t id, int reason);
 
 static struct sv_listener *find_listener(struct sv *v, const char *name) {
@@ -707,9 +708,17 @@ static void end_session(struct sv *v, uint64_t id, int reason) {
     __atomic_fetch_sub(&s->l->stats->sessions_live, 1, __ATOMIC_RELAXED);
     s->l->live--;
     s->gen->sessions--;
-    if (reason == END_REFUSED)
+    if (reason == END_REFUSED && s->shm->source_identity[0]) {
+      /* A worker took it over but cannot serve it: with its uffd closed
+       * the VM would fault in zeros, so it is killed. */
+      log_error("session %llu (pid %d) on %s could not be taken over by a "
+                "new worker; killing the VM",
+                (unsigned long long)id, s->shm->pid, s->l->name);
+      kill_session_vm(s);
+    } else if (reason == END_REFUSED) {
       log_warn("session %llu (pid %d) on %s was refused by its source",
                (unsigned long long)id, s->shm->pid, s->l->name);
+    }
     munmap(s->shm, s->shm_len);
     for (int i = 0; i < 4; i++) {
       char n[96];
