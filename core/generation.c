@@ -252,10 +252,11 @@ int point_listeners(struct sv *v, struct gen *g) {
   return 0;
 }
 
-/* Closes every socket staged for a generation that will not serve. */
-void unstage_all(struct sv *v) {
+/* Closes the sockets staged for g, a generation that will not serve (NULL:
+ * every staged socket). */
+void unstage(struct sv *v, const struct gen *g) {
   for (struct sv_listener *l = v->ls; l; l = l->next)
-    if (l->staged >= 0) {
+    if (l->staged >= 0 && (!g || l->staged_gen == g)) {
       close(l->staged);
       unlink(l->staged_path);
       free(l->staged_path);
@@ -301,17 +302,26 @@ int stage_all(struct sv *v, struct gen *g, char *err, size_t errlen) {
   for (int i = 0; i < g->conf->n_listeners; i++) {
     const struct listener_conf *c = &g->conf->listeners[i];
     struct sv_listener *l = find_listener(v, c->name);
+    if (l->staged >= 0 && strcmp(l->staged_path, c->socket)) {
+      snprintf(err, errlen,
+               "listener %s: its socket %s still waits for the first worker; "
+               "it cannot move before that worker is ready",
+               c->name, l->staged_path);
+      unstage(v, g);
+      return -1;
+    }
     if (l->staged >= 0 || (l->fd >= 0 && !strcmp(l->bound_path, c->socket)) ||
         held_by_other(v, l, c->socket))
-      continue;
+      continue; /* one staged for the first worker carries over */
     err[0] = 0;
     int fd = bind_listener(c, err, errlen);
     if (fd < 0) {
-      unstage_all(v);
+      unstage(v, g);
       return -1;
     }
     l->staged = fd;
     l->staged_path = strdup(c->socket);
+    l->staged_gen = g;
   }
   return 0;
 }
@@ -320,6 +330,7 @@ static void worker_ready(struct sv *v, struct gen *g) {
   g->ready = 1;
   g->failed_starts = 0;
   int was_loading = g == v->loading;
+  int first_ready = g == v->current && !g->ever_ready;
   if (g == v->current && !g->ever_ready &&
       activate(v, g) < 0) /* listeners accept once the worker is ready */
     log_error("some listeners could not be opened (see above)");
@@ -349,7 +360,7 @@ static void worker_ready(struct sv *v, struct gen *g) {
   g->ever_ready = 1;
   notify_status("serving: generation %d, %d live sessions", v->current->id,
                 v->current->sessions);
-  if (was_loading) reload_queued(v);
+  if (was_loading || first_ready) reload_queued(v);
 }
 
 void on_worker_msg(struct sv *v, struct gen *g) {
@@ -434,7 +445,7 @@ static void reload_failed(struct sv *v, struct gen *g) {
   log_error("reload failed; keeping configuration generation %d",
             v->current->id);
   v->loading = NULL;
-  unstage_all(v);
+  unstage(v, g);
   free_gen(v, g);
   prune_listeners(v);
   notify_ready(); /* RELOADING=1 is over: still serving */
@@ -491,12 +502,17 @@ void on_child(struct sv *v) {
  * its worker starts.  A reload asked for while one loads runs after it,
  * with the file as it is then.  msg says which generation it got. */
 int reload(struct sv *v, char *msg, size_t len) {
-  if (v->loading) {
+  /* A first worker still starting (not yet failed) is waited for. */
+  struct gen *g0 = v->current;
+  struct gen *busy = v->loading ? v->loading
+                     : !g0->ever_ready && g0->pid && !g0->failed_starts ? g0
+                                                                        : NULL;
+  if (busy) { /* its sockets are staged: one staging at a time */
     v->reload_again = 1;
     snprintf(msg, len,
              "generation %d is still loading; this reload runs once it is "
              "done, with the file as it is then",
-             v->loading->id);
+             busy->id);
     log_info("reload: %s", msg);
     return 0;
   }

@@ -716,7 +716,7 @@ static void shutdown_all(struct sv *v) {
              live);
   for (struct sv_listener *l = v->ls; l; l = l->next)
     close_listener(v, l);
-  unstage_all(v);
+  unstage(v, NULL);
   for (struct gen *g = v->gens; g; g = g->next)
     stop_worker(g);
   while (v->sessions)

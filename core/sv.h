@@ -55,6 +55,7 @@ struct sv_listener {
   int drained; /* closed by `ctl drain`: stays closed until a reload */
   int staged;  /* bound for a generation whose worker is not ready yet */
   char *staged_path;
+  const struct gen *staged_gen; /* the generation it was bound for */
   struct sv_listener *next;
 };
 
@@ -144,7 +145,7 @@ void spawn_worker(struct sv *v, struct gen *g);
 void stop_worker(struct gen *g);
 void maybe_retire(struct sv *v, struct gen *g);
 int point_listeners(struct sv *v, struct gen *g);
-void unstage_all(struct sv *v);
+void unstage(struct sv *v, const struct gen *g);
 int stage_all(struct sv *v, struct gen *g, char *err, size_t errlen);
 void on_worker_msg(struct sv *v, struct gen *g);
 void kill_session_vm(struct sv_session *s);

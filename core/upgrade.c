@@ -163,7 +163,7 @@ void upgrade(struct sv *v) {
   struct handed *h = NULL;
   int n = 0;
   if (v->loading) /* that reload is dropped: the file is read again later */
-    unstage_all(v);
+    unstage(v, v->loading);
   for (struct sv_listener *l = v->ls; l; l = l->next) {
     add_handed(&h, &n, l->fd >= 0 ? l->fd : l->staged, 'L', l->name);
     add_handed(&h, &n, l->stats_fd, 'S', l->name);
