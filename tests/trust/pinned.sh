@@ -96,6 +96,15 @@ cp "$TMP/A" "$TMP/served"
 crash # the worker maps the file as it is now
 slow inplace "$TMP/s.sock"
 kill -STOP "$W"
+# Every thread of the worker stopped (none in the middle of a copy), so
+# that only the takeover can meet the rewritten file.
+all_stopped() {
+  local t
+  for t in /proc/"$W"/task/*/stat; do
+    [ "$(sed 's/.*) //' "$t" 2>/dev/null | cut -d' ' -f1)" = T ] || return 1
+  done
+}
+until_true 10 all_stopped || fail "worker $W did not stop"
 cp "$TMP/B" "$TMP/served"
 crash
 rc=0
