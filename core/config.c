@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "confinclude.h"
 #include "log.h"
 #include "parse.h"
 
@@ -78,10 +79,24 @@ static const struct key_spec prefetch_keys[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+/* "file:line" of line `line` of the loaded text: in an included file if
+ * the text came from one (see confinclude.h). */
+static const char *where_line(const struct daemon_conf *c, int line, char *buf,
+                              size_t len) {
+  const char *f = NULL;
+  int flen = 0, at = c->text ? conf_origin(c->text, line, &f, &flen) : line;
+  if (f)
+    snprintf(buf, len, "%.*s:%d", flen, f, at);
+  else
+    snprintf(buf, len, "%s:%d", c->file, at);
+  return buf;
+}
+
 const char *conf_where(const struct daemon_conf *c, const config_setting_t *s,
                        char *buf, size_t len) {
   const char *f = config_setting_source_file(s);
-  snprintf(buf, len, "%s:%u", f ? f : c->file, config_setting_source_line(s));
+  if (!f) return where_line(c, (int)config_setting_source_line(s), buf, len);
+  snprintf(buf, len, "%s:%u", f, config_setting_source_line(s));
   return buf;
 }
 
@@ -420,7 +435,9 @@ int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
   c->file = strdup(name);
   c->text = strdup(text);
   if (!config_read_string(&c->cfg, c->text)) {
-    snprintf(err, errlen, "%s:%d: %s", name, config_error_line(&c->cfg),
+    char where[1024];
+    snprintf(err, errlen, "%s: %s",
+             where_line(c, config_error_line(&c->cfg), where, sizeof where),
              config_error_text(&c->cfg));
     return -1;
   }
@@ -429,22 +446,12 @@ int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
 
 int conf_load_file(struct daemon_conf *c, const char *path, char *err,
                    size_t errlen) {
-  FILE *f = fopen(path, "re");
-  if (!f) {
+  char *text;
+  if (conf_expand_file(path, &text, err, errlen) < 0) {
     memset(c, 0, sizeof *c);
     config_init(&c->cfg);
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
     return -1;
   }
-  char *text = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream(&text, &len);
-  char buf[8192];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-    fwrite(buf, 1, n, m);
-  fclose(f);
-  fclose(m);
   int r = conf_load_string(c, text, path, err, errlen);
   free(text);
   return r;

@@ -557,6 +557,8 @@ static cJSON *respond_call(const struct control_view *v,
   cJSON_AddItemToObject(o, "ok", cJSON_CreateTrue());
   if (req->cmd == CONTROL_DRAIN)
     cJSON_AddItemToObject(o, "listener", cJSON_CreateString(req->listener));
+  if (req->cmd == CONTROL_RELOAD && err[0]) /* which generation it got */
+    cJSON_AddItemToObject(o, "message", cJSON_CreateString(err));
   return o;
 }
 

@@ -51,7 +51,9 @@ struct control_view {
   void (*each_listener)(void *opaque, control_listener_fn fn, void *arg);
   /* Calls fn(arg, shm) for every live session. */
   void (*each_session)(void *opaque, control_session_fn fn, void *arg);
-  /* Each returns 0, or -1 with a message in err.  NULL: not supported. */
+  /* Each returns 0, or -1 with a message in err.  NULL: not supported.
+   * reload may also leave a note in err on success: which generation it
+   * started, or that it runs after the one loading. */
   int (*reload)(void *opaque, char *err, size_t len);
   int (*drain)(void *opaque, const char *listener, char *err, size_t len);
   void *opaque;

@@ -492,9 +492,11 @@ int ctl_print(FILE *f, const char *cmd, const cJSON *resp) {
     return 0;
   }
   if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "ok"))) return -1;
-  if (!strcmp(cmd, "reload"))
-    fputs("reloading the configuration\n", f);
-  else
+  if (!strcmp(cmd, "reload")) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(resp, "message");
+    fprintf(f, "%s\n",
+            cJSON_IsString(m) ? m->valuestring : "reloading the configuration");
+  } else
     fprintf(f, "listener %s is draining\n", getstr(resp, "listener"));
   return 0;
 }

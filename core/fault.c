@@ -206,16 +206,12 @@ static void kill_vm(struct session *s) {
               (unsigned long long)s->id, s->info.pid, strerror(errno));
 }
 
-void session_source_failed(struct session *s, uint64_t addr, uint64_t off) {
-  COUNT(s, source_errors, 1);
+static const char *const policy_names[] = {
+    "killing the VM", "poisoning the page", "leaving the vCPU blocked"};
+
+/* on_source_error for the page at addr. */
+static void apply_policy(struct session *s, uint64_t addr) {
   int policy = s->wl->conf->on_source_error;
-  static const char *const names[] = {"killing the VM", "poisoning the page",
-                                      "leaving the vCPU blocked"};
-  log_error("session %llu (pid %d): source %s could not deliver offset %llu "
-            "for 0x%llx: %s; %s (on_source_error)",
-            (unsigned long long)s->id, s->info.pid, stack_name(s->wl->stack),
-            (unsigned long long)off, (unsigned long long)addr,
-            host_last_error(), names[policy]);
   if (policy == ON_ERROR_SIGBUS) {
     struct uffdio_poison p = {.range = {.start = addr, .len = s->ps}};
     if (ioctl(s->uffd, UFFDIO_POISON, &p) == 0) return;
@@ -223,6 +219,35 @@ void session_source_failed(struct session *s, uint64_t addr, uint64_t off) {
               (unsigned long long)s->id, strerror(errno));
   }
   if (policy != ON_ERROR_HANG) kill_vm(s);
+}
+
+void session_source_failed(struct session *s, uint64_t addr, uint64_t off) {
+  COUNT(s, source_errors, 1);
+  log_error("session %llu (pid %d): source %s could not deliver offset %llu "
+            "for 0x%llx: %s; %s (on_source_error)",
+            (unsigned long long)s->id, s->info.pid, stack_name(s->wl->stack),
+            (unsigned long long)off, (unsigned long long)addr,
+            host_last_error(), policy_names[s->wl->conf->on_source_error]);
+  apply_policy(s, addr);
+}
+
+void session_pin_source(struct session *s) {
+  char id[sizeof s->shm->source_identity];
+  stack_identity(s->wl->stack, id, sizeof id);
+  if (!s->shm->source_identity[0]) {
+    memcpy(s->shm->source_identity, id, sizeof id);
+    return;
+  }
+  if (!strncmp(id, s->shm->source_identity, sizeof id)) return;
+  s->source_changed = 1;
+  log_error("session %llu (pid %d) on %s: the source is not the data the "
+            "session started on (was %.*s, now %s); %s (on_source_error)",
+            (unsigned long long)s->id, s->info.pid, s->wl->conf->name,
+            (int)sizeof id, s->shm->source_identity, id,
+            s->wl->conf->on_source_error == ON_ERROR_SIGBUS
+                ? "poisoning every page it faults"
+                : policy_names[s->wl->conf->on_source_error]);
+  if (s->wl->conf->on_source_error == ON_ERROR_KILL) kill_vm(s);
 }
 
 /* How many pages from idx (within region ri, up to max) are neither
@@ -308,6 +333,11 @@ static int serve(struct session *s, uint64_t addr) {
     wake(s, page, s->ps);
     return 0;
   }
+  if (s->source_changed) { /* logged once when the worker took it over */
+    COUNT(s, source_errors, 1);
+    apply_policy(s, page);
+    return 0;
+  }
   prefetch_touch(s->pf, off);
   if (stack_is_zero(s->wl->stack, off, s->ps))
     return session_install_zero(s, page, s->ps);
@@ -390,7 +420,7 @@ static void defer(struct session *s, uint64_t addr) {
  * run, is copied by the pool beside the fault loop instead of after it.
  * Returns 1 if page went to the pool. */
 static int hand_off(struct session *s, uint64_t page) {
-  if (s->ps != HUGE_2M || !s->wl->pool ||
+  if (s->ps != HUGE_2M || !s->wl->pool || s->source_changed ||
       !(stack_flags(s->wl->stack) & UFK_PLUGIN_FAST))
     return 0;
   int ri = find_region(s, page);
@@ -521,7 +551,7 @@ static int spin(struct session *s) {
 void *session_main(void *arg) {
   struct session *s = arg;
   recover(s);
-  s->pf = prefetch_start(s);
+  s->pf = s->source_changed ? NULL : prefetch_start(s);
   struct pollfd pf[4] = {
       {.fd = s->uffd, .events = POLLIN},
       {.fd = s->pidfd, .events = POLLIN},

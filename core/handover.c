@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "notify.h"
+#include "selfexe.h"
 
 #define ENV_FDS "UFFDKIT_FDS"
 #define ENV_PID "UFFDKIT_FDS_PID"
@@ -64,7 +65,7 @@ int handover_collect(struct handed **out) {
   return n;
 }
 
-int handover_exec(const char *exe, char *const *argv, const struct handed *h,
+int handover_exec(int exe_fd, char *const *argv, const struct handed *h,
                   int n) {
   size_t len = 1;
   for (int i = 0; i < n; i++)
@@ -79,7 +80,7 @@ int handover_exec(const char *exe, char *const *argv, const struct handed *h,
   setenv(ENV_FDS, list, 1);
   setenv(ENV_PID, pid, 1);
   free(list);
-  execv(exe, argv);
+  selfexe_exec(exe_fd, argv);
   int e = errno;
   unsetenv(ENV_FDS);
   unsetenv(ENV_PID);

@@ -18,9 +18,9 @@ struct handed {
  * many (*out malloc'd), or -1 when the variables are malformed. */
 int handover_collect(struct handed **out);
 
-/* Re-executes exe with argv keeping the n descriptors open under their
- * names.  Returns only if exec failed (with every descriptor as it was). */
-int handover_exec(const char *exe, char *const *argv, const struct handed *h,
-                  int n);
+/* Re-executes the binary open in exe_fd with argv keeping the n
+ * descriptors open under their names.  Returns only if exec failed (with
+ * every descriptor as it was). */
+int handover_exec(int exe_fd, char *const *argv, const struct handed *h, int n);
 
 #endif

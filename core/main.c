@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
+#include "selfexe.h"
 #include "stack.h"
 #include "supervisor.h"
 #include "worker.h"
@@ -223,6 +224,10 @@ static int upgrading(void) {
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--worker")) return worker_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "ctl")) return ctl_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "--handover-version")) {
+    puts(HANDOVER_VERSION); /* asked by a supervisor before it upgrades */
+    return 0;
+  }
   struct cli c = {0};
   if (parse_cli(argc, argv, &c) < 0) return 2;
   const char *dir = c.plugin_dir ? c.plugin_dir : plugin_default_dir();

@@ -45,7 +45,8 @@ struct session {
   int end_reason; /* the session thread's own */
   int ending;     /* set when the fault loop leaves: pool jobs give up */
   int killed;     /* set by any thread: the VM was killed for a source error */
-  int finished;   /* its thread has nothing left to do: join it */
+  int source_changed; /* the source is not what the session started on */
+  int finished;       /* its thread has nothing left to do: join it */
 #define STALE_RING 64
   uint64_t stale[STALE_RING]; /* pages lately woken as stale faults */
   unsigned stale_next;
@@ -90,6 +91,12 @@ static inline int session_failed(const struct session *s) {
 }
 /* Applies on_source_error for the page at addr. */
 void session_source_failed(struct session *s, uint64_t addr, uint64_t off);
+/* Records the source's identity in the session's shared state, or, when a
+ * worker takes the session over, compares it: a source serving other data
+ * than the session started on sets source_changed (logged once, and the
+ * VM killed under the kill policy); every fault then goes to
+ * on_source_error without reading. */
+void session_pin_source(struct session *s);
 
 /* Page index helpers. */
 static inline int bit_test(const uint64_t *b, uint64_t i) {

@@ -14,7 +14,7 @@
 
 #include "config.h"
 
-#define SESSION_SHM_MAGIC 0x75666b5353484d31ull /* "ufkSSHM1" */
+#define SESSION_SHM_MAGIC 0x75666b5353484d32ull /* "ufkSSHM2" */
 #define SHM_EVBUF 256  /* uffd messages read per wake-up */
 #define LAT_BUCKETS 16 /* fault service time: < 2^(i+2) us, last: rest */
 
@@ -66,6 +66,9 @@ struct session_shm {
   uint64_t present_off;  /* byte offsets of the bitmaps in the memfd */
   uint64_t removed_off;
   uint64_t started_unix_ns;
+  /* identity() of the source the session started on, written by its first
+   * worker: a later worker serving other data must not serve it. */
+  char source_identity[256];
   struct shm_region regions[CONF_MAX_REGIONS];
   struct session_counters counters;
   /* The worker reads uffd messages straight into evbuf and zeroes each

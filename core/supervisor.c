@@ -26,109 +26,25 @@
 #include "ipc.h"
 #include "log.h"
 #include "notify.h"
+#include "selfexe.h"
 #include "shm.h"
+#include "sv.h"
 
 #define MAX_FDS_IN_HANDSHAKE 16
 
-enum kind { K_LISTENER, K_PENDING, K_WORKER, K_SIGNAL, K_CONTROL };
-
-/* A generation of the configuration and the worker serving it.  A reload
- * makes a new one; sessions stay with the generation they started in, so a
- * reload never changes what a live VM is served, even across a worker
- * crash.  A generation with no sessions that is not current is retired. */
-struct gen {
-  enum kind kind; /* K_WORKER: its ipc socket in epoll */
-  int id;
-  struct daemon_conf *conf;
-  int config_fd;
-  pid_t pid;
-  int ipc;
-  int ready;
-  int ever_ready;
-  uint64_t started;
-  uint64_t restart_at; /* 0: none scheduled */
-  uint64_t restart_delay;
-  int sessions;
-  struct gen *next;
-};
-
-/* A listener, by name, across generations. */
-struct sv_listener {
-  enum kind kind;
-  char name[64];
-  const struct listener_conf *conf; /* of gen */
-  struct gen *gen;
-  int fd; /* -1: not accepting (drained, removed, or not yet active) */
-  char *bound_path;
-  int stats_fd;
-  struct listener_stats *stats;
-  int pending;
-  int live;
-  int drained; /* closed by `ctl drain`: stays closed until a reload */
-  struct sv_listener *next;
-};
-
-struct pending {
-  enum kind kind;
-  struct sv_listener *l;
-  int conn, uffd, pidfd;
-  struct ucred cred;
-  uint64_t deadline;
-  char *buf;
-  size_t len;
-  struct pending *next;
-};
-
-struct sv_session {
-  uint64_t id;
-  struct sv_listener *l;
-  struct gen *gen;
-  int fds[4]; /* conn, uffd, pidfd, shm */
-  struct session_shm *shm;
-  size_t shm_len;
-  struct sv_session *next;
-};
-
-struct sv {
-  const struct supervisor_opts *opts;
-  int ep;
-  int sigfd;
-  enum kind sig_kind;
-  struct gen *gens;
-  struct gen *current;
-  struct gen *loading; /* a reload waiting for its worker's READY */
-  struct gen *dead;    /* freed after the epoll batch that may name them */
-  int next_gen;
-  struct sv_listener *ls;
-  struct pending *pending;
-  struct sv_session *sessions;
-  uint64_t next_id;
-  char exe[PATH_MAX];
-  int stopping;
-  int failed;
-  int upgrade;          /* SIGUSR2 seen: re-execute once no handshake is open */
-  int upgrade_logged;   /* the wait for handshakes was logged */
-  uint64_t ended;       /* sessions whose VM went, for exit_when_idle */
-  uint64_t watchdog_ns; /* 0: no watchdog */
-  uint64_t watchdog_at;
-  enum kind control_kind;
-  struct control *ctl;
-  struct control_view view;
-};
-
-static uint64_t now_ns(void) {
+uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void ep_add(struct sv *v, int fd, uint32_t ev, void *ptr) {
+void ep_add(struct sv *v, int fd, uint32_t ev, void *ptr) {
   struct epoll_event e = {.events = ev, .data.ptr = ptr};
   if (epoll_ctl(v->ep, EPOLL_CTL_ADD, fd, &e) < 0)
     log_error("epoll_ctl(%d): %s", fd, strerror(errno));
 }
 
-static void close_if(int fd) {
+void close_if(int fd) {
   if (fd >= 0) close(fd);
 }
 
@@ -136,11 +52,16 @@ static void close_if(int fd) {
 
 /* A socket file left by an earlier run is replaced only if nothing listens
  * on it; anything that is not a socket is never removed. */
-static int clear_stale(const char *path) {
+static int clear_stale(const char *path, char *err, size_t errlen) {
   struct stat st;
-  if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : -1;
+  if (lstat(path, &st) < 0) {
+    if (errno == ENOENT) return 0;
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -1;
+  }
   if (!S_ISSOCK(st.st_mode)) {
-    log_error("%s exists and is not a socket; not touching it", path);
+    snprintf(err, errlen, "%s exists and is not a socket; not touching it",
+             path);
     return -1;
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -150,26 +71,29 @@ static int clear_stale(const char *path) {
   int e = errno;
   close(fd);
   if (r == 0) {
-    log_error("%s: another process is listening on it", path);
+    snprintf(err, errlen, "%s: another process is listening on it", path);
     return -1;
   }
   if (e != ECONNREFUSED) {
-    log_error("%s: cannot tell whether it is in use: %s", path, strerror(e));
+    snprintf(err, errlen, "%s: cannot tell whether it is in use: %s", path,
+             strerror(e));
     return -1;
   }
   log_info("%s: replacing a stale socket", path);
-  return unlink(path);
+  if (unlink(path) == 0) return 0;
+  snprintf(err, errlen, "%s: %s", path, strerror(errno));
+  return -1;
 }
 
-static int resolve_owner(const struct listener_conf *c, uid_t *uid,
-                         gid_t *gid) {
+static int resolve_owner(const struct listener_conf *c, uid_t *uid, gid_t *gid,
+                         char *err, size_t errlen) {
   *uid = (uid_t)-1;
   *gid = (gid_t)-1;
   if (c->socket_owner) {
     struct passwd *pw = getpwnam(c->socket_owner);
     if (!pw) {
-      log_error("listener %s: socket_owner '%s' is not a user", c->name,
-                c->socket_owner);
+      snprintf(err, errlen, "listener %s: socket_owner '%s' is not a user",
+               c->name, c->socket_owner);
       return -1;
     }
     *uid = pw->pw_uid;
@@ -177,8 +101,8 @@ static int resolve_owner(const struct listener_conf *c, uid_t *uid,
   if (c->socket_group) {
     struct group *gr = getgrnam(c->socket_group);
     if (!gr) {
-      log_error("listener %s: socket_group '%s' is not a group", c->name,
-                c->socket_group);
+      snprintf(err, errlen, "listener %s: socket_group '%s' is not a group",
+               c->name, c->socket_group);
       return -1;
     }
     *gid = gr->gr_gid;
@@ -187,32 +111,33 @@ static int resolve_owner(const struct listener_conf *c, uid_t *uid,
 }
 
 /* Mode and owner of an existing socket file, as the config says. */
-static int apply_access(const struct listener_conf *c) {
+int apply_access(const struct listener_conf *c, char *err, size_t errlen) {
   uid_t uid;
   gid_t gid;
-  if (resolve_owner(c, &uid, &gid) < 0) return -1;
+  if (resolve_owner(c, &uid, &gid, err, errlen) < 0) return -1;
   if (chmod(c->socket, c->socket_mode) < 0 ||
       ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
        chown(c->socket, uid, gid) < 0)) {
-    log_error("listener %s: %s: %s", c->name, c->socket, strerror(errno));
+    snprintf(err, errlen, "listener %s: %s: %s", c->name, c->socket,
+             strerror(errno));
     return -1;
   }
   return 0;
 }
 
-static void ep_del(struct sv *v, int fd) {
+void ep_del(struct sv *v, int fd) {
   epoll_ctl(v->ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
 /* The name a descriptor is stored and handed over under. */
-static const char *fdname(char kind, const char *what, char *buf, size_t len) {
+const char *fdname(char kind, const char *what, char *buf, size_t len) {
   snprintf(buf, len, "%c-%s", kind, what);
   return buf;
 }
 
 /* Puts a descriptor in systemd's fd store (a no-op outside systemd); a
  * refusal means it would not survive a service restart: say so. */
-static void store_fd(const int *fd, int n, const char *name) {
+void store_fd(const int *fd, int n, const char *name) {
   if (notify_fdstore(fd, n, name) < 0)
     log_warn("fd store refused %s (%s): it will not survive a service "
              "restart (FileDescriptorStoreMax?)",
@@ -221,7 +146,7 @@ static void store_fd(const int *fd, int n, const char *name) {
 
 /* Kinds of a session's descriptors, in the order of sv_session.fds:
  * connection, uffd, pidfd, shared state. */
-static const char session_fd_kind[4] = {'C', 'U', 'P', 'M'};
+const char session_fd_kind[4] = {'C', 'U', 'P', 'M'};
 
 static const char *session_fdname(uint64_t id, int i, char *buf, size_t len) {
   char n[32];
@@ -229,7 +154,7 @@ static const char *session_fdname(uint64_t id, int i, char *buf, size_t len) {
   return fdname(session_fd_kind[i], n, buf, len);
 }
 
-static void close_listener(struct sv *v, struct sv_listener *l) {
+void close_listener(struct sv *v, struct sv_listener *l) {
   char n[96];
   if (l->fd < 0) return;
   notify_fdstore_remove(fdname('L', l->name, n, sizeof n));
@@ -241,11 +166,15 @@ static void close_listener(struct sv *v, struct sv_listener *l) {
   l->bound_path = NULL;
 }
 
-static int open_listener(struct sv *v, struct sv_listener *l) {
-  const struct listener_conf *c = l->conf;
+/* A socket bound at c->socket with its mode and owner, listening; the
+ * descriptor, or -1 with the reason in err (a path not ours is never
+ * unlinked). */
+int bind_listener(const struct listener_conf *c, char *err, size_t errlen) {
   uid_t uid;
   gid_t gid;
-  if (resolve_owner(c, &uid, &gid) < 0 || clear_stale(c->socket) < 0) return -1;
+  if (resolve_owner(c, &uid, &gid, err, errlen) < 0 ||
+      clear_stale(c->socket, err, errlen) < 0)
+    return -1;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   snprintf(a.sun_path, sizeof a.sun_path, "%s", c->socket);
@@ -254,25 +183,45 @@ static int open_listener(struct sv *v, struct sv_listener *l) {
   int r = bind(fd, (struct sockaddr *)&a, sizeof a);
   umask(old);
   if (r < 0) {
-    log_error("listener %s: %s: %s", c->name, c->socket, strerror(errno));
+    snprintf(err, errlen, "listener %s: %s: %s", c->name, c->socket,
+             strerror(errno));
     close(fd);
-    return -1; /* not ours: never unlinked */
-  }
-  l->fd = fd;
-  l->bound_path = strdup(c->socket);
-  if (apply_access(c) < 0 || listen(fd, 128) < 0) {
-    log_error("listener %s: %s: %s", c->name, c->socket, strerror(errno));
-    close_listener(v, l);
     return -1;
   }
+  if (apply_access(c, err, errlen) < 0 || listen(fd, 128) < 0) {
+    if (!err[0])
+      snprintf(err, errlen, "listener %s: %s: %s", c->name, c->socket,
+               strerror(errno));
+    close(fd);
+    unlink(c->socket);
+    return -1;
+  }
+  log_info("listener %s on %s (mode %04o)", c->name, c->socket, c->socket_mode);
+  return fd;
+}
+
+/* l accepts on fd, bound at path, from now on. */
+void install_listener(struct sv *v, struct sv_listener *l, int fd,
+                      const char *path) {
+  l->fd = fd;
+  l->bound_path = strdup(path);
   ep_add(v, fd, EPOLLIN, l);
   char n[96];
   store_fd(&fd, 1, fdname('L', l->name, n, sizeof n));
-  log_info("listener %s on %s (mode %04o)", c->name, c->socket, c->socket_mode);
+}
+
+int open_listener(struct sv *v, struct sv_listener *l) {
+  char err[PATH_MAX + 256] = "";
+  int fd = bind_listener(l->conf, err, sizeof err);
+  if (fd < 0) {
+    log_error("%s", err);
+    return -1;
+  }
+  install_listener(v, l, fd, l->conf->socket);
   return 0;
 }
 
-static struct sv_listener *find_listener(struct sv *v, const char *name) {
+struct sv_listener *find_listener(struct sv *v, const char *name) {
   for (struct sv_listener *l = v->ls; l; l = l->next)
     if (!strcmp(l->name, name)) return l;
   return NULL;
@@ -280,13 +229,14 @@ static struct sv_listener *find_listener(struct sv *v, const char *name) {
 
 /* The record of listener `name`, made if new, with its counters: those
  * handed over in stats_fd if >= 0, else new ones. */
-static struct sv_listener *listener_record(struct sv *v, const char *name,
-                                           int stats_fd) {
+struct sv_listener *listener_record(struct sv *v, const char *name,
+                                    int stats_fd) {
   struct sv_listener *l = find_listener(v, name);
   if (l) return l;
   l = calloc(1, sizeof *l);
   l->kind = K_LISTENER;
   l->fd = -1;
+  l->staged = -1;
   snprintf(l->name, sizeof l->name, "%s", name);
   l->stats_fd = stats_fd;
   if (stats_fd >= 0)
@@ -307,240 +257,8 @@ static struct sv_listener *listener_record(struct sv *v, const char *name,
   return l;
 }
 
-static struct sv_listener *get_listener(struct sv *v, const char *name) {
+struct sv_listener *get_listener(struct sv *v, const char *name) {
   return listener_record(v, name, -1);
-}
-
-/* ---- generations and their workers ---- */
-
-static const char *fdname(char kind, const char *what, char *buf, size_t len);
-
-/* A generation for conf: a new one (id 0, config_fd -1), or one handed
- * over by the previous supervisor with its id and text. */
-static struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
-                            int config_fd) {
-  struct gen *g = calloc(1, sizeof *g);
-  g->kind = K_WORKER;
-  g->id = id ? id : ++v->next_gen;
-  if (g->id > v->next_gen) v->next_gen = g->id;
-  g->conf = conf;
-  g->ipc = -1;
-  g->config_fd = config_fd;
-  size_t len = strlen(conf->text);
-  if (config_fd < 0) g->config_fd = memfd_create("uffdkit-config", MFD_CLOEXEC);
-  if (g->config_fd < 0 ||
-      (config_fd < 0 && write(g->config_fd, conf->text, len) != (ssize_t)len)) {
-    log_error("cannot hold the configuration: %s", strerror(errno));
-    close_if(g->config_fd);
-    free(g);
-    return NULL;
-  }
-  for (int i = 0; i < conf->n_listeners; i++)
-    if (!get_listener(v, conf->listeners[i].name)) {
-      close(g->config_fd);
-      free(g);
-      return NULL;
-    }
-  g->next = v->gens;
-  v->gens = g;
-  char gid[16], n[96];
-  snprintf(gid, sizeof gid, "%d", g->id);
-  store_fd(&g->config_fd, 1, fdname('T', gid, n, sizeof n));
-  return g;
-}
-
-static struct gen *new_gen(struct sv *v, struct daemon_conf *conf) {
-  return make_gen(v, conf, 0, -1);
-}
-
-static void free_gen(struct sv *v, struct gen *g) {
-  char id[16], n[96];
-  snprintf(id, sizeof id, "%d", g->id);
-  notify_fdstore_remove(fdname('T', id, n, sizeof n));
-  for (struct gen **pp = &v->gens; *pp; pp = &(*pp)->next)
-    if (*pp == g) {
-      *pp = g->next;
-      break;
-    }
-  close_if(g->config_fd);
-  conf_free(g->conf);
-  free(g->conf);
-  /* A later event of the batch being handled may still point at g (its
-   * worker's socket, seen readable before the SIGCHLD that ended it). */
-  g->ipc = -1;
-  g->next = v->dead;
-  v->dead = g;
-}
-
-static void free_dead_gens(struct sv *v) {
-  while (v->dead) {
-    struct gen *g = v->dead;
-    v->dead = g->next;
-    free(g);
-  }
-}
-
-static struct gen *gen_by_id(struct sv *v, uint32_t id) {
-  for (struct gen *g = v->gens; g; g = g->next)
-    if ((uint32_t)g->id == id) return g;
-  return NULL;
-}
-
-static struct gen *gen_by_pid(struct sv *v, pid_t pid) {
-  for (struct gen *g = v->gens; g; g = g->next)
-    if (g->pid == pid) return g;
-  return NULL;
-}
-
-static void send_session(struct sv_session *s) {
-  struct ipc_msg m = {.type = IPC_SESSION, .id = s->id};
-  snprintf(m.name, sizeof m.name, "%s", s->l->name);
-  if (ipc_send(s->gen->ipc, &m, s->fds, 4) < 0)
-    log_warn("session %llu: could not hand to the worker: %s",
-             (unsigned long long)s->id, strerror(errno));
-}
-
-static void exec_worker(struct sv *v, struct gen *g, int ipc_fd) {
-  sigset_t all;
-  sigemptyset(&all);
-  sigprocmask(SIG_SETMASK, &all, NULL);
-  int ipc = dup(ipc_fd), cfd = dup(g->config_fd); /* without CLOEXEC */
-  char a_ipc[16], a_cfd[16];
-  snprintf(a_ipc, sizeof a_ipc, "%d", ipc);
-  snprintf(a_cfd, sizeof a_cfd, "%d", cfd);
-  char *argv[16] = {"uffdkit",     "--worker", "--ipc-fd",      a_ipc,
-                    "--config-fd", a_cfd,      "--config-name", g->conf->file};
-  int n = 8;
-  if (v->opts->log_level) {
-    argv[n++] = "--log-level";
-    argv[n++] = (char *)v->opts->log_level;
-  }
-  if (v->opts->log_format) {
-    argv[n++] = "--log-format";
-    argv[n++] = (char *)v->opts->log_format;
-  }
-  if (v->opts->plugin_dir) {
-    argv[n++] = "--plugin-dir";
-    argv[n++] = (char *)v->opts->plugin_dir;
-  }
-  argv[n] = NULL;
-  execv(v->exe, argv);
-  log_error("exec %s: %s", v->exe, strerror(errno));
-  _exit(127);
-}
-
-static void spawn_worker(struct sv *v, struct gen *g) {
-  int sp[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
-    log_error("socketpair: %s", strerror(errno));
-    return;
-  }
-  pid_t pid = fork();
-  if (pid == 0) exec_worker(v, g, sp[1]);
-  close(sp[1]);
-  if (pid < 0) {
-    log_error("fork: %s", strerror(errno));
-    close(sp[0]);
-    return;
-  }
-  g->pid = pid;
-  g->ipc = sp[0];
-  g->ready = 0;
-  g->started = now_ns();
-  fcntl(g->ipc, F_SETFL, O_NONBLOCK);
-  ep_add(v, g->ipc, EPOLLIN, g);
-  for (int i = 0; i < g->conf->n_listeners; i++) {
-    struct sv_listener *l = find_listener(v, g->conf->listeners[i].name);
-    struct ipc_msg m = {.type = IPC_LISTENER};
-    snprintf(m.name, sizeof m.name, "%s", l->name);
-    ipc_send(g->ipc, &m, &l->stats_fd, 1);
-  }
-}
-
-static void stop_worker(struct gen *g) {
-  if (!g->pid) return;
-  kill(g->pid, SIGTERM);
-  for (int i = 0; i < 100; i++) {
-    pid_t r = waitpid(g->pid, NULL, WNOHANG);
-    if (r == g->pid || (r < 0 && errno == ECHILD)) { /* gone, or reaped */
-      g->pid = 0;
-      return;
-    }
-    usleep(50000);
-  }
-  log_warn("worker %d did not stop in 5 s; killing it", g->pid);
-  kill(g->pid, SIGKILL);
-  waitpid(g->pid, NULL, 0);
-  g->pid = 0;
-}
-
-/* A generation nobody needs any more: its worker is told to stop. */
-static void maybe_retire(struct sv *v, struct gen *g) {
-  if (g == v->current || g == v->loading || g->sessions) return;
-  if (g->pid) {
-    log_info("configuration generation %d has no sessions left; stopping "
-             "worker %d",
-             g->id, g->pid);
-    kill(g->pid, SIGTERM);
-    return; /* freed when it exits */
-  }
-  free_gen(v, g);
-}
-
-/* Points every listener of g at g's settings, opening, re-permissioning
- * or closing sockets as needed.  Returns -1 if a socket could not be
- * opened. */
-static int activate(struct sv *v, struct gen *g) {
-  int bad = 0;
-  for (struct sv_listener *l = v->ls; l; l = l->next) {
-    const struct listener_conf *c = conf_find_listener(g->conf, l->name);
-    if (!c) {
-      if (l->fd >= 0)
-        log_info("listener %s removed; its %d live sessions keep running",
-                 l->name, l->live);
-      close_listener(v, l);
-      continue;
-    }
-    int moved = l->fd >= 0 && strcmp(l->bound_path, c->socket);
-    if (moved) close_listener(v, l);
-    l->conf = c;
-    l->gen = g;
-    if (l->fd >= 0)
-      bad |= apply_access(c) < 0;
-    else if (!l->drained)
-      bad |= open_listener(v, l) < 0;
-  }
-  return bad ? -1 : 0;
-}
-
-static void worker_ready(struct sv *v, struct gen *g) {
-  g->ready = 1;
-  if (g == v->loading) {
-    struct gen *old = v->current;
-    v->loading = NULL;
-    v->current = g;
-    for (struct sv_listener *l = v->ls; l; l = l->next)
-      l->drained = 0; /* a reload reopens what the config lists */
-    if (activate(v, g) < 0)
-      log_error("reload: some listeners could not be opened (see above)");
-    log_info("configuration generation %d (%s) is live", g->id, g->conf->file);
-    maybe_retire(v, old);
-    notify_ready();
-  }
-  int n = 0;
-  for (struct sv_session *s = v->sessions; s; s = s->next)
-    if (s->gen == g) {
-      send_session(s);
-      n++;
-    }
-  if (g->ever_ready)
-    log_info("worker %d ready; handed back %d live sessions", g->pid, n);
-  else
-    log_info("worker %d ready", g->pid);
-  if (g == v->current && !g->ever_ready) notify_ready();
-  g->ever_ready = 1;
-  notify_status("serving: generation %d, %d live sessions", v->current->id,
-                v->current->sessions);
 }
 
 /* ---- sessions ---- */
@@ -554,7 +272,7 @@ static void add_counters(struct session_counters *to,
                        __ATOMIC_RELAXED);
 }
 
-static void end_session(struct sv *v, uint64_t id, int reason) {
+void end_session(struct sv *v, uint64_t id, int reason) {
   for (struct sv_session **pp = &v->sessions; *pp; pp = &(*pp)->next) {
     struct sv_session *s = *pp;
     if (s->id != id) continue;
@@ -564,9 +282,17 @@ static void end_session(struct sv *v, uint64_t id, int reason) {
     s->l->live--;
     s->gen->sessions--;
     if (reason != END_SHUTDOWN) v->ended++;
-    if (reason == END_REFUSED)
+    if (reason == END_REFUSED && s->shm->source_identity[0]) {
+      /* A worker took it over but cannot serve it: with its uffd closed
+       * the VM would fault in zeros, so it is killed. */
+      log_error("session %llu (pid %d) on %s could not be taken over by a "
+                "new worker; killing the VM",
+                (unsigned long long)id, s->shm->pid, s->l->name);
+      kill_session_vm(s);
+    } else if (reason == END_REFUSED) {
       log_warn("session %llu (pid %d) on %s was refused by its source",
                (unsigned long long)id, s->shm->pid, s->l->name);
+    }
     munmap(s->shm, s->shm_len);
     for (int i = 0; i < 4; i++) {
       char n[96];
@@ -636,9 +362,9 @@ static void reject(struct sv *v, struct pending *p, const char *why) {
 }
 
 /* Adds a session whose fds and shared state are ready. */
-static struct sv_session *add_session(struct sv *v, struct sv_listener *l,
-                                      const int fds[4], struct session_shm *shm,
-                                      size_t len) {
+struct sv_session *add_session(struct sv *v, struct sv_listener *l,
+                               const int fds[4], struct session_shm *shm,
+                               size_t len) {
   struct sv_session *s = calloc(1, sizeof *s);
   s->id = shm->id;
   s->l = l;
@@ -854,116 +580,7 @@ static void expire_pending(struct sv *v) {
   }
 }
 
-/* ---- workers' messages and deaths ---- */
-
-static void on_worker_msg(struct sv *v, struct gen *g) {
-  struct ipc_msg m;
-  int fds[IPC_MAX_FDS];
-  while (g->ipc >= 0 && ipc_recv(g->ipc, &m, fds) > 0) {
-    for (int i = 0; i < IPC_MAX_FDS; i++)
-      close_if(fds[i]);
-    if (m.type == IPC_READY)
-      worker_ready(v, g);
-    else if (m.type == IPC_END)
-      end_session(v, m.id, m.code);
-  }
-}
-
-static void schedule_restart(struct sv *v, struct gen *g, int status) {
-  /* Quick deaths back off, up to 5 s; a worker that lived 10 s resets. */
-  uint64_t lived = now_ns() - g->started;
-  g->restart_delay = lived > 10000000000ull || !g->restart_delay
-                         ? g->conf->worker_restart_delay_ns
-                         : g->restart_delay * 2;
-  if (g->restart_delay > 5000000000ull) g->restart_delay = 5000000000ull;
-  g->restart_at = now_ns() + g->restart_delay;
-  for (struct sv_listener *l = v->ls; l; l = l->next)
-    if (l->gen == g)
-      __atomic_fetch_add(&l->stats->worker_restarts, 1, __ATOMIC_RELAXED);
-  log_error("worker %d died (%s %d); restarting it in %llu ms, its %d "
-            "sessions kept",
-            g->pid, WIFEXITED(status) ? "exit status" : "signal",
-            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-            (unsigned long long)(g->restart_delay / 1000000), g->sessions);
-}
-
-static void worker_exited(struct sv *v, struct gen *g, int status) {
-  on_worker_msg(v, g); /* what it said before dying still counts */
-  ep_del(v, g->ipc);
-  close(g->ipc);
-  g->ipc = -1;
-  g->ready = 0;
-  if (v->stopping) return;
-  if (!g->ever_ready) {
-    log_error("worker failed to start (%s %d)",
-              WIFEXITED(status) ? "exit status" : "signal",
-              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    g->pid = 0;
-    if (g == v->loading) {
-      log_error("reload failed; keeping configuration generation %d",
-                v->current->id);
-      v->loading = NULL;
-      free_gen(v, g);
-      notify_ready(); /* RELOADING=1 is over: still serving */
-    } else if (g == v->current && !v->sessions) {
-      v->failed = 1;
-    } else if (g == v->current || g->sessions) {
-      log_error("worker of generation %d failed to start; retrying, since "
-                "live sessions depend on it",
-                g->id);
-      schedule_restart(v, g, status);
-    }
-    return;
-  }
-  if (g != v->current && !g->sessions) {
-    g->pid = 0;
-    free_gen(v, g);
-    return;
-  }
-  schedule_restart(v, g, status);
-  g->pid = 0;
-}
-
-static void on_child(struct sv *v) {
-  int status;
-  pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    struct gen *g = gen_by_pid(v, pid);
-    if (g) worker_exited(v, g, status);
-  }
-}
-
-/* ---- reload and drain ---- */
-
-static int reload(struct sv *v, char *err, size_t errlen) {
-  if (v->loading) {
-    snprintf(err, errlen, "a reload is already in progress");
-    return -1;
-  }
-  const struct daemon_conf *cur = v->current->conf;
-  if (!strcmp(cur->file, "command line")) {
-    snprintf(err, errlen, "started without a config file: nothing to reload");
-    return -1;
-  }
-  struct daemon_conf *c = malloc(sizeof *c);
-  if (conf_load_file(c, cur->file, err, errlen) < 0) {
-    conf_free(c);
-    free(c);
-    return -1;
-  }
-  struct gen *g = new_gen(v, c);
-  if (!g) {
-    snprintf(err, errlen, "cannot set up the new configuration");
-    conf_free(c);
-    free(c);
-    return -1;
-  }
-  v->loading = g;
-  notify_reloading();
-  spawn_worker(v, g);
-  log_info("reloading %s as configuration generation %d", c->file, g->id);
-  return 0;
-}
+/* ---- drain ---- */
 
 static int drain(struct sv *v, const char *name, char *err, size_t errlen) {
   struct sv_listener *l = find_listener(v, name);
@@ -992,7 +609,7 @@ static void ctl_each_listener(void *opaque, control_listener_fn fn, void *arg) {
                                             : c           ? c->socket
                                                           : "",
                                   .source = source,
-                                  .accepting = l->fd >= 0,
+                                  .accepting = l->fd >= 0 || l->staged >= 0,
                                   .stats = l->stats};
     fn(arg, &cl);
   }
@@ -1029,204 +646,6 @@ static int setup_control(struct sv *v) {
   return 0;
 }
 
-/* ---- handing over to the next supervisor ---- */
-
-static int find_handed(struct handed *h, int n, char kind, const char *what) {
-  char want[96];
-  fdname(kind, what, want, sizeof want);
-  for (int i = 0; i < n; i++)
-    if (h[i].fd >= 0 && !strcmp(h[i].name, want)) return i;
-  return -1;
-}
-
-static int take_handed(struct handed *h, int n, char kind, const char *what) {
-  int i = find_handed(h, n, kind, what);
-  if (i < 0) return -1;
-  int fd = h[i].fd;
-  h[i].fd = -1;
-  return fd;
-}
-
-/* Generations handed over ("T-<id>": their exact config text); the
- * highest becomes current.  Returns it, or NULL if none was handed. */
-static struct gen *adopt_gens(struct sv *v, struct handed *h, int n) {
-  struct gen *cur = NULL;
-  const char *name =
-      v->opts->config_path ? v->opts->config_path : "command line";
-  for (int i = 0; i < n; i++) {
-    if (h[i].fd < 0 || h[i].name[0] != 'T' || h[i].name[1] != '-') continue;
-    struct daemon_conf *c = malloc(sizeof *c);
-    char err[2048];
-    if (conf_load_fd(c, h[i].fd, name, err, sizeof err) < 0) {
-      log_error("configuration generation %s handed over is unreadable: %s",
-                h[i].name + 2, err);
-      conf_free(c);
-      free(c);
-      continue;
-    }
-    fcntl(h[i].fd, F_SETFD, FD_CLOEXEC);
-    struct gen *g = make_gen(v, c, atoi(h[i].name + 2), h[i].fd);
-    h[i].fd = -1;
-    if (g && (!cur || g->id > cur->id)) cur = g;
-  }
-  return cur;
-}
-
-/* Counters handed over ("S-<listener>"), before any generation makes new
- * ones, so totals carry across. */
-static void adopt_stats(struct sv *v, struct handed *h, int n) {
-  for (int i = 0; i < n; i++)
-    if (h[i].fd >= 0 && h[i].name[0] == 'S' && h[i].name[1] == '-' &&
-        listener_record(v, h[i].name + 2, h[i].fd))
-      h[i].fd = -1;
-}
-
-/* Listening sockets handed over, kept where the config still has them. */
-static void adopt_listeners(struct sv *v, const struct daemon_conf *c,
-                            struct handed *h, int n) {
-  for (int i = 0; i < c->n_listeners; i++) {
-    const struct listener_conf *lc = &c->listeners[i];
-    struct sv_listener *l = find_listener(v, lc->name);
-    int fd = take_handed(h, n, 'L', lc->name);
-    if (fd < 0) continue;
-    struct sockaddr_un a;
-    socklen_t al = sizeof a;
-    if (!l || getsockname(fd, (struct sockaddr *)&a, &al) < 0 ||
-        strcmp(a.sun_path, lc->socket)) {
-      close(fd); /* the config moved it: a new socket is opened */
-      continue;
-    }
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    l->fd = fd;
-    l->bound_path = strdup(lc->socket);
-    ep_add(v, fd, EPOLLIN, l);
-    log_info("listener %s: kept socket %s", l->name, lc->socket);
-  }
-}
-
-/* One handed-over session, from its state memfd and descriptors. */
-static void adopt_session(struct sv *v, struct handed *h, int n, int mi) {
-  int fds[4] = {-1, -1, -1, h[mi].fd};
-  h[mi].fd = -1;
-  const char *id = h[mi].name + 2;
-  for (int k = 0; k < 3; k++)
-    fds[k] = take_handed(h, n, session_fd_kind[k], id);
-  size_t len;
-  struct session_shm *shm = session_shm_map(fds[3], &len);
-  struct sv_listener *l = shm ? find_listener(v, shm->listener) : NULL;
-  if (!shm || fds[1] < 0 || !l || !l->gen) {
-    log_error("session %s handed over without %s; dropping it", id,
-              !shm         ? "valid state"
-              : fds[1] < 0 ? "its uffd"
-                           : "a configured listener");
-    if (shm) munmap(shm, len);
-    for (int k = 0; k < 4; k++)
-      close_if(fds[k]);
-    return;
-  }
-  if (shm->id >= v->next_id) v->next_id = shm->id;
-  add_session(v, l, fds, shm, len);
-}
-
-static void adopt_sessions(struct sv *v, struct handed *h, int n) {
-  int count = 0;
-  for (int i = 0; i < n; i++)
-    if (h[i].fd >= 0 && h[i].name[0] == 'M' && h[i].name[1] == '-') {
-      adopt_session(v, h, n, i);
-      count++;
-    }
-  for (int i = 0; i < n; i++)
-    if (h[i].fd >= 0) {
-      log_warn("descriptor %d handed over as '%s' is not needed; closing it",
-               h[i].fd, h[i].name);
-      close(h[i].fd);
-    }
-  /* Handed-over counters already counted these sessions as live. */
-  for (struct sv_listener *l = v->ls; l; l = l->next)
-    __atomic_store_n(&l->stats->sessions_live, (uint64_t)l->live,
-                     __ATOMIC_RELAXED);
-  if (count) log_info("took over %d live sessions", count);
-}
-
-static int add_handed(struct handed **h, int *n, int fd, char kind,
-                      const char *what) {
-  if (fd < 0) return 0;
-  *h = realloc(*h, (size_t)(*n + 1) * sizeof **h);
-  (*h)[*n].fd = fd;
-  fdname(kind, what, (*h)[*n].name, sizeof(*h)[*n].name);
-  return ++*n;
-}
-
-/* SIGUSR2: stop the workers (sessions stay, as in a worker crash) and
- * re-execute the binary now at our path, handing every descriptor over. */
-static void upgrade(struct sv *v) {
-  struct handed *h = NULL;
-  int n = 0;
-  for (struct sv_listener *l = v->ls; l; l = l->next) {
-    add_handed(&h, &n, l->fd, 'L', l->name);
-    add_handed(&h, &n, l->stats_fd, 'S', l->name);
-  }
-  for (struct sv_session *s = v->sessions; s; s = s->next)
-    for (int i = 0; i < 4; i++) {
-      char id[32];
-      snprintf(id, sizeof id, "%llu", (unsigned long long)s->id);
-      add_handed(&h, &n, s->fds[i], session_fd_kind[i], id);
-    }
-  /* Each live generation's exact text: an upgrade never re-reads the file,
-   * and every session keeps the configuration it started with. */
-  for (struct gen *g = v->gens; g; g = g->next)
-    if (g == v->current || g->sessions) {
-      char id[16];
-      snprintf(id, sizeof id, "%d", g->id);
-      add_handed(&h, &n, g->config_fd, 'T', id);
-    }
-  char exe[PATH_MAX];
-  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  exe[k > 0 ? k : 0] = 0;
-  char *del = strstr(exe, " (deleted)"); /* replaced on disk: take the new */
-  if (del) *del = 0;
-  log_info("upgrading: re-executing %s, handing over %d descriptors", exe, n);
-  for (struct gen *g = v->gens; g; g = g->next)
-    stop_worker(g);
-  handover_exec(exe, v->opts->argv, h, n);
-  log_error("upgrade: exec %s failed: %s; this binary carries on", exe,
-            strerror(errno));
-  free(h);
-  for (struct gen *g = v->gens; g; g = g->next)
-    if (g == v->current || g->sessions) spawn_worker(v, g);
-}
-
-/* While an upgrade waits, new connections stay in the listeners' backlogs
- * for the next binary to accept. */
-static void set_accepting(struct sv *v, int on) {
-  for (struct sv_listener *l = v->ls; l; l = l->next)
-    if (l->fd >= 0) {
-      struct epoll_event e = {.events = on ? EPOLLIN : 0, .data.ptr = l};
-      epoll_ctl(v->ep, EPOLL_CTL_MOD, l->fd, &e);
-    }
-}
-
-/* A handshake in progress lives only in our memory: let every one finish
- * (each is bounded by its handshake_timeout) before re-executing, so an
- * upgrade never fails a VM that was connecting. */
-static void upgrade_when_idle(struct sv *v) {
-  set_accepting(v, 0);
-  if (v->pending) {
-    if (!v->upgrade_logged) {
-      int n = 0;
-      for (struct pending *p = v->pending; p; p = p->next)
-        n++;
-      log_info("upgrade: waiting for %d handshake%s in progress", n,
-               n == 1 ? "" : "s");
-      v->upgrade_logged = 1;
-    }
-    return;
-  }
-  v->upgrade = v->upgrade_logged = 0;
-  upgrade(v);
-  set_accepting(v, 1); /* only reached if the exec failed */
-}
-
 /* ---- main loop ---- */
 
 static int next_timeout_ms(struct sv *v) {
@@ -1255,15 +674,6 @@ static void on_signal(struct sv *v) {
       v->stopping = 1;
     }
   }
-}
-
-static void restart_due(struct sv *v) {
-  uint64_t t = now_ns();
-  for (struct gen *g = v->gens; g; g = g->next)
-    if (g->restart_at && t >= g->restart_at) {
-      g->restart_at = 0;
-      spawn_worker(v, g);
-    }
 }
 
 /* With exit_when_idle: whether to stop now, a session having ended with
@@ -1319,6 +729,7 @@ static void shutdown_all(struct sv *v) {
              live);
   for (struct sv_listener *l = v->ls; l; l = l->next)
     close_listener(v, l);
+  unstage(v, NULL);
   for (struct gen *g = v->gens; g; g = g->next)
     stop_worker(g);
   while (v->sessions)
@@ -1341,9 +752,11 @@ static void shutdown_all(struct sv *v) {
 }
 
 static int setup(struct sv *v, struct daemon_conf *conf) {
-  ssize_t n = readlink("/proc/self/exe", v->exe, sizeof v->exe - 1);
-  if (n < 0) return -1;
-  v->exe[n] = 0;
+  v->exe_fd = selfexe_open();
+  if (v->exe_fd < 0) {
+    log_error("cannot open /proc/self/exe: %s", strerror(errno));
+    return -1;
+  }
   v->ep = epoll_create1(EPOLL_CLOEXEC);
   sigset_t set;
   sigemptyset(&set);
@@ -1378,7 +791,7 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   }
   if (nh > 0) adopt_listeners(v, conf, h, nh);
   v->current = handed ? handed : new_gen(v, conf);
-  int r = v->current ? activate(v, v->current) : -1;
+  int r = v->current ? point_listeners(v, v->current) : -1;
   if (nh > 0 && v->current) {
     adopt_sessions(v, h, nh);
     for (struct gen *g = v->gens; g; g = g->next)
@@ -1393,7 +806,7 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
 }
 
 int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {
-  struct sv v = {.opts = o};
+  struct sv v = {.opts = o, .exe_fd = -1};
   int rc = 1;
   if (setup(&v, conf) == 0) {
     spawn_worker(&v, v.current);
@@ -1407,5 +820,6 @@ int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {
   shutdown_all(&v);
   close_if(v.sigfd);
   close_if(v.ep);
+  close_if(v.exe_fd);
   return rc;
 }

@@ -110,6 +110,7 @@ struct session *session_new(struct worker_listener *wl, uint64_t id,
     session_free(s);
     return NULL;
   }
+  session_pin_source(s);
   return s;
 }
 

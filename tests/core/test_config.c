@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -575,6 +576,77 @@ START_TEST(syntax) {
 }
 END_TEST
 
+/* Writes text to a new file under dir; returns its path (static). */
+static const char *put(const char *dir, const char *name, const char *text) {
+  static char path[4][512];
+  static int k;
+  char *p = path[k++ % 4];
+  snprintf(p, sizeof path[0], "%s/%s", dir, name);
+  FILE *f = fopen(p, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  return p;
+}
+
+/* @include is resolved once, at load: the text kept has none left, so a
+ * worker or an upgrade loading it never reads the file system; settings,
+ * and errors, are still named by the included file and its line. */
+START_TEST(includes) {
+  char dir[] = "/tmp/ufk-conf-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char line[1024];
+  const char *src = put(dir, "src.inc",
+                        "# the source\nsource = { plugin = \"mmap\";\n"
+                        "  path = \"/srv/A\"; };\n");
+  snprintf(line, sizeof line,
+           "listeners = ( { name = \"a\"; socket = \"/tmp/a\";\n"
+           "  @include \"%s\"\n"
+           "  spin = \"1ms\"; } );\n",
+           src);
+  const char *main_path = put(dir, "main.conf", line);
+  ck_assert_int_eq(conf_load_file(&C, main_path, ERR, sizeof ERR), 0);
+  loaded = 1;
+  ck_assert_ptr_null(strstr(C.text, "@include"));
+  char where[512];
+  const config_setting_t *path =
+      config_setting_get_member(C.listeners[0].source, "path");
+  snprintf(line, sizeof line, "%s:3", src);
+  ck_assert_str_eq(conf_where(&C, path, where, sizeof where), line);
+  const config_setting_t *spin =
+      config_setting_get_member(C.listeners[0].setting, "spin");
+  snprintf(line, sizeof line, "%s:3", main_path);
+  ck_assert_str_eq(conf_where(&C, spin, where, sizeof where), line);
+
+  /* The included file changed after the load: the kept text is the same. */
+  char *kept = strdup(C.text);
+  put(dir, "src.inc", "garbage {\n");
+  conf_free(&C);
+  ck_assert_int_eq(conf_load_string(&C, kept, main_path, ERR, sizeof ERR), 0);
+  ck_assert_str_eq(C.listeners[0].source->name, "source");
+  ck_assert_str_eq(config_setting_get_string(config_setting_get_member(
+                       C.listeners[0].source, "path")),
+                   "/srv/A");
+  free(kept);
+
+  /* A syntax error inside the included file names that file and line. */
+  conf_free(&C);
+  ck_assert_int_eq(conf_load_file(&C, main_path, ERR, sizeof ERR), -1);
+  snprintf(line, sizeof line, "%s:1: ", src);
+  ck_assert_msg(!strncmp(ERR, line, strlen(line)), "'%s' is not at %s", ERR,
+                line);
+  /* A missing included file names the including line. */
+  conf_free(&C);
+  unlink(src);
+  ck_assert_int_eq(conf_load_file(&C, main_path, ERR, sizeof ERR), -1);
+  snprintf(line, sizeof line, "%s:2: %s: No such file or directory", main_path,
+           src);
+  ck_assert_str_eq(ERR, line);
+  unlink(main_path);
+  rmdir(dir);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("core-config");
   struct {
@@ -595,6 +667,7 @@ int main(void) {
       {"errors", syntax},
       {"native_types", native_wrong_types},
       {"value_lines", value_error_lines},
+      {"includes", includes},
   };
   TCase *tc = NULL;
   const char *cur = "";

@@ -33,8 +33,9 @@ W1=$(wait_worker "$D")
 wait_log d "worker $W1 ready"
 wait_for_socket "$CTL"
 
-# The first VM: image A, one vCPU, 1 ms between touches (about 4.5 s).
-"$SIM" run --socket "$SOCK" --image "$TMP/A" --delay-us 1000 --timeout 60 \
+# The first VM: image A, one vCPU, 3 ms between touches (about 13 s, so
+# that it outlasts every step below also under a sanitizer on a busy host).
+"$SIM" run --socket "$SOCK" --image "$TMP/A" --delay-us 3000 --timeout 120 \
   >"$TMP/first.out" 2>"$TMP/first.err" &
 FIRST=$!
 wait_log d "session [0-9]+: pid $FIRST "

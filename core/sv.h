@@ -1,0 +1,167 @@
+/* The supervisor's own state, shared by its parts: supervisor.c (sockets,
+ * handshakes, sessions, the main loop), generation.c (configuration
+ * generations, their workers, reload) and upgrade.c (handing everything
+ * to the next process on SIGUSR2, and adopting it there).  Not an API:
+ * only these files include it. */
+#ifndef UFFDKIT_CORE_SV_H
+#define UFFDKIT_CORE_SV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "control.h"
+#include "handover.h"
+#include "shm.h"
+#include "supervisor.h"
+
+enum kind { K_LISTENER, K_PENDING, K_WORKER, K_SIGNAL, K_CONTROL };
+
+/* A generation of the configuration and the worker serving it.  A reload
+ * makes a new one; sessions stay with the generation they started in, so a
+ * reload never changes what a live VM is served, even across a worker
+ * crash.  A generation with no sessions that is not current is retired. */
+struct gen {
+  enum kind kind; /* K_WORKER: its ipc socket in epoll */
+  int id;
+  struct daemon_conf *conf;
+  int config_fd;
+  pid_t pid;
+  int ipc;
+  int ready;
+  int ever_ready;
+  int failed_starts; /* workers in a row that died before being ready */
+  uint64_t started;
+  uint64_t restart_at; /* 0: none scheduled */
+  uint64_t restart_delay;
+  int sessions;
+  struct gen *next;
+};
+
+/* A listener, by name, across generations. */
+struct sv_listener {
+  enum kind kind;
+  char name[64];
+  const struct listener_conf *conf; /* of gen */
+  struct gen *gen;
+  int fd; /* -1: not accepting (drained, removed, or not yet active) */
+  char *bound_path;
+  int stats_fd;
+  struct listener_stats *stats;
+  int pending;
+  int live;
+  int drained; /* closed by `ctl drain`: stays closed until a reload */
+  int staged;  /* bound for a generation whose worker is not ready yet */
+  char *staged_path;
+  const struct gen *staged_gen; /* the generation it was bound for */
+  struct sv_listener *next;
+};
+
+struct pending {
+  enum kind kind;
+  struct sv_listener *l;
+  int conn, uffd, pidfd;
+  struct ucred cred;
+  uint64_t deadline;
+  char *buf;
+  size_t len;
+  struct pending *next;
+};
+
+struct sv_session {
+  uint64_t id;
+  struct sv_listener *l;
+  struct gen *gen;
+  int fds[4]; /* conn, uffd, pidfd, shm */
+  struct session_shm *shm;
+  size_t shm_len;
+  struct sv_session *next;
+};
+
+struct sv {
+  const struct supervisor_opts *opts;
+  int ep;
+  int sigfd;
+  enum kind sig_kind;
+  struct gen *gens;
+  struct gen *current;
+  struct gen *loading; /* a reload waiting for its worker's READY */
+  int reload_again;    /* a reload asked for while one was loading */
+  struct gen *dead;    /* freed after the epoll batch that may name them */
+  int next_gen;
+  struct sv_listener *ls;
+  struct pending *pending;
+  struct sv_session *sessions;
+  uint64_t next_id;
+  int exe_fd; /* the binary we run: workers are started from it */
+  int stopping;
+  int failed;
+  int upgrade;          /* SIGUSR2 seen: re-execute once no handshake is open */
+  int upgrade_logged;   /* the wait for handshakes was logged */
+  uint64_t ended;       /* sessions whose VM went, for exit_when_idle */
+  uint64_t watchdog_ns; /* 0: no watchdog */
+  uint64_t watchdog_at;
+  enum kind control_kind;
+  struct control *ctl;
+  struct control_view view;
+};
+
+/* Kinds of a session's descriptors, in the order of sv_session.fds:
+ * connection, uffd, pidfd, shared state. */
+extern const char session_fd_kind[4];
+
+/* supervisor.c */
+uint64_t now_ns(void);
+void ep_add(struct sv *v, int fd, uint32_t ev, void *ptr);
+void close_if(int fd);
+int apply_access(const struct listener_conf *c, char *err, size_t errlen);
+void ep_del(struct sv *v, int fd);
+const char *fdname(char kind, const char *what, char *buf, size_t len);
+void store_fd(const int *fd, int n, const char *name);
+void close_listener(struct sv *v, struct sv_listener *l);
+int bind_listener(const struct listener_conf *c, char *err, size_t errlen);
+void install_listener(struct sv *v, struct sv_listener *l, int fd,
+                      const char *path);
+int open_listener(struct sv *v, struct sv_listener *l);
+struct sv_listener *find_listener(struct sv *v, const char *name);
+struct sv_listener *listener_record(struct sv *v, const char *name,
+                                    int stats_fd);
+struct sv_listener *get_listener(struct sv *v, const char *name);
+void end_session(struct sv *v, uint64_t id, int reason);
+struct sv_session *add_session(struct sv *v, struct sv_listener *l,
+                               const int fds[4], struct session_shm *shm,
+                               size_t len);
+
+/* generation.c */
+struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
+                     int config_fd);
+struct gen *new_gen(struct sv *v, struct daemon_conf *conf);
+void free_gen(struct sv *v, struct gen *g);
+void free_dead_gens(struct sv *v);
+struct gen *gen_by_id(struct sv *v, uint32_t id);
+void send_session(struct sv_session *s);
+void spawn_worker(struct sv *v, struct gen *g);
+void stop_worker(struct gen *g);
+void maybe_retire(struct sv *v, struct gen *g);
+int point_listeners(struct sv *v, struct gen *g);
+void unstage(struct sv *v, const struct gen *g);
+int stage_all(struct sv *v, struct gen *g, char *err, size_t errlen);
+void on_worker_msg(struct sv *v, struct gen *g);
+void kill_session_vm(struct sv_session *s);
+void on_child(struct sv *v);
+int reload(struct sv *v, char *msg, size_t len);
+void reload_queued(struct sv *v);
+void restart_due(struct sv *v);
+
+/* upgrade.c */
+struct gen *adopt_gens(struct sv *v, struct handed *h, int n);
+void adopt_stats(struct sv *v, struct handed *h, int n);
+void adopt_listeners(struct sv *v, const struct daemon_conf *c,
+                     struct handed *h, int n);
+void adopt_sessions(struct sv *v, struct handed *h, int n);
+void upgrade(struct sv *v);
+void upgrade_when_idle(struct sv *v);
+
+#endif
