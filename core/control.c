@@ -16,8 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "intake.h"
 #include "log.h"
 #include "metrics.h"
+#include "utf8.h"
 
 /* ---- the view ---- */
 
@@ -277,10 +279,12 @@ int control_parse_request(const char *line, size_t len,
          strcmp(cmd->valuestring, cmd_names[c]))
     c++;
   if (c == sizeof cmd_names / sizeof *cmd_names) {
+    char q[300];
+    utf8_quote(q, sizeof q, cmd->valuestring, 64);
     snprintf(err, errlen,
-             "unknown cmd \"%.64s\": expected list, stats, metrics, reload "
+             "unknown cmd \"%s\": expected list, stats, metrics, reload "
              "or drain",
-             cmd->valuestring);
+             q);
     goto out;
   }
   req->cmd = (enum control_cmd)c;
@@ -289,7 +293,9 @@ int control_parse_request(const char *line, size_t len,
     if (!strcmp(item->string, "cmd")) continue;
     if (req->cmd == CONTROL_DRAIN && !strcmp(item->string, "listener"))
       continue;
-    snprintf(err, errlen, "unknown key \"%.64s\" in a %s request", item->string,
+    char q[300];
+    utf8_quote(q, sizeof q, item->string, 64);
+    snprintf(err, errlen, "unknown key \"%s\" in a %s request", q,
              cmd_names[c]);
     goto out;
   }
@@ -302,6 +308,17 @@ int control_parse_request(const char *line, size_t len,
     if (strlen(l->valuestring) >= sizeof req->listener) {
       snprintf(err, errlen, "listener name longer than %zu bytes",
                sizeof req->listener - 1);
+      goto out;
+    }
+    if (strspn(l->valuestring,
+               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
+               "rstuvwxyz0123456789._-") != strlen(l->valuestring)) {
+      char q[300];
+      utf8_quote(q, sizeof q, l->valuestring, 64);
+      snprintf(err, errlen,
+               "listener name \"%s\" is not a name: listener names are "
+               "[A-Za-z0-9._-]",
+               q);
       goto out;
     }
     snprintf(req->listener, sizeof req->listener, "%s", l->valuestring);
@@ -635,6 +652,7 @@ struct control {
   dev_t dev;
   ino_t ino;
   int tag_listen, tag_http;
+  struct intake intake;
   struct metrics_http *http;
   const struct control_view *v;
   struct control_rates *rates;
@@ -725,6 +743,7 @@ static int open_socket(struct control *c, const char *path, char *err,
     if (r == 0) unlink(path);
     close(c->lfd);
     c->lfd = -1;
+    c->intake.what = "control socket";
     return -1;
   }
   c->dev = st.st_dev;
@@ -915,12 +934,17 @@ static void on_client(struct control *c, struct client *cl) {
   if (serve_client(c, cl, eof) < 0) drop(c, cl);
 }
 
+static void set_listening(struct control *c, int on) {
+  struct epoll_event e = {.events = on ? EPOLLIN : 0,
+                          .data.ptr = &c->tag_listen};
+  epoll_ctl(c->ep, EPOLL_CTL_MOD, c->lfd, &e);
+}
+
 static void on_accept(struct control *c) {
   for (;;) {
-    int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int fd = intake_accept(&c->intake, c->lfd);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EINTR)
-        log_warn("control socket: accept: %s", strerror(errno));
+      if (errno != EAGAIN) set_listening(c, 0); /* out of descriptors */
       return;
     }
     struct ucred cr = {0};
@@ -959,6 +983,7 @@ static void on_accept(struct control *c) {
 
 void control_run(struct control *c) {
   if (!c) return;
+  if (c->lfd >= 0 && intake_resume_due(&c->intake)) set_listening(c, 1);
   struct epoll_event ev[16];
   int n = epoll_wait(c->ep, ev, 16, 0);
   int http = 0;
@@ -983,7 +1008,7 @@ void control_run(struct control *c) {
 
 int control_timeout(const struct control *c, int timeout_ms) {
   if (!c) return timeout_ms;
-  int t = timeout_ms;
+  int t = intake_timeout(&c->intake, timeout_ms);
   if (c->clients) {
     uint64_t now = mono_ns(), first = UINT64_MAX;
     for (const struct client *cl = c->clients; cl; cl = cl->next)
