@@ -743,7 +743,6 @@ static int open_socket(struct control *c, const char *path, char *err,
     if (r == 0) unlink(path);
     close(c->lfd);
     c->lfd = -1;
-    c->intake.what = "control socket";
     return -1;
   }
   c->dev = st.st_dev;
@@ -767,6 +766,7 @@ int control_open(struct control **out, const struct daemon_conf *conf,
     return -1;
   }
   c->lfd = -1;
+  c->intake.what = "control socket";
   c->v = view;
   c->rates = control_rates_new();
   c->ep = epoll_create1(EPOLL_CLOEXEC);
