@@ -172,6 +172,7 @@ static int parse_array(const cJSON *arr, uint32_t max_regions,
 static void scan_more(struct hs_scan *sc, const char *buf, size_t len) {
   for (; sc->pos < len && !sc->end; sc->pos++) {
     char c = buf[sc->pos];
+    sc->examined++;
     if (!sc->started) {
       if (strchr(" \t\r\n", c) && c) continue;
       if (c != '[') {

@@ -34,6 +34,7 @@ struct hs_scan {
   size_t pos;
   long end; /* 0: not closed yet; -1: not an array */
   int started, depth, in_str, esc;
+  size_t examined; /* bytes looked at, in all calls: the cost */
   unsigned parses; /* times the JSON was parsed */
 };
 int handshake_feed(struct hs_scan *sc, const char *buf, size_t len,
