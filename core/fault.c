@@ -298,7 +298,7 @@ static int recently_woken(struct session *s, uint64_t page) {
 static int serve(struct session *s, uint64_t addr) {
   int ri = find_region(s, addr);
   if (ri < 0) {
-    log_limited(&s->lim, LOG_WARN,
+    log_limited(&s->lim_other, LOG_WARN,
                 "session %llu: fault at 0x%llx outside every region",
                 (unsigned long long)s->id, (unsigned long long)addr);
     return 0;
@@ -381,7 +381,7 @@ static void close_event_fds(struct session *s, int n) {
     struct uffd_msg *m = &s->shm->evbuf[i];
     if (m->event != UFFD_EVENT_FORK) continue;
     close((int)m->arg.fork.ufd);
-    log_limited(&s->lim, LOG_WARN,
+    log_limited(&s->lim_fork, LOG_WARN,
                 "session %llu: the VMM forked with fork events on; the "
                 "child's userfaultfd is closed, its memory not served",
                 (unsigned long long)s->id);
@@ -394,7 +394,7 @@ static void close_event_fds(struct session *s, int n) {
  * the handshake are served. */
 static void moved_or_unmapped(struct session *s, const struct uffd_msg *m) {
   if (m->event == UFFD_EVENT_UNMAP) {
-    log_limited(&s->lim, LOG_INFO,
+    log_limited(&s->lim_unmap, LOG_INFO,
                 "session %llu: the VMM unmapped [0x%llx, 0x%llx) of guest "
                 "memory",
                 (unsigned long long)s->id,
@@ -402,7 +402,7 @@ static void moved_or_unmapped(struct session *s, const struct uffd_msg *m) {
                 (unsigned long long)m->arg.remove.end);
     return;
   }
-  log_limited(&s->lim, LOG_WARN,
+  log_limited(&s->lim_unmap, LOG_WARN,
               "session %llu: the VMM moved guest memory [0x%llx, +%llu) to "
               "0x%llx (mremap); faults at the new address are outside every "
               "region and not served",
@@ -481,7 +481,7 @@ static int serve_batch(struct session *s, int n, uint64_t t0) {
     } else if (m->event == UFFD_EVENT_UNMAP || m->event == UFFD_EVENT_REMAP) {
       moved_or_unmapped(s, m);
     } else if (m->event != UFFD_EVENT_REMOVE && m->event != UFFD_EVENT_FORK) {
-      log_limited(&s->lim, LOG_WARN,
+      log_limited(&s->lim_other, LOG_WARN,
                   "session %llu: ignoring unexpected uffd event %u",
                   (unsigned long long)s->id, m->event);
     }

@@ -50,10 +50,11 @@ struct session {
 #define STALE_RING 64
   uint64_t stale[STALE_RING]; /* pages lately woken as stale faults */
   unsigned stale_next;
-  uint64_t last_fault;  /* page of the last fault served inline */
-  uint64_t demand_ns;   /* when the fault loop last served a fault */
-  struct prefetch *pf;  /* working set and background fill, or NULL */
-  struct log_limit lim; /* every message the VMM can trigger */
+  uint64_t last_fault; /* page of the last fault served inline */
+  uint64_t demand_ns;  /* when the fault loop last served a fault */
+  struct prefetch *pf; /* working set and background fill, or NULL */
+  /* Every message the VMM can trigger, one limit per kind. */
+  struct log_limit lim_fork, lim_unmap, lim_other;
   uint64_t defer[2 * SHM_EVBUF];
   int ndefer;
   /* pool jobs hold references; the loop waits for them before freeing */

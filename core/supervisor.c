@@ -68,7 +68,9 @@ struct sv_listener {
   int drained;          /* closed by `ctl drain`: stays closed until a reload */
   char what[80];        /* "listener NAME", for intake's messages */
   struct intake intake; /* accepting, paused while descriptors run out */
-  struct log_limit lim; /* every message a peer of it can trigger */
+  /* Every message a peer can trigger: refused at once, or while in
+   * its handshake; one limit each. */
+  struct log_limit lim_refused, lim_rejected;
   struct sv_listener *next;
 };
 
@@ -561,7 +563,7 @@ static void free_pending(struct sv *v, struct pending *p, int close_conn) {
 }
 
 static void reject(struct sv *v, struct pending *p, const char *why) {
-  log_limited(&p->l->lim, LOG_WARN,
+  log_limited(&p->l->lim_rejected, LOG_WARN,
               "listener %s: closing connection from pid %d uid %d: %s",
               p->l->name, p->cred.pid, p->cred.uid, why);
   __atomic_fetch_add(&p->l->stats->handshake_errors, 1, __ATOMIC_RELAXED);
@@ -751,7 +753,7 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
         : l->live + l->pending >= l->conf->max_sessions ? "max_sessions reached"
                                                         : NULL;
     if (why) {
-      log_limited(&l->lim, LOG_WARN,
+      log_limited(&l->lim_refused, LOG_WARN,
                   "listener %s: refused pid %d uid %d gid %d: %s", l->name,
                   cr.pid, cr.uid, cr.gid, why);
       __atomic_fetch_add(&l->stats->refused_peers, 1, __ATOMIC_RELAXED);
@@ -768,7 +770,7 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
     p->deadline = now_ns() + l->conf->handshake_timeout_ns;
     if (p->pidfd < 0 && errno == ESRCH) {
       /* Without a pidfd a 1.1-1.11 session could never tell it ended. */
-      log_limited(&l->lim, LOG_WARN,
+      log_limited(&l->lim_refused, LOG_WARN,
                   "listener %s: pid %d exited before its connection was "
                   "accepted; closing it",
                   l->name, cr.pid);

@@ -18,9 +18,11 @@
  *     bytes once half the pages were read.
  *
  *   core-test-peer forker SOCKET IMAGE FORKS HOLD_S
- *     The same restore with UFFD_FEATURE_EVENT_FORK on, forking FORKS
- *     times first (each fork hands the page server a new userfaultfd);
- *     prints "forked N" before reading the pages.
+ *     The same restore with UFFD_FEATURE_EVENT_FORK and _UNMAP on,
+ *     forking FORKS times first (each fork hands the page server a new
+ *     userfaultfd; prints "forked N"), then, after reading the pages,
+ *     unmapping them one at a time (an UNMAP event each; prints
+ *     "unmapped N") before hanging up.
  *
  *   core-test-peer blocking SOCKET IMAGE
  *     Sends the handshake with a userfaultfd made without O_NONBLOCK;
@@ -122,10 +124,11 @@ static int restore(const char *path, const char *image, double hold,
   int uffd = (int)syscall(SYS_userfaultfd,
                           O_CLOEXEC | (how.blocking ? 0 : O_NONBLOCK));
   if (uffd < 0) return die("userfaultfd");
-  struct uffdio_api api = {.api = UFFD_API,
-                           .features =
-                               UFFD_FEATURE_EVENT_REMOVE |
-                               (how.forks ? UFFD_FEATURE_EVENT_FORK : 0)};
+  struct uffdio_api api = {
+      .api = UFFD_API,
+      .features =
+          UFFD_FEATURE_EVENT_REMOVE |
+          (how.forks ? UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_UNMAP : 0)};
   if (ioctl(uffd, UFFDIO_API, &api) < 0) return die("UFFDIO_API");
   char *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -169,6 +172,12 @@ static int restore(const char *path, const char *image, double hold,
   }
   printf("verified %zu pages\n", size / PAGE);
   fflush(stdout);
+  if (how.forks) {
+    for (size_t off = 0; off < size; off += PAGE)
+      if (munmap(mem + off, PAGE) < 0) return die("munmap");
+    printf("unmapped %zu\n", size / PAGE);
+    fflush(stdout);
+  }
   close(sock);
   printf("hung up\n");
   fflush(stdout);

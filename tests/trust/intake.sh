@@ -5,7 +5,8 @@
 #     log at most LOG_LIMIT_BURST lines, then "N similar messages
 #     suppressed";
 #   a VMM that turns on fork events and forks 100 times leaves the
-#     worker's descriptor count flat;
+#     worker's descriptor count flat, and its 1024 UNMAP events log at
+#     most LOG_LIMIT_BURST lines;
 #   a blocking userfaultfd is refused with the reason;
 #   a ctl request with bytes that are not UTF-8 gets an answer that is;
 #   with descriptors exhausted (a low RLIMIT_NOFILE) the listener and the
@@ -85,14 +86,19 @@ until_true 60 grep -q "hung up" "$TMP/forker.out" ||
   fail "the forking VM did not finish: $(cat "$TMP/forker.out" "$TMP/forker.err")"
 grep -q "forked 100" "$TMP/forker.out" || fail "the peer did not fork 100 times"
 grep -q "verified 1024 pages" "$TMP/forker.out" || fail "pages not verified"
+grep -q "unmapped 1024" "$TMP/forker.out" || fail "pages not unmapped"
 fds_during=$(ls /proc/"$W"/fd | wc -l) # its session is still live
 [ "$fds_during" -le $((fds_before + 8)) ] ||
   fail "worker descriptors $fds_before -> $fds_during after 100 forks"
 flines=$(count_log d "the VMM forked with fork events on")
 [ "$flines" -le $BURST ] && [ "$flines" -ge 1 ] ||
   fail "100 forks logged $flines lines, expected 1 to $BURST"
+wait_count d "session [0-9]+: the VMM unmapped" 1
+ulines=$(count_log d "the VMM unmapped")
+[ "$ulines" -le $BURST ] && [ "$ulines" -ge 1 ] ||
+  fail "1024 UNMAP events logged $ulines lines, expected 1 to $BURST"
 wait $FORKER || fail "the forking VM failed"
-echo "fork events: worker descriptors $fds_before -> $fds_during, $flines log lines"
+echo "fork events: worker descriptors $fds_before -> $fds_during, $flines log lines; unmap: $ulines"
 
 # ---- a blocking userfaultfd ----
 "$PEER" blocking "$TMP/vm.sock" "$TMP/mem" >"$TMP/blocking.out" \
