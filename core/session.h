@@ -18,7 +18,8 @@ struct worker_listener {
   const struct listener_conf *conf;
   struct stack *stack;
   struct listener_stats *stats;
-  struct pool *pool; /* for stacks that may block; NULL when FAST */
+  struct pool *pool;            /* for stacks that may block; NULL when FAST */
+  struct log_limit lim_refused; /* sessions its source refused */
 };
 
 struct session {

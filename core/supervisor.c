@@ -501,8 +501,9 @@ static void end_session(struct sv *v, uint64_t id, int reason) {
     s->l->live--;
     s->gen->sessions--;
     if (reason == END_REFUSED)
-      log_warn("session %llu (pid %d) on %s was refused by its source",
-               (unsigned long long)id, s->shm->pid, s->l->name);
+      log_limited(&s->l->lim_rejected, LOG_WARN,
+                  "session %llu (pid %d) on %s was refused by its source",
+                  (unsigned long long)id, s->shm->pid, s->l->name);
     munmap(s->shm, s->shm_len);
     for (int i = 0; i < 4; i++) {
       char n[96];
