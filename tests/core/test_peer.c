@@ -85,8 +85,9 @@ static int count_lines(void (*fn)(void), char *last, size_t cap) {
   for (char *p = buf, *nl; (nl = strchr(p, '\n')); p = nl + 1) {
     lines++;
     *nl = 0;
-    strncpy(last, p, cap - 1);
-    last[cap - 1] = 0;
+    size_t len = strlen(p) < cap - 1 ? strlen(p) : cap - 1;
+    memcpy(last, p, len);
+    last[len] = 0;
   }
   return lines;
 }
