@@ -100,14 +100,15 @@ static uint64_t mono_ns(void) {
 }
 
 /* Whether the next line under lim may be written; *held is set to the
- * lines suppressed before it (to be reported with it). */
+ * lines suppressed before it (to be reported with it).  A window starts
+ * with the first line after the previous one ended. */
 static int limit_admit(struct log_limit *lim, uint32_t *held) {
-  uint64_t w = mono_ns() / LOG_LIMIT_WINDOW_NS + 1; /* 0: never used */
-  uint64_t old = __atomic_load_n(&lim->window, __ATOMIC_ACQUIRE);
+  uint64_t now = mono_ns() + 1; /* 0: never used */
+  uint64_t start = __atomic_load_n(&lim->window, __ATOMIC_ACQUIRE);
   *held = 0;
-  if (old != w &&
-      __atomic_compare_exchange_n(&lim->window, &old, w, 0, __ATOMIC_ACQ_REL,
-                                  __ATOMIC_ACQUIRE)) {
+  if ((!start || now - start >= LOG_LIMIT_WINDOW_NS) &&
+      __atomic_compare_exchange_n(&lim->window, &start, now, 0,
+                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
     __atomic_store_n(&lim->count, 0, __ATOMIC_RELEASE);
     *held = __atomic_exchange_n(&lim->suppressed, 0, __ATOMIC_ACQ_REL);
   }

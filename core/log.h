@@ -22,13 +22,13 @@ void log_vmsg(int level, const char *fmt, va_list ap);
 /* A message a peer can trigger (a refused connection, a malformed
  * handshake, an event a VMM sends) goes through a limit of its own, kept
  * per listener or per session, so that no peer can flood the log: at most
- * LOG_LIMIT_BURST lines per LOG_LIMIT_WINDOW_NS; the first line of the
- * next window says how many were suppressed.  Zero-initialised; safe to
- * share between threads. */
+ * LOG_LIMIT_BURST lines in the LOG_LIMIT_WINDOW_NS from the first; the
+ * first line of the next window says how many were suppressed.
+ * Zero-initialised; safe to share between threads. */
 #define LOG_LIMIT_BURST 20
 #define LOG_LIMIT_WINDOW_NS 10000000000ull
 struct log_limit {
-  uint64_t window; /* index of the current window */
+  uint64_t window; /* when the current window started (monotonic ns) */
   uint32_t count;  /* lines logged in it */
   uint32_t suppressed;
 };

@@ -101,7 +101,7 @@ static void flood(void) {
 }
 
 static void next_window(void) {
-  lim_a.window--; /* as if LOG_LIMIT_WINDOW_NS had passed */
+  lim_a.window -= LOG_LIMIT_WINDOW_NS; /* as if the window had passed */
   log_limited(&lim_a, LOG_WARN, "refused pid 1000");
 }
 

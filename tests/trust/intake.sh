@@ -6,7 +6,7 @@
 #     suppressed";
 #   a VMM that turns on fork events and forks 100 times leaves the
 #     worker's descriptor count flat, and its 1024 UNMAP events log at
-#     most LOG_LIMIT_BURST lines;
+#     most LOG_LIMIT_BURST lines per 10 s;
 #   a blocking userfaultfd is refused with the reason;
 #   a ctl request with bytes that are not UTF-8 gets an answer that is;
 #   with descriptors exhausted (a low RLIMIT_NOFILE) the listener and the
@@ -91,12 +91,13 @@ fds_during=$(ls /proc/"$W"/fd | wc -l) # its session is still live
 [ "$fds_during" -le $((fds_before + 8)) ] ||
   fail "worker descriptors $fds_before -> $fds_during after 100 forks"
 flines=$(count_log d "the VMM forked with fork events on")
-[ "$flines" -le $BURST ] && [ "$flines" -ge 1 ] ||
-  fail "100 forks logged $flines lines, expected 1 to $BURST"
+# A limit's window is 10 s from its first line: a slow run may see two.
+[ "$flines" -le $((2 * BURST)) ] && [ "$flines" -ge 1 ] ||
+  fail "100 forks logged $flines lines, expected 1 to $((2 * BURST))"
 wait_count d "session [0-9]+: the VMM unmapped" 1
 ulines=$(count_log d "the VMM unmapped")
-[ "$ulines" -le $BURST ] && [ "$ulines" -ge 1 ] ||
-  fail "1024 UNMAP events logged $ulines lines, expected 1 to $BURST"
+[ "$ulines" -le $((2 * BURST)) ] && [ "$ulines" -ge 1 ] ||
+  fail "1024 UNMAP events logged $ulines lines, expected 1 to $((2 * BURST))"
 wait $FORKER || fail "the forking VM failed"
 echo "fork events: worker descriptors $fds_before -> $fds_during, $flines log lines; unmap: $ulines"
 
