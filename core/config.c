@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -170,8 +171,12 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
   case K_DURATION:
     if (s && (st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64)) {
       long long v = config_setting_get_int64(s);
+      uint64_t unit = k->type == K_SIZE ? 1 : 1000000000ull;
       if (v < 0) break;
-      *(uint64_t *)dst = (uint64_t)v * (k->type == K_SIZE ? 1 : 1000000000ull);
+      if ((uint64_t)v > UINT64_MAX / unit)
+        return fail(c, s, err, errlen, "'%s' = %lld is out of range", k->key,
+                    v);
+      *(uint64_t *)dst = (uint64_t)v * unit;
       return 0;
     }
     if (text &&
@@ -308,6 +313,10 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
   if (l->max_handshake_bytes < 4096 || l->max_handshake_bytes > (1u << 24))
     return fail(c, at(g, "max_handshake_bytes"), err, errlen,
                 "listener '%s': max_handshake_bytes must be 4K..16M", l->name);
+  if (l->handshake_timeout_ns < 1000000ull ||
+      l->handshake_timeout_ns > 3600000000000ull)
+    return fail(c, at(g, "handshake_timeout"), err, errlen,
+                "listener '%s': handshake_timeout must be 1ms to 1h", l->name);
   if (l->spin_ns > 10000000 && l->spin_ns != DURATION_AUTO)
     return fail(c, at(g, "spin"), err, errlen,
                 "listener '%s': spin must be \"auto\" or 0 to 10ms", l->name);
@@ -348,6 +357,38 @@ static int check_source(const struct daemon_conf *c, struct listener_conf *l,
   return 0;
 }
 
+/* path with "//", "." and ".." resolved in its text (and its directory
+ * through realpath when it exists), so two spellings of one socket
+ * compare equal. */
+static const char *normal_path(const char *path, char *out, size_t cap) {
+  char buf[PATH_MAX], *parts[PATH_MAX / 2], *save = NULL;
+  int n = 0, abs = path[0] == '/';
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save))
+    if (!strcmp(t, "..") && n > 0 && strcmp(parts[n - 1], ".."))
+      n--;
+    else if (strcmp(t, ".") && !(abs && !n && !strcmp(t, "..")))
+      parts[n++] = t;
+  size_t o = 0;
+  out[0] = 0;
+  for (int i = 0; i < n; i++)
+    o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, "%s%s",
+                          i || abs ? "/" : "", parts[i]);
+  if (abs && !n) snprintf(out, cap, "/");
+  char *slash = strrchr(out, '/'), dir[PATH_MAX];
+  if (slash && slash != out) {
+    *slash = 0;
+    if (realpath(out, dir) && strlen(dir) + strlen(slash + 1) + 2 <= cap) {
+      memmove(out + strlen(dir) + 1, slash + 1, strlen(slash + 1) + 1);
+      memcpy(out, dir, strlen(dir));
+      out[strlen(dir)] = '/';
+    } else {
+      *slash = '/';
+    }
+  }
+  return out;
+}
+
 static int load_listener(struct daemon_conf *c, config_setting_t *g,
                          struct listener_conf *l, char *err, size_t errlen) {
   static const char *const also[] = {"prefetch", NULL};
@@ -369,12 +410,15 @@ static int load_listener(struct daemon_conf *c, config_setting_t *g,
   if (check_listener(c, l, err, errlen) < 0 ||
       check_source(c, l, err, errlen) < 0)
     return -1;
+  char mine[PATH_MAX], theirs[PATH_MAX];
+  normal_path(l->socket, mine, sizeof mine);
   for (struct listener_conf *o = c->listeners; o < l; o++) {
     if (!strcmp(o->name, l->name))
       return fail(c, g, err, errlen, "listener name '%s' used twice", l->name);
-    if (!strcmp(o->socket, l->socket))
-      return fail(c, g, err, errlen, "socket '%s' used by two listeners",
-                  l->socket);
+    if (!strcmp(normal_path(o->socket, theirs, sizeof theirs), mine))
+      return fail(c, at(g, "socket"), err, errlen,
+                  "socket '%s' is the same path as listener '%s''s '%s'",
+                  l->socket, o->name, o->socket);
   }
   return 0;
 }

@@ -17,8 +17,11 @@
 #include <unistd.h>
 
 #include "figures.h"
+#include "intake.h"
 #include "log.h"
 #include "metrics.h"
+#include "sockfile.h"
+#include "utf8.h"
 
 /* ---- the view ---- */
 
@@ -263,10 +266,12 @@ int control_parse_request(const char *line, size_t len,
          strcmp(cmd->valuestring, cmd_names[c]))
     c++;
   if (c == sizeof cmd_names / sizeof *cmd_names) {
+    char q[300];
+    utf8_quote(q, sizeof q, cmd->valuestring, 64);
     snprintf(err, errlen,
-             "unknown cmd \"%.64s\": expected list, stats, metrics, reload "
+             "unknown cmd \"%s\": expected list, stats, metrics, reload "
              "or drain",
-             cmd->valuestring);
+             q);
     goto out;
   }
   req->cmd = (enum control_cmd)c;
@@ -275,7 +280,9 @@ int control_parse_request(const char *line, size_t len,
     if (!strcmp(item->string, "cmd")) continue;
     if (req->cmd == CONTROL_DRAIN && !strcmp(item->string, "listener"))
       continue;
-    snprintf(err, errlen, "unknown key \"%.64s\" in a %s request", item->string,
+    char q[300];
+    utf8_quote(q, sizeof q, item->string, 64);
+    snprintf(err, errlen, "unknown key \"%s\" in a %s request", q,
              cmd_names[c]);
     goto out;
   }
@@ -288,6 +295,17 @@ int control_parse_request(const char *line, size_t len,
     if (strlen(l->valuestring) >= sizeof req->listener) {
       snprintf(err, errlen, "listener name longer than %zu bytes",
                sizeof req->listener - 1);
+      goto out;
+    }
+    if (strspn(l->valuestring,
+               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
+               "rstuvwxyz0123456789._-") != strlen(l->valuestring)) {
+      char q[300];
+      utf8_quote(q, sizeof q, l->valuestring, 64);
+      snprintf(err, errlen,
+               "listener name \"%s\" is not a name: listener names are "
+               "[A-Za-z0-9._-]",
+               q);
       goto out;
     }
     snprintf(req->listener, sizeof req->listener, "%s", l->valuestring);
@@ -615,6 +633,7 @@ struct control {
   dev_t dev;
   ino_t ino;
   int tag_listen, tag_http;
+  struct intake intake;
   struct metrics_http *http;
   const struct control_view *v;
   struct control_rates *rates;
@@ -634,45 +653,6 @@ static uint64_t unix_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A socket file left by an earlier run is replaced only if nothing listens
- * on it; anything that is not a socket is never removed. */
-static int clear_stale(const char *path, char *err, size_t errlen) {
-  struct stat st;
-  if (lstat(path, &st) < 0) {
-    if (errno == ENOENT) return 0;
-    snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
-    return -1;
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    snprintf(err, errlen, "control socket %s: exists and is not a socket",
-             path);
-    return -1;
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-  int r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&a, sizeof a);
-  int e = errno;
-  if (fd >= 0) close(fd);
-  if (r == 0) {
-    snprintf(err, errlen,
-             "control socket %s: another process is listening on it", path);
-    return -1;
-  }
-  if (e != ECONNREFUSED) {
-    snprintf(err, errlen,
-             "control socket %s: cannot tell whether it is in use: %s", path,
-             strerror(e));
-    return -1;
-  }
-  log_info("%s: replacing a stale control socket", path);
-  if (unlink(path) < 0) {
-    snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
-    return -1;
-  }
-  return 0;
-}
-
 static int open_socket(struct control *c, const char *path, char *err,
                        size_t errlen) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -690,7 +670,11 @@ static int open_socket(struct control *c, const char *path, char *err,
              strerror(errno));
     return -1;
   }
-  if (clear_stale(path, err, errlen) < 0) return -1;
+  char why[PATH_MAX + 128];
+  if (sockfile_clear_stale(path, why, sizeof why) < 0) {
+    snprintf(err, errlen, "control socket %s", why);
+    return -1;
+  }
   c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (c->lfd < 0) {
     snprintf(err, errlen, "control socket: %s", strerror(errno));
@@ -728,6 +712,7 @@ int control_open(struct control **out, const struct daemon_conf *conf,
     return -1;
   }
   c->lfd = -1;
+  c->intake.what = "control socket";
   c->v = view;
   c->rates = control_rates_new();
   c->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -895,12 +880,17 @@ static void on_client(struct control *c, struct client *cl) {
   if (serve_client(c, cl, eof) < 0) drop(c, cl);
 }
 
+static void set_listening(struct control *c, int on) {
+  struct epoll_event e = {.events = on ? EPOLLIN : 0,
+                          .data.ptr = &c->tag_listen};
+  epoll_ctl(c->ep, EPOLL_CTL_MOD, c->lfd, &e);
+}
+
 static void on_accept(struct control *c) {
   for (;;) {
-    int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int fd = intake_accept(&c->intake, c->lfd);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EINTR)
-        log_warn("control socket: accept: %s", strerror(errno));
+      if (errno != EAGAIN) set_listening(c, 0); /* out of descriptors */
       return;
     }
     struct ucred cr = {0};
@@ -939,6 +929,7 @@ static void on_accept(struct control *c) {
 
 void control_run(struct control *c) {
   if (!c) return;
+  if (c->lfd >= 0 && intake_resume_due(&c->intake)) set_listening(c, 1);
   struct epoll_event ev[16];
   int n = epoll_wait(c->ep, ev, 16, 0);
   int http = 0;
@@ -963,7 +954,7 @@ void control_run(struct control *c) {
 
 int control_timeout(const struct control *c, int timeout_ms) {
   if (!c) return timeout_ms;
-  int t = timeout_ms;
+  int t = intake_timeout(&c->intake, timeout_ms);
   if (c->clients) {
     uint64_t now = mono_ns(), first = UINT64_MAX;
     for (const struct client *cl = c->clients; cl; cl = cl->next)

@@ -19,6 +19,7 @@
 #include "host.h"
 #include "ipc.h"
 #include "log.h"
+#include "peer.h"
 #include "pool.h"
 #include "prefetch.h"
 #include "session.h"
@@ -195,15 +196,16 @@ int session_install_zero(struct session *s, uint64_t dst, uint64_t len) {
   return session_install_zero_mode(s, dst, len, 0, NULL);
 }
 
-static void kill_vm(struct session *s) {
+/* Kills the VM; -1 if its process cannot be identified (then nothing
+ * is signalled: kill(0) would hit our own process group). */
+static int kill_vm(struct session *s) {
+  if (!peer_can_signal(s->info.pid, s->pidfd)) return -1;
   /* Several failed reads of one VM may race here: kill it once. */
-  if (__atomic_exchange_n(&s->killed, 1, __ATOMIC_ACQ_REL)) return;
-  int r = s->pidfd >= 0
-              ? (int)syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0)
-              : kill(s->info.pid, SIGKILL);
-  if (r < 0 && errno != ESRCH)
+  if (__atomic_exchange_n(&s->killed, 1, __ATOMIC_ACQ_REL)) return 0;
+  if (peer_signal(s->pidfd, s->info.pid, SIGKILL) < 0 && errno != ESRCH)
     log_error("session %llu: could not kill pid %d: %s",
               (unsigned long long)s->id, s->info.pid, strerror(errno));
+  return 0;
 }
 
 static const char *const policy_names[] = {
@@ -212,13 +214,20 @@ static const char *const policy_names[] = {
 /* on_source_error for the page at addr. */
 static void apply_policy(struct session *s, uint64_t addr) {
   int policy = s->wl->conf->on_source_error;
-  if (policy == ON_ERROR_SIGBUS) {
-    struct uffdio_poison p = {.range = {.start = addr, .len = s->ps}};
-    if (ioctl(s->uffd, UFFDIO_POISON, &p) == 0) return;
-    log_error("session %llu: UFFDIO_POISON failed (%s); killing the VM",
-              (unsigned long long)s->id, strerror(errno));
+  if (policy == ON_ERROR_HANG || (policy == ON_ERROR_KILL && !kill_vm(s)))
+    return;
+  /* sigbus, or kill of a VM whose process cannot be identified */
+  struct uffdio_poison p = {.range = {.start = addr, .len = s->ps}};
+  if (ioctl(s->uffd, UFFDIO_POISON, &p) == 0) return;
+  int e = errno;
+  if (policy == ON_ERROR_SIGBUS && !kill_vm(s)) {
+    log_error("session %llu: UFFDIO_POISON failed (%s); killed the VM",
+              (unsigned long long)s->id, strerror(e));
+    return;
   }
-  if (policy != ON_ERROR_HANG) kill_vm(s);
+  log_error("session %llu: UFFDIO_POISON failed (%s) and the VM's process "
+            "cannot be identified to kill it; its vCPU stays blocked",
+            (unsigned long long)s->id, strerror(e));
 }
 
 void session_source_failed(struct session *s, uint64_t addr, uint64_t off) {
@@ -315,8 +324,9 @@ static int recently_woken(struct session *s, uint64_t page) {
 static int serve(struct session *s, uint64_t addr) {
   int ri = find_region(s, addr);
   if (ri < 0) {
-    log_warn("session %llu: fault at 0x%llx outside every region",
-             (unsigned long long)s->id, (unsigned long long)addr);
+    log_limited(&s->lim_other, LOG_WARN,
+                "session %llu: fault at 0x%llx outside every region",
+                (unsigned long long)s->id, (unsigned long long)addr);
     return 0;
   }
   uint64_t page = addr & ~((uint64_t)s->ps - 1);
@@ -387,9 +397,50 @@ static void apply_remove(struct session *s, uint64_t start, uint64_t end) {
 static void apply_removes(struct session *s, int n) {
   for (int i = 0; i < n; i++) {
     struct uffd_msg *m = &s->shm->evbuf[i];
-    if (m->event == UFFD_EVENT_REMOVE)
+    if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP)
       apply_remove(s, m->arg.remove.start, m->arg.remove.end);
+    else if (m->event == UFFD_EVENT_REMAP)
+      apply_remove(s, m->arg.remap.from, m->arg.remap.from + m->arg.remap.len);
   }
+}
+
+/* UFFD_EVENT_FORK puts a new descriptor (the child's userfaultfd) in
+ * this process for every fork of a VMM that asked for fork events: it is
+ * closed at once, or each fork would take a descriptor every other VM
+ * needs.  The child is not served (its memory is not a restore). */
+static void close_event_fds(struct session *s, int n) {
+  for (int i = 0; i < n; i++) {
+    struct uffd_msg *m = &s->shm->evbuf[i];
+    if (m->event != UFFD_EVENT_FORK) continue;
+    close((int)m->arg.fork.ufd);
+    log_limited(&s->lim_fork, LOG_WARN,
+                "session %llu: the VMM forked with fork events on; the "
+                "child's userfaultfd is closed, its memory not served",
+                (unsigned long long)s->id);
+  }
+}
+
+/* UNMAP and REMAP: the VMM gave up or moved part of guest memory.  What
+ * was there is never served again as snapshot bytes (a fault there later
+ * reads zeros); a moved range is not followed, since only the regions of
+ * the handshake are served. */
+static void moved_or_unmapped(struct session *s, const struct uffd_msg *m) {
+  if (m->event == UFFD_EVENT_UNMAP) {
+    log_limited(&s->lim_unmap, LOG_INFO,
+                "session %llu: the VMM unmapped [0x%llx, 0x%llx) of guest "
+                "memory",
+                (unsigned long long)s->id,
+                (unsigned long long)m->arg.remove.start,
+                (unsigned long long)m->arg.remove.end);
+    return;
+  }
+  log_limited(&s->lim_unmap, LOG_WARN,
+              "session %llu: the VMM moved guest memory [0x%llx, +%llu) to "
+              "0x%llx (mremap); faults at the new address are outside every "
+              "region and not served",
+              (unsigned long long)s->id, (unsigned long long)m->arg.remap.from,
+              (unsigned long long)m->arg.remap.len,
+              (unsigned long long)m->arg.remap.to);
 }
 
 /* Reads every pending message.  Returns how many, 0 if none, -1 if the
@@ -398,6 +449,7 @@ static int read_events(struct session *s) {
   pthread_rwlock_wrlock(&s->rmlock);
   ssize_t r = read(s->uffd, s->shm->evbuf, sizeof s->shm->evbuf);
   int n = r > 0 ? (int)(r / (ssize_t)sizeof(struct uffd_msg)) : 0;
+  close_event_fds(s, n);
   apply_removes(s, n);
   pthread_rwlock_unlock(&s->rmlock);
   if (r < 0 && errno != EAGAIN && errno != EINTR) {
@@ -458,9 +510,12 @@ static int serve_batch(struct session *s, int n, uint64_t t0) {
         dup = pages[k] == p;
       if (!dup) pages[np++] = p;
       COUNT(s, faults, 1);
-    } else if (m->event != UFFD_EVENT_REMOVE) {
-      log_warn("session %llu: ignoring unexpected uffd event %u",
-               (unsigned long long)s->id, m->event);
+    } else if (m->event == UFFD_EVENT_UNMAP || m->event == UFFD_EVENT_REMAP) {
+      moved_or_unmapped(s, m);
+    } else if (m->event != UFFD_EVENT_REMOVE && m->event != UFFD_EVENT_FORK) {
+      log_limited(&s->lim_other, LOG_WARN,
+                  "session %llu: ignoring unexpected uffd event %u",
+                  (unsigned long long)s->id, m->event);
     }
   }
   memset(s->shm->evbuf, 0, (size_t)n * sizeof(struct uffd_msg));

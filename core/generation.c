@@ -21,6 +21,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "notify.h"
+#include "peer.h"
 #include "selfexe.h"
 #include "sv.h"
 
@@ -226,7 +227,7 @@ static int activate(struct sv *v, struct gen *g) {
       l->staged = -1;
       free(l->staged_path);
       l->staged_path = NULL;
-    } else if (l->fd >= 0 && apply_access(c, err, sizeof err) < 0) {
+    } else if (l->fd >= 0 && apply_access(l, c, err, sizeof err) < 0) {
       log_error("%s", err);
       bad = 1;
     } else if (l->fd < 0 && !l->drained) {
@@ -396,11 +397,7 @@ static void schedule_restart(struct sv *v, struct gen *g, int status) {
 
 /* The VM of s is killed, never left to fault in bytes nobody checked. */
 void kill_session_vm(struct sv_session *s) {
-  int r = s->fds[2] >= 0
-              ? (int)syscall(SYS_pidfd_send_signal, s->fds[2], SIGKILL, NULL, 0)
-          : s->shm->pid > 0 ? kill(s->shm->pid, SIGKILL)
-                            : -1;
-  if (r < 0 && errno != ESRCH)
+  if (peer_signal(s->fds[2], s->shm->pid, SIGKILL) < 0 && errno != ESRCH)
     log_error("session %llu: could not kill pid %d: %s",
               (unsigned long long)s->id, s->shm->pid, strerror(errno));
 }

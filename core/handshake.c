@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define MAX_EXACT_DOUBLE 9007199254740992.0 /* 2^53 */
 
 static int invalid(char *err, size_t errlen, const char *fmt, ...)
@@ -55,12 +57,38 @@ static int region_page_size(const cJSON *o, int i, uint32_t *ps,
   return 0;
 }
 
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* cJSON keeps every member of an object, and a lookup finds the first:
+ * a key given twice would be read one way here and maybe another way
+ * elsewhere, so it is refused.  Sorted, so a peer's thousand keys cost
+ * n log n. */
+static int check_duplicates(const cJSON *o, int i, char *err, size_t errlen) {
+  int n = cJSON_GetArraySize(o), k = 0;
+  if (n < 2) return 0;
+  const char **names = malloc((size_t)n * sizeof *names);
+  if (!names) return invalid(err, errlen, "region %d: out of memory", i);
+  const cJSON *m;
+  cJSON_ArrayForEach(m, o) names[k++] = m->string;
+  qsort(names, (size_t)n, sizeof *names, cmp_name);
+  int r = 0;
+  for (k = 1; k < n && !r; k++)
+    if (!strcmp(names[k - 1], names[k]))
+      r = invalid(err, errlen, "region %d: key \"%.64s\" appears twice", i,
+                  names[k]);
+  free(names);
+  return r;
+}
+
 static int parse_region(const cJSON *o, int i, struct ufk_region *r,
                         uint32_t *ps, int *keeps, char *err, size_t errlen) {
   static const char *const keys[] = {"base_host_virt_addr", "size", "offset"};
   uint64_t *dst[] = {&r->base, &r->size, &r->offset};
   if (!cJSON_IsObject(o))
     return invalid(err, errlen, "region %d is not a JSON object", i);
+  if (check_duplicates(o, i, err, errlen) < 0) return HS_INVALID;
   for (int k = 0; k < 3; k++) {
     int rc = get_u64(o, keys[k], dst[k]);
     if (rc)
@@ -134,54 +162,40 @@ static int parse_array(const cJSON *arr, uint32_t max_regions,
   return check_overlap(h, err, errlen) < 0 ? HS_INVALID : HS_COMPLETE;
 }
 
-/* Length of the JSON array at the start of buf (after white space): 0 if it
- * is not closed yet, -1 if buf does not start with an array.  Brackets are
+/* Scans buf[sc->pos..len) for the end of the JSON array at its start
+ * (after white space), carrying the state over from the bytes scanned
+ * before, so that a handshake arriving a byte at a time costs its length
+ * and not its square.  Sets sc->end (the array's length) when it closes,
+ * or sc->end = -1 if buf does not start with an array.  Brackets are
  * matched outside strings, so cJSON then parses exactly one value and its
  * verdict is final. */
-static long array_end(const char *buf, size_t len) {
-  size_t i = 0;
-  while (i < len && strchr(" \t\r\n", buf[i]))
-    i++;
-  if (i == len) return 0;
-  if (buf[i] != '[') return -1;
-  int depth = 0, in_str = 0, esc = 0;
-  for (; i < len; i++) {
-    char c = buf[i];
-    if (in_str) {
-      if (esc)
-        esc = 0;
+static void scan_more(struct hs_scan *sc, const char *buf, size_t len) {
+  for (; sc->pos < len && !sc->end; sc->pos++) {
+    char c = buf[sc->pos];
+    sc->examined++;
+    if (!sc->started) {
+      if (strchr(" \t\r\n", c) && c) continue;
+      if (c != '[') {
+        sc->end = -1;
+        return;
+      }
+      sc->started = 1;
+    }
+    if (sc->in_str) {
+      if (sc->esc)
+        sc->esc = 0;
       else if (c == '\\')
-        esc = 1;
+        sc->esc = 1;
       else if (c == '"')
-        in_str = 0;
+        sc->in_str = 0;
     } else if (c == '"') {
-      in_str = 1;
+      sc->in_str = 1;
     } else if (c == '[' || c == '{') {
-      depth++;
-    } else if ((c == ']' || c == '}') && --depth == 0) {
-      return (long)(i + 1);
+      sc->depth++;
+    } else if ((c == ']' || c == '}') && --sc->depth == 0) {
+      sc->end = (long)(sc->pos + 1);
     }
   }
-  return 0;
-}
-
-/* Length of the valid UTF-8 sequence at p (1..4), or 0: no overlong
- * forms, no UTF-16 surrogates, nothing past U+10FFFF (RFC 3629). */
-static int utf8_len(const unsigned char *p, size_t left) {
-  int n = p[0] < 0x80             ? 1
-          : (p[0] & 0xe0) == 0xc0 ? 2
-          : (p[0] & 0xf0) == 0xe0 ? 3
-          : (p[0] & 0xf8) == 0xf0 ? 4
-                                  : 0;
-  if (!n || (size_t)n > left || (n == 2 && p[0] < 0xc2) ||
-      (n == 4 && p[0] > 0xf4))
-    return 0;
-  for (int i = 1; i < n; i++)
-    if ((p[i] & 0xc0) != 0x80) return 0;
-  if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
-      (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
-    return 0;
-  return n;
 }
 
 /* cJSON is lenient: refuse what RFC 8259 does not allow (NUL bytes, control
@@ -200,6 +214,11 @@ static int strict_bytes(const char *buf, size_t len, char *err, size_t errlen) {
                      "handshake is not valid JSON (control character 0x%02x "
                      "at byte %zu)",
                      p[i], i);
+    if (in_str && esc && p[i] == 'u' && len - i >= 5 &&
+        !memcmp(p + i + 1, "0000", 4))
+      return invalid(err, errlen,
+                     "handshake has \\u0000 inside a string (at byte %zu)",
+                     i - 1);
     if (in_str && !esc && p[i] == '\\')
       esc = 1;
     else if (p[i] == '"' && !esc)
@@ -211,14 +230,17 @@ static int strict_bytes(const char *buf, size_t len, char *err, size_t errlen) {
   return 0;
 }
 
-int handshake_parse(const char *buf, size_t len, uint32_t max_regions,
-                    struct handshake *h, char *err, size_t errlen) {
+int handshake_feed(struct hs_scan *sc, const char *buf, size_t len,
+                   uint32_t max_regions, struct handshake *h, char *err,
+                   size_t errlen) {
   memset(h, 0, sizeof *h);
-  long end = array_end(buf, len);
-  if (end < 0) return invalid(err, errlen, "handshake is not a JSON array");
-  if (end == 0) return HS_INCOMPLETE;
-  if (strict_bytes(buf, (size_t)end, err, errlen) < 0) return HS_INVALID;
-  cJSON *arr = cJSON_ParseWithLength(buf, (size_t)end);
+  scan_more(sc, buf, len);
+  if (sc->end < 0) return invalid(err, errlen, "handshake is not a JSON array");
+  if (sc->end == 0) return HS_INCOMPLETE;
+  sc->parses++;
+  size_t end = (size_t)sc->end;
+  if (strict_bytes(buf, end, err, errlen) < 0) return HS_INVALID;
+  cJSON *arr = cJSON_ParseWithLength(buf, end);
   if (!arr) {
     const char *at = cJSON_GetErrorPtr();
     size_t off = at && at >= buf ? (size_t)(at - buf) : 0;
@@ -226,9 +248,15 @@ int handshake_parse(const char *buf, size_t len, uint32_t max_regions,
                    off);
   }
   int r = parse_array(arr, max_regions, h, err, errlen);
-  h->consumed = (size_t)end;
+  h->consumed = end;
   cJSON_Delete(arr);
   return r;
+}
+
+int handshake_parse(const char *buf, size_t len, uint32_t max_regions,
+                    struct handshake *h, char *err, size_t errlen) {
+  struct hs_scan sc = {0};
+  return handshake_feed(&sc, buf, len, max_regions, h, err, errlen);
 }
 
 int handshake_find_region(const struct ufk_region *r, uint32_t n,

@@ -26,6 +26,21 @@ enum { HS_INVALID = -1, HS_INCOMPLETE = 0, HS_COMPLETE = 1 };
 int handshake_parse(const char *buf, size_t len, uint32_t max_regions,
                     struct handshake *h, char *err, size_t errlen);
 
+/* A handshake received piece by piece: how far its bytes were scanned for
+ * the end of the array.  Zero-initialise one per connection and pass the
+ * whole buffer received so far each time: only new bytes are scanned, and
+ * the JSON is parsed only once the array has closed. */
+struct hs_scan {
+  size_t pos;
+  long end; /* 0: not closed yet; -1: not an array */
+  int started, depth, in_str, esc;
+  size_t examined; /* bytes looked at, in all calls: the cost */
+  unsigned parses; /* times the JSON was parsed */
+};
+int handshake_feed(struct hs_scan *sc, const char *buf, size_t len,
+                   uint32_t max_regions, struct handshake *h, char *err,
+                   size_t errlen);
+
 /* Index of the region holding guest address addr, or -1. */
 int handshake_find_region(const struct ufk_region *r, uint32_t n,
                           uint64_t addr);

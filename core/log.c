@@ -92,3 +92,43 @@ void log_msg(int l, const char *fmt, ...) {
   log_vmsg(l, fmt, ap);
   va_end(ap);
 }
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether the next line under lim may be written; *held is set to the
+ * lines suppressed before it (to be reported with it).  A window starts
+ * with the first line after the previous one ended. */
+static int limit_admit(struct log_limit *lim, uint32_t *held) {
+  uint64_t now = mono_ns() + 1; /* 0: never used */
+  uint64_t start = __atomic_load_n(&lim->window, __ATOMIC_ACQUIRE);
+  *held = 0;
+  if ((!start || now - start >= LOG_LIMIT_WINDOW_NS) &&
+      __atomic_compare_exchange_n(&lim->window, &start, now, 0,
+                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    __atomic_store_n(&lim->count, 0, __ATOMIC_RELEASE);
+    *held = __atomic_exchange_n(&lim->suppressed, 0, __ATOMIC_ACQ_REL);
+  }
+  if (__atomic_fetch_add(&lim->count, 1, __ATOMIC_ACQ_REL) < LOG_LIMIT_BURST)
+    return 1;
+  __atomic_fetch_add(&lim->suppressed, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+void log_limited(struct log_limit *lim, int l, const char *fmt, ...) {
+  if (l > level) return;
+  uint32_t held;
+  if (!limit_admit(lim, &held)) return;
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (held)
+    log_msg(l, "%s (%u similar messages suppressed)", msg, held);
+  else
+    log_msg(l, "%s", msg);
+}

@@ -4,6 +4,7 @@
 #define UFFDKIT_CORE_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
@@ -17,6 +18,22 @@ int log_level_from_name(const char *name);
 void log_msg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void log_vmsg(int level, const char *fmt, va_list ap);
+
+/* A message a peer can trigger (a refused connection, a malformed
+ * handshake, an event a VMM sends) goes through a limit of its own, kept
+ * per listener or per session, so that no peer can flood the log: at most
+ * LOG_LIMIT_BURST lines in the LOG_LIMIT_WINDOW_NS from the first; the
+ * first line of the next window says how many were suppressed.
+ * Zero-initialised; safe to share between threads. */
+#define LOG_LIMIT_BURST 20
+#define LOG_LIMIT_WINDOW_NS 10000000000ull
+struct log_limit {
+  uint64_t window; /* when the current window started (monotonic ns) */
+  uint32_t count;  /* lines logged in it */
+  uint32_t suppressed;
+};
+void log_limited(struct log_limit *lim, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -7,6 +7,7 @@
 #include <uffdkit/plugin.h>
 
 #include "config.h"
+#include "log.h"
 #include "shm.h"
 #include "stack.h"
 
@@ -17,7 +18,8 @@ struct worker_listener {
   const struct listener_conf *conf;
   struct stack *stack;
   struct listener_stats *stats;
-  struct pool *pool; /* for stacks that may block; NULL when FAST */
+  struct pool *pool;            /* for stacks that may block; NULL when FAST */
+  struct log_limit lim_refused; /* sessions its source refused */
 };
 
 struct session {
@@ -53,6 +55,8 @@ struct session {
   uint64_t last_fault; /* page of the last fault served inline */
   uint64_t demand_ns;  /* when the fault loop last served a fault */
   struct prefetch *pf; /* working set and background fill, or NULL */
+  /* Every message the VMM can trigger, one limit per kind. */
+  struct log_limit lim_fork, lim_unmap, lim_other;
   uint64_t defer[2 * SHM_EVBUF];
   int ndefer;
   /* pool jobs hold references; the loop waits for them before freeing */

@@ -2,9 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +21,14 @@
 #include "control.h"
 #include "handover.h"
 #include "handshake.h"
+#include "intake.h"
 #include "ipc.h"
 #include "log.h"
 #include "notify.h"
+#include "peer.h"
 #include "selfexe.h"
 #include "shm.h"
+#include "sockfile.h"
 #include "sv.h"
 
 #define MAX_FDS_IN_HANDSHAKE 16
@@ -50,79 +51,14 @@ void close_if(int fd) {
 
 /* ---- listening sockets ---- */
 
-/* A socket file left by an earlier run is replaced only if nothing listens
- * on it; anything that is not a socket is never removed. */
-static int clear_stale(const char *path, char *err, size_t errlen) {
-  struct stat st;
-  if (lstat(path, &st) < 0) {
-    if (errno == ENOENT) return 0;
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    return -1;
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    snprintf(err, errlen, "%s exists and is not a socket; not touching it",
-             path);
-    return -1;
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-  int r = connect(fd, (struct sockaddr *)&a, sizeof a);
-  int e = errno;
-  close(fd);
-  if (r == 0) {
-    snprintf(err, errlen, "%s: another process is listening on it", path);
-    return -1;
-  }
-  if (e != ECONNREFUSED) {
-    snprintf(err, errlen, "%s: cannot tell whether it is in use: %s", path,
-             strerror(e));
-    return -1;
-  }
-  log_info("%s: replacing a stale socket", path);
-  if (unlink(path) == 0) return 0;
-  snprintf(err, errlen, "%s: %s", path, strerror(errno));
+/* Mode and owner of the socket file l->fd is bound to, as c says: on that
+ * node only, never through a path someone may have swapped. */
+int apply_access(const struct sv_listener *l, const struct listener_conf *c,
+                 char *err, size_t errlen) {
+  char why[PATH_MAX + 128];
+  if (sockfile_apply(l->fd, c, why, sizeof why) == 0) return 0;
+  snprintf(err, errlen, "listener %s: %s", c->name, why);
   return -1;
-}
-
-static int resolve_owner(const struct listener_conf *c, uid_t *uid, gid_t *gid,
-                         char *err, size_t errlen) {
-  *uid = (uid_t)-1;
-  *gid = (gid_t)-1;
-  if (c->socket_owner) {
-    struct passwd *pw = getpwnam(c->socket_owner);
-    if (!pw) {
-      snprintf(err, errlen, "listener %s: socket_owner '%s' is not a user",
-               c->name, c->socket_owner);
-      return -1;
-    }
-    *uid = pw->pw_uid;
-  }
-  if (c->socket_group) {
-    struct group *gr = getgrnam(c->socket_group);
-    if (!gr) {
-      snprintf(err, errlen, "listener %s: socket_group '%s' is not a group",
-               c->name, c->socket_group);
-      return -1;
-    }
-    *gid = gr->gr_gid;
-  }
-  return 0;
-}
-
-/* Mode and owner of an existing socket file, as the config says. */
-int apply_access(const struct listener_conf *c, char *err, size_t errlen) {
-  uid_t uid;
-  gid_t gid;
-  if (resolve_owner(c, &uid, &gid, err, errlen) < 0) return -1;
-  if (chmod(c->socket, c->socket_mode) < 0 ||
-      ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
-       chown(c->socket, uid, gid) < 0)) {
-    snprintf(err, errlen, "listener %s: %s: %s", c->name, c->socket,
-             strerror(errno));
-    return -1;
-  }
-  return 0;
 }
 
 void ep_del(struct sv *v, int fd) {
@@ -170,30 +106,10 @@ void close_listener(struct sv *v, struct sv_listener *l) {
  * descriptor, or -1 with the reason in err (a path not ours is never
  * unlinked). */
 int bind_listener(const struct listener_conf *c, char *err, size_t errlen) {
-  uid_t uid;
-  gid_t gid;
-  if (resolve_owner(c, &uid, &gid, err, errlen) < 0 ||
-      clear_stale(c->socket, err, errlen) < 0)
-    return -1;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  snprintf(a.sun_path, sizeof a.sun_path, "%s", c->socket);
-  /* Created with its final mode: never briefly open to others. */
-  mode_t old = umask(0777 & ~c->socket_mode);
-  int r = bind(fd, (struct sockaddr *)&a, sizeof a);
-  umask(old);
-  if (r < 0) {
-    snprintf(err, errlen, "listener %s: %s: %s", c->name, c->socket,
-             strerror(errno));
-    close(fd);
-    return -1;
-  }
-  if (apply_access(c, err, errlen) < 0 || listen(fd, 128) < 0) {
-    if (!err[0])
-      snprintf(err, errlen, "listener %s: %s: %s", c->name, c->socket,
-               strerror(errno));
-    close(fd);
-    unlink(c->socket);
+  char why[PATH_MAX + 128];
+  int fd = sockfile_open(c, why, sizeof why);
+  if (fd < 0) {
+    snprintf(err, errlen, "listener %s: %s", c->name, why);
     return -1;
   }
   log_info("listener %s on %s (mode %04o)", c->name, c->socket, c->socket_mode);
@@ -238,6 +154,8 @@ struct sv_listener *listener_record(struct sv *v, const char *name,
   l->fd = -1;
   l->staged = -1;
   snprintf(l->name, sizeof l->name, "%s", name);
+  snprintf(l->what, sizeof l->what, "listener %s", name);
+  l->intake.what = l->what;
   l->stats_fd = stats_fd;
   if (stats_fd >= 0)
     l->stats = listener_stats_map(stats_fd);
@@ -290,8 +208,9 @@ void end_session(struct sv *v, uint64_t id, int reason) {
                 (unsigned long long)id, s->shm->pid, s->l->name);
       kill_session_vm(s);
     } else if (reason == END_REFUSED) {
-      log_warn("session %llu (pid %d) on %s was refused by its source",
-               (unsigned long long)id, s->shm->pid, s->l->name);
+      log_limited(&s->l->lim_rejected, LOG_WARN,
+                  "session %llu (pid %d) on %s was refused by its source",
+                  (unsigned long long)id, s->shm->pid, s->l->name);
     }
     munmap(s->shm, s->shm_len);
     for (int i = 0; i < 4; i++) {
@@ -353,8 +272,9 @@ static void free_pending(struct sv *v, struct pending *p, int close_conn) {
 }
 
 static void reject(struct sv *v, struct pending *p, const char *why) {
-  log_warn("listener %s: closing connection from pid %d uid %d: %s", p->l->name,
-           p->cred.pid, p->cred.uid, why);
+  log_limited(&p->l->lim_rejected, LOG_WARN,
+              "listener %s: closing connection from pid %d uid %d: %s",
+              p->l->name, p->cred.pid, p->cred.uid, why);
   __atomic_fetch_add(&p->l->stats->handshake_errors, 1, __ATOMIC_RELAXED);
   close_if(p->uffd);
   close_if(p->pidfd);
@@ -403,6 +323,12 @@ static void start_session(struct sv *v, struct pending *p,
            h->nregions, h->page_size,
            h->consumed < p->len ? " (extra bytes after the handshake kept)"
                                 : "");
+  if (!peer_can_signal(p->cred.pid, p->pidfd) &&
+      p->l->conf->on_source_error == ON_ERROR_KILL)
+    log_warn("session %llu: the VMM's process cannot be identified (pid %d, "
+             "no pidfd): on_source_error = kill cannot signal it and poisons "
+             "the page instead (as sigbus); the session ends when it hangs up",
+             (unsigned long long)shm->id, p->cred.pid);
   int fds[4] = {p->conn, p->uffd, p->pidfd, shmfd};
   struct sv_listener *l = p->l;
   free_pending(v, p, 0);
@@ -416,6 +342,18 @@ static int is_uffd(int fd) {
   if (n < 0) return 0;
   target[n] = 0;
   return !strcmp(target, "anon_inode:[userfaultfd]");
+}
+
+/* Why the descriptor a peer sent cannot serve a session, or NULL. */
+static const char *uffd_refusal(int fd) {
+  if (fd < 0) return "handshake came without a file descriptor";
+  if (!is_uffd(fd)) return "the descriptor sent is not a userfaultfd";
+  /* A blocking uffd would stall the fault loop in read() */
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || !(fl & O_NONBLOCK))
+    return "the userfaultfd is blocking (created without O_NONBLOCK, which "
+           "Firecracker always sets); it cannot be served";
+  return NULL;
 }
 
 /* Keeps the first descriptor received, closes every other. */
@@ -439,15 +377,16 @@ static void take_fds(struct pending *p, struct msghdr *mh) {
 static int judge(struct sv *v, struct pending *p, ssize_t r, size_t max) {
   struct handshake h;
   char err[512];
-  int st = handshake_parse(p->buf, p->len, (uint32_t)p->l->conf->max_regions,
-                           &h, err, sizeof err);
+  int st =
+      handshake_feed(&p->scan, p->buf, p->len,
+                     (uint32_t)p->l->conf->max_regions, &h, err, sizeof err);
   if (st == HS_INVALID) {
     reject(v, p, err);
   } else if (st == HS_COMPLETE) {
-    if (p->uffd < 0)
-      reject(v, p, "handshake came without a file descriptor");
-    else if (!is_uffd(p->uffd))
-      reject(v, p, "the descriptor sent is not a userfaultfd");
+    const char *why = uffd_refusal(p->uffd);
+    if (!why) why = peer_refusal(p->cred.pid, p->pidfd, h.keeps_socket);
+    if (why)
+      reject(v, p, why);
     else
       start_session(v, p, &h);
   } else if (r == 0) {
@@ -492,55 +431,40 @@ static void on_pending(struct sv *v, struct pending *p) {
   }
 }
 
-static int allowed(const struct listener_conf *c, const struct ucred *cr) {
-  int uid_ok = !c->n_allow_uids, gid_ok = !c->n_allow_gids;
-  for (int i = 0; i < c->n_allow_uids; i++)
-    uid_ok |= c->allow_uids[i] == cr->uid;
-  for (int i = 0; i < c->n_allow_gids; i++)
-    gid_ok |= c->allow_gids[i] == cr->gid;
-  return uid_ok && gid_ok;
+/* Stops polling l while descriptors are exhausted (see intake.h). */
+static void pause_accepting(struct sv *v, struct sv_listener *l) {
+  struct epoll_event e = {.events = 0, .data.ptr = l};
+  epoll_ctl(v->ep, EPOLL_CTL_MOD, l->fd, &e);
 }
 
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77 /* Linux 6.5 */
-#endif
-
-/* A pidfd of the peer: SO_PEERPIDFD names the very process that connected;
- * older kernels fall back to pidfd_open on its pid.  -1 if the peer is
- * already gone (or its pid is not in our namespace). */
-static int peer_pidfd(int conn, pid_t pid) {
-  int fd = -1;
-  socklen_t len = sizeof fd;
-  if (getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0 && fd >= 0)
-    return fd;
-  if (errno == ESRCH) return -1;
-  if (pid <= 0) {
-    errno = 0;
-    return -1;
-  }
-  return (int)syscall(SYS_pidfd_open, pid, 0);
+static void resume_due(struct sv *v) {
+  for (struct sv_listener *l = v->ls; l; l = l->next)
+    if (intake_resume_due(&l->intake) && l->fd >= 0 && !v->upgrade) {
+      struct epoll_event e = {.events = EPOLLIN, .data.ptr = l};
+      epoll_ctl(v->ep, EPOLL_CTL_MOD, l->fd, &e);
+    }
 }
 
 static void on_accept(struct sv *v, struct sv_listener *l) {
   /* Closed by an earlier event of the same batch (a drain or a reload). */
   if (l->fd < 0) return;
   for (;;) {
-    int conn = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int conn = intake_accept(&l->intake, l->fd);
     if (conn < 0) {
-      if (errno != EAGAIN && errno != EINTR)
-        log_warn("listener %s: accept: %s", l->name, strerror(errno));
+      if (errno != EAGAIN) pause_accepting(v, l);
       return;
     }
     struct ucred cr = {0};
     socklen_t cl = sizeof cr;
     getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl);
-    const char *why = !allowed(l->conf, &cr) ? "not in allow_uids/allow_gids"
-                      : l->live + l->pending >= l->conf->max_sessions
-                          ? "max_sessions reached"
-                          : NULL;
+    const char *why =
+        !peer_allowed(l->conf, &cr) ? "not in allow_uids/allow_gids"
+        : l->live + l->pending >= l->conf->max_sessions ? "max_sessions reached"
+                                                        : NULL;
     if (why) {
-      log_warn("listener %s: refused pid %d uid %d gid %d: %s", l->name, cr.pid,
-               cr.uid, cr.gid, why);
+      log_limited(&l->lim_refused, LOG_WARN,
+                  "listener %s: refused pid %d uid %d gid %d: %s", l->name,
+                  cr.pid, cr.uid, cr.gid, why);
       __atomic_fetch_add(&l->stats->refused_peers, 1, __ATOMIC_RELAXED);
       close(conn);
       continue;
@@ -555,9 +479,10 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
     p->deadline = now_ns() + l->conf->handshake_timeout_ns;
     if (p->pidfd < 0 && errno == ESRCH) {
       /* Without a pidfd a 1.1-1.11 session could never tell it ended. */
-      log_warn("listener %s: pid %d exited before its connection was "
-               "accepted; closing it",
-               l->name, cr.pid);
+      log_limited(&l->lim_refused, LOG_WARN,
+                  "listener %s: pid %d exited before its connection was "
+                  "accepted; closing it",
+                  l->name, cr.pid);
       close(conn);
       free(p);
       continue;
@@ -655,8 +580,12 @@ static int next_timeout_ms(struct sv *v) {
   for (struct gen *g = v->gens; g; g = g->next)
     if (g->restart_at && g->restart_at < next) next = g->restart_at;
   if (v->watchdog_at && v->watchdog_at < next) next = v->watchdog_at;
-  if (next == UINT64_MAX) return -1;
-  return next <= t ? 0 : (int)((next - t) / 1000000 + 1);
+  int ms = next == UINT64_MAX ? -1
+           : next <= t        ? 0
+                              : (int)((next - t) / 1000000 + 1);
+  for (struct sv_listener *l = v->ls; l; l = l->next)
+    ms = intake_timeout(&l->intake, ms);
+  return ms;
 }
 
 static void on_signal(struct sv *v) {
@@ -707,6 +636,7 @@ static int run_loop(struct sv *v) {
     free_dead_gens(v);
     control_run(v->ctl);
     expire_pending(v);
+    resume_due(v);
     restart_due(v);
     if (v->watchdog_ns && now_ns() >= v->watchdog_at) {
       notify_watchdog();

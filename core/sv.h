@@ -14,6 +14,9 @@
 #include "config.h"
 #include "control.h"
 #include "handover.h"
+#include "handshake.h"
+#include "intake.h"
+#include "log.h"
 #include "shm.h"
 #include "supervisor.h"
 
@@ -52,8 +55,13 @@ struct sv_listener {
   struct listener_stats *stats;
   int pending;
   int live;
-  int drained; /* closed by `ctl drain`: stays closed until a reload */
-  int staged;  /* bound for a generation whose worker is not ready yet */
+  int drained;          /* closed by `ctl drain`: stays closed until a reload */
+  char what[80];        /* "listener NAME", for intake's messages */
+  struct intake intake; /* accepting, paused while descriptors run out */
+  /* Every message a peer can trigger: refused at once, or while in
+   * its handshake; one limit each. */
+  struct log_limit lim_refused, lim_rejected;
+  int staged; /* bound for a generation whose worker is not ready yet */
   char *staged_path;
   const struct gen *staged_gen; /* the generation it was bound for */
   struct sv_listener *next;
@@ -67,6 +75,7 @@ struct pending {
   uint64_t deadline;
   char *buf;
   size_t len;
+  struct hs_scan scan; /* how far buf was scanned */
   struct pending *next;
 };
 
@@ -116,7 +125,8 @@ extern const char session_fd_kind[4];
 uint64_t now_ns(void);
 void ep_add(struct sv *v, int fd, uint32_t ev, void *ptr);
 void close_if(int fd);
-int apply_access(const struct listener_conf *c, char *err, size_t errlen);
+int apply_access(const struct sv_listener *l, const struct listener_conf *c,
+                 char *err, size_t errlen);
 void ep_del(struct sv *v, int fd);
 const char *fdname(char kind, const char *what, char *buf, size_t len);
 void store_fd(const int *fd, int n, const char *name);

@@ -51,11 +51,12 @@ static int regions_fit(struct session *s) {
   for (uint32_t i = 0; i < s->info.nregions; i++) {
     const struct ufk_region *r = &s->regions[i];
     if (r->offset + r->size > (uint64_t)size) {
-      log_error("session %llu (pid %d) on %s: region %u [%llu, +%llu) lies "
-                "outside the source's %lld bytes; refusing it",
-                (unsigned long long)s->id, s->info.pid, s->wl->conf->name, i,
-                (unsigned long long)r->offset, (unsigned long long)r->size,
-                (long long)size);
+      log_limited(&s->wl->lim_refused, LOG_ERROR,
+                  "session %llu (pid %d) on %s: region %u [%llu, +%llu) lies "
+                  "outside the source's %lld bytes; refusing it",
+                  (unsigned long long)s->id, s->info.pid, s->wl->conf->name, i,
+                  (unsigned long long)r->offset, (unsigned long long)r->size,
+                  (long long)size);
       return 0;
     }
   }

@@ -16,6 +16,18 @@
  *     The same, talking on the socket as unreleased Firecracker builds do:
  *     "no_exitless_apf" right after the JSON in the same sendmsg, and more
  *     bytes once half the pages were read.
+ *
+ *   core-test-peer forker SOCKET IMAGE FORKS HOLD_S
+ *     The same restore with UFFD_FEATURE_EVENT_FORK and _UNMAP on,
+ *     forking FORKS times first (each fork hands the page server a new
+ *     userfaultfd; prints "forked N"), then, after reading the pages,
+ *     unmapping them one at a time (an UNMAP event each; prints
+ *     "unmapped N") before hanging up.
+ *
+ *   core-test-peer blocking SOCKET IMAGE
+ *     Sends the handshake with a userfaultfd made without O_NONBLOCK;
+ *     prints "closed" and exits 0 once the daemon closes the connection,
+ *     exits 1 if it is still open after 10 s.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +42,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,8 +92,27 @@ static int send_handshake(int sock, int uffd, const char *json) {
   return vmm_send_fd(sock, json, strlen(json), uffd);
 }
 
-static int hangup(const char *path, const char *image, double hold,
-                  int chatty) {
+struct how {
+  int chatty;
+  int blocking; /* uffd without O_NONBLOCK; wait for the refusal */
+  int forks;    /* with fork events on */
+};
+
+static int forker(int n) {
+  for (int i = 0; i < n; i++) {
+    pid_t c = fork();
+    if (c < 0) return die("fork");
+    if (c == 0) _exit(0);
+    waitpid(c, NULL, 0);
+  }
+  printf("forked %d\n", n);
+  fflush(stdout);
+  return 0;
+}
+
+static int restore(const char *path, const char *image, double hold,
+                   struct how how) {
+  int chatty = how.chatty;
   int img = open(image, O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (img < 0 || fstat(img, &st) < 0) return die(image);
@@ -89,10 +121,14 @@ static int hangup(const char *path, const char *image, double hold,
     fprintf(stderr, "core-test-peer: %s: size must be whole pages\n", image);
     return 2;
   }
-  int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+  int uffd = (int)syscall(SYS_userfaultfd,
+                          O_CLOEXEC | (how.blocking ? 0 : O_NONBLOCK));
   if (uffd < 0) return die("userfaultfd");
-  struct uffdio_api api = {.api = UFFD_API,
-                           .features = UFFD_FEATURE_EVENT_REMOVE};
+  struct uffdio_api api = {
+      .api = UFFD_API,
+      .features =
+          UFFD_FEATURE_EVENT_REMOVE |
+          (how.forks ? UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_UNMAP : 0)};
   if (ioctl(uffd, UFFDIO_API, &api) < 0) return die("UFFDIO_API");
   char *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -109,6 +145,17 @@ static int hangup(const char *path, const char *image, double hold,
            "\"page_size\":4096,\"page_size_kib\":4096}]%s",
            (unsigned long)mem, size, chatty ? "no_exitless_apf" : "");
   if (send_handshake(sock, uffd, json) < 0) return die("sendmsg");
+  if (how.blocking) {
+    struct pollfd pf = {.fd = sock, .events = POLLIN | POLLRDHUP};
+    char c;
+    if (poll(&pf, 1, 10000) > 0 && recv(sock, &c, 1, MSG_DONTWAIT) <= 0) {
+      printf("closed\n");
+      return 0;
+    }
+    fprintf(stderr, "core-test-peer: still open after 10 s\n");
+    return 1;
+  }
+  if (how.forks && forker(how.forks)) return 2;
   char want[PAGE];
   for (size_t off = 0; off < size; off += PAGE) {
     if (chatty && off == size / 2 / PAGE * PAGE) {
@@ -125,6 +172,12 @@ static int hangup(const char *path, const char *image, double hold,
   }
   printf("verified %zu pages\n", size / PAGE);
   fflush(stdout);
+  if (how.forks) {
+    for (size_t off = 0; off < size; off += PAGE)
+      if (munmap(mem + off, PAGE) < 0) return die("munmap");
+    printf("unmapped %zu\n", size / PAGE);
+    fflush(stdout);
+  }
   close(sock);
   printf("hung up\n");
   fflush(stdout);
@@ -136,11 +189,18 @@ int main(int argc, char **argv) {
   if (argc == 4 && !strcmp(argv[1], "silent"))
     return silent(argv[2], atof(argv[3]));
   if (argc == 5 && !strcmp(argv[1], "hangup"))
-    return hangup(argv[2], argv[3], atof(argv[4]), 0);
+    return restore(argv[2], argv[3], atof(argv[4]), (struct how){0});
   if (argc == 5 && !strcmp(argv[1], "chatty"))
-    return hangup(argv[2], argv[3], atof(argv[4]), 1);
+    return restore(argv[2], argv[3], atof(argv[4]), (struct how){.chatty = 1});
+  if (argc == 6 && !strcmp(argv[1], "forker"))
+    return restore(argv[2], argv[3], atof(argv[5]),
+                   (struct how){.forks = atoi(argv[4])});
+  if (argc == 4 && !strcmp(argv[1], "blocking"))
+    return restore(argv[2], argv[3], 0, (struct how){.blocking = 1});
   fprintf(stderr, "usage: core-test-peer silent SOCKET MAX_S\n"
                   "       core-test-peer hangup SOCKET IMAGE HOLD_S\n"
-                  "       core-test-peer chatty SOCKET IMAGE HOLD_S\n");
+                  "       core-test-peer chatty SOCKET IMAGE HOLD_S\n"
+                  "       core-test-peer forker SOCKET IMAGE FORKS HOLD_S\n"
+                  "       core-test-peer blocking SOCKET IMAGE\n");
   return 2;
 }

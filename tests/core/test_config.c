@@ -541,11 +541,75 @@ START_TEST(duplicates) {
       "},\n"
       "  { name = \"b\"; socket = \"/tmp/a\"; source = { plugin = \"m\"; }; }\n"
       ");",
-      3, "socket '/tmp/a' used by two listeners", NULL);
+      3, "socket '/tmp/a' is the same path as listener 'a''s '/tmp/a'", NULL);
+  /* Two spellings of one path are one socket. */
+  refused("listeners = (\n"
+          "  { name = \"a\"; socket = \"run/x.sock\"; source = { plugin = "
+          "\"m\"; }; },\n"
+          "  { name = \"b\";\n socket = \"run/../run/./x.sock\"; source = { "
+          "plugin = \"m\"; }; }\n"
+          ");",
+          4, "socket 'run/../run/./x.sock' is the same path as listener 'a''s",
+          NULL);
+  refused("listeners = (\n"
+          "  { name = \"a\"; socket = \"/tmp//y.sock\"; source = { plugin = "
+          "\"m\"; }; },\n"
+          "  { name = \"b\"; socket = \"/tmp/../tmp/y.sock\"; source = { "
+          "plugin = \"m\"; }; }\n"
+          ");",
+          3, "is the same path as listener 'a''s '/tmp//y.sock'", NULL);
   /* The same key twice in one group is a libconfig error with its line. */
   refused(L("source = { plugin = \"m\"; };\n"
             "name = \"b\"; } );"),
           3, NULL);
+}
+END_TEST
+
+/* Values past what the setting can mean, named with key and line. */
+START_TEST(ranges) {
+  /* 18446744074 s is past 2^64 ns: it must not wrap to 0.29 s. */
+  refused(L("source = { plugin = \"m\"; };\n"
+            "handshake_timeout = 18446744074L; } );"),
+          3, "'handshake_timeout' = 18446744074 is out of range", NULL);
+  refused(L("source = { plugin = \"m\"; };\n"
+            "handshake_timeout = 0; } );"),
+          3, "handshake_timeout must be 1ms to 1h", NULL);
+  refused(L("source = { plugin = \"m\"; };\n"
+            "handshake_timeout = \"0s\"; } );"),
+          3, "handshake_timeout must be 1ms to 1h", NULL);
+  refused(L("source = { plugin = \"m\"; };\n"
+            "handshake_timeout = \"2h\"; } );"),
+          3, "handshake_timeout must be 1ms to 1h", NULL);
+  loads(L("source = { plugin = \"m\"; };\n"
+          "handshake_timeout = 3600; } );"));
+  ck_assert_uint_eq(C.listeners[0].handshake_timeout_ns, 3600000000000ull);
+}
+END_TEST
+
+/* A syntax error inside an @include'd file is reported at that file's
+ * line, not at the @include. */
+START_TEST(include_errors) {
+  char dir[] = "/tmp/uffdkit-conf.XXXXXX", main_[512], inc[512];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(main_, sizeof main_, "%s/main.conf", dir);
+  snprintf(inc, sizeof inc, "%s/listeners.conf", dir);
+  FILE *f = fopen(inc, "w");
+  fputs("listeners = (\n  { name = \"a\";\n    socket = ; } );\n", f);
+  fclose(f);
+  f = fopen(main_, "w");
+  fprintf(f, "# one line\n@include \"%s\"\n", inc);
+  fclose(f);
+  if (loaded) conf_free(&C);
+  ERR[0] = 0;
+  int r = conf_load_file(&C, main_, ERR, sizeof ERR);
+  loaded = 1;
+  char want[600];
+  snprintf(want, sizeof want, "%s:3: syntax error", inc);
+  unlink(inc);
+  unlink(main_);
+  rmdir(dir);
+  ck_assert_msg(r < 0 && !strncmp(ERR, want, strlen(want)),
+                "message '%s' does not start with '%s'", ERR, want);
 }
 END_TEST
 
@@ -665,6 +729,8 @@ int main(void) {
       {"errors", duplicates},
       {"errors", layers_not_groups},
       {"errors", syntax},
+      {"ranges", ranges},
+      {"ranges", include_errors},
       {"native_types", native_wrong_types},
       {"value_lines", value_error_lines},
       {"includes", includes},

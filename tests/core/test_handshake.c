@@ -596,6 +596,66 @@ START_TEST(strict_json) {
 }
 END_TEST
 
+/* A key given twice is read one way by cJSON (the first) and maybe the
+ * other way by another parser; a \u0000 escape ends the string early in
+ * C.  Both are refused with what and where. */
+START_TEST(ambiguous) {
+  const struct bad cases[] = {
+      {"size given twice",
+       ONE("4096", "4096", "0", ",\"size\":8192"),
+       0,
+       0,
+       {"region 0", "\"size\"", "twice"}},
+      {"an unknown key given twice",
+       ONE("4096", "4096", "0", ",\"x\":1,\"x\":2"),
+       0,
+       0,
+       {"region 0", "\"x\"", "twice"}},
+      {"\\u0000 inside a value",
+       ONE("4096", "4096", "0", ",\"k\":\"a\\u0000b\""),
+       0,
+       0,
+       {"\\u0000", "byte"}},
+      {"\\u0000 inside a key",
+       ONE("4096", "4096", "0", ",\"size\\u0000x\":1"),
+       0,
+       0,
+       {"\\u0000", "byte"}},
+  };
+  check_cases(cases, sizeof cases / sizeof *cases, 4,
+              "ambiguous inputs (duplicate keys, \\u0000 in strings)");
+  /* An escaped backslash before "u0000" is not an escape of it. */
+  complete("[" REG("4096", "4096", "0") ",\"k\":\"\\\\u0000\"}]", 4096, 1, 0);
+}
+END_TEST
+
+/* A handshake arriving a byte at a time: every byte is scanned once and
+ * the JSON parsed once, when the array closes (not once per read, from
+ * the start, as a dripping peer could make it cost its length squared). */
+START_TEST(fed_a_byte_at_a_time) {
+  char text[8192];
+  int n = snprintf(text, sizeof text, "[");
+  while (n < 6000)
+    n += snprintf(text + n, sizeof text - (size_t)n, " ");
+  n += snprintf(text + n, sizeof text - (size_t)n, "%s]", OK);
+  struct hs_scan sc = {0};
+  int r = HS_INCOMPLETE;
+  for (int len = 1; len <= n && r == HS_INCOMPLETE; len++)
+    r = handshake_feed(&sc, text, (size_t)len, 64, &H, ERR, sizeof ERR);
+  size_t scanned = sc.examined;
+  ck_assert_msg(r == HS_COMPLETE, "fed a byte at a time: %d (%s)", r, ERR);
+  ck_assert_msg(scanned == (size_t)n, "%zu bytes scanned for %d received",
+                scanned, n);
+  ck_assert_msg(sc.parses == 1, "parsed %u times, expected once", sc.parses);
+  ck_assert_msg(H.consumed == (size_t)n, "consumed %zu of %d", H.consumed, n);
+  /* Not an array: known at its first byte, however long the rest. */
+  struct hs_scan bad = {0};
+  r = handshake_feed(&bad, "  {", 3, 64, &H, ERR, sizeof ERR);
+  ck_assert_msg(r == HS_INVALID && bad.parses == 0, "'  {': %d after %u parses",
+                r, bad.parses);
+}
+END_TEST
+
 START_TEST(find_region) {
   struct ufk_region r[3] = {
       {.base = 0x10000, .size = 0x2000, .offset = 0},
@@ -650,6 +710,10 @@ int main(void) {
   TCase *strict = tcase_create("strict_json");
   tcase_add_test(strict, strict_json);
   suite_add_tcase(s, strict);
+  TCase *amb = tcase_create("ambiguous");
+  tcase_add_test(amb, ambiguous);
+  tcase_add_test(amb, fed_a_byte_at_a_time);
+  suite_add_tcase(s, amb);
   TCase *find = tcase_create("find_region");
   tcase_add_test(find, find_region);
   suite_add_tcase(s, find);
