@@ -28,7 +28,7 @@ refused() {
 # A path that is not a socket is never replaced.
 touch "$TMP/file"
 conf notsock "control_socket = \"$TMP/file\";"
-refused notsock "control socket $TMP/file: exists and is not a socket"
+refused notsock "control socket $TMP/file exists and is not a socket"
 [ -f "$TMP/file" ] || fail "the file was removed"
 
 # Bad metrics addresses.
