@@ -37,7 +37,8 @@ static void usage(FILE *f) {
           "daemon (uffdkit-ctl(8))\n"
           "  uffdkit --version | --help\n"
           "Options:\n"
-          "  --plugin-dir DIR        where plugins are (default: %s)\n"
+          "  --plugin-dir DIR        also look for plugins in DIR, after %s\n"
+          "                          (may be given more than once)\n"
           "  --log-level LEVEL       error, warn, info (default) or debug\n"
           "  --log-format FORMAT     text (default) or json\n"
           "The daemon runs in the foreground and logs to stderr; SIGTERM or "
@@ -50,7 +51,23 @@ struct cli {
   const char *config, *socket, *check, *describe, *plugin_dir;
   const char *log_level, *log_format;
   int list, json;
+  char dirs[4096]; /* every --plugin-dir, colon-separated */
 };
+
+/* Each --plugin-dir adds to the search path, in the order given. */
+static int add_plugin_dir(struct cli *c, const char *dir) {
+  size_t n = strlen(c->dirs);
+  if (!*dir || strchr(dir, ':') || n + strlen(dir) + 2 > sizeof c->dirs) {
+    fprintf(stderr, "uffdkit: --plugin-dir '%s': %s\n", dir,
+            *dir ? "a directory name must not contain ':' (give the option "
+                   "once per directory)"
+                 : "empty");
+    return -1;
+  }
+  snprintf(c->dirs + n, sizeof c->dirs - n, "%s%s", n ? ":" : "", dir);
+  c->plugin_dir = c->dirs;
+  return 0;
+}
 
 static int parse_cli(int argc, char **argv, struct cli *c) {
   static const struct option opts[] = {
@@ -86,7 +103,7 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
       c->describe = optarg;
       break;
     case 'P':
-      c->plugin_dir = optarg;
+      if (add_plugin_dir(c, optarg) < 0) return -1;
       break;
     case 'l':
       c->log_level = optarg;
@@ -176,7 +193,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "ctl")) return ctl_main(argc, argv);
   struct cli c = {0};
   if (parse_cli(argc, argv, &c) < 0) return 2;
-  const char *dir = c.plugin_dir ? c.plugin_dir : plugin_default_dir();
+  const char *dir = c.plugin_dir;
   if (c.list) return plugin_list(dir, c.json);
   if (c.describe) return plugin_describe(dir, c.describe);
   if (!c.config && !c.socket && !c.check) {
