@@ -94,7 +94,7 @@ error_log $NGINX_DIR/error.log warn;
 events { worker_connections 512; }
 http {
   log_format t '\$connection \$connection_requests \$status "\$request" '
-               '"\$http_range" "\$http_x_test"';
+               '"\$http_range" "\$http_x_test" "\$http_if_match"';
   access_log $NGINX_DIR/access.log t;
   client_body_temp_path $NGINX_DIR/body;
   proxy_temp_path $NGINX_DIR/proxy;

@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <utime.h>
 
 #include "fakehost.h"
 #include "util.h"
@@ -293,6 +296,88 @@ START_TEST(credentials_stay_out_of_messages) {
 }
 END_TEST
 
+/* NAME under the servers' root with seed's bytes, modified `age` seconds
+ * ago (nginx's ETag is made of the mtime in seconds and the size), put in
+ * place by rename as a store would. */
+static void put_object(const char *name, uint64_t seed, time_t age) {
+  char path[1024], tmp[1100];
+  snprintf(path, sizeof path, "%s/%s", env("HTTP_TEST_ROOT"), name);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  make_file(tmp, 1 << 20, seed);
+  time_t t = time(NULL) - age;
+  struct utimbuf u = {t, t};
+  ck_assert_int_eq(utime(tmp, &u), 0);
+  ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+static void read_seed(uint64_t off, uint64_t len, uint64_t seed) {
+  uint8_t *buf = page_alloc(len);
+  ck_assert_msg(h.p->read(h.h, buf, len, off, UFK_READ_FAULT) == 0, "%s",
+                fakehost_last_error());
+  ck_assert_msg(mismatch(buf, off, len, seed) < 0, "read at %llu differs",
+                (unsigned long long)off);
+  free(buf);
+}
+
+/* nginx sends a strong ETag and answers If-Match: the object replaced
+ * after start is refused (412), for good, and never mixed in. */
+START_TEST(replaced_object_is_a_source_error) {
+  put_object("replaced.bin", 7, 100);
+  char kv[600], id[1024];
+  snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "replaced.bin"));
+  open_http(kv, NULL);
+  ck_assert_int_eq(h.p->identity(h.h, id, sizeof id), 0);
+  char etag[256];
+  ck_assert_msg(sscanf(id, "%*[^\"]\"%255[^\"]\"", etag) == 1,
+                "identity '%s' names no ETag", id);
+  read_seed(4096, 8192, 7);
+  /* The request carried it: nginx logged it as If-Match. */
+  ck_assert_int_ge(log_count(etag, 1), 1);
+  put_object("replaced.bin", 8, 50);
+  read_fails(4096, 4096, ESTALE, "changed since this source started");
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "412"));
+  put_object("replaced.bin", 7, 100); /* the old bytes, another ETag */
+  read_fails(0, 4096, ESTALE, "changed since this source started");
+  ck_assert_uint_eq(fakehost_counter("errors"), 1);
+}
+END_TEST
+
+/* A server that ignores If-Match but names another version in its answer. */
+START_TEST(another_version_is_a_source_error) {
+  open_http(faulty_data(), NULL);
+  read_ok(0, 4096);
+  faulty("mode=etag&count=1");
+  read_fails(4096, 4096, ESTALE, "now \"");
+  long before = faulty_requests();
+  read_fails(8192, 4096, ESTALE, "changed since this source started");
+  ck_assert_int_eq(faulty_requests(), before);
+}
+END_TEST
+
+/* A Content-Range total other than the size seen at start, a "*" total,
+ * and a range wrong only in its last byte: each refused. */
+START_TEST(wrong_totals_and_ranges_are_refused) {
+  open_http(faulty_data(), NULL);
+  faulty("mode=startotal&count=1");
+  read_fails(4096, 4096, EINVAL, "gives no object size");
+  faulty("mode=lastbyte&count=1");
+  read_fails(4096, 4096, EIO, "bytes 4096-8190 instead");
+  read_ok(4096, 4096);
+  faulty("mode=total&count=1");
+  read_fails(4096, 4096, ESTALE, "size changed");
+  read_fails(0, 4096, ESTALE, "changed since this source started");
+}
+END_TEST
+
+START_TEST(oversized_headers_are_named) {
+  open_http(faulty_data(), NULL);
+  faulty("mode=bigheaders&count=1");
+  read_fails(4096, 4096, EINVAL, "response header is larger than");
+  ck_assert_ptr_null(strstr(fakehost_last_error(), "Content-Range"));
+  read_ok(4096, 4096);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("http");
   TCase *tc = tcase_create("http");
@@ -311,6 +396,10 @@ int main(void) {
   tcase_add_test(tc, extra_headers_are_sent);
   tcase_add_test(tc, bad_settings_are_refused);
   tcase_add_test(tc, credentials_stay_out_of_messages);
+  tcase_add_test(tc, replaced_object_is_a_source_error);
+  tcase_add_test(tc, another_version_is_a_source_error);
+  tcase_add_test(tc, wrong_totals_and_ranges_are_refused);
+  tcase_add_test(tc, oversized_headers_are_named);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }
