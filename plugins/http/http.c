@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "redirect.h"
 
 #define PROBE_TRIES 3
 
@@ -245,10 +246,8 @@ static CURLcode set_options(const struct http *h, struct conn *c) {
   CURLcode r = CURLE_OK;
   SET(CURLOPT_URL, h->url);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
-  SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  SET(CURLOPT_FOLLOWLOCATION, 1L);
-  SET(CURLOPT_MAXREDIRS, 5L);
-  SET(CURLOPT_NOSIGNAL, 1L); /* many threads; no SIGALRM for timeouts */
+  SET(CURLOPT_FOLLOWLOCATION, 0L); /* see next_hop() */
+  SET(CURLOPT_NOSIGNAL, 1L);       /* many threads; no SIGALRM for timeouts */
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_TCP_KEEPIDLE, 30L);
   SET(CURLOPT_TCP_KEEPINTVL, 10L);
@@ -311,9 +310,38 @@ static void conn_put(struct http *h, struct conn *c) {
   pthread_mutex_unlock(&h->lock);
 }
 
-/* One GET of bytes [off, off+len) into buf; 0 only for an exact answer. */
-static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
-                 uint64_t off, long *status) {
+static int is_redirect(long st) {
+  return st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
+}
+
+/* After a redirect answer to a request for url: 1 with *next the URL to
+ * ask next (malloc'ed), or -1 if it may not be followed. */
+static int next_hop(const struct http *h, struct conn *c, const char *url,
+                    int hop, long status, const char *what, char **next) {
+  char *loc = NULL, why[1024];
+  curl_easy_getinfo(c->h, CURLINFO_REDIRECT_URL, &loc);
+  if (h->redirects == 0 || hop >= h->redirects) {
+    char *shown = loc ? redact_url(loc) : NULL;
+    snprintf(
+        why, sizeof why, "a redirect to %s; %s (see the redirects setting)",
+        shown ? shown : "nowhere",
+        h->redirects ? "too many redirects" : "redirects are not followed");
+    free(shown);
+    return fail(EINVAL, "%s %s: HTTP status %ld, %s", h->shown_url, what,
+                status, why);
+  }
+  if (redirect_allowed(url, loc, h->credentials, why, sizeof why) < 0)
+    return fail(EACCES, "%s %s: HTTP status %ld, refusing %s", h->shown_url,
+                what, status, why);
+  if (!(*next = strdup(loc))) return fail(ENOMEM, "out of memory");
+  return 1;
+}
+
+/* One GET of bytes [off, off+len) of url into buf: 0 for an exact answer,
+ * 1 with *next set for a redirect to follow, else -1. */
+static int request(struct http *h, struct conn *c, const char *url, int hop,
+                   void *buf, uint64_t len, uint64_t off, long *status,
+                   char **next) {
   struct xfer x = {.buf = buf,
                    .off = off,
                    .want = len,
@@ -323,6 +351,7 @@ static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
   snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, off, off + len - 1);
   snprintf(what, sizeof what, "bytes %s", range);
   c->errbuf[0] = 0;
+  curl_easy_setopt(c->h, CURLOPT_URL, url);
   curl_easy_setopt(c->h, CURLOPT_RANGE, range);
   curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &x);
   curl_easy_setopt(c->h, CURLOPT_HEADERDATA, &x);
@@ -331,15 +360,36 @@ static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
   if (!x.decided) http_decide(&x);
   __atomic_fetch_add(h->c_requests, 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(h->c_bytes, x.got, __ATOMIC_RELAXED);
+  if (rc == CURLE_OK && is_redirect(x.status))
+    return next_hop(h, c, url, hop, x.status, what, next);
   int r = check_response(h, c, &x, rc, what);
+  if (r == 0 && h->size < 0) {
+    h->size = (int64_t)x.r_total;
+    validator_pin(&h->pin, &x.seen);
+  }
+  return r;
+}
+
+/* A read, following the redirects allowed; 0 only for an exact answer. */
+static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
+                 uint64_t off, long *status) {
+  char *url = NULL, *next = NULL;
+  int r, e = 0;
+  for (int hop = 0;; hop++) {
+    r = request(h, c, url ? url : h->url, hop, buf, len, off, status, &next);
+    e = errno;
+    free(url);
+    url = next;
+    next = NULL;
+    if (r != 1) break;
+  }
+  free(url);
   if (r < 0) {
     __atomic_fetch_add(h->c_errors, 1, __ATOMIC_RELAXED);
     /* Sessions on the old object must never get bytes of the new one. */
-    if (errno == ESTALE && h->size >= 0)
+    if (e == ESTALE && h->size >= 0)
       __atomic_store_n(&h->stale, 1, __ATOMIC_RELAXED);
-  } else if (h->size < 0) {
-    h->size = (int64_t)x.r_total;
-    validator_pin(&h->pin, &x.seen);
+    errno = e;
   }
   return r;
 }
@@ -380,7 +430,8 @@ static int probe(struct http *h) {
     return fail(EINVAL, "%s: object size %" PRId64 " is not usable",
                 h->shown_url, h->size);
   int e = errno;
-  if (status != 206 && e != EINVAL && e != ERANGE) return -1;
+  if ((status != 206 && e != EINVAL && e != ERANGE) || is_redirect(status))
+    return -1;
   char why[sizeof last_msg];
   snprintf(why, sizeof why, "%s", last_msg);
   return fail(e == EIO ? EINVAL : e,
@@ -522,6 +573,9 @@ static const struct ufk_param params[] = {
     {"connect_timeout", UFK_T_DURATION, 0, "5s", "connection set-up limit"},
     {"timeout", UFK_T_DURATION, 0, "30s", "limit for one whole request"},
     {"connections", UFK_T_INT, 0, "8", "most requests in flight"},
+    {"redirects", UFK_T_INT, 0, "0",
+     "most redirects followed per request, 0 to 10; never https to http, "
+     "never off the origin with credentials"},
     {"aws_sigv4", UFK_T_STRING, 0, NULL,
      "sign requests with AWS SigV4, e.g. aws:amz:us-east-1:s3"},
     {"aws_access_key_id", UFK_T_STRING, UFK_PARAM_SECRET, NULL,

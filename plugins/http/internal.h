@@ -55,6 +55,8 @@ struct http {
   int verify_tls;
   long connect_timeout_ms, timeout_ms;
   unsigned connections;
+  int redirects;   /* most redirects one request may follow */
+  int credentials; /* requests carry secrets: stay on the origin */
   int64_t size;
   struct pin pin; /* the object's version, learned at start */
   int stale;      /* it changed: nothing more is read */

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "redirect.h"
 
 static int opt_string(const struct ufk_config *cfg, const char *key,
                       char **out) {
@@ -22,22 +23,6 @@ static int opt_string(const struct ufk_config *cfg, const char *key,
   return 0;
 }
 
-/* The URL as shown in messages: without credentials or query, which may
- * hold a presigned signature. */
-static char *redact_url(const char *url) {
-  CURLU *u = curl_url();
-  char *tmp = NULL, *out = NULL;
-  if (u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
-      !curl_url_set(u, CURLUPART_USER, NULL, 0) &&
-      !curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) &&
-      !curl_url_set(u, CURLUPART_QUERY, NULL, 0) &&
-      !curl_url_get(u, CURLUPART_URL, &tmp, 0))
-    out = strdup(tmp);
-  curl_free(tmp);
-  curl_url_cleanup(u);
-  return out;
-}
-
 static int check_url(const struct ufk_config *cfg, struct http *h) {
   const char *where = host->where(cfg, "url");
   if (opt_string(cfg, "url", &h->url) < 0) return -1;
@@ -47,6 +32,9 @@ static int check_url(const struct ufk_config *cfg, struct http *h) {
   int bad = !u || curl_url_set(u, CURLUPART_URL, h->url, 0) ||
             curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
             (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"));
+  char *user = NULL;
+  h->credentials |= !bad && !curl_url_get(u, CURLUPART_USER, &user, 0);
+  curl_free(user);
   curl_free(scheme);
   curl_url_cleanup(u);
   h->shown_url = bad ? NULL : redact_url(h->url);
@@ -70,6 +58,7 @@ static int read_headers(const struct ufk_config *cfg, struct http *h) {
     if (!l) return fail(ENOMEM, "headers: out of memory");
     h->headers = l;
   }
+  h->credentials |= n > 0; /* every one is a secret setting */
   return n < 0 ? -1 : 0;
 }
 
@@ -143,6 +132,7 @@ static int read_aws(const struct ufk_config *cfg, struct http *h) {
       return fail(EINVAL, "aws credentials are set but aws_sigv4 is not");
     return 0;
   }
+  h->credentials = 1;
   int r = env_default(&h->key_id, "AWS_ACCESS_KEY_ID");
   if (!r) r = env_default(&h->secret, "AWS_SECRET_ACCESS_KEY");
   if (!r) r = env_default(&token, "AWS_SESSION_TOKEN");
@@ -159,14 +149,19 @@ static int read_aws(const struct ufk_config *cfg, struct http *h) {
 }
 
 int http_read_settings(const struct ufk_config *cfg, struct http *h) {
-  int64_t conns;
+  int64_t conns, redirects;
   if (check_url(cfg, h) < 0 || read_headers(cfg, h) < 0 ||
       opt_string(cfg, "ca_file", &h->ca_file) < 0 ||
       host->get_bool(cfg, "verify_tls", &h->verify_tls) ||
       duration_ms(cfg, "connect_timeout", &h->connect_timeout_ms) < 0 ||
       duration_ms(cfg, "timeout", &h->timeout_ms) < 0 ||
-      host->get_int(cfg, "connections", &conns) || read_aws(cfg, h) < 0)
+      host->get_int(cfg, "connections", &conns) ||
+      host->get_int(cfg, "redirects", &redirects) || read_aws(cfg, h) < 0)
     return -1;
+  if (redirects < 0 || redirects > MAX_REDIRECTS)
+    return fail(EINVAL, "redirects (%s): %" PRId64 " is not in 0..%d",
+                host->where(cfg, "redirects"), redirects, MAX_REDIRECTS);
+  h->redirects = (int)redirects;
   if (conns < 1 || conns > MAX_CONNECTIONS)
     return fail(EINVAL, "connections (%s): %" PRId64 " is not in 1..%d",
                 host->where(cfg, "connections"), conns, MAX_CONNECTIONS);

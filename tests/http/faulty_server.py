@@ -17,6 +17,7 @@ MODE is one of
   etag       an ETag other than the file's (as if it had been replaced,
              by a server that ignores If-Match)
   bigheaders a 200 KiB response header before the Content-Range
+  redirect   302 to the URL given as to=URL, with the request's path
   norange    ignore Range, answer 200 with the whole file
   gzip       claim Content-Encoding: gzip
   delay      answer normally (with seconds=S, any mode sleeps S seconds
@@ -37,6 +38,9 @@ specification, not by trusting any library), else 403 with an S3-style code.
 Files are served with an ETag made of their mtime and size (as nginx
 does) and a Last-Modified; a request whose If-Match names another ETag
 gets 412.
+
+GET /_headers answers the headers of every file request so far, as a JSON
+list of [name, value] lists, one list per request.
 
 GET /_stats answers {"requests": N, "faults": F} (file requests so far and
 faults served); GET /_reset clears faults and counts.
@@ -67,6 +71,8 @@ class State:
         self.conns = set()
         self.server = None
         self.down_for = 0.0
+        self.to = ""
+        self.seen_headers = []
 
     def next_fault(self):
         with self.lock:
@@ -174,10 +180,15 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.dumps({"requests": STATE.requests,
                                    "faults": STATE.faults}).encode()
             return self.reply(200, body)
+        if url.path == "/_headers":
+            with STATE.lock:
+                body = json.dumps(STATE.seen_headers).encode()
+            return self.reply(200, body)
         if url.path == "/_reset":
             with STATE.lock:
                 STATE.mode, STATE.count, STATE.after = None, 0, 0
                 STATE.requests = STATE.faults = 0
+                STATE.seen_headers = []
             return self.reply(200, b"ok")
         self.serve_file(url.path)
 
@@ -197,9 +208,12 @@ class Handler(BaseHTTPRequestHandler):
             STATE.count = 1 if mode == "down" else count
             STATE.seconds = seconds
             STATE.after = after
+            STATE.to = q.get("to", [""])[0]
         self.reply(200, b"ok")
 
     def serve_file(self, path):
+        with STATE.lock:
+            STATE.seen_headers.append([list(kv) for kv in self.headers.items()])
         if SIGV4:
             code = sigv4_error(self.headers, self.command, self.path)
             if code:
@@ -222,6 +236,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if seconds > 0:
             time.sleep(seconds)
+        if mode == "redirect":
+            return self.reply(302, b"", [("Location", STATE.to + path)])
         if mode and mode.isdigit():
             return self.reply(int(mode), b"injected failure\n")
         st = os.stat(full)

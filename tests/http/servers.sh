@@ -56,7 +56,7 @@ restore_http() {
 # With NGINX_TLS_DIR set (certificates from make_tls_certs), ROOT is also
 # served over HTTPS at https://127.0.0.1:$NGINX_TLS_PORT/ with a certificate
 # for 127.0.0.1, and at https://127.0.0.1:$NGINX_OTHER_PORT/ with one for
-# another name.
+# another name; there /down.img redirects to http:// (a downgrade).
 start_nginx() {
   local root=$1 try
   NGINX_DIR=$TMP/nginx
@@ -128,6 +128,7 @@ tls_servers() {
     ssl_certificate $NGINX_TLS_DIR/$name.pem;
     ssl_certificate_key $NGINX_TLS_DIR/$name.key;
     root $1;
+    location = /down.img { return 302 http://127.0.0.1:$NGINX_PORT/mem.img; }
   }
 EOF
   done

@@ -145,13 +145,77 @@ START_TEST(parallel_reads_reuse_connections) {
 }
 END_TEST
 
-START_TEST(redirects_are_followed) {
+/* Same origin, when allowed: followed. */
+START_TEST(redirects_are_followed_when_allowed) {
   char kv[600];
   snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "moved.bin"));
-  open_http(kv, NULL);
+  open_http(kv, "redirects=2");
   ck_assert_int_eq(h.p->get_size(h.h), (int64_t)DATA_SIZE);
   read_ok(4096, 8192);
   read_ok(DATA_SIZE - 4096, 4096);
+}
+END_TEST
+
+/* By default none is followed, and the start says why. */
+START_TEST(redirects_are_refused_by_default) {
+  char kv[600];
+  snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "moved.bin"));
+  const char *set[] = {kv, NULL};
+  ck_assert_int_eq(inst_open(&h, "http", NULL, set), -1);
+  ck_assert_msg(strstr(fakehost_last_error(), "redirects are not followed"),
+                "%s", fakehost_last_error());
+}
+END_TEST
+
+/* Requests the other server (another port: another origin) got so far. */
+static int other_requests(void) {
+  const char *t = server_text("OTHER_URL", "_headers");
+  int n = 0;
+  for (const char *p = t; (p = strstr(p, "[[")); p += 2)
+    n++;
+  return n;
+}
+
+/* read at 4096 redirected by the first server to the second: with
+ * settings a and b, refused (e, needle) or followed (e == 0).  The second
+ * server must never see a secret. */
+static void redirect_case(const char *a, const char *b, int e,
+                          const char *needle) {
+  char q[600], kv[600];
+  server_text("OTHER_URL", "_reset");
+  snprintf(kv, sizeof kv, "url=%s", url("FAULTY_URL", "data.bin"));
+  const char *set[] = {kv, a, b, NULL};
+  ck_assert_msg(inst_open(&h, "http", NULL, set) == 0, "%s",
+                fakehost_last_error());
+  snprintf(q, sizeof q, "mode=redirect&count=1&to=%s", env("OTHER_URL"));
+  faulty(q);
+  if (e)
+    read_fails(4096, 4096, e, needle);
+  else
+    read_ok(4096, 4096);
+  const char *seen = server_text("OTHER_URL", "_headers");
+  ck_assert_msg(!strstr(seen, "s3cr3t") && !strstr(seen, "tok3n") &&
+                    !strcasestr(seen, "authorization") &&
+                    !strcasestr(seen, "x-amz-security-token"),
+                "a secret reached the other origin: %s", seen);
+  ck_assert_int_eq(other_requests(), e ? 0 : 1);
+  inst_close(&h);
+}
+
+START_TEST(redirects_keep_secrets_on_the_origin) {
+  redirect_case(NULL, NULL, EINVAL, "redirects are not followed");
+  redirect_case("redirects=3", "headers=X-Secret: s3cr3t", EACCES,
+                "another origin");
+  setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-key", 1);
+  setenv("AWS_SESSION_TOKEN", "tok3n", 1);
+  redirect_case("redirects=3", "aws_sigv4=aws:amz:eu-west-1:s3", EACCES,
+                "another origin");
+  unsetenv("AWS_ACCESS_KEY_ID");
+  unsetenv("AWS_SECRET_ACCESS_KEY");
+  unsetenv("AWS_SESSION_TOKEN");
+  /* Without credentials another origin is fine. */
+  redirect_case("redirects=3", NULL, 0, NULL);
 }
 END_TEST
 
@@ -385,7 +449,9 @@ int main(void) {
   tcase_add_checked_fixture(tc, faulty_reset, teardown);
   tcase_add_test(tc, reads_are_byte_exact);
   tcase_add_test(tc, parallel_reads_reuse_connections);
-  tcase_add_test(tc, redirects_are_followed);
+  tcase_add_test(tc, redirects_are_followed_when_allowed);
+  tcase_add_test(tc, redirects_are_refused_by_default);
+  tcase_add_test(tc, redirects_keep_secrets_on_the_origin);
   tcase_add_test(tc, server_ignoring_ranges_is_refused);
   tcase_add_test(tc, missing_object_is_permanent);
   tcase_add_test(tc, nothing_listening_is_refused);
