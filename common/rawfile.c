@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 int ufk_file_holes(int fd, uint64_t off, uint64_t len, ufk_extent_fn fn,
@@ -28,4 +29,23 @@ void ufk_file_identity(const struct stat *st, char *buf, size_t len) {
            (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
            (unsigned long long)st->st_size, (long long)st->st_mtim.tv_sec,
            st->st_mtim.tv_nsec);
+}
+
+int ufk_file_read(const struct ufk_host *host, int fd, const char *path,
+                  void *buf, uint64_t len, uint64_t off) {
+  uint64_t done = 0;
+  while (done < len) {
+    ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      int e = r < 0 ? errno : EIO;
+      host->error(e, "%s: reading %llu bytes at %llu: %s", path,
+                  (unsigned long long)len, (unsigned long long)off,
+                  r < 0 ? strerror(e) : "file ended early");
+      errno = e;
+      return -1;
+    }
+    done += (uint64_t)r;
+  }
+  return 0;
 }

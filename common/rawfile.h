@@ -12,6 +12,13 @@
 int ufk_file_holes(int fd, uint64_t off, uint64_t len, ufk_extent_fn fn,
                    void *opaque);
 
+/* Reads exactly len bytes at off of fd (named path in the message), with
+ * pread rather than from a mapping: a file truncated under us is an error
+ * reported through host, never a SIGBUS that kills the worker.  Returns 0,
+ * or -1 with errno set (EIO when the file ended early). */
+int ufk_file_read(const struct ufk_host *host, int fd, const char *path,
+                  void *buf, uint64_t len, uint64_t off);
+
 /* The identity of a file's content as far as the kernel can tell: device,
  * inode, size and modification time. */
 void ufk_file_identity(const struct stat *st, char *buf, size_t len);

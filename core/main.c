@@ -39,7 +39,8 @@ static void usage(FILE *f) {
           "daemon (uffdkit-ctl(8))\n"
           "  uffdkit --version | --help\n"
           "Options:\n"
-          "  --plugin-dir DIR        where plugins are (default: %s)\n"
+          "  --plugin-dir DIR        also look for plugins in DIR, after %s\n"
+          "                          (may be given more than once)\n"
           "  --log-level LEVEL       error, warn, info (default) or debug\n"
           "  --log-format FORMAT     text (default) or json\n"
           "  --exit-when-idle        exit once a session has ended and no\n"
@@ -61,7 +62,22 @@ struct cli {
   const char *log_level, *log_format;
   struct cli_globals globals;
   int list, json, exit_when_idle;
+  char dirs[4096]; /* every --plugin-dir, colon-separated */
 };
+
+/* Each --plugin-dir adds to the search path, in the order given.  NULL,
+ * or why dir cannot be added (reported once the log format is known). */
+static const char *add_plugin_dir(struct cli *c, const char *dir) {
+  size_t n = strlen(c->dirs);
+  if (!*dir) return "empty";
+  if (strchr(dir, ':'))
+    return "a directory name must not contain ':' (give the option once per "
+           "directory)";
+  if (n + strlen(dir) + 2 > sizeof c->dirs) return "too many directories";
+  snprintf(c->dirs + n, sizeof c->dirs - n, "%s%s", n ? ":" : "", dir);
+  c->plugin_dir = c->dirs;
+  return NULL;
+}
 
 static int parse_cli(int argc, char **argv, struct cli *c) {
   static const struct option opts[] = {
@@ -83,7 +99,7 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
       {NULL, 0, NULL, 0},
   };
   int opt;
-  const char *bad = NULL;
+  const char *bad = NULL, *dir_err = NULL, *bad_dir = NULL;
   opterr = 0; /* reported below, through the logger */
   while ((opt = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
     switch (opt) {
@@ -103,7 +119,7 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
       c->describe = optarg;
       break;
     case 'P':
-      c->plugin_dir = optarg;
+      if (!dir_err && (dir_err = add_plugin_dir(c, optarg))) bad_dir = optarg;
       break;
     case 'l':
       c->log_level = optarg;
@@ -142,6 +158,10 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
   log_set_json(c->log_format && !strcmp(c->log_format, "json"));
   if (bad) {
     log_error("%s: unknown option or missing value (see uffdkit --help)", bad);
+    return -1;
+  }
+  if (dir_err) {
+    log_error("--plugin-dir '%s': %s", bad_dir, dir_err);
     return -1;
   }
   if (c->log_level && log_level_from_name(c->log_level) < 0) {
@@ -230,7 +250,7 @@ int main(int argc, char **argv) {
   }
   struct cli c = {0};
   if (parse_cli(argc, argv, &c) < 0) return 2;
-  const char *dir = c.plugin_dir ? c.plugin_dir : plugin_default_dir();
+  const char *dir = c.plugin_dir;
   if (c.list) return plugin_list(dir, c.json);
   if (c.describe) return plugin_describe(dir, c.describe);
   if (!c.config && !c.socket && !c.check) {

@@ -171,12 +171,16 @@ static const struct {
      "Times the worker died and was restarted."},
 };
 
-/* The metric name of a plugin counter: uffdkit_source_NAME_total with
- * every character Prometheus does not allow in a name made '_'. */
+/* The metric name of a plugin counter: uffdkit_plugin_NAME_total with
+ * every character Prometheus does not allow in a name made '_'.  Plugin
+ * counters have their own prefix, which no metric of the core uses, so a
+ * plugin's "errors" is never the same family as the core's
+ * uffdkit_source_errors_total. */
+#define PLUGIN_PREFIX "uffdkit_plugin_"
 static void counter_metric(const char *name, char *out, size_t len) {
-  int n = snprintf(out, len, "uffdkit_source_%s", name);
+  int n = snprintf(out, len, PLUGIN_PREFIX "%s", name);
   if (n < 0 || (size_t)n >= len) n = (int)len - 1;
-  for (char *s = out + strlen("uffdkit_source_"); *s; s++)
+  for (char *s = out + strlen(PLUGIN_PREFIX); *s; s++)
     if (!isalnum((unsigned char)*s) && *s != '_') *s = '_';
   size_t l = strlen(out);
   if (l < 6 || strcmp(out + l - 6, "_total"))
@@ -468,6 +472,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   return reply(conn, MHD_HTTP_OK, text, len, METRICS_CONTENT_TYPE);
 }
 
+/* No address may hold more than a few connections, so clients dripping
+ * bytes from one place (a slowloris) cannot keep a scraper from another
+ * out; a connection that sends nothing for a while is closed. */
+#define METRICS_CONNECTIONS 32
+#define METRICS_PER_ADDRESS 4
+#define METRICS_IDLE_SECONDS 5
+
 struct metrics_http *metrics_http_start(const char *listen,
                                         const struct control_view *v, char *err,
                                         size_t errlen) {
@@ -490,11 +501,12 @@ struct metrics_http *metrics_http_start(const char *listen,
   errno = 0;
   h->d = MHD_start_daemon(
       flags, port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-      (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)16, MHD_OPTION_EXTERNAL_LOGGER,
-      mhd_log, NULL, MHD_OPTION_END);
+      (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)METRICS_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      (unsigned)METRICS_PER_ADDRESS, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)METRICS_IDLE_SECONDS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)32768, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)16,
+      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
   int e = errno;
   starting = 0;
   if (!h->d) {

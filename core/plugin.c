@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "pluginpath.h"
 
 #ifndef UFFDKIT_PLUGIN_SUBDIR
 #error "UFFDKIT_PLUGIN_SUBDIR must be defined by the build"
@@ -86,6 +87,8 @@ static int check_plugin(const char *path, const struct ufk_plugin *p, char *err,
 int plugin_open_file(const char *path, struct plugin *out, char *err,
                      size_t errlen) {
   memset(out, 0, sizeof *out);
+  /* Before dlopen: a library's constructors run as it loads. */
+  if (plugin_file_trusted(path, err, errlen) < 0) return -1;
   void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!dl) {
     snprintf(err, errlen, "%s", dlerror());
@@ -125,29 +128,38 @@ void plugin_close_file(struct plugin *p) {
   memset(p, 0, sizeof *p);
 }
 
-static void plugin_path(const char *dir, const char *name, char *buf,
-                        size_t len) {
-  if (strchr(name, '/'))
-    snprintf(buf, len, "%s", name);
-  else
-    snprintf(buf, len, "%s/lib%s.so", dir, name);
+/* A name with a '/' is a path; otherwise the first lib<name>.so on the
+ * search path.  0 if found; -1 with err saying where it was looked for. */
+static int plugin_find(const char *dirs, const char *name, char *path,
+                       size_t len, char *err, size_t errlen) {
+  if (strchr(name, '/')) {
+    snprintf(path, len, "%s", name);
+    return 0;
+  }
+  char d[PLUGIN_PATH_MAX][PATH_MAX], tried[1024] = "";
+  int n = plugin_search_path(dirs, d, PLUGIN_PATH_MAX);
+  for (int i = 0; i < n; i++) {
+    int w = snprintf(path, len, "%s/lib%s.so", d[i], name);
+    if (w > 0 && (size_t)w < len && access(path, F_OK) == 0) return 0;
+    size_t k = strlen(tried);
+    if (snprintf(tried + k, sizeof tried - k, "%s%s", i ? ":" : "", d[i]) < 0)
+      break;
+  }
+  snprintf(err, errlen,
+           "no plugin '%s' in %s (uffdkit --list-plugins lists them)", name,
+           tried);
+  return -1;
 }
 
 const struct plugin *plugin_get(const char *dir, const char *name,
                                 int want_layer, char *err, size_t errlen) {
   char path[PATH_MAX];
-  plugin_path(dir, name, path, sizeof path);
+  if (plugin_find(dir, name, path, sizeof path, err, errlen) < 0) return NULL;
   struct plugin *p;
   for (p = loaded; p; p = p->next)
     if (!strcmp(p->path, path)) break;
   if (!p) {
     struct plugin tmp;
-    if (access(path, F_OK) < 0 && !strchr(name, '/')) {
-      snprintf(err, errlen,
-               "no plugin '%s' in %s (uffdkit --list-plugins lists them)", name,
-               dir);
-      return NULL;
-    }
     if (plugin_open_file(path, &tmp, err, errlen) < 0) return NULL;
     if (tmp.p.load && tmp.p.load(host_table()) < 0) {
       snprintf(err, errlen, "%s: load failed: %s", path, host_last_error());
@@ -188,40 +200,81 @@ static int has_suffix(const char *s, const char *suf) {
   return a >= b && !strcmp(s + a - b, suf);
 }
 
-int plugin_list(const char *dir, int json) {
-  DIR *d = opendir(dir);
-  if (!d) {
+struct listed {
+  char name[48], kind[8], abi[24], desc[256];
+};
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(((const struct listed *)a)->name,
+                ((const struct listed *)b)->name);
+}
+
+/* Adds one file to the list unless its name is already there (an earlier
+ * directory on the search path wins).  -1 if it could not be loaded. */
+static int list_file(const char *path, struct listed **v, size_t *n) {
+  char err[1024];
+  struct plugin p;
+  if (plugin_open_file(path, &p, err, sizeof err) < 0) {
+    fprintf(stderr, "uffdkit: %s\n", err);
+    return -1;
+  }
+  int seen = 0;
+  for (size_t i = 0; i < *n; i++)
+    seen |= !strcmp((*v)[i].name, p.p.name);
+  struct listed *grown = seen ? *v : realloc(*v, (*n + 1) * sizeof **v);
+  if (!seen && grown) {
+    struct listed *l = &grown[(*n)++];
+    snprintf(l->name, sizeof l->name, "%s", p.p.name);
+    snprintf(l->kind, sizeof l->kind, "%s",
+             p.p.flags & UFK_PLUGIN_LAYER ? "layer" : "source");
+    snprintf(l->abi, sizeof l->abi, "%u.%u", p.p.abi_major, p.p.abi_minor);
+    snprintf(l->desc, sizeof l->desc, "%s",
+             p.p.description ? p.p.description : "");
+    *v = grown;
+  }
+  plugin_close_file(&p);
+  return seen || grown ? 0 : -1;
+}
+
+static int list_dir(const char *dir, struct listed **v, size_t *n) {
+  struct dirent **e;
+  int k = scandir(dir, &e, NULL, alphasort), rc = 0;
+  if (k < 0) {
     fprintf(stderr, "uffdkit: %s: %s\n", dir, strerror(errno));
-    return 1;
+    return -1;
   }
-  struct dirent *e;
-  int rc = 0, first = 1;
-  if (json)
-    printf("[");
-  else
-    printf("%-12s %-7s %-8s %s\n", "NAME", "KIND", "ABI", "DESCRIPTION");
-  while ((e = readdir(d))) {
-    if (strncmp(e->d_name, "lib", 3) || !has_suffix(e->d_name, ".so")) continue;
-    char path[PATH_MAX], err[1024];
-    struct plugin p;
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    if (plugin_open_file(path, &p, err, sizeof err) < 0) {
-      fprintf(stderr, "uffdkit: %s\n", err);
-      rc = 1;
-      continue;
+  for (int i = 0; i < k; i++) {
+    const char *f = e[i]->d_name;
+    if (!strncmp(f, "lib", 3) && has_suffix(f, ".so")) {
+      char path[PATH_MAX];
+      int w = snprintf(path, sizeof path, "%s/%s", dir, f);
+      if (w < 0 || (size_t)w >= sizeof path || list_file(path, v, n) < 0)
+        rc = -1;
     }
-    const char *kind = p.p.flags & UFK_PLUGIN_LAYER ? "layer" : "source";
-    if (json)
-      printf("%s{\"name\":\"%s\",\"kind\":\"%s\",\"abi\":\"%u.%u\"}",
-             first ? "" : ",", p.p.name, kind, p.p.abi_major, p.p.abi_minor);
-    else
-      printf("%-12s %-7s %u.%-6u %s\n", p.p.name, kind, p.p.abi_major,
-             p.p.abi_minor, p.p.description ? p.p.description : "");
-    first = 0;
-    plugin_close_file(&p);
+    free(e[i]);
   }
-  if (json) printf("]\n");
-  closedir(d);
+  free(e);
+  return rc;
+}
+
+int plugin_list(const char *dirs, int json) {
+  char d[PLUGIN_PATH_MAX][PATH_MAX];
+  int nd = plugin_search_path(dirs, d, PLUGIN_PATH_MAX), rc = 0;
+  struct listed *v = NULL;
+  size_t n = 0;
+  for (int i = 0; i < nd; i++)
+    if (list_dir(d[i], &v, &n) < 0) rc = 1;
+  qsort(v, n, sizeof *v, by_name);
+  if (!json)
+    printf("%-12s %-7s %-8s %s\n", "NAME", "KIND", "ABI", "DESCRIPTION");
+  for (size_t i = 0; i < n; i++)
+    if (json)
+      printf("%s{\"name\":\"%s\",\"kind\":\"%s\",\"abi\":\"%s\"}",
+             i ? "," : "[", v[i].name, v[i].kind, v[i].abi);
+    else
+      printf("%-12s %-7s %-8s %s\n", v[i].name, v[i].kind, v[i].abi, v[i].desc);
+  if (json) printf("%s]\n", n ? "" : "[");
+  free(v);
   return rc;
 }
 
@@ -231,11 +284,29 @@ static const char *type_name(uint32_t t) {
   return t < sizeof n / sizeof *n ? n[t] : "?";
 }
 
+/* Every callback the plugin sets, in the struct's order. */
+static void print_callbacks(const struct ufk_plugin *u) {
+  const struct {
+    const char *name;
+    int set;
+  } cb[] = {{"load", !!u->load},       {"unload", !!u->unload},
+            {"create", !!u->create},   {"start", !!u->start},
+            {"destroy", !!u->destroy}, {"open", !!u->open},
+            {"close", !!u->close},     {"get_size", !!u->get_size},
+            {"read", !!u->read},       {"map", !!u->map},
+            {"extents", !!u->extents}, {"prefetch", !!u->prefetch},
+            {"caps", !!u->caps},       {"identity", !!u->identity}};
+  printf("callbacks:");
+  for (size_t i = 0; i < sizeof cb / sizeof *cb; i++)
+    if (cb[i].set) printf(" %s", cb[i].name);
+  printf("\n");
+}
+
 int plugin_describe(const char *dir, const char *name) {
   char path[PATH_MAX], err[1024];
   struct plugin p;
-  plugin_path(dir, name, path, sizeof path);
-  if (plugin_open_file(path, &p, err, sizeof err) < 0) {
+  if (plugin_find(dir, name, path, sizeof path, err, sizeof err) < 0 ||
+      plugin_open_file(path, &p, err, sizeof err) < 0) {
     fprintf(stderr, "uffdkit: %s\n", err);
     return 1;
   }
@@ -249,9 +320,7 @@ int plugin_describe(const char *dir, const char *name) {
          u->flags & UFK_PLUGIN_FAST ? " fast" : "",
          u->flags & UFK_PLUGIN_NOWAIT ? " nowait" : "",
          u->flags & (UFK_PLUGIN_FAST | UFK_PLUGIN_NOWAIT) ? "" : " -");
-  printf("callbacks:%s%s%s%s%s%s\n", u->map ? " map" : "",
-         u->extents ? " extents" : "", u->prefetch ? " prefetch" : "",
-         u->open ? " open" : "", u->caps ? " caps" : "", " read get_size");
+  print_callbacks(u);
   if (u->description) printf("description: %s\n", u->description);
   printf("settings:\n");
   for (const struct ufk_param *k = u->params; k && k->key; k++)

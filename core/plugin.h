@@ -18,7 +18,8 @@ struct plugin {
  * was installed with, relative to the executable. */
 const char *plugin_default_dir(void);
 
-/* Finds plugin `name` (or a path containing '/') in dir, loading it once.
+/* Finds plugin `name` (or a path containing '/') on the search path made of
+ * the built-in directory and dirs (colon-separated, or NULL), loading it once.
  * want_layer: 1 a layer is required, 0 a source.  NULL with err set. */
 const struct plugin *plugin_get(const char *dir, const char *name,
                                 int want_layer, char *err, size_t errlen);
@@ -28,7 +29,8 @@ int plugin_open_file(const char *path, struct plugin *out, char *err,
 void plugin_close_file(struct plugin *p);
 void plugin_unload_all(void);
 
-/* --list-plugins and --describe. */
+/* --list-plugins and --describe; dirs: directories added to the search
+ * path (see plugin_search_path), or NULL. */
 int plugin_list(const char *dir, int json);
 int plugin_describe(const char *dir, const char *name);
 

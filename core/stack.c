@@ -340,7 +340,7 @@ struct ufk_next *stack_open_nested(const struct ufk_config *parent,
   struct stack *s = calloc(1, sizeof *s);
   char err[2048];
   const struct daemon_conf *conf = pconf_daemon(parent);
-  const char *dir = conf->plugin_dir ? conf->plugin_dir : plugin_default_dir();
+  const char *dir = conf->plugin_dir;
   snprintf(s->name, sizeof s->name, "%s/%s", pconf_instance(parent),
            config_setting_name(group));
   for (int i = 0; vars && vars[i] && vars[i + 1]; i += 2) {

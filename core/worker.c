@@ -251,8 +251,7 @@ static int receive_listeners(void) {
 }
 
 static int build_stacks(void) {
-  const char *dir =
-      W.conf.plugin_dir ? W.conf.plugin_dir : plugin_default_dir();
+  const char *dir = W.conf.plugin_dir;
   for (int i = 0; i < W.n; i++) {
     struct worker_listener *wl = &W.wl[i];
     char err[2048];

@@ -20,7 +20,8 @@ struct inst {
   uint64_t size;
   uint64_t seed;
   unsigned zero_percent;
-  uint64_t *pages_generated; /* the counter uffdkit_source_pages_generated */
+  uint64_t
+      *pages_generated; /* the counter uffdkit_plugin_pages_generated_total */
 };
 
 static const struct ufk_param params[] = {

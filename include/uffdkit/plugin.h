@@ -176,7 +176,7 @@ struct ufk_host {
   void (*source_close)(struct ufk_next *n);
 
   /* A counter of this instance, exported by ctl and metrics as
-   * uffdkit_source_NAME.  Update it with __atomic_fetch_add. */
+   * uffdkit_plugin_NAME_total.  Update it with __atomic_fetch_add. */
   uint64_t *(*counter)(const struct ufk_config *c, const char *name,
                        const char *help);
   uint64_t (*now_ns)(void); /* CLOCK_MONOTONIC */

@@ -15,15 +15,17 @@
 
 #include <uffdkit/plugin.h>
 
+#include "rawfile.h"
 #include "snapheader.h"
 
 static const struct ufk_host *host;
 
 struct build {
   struct ufk_snap_build info;
-  char *file; /* local path or "store:<id>", for messages */
-  const uint8_t *map;
+  char *file;         /* local path or "store:<id>", for messages */
+  const uint8_t *map; /* for map(): the kernel copies out of it */
   size_t map_len;
+  int fd; /* for read(): pread, so a truncated file is an error */
   struct ufk_next *src;
 };
 
@@ -104,11 +106,12 @@ static void *create(const struct ufk_config *cfg, struct ufk_next *below) {
     free(d);
     return NULL;
   }
-  d->bytes_read = host->counter(cfg, "bytes_read",
-                                "bytes copied from the builds' diff files");
+  d->bytes_read =
+      host->counter(cfg, "bytes_read",
+                    "bytes served from the builds' diff files, read or mapped");
   d->bytes_zero =
       host->counter(cfg, "bytes_zero", "bytes of zero ranges filled by read");
-  d->reads = host->counter(cfg, "reads", "read calls");
+  d->reads = host->counter(cfg, "reads", "read and map calls served");
   return d;
 }
 
@@ -137,7 +140,7 @@ static int open_local(struct diff *d, struct build *b) {
   void *p =
       mmap(NULL, b->map_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
   int e = errno;
-  close(fd);
+  b->fd = fd;
   if (p == MAP_FAILED) {
     host->error(e, "%s: cannot map %zu bytes: %s", b->file, b->map_len,
                 strerror(e));
@@ -193,8 +196,10 @@ static int index_builds(struct diff *d) {
     free(info);
     return -1;
   }
-  for (size_t i = 0; i < d->nbuilds; i++)
+  for (size_t i = 0; i < d->nbuilds; i++) {
     d->builds[i].info = info[i];
+    d->builds[i].fd = -1;
+  }
   ufk_snap_build_index(&d->h, info, d->nbuilds, d->build_of);
   free(info);
   return 0;
@@ -226,6 +231,7 @@ static void destroy(void *inst) {
   for (size_t i = 0; i < d->nbuilds; i++) {
     struct build *b = &d->builds[i];
     if (b->map) munmap((void *)b->map, b->map_len);
+    if (b->fd >= 0) close(b->fd);
     if (b->src) host->source_close(b->src);
     free(b->file);
   }
@@ -259,9 +265,8 @@ static int copy_part(struct diff *d, size_t i, uint64_t shift, uint8_t *buf,
   }
   struct build *b = &d->builds[d->build_of[i]];
   uint64_t at = m->storage_offset + shift;
-  if (b->map)
-    memcpy(buf, b->map + at, n);
-  else if (b->src->read(b->src->handle, buf, n, at, flags) < 0)
+  if (b->map ? ufk_file_read(host, b->fd, b->file, buf, n, at) < 0
+             : b->src->read(b->src->handle, buf, n, at, flags) < 0)
     return -1;
   __atomic_fetch_add(d->bytes_read, n, __ATOMIC_RELAXED);
   return 0;
@@ -296,6 +301,8 @@ static const void *diff_map(void *inst, uint64_t off, uint64_t len) {
     return NULL;
   const struct build *b = &d->builds[d->build_of[i]];
   if (!b->map) return NULL;
+  __atomic_fetch_add(d->reads, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(d->bytes_read, len, __ATOMIC_RELAXED);
   return b->map + m->storage_offset + (off - m->offset);
 }
 

@@ -78,20 +78,7 @@ static int f_read(void *p, void *buf, uint64_t len, uint64_t off,
                   uint32_t flags) {
   struct inst *in = p;
   (void)flags;
-  uint64_t done = 0;
-  while (done < len) {
-    ssize_t r =
-        pread(in->fd, (char *)buf + done, len - done, (off_t)(off + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      int e = r < 0 ? errno : EIO;
-      host->error(e, "%s: reading %llu bytes at %llu: %s", in->path,
-                  (unsigned long long)len, (unsigned long long)off,
-                  r < 0 ? strerror(e) : "file ended early");
-      return -1;
-    }
-    done += (uint64_t)r;
-  }
+  if (ufk_file_read(host, in->fd, in->path, buf, len, off) < 0) return -1;
   __atomic_fetch_add(in->bytes_read, len, __ATOMIC_RELAXED);
   return 0;
 }

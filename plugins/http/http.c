@@ -1,11 +1,11 @@
 /* http: guest memory served from one object on an HTTP(S) server, one range
  * request per read.  The object must answer byte ranges (206 with an exact
- * Content-Range); anything else is refused at start or failed per read,
- * never padded or truncated.  Retries live in the retry layer. */
+ * Content-Range) of the version seen at start; anything else is refused at
+ * start or failed per read, never padded or truncated.  Retries live in the
+ * retry layer. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,63 +13,16 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
+#include "internal.h"
+#include "redirect.h"
 
-#include <uffdkit/plugin.h>
-
-/* Bodies of error responses are kept this far for the message, then the
- * transfer is cut so a server answering 200 with the whole object cannot
- * make us download it. */
-#define ERROR_BODY_MAX 65536
-#define SNIPPET_MAX 160
-#define MAX_CONNECTIONS 256
 #define PROBE_TRIES 3
 
-static const struct ufk_host *host;
+const struct ufk_host *host;
 /* The last message this thread reported, so start() can add advice to it. */
 static __thread char last_msg[1024];
 
-/* State of one request, filled by curl's callbacks. */
-struct xfer {
-  char *buf;
-  uint64_t off, want, got;
-  int64_t size; /* expected object size, -1 while probing */
-  long status;
-  int have_range, total_known, bad_range, encoded;
-  uint64_t r_first, r_last, r_total;
-  int decided, accept, overflow;
-  uint64_t discarded;
-  char snippet[SNIPPET_MAX];
-  size_t snip_len;
-};
-
-struct conn {
-  CURL *h;
-  char errbuf[CURL_ERROR_SIZE];
-};
-
-struct http {
-  char *url, *shown_url, *ca_file, *sigv4, *key_id, *secret;
-  struct curl_slist *headers;
-  int verify_tls;
-  long connect_timeout_ms, timeout_ms;
-  unsigned connections;
-  int64_t size;
-
-  CURLSH *share;
-  pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
-  struct conn *conns;
-  unsigned *free_stack, nfree, demand_waiting;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-
-  uint64_t *c_bytes, *c_requests, *c_errors;
-};
-
-/* Records the error and leaves errnum in errno too: a layer above (retry)
- * tells transient from permanent failures by it. */
-__attribute__((format(printf, 2, 3))) static int fail(int errnum,
-                                                      const char *fmt, ...) {
+int fail(int errnum, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(last_msg, sizeof last_msg, fmt, ap);
@@ -77,173 +30,6 @@ __attribute__((format(printf, 2, 3))) static int fail(int errnum,
   host->error(errnum, "%s", last_msg);
   errno = errnum;
   return -1;
-}
-
-/* ---- settings ---- */
-
-static int opt_string(const struct ufk_config *cfg, const char *key,
-                      char **out) {
-  const char *v;
-  int r = host->get_string(cfg, key, &v);
-  *out = NULL;
-  if (r < 0) return -1;
-  if (r == 0 && *v) {
-    *out = strdup(v);
-    if (!*out) return fail(ENOMEM, "%s: out of memory", key);
-  }
-  return 0;
-}
-
-/* The URL as shown in messages: without credentials or query, which may
- * hold a presigned signature. */
-static char *redact_url(const char *url) {
-  CURLU *u = curl_url();
-  char *tmp = NULL, *out = NULL;
-  if (u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
-      !curl_url_set(u, CURLUPART_USER, NULL, 0) &&
-      !curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) &&
-      !curl_url_set(u, CURLUPART_QUERY, NULL, 0) &&
-      !curl_url_get(u, CURLUPART_URL, &tmp, 0))
-    out = strdup(tmp);
-  curl_free(tmp);
-  curl_url_cleanup(u);
-  return out;
-}
-
-static int check_url(const struct ufk_config *cfg, struct http *h) {
-  const char *where = host->where(cfg, "url");
-  if (opt_string(cfg, "url", &h->url) < 0) return -1;
-  if (!h->url) return fail(EINVAL, "url (%s): required", where);
-  CURLU *u = curl_url();
-  char *scheme = NULL;
-  int bad = !u || curl_url_set(u, CURLUPART_URL, h->url, 0) ||
-            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
-            (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"));
-  curl_free(scheme);
-  curl_url_cleanup(u);
-  h->shown_url = bad ? NULL : redact_url(h->url);
-  if (bad || !h->shown_url)
-    return fail(EINVAL, "url (%s): not a valid http:// or https:// URL", where);
-  return 0;
-}
-
-static int read_headers(const struct ufk_config *cfg, struct http *h) {
-  int n = host->get_list_count(cfg, "headers");
-  for (int i = 0; i < n; i++) {
-    const char *v;
-    if (host->get_list_item(cfg, "headers", i, &v))
-      return fail(EINVAL, "headers (%s): item %d unreadable",
-                  host->where(cfg, "headers"), i);
-    /* CR/LF would let one setting inject whole requests. */
-    if (!strchr(v, ':') || strpbrk(v, "\r\n") || v[0] == ':')
-      return fail(EINVAL, "headers (%s): item %d is not 'Name: value'",
-                  host->where(cfg, "headers"), i);
-    struct curl_slist *l = curl_slist_append(h->headers, v);
-    if (!l) return fail(ENOMEM, "headers: out of memory");
-    h->headers = l;
-  }
-  return n < 0 ? -1 : 0;
-}
-
-static int duration_ms(const struct ufk_config *cfg, const char *key,
-                       long *out) {
-  uint64_t ns;
-  if (host->get_duration_ns(cfg, key, &ns))
-    return fail(EINVAL, "%s: missing or invalid", key);
-  if (ns < 1000000 || ns > 86400ull * 1000000000ull)
-    return fail(EINVAL, "%s (%s): must be between 1ms and 24h", key,
-                host->where(cfg, key));
-  *out = (long)(ns / 1000000);
-  return 0;
-}
-
-/* Credentials default to the standard AWS_* variables, as the AWS tools do. */
-static int env_default(char **v, const char *env) {
-  const char *e = getenv(env);
-  if (!*v && e && *e && !(*v = strdup(e)))
-    return fail(ENOMEM, "%s: out of memory", env);
-  return 0;
-}
-
-static int add_session_token(struct http *h, const char *token) {
-  size_t n = strlen(token) + 32;
-  char *line = malloc(n);
-  if (!line) return fail(ENOMEM, "aws_session_token: out of memory");
-  snprintf(line, n, "x-amz-security-token: %s", token);
-  struct curl_slist *l = curl_slist_append(h->headers, line);
-  free(line);
-  if (!l) return fail(ENOMEM, "aws_session_token: out of memory");
-  h->headers = l;
-  return 0;
-}
-
-/* S3 refuses SigV4 requests without x-amz-content-sha256, and libcurl
- * before 8.x does not add it; a supplied one is signed with the rest.  The
- * header's infix is the second provider ("aws:amz" -> x-amz-...), and a GET
- * has an empty payload, whose SHA-256 this is. */
-static int add_payload_hash(struct http *h) {
-  char infix[32] = "", line[160], *colon = strchr(h->sigv4, ':');
-  const char *p = colon && colon[1] && colon[1] != ':' ? colon + 1 : h->sigv4;
-  size_t n = strcspn(p, ":");
-  if (n == 0 || n >= sizeof infix)
-    return fail(EINVAL, "aws_sigv4: '%s' has no usable provider", h->sigv4);
-  for (size_t i = 0; i < n; i++)
-    infix[i] = (char)tolower((unsigned char)p[i]);
-  snprintf(line, sizeof line, "x-%s-content-sha256:", infix);
-  for (struct curl_slist *l = h->headers; l; l = l->next)
-    if (!strncasecmp(l->data, line, strlen(line))) return 0;
-  snprintf(line, sizeof line,
-           "x-%s-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b"
-           "934ca495991b7852b855",
-           infix);
-  struct curl_slist *l = curl_slist_append(h->headers, line);
-  if (!l) return fail(ENOMEM, "aws_sigv4: out of memory");
-  h->headers = l;
-  return 0;
-}
-
-static int read_aws(const struct ufk_config *cfg, struct http *h) {
-  char *token = NULL;
-  if (opt_string(cfg, "aws_sigv4", &h->sigv4) < 0 ||
-      opt_string(cfg, "aws_access_key_id", &h->key_id) < 0 ||
-      opt_string(cfg, "aws_secret_access_key", &h->secret) < 0 ||
-      opt_string(cfg, "aws_session_token", &token) < 0)
-    return -1;
-  if (!h->sigv4) {
-    free(token);
-    if (h->key_id || h->secret)
-      return fail(EINVAL, "aws credentials are set but aws_sigv4 is not");
-    return 0;
-  }
-  int r = env_default(&h->key_id, "AWS_ACCESS_KEY_ID");
-  if (!r) r = env_default(&h->secret, "AWS_SECRET_ACCESS_KEY");
-  if (!r) r = env_default(&token, "AWS_SESSION_TOKEN");
-  if (!r && (!h->key_id || !h->secret))
-    r = fail(EINVAL,
-             "aws_sigv4 (%s): needs aws_access_key_id and "
-             "aws_secret_access_key (or AWS_ACCESS_KEY_ID and "
-             "AWS_SECRET_ACCESS_KEY in the environment)",
-             host->where(cfg, "aws_sigv4"));
-  if (!r && token) r = add_session_token(h, token);
-  if (!r) r = add_payload_hash(h);
-  free(token);
-  return r;
-}
-
-static int read_settings(const struct ufk_config *cfg, struct http *h) {
-  int64_t conns;
-  if (check_url(cfg, h) < 0 || read_headers(cfg, h) < 0 ||
-      opt_string(cfg, "ca_file", &h->ca_file) < 0 ||
-      host->get_bool(cfg, "verify_tls", &h->verify_tls) ||
-      duration_ms(cfg, "connect_timeout", &h->connect_timeout_ms) < 0 ||
-      duration_ms(cfg, "timeout", &h->timeout_ms) < 0 ||
-      host->get_int(cfg, "connections", &conns) || read_aws(cfg, h) < 0)
-    return -1;
-  if (conns < 1 || conns > MAX_CONNECTIONS)
-    return fail(EINVAL, "connections (%s): %" PRId64 " is not in 1..%d",
-                host->where(cfg, "connections"), conns, MAX_CONNECTIONS);
-  h->connections = (unsigned)conns;
-  return 0;
 }
 
 static void http_destroy(void *inst);
@@ -260,7 +46,7 @@ static void *http_create(const struct ufk_config *cfg, struct ufk_next *below) {
   pthread_cond_init(&h->cond, NULL);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_init(&h->share_lock[i], NULL);
-  if (read_settings(cfg, h) < 0) {
+  if (http_read_settings(cfg, h) < 0) {
     http_destroy(h);
     return NULL;
   }
@@ -268,132 +54,6 @@ static void *http_create(const struct ufk_config *cfg, struct ufk_next *below) {
   h->c_requests = host->counter(cfg, "requests", "range requests sent");
   h->c_errors = host->counter(cfg, "errors", "failed range requests");
   return h;
-}
-
-/* ---- response parsing ---- */
-
-static int parse_u64(const char **p, uint64_t *out) {
-  if (!isdigit((unsigned char)**p)) return -1;
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(*p, &end, 10);
-  if (errno) return -1;
-  *p = end;
-  *out = v;
-  return 0;
-}
-
-/* "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"), surrounding blanks allowed. */
-static int parse_content_range(const char *v, size_t n, struct xfer *x) {
-  char tmp[128];
-  if (n >= sizeof tmp) return -1;
-  memcpy(tmp, v, n);
-  tmp[n] = 0;
-  const char *p = tmp;
-  while (*p == ' ' || *p == '\t')
-    p++;
-  if (strncasecmp(p, "bytes", 5)) return -1;
-  p += 5;
-  while (*p == ' ' || *p == '\t')
-    p++;
-  if (parse_u64(&p, &x->r_first) || *p++ != '-' || parse_u64(&p, &x->r_last) ||
-      *p++ != '/')
-    return -1;
-  x->total_known = *p != '*';
-  if (x->total_known ? parse_u64(&p, &x->r_total) : (p++, 0)) return -1;
-  while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-    p++;
-  return *p || x->r_last < x->r_first ? -1 : 0;
-}
-
-static int header_is(const char *line, size_t n, const char *name,
-                     const char **value, size_t *vlen) {
-  size_t k = strlen(name);
-  if (n <= k || strncasecmp(line, name, k) || line[k] != ':') return 0;
-  *value = line + k + 1;
-  *vlen = n - k - 1;
-  return 1;
-}
-
-static void parse_status_line(struct xfer *x, const char *line, size_t n) {
-  /* A new response (redirect, 100-continue) replaces the previous one. */
-  long st = 0;
-  const char *sp = memchr(line, ' ', n);
-  for (size_t i = sp ? (size_t)(sp - line) + 1 : n; i < n; i++) {
-    if (!isdigit((unsigned char)line[i])) break;
-    st = st * 10 + (line[i] - '0');
-    if (st > 999) break;
-  }
-  x->status = st;
-  x->have_range = x->bad_range = x->encoded = 0;
-  x->decided = x->accept = 0;
-  x->discarded = x->snip_len = 0;
-  x->snippet[0] = 0;
-}
-
-static int value_is_identity(const char *v, size_t n) {
-  while (n && (*v == ' ' || *v == '\t'))
-    v++, n--;
-  while (n && (v[n - 1] == ' ' || v[n - 1] == '\r' || v[n - 1] == '\n'))
-    n--;
-  return n == 8 && !strncasecmp(v, "identity", 8);
-}
-
-static size_t on_header(char *line, size_t size, size_t nitems, void *opaque) {
-  struct xfer *x = opaque;
-  size_t n = size * nitems;
-  const char *v;
-  size_t vlen;
-  if (n >= 5 && !strncmp(line, "HTTP/", 5))
-    parse_status_line(x, line, n);
-  else if (header_is(line, n, "content-range", &v, &vlen)) {
-    x->have_range = 1;
-    x->bad_range = parse_content_range(v, vlen, x) < 0;
-  } else if (header_is(line, n, "content-encoding", &v, &vlen))
-    x->encoded = !value_is_identity(v, vlen);
-  return n;
-}
-
-/* Whether the body is the range asked for, decided once all headers are in. */
-static void decide(struct xfer *x) {
-  x->decided = 1;
-  x->accept =
-      x->status == 206 && x->have_range && !x->bad_range && !x->encoded &&
-      x->r_first == x->off && x->r_last == x->off + x->want - 1 &&
-      (x->size < 0 ? x->total_known
-                   : !x->total_known || x->r_total == (uint64_t)x->size);
-}
-
-static void keep_snippet(struct xfer *x, const char *p, size_t n) {
-  for (size_t i = 0; i < n && x->snip_len < sizeof x->snippet - 1; i++) {
-    unsigned char ch = (unsigned char)p[i];
-    if (isspace(ch)) {
-      if (x->snip_len && x->snippet[x->snip_len - 1] != ' ')
-        x->snippet[x->snip_len++] = ' ';
-    } else if (isprint(ch))
-      x->snippet[x->snip_len++] = (char)ch;
-  }
-  x->snippet[x->snip_len] = 0;
-}
-
-/* The body goes straight into the caller's buffer; one byte too many fails
- * the request rather than being dropped. */
-static size_t on_body(char *p, size_t size, size_t nmemb, void *opaque) {
-  struct xfer *x = opaque;
-  size_t n = size * nmemb;
-  if (!x->decided) decide(x);
-  if (!x->accept) {
-    keep_snippet(x, p, n);
-    x->discarded += n;
-    return x->discarded > ERROR_BODY_MAX ? 0 : n;
-  }
-  if (n > x->want - x->got) {
-    x->overflow = 1;
-    return 0;
-  }
-  memcpy(x->buf + x->got, p, n);
-  x->got += n;
-  return n;
 }
 
 /* ---- classification ---- */
@@ -457,6 +117,13 @@ static int status_errno(long st) {
 
 static int range_error(const struct http *h, const struct xfer *x,
                        const char *what) {
+  char was[VALIDATOR_MAX + 32];
+  validator_describe(&h->pin, was, sizeof was);
+  if (x->changed)
+    return fail(ESTALE,
+                "%s %s: the object changed since this source started (%s, "
+                "now %s)",
+                h->shown_url, what, was, validator_seen(&h->pin, &x->seen));
   if (x->encoded)
     return fail(EINVAL,
                 "%s %s: response has a Content-Encoding; an "
@@ -479,9 +146,33 @@ static int range_error(const struct http *h, const struct xfer *x,
 
 static int check_response(const struct http *h, const struct conn *c,
                           const struct xfer *x, CURLcode rc, const char *what) {
+  if (x->header_bytes > HEADERS_MAX)
+    return fail(EINVAL,
+                "%s %s: response headers larger than %d bytes; refusing them",
+                h->shown_url, what, HEADERS_MAX);
+  /* Cut inside the headers: say so, rather than blame a Content-Range
+   * that never came.  libcurl reports a header over its limit as "out of
+   * memory". */
+  if (rc == CURLE_OUT_OF_MEMORY && x->status && !x->headers_end)
+    return fail(EINVAL,
+                "%s %s: a response header is larger than %d bytes; refusing "
+                "it",
+                h->shown_url, what, CURL_MAX_HTTP_HEADER);
+  if (rc != CURLE_OK && x->status && !x->headers_end)
+    return fail(curl_errno(rc), "%s %s: the response headers were cut: %s",
+                h->shown_url, what,
+                c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
   if (rc != CURLE_OK && x->status == 0)
     return fail(curl_errno(rc), "%s %s: %s", h->shown_url, what,
                 c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+  if (x->status == 412) {
+    char was[VALIDATOR_MAX + 32];
+    validator_describe(&h->pin, was, sizeof was);
+    return fail(ESTALE,
+                "%s %s: HTTP status 412: the object changed since this source "
+                "started (%s)",
+                h->shown_url, what, was);
+  }
   if (x->status != 206)
     return fail(status_errno(x->status), "%s %s: HTTP status %ld%s%s%s",
                 h->shown_url, what, x->status,
@@ -555,10 +246,8 @@ static CURLcode set_options(const struct http *h, struct conn *c) {
   CURLcode r = CURLE_OK;
   SET(CURLOPT_URL, h->url);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
-  SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  SET(CURLOPT_FOLLOWLOCATION, 1L);
-  SET(CURLOPT_MAXREDIRS, 5L);
-  SET(CURLOPT_NOSIGNAL, 1L); /* many threads; no SIGALRM for timeouts */
+  SET(CURLOPT_FOLLOWLOCATION, 0L); /* see next_hop() */
+  SET(CURLOPT_NOSIGNAL, 1L);       /* many threads; no SIGALRM for timeouts */
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_TCP_KEEPIDLE, 30L);
   SET(CURLOPT_TCP_KEEPINTVL, 10L);
@@ -568,8 +257,8 @@ static CURLcode set_options(const struct http *h, struct conn *c) {
   SET(CURLOPT_BUFFERSIZE, 256L * 1024);
   SET(CURLOPT_HTTPHEADER, h->headers);
   SET(CURLOPT_ERRORBUFFER, c->errbuf);
-  SET(CURLOPT_WRITEFUNCTION, on_body);
-  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_WRITEFUNCTION, http_on_body);
+  SET(CURLOPT_HEADERFUNCTION, http_on_header);
   SET(CURLOPT_SHARE, h->share);
   if (!r) r = set_auth(h, e);
   return r;
@@ -621,27 +310,87 @@ static void conn_put(struct http *h, struct conn *c) {
   pthread_mutex_unlock(&h->lock);
 }
 
-/* One GET of bytes [off, off+len) into buf; 0 only for an exact answer. */
-static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
-                 uint64_t off, long *status) {
-  struct xfer x = {.buf = buf, .off = off, .want = len, .size = h->size};
+static int is_redirect(long st) {
+  return st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
+}
+
+/* After a redirect answer to a request for url: 1 with *next the URL to
+ * ask next (malloc'ed), or -1 if it may not be followed. */
+static int next_hop(const struct http *h, struct conn *c, const char *url,
+                    int hop, long status, const char *what, char **next) {
+  char *loc = NULL, why[1024];
+  curl_easy_getinfo(c->h, CURLINFO_REDIRECT_URL, &loc);
+  if (h->redirects == 0 || hop >= h->redirects) {
+    char *shown = loc ? redact_url(loc) : NULL;
+    snprintf(
+        why, sizeof why, "a redirect to %s; %s (see the redirects setting)",
+        shown ? shown : "nowhere",
+        h->redirects ? "too many redirects" : "redirects are not followed");
+    free(shown);
+    return fail(EINVAL, "%s %s: HTTP status %ld, %s", h->shown_url, what,
+                status, why);
+  }
+  if (redirect_allowed(url, loc, h->credentials, why, sizeof why) < 0)
+    return fail(EACCES, "%s %s: HTTP status %ld, refusing %s", h->shown_url,
+                what, status, why);
+  if (!(*next = strdup(loc))) return fail(ENOMEM, "out of memory");
+  return 1;
+}
+
+/* One GET of bytes [off, off+len) of url into buf: 0 for an exact answer,
+ * 1 with *next set for a redirect to follow, else -1. */
+static int request(struct http *h, struct conn *c, const char *url, int hop,
+                   void *buf, uint64_t len, uint64_t off, long *status,
+                   char **next) {
+  struct xfer x = {.buf = buf,
+                   .off = off,
+                   .want = len,
+                   .size = h->size,
+                   .pin = h->size < 0 ? NULL : &h->pin};
   char range[64], what[96];
   snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, off, off + len - 1);
   snprintf(what, sizeof what, "bytes %s", range);
   c->errbuf[0] = 0;
+  curl_easy_setopt(c->h, CURLOPT_URL, url);
   curl_easy_setopt(c->h, CURLOPT_RANGE, range);
   curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &x);
   curl_easy_setopt(c->h, CURLOPT_HEADERDATA, &x);
   CURLcode rc = curl_easy_perform(c->h);
   *status = x.status;
-  if (!x.decided) decide(&x);
+  if (!x.decided) http_decide(&x);
   __atomic_fetch_add(h->c_requests, 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(h->c_bytes, x.got, __ATOMIC_RELAXED);
+  if (rc == CURLE_OK && is_redirect(x.status))
+    return next_hop(h, c, url, hop, x.status, what, next);
   int r = check_response(h, c, &x, rc, what);
-  if (r < 0)
-    __atomic_fetch_add(h->c_errors, 1, __ATOMIC_RELAXED);
-  else if (h->size < 0)
+  if (r == 0 && h->size < 0) {
     h->size = (int64_t)x.r_total;
+    validator_pin(&h->pin, &x.seen);
+  }
+  return r;
+}
+
+/* A read, following the redirects allowed; 0 only for an exact answer. */
+static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
+                 uint64_t off, long *status) {
+  char *url = NULL, *next = NULL;
+  int r, e = 0;
+  for (int hop = 0;; hop++) {
+    r = request(h, c, url ? url : h->url, hop, buf, len, off, status, &next);
+    e = errno;
+    free(url);
+    url = next;
+    next = NULL;
+    if (r != 1) break;
+  }
+  free(url);
+  if (r < 0) {
+    __atomic_fetch_add(h->c_errors, 1, __ATOMIC_RELAXED);
+    /* Sessions on the old object must never get bytes of the new one. */
+    if (e == ESTALE && h->size >= 0)
+      __atomic_store_n(&h->stale, 1, __ATOMIC_RELAXED);
+    errno = e;
+  }
   return r;
 }
 
@@ -681,7 +430,8 @@ static int probe(struct http *h) {
     return fail(EINVAL, "%s: object size %" PRId64 " is not usable",
                 h->shown_url, h->size);
   int e = errno;
-  if (status != 206 && e != EINVAL && e != ERANGE) return -1;
+  if ((status != 206 && e != EINVAL && e != ERANGE) || is_redirect(status))
+    return -1;
   char why[sizeof last_msg];
   snprintf(why, sizeof why, "%s", last_msg);
   return fail(e == EIO ? EINVAL : e,
@@ -691,11 +441,32 @@ static int probe(struct http *h) {
               why);
 }
 
+/* From now on every request asks for the version the probe saw. */
+static int require_version(struct http *h) {
+  char line[VALIDATOR_MAX + 32], was[VALIDATOR_MAX + 32];
+  if (!validator_precondition(&h->pin, line, sizeof line)) {
+    host->log(UFK_LOG_WARN,
+              "%s: the server sends no ETag or Last-Modified, so a change of "
+              "the object cannot be noticed",
+              h->shown_url);
+    return 0;
+  }
+  struct curl_slist *l = curl_slist_append(h->headers, line);
+  if (!l) return fail(ENOMEM, "%s: out of memory", h->shown_url);
+  h->headers = l;
+  for (unsigned i = 0; i < h->connections; i++)
+    if (curl_easy_setopt(h->conns[i].h, CURLOPT_HTTPHEADER, h->headers))
+      return fail(ENOMEM, "%s: out of memory", h->shown_url);
+  validator_describe(&h->pin, was, sizeof was);
+  host->log(UFK_LOG_DEBUG, "%s: serving the object of %s", h->shown_url, was);
+  return 0;
+}
+
 static int http_start(void *inst) {
   struct http *h = inst;
   if (make_share(h) < 0 || make_pool(h) < 0) return -1;
   h->size = -1;
-  return probe(h);
+  return probe(h) < 0 ? -1 : require_version(h);
 }
 
 static void http_destroy(void *inst) {
@@ -732,6 +503,14 @@ static int http_read(void *inst, void *buf, uint64_t len, uint64_t off,
   if (flags & UFK_READ_NOWAIT)
     return fail(EWOULDBLOCK, "%s: bytes at %" PRIu64 " need a request",
                 h->shown_url, off);
+  if (__atomic_load_n(&h->stale, __ATOMIC_RELAXED)) {
+    char was[VALIDATOR_MAX + 32];
+    validator_describe(&h->pin, was, sizeof was);
+    return fail(ESTALE,
+                "%s: the object changed since this source started (%s); "
+                "bytes at %" PRIu64 " of the old one cannot be had",
+                h->shown_url, was, off);
+  }
   if (len == 0 || off > (uint64_t)h->size || len > (uint64_t)h->size - off)
     return fail(EINVAL,
                 "%s: read of %" PRIu64 " bytes at %" PRIu64
@@ -744,6 +523,17 @@ static int http_read(void *inst, void *buf, uint64_t len, uint64_t off,
   conn_put(h, c);
   errno = e;
   return r;
+}
+
+/* The object and its version: a recorded working set of another version
+ * is not replayed. */
+static int http_identity(void *inst, char *buf, size_t len) {
+  const struct http *h = inst;
+  char v[VALIDATOR_MAX + 32];
+  validator_describe(&h->pin, v, sizeof v);
+  int n = snprintf(buf, len, "http %s size %" PRId64 " %s", h->shown_url,
+                   h->size, v);
+  return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 static void http_caps(void *inst, struct ufk_caps *out) {
@@ -783,6 +573,9 @@ static const struct ufk_param params[] = {
     {"connect_timeout", UFK_T_DURATION, 0, "5s", "connection set-up limit"},
     {"timeout", UFK_T_DURATION, 0, "30s", "limit for one whole request"},
     {"connections", UFK_T_INT, 0, "8", "most requests in flight"},
+    {"redirects", UFK_T_INT, 0, "0",
+     "most redirects followed per request, 0 to 10; never https to http, "
+     "never off the origin with credentials"},
     {"aws_sigv4", UFK_T_STRING, 0, NULL,
      "sign requests with AWS SigV4, e.g. aws:amz:us-east-1:s3"},
     {"aws_access_key_id", UFK_T_STRING, UFK_PARAM_SECRET, NULL,
@@ -810,6 +603,7 @@ static const struct ufk_plugin plugin = {
     .get_size = http_get_size,
     .read = http_read,
     .caps = http_caps,
+    .identity = http_identity,
 };
 
 UFFDKIT_PLUGIN(plugin)

@@ -86,9 +86,12 @@ static int64_t mm_get_size(void *p) {
 
 static int mm_read(void *p, void *buf, uint64_t len, uint64_t off,
                    uint32_t flags) {
+  struct inst *in = p;
   (void)flags;
-  memcpy(buf, ((struct inst *)p)->base + off, len);
-  return 0;
+  /* Not memcpy from the mapping: a layer above reads through here, and a
+   * truncated file must fail this read, not kill the worker.  map() stays
+   * zero-copy: the kernel's UFFDIO_COPY reports EFAULT instead. */
+  return ufk_file_read(host, in->fd, in->path, buf, len, off);
 }
 
 static const void *mm_map(void *p, uint64_t off, uint64_t len) {

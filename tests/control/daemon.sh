@@ -136,7 +136,7 @@ done
   fail "+Inf bucket"
 [ "$(metric "$TMP/m2.txt" 'uffdkit_faults_total{listener="b"}')" = 0 ] ||
   fail "listener b faulted"
-grep -q '^uffdkit_source_hits_total{listener="b",instance="b/cache"} 0$' \
+grep -q '^uffdkit_plugin_hits_total{listener="b",instance="b/cache"} 0$' \
   "$TMP/m2.txt" || fail "cache counter missing"
 
 # Reload through the socket: a new listener appears, totals are kept.

@@ -280,23 +280,23 @@ START_TEST(test_metrics_plugin_counters) {
   standard_view();
   char *t = render();
   /* One family across listeners and instances, with the first help. */
-  ck_line(t, "# HELP uffdkit_source_bytes_fetched_total body bytes received");
-  ck_line(t, "# TYPE uffdkit_source_bytes_fetched_total counter");
+  ck_line(t, "# HELP uffdkit_plugin_bytes_fetched_total body bytes received");
+  ck_line(t, "# TYPE uffdkit_plugin_bytes_fetched_total counter");
   ck_assert_int_eq(
-      count_substr(t, "# TYPE uffdkit_source_bytes_fetched_total "), 1);
-  ck_line(t, "uffdkit_source_bytes_fetched_total{listener=\"a\","
+      count_substr(t, "# TYPE uffdkit_plugin_bytes_fetched_total "), 1);
+  ck_line(t, "uffdkit_plugin_bytes_fetched_total{listener=\"a\","
              "instance=\"a/http\"} 1000");
-  ck_line(t, "uffdkit_source_bytes_fetched_total{listener=\"a\","
+  ck_line(t, "uffdkit_plugin_bytes_fetched_total{listener=\"a\","
              "instance=\"a/cache\"} 500");
-  ck_line(t, "uffdkit_source_bytes_fetched_total{listener=\"b\","
+  ck_line(t, "uffdkit_plugin_bytes_fetched_total{listener=\"b\","
              "instance=\"b/mmap\"} 9");
-  ck_line(t, "uffdkit_source_hits_total{listener=\"a\",instance=\"a/cache\"} "
+  ck_line(t, "uffdkit_plugin_hits_total{listener=\"a\",instance=\"a/cache\"} "
              "3");
   /* Names made valid, _total not doubled, help escaped. */
-  ck_line(t, "uffdkit_source_odd_name_x_total{listener=\"b\","
+  ck_line(t, "uffdkit_plugin_odd_name_x_total{listener=\"b\","
              "instance=\"b/mmap\"} 1");
-  ck_line(t, "# HELP uffdkit_source_odd_name_x_total a\\\\b\\nc");
-  ck_line(t, "uffdkit_source_reads_total{listener=\"b\",instance=\"b/mmap\"} "
+  ck_line(t, "# HELP uffdkit_plugin_odd_name_x_total a\\\\b\\nc");
+  ck_line(t, "uffdkit_plugin_reads_total{listener=\"b\",instance=\"b/mmap\"} "
              "2");
   free(t);
 }
@@ -340,7 +340,7 @@ START_TEST(test_metrics_escaping) {
   ck_line(t, "uffdkit_faults_total{listener=\"we\\\"ird\\\\na\\nme\"} 0");
   ck_line(t, "uffdkit_listener_info{listener=\"we\\\"ird\\\\na\\nme\","
              "socket=\"/run/x \\\"y\\\".sock\",source=\"mmap\"} 1");
-  ck_line(t, "uffdkit_source_c_total{listener=\"we\\\"ird\\\\na\\nme\","
+  ck_line(t, "uffdkit_plugin_c_total{listener=\"we\\\"ird\\\\na\\nme\","
              "instance=\"in\\\"st\\\\\"} 5");
   free(t);
 }

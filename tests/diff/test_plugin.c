@@ -213,6 +213,9 @@ START_TEST(map_inside_one_mapping) {
   ck_assert_ptr_null(plugin->map(inst, 3 * K4, K4));     /* nil */
   ck_assert_ptr_null(plugin->map(inst, 0, M2));          /* many */
   ck_assert_ptr_null(plugin->map(inst, SIZE, K4));       /* outside */
+  /* What went out through map() counts as served; declined maps do not. */
+  ck_assert_uint_eq(fakehost_counter("reads"), 2);
+  ck_assert_uint_eq(fakehost_counter("bytes_read"), K4 + 1024);
   plugin->destroy(inst);
 }
 END_TEST

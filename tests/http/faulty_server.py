@@ -11,6 +11,13 @@ MODE is one of
   truncate   headers for the full range, then half the body, then close
   long       Content-Length and body 16 bytes longer than the range
   badrange   a Content-Range shifted by one page
+  lastbyte   a Content-Range (and body) one byte short at the end
+  total      a Content-Range whose total is one page more than the file
+  startotal  a Content-Range whose total is "*"
+  etag       an ETag other than the file's (as if it had been replaced,
+             by a server that ignores If-Match)
+  bigheaders a 200 KiB response header before the Content-Range
+  redirect   302 to the URL given as to=URL, with the request's path
   norange    ignore Range, answer 200 with the whole file
   gzip       claim Content-Encoding: gzip
   delay      answer normally (with seconds=S, any mode sleeps S seconds
@@ -27,6 +34,13 @@ normally, and the COUNT requests after them misbehave.
 With --sigv4 KEY_ID:SECRET:REGION:SERVICE[:TOKEN], file requests must carry
 a valid AWS Signature V4 Authorization header (checked here from the
 specification, not by trusting any library), else 403 with an S3-style code.
+
+Files are served with an ETag made of their mtime and size (as nginx
+does) and a Last-Modified; a request whose If-Match names another ETag
+gets 412.
+
+GET /_headers answers the headers of every file request so far, as a JSON
+list of [name, value] lists, one list per request.
 
 GET /_stats answers {"requests": N, "faults": F} (file requests so far and
 faults served); GET /_reset clears faults and counts.
@@ -57,6 +71,8 @@ class State:
         self.conns = set()
         self.server = None
         self.down_for = 0.0
+        self.to = ""
+        self.seen_headers = []
 
     def next_fault(self):
         with self.lock:
@@ -164,10 +180,15 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.dumps({"requests": STATE.requests,
                                    "faults": STATE.faults}).encode()
             return self.reply(200, body)
+        if url.path == "/_headers":
+            with STATE.lock:
+                body = json.dumps(STATE.seen_headers).encode()
+            return self.reply(200, body)
         if url.path == "/_reset":
             with STATE.lock:
                 STATE.mode, STATE.count, STATE.after = None, 0, 0
                 STATE.requests = STATE.faults = 0
+                STATE.seen_headers = []
             return self.reply(200, b"ok")
         self.serve_file(url.path)
 
@@ -187,9 +208,12 @@ class Handler(BaseHTTPRequestHandler):
             STATE.count = 1 if mode == "down" else count
             STATE.seconds = seconds
             STATE.after = after
+            STATE.to = q.get("to", [""])[0]
         self.reply(200, b"ok")
 
     def serve_file(self, path):
+        with STATE.lock:
+            STATE.seen_headers.append([list(kv) for kv in self.headers.items()])
         if SIGV4:
             code = sigv4_error(self.headers, self.command, self.path)
             if code:
@@ -212,8 +236,17 @@ class Handler(BaseHTTPRequestHandler):
             return
         if seconds > 0:
             time.sleep(seconds)
+        if mode == "redirect":
+            return self.reply(302, b"", [("Location", STATE.to + path)])
         if mode and mode.isdigit():
             return self.reply(int(mode), b"injected failure\n")
+        st = os.stat(full)
+        etag = '"%x-%x"' % (int(st.st_mtime), size)
+        if mode == "etag":
+            etag = '"%x-%x"' % (int(st.st_mtime) + 1, size)
+        want = self.headers.get("If-Match")
+        if want is not None and want != etag and mode != "etag":
+            return self.reply(412, b"precondition failed\n")
         first, last = self.parse_range(size, mode)
         if first is None:
             return self.reply(416, b"", [("Content-Range",
@@ -223,7 +256,7 @@ class Handler(BaseHTTPRequestHandler):
         with open(full, "rb") as f:
             f.seek(first)
             body = f.read(last - first + 1) if last >= 0 else f.read()
-        self.send_body(body, size, first, last, mode)
+        self.send_body(body, size, first, last, mode, etag)
 
     def parse_range(self, size, mode):
         m = RANGE_RE.match(self.headers.get("Range", "") or "")
@@ -238,14 +271,23 @@ class Handler(BaseHTTPRequestHandler):
             return None, None
         return first, min(last, size - 1)
 
-    def send_body(self, body, size, first, last, mode):
+    def send_body(self, body, size, first, last, mode, etag):
         ranged = last >= 0
-        headers = [("Accept-Ranges", "bytes")]
+        headers = [("Accept-Ranges", "bytes"), ("ETag", etag)]
+        if mode == "bigheaders":
+            headers.append(("X-Padding", "p" * (200 * 1024)))
         if ranged:
             shown = (first + 4096, last + 4096) if mode == "badrange" else \
                 (first, last)
-            headers.append(("Content-Range", "bytes %d-%d/%d" %
-                            (shown[0], shown[1], size)))
+            total = "%d" % size
+            if mode == "lastbyte":
+                shown, body = (first, last - 1), body[:-1]
+            elif mode == "total":
+                total = "%d" % (size + 4096)
+            elif mode == "startotal":
+                total = "*"
+            headers.append(("Content-Range", "bytes %d-%d/%s" %
+                            (shown[0], shown[1], total)))
         if mode == "gzip":
             headers.append(("Content-Encoding", "gzip"))
         if mode == "long":

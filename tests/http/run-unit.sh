@@ -10,6 +10,9 @@ export HTTP_TEST_ROOT=$TMP/www
 mkdir -p "$HTTP_TEST_ROOT"
 
 start_nginx "$HTTP_TEST_ROOT"
+# A second server on another port (another origin), for redirects to it.
+start_faulty "$HTTP_TEST_ROOT"
+export OTHER_URL=$FAULTY
 start_faulty "$HTTP_TEST_ROOT"
 export NGINX_URL=http://127.0.0.1:$NGINX_PORT
 export NGINX_LOG=$NGINX_DIR/access.log

@@ -56,7 +56,7 @@ restore_http() {
 # With NGINX_TLS_DIR set (certificates from make_tls_certs), ROOT is also
 # served over HTTPS at https://127.0.0.1:$NGINX_TLS_PORT/ with a certificate
 # for 127.0.0.1, and at https://127.0.0.1:$NGINX_OTHER_PORT/ with one for
-# another name.
+# another name; there /down.img redirects to http:// (a downgrade).
 start_nginx() {
   local root=$1 try
   NGINX_DIR=$TMP/nginx
@@ -94,7 +94,7 @@ error_log $NGINX_DIR/error.log warn;
 events { worker_connections 512; }
 http {
   log_format t '\$connection \$connection_requests \$status "\$request" '
-               '"\$http_range" "\$http_x_test"';
+               '"\$http_range" "\$http_x_test" "\$http_if_match"';
   access_log $NGINX_DIR/access.log t;
   client_body_temp_path $NGINX_DIR/body;
   proxy_temp_path $NGINX_DIR/proxy;
@@ -128,6 +128,7 @@ tls_servers() {
     ssl_certificate $NGINX_TLS_DIR/$name.pem;
     ssl_certificate_key $NGINX_TLS_DIR/$name.key;
     root $1;
+    location = /down.img { return 302 http://127.0.0.1:$NGINX_PORT/mem.img; }
   }
 EOF
   done

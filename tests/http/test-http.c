@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <utime.h>
 
 #include "fakehost.h"
 #include "util.h"
@@ -142,13 +145,77 @@ START_TEST(parallel_reads_reuse_connections) {
 }
 END_TEST
 
-START_TEST(redirects_are_followed) {
+/* Same origin, when allowed: followed. */
+START_TEST(redirects_are_followed_when_allowed) {
   char kv[600];
   snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "moved.bin"));
-  open_http(kv, NULL);
+  open_http(kv, "redirects=2");
   ck_assert_int_eq(h.p->get_size(h.h), (int64_t)DATA_SIZE);
   read_ok(4096, 8192);
   read_ok(DATA_SIZE - 4096, 4096);
+}
+END_TEST
+
+/* By default none is followed, and the start says why. */
+START_TEST(redirects_are_refused_by_default) {
+  char kv[600];
+  snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "moved.bin"));
+  const char *set[] = {kv, NULL};
+  ck_assert_int_eq(inst_open(&h, "http", NULL, set), -1);
+  ck_assert_msg(strstr(fakehost_last_error(), "redirects are not followed"),
+                "%s", fakehost_last_error());
+}
+END_TEST
+
+/* Requests the other server (another port: another origin) got so far. */
+static int other_requests(void) {
+  const char *t = server_text("OTHER_URL", "_headers");
+  int n = 0;
+  for (const char *p = t; (p = strstr(p, "[[")); p += 2)
+    n++;
+  return n;
+}
+
+/* read at 4096 redirected by the first server to the second: with
+ * settings a and b, refused (e, needle) or followed (e == 0).  The second
+ * server must never see a secret. */
+static void redirect_case(const char *a, const char *b, int e,
+                          const char *needle) {
+  char q[600], kv[600];
+  server_text("OTHER_URL", "_reset");
+  snprintf(kv, sizeof kv, "url=%s", url("FAULTY_URL", "data.bin"));
+  const char *set[] = {kv, a, b, NULL};
+  ck_assert_msg(inst_open(&h, "http", NULL, set) == 0, "%s",
+                fakehost_last_error());
+  snprintf(q, sizeof q, "mode=redirect&count=1&to=%s", env("OTHER_URL"));
+  faulty(q);
+  if (e)
+    read_fails(4096, 4096, e, needle);
+  else
+    read_ok(4096, 4096);
+  const char *seen = server_text("OTHER_URL", "_headers");
+  ck_assert_msg(!strstr(seen, "s3cr3t") && !strstr(seen, "tok3n") &&
+                    !strcasestr(seen, "authorization") &&
+                    !strcasestr(seen, "x-amz-security-token"),
+                "a secret reached the other origin: %s", seen);
+  ck_assert_int_eq(other_requests(), e ? 0 : 1);
+  inst_close(&h);
+}
+
+START_TEST(redirects_keep_secrets_on_the_origin) {
+  redirect_case(NULL, NULL, EINVAL, "redirects are not followed");
+  redirect_case("redirects=3", "headers=X-Secret: s3cr3t", EACCES,
+                "another origin");
+  setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-key", 1);
+  setenv("AWS_SESSION_TOKEN", "tok3n", 1);
+  redirect_case("redirects=3", "aws_sigv4=aws:amz:eu-west-1:s3", EACCES,
+                "another origin");
+  unsetenv("AWS_ACCESS_KEY_ID");
+  unsetenv("AWS_SECRET_ACCESS_KEY");
+  unsetenv("AWS_SESSION_TOKEN");
+  /* Without credentials another origin is fine. */
+  redirect_case("redirects=3", NULL, 0, NULL);
 }
 END_TEST
 
@@ -293,6 +360,88 @@ START_TEST(credentials_stay_out_of_messages) {
 }
 END_TEST
 
+/* NAME under the servers' root with seed's bytes, modified `age` seconds
+ * ago (nginx's ETag is made of the mtime in seconds and the size), put in
+ * place by rename as a store would. */
+static void put_object(const char *name, uint64_t seed, time_t age) {
+  char path[1024], tmp[1100];
+  snprintf(path, sizeof path, "%s/%s", env("HTTP_TEST_ROOT"), name);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  make_file(tmp, 1 << 20, seed);
+  time_t t = time(NULL) - age;
+  struct utimbuf u = {t, t};
+  ck_assert_int_eq(utime(tmp, &u), 0);
+  ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+static void read_seed(uint64_t off, uint64_t len, uint64_t seed) {
+  uint8_t *buf = page_alloc(len);
+  ck_assert_msg(h.p->read(h.h, buf, len, off, UFK_READ_FAULT) == 0, "%s",
+                fakehost_last_error());
+  ck_assert_msg(mismatch(buf, off, len, seed) < 0, "read at %llu differs",
+                (unsigned long long)off);
+  free(buf);
+}
+
+/* nginx sends a strong ETag and answers If-Match: the object replaced
+ * after start is refused (412), for good, and never mixed in. */
+START_TEST(replaced_object_is_a_source_error) {
+  put_object("replaced.bin", 7, 100);
+  char kv[600], id[1024];
+  snprintf(kv, sizeof kv, "url=%s", url("NGINX_URL", "replaced.bin"));
+  open_http(kv, NULL);
+  ck_assert_int_eq(h.p->identity(h.h, id, sizeof id), 0);
+  char etag[256];
+  ck_assert_msg(sscanf(id, "%*[^\"]\"%255[^\"]\"", etag) == 1,
+                "identity '%s' names no ETag", id);
+  read_seed(4096, 8192, 7);
+  /* The request carried it: nginx logged it as If-Match. */
+  ck_assert_int_ge(log_count(etag, 1), 1);
+  put_object("replaced.bin", 8, 50);
+  read_fails(4096, 4096, ESTALE, "changed since this source started");
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "412"));
+  put_object("replaced.bin", 7, 100); /* the old bytes, another ETag */
+  read_fails(0, 4096, ESTALE, "changed since this source started");
+  ck_assert_uint_eq(fakehost_counter("errors"), 1);
+}
+END_TEST
+
+/* A server that ignores If-Match but names another version in its answer. */
+START_TEST(another_version_is_a_source_error) {
+  open_http(faulty_data(), NULL);
+  read_ok(0, 4096);
+  faulty("mode=etag&count=1");
+  read_fails(4096, 4096, ESTALE, "now \"");
+  long before = faulty_requests();
+  read_fails(8192, 4096, ESTALE, "changed since this source started");
+  ck_assert_int_eq(faulty_requests(), before);
+}
+END_TEST
+
+/* A Content-Range total other than the size seen at start, a "*" total,
+ * and a range wrong only in its last byte: each refused. */
+START_TEST(wrong_totals_and_ranges_are_refused) {
+  open_http(faulty_data(), NULL);
+  faulty("mode=startotal&count=1");
+  read_fails(4096, 4096, EINVAL, "gives no object size");
+  faulty("mode=lastbyte&count=1");
+  read_fails(4096, 4096, EIO, "bytes 4096-8190 instead");
+  read_ok(4096, 4096);
+  faulty("mode=total&count=1");
+  read_fails(4096, 4096, ESTALE, "size changed");
+  read_fails(0, 4096, ESTALE, "changed since this source started");
+}
+END_TEST
+
+START_TEST(oversized_headers_are_named) {
+  open_http(faulty_data(), NULL);
+  faulty("mode=bigheaders&count=1");
+  read_fails(4096, 4096, EINVAL, "response header is larger than");
+  ck_assert_ptr_null(strstr(fakehost_last_error(), "Content-Range"));
+  read_ok(4096, 4096);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("http");
   TCase *tc = tcase_create("http");
@@ -300,7 +449,9 @@ int main(void) {
   tcase_add_checked_fixture(tc, faulty_reset, teardown);
   tcase_add_test(tc, reads_are_byte_exact);
   tcase_add_test(tc, parallel_reads_reuse_connections);
-  tcase_add_test(tc, redirects_are_followed);
+  tcase_add_test(tc, redirects_are_followed_when_allowed);
+  tcase_add_test(tc, redirects_are_refused_by_default);
+  tcase_add_test(tc, redirects_keep_secrets_on_the_origin);
   tcase_add_test(tc, server_ignoring_ranges_is_refused);
   tcase_add_test(tc, missing_object_is_permanent);
   tcase_add_test(tc, nothing_listening_is_refused);
@@ -311,6 +462,10 @@ int main(void) {
   tcase_add_test(tc, extra_headers_are_sent);
   tcase_add_test(tc, bad_settings_are_refused);
   tcase_add_test(tc, credentials_stay_out_of_messages);
+  tcase_add_test(tc, replaced_object_is_a_source_error);
+  tcase_add_test(tc, another_version_is_a_source_error);
+  tcase_add_test(tc, wrong_totals_and_ranges_are_refused);
+  tcase_add_test(tc, oversized_headers_are_named);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

@@ -3,7 +3,8 @@
 # this run.  With ca_file naming that CA the simulator restores every byte;
 # without it (verification is on by default), with another CA, or with a
 # certificate for another name, the daemon refuses the source at start and
-# says why; verify_tls = false accepts any certificate.
+# says why; verify_tls = false accepts any certificate.  A redirect to
+# http:// is refused even with redirects allowed.
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/servers.sh"
 
@@ -89,6 +90,19 @@ refused wrong-name "name|subject" \
 # A CA file that does not exist.
 refused missing-ca-file "CA|certificate|ca_file|file" \
   --socket "$TMP/r4.sock" http "url=$GOOD" "ca_file=$TMP/tls/nonexistent.pem"
+
+# A redirect from https to http is never followed, even when redirects are.
+rc=0
+timeout 20 "$UFFDKIT" --socket "$TMP/r5.sock" http \
+  "url=https://127.0.0.1:$NGINX_TLS_PORT/down.img" \
+  "ca_file=$TMP/tls/ca.pem" redirects=3 >"$TMP/downgrade.log" 2>&1 || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] &&
+  grep -q "/down.img bytes 0-1: HTTP status 302, refusing a redirect to http://127.0.0.1:$NGINX_PORT/mem.img: never from https to http" \
+    "$TMP/downgrade.log" || {
+  cat "$TMP/downgrade.log" >&2
+  fail "downgrade: the redirect to http was not refused (exit $rc)"
+}
+echo "downgrade: refused"
 
 # verify_tls = false: any certificate, here one for another name signed by
 # an unknown CA, and the bytes are still exact.

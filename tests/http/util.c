@@ -97,7 +97,7 @@ void inst_close(struct inst *i) {
 }
 
 struct sink {
-  char buf[256];
+  char buf[65536];
   size_t n;
 };
 
@@ -130,6 +130,14 @@ void faulty(const char *query) {
   struct sink k = {0};
   snprintf(u, sizeof u, "%s/_control?%s", env("FAULTY_URL"), query);
   get(u, &k);
+}
+
+const char *server_text(const char *env_name, const char *path) {
+  static struct sink k;
+  k.n = 0;
+  k.buf[0] = 0;
+  get(url(env_name, path), &k);
+  return k.buf;
 }
 
 void faulty_reset(void) {

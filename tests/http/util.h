@@ -48,6 +48,9 @@ long faulty_requests(void);
 /* Disarms faults and zeroes the counts; a fixture calls it before each test
  * so one test's leftover faults never hit the next. */
 void faulty_reset(void);
+/* The body of GET $ENV_NAME/path (a faulty_server.py's /_headers, say), in
+ * a static buffer. */
+const char *server_text(const char *env_name, const char *path);
 /* Arms "down" for seconds and returns once the listener is closed. */
 void faulty_down(double seconds);
 /* Returns once the server answers again (after "down"). */

@@ -24,6 +24,7 @@
 #define PROGRESS_EVERY 64
 
 const char *vmm_name = "vmm";
+unsigned vmm_delay_us;
 
 static uint8_t *mem, *expect;
 static uint64_t npages;
@@ -189,6 +190,7 @@ void vmm_touch(unsigned first, unsigned stride) {
     /* Fault somewhere inside the page, as a guest does. */
     (void)*(volatile const uint8_t *)(mem + p * PAGE + (p * 97) % PAGE);
     check_page(p);
+    if (vmm_delay_us) usleep(vmm_delay_us);
   }
 }
 

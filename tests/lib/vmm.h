@@ -48,6 +48,10 @@ uint64_t vmm_verified(void);
 /* Whether ADDR is guest memory; if so *OFFSET is its page's offset. */
 int vmm_guest_page(uintptr_t addr, uintptr_t *offset);
 
+/* Pause after each page vmm_touch checks (default 0), so that a test can
+ * change something in the middle of a restore. */
+extern unsigned vmm_delay_us;
+
 /* Touches pages FIRST, FIRST + STRIDE, ... in ascending order, checking
  * each right after its first touch returns. */
 void vmm_touch(unsigned first, unsigned stride);

@@ -144,6 +144,18 @@ static const struct ufk_plugin plugin = {UFK_PLUGIN_ABI, .name = "Bad_Name",
 #elif defined(TP_THREADS)
 static const struct ufk_plugin plugin = {UFK_PLUGIN_ABI, .thread_model = 9,
                                          .name = "tthreads", TP_CALLBACKS};
+#elif defined(TP_MARKER)
+/* Leaves a file where $UFK_TEST_MARKER says as soon as it is loaded, before
+ * the loader can look at it: shows whether a file was ever dlopen'ed. */
+#include <fcntl.h>
+#include <unistd.h>
+__attribute__((constructor)) static void tp_mark(void) {
+  const char *m = getenv("UFK_TEST_MARKER");
+  int fd = m ? open(m, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) : -1;
+  if (fd >= 0) close(fd);
+}
+static const struct ufk_plugin plugin = {UFK_PLUGIN_ABI, .name = "tmarker",
+                                         .params = source_params, TP_CALLBACKS};
 #elif defined(TP_NULLENTRY)
 /* The entry exists but returns no plugin. */
 __attribute__((visibility("default"))) const struct ufk_plugin *

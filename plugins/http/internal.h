@@ -1,0 +1,87 @@
+/* The http source's parts: settings (settings.c), response parsing
+ * (response.c), the object's version (validator.c), requests (http.c). */
+#ifndef UFFDKIT_HTTP_INTERNAL_H
+#define UFFDKIT_HTTP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include <uffdkit/plugin.h>
+
+#include "validator.h"
+
+/* Bodies of error responses are kept this far for the message, then the
+ * transfer is cut so a server answering 200 with the whole object cannot
+ * make us download it. */
+#define ERROR_BODY_MAX 65536
+/* More response header bytes than this are refused as such (libcurl's own
+ * limit would end the transfer with an error that reads like a bad
+ * Content-Range). */
+#define HEADERS_MAX 65536
+#define SNIPPET_MAX 160
+#define MAX_CONNECTIONS 256
+
+extern const struct ufk_host *host;
+
+/* State of one request, filled by curl's callbacks. */
+struct xfer {
+  char *buf;
+  uint64_t off, want, got;
+  int64_t size; /* expected object size, -1 while probing */
+  long status;
+  int have_range, total_known, bad_range, encoded;
+  uint64_t r_first, r_last, r_total;
+  int decided, accept, overflow;
+  uint64_t discarded;
+  char snippet[SNIPPET_MAX];
+  size_t snip_len;
+  struct seen seen;      /* the response's ETag and Last-Modified */
+  const struct pin *pin; /* the version asked for; NULL while probing */
+  int changed;           /* the response is of another version */
+  int headers_end;       /* the blank line after this response's headers */
+  uint64_t header_bytes; /* of all responses of this request */
+};
+
+struct conn {
+  CURL *h;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+struct http {
+  char *url, *shown_url, *ca_file, *sigv4, *key_id, *secret;
+  struct curl_slist *headers;
+  int verify_tls;
+  long connect_timeout_ms, timeout_ms;
+  unsigned connections;
+  int redirects;   /* most redirects one request may follow */
+  int credentials; /* requests carry secrets: stay on the origin */
+  int64_t size;
+  struct pin pin; /* the object's version, learned at start */
+  int stale;      /* it changed: nothing more is read */
+
+  CURLSH *share;
+  pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
+  struct conn *conns;
+  unsigned *free_stack, nfree, demand_waiting;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+
+  uint64_t *c_bytes, *c_requests, *c_errors;
+};
+
+/* Records the error and leaves errnum in errno too: a layer above (retry)
+ * tells transient from permanent failures by it.  Returns -1. */
+__attribute__((format(printf, 2, 3))) int fail(int errnum, const char *fmt,
+                                               ...);
+
+/* Reads and checks every setting into h. */
+int http_read_settings(const struct ufk_config *cfg, struct http *h);
+
+/* libcurl callbacks filling a struct xfer; decide() once headers are in. */
+size_t http_on_header(char *line, size_t size, size_t nitems, void *opaque);
+size_t http_on_body(char *p, size_t size, size_t nmemb, void *opaque);
+void http_decide(struct xfer *x);
+
+#endif
