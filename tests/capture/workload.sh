@@ -1,5 +1,6 @@
-# uffdkit-capture workload python: two generations of a real interpreter;
-# the images are neither all zeros nor incompressible, and line up.
+# uffdkit-capture workload: two generations of a real Python interpreter;
+# the images are neither all zeros nor incompressible, and line up.  One
+# image of node and of nginx, and the workloads are stopped at the end.
 source "$(dirname "$0")/../lib/functions.sh"
 CAPTURE=$BUILD/bin/uffdkit-capture
 need_built "$CAPTURE"
@@ -33,4 +34,20 @@ grep -q "^$TMP/py.1: .*changed vs previous [1-9]" "$TMP/py.out" ||
   fail "generation 1 shows no changed pages"
 head -n "$(wc -l <"$TMP/py.0.layout")" "$TMP/py.1.layout" |
   cmp -s - "$TMP/py.0.layout" || fail "generation 1 moved ranges of generation 0"
+
+# node and nginx: one image each, with data in it, and nothing left running
+# from the temporary prefix.
+for w in node nginx; do
+  command -v "$w" >/dev/null || { echo "no $w: not checked"; continue; }
+  "$CAPTURE" workload "$w" -o "$TMP/$w" >"$TMP/$w.out" ||
+    fail "$w workload failed: $(cat "$TMP/$w.out")"
+  cat "$TMP/$w.out"
+  size=$(stat -c %s "$TMP/$w")
+  packed=$(compress "$TMP/$w")
+  [ "$size" -ge $((512 << 10)) ] && [ $((packed * 100)) -gt "$size" ] &&
+    [ $((packed * 10)) -lt $((size * 8)) ] ||
+    fail "$w image: $packed compressed of $size bytes"
+  pid=$(awk '!/^#/ {print $1; exit}' "$TMP/$w.layout")
+  ! kill -0 "$pid" 2>/dev/null || fail "the $w workload ($pid) still runs"
+done
 echo "capture workload: ok"
