@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -121,9 +122,33 @@ static void set_stopped(const struct capture_opts *o, int stop) {
   }
 }
 
+/* Address space reserved but never touched (a sanitizer's shadow, a
+ * runtime's arena) shows as writable anonymous mappings of terabytes.  It is
+ * not memory a guest would hold: refuse images larger than the machine's
+ * memory instead of writing them. */
+static int check_reserved(const struct layout *l, const char *out) {
+  struct sysinfo si;
+  if (sysinfo(&si) != 0) return 0;
+  uint64_t ram = (uint64_t)si.totalram * si.mem_unit;
+  if (l->size <= ram) return 0;
+  const struct segment *big = &l->seg[0];
+  for (size_t i = 1; i < l->n; i++)
+    if (l->seg[i].end - l->seg[i].start > big->end - big->start)
+      big = &l->seg[i];
+  fprintf(stderr,
+          "uffdkit-capture: %s: the mappings take %" PRIu64
+          " bytes, more than this machine's memory (%" PRIu64
+          "): reserved address space, not memory; the largest is %" PRIx64
+          "-%" PRIx64 " %s of process %d\n",
+          out, l->size, ram, big->start, big->end,
+          big->name[0] ? big->name : "(anonymous)", (int)big->pid);
+  return -1;
+}
+
 int image_write(const struct layout *l, const struct capture_opts *o,
                 const char *out, const char *prev, struct image_stats *st) {
   uint64_t size = o->size > l->size ? o->size : l->size;
+  if (check_reserved(l, out) < 0) return -1;
   if (o->size && l->size > o->size) {
     fprintf(stderr,
             "uffdkit-capture: %s: the mappings take %" PRIu64
