@@ -73,7 +73,7 @@ static int parse_opt(int opt, const char *arg, struct cli *c) {
     return add_pid(&c->o, (pid_t)v) < 0 ? 1 : 0;
   case 's':
     if (ufk_parse_size(arg, &v) < 0 || v % CAP_PAGE != 0)
-      return bad_usage("--size is not a multiple of 4096", arg);
+      return bad_usage("--size is not a size in whole 4096-byte pages", arg);
     c->o.size = v;
     return 0;
   case 'g':
