@@ -1,6 +1,7 @@
 #include "rawfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,4 +49,9 @@ int ufk_file_read(const struct ufk_host *host, int fd, const char *path,
     done += (uint64_t)r;
   }
   return 0;
+}
+
+int ufk_open_data(const struct ufk_host *host, const char *path, int flags) {
+  if (UFK_HOST_HAS(host, open_file)) return host->open_file(path, flags);
+  return open(path, flags | O_CLOEXEC);
 }

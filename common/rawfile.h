@@ -19,6 +19,12 @@ int ufk_file_holes(int fd, uint64_t off, uint64_t len, ufk_extent_fn fn,
 int ufk_file_read(const struct ufk_host *host, int fd, const char *path,
                   void *buf, uint64_t len, uint64_t off);
 
+/* Opens a file the source serves through host->open_file (pinned to the
+ * configuration generation: see uffdkit-plugin(3)) when the daemon has it,
+ * else with open(2); O_CLOEXEC is added.  Returns a descriptor, or -1 with
+ * errno set. */
+int ufk_open_data(const struct ufk_host *host, const char *path, int flags);
+
 /* The identity of a file's content as far as the kernel can tell: device,
  * inode, size and modification time. */
 void ufk_file_identity(const struct stat *st, char *buf, size_t len);

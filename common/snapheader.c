@@ -218,10 +218,10 @@ int ufk_snap_parse(const void *buf, size_t len, const char *name,
   return 0;
 }
 
-static int read_all(int fd, uint8_t *buf, size_t len) {
+static int read_all(int fd, uint8_t *buf, size_t len, size_t at) {
   size_t done = 0;
   while (done < len) {
-    ssize_t r = read(fd, buf + done, len - done);
+    ssize_t r = pread(fd, buf + done, len - done, (off_t)(at + done));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return r == 0 ? (errno = EIO, -1) : -1;
     done += (size_t)r;
@@ -229,42 +229,40 @@ static int read_all(int fd, uint8_t *buf, size_t len) {
   return 0;
 }
 
+int ufk_snap_load_fd(int fd, const char *path, struct ufk_snap_header *h,
+                     struct ufk_snap_err *err) {
+  memset(h, 0, sizeof *h);
+  struct stat st;
+  int bad = fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL;
+  if (bad)
+    return fail(err, "%s: not a readable regular file: %s", path,
+                strerror(bad));
+  /* Judge the metadata before reading a file that may be huge garbage. */
+  size_t len = (size_t)st.st_size;
+  uint8_t meta[UFK_SNAP_META_SIZE];
+  size_t first = len < sizeof meta ? len : sizeof meta;
+  if (read_all(fd, meta, first, 0) < 0)
+    return fail(err, "%s: cannot read: %s", path, strerror(errno));
+  if (check_frame(meta, len, path, h, err) < 0) return -1;
+  uint8_t *buf = malloc(len);
+  if (buf) memcpy(buf, meta, first);
+  if (!buf || read_all(fd, buf + first, len - first, first) < 0) {
+    int e = buf ? errno : ENOMEM;
+    free(buf);
+    return fail(err, "%s: cannot read %zu bytes: %s", path, len, strerror(e));
+  }
+  int rc = ufk_snap_parse(buf, len, path, h, err);
+  free(buf);
+  return rc;
+}
+
 int ufk_snap_load(const char *path, struct ufk_snap_header *h,
                   struct ufk_snap_err *err) {
   memset(h, 0, sizeof *h);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(err, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  int bad = fstat(fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL;
-  if (bad) {
-    close(fd);
-    return fail(err, "%s: not a readable regular file: %s", path,
-                strerror(bad));
-  }
-  /* Judge the metadata before reading a file that may be huge garbage. */
-  size_t len = (size_t)st.st_size;
-  uint8_t meta[UFK_SNAP_META_SIZE];
-  size_t first = len < sizeof meta ? len : sizeof meta;
-  if (read_all(fd, meta, first) < 0) {
-    int e = errno;
-    close(fd);
-    return fail(err, "%s: cannot read: %s", path, strerror(e));
-  }
-  if (check_frame(meta, len, path, h, err) < 0) {
-    close(fd);
-    return -1;
-  }
-  uint8_t *buf = malloc(len);
-  if (buf) memcpy(buf, meta, first);
-  if (!buf || read_all(fd, buf + first, len - first) < 0) {
-    int e = buf ? errno : ENOMEM;
-    free(buf);
-    close(fd);
-    return fail(err, "%s: cannot read %zu bytes: %s", path, len, strerror(e));
-  }
+  int rc = ufk_snap_load_fd(fd, path, h, err);
   close(fd);
-  int rc = ufk_snap_parse(buf, len, path, h, err);
-  free(buf);
   return rc;
 }
 

@@ -68,6 +68,10 @@ int ufk_snap_parse(const void *buf, size_t len, const char *name,
 /* Reads and parses the file at path. */
 int ufk_snap_load(const char *path, struct ufk_snap_header *h,
                   struct ufk_snap_err *err);
+/* The same from an open descriptor (read with pread from offset 0, so it
+ * may share its offset); path names it in messages.  fd stays open. */
+int ufk_snap_load_fd(int fd, const char *path, struct ufk_snap_header *h,
+                     struct ufk_snap_err *err);
 /* Checks every invariant of a header built in memory. */
 int ufk_snap_validate(const struct ufk_snap_header *h, const char *name,
                       struct ufk_snap_err *err);

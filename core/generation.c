@@ -77,6 +77,7 @@ void free_gen(struct sv *v, struct gen *g) {
       break;
     }
   close_if(g->config_fd);
+  genpin_free(g);
   conf_free(g->conf);
   free(g->conf);
   /* A later event of the batch being handled may still point at g (its
@@ -163,6 +164,7 @@ void spawn_worker(struct sv *v, struct gen *g) {
   g->started = now_ns();
   fcntl(g->ipc, F_SETFL, O_NONBLOCK);
   ep_add(v, g->ipc, EPOLLIN, g);
+  genpin_send(g); /* before the listeners: the worker builds after them */
   for (int i = 0; i < g->conf->n_listeners; i++) {
     struct sv_listener *l = find_listener(v, g->conf->listeners[i].name);
     struct ipc_msg m = {.type = IPC_LISTENER};
@@ -368,6 +370,10 @@ void on_worker_msg(struct sv *v, struct gen *g) {
   struct ipc_msg m;
   int fds[IPC_MAX_FDS];
   while (g->ipc >= 0 && ipc_recv(g->ipc, &m, fds) > 0) {
+    if (m.type == IPC_PIN) {
+      genpin_add(g, fds[0], fds[1]);
+      fds[0] = fds[1] = -1;
+    }
     for (int i = 0; i < IPC_MAX_FDS; i++)
       close_if(fds[i]);
     if (m.type == IPC_READY)

@@ -3,6 +3,8 @@
  * restart).  Each descriptor travels with a name saying what it is:
  *   L-<listener>  listening socket     S-<listener>  its counters (memfd)
  *   T-<gen>       a generation's config text (memfd)
+ *   F-<gen>-<n>   a data file pinned to the generation
+ *   N-<gen>-<n>   its path and open flags (memfd)
  *   U-<id> uffd   M-<id> session state   C-<id> connection   P-<id> pidfd
  * (no ':' in names: systemd separates $LISTEN_FDNAMES with it). */
 #ifndef UFFDKIT_CORE_HANDOVER_H

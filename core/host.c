@@ -1,4 +1,5 @@
 #include "host.h"
+#include "pinned.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -310,6 +311,7 @@ static const struct ufk_host table = {
     .source_close = h_source_close,
     .counter = h_counter,
     .now_ns = h_now_ns,
+    .open_file = pinned_open,
 };
 
 const struct ufk_host *host_table(void) {

@@ -12,6 +12,7 @@ enum ipc_type {
   IPC_SESSION = 2,  /* sup → worker: id, name, fds {conn, uffd, pidfd, shm} */
   IPC_READY = 3,    /* worker → sup: every source started */
   IPC_END = 4,      /* worker → sup: session id ended, code = reason */
+  IPC_PIN = 5,      /* both ways: fds {a pinned data file, its path (memfd)} */
 };
 
 enum ipc_end_reason {

@@ -40,7 +40,14 @@ struct gen {
   uint64_t restart_at; /* 0: none scheduled */
   uint64_t restart_delay;
   int sessions;
+  struct gen_pin *pins; /* data files its sources opened (genpins.c) */
+  int npins;
   struct gen *next;
+};
+
+struct gen_pin {
+  int fd;   /* the file, as its generation's first worker opened it */
+  int meta; /* its path and flags (memfd, see pinned.h) */
 };
 
 /* A listener, by name, across generations. */
@@ -164,6 +171,12 @@ void on_child(struct sv *v);
 int reload(struct sv *v, char *msg, size_t len);
 void reload_queued(struct sv *v);
 void restart_due(struct sv *v);
+
+/* genpins.c */
+void genpin_add(struct gen *g, int fd, int meta);
+void genpin_send(const struct gen *g);
+void genpin_free(struct gen *g);
+void genpin_adopt(struct sv *v, struct handed *h, int n);
 
 /* upgrade.c */
 struct gen *adopt_gens(struct sv *v, struct handed *h, int n);

@@ -181,6 +181,12 @@ void upgrade(struct sv *v) {
       char id[16];
       snprintf(id, sizeof id, "%d", g->id);
       add_handed(&h, &n, g->config_fd, 'T', id);
+      for (int i = 0; i < g->npins; i++) {
+        char pin[32];
+        snprintf(pin, sizeof pin, "%d-%d", g->id, i);
+        add_handed(&h, &n, g->pins[i].fd, 'F', pin);
+        add_handed(&h, &n, g->pins[i].meta, 'N', pin);
+      }
     }
   log_info("upgrading: re-executing %s, handing over %d descriptors", exe, n);
   for (struct gen *g = v->gens; g; g = g->next)

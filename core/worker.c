@@ -17,6 +17,7 @@
 #include "host.h"
 #include "ipc.h"
 #include "log.h"
+#include "pinned.h"
 #include "plugin.h"
 #include "pool.h"
 #include "session.h"
@@ -236,7 +237,12 @@ static int receive_listeners(void) {
     }
     struct ipc_msg m;
     int fds[IPC_MAX_FDS];
-    if (ipc_recv(W.ipc, &m, fds) <= 0 || m.type != IPC_LISTENER || fds[0] < 0) {
+    int r = ipc_recv(W.ipc, &m, fds);
+    if (r > 0 && m.type == IPC_PIN) {
+      pinned_adopt(fds[0], fds[1]); /* an earlier worker's: sent first */
+      continue;
+    }
+    if (r <= 0 || m.type != IPC_LISTENER || fds[0] < 0) {
       log_error("bad message from the supervisor while starting");
       return -1;
     }
@@ -377,7 +383,9 @@ int worker_main(int argc, char **argv) {
   W.wl = calloc((size_t)W.n, sizeof *W.wl);
   for (int i = 0; i < W.n; i++)
     W.wl[i].conf = &W.conf.listeners[i];
-  if (receive_listeners() < 0 || build_stacks() < 0) return 2;
+  if (receive_listeners() < 0) return 2;
+  pinned_report(W.ipc);
+  if (build_stacks() < 0) return 2;
   struct ipc_msg ready = {.type = IPC_READY};
   ipc_send(W.ipc, &ready, NULL, 0);
   loop(sigfd);
@@ -387,6 +395,7 @@ int worker_main(int argc, char **argv) {
     stack_destroy(W.wl[i].stack);
   }
   plugin_unload_all();
+  pinned_clear();
   free(W.wl);
   conf_free(&W.conf);
   return 0;

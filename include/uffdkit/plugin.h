@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define UFK_ABI_MAJOR 1
-#define UFK_ABI_MINOR 0
+#define UFK_ABI_MINOR 1
 
 /* Log levels for host->log. */
 enum ufk_log_level {
@@ -180,7 +180,22 @@ struct ufk_host {
   uint64_t *(*counter)(const struct ufk_config *c, const char *name,
                        const char *help);
   uint64_t (*now_ns)(void); /* CLOCK_MONOTONIC */
+
+  /* Since 1.1 (check host->size covers it).  Opens a data file the way
+   * open(2) does (O_CLOEXEC is added), returning a descriptor the caller
+   * owns and closes, or -1 with errno.  Sources use it for the files they
+   * serve: a read-only regular file is opened once per configuration
+   * generation and kept by the daemon, so every worker of that generation,
+   * after a crash or an upgrade, gets the same inode back even if the path
+   * was replaced by rename since.  The descriptor may share its file offset
+   * with others: use pread(2) or mmap(2), not read(2). */
+  int (*open_file)(const char *path, int flags);
 };
+
+/* Whether the running daemon offers the host service `field`. */
+#define UFK_HOST_HAS(host, field)                                              \
+  ((host)->size >= offsetof(struct ufk_host, field) + sizeof(void *) &&        \
+   (host)->field)
 
 /* A plugin.  Required: name, get_size, read, create (and for a layer, the
  * same).  Everything else may be NULL. */

@@ -116,7 +116,7 @@ static void *create(const struct ufk_config *cfg, struct ufk_next *below) {
 }
 
 static int open_local(struct diff *d, struct build *b) {
-  int fd = open(b->file, O_RDONLY | O_CLOEXEC);
+  int fd = ufk_open_data(host, b->file, O_RDONLY);
   if (fd < 0) {
     int e = errno;
     char id[UFK_SNAP_UUID_STR];
@@ -208,7 +208,14 @@ static int index_builds(struct diff *d) {
 static int start(void *inst) {
   struct diff *d = inst;
   struct ufk_snap_err err;
-  if (ufk_snap_load(d->header_path, &d->h, &err) < 0) {
+  int fd = ufk_open_data(host, d->header_path, O_RDONLY);
+  if (fd < 0) {
+    host->error(errno, "%s: cannot open: %s", d->header_path, strerror(errno));
+    return -1;
+  }
+  int rc = ufk_snap_load_fd(fd, d->header_path, &d->h, &err);
+  close(fd);
+  if (rc < 0) {
     host->error(EINVAL, "%s", err.msg);
     return -1;
   }

@@ -51,7 +51,8 @@ static void *f_create(const struct ufk_config *cfg, struct ufk_next *below) {
 
 static int f_start(void *p) {
   struct inst *in = p;
-  in->fd = open(in->path, O_RDONLY | O_CLOEXEC | (in->direct ? O_DIRECT : 0));
+  in->fd =
+      ufk_open_data(host, in->path, O_RDONLY | (in->direct ? O_DIRECT : 0));
   if (in->fd < 0 || fstat(in->fd, &in->st) < 0) {
     host->error(errno, "%s: %s", in->path, strerror(errno));
     return -1;

@@ -52,7 +52,7 @@ static void *mm_create(const struct ufk_config *cfg, struct ufk_next *below) {
 static int mm_start(void *p) {
   struct inst *in = p;
   struct stat st;
-  in->fd = open(in->path, O_RDONLY | O_CLOEXEC);
+  in->fd = ufk_open_data(host, in->path, O_RDONLY);
   if (in->fd < 0 || fstat(in->fd, &in->st) < 0) {
     host->error(errno, "%s: %s", in->path, strerror(errno));
     return -1;

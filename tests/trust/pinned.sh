@@ -9,11 +9,15 @@
 #      to exit with "no usable configuration"), the restore ends with every
 #      byte of A, and a new VM restores A too;
 #   3  the served file replaced by rename (cp B x; mv x served) and the
-#      worker SIGKILLed: the new worker's source has another identity than
-#      the session started on, so on_source_error (kill) ends the VM: it
-#      never gets a page of B;
-#   4  the same with the file rewritten in place (the worker held stopped
-#      meanwhile, so that only the takeover can notice).
+#      worker SIGKILLed: the new worker gets the descriptor the generation
+#      opened first (pinned by the supervisor), so the restore ends with
+#      every byte of A, the original image;
+#   3b the same replacement followed by a SIGUSR2 upgrade: the pinned
+#      descriptor is handed over too, and the VM again gets every byte of A;
+#   4  after a reload (the generation opens the file again), the file
+#      rewritten in place (the worker held stopped meanwhile, so that only
+#      the takeover can notice): the same inode with another identity
+#      (mtime), so on_source_error (kill) ends the VM: never a page of B.
 . "$(dirname "$0")/common.sh"
 
 PAGES=8192
@@ -80,20 +84,39 @@ verified main $PAGES
 sim 0 new run --socket "$SOCK" --image "$TMP/A" --vcpus 2
 verified new $PAGES
 
-# ---- 3: the served file replaced by rename ----
+# ---- 3: the served file replaced by rename, then a crash ----
 slow renamed "$TMP/s.sock"
 cp "$TMP/B" "$TMP/x"
 mv "$TMP/x" "$TMP/served"
 crash
 rc=0
 wait $SLOW || rc=$?
-[ $rc -eq 137 ] || fail "the VM whose file was replaced by rename exited $rc: $(cat "$TMP/renamed.err")"
-wait_log d "error: session [0-9]+ \(pid $SLOW\) on s: the source is not the data the session started on \(was file:.*, now file:.*\); killing the VM \(on_source_error\)"
-echo "replaced by rename: $(grep -E "pid $SLOW\) on s: the source" "$TMP/d.log" | sed 's/.*error: //')"
+check_sim 0 renamed $rc
+verified renamed $PAGES
+echo "replaced by rename, worker killed: the VM got every byte of A"
+
+# ---- 3b: the same, then an upgrade ----
+slow upgraded "$TMP/s.sock"
+cp "$TMP/B" "$TMP/x"
+mv "$TMP/x" "$TMP/served"
+kill -USR2 "$D"
+wait_count d "uffdkit\[$D\] info: took over 1 live sessions" 2 30
+W=$(new_worker "$D" "$W")
+wait_log d "uffdkit\[$D\] info: worker $W ready"
+rc=0
+wait $SLOW || rc=$?
+check_sim 0 upgraded $rc
+verified upgraded $PAGES
+echo "replaced by rename, then an upgrade: the VM got every byte of A"
 
 # ---- 4: the served file rewritten in place ----
+# The generation keeps the inode it started on; a reload opens the file
+# at its path again (the include names A once more).
+echo "source = { plugin = \"mmap\"; path = \"$TMP/A\"; };" >"$INC"
 cp "$TMP/A" "$TMP/served"
-crash # the worker maps the file as it is now
+kill -HUP "$D"
+wait_log d "configuration generation [0-9]+ \($CONF\) is live"
+W=$(new_worker "$D" "$W")
 slow inplace "$TMP/s.sock"
 kill -STOP "$W"
 # Every thread of the worker stopped (none in the middle of a copy), so

@@ -7,8 +7,8 @@
 #      not be taken as a session; once the source fails (a writer opens
 #      and closes the FIFO) the daemon exits with status 1 and the VM is
 #      let go (it ends, not by its own timeout);
-#   2  a live restore whose worker is SIGKILLed after its image was moved
-#      away: the replacement workers cannot start; after a bounded number
+#   2  a live restore whose worker is SIGKILLed after its plugin was
+#      removed: the replacement workers cannot start; after a bounded number
 #      of tries one line says so and the VM is killed (on_source_error =
 #      kill); with the image back the daemon serves new VMs again.
 . "$(dirname "$0")/common.sh"
@@ -43,11 +43,15 @@ wait $EARLY || rc=$?
 echo "no worker: the daemon exited 1, the waiting VM ended with $rc, no session"
 
 # ---- 2: a worker that can no longer start ----
+# (its plugin gone: the data file itself is pinned to the generation, so
+# moving it away would change nothing)
+mkdir "$TMP/plugins"
+cp "$PLUGINS/libmmap.so" "$TMP/plugins/"
 cat >"$TMP/d.conf" <<CONF
 uffdkit = { control_socket = "$TMP/ctl.sock"; worker_restart_delay = "50ms"; };
 listeners = (
   { name = "a"; socket = "$TMP/a.sock"; on_source_error = "kill";
-    source = { plugin = "mmap"; path = "$TMP/mem"; }; }
+    source = { plugin = "$TMP/plugins/libmmap.so"; path = "$TMP/mem"; }; }
 );
 CONF
 start_daemon d "$TMP/a.sock" --config "$TMP/d.conf" --plugin-dir "$PLUGINS"
@@ -59,7 +63,7 @@ wait_log d "worker $W ready"
 MAIN=$!
 wait_log d "session [0-9]+: pid $MAIN "
 sleep 0.3
-mv "$TMP/mem" "$TMP/mem.away"
+rm "$TMP/plugins/libmmap.so"
 still_running $MAIN "the restore"
 kill -KILL "$W"
 wait_log d "error: configuration generation 1: 5 workers in a row failed to start; killing 1 VMs and leaving 0 blocked \(on_source_error\)" 30
@@ -69,7 +73,7 @@ wait $MAIN || rc=$?
 [ "$(count_log d "workers in a row failed to start")" -eq 1 ] ||
   fail "the give-up is not one line"
 echo "$(grep "in a row" "$TMP/d.log" | sed 's/.*error: //')"
-mv "$TMP/mem.away" "$TMP/mem"
+cp "$PLUGINS/libmmap.so" "$TMP/plugins/"
 sim 0 after run --socket "$TMP/a.sock" --image "$TMP/mem" --vcpus 2
 verified after $PAGES
 stop_daemons

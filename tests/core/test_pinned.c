@@ -1,0 +1,137 @@
+/* The worker's table of pinned data files (core/pinned.c). */
+#include <check.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pinned.h"
+
+static char dir[] = "/tmp/uffdkit-pinned.XXXXXX";
+static char path[PATH_MAX], other[PATH_MAX];
+
+static void put(const char *p, const char *text) {
+  FILE *f = fopen(p, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* path now names a new file holding text (the old one replaced by
+ * rename). */
+static void replace(const char *text) {
+  put(other, text);
+  ck_assert_int_eq(rename(other, path), 0);
+}
+
+static char first(int fd) {
+  char c = 0;
+  ck_assert_int_eq(pread(fd, &c, 1, 0), 1);
+  return c;
+}
+
+static void setup(void) {
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/served", dir);
+  snprintf(other, sizeof other, "%s/x", dir);
+  put(path, "A");
+}
+
+static void teardown(void) {
+  pinned_clear();
+  unlink(path);
+  unlink(other);
+  rmdir(dir);
+  strcpy(dir, "/tmp/uffdkit-pinned.XXXXXX");
+}
+
+START_TEST(rename_keeps_inode) {
+  int a = pinned_open(path, O_RDONLY);
+  ck_assert_int_ge(a, 0);
+  ck_assert_int_ne(fcntl(a, F_GETFD) & FD_CLOEXEC, 0);
+  replace("B");
+  int again = pinned_open(path, O_RDONLY | O_CLOEXEC); /* same key */
+  ck_assert_int_eq(first(again), 'A');
+  struct stat s1, s2;
+  fstat(a, &s1);
+  fstat(again, &s2);
+  ck_assert(s1.st_ino == s2.st_ino && s1.st_dev == s2.st_dev);
+  int other_flags = pinned_open(path, O_RDONLY | O_NONBLOCK);
+  ck_assert_int_eq(first(other_flags), 'B'); /* another key: opened */
+  close(a);
+  close(again);
+  close(other_flags);
+}
+END_TEST
+
+START_TEST(writable_not_pinned) {
+  int w = pinned_open(path, O_RDWR);
+  ck_assert_int_ge(w, 0);
+  replace("B");
+  int w2 = pinned_open(path, O_RDWR);
+  ck_assert_int_eq(first(w2), 'B');
+  close(w);
+  close(w2);
+}
+END_TEST
+
+START_TEST(missing_file) {
+  char p[PATH_MAX + 8];
+  snprintf(p, sizeof p, "%s/none", dir);
+  ck_assert_int_eq(pinned_open(p, O_RDONLY), -1);
+}
+END_TEST
+
+START_TEST(adopted_from_earlier_worker) {
+  int a = open(path, O_RDONLY | O_CLOEXEC);
+  int meta = pinned_meta(path, O_RDONLY);
+  ck_assert_int_ge(meta, 0);
+  char got[PATH_MAX];
+  int flags = -1;
+  ck_assert_int_eq(pinned_meta_read(meta, got, sizeof got, &flags), 0);
+  ck_assert_str_eq(got, path);
+  ck_assert_int_eq(flags, O_RDONLY);
+  replace("B");
+  ck_assert_int_eq(pinned_adopt(a, meta), 0);
+  int fd = pinned_open(path, O_RDONLY);
+  ck_assert_int_eq(first(fd), 'A');
+  close(fd);
+}
+END_TEST
+
+START_TEST(bad_meta_refused) {
+  int a = open(path, O_RDONLY | O_CLOEXEC);
+  int meta = pinned_meta("", O_RDONLY); /* no path */
+  ck_assert_int_eq(pinned_adopt(a, meta), -1);
+  replace("B");
+  int fd = pinned_open(path, O_RDONLY);
+  ck_assert_int_eq(first(fd), 'B');
+  close(fd);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("pinned");
+  struct {
+    const char *name;
+    const TTest *fn;
+  } tests[] = {{"rename_keeps_inode", rename_keeps_inode},
+               {"writable_not_pinned", writable_not_pinned},
+               {"missing_file", missing_file},
+               {"adopted_from_earlier_worker", adopted_from_earlier_worker},
+               {"bad_meta_refused", bad_meta_refused}};
+  for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+    TCase *tc = tcase_create(tests[i].name);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, tests[i].fn);
+    suite_add_tcase(s, tc);
+  }
+  SRunner *r = srunner_create(s);
+  srunner_run_all(r, CK_NORMAL);
+  int failed = srunner_ntests_failed(r);
+  srunner_free(r);
+  return failed ? 1 : 0;
+}
