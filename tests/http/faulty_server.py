@@ -21,7 +21,8 @@ MODE is one of
   norange    ignore Range, answer 200 with the whole file
   gzip       claim Content-Encoding: gzip
   delay      answer normally (with seconds=S, any mode sleeps S seconds
-             before it misbehaves)
+             before it misbehaves; GET /_release ends every such sleep
+             at once, until the next /_reset)
   drop       close the connection without answering
   down       close the listener and every connection for S seconds
              (new connections are refused), then listen again; at once,
@@ -73,6 +74,8 @@ class State:
         self.down_for = 0.0
         self.to = ""
         self.seen_headers = []
+        # Set by /_release: every delay in progress or to come ends now.
+        self.release = threading.Event()
 
     def next_fault(self):
         with self.lock:
@@ -189,6 +192,10 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.mode, STATE.count, STATE.after = None, 0, 0
                 STATE.requests = STATE.faults = 0
                 STATE.seen_headers = []
+                STATE.release.clear()
+            return self.reply(200, b"ok")
+        if url.path == "/_release":
+            STATE.release.set()
             return self.reply(200, b"ok")
         self.serve_file(url.path)
 
@@ -235,7 +242,7 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         if seconds > 0:
-            time.sleep(seconds)
+            STATE.release.wait(seconds)
         if mode == "redirect":
             return self.reply(302, b"", [("Location", STATE.to + path)])
         if mode and mode.isdigit():
