@@ -136,6 +136,12 @@ static void b_version0(struct hb *h) {
 static void b_version4(struct hb *h) {
   meta(h, 4, K4, K4);
 }
+static void b_version6(struct hb *h) {
+  meta(h, 6, K4, K4);
+}
+static void b_version3_upper(struct hb *h) {
+  meta(h, 0x10003, K4, K4);
+}
 static void b_bs8k(struct hb *h) {
   meta(h, 3, 8192, 8192);
 }
@@ -228,9 +234,14 @@ static const struct bad bad[] = {
     {"partial record", b_partial,
      "t.hdr: 84 bytes: mapping 0 (byte 64) is partial, 20 of 40 bytes"},
     {"version 0", b_version0,
-     "t.hdr: metadata Version (byte 0) is 0, expected 1 to 3"},
-    {"version 4", b_version4,
-     "t.hdr: metadata Version (byte 0) is 4, expected 1 to 3"},
+     "t.hdr: metadata Version (byte 0) is 0, expected 1 to 5"},
+    {"version 4 without its container", b_version4,
+     "t.hdr: 64 bytes, shorter than the 69 bytes of metadata, Flags and U of "
+     "a V4 header"},
+    {"version 6", b_version6,
+     "t.hdr: metadata Version (byte 0) is 6, expected 1 to 5"},
+    {"version 3 with upper bits", b_version3_upper,
+     "t.hdr: metadata Version (byte 0) is 65539, expected 1 to 5"},
     {"block size 8192", b_bs8k,
      "t.hdr: metadata BlockSize (byte 8) is 8192, expected 4096 or 2097152"},
     {"block size 0", b_bs0,
