@@ -109,6 +109,10 @@ struct ufk_snap_build {
   size_t first_entry; /* index of its first mapping */
 };
 
+/* Writes the message into err; returns -1. */
+int ufk_snap_fail(struct ufk_snap_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 int ufk_snap_is_nil(const uint8_t id[16]);
 void ufk_snap_id_str(const uint8_t id[16], char out[UFK_SNAP_UUID_STR]);
 
@@ -240,5 +244,28 @@ int ufk_snap_trim(struct ufk_snap_header *h);
 int ufk_snap_entry_copy(const struct ufk_snap_entry *e,
                         struct ufk_snap_entry *out);
 void ufk_snap_entry_free(struct ufk_snap_entry *e);
+
+/* ---- which entry a build is read with (snapresolve.c) ---- */
+
+/* 1 if e's frames hold every range of its build that h's mappings read (or
+ * e is uncompressed); else 0 with the mapping and the first byte missing. */
+int ufk_snap_entry_covers(const struct ufk_snap_header *h,
+                          const struct ufk_snap_entry *e, size_t *bad,
+                          uint64_t *gap);
+/* Loads build id's own header into *own: returns 0, 1 if the build has no
+ * header (a legacy uncompressed build), or -1 with err set. */
+typedef int (*ufk_snap_own_header_fn)(void *opaque, const uint8_t id[16],
+                                      struct ufk_snap_header *own,
+                                      struct ufk_snap_err *err);
+/* The entry to read build id of h with, as a copy in *out (free it with
+ * ufk_snap_entry_free): h's own entry when its frames hold all h reads; no
+ * entry for h's own build means uncompressed; a missing or gapped ancestor
+ * entry is taken from the build's own header through own_header (v1-3 or no
+ * header: uncompressed; V4/V5: its entry for itself).  Versions 1-3: always
+ * uncompressed.  name is h's file, for messages. */
+int ufk_snap_resolve(const struct ufk_snap_header *h, const uint8_t id[16],
+                     ufk_snap_own_header_fn own_header, void *opaque,
+                     const char *name, struct ufk_snap_entry *out,
+                     struct ufk_snap_err *err);
 
 #endif

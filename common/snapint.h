@@ -8,10 +8,6 @@
 
 #include "snapheader.h"
 
-/* Writes the message into err; returns -1. */
-int ufk_snap_fail(struct ufk_snap_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 /* Checks Version, BlockSize and Size of the metadata. */
 int ufk_snap_check_meta(const struct ufk_snap_header *h, const char *name,
                         struct ufk_snap_err *err);

@@ -2,7 +2,10 @@
  *
  * The header maps every range of guest memory to one build's diff file or to
  * zeros.  Diff files are local files (a path template) mapped read-only, or
- * come from a nested source opened once per build (e.g. http).
+ * come from a nested source opened once per build (e.g. http).  Builds that
+ * a V4/V5 header describes as compressed are read frame by frame from
+ * memfile.zstd / memfile.lz4; each frame is decoded whole, its codec
+ * checksum checked, before any byte of it is served (compressed.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,32 +18,10 @@
 
 #include <uffdkit/plugin.h>
 
+#include "diff.h"
 #include "rawfile.h"
-#include "snapheader.h"
 
-static const struct ufk_host *host;
-
-struct build {
-  struct ufk_snap_build info;
-  char *file;         /* local path or "store:<id>", for messages */
-  const uint8_t *map; /* for map(): the kernel copies out of it */
-  size_t map_len;
-  int fd; /* for read(): pread, so a truncated file is an error */
-  struct ufk_next *src;
-};
-
-struct diff {
-  const struct ufk_config *cfg;
-  const char *header_path;
-  const char *diffs; /* NULL when reading through the store */
-  struct ufk_snap_header h;
-  struct build *builds;
-  size_t nbuilds;
-  uint32_t *build_of; /* per mapping: index into builds, or UFK_SNAP_NO_BUILD */
-  uint64_t *bytes_read;
-  uint64_t *bytes_zero;
-  uint64_t *reads;
-};
+const struct ufk_host *host;
 
 static const struct ufk_param params[] = {
     {"header", UFK_T_STRING, UFK_PARAM_REQUIRED, NULL,
@@ -49,7 +30,10 @@ static const struct ufk_param params[] = {
      "path of each build's diff file, with {build_id} for the build id"},
     {"store", UFK_T_GROUP, 0, NULL,
      "a source to read each build's diff from, with {build_id} in its "
-     "settings (instead of diffs)"},
+     "settings (instead of diffs), and {suffix} after the file name for "
+     "compressed builds and their headers"},
+    {"frame_cache", UFK_T_SIZE, 0, "64M",
+     "bytes of decoded frames of compressed builds kept in memory"},
     {0},
 };
 
@@ -91,6 +75,11 @@ static int read_settings(struct diff *d) {
     return -1;
   }
   if (rc == 1) d->diffs = NULL;
+  if (host->get_size(cfg, "frame_cache", &d->frame_cache) != 0) {
+    host->error(EINVAL, "frame_cache (%s): not a size",
+                host->where(cfg, "frame_cache"));
+    return -1;
+  }
   return d->diffs ? check_template(d) : 0;
 }
 
@@ -112,6 +101,10 @@ static void *create(const struct ufk_config *cfg, struct ufk_next *below) {
   d->bytes_zero =
       host->counter(cfg, "bytes_zero", "bytes of zero ranges filled by read");
   d->reads = host->counter(cfg, "reads", "read and map calls served");
+  d->cache.decoded = host->counter(
+      cfg, "frames_decoded", "frames of compressed builds decoded and checked");
+  d->cache.hits = host->counter(cfg, "frame_cache_hits",
+                                "reads served from an already decoded frame");
   return d;
 }
 
@@ -150,11 +143,19 @@ static int open_local(struct diff *d, struct build *b) {
   return 0;
 }
 
+struct ufk_next *diff_store_open(struct diff *d, const uint8_t id[16],
+                                 const char *suffix) {
+  char ids[UFK_SNAP_UUID_STR];
+  ufk_snap_id_str(id, ids);
+  return host->source_open(
+      d->cfg, "store",
+      (const char *const[]){"build_id", ids, "suffix", suffix, NULL});
+}
+
 static int open_store(struct diff *d, struct build *b) {
   char id[UFK_SNAP_UUID_STR];
   ufk_snap_id_str(b->info.id, id);
-  b->src = host->source_open(d->cfg, "store",
-                             (const char *const[]){"build_id", id, NULL});
+  b->src = diff_store_open(d, b->info.id, "");
   if (!b->src) return -1;
   int64_t have = b->src->get_size(b->src->handle);
   if (have < 0) {
@@ -171,19 +172,26 @@ static int open_store(struct diff *d, struct build *b) {
   return 0;
 }
 
-static int open_build(struct diff *d, struct build *b) {
+char *diff_object_name(struct diff *d, const uint8_t id[16],
+                       const char *suffix) {
+  char *base = NULL, *out = NULL;
   if (d->diffs) {
-    b->file = ufk_snap_expand(d->diffs, b->info.id);
+    base = ufk_snap_expand(d->diffs, id);
   } else {
-    char id[UFK_SNAP_UUID_STR];
-    ufk_snap_id_str(b->info.id, id);
-    b->file = malloc(sizeof "store:" + sizeof id);
-    if (b->file) strcat(strcpy(b->file, "store:"), id);
+    char ids[UFK_SNAP_UUID_STR];
+    ufk_snap_id_str(id, ids);
+    if (asprintf(&base, "store:%s", ids) < 0) base = NULL;
   }
-  if (!b->file) {
-    host->error(ENOMEM, "out of memory");
-    return -1;
-  }
+  if (base && asprintf(&out, "%s%s", base, suffix) < 0) out = NULL;
+  free(base);
+  if (!out) host->error(ENOMEM, "out of memory");
+  return out;
+}
+
+static int open_build(struct diff *d, struct build *b) {
+  if (diff_resolve(d, b) < 0) return -1;
+  if (ufk_snap_compressed(&b->entry)) return diff_open_compressed(d, b);
+  if (!(b->file = diff_object_name(d, b->info.id, ""))) return -1;
   return d->diffs ? open_local(d, b) : open_store(d, b);
 }
 
@@ -226,6 +234,7 @@ static int start(void *inst) {
   }
   for (size_t i = 0; i < d->nbuilds; i++)
     if (open_build(d, &d->builds[i]) < 0) return -1;
+  if (diff_cache_start(d) < 0) return -1;
   host->log(UFK_LOG_INFO,
             "%s: generation %llu, %llu bytes, %zu mappings over %zu builds",
             d->header_path, (unsigned long long)d->h.generation,
@@ -241,7 +250,9 @@ static void destroy(void *inst) {
     if (b->fd >= 0) close(b->fd);
     if (b->src) host->source_close(b->src);
     free(b->file);
+    ufk_snap_entry_free(&b->entry);
   }
+  fcache_free(&d->cache);
   free(d->builds);
   free(d->build_of);
   ufk_snap_free(&d->h);
@@ -272,8 +283,10 @@ static int copy_part(struct diff *d, size_t i, uint64_t shift, uint8_t *buf,
   }
   struct build *b = &d->builds[d->build_of[i]];
   uint64_t at = m->storage_offset + shift;
-  if (b->map ? ufk_file_read(host, b->fd, b->file, buf, n, at) < 0
-             : b->src->read(b->src->handle, buf, n, at, flags) < 0)
+  if (b->compressed) {
+    if (diff_read_frames(d, b, buf, n, at, flags) < 0) return -1;
+  } else if (b->map ? ufk_file_read(host, b->fd, b->file, buf, n, at) < 0
+                    : b->src->read(b->src->handle, buf, n, at, flags) < 0)
     return -1;
   __atomic_fetch_add(d->bytes_read, n, __ATOMIC_RELAXED);
   return 0;
@@ -338,7 +351,8 @@ static int diff_extents(void *inst, uint64_t off, uint64_t len,
 
 static void diff_caps(void *inst, struct ufk_caps *out) {
   struct diff *d = inst;
-  out->flags = d->diffs ? UFK_PLUGIN_FAST : 0;
+  /* Decoding a frame is not a page-cache copy. */
+  out->flags = d->diffs && !d->any_compressed ? UFK_PLUGIN_FAST : 0;
   out->max_concurrency = 0;
   out->max_io = 0;
 }
@@ -359,7 +373,7 @@ static const struct ufk_plugin plugin = {
     .flags = 0,
     .thread_model = UFK_THREAD_PARALLEL,
     .name = "diff",
-    .version = "1.0",
+    .version = "1.1",
     .description = "a snapshot generation: a memfile.header over the diff "
                    "files of its builds",
     .params = params,

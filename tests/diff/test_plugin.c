@@ -405,7 +405,10 @@ static struct ufk_next *fake_open(const char *key, const char *const *vars,
   (void)opaque;
   ck_assert_str_eq(key, "store");
   ck_assert_str_eq(vars[0], "build_id");
-  ck_assert_ptr_null(vars[2]);
+  /* v1-3 builds are uncompressed: no suffix after the file name. */
+  ck_assert_str_eq(vars[2], "suffix");
+  ck_assert_str_eq(vars[3], "");
+  ck_assert_ptr_null(vars[4]);
   ck_assert_int_lt(opened, 2);
   snprintf(opened_ids[opened++], sizeof opened_ids[0], "%s", vars[1]);
   struct fake_src *s = &srcs[vars[1][0] == 'a' ? 0 : 1];
