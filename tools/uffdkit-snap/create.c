@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "e2b.h"
 #include "parse.h"
-#include "snap.h"
 
 /* A generation being written. */
 struct gen {
@@ -80,11 +80,14 @@ static int gen_begin(struct gen *g, const char *store, int with_parent) {
   return out_begin(&g->out, store);
 }
 
-static int gen_finish(struct gen *g, const struct ufk_snap_header *h) {
+static int gen_finish(struct gen *g, struct ufk_snap_header *h,
+                      const struct ufk_snap_header *parent,
+                      const struct e2b_opts *eo) {
   char ids[UFK_SNAP_UUID_STR];
   memcpy(ids, g->out.ids, sizeof ids);
   progress_end(&g->prog);
-  if (out_commit(&g->out, h) < 0) return -1;
+  if (e2b_finish(&g->out, h, parent, eo) < 0 || out_commit(&g->out, h) < 0)
+    return -1;
   printf("%s\n", ids);
   return fflush(stdout) == 0 ? 0 : -1;
 }
@@ -123,16 +126,23 @@ static int create_blocks(struct gen *g) {
 
 int cmd_create(int argc, char **argv) {
   static const struct option opts[] = {
-      {"block-size", required_argument, 0, 'b'}, {0, 0, 0, 0}};
+      {"block-size", required_argument, 0, 'b'},
+      E2B_LONG_OPTIONS,
+      {0, 0, 0, 0}};
   struct gen g = {.in = -1, .bs = UFK_SNAP_BLOCK_4K, .out = {.fd = -1}};
-  int c;
+  struct e2b_opts eo;
+  int c, r;
+  e2b_opts_init(&eo);
   optind = 1;
   while ((c = getopt_long(argc, argv, "b:", opts, NULL)) != -1)
-    if (c != 'b' || parse_block_size(optarg, &g.bs) < 0) return SNAP_EXIT_USAGE;
+    if ((r = e2b_opt(&eo, c, optarg)) < 0 ||
+        (!r && (c != 'b' || parse_block_size(optarg, &g.bs) < 0)))
+      return SNAP_EXIT_USAGE;
   if (argc - optind != 2) {
     snap_error("create: expected MEMFILE STORE (see --help)");
     return SNAP_EXIT_USAGE;
   }
+  if (e2b_settle(&eo, g.bs, NULL) < 0) return SNAP_EXIT_USAGE;
   struct ufk_snap_header h = {0};
   struct ufk_snap_err err;
   int rc = -1;
@@ -143,7 +153,7 @@ int cmd_create(int argc, char **argv) {
     snap_error("%s", err.msg);
     goto out;
   }
-  rc = gen_finish(&g, &h);
+  rc = gen_finish(&g, &h, NULL, &eo);
 out:
   ufk_snap_free(&h);
   gen_free(&g);
@@ -243,15 +253,17 @@ static int check_same_size(const struct gen *g, const struct snap_image *p) {
 }
 
 int cmd_diff(int argc, char **argv) {
-  static const struct option opts[] = {{"sparse", no_argument, 0, 's'},
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"sparse", no_argument, 0, 's'}, E2B_LONG_OPTIONS, {0, 0, 0, 0}};
   struct gen g = {.in = -1, .out = {.fd = -1}};
-  int c, sparse = 0;
+  struct e2b_opts eo;
+  int c, r, sparse = 0;
+  e2b_opts_init(&eo);
   optind = 1;
   while ((c = getopt_long(argc, argv, "s", opts, NULL)) != -1)
-    if (c != 's')
+    if ((r = e2b_opt(&eo, c, optarg)) < 0 || (!r && c != 's'))
       return SNAP_EXIT_USAGE;
-    else
+    else if (!r)
       sparse = 1;
   if (argc - optind != 3) {
     snap_error("diff: expected STORE PARENT_BUILD NEWMEM (see --help)");
@@ -266,6 +278,10 @@ int cmd_diff(int argc, char **argv) {
       open_input(&g, argv[optind + 2]) < 0 || check_same_size(&g, &parent) < 0)
     goto out;
   g.bs = parent.h.block_size;
+  if (e2b_settle(&eo, g.bs, &parent.h) < 0) {
+    rc = -2;
+    goto out;
+  }
   if (gen_begin(&g, store, 1) < 0 ||
       (sparse ? diff_sparse(&g, &parent) : diff_full(&g, &parent)) < 0)
     goto out;
@@ -273,10 +289,10 @@ int cmd_diff(int argc, char **argv) {
     snap_error("%s", err.msg);
     goto out;
   }
-  rc = gen_finish(&g, &h);
+  rc = gen_finish(&g, &h, &parent.h, &eo);
 out:
   ufk_snap_free(&h);
   gen_free(&g);
   image_close(&parent);
-  return rc < 0 ? SNAP_EXIT_FAIL : SNAP_EXIT_OK;
+  return rc == -2 ? SNAP_EXIT_USAGE : rc < 0 ? SNAP_EXIT_FAIL : SNAP_EXIT_OK;
 }

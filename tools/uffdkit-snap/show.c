@@ -37,6 +37,53 @@ static uint64_t zero_bytes(const struct ufk_snap_header *h,
   return h->size - used;
 }
 
+static void sha_hex(const uint8_t *p, char out[65]) {
+  static const uint8_t zero[32];
+  if (!memcmp(p, zero, 32)) {
+    strcpy(out, "unknown");
+    return;
+  }
+  for (int i = 0; i < 32; i++)
+    sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+/* V4/V5: how each build is stored, as the header says. */
+static void print_entries(const struct ufk_snap_header *h) {
+  if (ufk_snap_format(h) < 4) return;
+  printf("%-19s0x%02x\n%-19s%zu\n", "flags:", h->flags,
+         "build entries:", h->nentries);
+  for (size_t i = 0; i < h->nentries; i++) {
+    const struct ufk_snap_entry *e = &h->entries[i];
+    char id[UFK_SNAP_UUID_STR], sha[65];
+    ufk_snap_id_str(e->build_id, id);
+    sha_hex(e->checksum, sha);
+    uint64_t c = 0;
+    for (size_t k = 0; k < e->nframes; k++)
+      c += e->frames[k].size_c;
+    printf("  %s codec %s, %zu frames (%llu bytes), size %llu, sha256 %s\n", id,
+           ufk_snap_codec_name(e->codec), e->nframes, (unsigned long long)c,
+           (unsigned long long)e->size, sha);
+  }
+}
+
+static cJSON *json_entries(const struct ufk_snap_header *h) {
+  cJSON *arr = cJSON_CreateArray();
+  for (size_t i = 0; i < h->nentries; i++) {
+    const struct ufk_snap_entry *e = &h->entries[i];
+    char id[UFK_SNAP_UUID_STR], sha[65];
+    cJSON *o = cJSON_CreateObject();
+    ufk_snap_id_str(e->build_id, id);
+    sha_hex(e->checksum, sha);
+    cJSON_AddStringToObject(o, "build_id", id);
+    cJSON_AddStringToObject(o, "codec", ufk_snap_codec_name(e->codec));
+    cJSON_AddNumberToObject(o, "frames", (double)e->nframes);
+    cJSON_AddNumberToObject(o, "size", (double)e->size);
+    cJSON_AddStringToObject(o, "sha256", sha);
+    cJSON_AddItemToArray(arr, o);
+  }
+  return arr;
+}
+
 static void print_text(const struct ufk_snap_header *h,
                        const struct ufk_snap_build *b, size_t nb) {
   char id[UFK_SNAP_UUID_STR], base[UFK_SNAP_UUID_STR];
@@ -59,6 +106,7 @@ static void print_text(const struct ufk_snap_header *h,
            (unsigned long long)b[i].bytes, share(b[i].bytes, h->size),
            memcmp(b[i].id, h->build_id, 16) ? "" : " (this build)");
   }
+  print_entries(h);
 }
 
 static cJSON *json_share(const char *id, uint64_t bytes, uint64_t size) {
@@ -84,6 +132,8 @@ static int print_json(const struct ufk_snap_header *h,
   cJSON_AddNumberToObject(o, "mappings", (double)h->nmappings);
   cJSON_AddItemToObject(o, "zero",
                         json_share(NULL, zero_bytes(h, b, nb), h->size));
+  if (ufk_snap_format(h) >= 4)
+    cJSON_AddItemToObject(o, "entries", json_entries(h));
   cJSON *arr = cJSON_AddArrayToObject(o, "builds");
   for (size_t i = 0; i < nb; i++) {
     ufk_snap_id_str(b[i].id, id);
@@ -138,12 +188,10 @@ out:
 static int copy_mapping(struct snap_image *im, size_t i, int out,
                         const char *name, uint8_t *buf, struct progress *prog) {
   const struct ufk_snap_mapping *m = &im->h.mappings[i];
-  uint32_t b = im->build_of[i];
   for (uint64_t done = 0; done < m->length; done += SNAP_CHUNK) {
     size_t n = m->length - done < SNAP_CHUNK ? m->length - done : SNAP_CHUNK;
     if (snap_check_interrupt() < 0 ||
-        snap_pread(im->fds[b], buf, n, m->storage_offset + done, im->files[b]) <
-            0)
+        image_read(im, buf, n, m->offset + done) < 0)
       return -1;
     if (pwrite(out, buf, n, (off_t)(m->offset + done)) != (ssize_t)n) {
       snap_error("%s: cannot write %zu bytes at offset %llu: %s", name, n,

@@ -63,6 +63,8 @@ int out_commit(struct snap_out *o, const struct ufk_snap_header *h);
 /* Removes whatever out_begin and out_block made. */
 void out_abort(struct snap_out *o);
 
+struct snap_frames;
+
 /* A generation of a store, with its builds' diff files open. */
 struct snap_image {
   struct ufk_snap_header h;
@@ -72,6 +74,7 @@ struct snap_image {
   int *fds;
   char **files;
   uint32_t *build_of;
+  struct snap_frames *frames; /* compressed builds (e2b.h), or NULL */
 };
 /* Loads STORE/BUILD/memfile.header strictly and opens every referenced
  * build's diff, checking it is long enough. */

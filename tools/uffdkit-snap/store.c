@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#include "snap.h"
+#include "e2b.h"
 
 static int make_store(struct snap_out *o, const char *store) {
   if (mkdir(store, 0755) == 0) {
@@ -124,6 +124,8 @@ void out_abort(struct snap_out *o) {
 static int open_build(struct snap_image *im, const char *store, size_t i) {
   const struct ufk_snap_build *b = &im->builds[i];
   char ids[UFK_SNAP_UUID_STR];
+  int compressed = e2b_open_build(im, store, i);
+  if (compressed <= 0) return compressed;
   ufk_snap_id_str(b->id, ids);
   if (!(im->files[i] = snap_path(store, ids, SNAP_MEMFILE))) return -1;
   im->fds[i] = open(im->files[i], O_RDONLY | O_CLOEXEC);
@@ -197,8 +199,10 @@ int image_read(struct snap_image *im, void *buf, uint64_t len, uint64_t off) {
     uint32_t b = im->build_of[i];
     if (b == UFK_SNAP_NO_BUILD)
       memset(p, 0, n);
-    else if (snap_pread(im->fds[b], p, n, m->storage_offset + shift,
-                        im->files[b]) < 0)
+    else if (im->frames && im->frames[b].e.nframes) {
+      if (e2b_read(im, b, p, n, m->storage_offset + shift) < 0) return -1;
+    } else if (snap_pread(im->fds[b], p, n, m->storage_offset + shift,
+                          im->files[b]) < 0)
       return -1;
     p += n;
     off += n;
@@ -208,6 +212,7 @@ int image_read(struct snap_image *im, void *buf, uint64_t len, uint64_t off) {
 }
 
 void image_close(struct snap_image *im) {
+  e2b_close(im);
   for (size_t i = 0; im->fds && i < im->nbuilds; i++)
     if (im->fds[i] >= 0) close(im->fds[i]);
   for (size_t i = 0; im->files && i < im->nbuilds; i++)
