@@ -1,9 +1,11 @@
 """Deterministic guest memory images for the snapshot tests.
 
-images.py OUTDIR SIZE writes OUTDIR/m0, m1, m2 (three generations of one
-guest's memory) and OUTDIR/m2.runs, the runs of 4 KiB pages written between
-m1 and m2 ("first count" per line), from which a sparse diff snapshot is
-made.
+images.py OUTDIR SIZE [compressible] writes OUTDIR/m0, m1, m2 (three
+generations of one guest's memory) and OUTDIR/m2.runs, the runs of 4 KiB
+pages written between m1 and m2 ("first count" per line), from which a
+sparse diff snapshot is made.  With "compressible", most pages repeat a
+short random pattern (so zstd and lz4 frames really compress), the rest
+stay random.
 """
 import random
 import sys
@@ -12,7 +14,12 @@ PAGE = 4096
 REGION = 2 << 20
 
 
+COMPRESSIBLE = False
+
+
 def page_bytes(rng):
+    if COMPRESSIBLE and rng.random() < 0.75:
+        return rng.randbytes(64) * (PAGE // 64)
     return rng.randbytes(PAGE)
 
 
@@ -76,7 +83,9 @@ def third(img, rng):
 
 
 def main():
+    global COMPRESSIBLE
     out, size = sys.argv[1], int(sys.argv[2])
+    COMPRESSIBLE = len(sys.argv) > 3 and sys.argv[3] == "compressible"
     rng = random.Random(20260)
     m0 = first(size // PAGE, rng)
     m1 = second(m0, rng)
