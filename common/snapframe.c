@@ -206,7 +206,8 @@ static int zstd_decode(const void *src, size_t srclen, void *dst, size_t dstlen,
   return 0;
 }
 
-static int lz4_run(LZ4F_dctx *d, const uint8_t *src, size_t srclen,
+/* src starts after the frame header, which took `head` bytes. */
+static int lz4_run(LZ4F_dctx *d, const uint8_t *src, size_t srclen, size_t head,
                    uint8_t *dst, size_t dstlen, char *w, size_t wl) {
   size_t spos = 0, dpos = 0, ret = 1;
   uint8_t extra[64];
@@ -216,20 +217,21 @@ static int lz4_run(LZ4F_dctx *d, const uint8_t *src, size_t srclen,
     size_t sl = srclen - spos, dl = over ? sizeof extra : dstlen - dpos;
     ret = LZ4F_decompress(d, out, &dl, src + spos, &sl, NULL);
     if (LZ4F_isError(ret))
-      return why(w, wl, "lz4 near byte %zu: %s", spos, LZ4F_getErrorName(ret));
+      return why(w, wl, "lz4 near byte %zu: %s", head + spos,
+                 LZ4F_getErrorName(ret));
     spos += sl;
     if (over && dl)
       return why(w, wl, "the lz4 frame decodes to more than SizeU %zu", dstlen);
     dpos += over ? 0 : dl;
     if (ret != 0 && sl == 0 && dl == 0)
-      return why(w, wl, "the lz4 frame is cut short at byte %zu", spos);
+      return why(w, wl, "the lz4 frame is cut short at byte %zu", head + spos);
   }
   if (dpos != dstlen)
     return why(w, wl, "the lz4 frame decodes to %zu bytes, SizeU is %zu", dpos,
                dstlen);
   if (spos != srclen)
-    return why(w, wl, "the lz4 frame ends at byte %zu of its %zu", spos,
-               srclen);
+    return why(w, wl, "the lz4 frame ends at byte %zu of its %zu", head + spos,
+               head + srclen);
   return 0;
 }
 
@@ -247,7 +249,8 @@ static int lz4_decode(const void *src, size_t srclen, void *dst, size_t dstlen,
   else if (!fi.blockChecksumFlag && !fi.contentChecksumFlag)
     rc = why(w, wl, "the lz4 frame has neither block nor content checksums");
   else
-    rc = lz4_run(d, (const uint8_t *)src + n, srclen - n, dst, dstlen, w, wl);
+    rc =
+        lz4_run(d, (const uint8_t *)src + n, srclen - n, n, dst, dstlen, w, wl);
   LZ4F_freeDecompressionContext(d);
   return rc;
 }
