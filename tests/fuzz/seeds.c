@@ -4,7 +4,7 @@
  * accepted.  Without this a seed meant to be refused only proved that the
  * parser did not crash on it.
  *
- * usage: fuzz-seeds handshake|config|snapheader DIR */
+ * usage: fuzz-seeds handshake|config|snapheader|snapv4 DIR */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "config.h"
 #include "handshake.h"
 #include "snapheader.h"
+#include "snapv4_wrap.h"
 
 #define MAX_REGIONS 64 /* as the fuzzer */
 
@@ -42,6 +43,19 @@ static int parse_snapheader(char *buf, size_t len, char *err, size_t errlen) {
   else
     ufk_snap_free(&h);
   return r < 0 ? -1 : 0;
+}
+
+/* fuzz-snapv4's input: an inner block wrapped into a V4/V5 header. */
+static int parse_snapv4(char *buf, size_t len, char *err, size_t errlen) {
+  size_t flen;
+  uint8_t *f = snapv4_wrap((const uint8_t *)buf, len, &flen);
+  if (!f) {
+    snprintf(err, errlen, "shorter than its 2 bytes");
+    return -1;
+  }
+  int r = parse_snapheader((char *)f, flen, err, errlen);
+  free(f);
+  return r;
 }
 
 static char *slurp(const char *path, size_t *len) {
@@ -89,12 +103,14 @@ int main(int argc, char **argv) {
     parse_fn parse;
   } kinds[] = {{"handshake", parse_handshake},
                {"config", parse_config},
-               {"snapheader", parse_snapheader}};
+               {"snapheader", parse_snapheader},
+               {"snapv4", parse_snapv4}};
   parse_fn parse = NULL;
   for (size_t i = 0; argc == 3 && i < sizeof kinds / sizeof *kinds; i++)
     if (!strcmp(argv[1], kinds[i].kind)) parse = kinds[i].parse;
   if (!parse) {
-    fprintf(stderr, "usage: fuzz-seeds handshake|config|snapheader DIR\n");
+    fprintf(stderr,
+            "usage: fuzz-seeds handshake|config|snapheader|snapv4 DIR\n");
     return 2;
   }
   DIR *d = opendir(argv[2]);
