@@ -13,7 +13,9 @@
 #            killed at the first page of that frame, the log names the
 #            object, the frame and the codec's complaint, every page
 #            installed before it was right (strict-vmm checks each page the
-#            moment its fault returns), and the daemon lives on.
+#            moment its fault returns), and the daemon lives on;
+#   verify   uffdkit-snap verify names the damaged frame, and the SHA-256
+#            mismatch of an uncompressed V4 build changed after writing.
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/../core/common.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -152,3 +154,24 @@ killed() {
 killed g1 "$TMP/m1" "$S/$G1/memfile.zstd" "zstd: Restored data doesn't match checksum"
 killed g2 "$TMP/m2" "store:$G2.lz4" "the lz4 frame is cut short"
 stop_daemons
+
+# ---- uffdkit-snap verify ----
+# It decodes every frame a header reaches...
+rc=0
+"$SNAP" verify "$S" "$G1" 2>"$TMP/v1.err" >/dev/null || rc=$?
+[ $rc -eq 1 ] && grep -q "$S/$G1/memfile.zstd: frame 1 (bytes [0-9]* to [0-9]*) refused: zstd: Restored data doesn't match checksum" "$TMP/v1.err" ||
+  fail "verify of the damaged zstd frame: $rc, $(cat "$TMP/v1.err")"
+# ...and checks the SHA-256 of each build, which alone guards an
+# uncompressed V4 build.
+G3=$("$SNAP" diff "$S2" "$G1" "$TMP/m2" --header-version 4 --codec none)
+"$SNAP" verify "$S2" "$G3" >/dev/null || fail "verify $G3"
+python3 - "$S2/$G3/memfile" <<'PY'
+import sys
+f = open(sys.argv[1], "r+b"); f.seek(5000); b = f.read(1); f.seek(5000)
+f.write(bytes([b[0] ^ 1]))
+PY
+rc=0
+"$SNAP" verify "$S2" "$G3" 2>"$TMP/v3.err" >/dev/null || rc=$?
+[ $rc -eq 1 ] && grep -qE "verify: build $G3: the SHA-256 of its [0-9]+-byte uncompressed diff is [0-9a-f]{64}, but $S2/$G3/memfile.header gives [0-9a-f]{64}" "$TMP/v3.err" ||
+  fail "verify of a changed uncompressed build: $rc, $(cat "$TMP/v3.err")"
+echo "verify: $(cat "$TMP/v3.err")"
