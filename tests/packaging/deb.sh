@@ -53,7 +53,9 @@ DEV=$(echo "$PB"/uffdkit-dev_*.deb)
 [ "$(dpkg-deb -f "$DEB" Package)" = uffdkit ] || fail "runtime package name"
 [ "$(dpkg-deb -f "$DEV" Package)" = uffdkit-dev ] || fail "dev package name"
 deps=$(dpkg-deb -f "$DEB" Depends)
-for d in libconfig9 libcjson1 libcurl4 libuuid1; do
+# libzstd1, liblz4-1: the diff source's compressed builds; libssl3 holds
+# libcrypto (uffdkit-snap's SHA-256).
+for d in libconfig9 libcjson1 libcurl4 libuuid1 libzstd1 liblz4-1 libssl3; do
   grep -qw "$d" <<<"$deps" || fail "uffdkit does not depend on $d: $deps"
 done
 # The metrics endpoint is libmicrohttpd's: a daemon built with it needs it.
