@@ -268,4 +268,12 @@ int ufk_snap_resolve(const struct ufk_snap_header *h, const uint8_t id[16],
                      const char *name, struct ufk_snap_entry *out,
                      struct ufk_snap_err *err);
 
+/* E2B's rescue when an entry without frames proves false (the build has no
+ * uncompressed diff): the build's own header's entry for itself, which must
+ * be compressed and hold all h reads.  Returns 0 with *out, or -1. */
+int ufk_snap_rescue(const struct ufk_snap_header *h, const uint8_t id[16],
+                    ufk_snap_own_header_fn own_header, void *opaque,
+                    const char *name, struct ufk_snap_entry *out,
+                    struct ufk_snap_err *err);
+
 #endif

@@ -92,3 +92,35 @@ int ufk_snap_resolve(const struct ufk_snap_header *h, const uint8_t id[16],
   ufk_snap_free(&own);
   return rc;
 }
+
+int ufk_snap_rescue(const struct ufk_snap_header *h, const uint8_t id[16],
+                    ufk_snap_own_header_fn own_header, void *opaque,
+                    const char *name, struct ufk_snap_entry *out,
+                    struct ufk_snap_err *err) {
+  struct ufk_snap_header own;
+  char ids[UFK_SNAP_UUID_STR];
+  ufk_snap_id_str(id, ids);
+  int rc = own_header(opaque, id, &own, err);
+  if (rc < 0) return -1;
+  if (rc == 1)
+    return fail(err,
+                "%s: build %s has no uncompressed diff, and no header of its "
+                "own",
+                name, ids);
+  const struct ufk_snap_entry *oe =
+      ufk_snap_format(&own) >= 4 ? ufk_snap_entry_of(&own, id) : NULL;
+  size_t bad = 0;
+  uint64_t gap = 0;
+  if (!ufk_snap_compressed(oe))
+    rc = fail(err,
+              "%s: build %s has no uncompressed diff, and its own header "
+              "gives it no frames",
+              name, ids);
+  else if (!ufk_snap_entry_covers(h, oe, &bad, &gap))
+    rc =
+        gap_fail(h, name, bad, gap, "neither does the build's own header", err);
+  else if (ufk_snap_entry_copy(oe, out) < 0)
+    rc = fail(err, "%s: out of memory", name);
+  ufk_snap_free(&own);
+  return rc;
+}

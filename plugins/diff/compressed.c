@@ -64,11 +64,27 @@ static int own_header(void *opaque, const uint8_t id[16],
   return rc;
 }
 
+/* A local build read as uncompressed whose memfile does not exist. */
+static int proves_false(struct diff *d, struct build *b) {
+  if (ufk_snap_format(&d->h) < 4 || !d->diffs || b->compressed) return 0;
+  char *name = diff_object_name(d, b->info.id, "");
+  int gone = name && access(name, F_OK) < 0 && errno == ENOENT;
+  free(name);
+  return gone;
+}
+
 int diff_resolve(struct diff *d, struct build *b) {
   struct ufk_snap_err err;
   if (ufk_snap_resolve(&d->h, b->info.id, own_header, d, d->header_path,
                        &b->entry, &err) < 0)
     return fail(EINVAL, "%s", err.msg);
+  b->compressed = ufk_snap_compressed(&b->entry);
+  if (proves_false(d, b)) {
+    ufk_snap_entry_free(&b->entry);
+    if (ufk_snap_rescue(&d->h, b->info.id, own_header, d, d->header_path,
+                        &b->entry, &err) < 0)
+      return fail(ENOENT, "%s", err.msg);
+  }
   b->compressed = ufk_snap_compressed(&b->entry);
   d->any_compressed |= b->compressed;
   return 0;

@@ -8,7 +8,9 @@
  *   overlap     a frame starting inside the one before it (an entry with
  *               two frames or more)
  *   varint      (V5) the first offset varint 10 bytes long, overflowing
- *   incomplete  Flags bit 0 (IncompletePendingUpload) set */
+ *   incomplete  Flags bit 0 (IncompletePendingUpload) set
+ *   zero-ancestor  (not damage: what E2B wrote when it lost track) the
+ *               first compressed ancestor's entry made the all-zero entry */
 #include <lz4frame.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,17 @@ static int edit(const uint8_t *in, size_t len, const char *kind, uint8_t **out,
     ufk_snap_entry_copy(&h.entries[0], &h.entries[h.nentries++]);
   } else if (!strcmp(kind, "codec3")) {
     h.entries[0].codec = 3;
+  } else if (!strcmp(kind, "zero-ancestor")) {
+    size_t i = 0;
+    while (i < h.nentries && (!h.entries[i].nframes ||
+                              !memcmp(h.entries[i].build_id, h.build_id, 16)))
+      i++;
+    if (i == h.nentries) return -1;
+    struct ufk_snap_entry *e = &h.entries[i];
+    ufk_snap_entry_free(e);
+    e->codec = 0;
+    e->size = 0;
+    memset(e->checksum, 0, sizeof e->checksum);
   } else {
     size_t i = 0;
     while (i < h.nentries && h.entries[i].nframes < 2)
@@ -122,11 +135,14 @@ int main(int argc, char **argv) {
     in[64] |= 1;
   else if (!strcmp(k, "varint") ? varint(in, len, &out, &olen) < 0
            : (!strcmp(k, "duplicate") || !strcmp(k, "codec3") ||
-              !strcmp(k, "overlap"))
+              !strcmp(k, "overlap") || !strcmp(k, "zero-ancestor"))
                ? edit(in, len, k, &out, &olen) < 0
                : 1) {
     fprintf(stderr, "corrupt: cannot make '%s'\n", k);
     return 1;
   }
-  return spit(argv[2], out, olen) < 0;
+  int rc = spit(argv[2], out, olen) < 0;
+  if (out != in) free(out);
+  free(in);
+  return rc;
 }

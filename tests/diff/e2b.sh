@@ -8,14 +8,17 @@
 #   s2  2 MiB blocks: v4 lz4 (2 MiB frames) -> v5 zstd (4 MiB frames) ->
 #       v5 uncompressed;
 #   sf  ancestor entries left out (as E2B wrote before 2026-08-18): the
-#       source reads each ancestor's own header to find its frames.
+#       source reads each ancestor's own header to find its frames;
+#   sr  s4 with generation 2's entry for generation 1 made the all-zero
+#       entry, which proves false (no memfile): E2B's rescue, the build's
+#       own header, gives its frames.
 # Builds are read from local files (diffs) and through a nested file source
 # (store, with {suffix}).
 source "$(dirname "$0")/../lib/functions.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 command -v python3 >/dev/null || skip "python3 is needed"
-need_built "$UFFDKIT" "$SIM" "$SNAP"
+need_built "$UFFDKIT" "$SIM" "$SNAP" "$BUILD/bin/test-diff-corrupt"
 
 SIZE=$((32 << 20))
 python3 "$HERE/images.py" "$TMP" $SIZE compressible
@@ -52,7 +55,14 @@ codecs() {
   json "$1" "$2" '" ".join(e["codec"] for e in j["entries"])'
 }
 
-for s in "$S4 $A2" "$S2 $B2" "$SF $C2"; do
+SR=$TMP/sr
+cp -r "$S4" "$SR"
+"$BUILD/bin/test-diff-corrupt" "$S4/$A2/memfile.header" \
+  "$SR/$A2/memfile.header" zero-ancestor || fail "cannot zero an entry"
+[ "$(json "$SR" "$A2" '[e["frames"] for e in j["entries"]].count(0)')" = 2 ] ||
+  fail "SR: A1's entry was not zeroed"
+
+for s in "$S4 $A2" "$S2 $B2" "$SF $C2" "$SR $A2"; do
   set -- $s
   "$SNAP" verify "$1" "$2" >/dev/null || fail "verify $2"
   "$SNAP" flatten "$1" "$2" "$TMP/flat" || fail "flatten $2"
@@ -119,6 +129,7 @@ restore s4-4k serve_cli "$S4" "$A2" --vcpus 2
 restore s4-4k-store serve_store "$S4" "$A2" --vcpus 3 --order random
 restore s2-4k serve_cli "$S2" "$B2" --vcpus 2 --order random
 restore sf-4k-store serve_store "$SF" "$C2" --vcpus 2
+restore sr-4k serve_cli "$SR" "$A2" --vcpus 2
 
 reserve_hugepages $((SIZE / (2 << 20) + 2))
 restore s4-2m serve_cli "$S4" "$A2" --vcpus 2 --page-size 2M

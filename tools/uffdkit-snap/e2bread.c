@@ -56,6 +56,25 @@ static int check_object(int fd, const char *file,
   return -1;
 }
 
+/* An entry without frames whose memfile is missing: E2B's rescue. */
+static int rescue(struct snap_image *im, const char *store,
+                  struct snap_frames *f) {
+  char *path = object_path(store, f->e.build_id, 0);
+  struct ufk_snap_err err;
+  if (!path) return -1;
+  int gone = access(path, F_OK) < 0 && errno == ENOENT;
+  free(path);
+  if (!gone) return 0;
+  uint8_t id[16];
+  memcpy(id, f->e.build_id, 16);
+  ufk_snap_entry_free(&f->e);
+  if (ufk_snap_rescue(&im->h, id, own_header, (void *)store, im->header_path,
+                      &f->e, &err) == 0)
+    return 0;
+  snap_error("%s", err.msg);
+  return -1;
+}
+
 int e2b_open_build(struct snap_image *im, const char *store, size_t i) {
   if (ufk_snap_format(&im->h) < 4) return 1;
   if (!im->frames && !(im->frames = calloc(im->nbuilds, sizeof *im->frames))) {
@@ -70,6 +89,7 @@ int e2b_open_build(struct snap_image *im, const char *store, size_t i) {
     snap_error("%s", err.msg);
     return -1;
   }
+  if (!ufk_snap_compressed(&f->e) && rescue(im, store, f) < 0) return -1;
   if (!ufk_snap_compressed(&f->e)) return 1;
   if (!(im->files[i] = object_path(store, f->e.build_id, f->e.codec)))
     return -1;
