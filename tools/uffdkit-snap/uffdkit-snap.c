@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chunkstore.h"
 #include "snap.h"
 
 static const char usage[] =
@@ -46,7 +47,7 @@ static const struct {
   int (*run)(int argc, char **argv);
 } commands[] = {
     {"create", cmd_create},   {"diff", cmd_diff},     {"inspect", cmd_inspect},
-    {"flatten", cmd_flatten}, {"verify", cmd_verify},
+    {"flatten", cmd_flatten}, {"verify", cmd_verify}, {"store", cmd_store},
 };
 
 static void on_signal(int sig) {
