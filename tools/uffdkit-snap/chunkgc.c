@@ -53,10 +53,14 @@ static int gc(struct chunkstore *s) {
     cs_scan_free(&sc);
     return -1;
   }
-  uint64_t packs = 0, bytes = 0, tmp = 0;
+  uint64_t packs = 0, bytes = 0, tmp = 0, loose = 0;
   int rc = 0;
   for (size_t p = 0; rc == 0 && p < s->npacks; p++) {
-    if (sc.pack_used[p]) continue;
+    if (sc.pack_used[p]) {
+      for (uint32_t i = 0; i < s->packs[p].idx.nentries; i++)
+        loose += !sc.used[p][i];
+      continue;
+    }
     rc = drop_pack(s, s->packs[p].hex);
     packs++;
     bytes += s->packs[p].idx.pack_bytes;
@@ -68,7 +72,7 @@ static int gc(struct chunkstore *s) {
            "%llu unreferenced chunks\n",
            s->dir, (unsigned long long)packs, (unsigned long long)bytes,
            (unsigned long long)tmp, sc.nsnaps, s->npacks - (size_t)packs,
-           (unsigned long long)(sc.all_chunks - sc.uniq_chunks));
+           (unsigned long long)loose);
   cs_scan_free(&sc);
   return rc;
 }
