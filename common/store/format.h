@@ -123,5 +123,8 @@ void ufk_store_hex(const uint8_t *b, size_t n, char *out);
 int ufk_store_unhex(const char *s, uint8_t *out, size_t n);
 /* A chunk size the format accepts: a power of two in 4 KiB..4 MiB. */
 int ufk_store_chunk_size_ok(uint64_t v);
+/* A snapshot name: [A-Za-z0-9._-], 1 to 128 characters, not starting with
+ * a dot. */
+int ufk_store_name_ok(const char *name);
 
 #endif

@@ -103,3 +103,10 @@ int ufk_store_chunk_size_ok(uint64_t v) {
   return v >= UFK_STORE_CHUNK_MIN && v <= UFK_STORE_CHUNK_MAX &&
          (v & (v - 1)) == 0;
 }
+
+int ufk_store_name_ok(const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > 128 || name[0] == '.') return 0;
+  return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789._-") == n;
+}

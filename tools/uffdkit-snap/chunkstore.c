@@ -21,10 +21,7 @@ char *cs_path(const struct chunkstore *s, const char *a, const char *b) {
 }
 
 int cs_name_ok(const char *name) {
-  size_t n = strlen(name);
-  if (n == 0 || n > 128 || name[0] == '.') return 0;
-  return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                      "0123456789._-") == n;
+  return ufk_store_name_ok(name);
 }
 
 int cs_load_file(const char *path, uint8_t **buf, size_t *len) {
