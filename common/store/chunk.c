@@ -126,8 +126,9 @@ static int expand(const struct ufk_store_entry *e, const uint8_t *src, size_t n,
                                (int)e->raw_len) == (int)e->raw_len
                ? 0
                : -1;
+  if (n != e->raw_len) return -1; /* before copying: out holds raw_len */
   if (src != out) memcpy(out, src, n);
-  return n == e->raw_len ? 0 : -1;
+  return 0;
 }
 
 static const char *codec_name(uint8_t c) {
