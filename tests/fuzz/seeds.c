@@ -4,7 +4,8 @@
  * accepted.  Without this a seed meant to be refused only proved that the
  * parser did not crash on it.
  *
- * usage: fuzz-seeds handshake|config|snapheader DIR */
+ * usage: fuzz-seeds KIND DIR, KIND one of handshake config snapheader
+ * storemanifest storeindex storepack */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,9 @@
 
 #include "config.h"
 #include "handshake.h"
+#include "index.h"
+#include "manifest.h"
+#include "pack.h"
 #include "snapheader.h"
 
 #define MAX_REGIONS 64 /* as the fuzzer */
@@ -42,6 +46,37 @@ static int parse_snapheader(char *buf, size_t len, char *err, size_t errlen) {
   else
     ufk_snap_free(&h);
   return r < 0 ? -1 : 0;
+}
+
+static int parse_storemanifest(char *buf, size_t len, char *err,
+                               size_t errlen) {
+  struct ufk_store_manifest m;
+  struct ufk_store_err e = {{0}};
+  int r = ufk_store_manifest_parse((const uint8_t *)buf, len, "seed", &m, &e);
+  if (r < 0)
+    snprintf(err, errlen, "%s", e.msg);
+  else
+    ufk_store_manifest_free(&m);
+  return r;
+}
+
+static int parse_storeindex(char *buf, size_t len, char *err, size_t errlen) {
+  struct ufk_store_index x;
+  struct ufk_store_err e = {{0}};
+  int r = ufk_store_index_parse((const uint8_t *)buf, len, "seed", &x, &e);
+  if (r < 0)
+    snprintf(err, errlen, "%s", e.msg);
+  else
+    ufk_store_index_free(&x);
+  return r;
+}
+
+static int parse_storepack(char *buf, size_t len, char *err, size_t errlen) {
+  struct ufk_store_pack_head p;
+  struct ufk_store_err e = {{0}};
+  int r = ufk_store_pack_parse((const uint8_t *)buf, len, "seed", &p, &e);
+  if (r < 0) snprintf(err, errlen, "%s", e.msg);
+  return r;
 }
 
 static char *slurp(const char *path, size_t *len) {
@@ -87,14 +122,15 @@ int main(int argc, char **argv) {
   static const struct {
     const char *kind;
     parse_fn parse;
-  } kinds[] = {{"handshake", parse_handshake},
-               {"config", parse_config},
-               {"snapheader", parse_snapheader}};
+  } kinds[] = {
+      {"handshake", parse_handshake},   {"config", parse_config},
+      {"snapheader", parse_snapheader}, {"storemanifest", parse_storemanifest},
+      {"storeindex", parse_storeindex}, {"storepack", parse_storepack}};
   parse_fn parse = NULL;
   for (size_t i = 0; argc == 3 && i < sizeof kinds / sizeof *kinds; i++)
     if (!strcmp(argv[1], kinds[i].kind)) parse = kinds[i].parse;
   if (!parse) {
-    fprintf(stderr, "usage: fuzz-seeds handshake|config|snapheader DIR\n");
+    fprintf(stderr, "usage: fuzz-seeds KIND DIR (see seeds.c)\n");
     return 2;
   }
   DIR *d = opendir(argv[2]);
