@@ -307,7 +307,7 @@ static void imp_free(struct imp *m) {
 int cs_import(int argc, char **argv) {
   struct imp_opts o = {
       .codec = "zstd", .level = 3, .pack_size = CS_DEFAULT_PACK};
-  struct imp m = {.in = -1};
+  struct imp m = {.in = -1, .s.lock_fd = -1, .w.fd = -1};
   int codec;
   if (parse_opts(argc, argv, &o) < 0 || parse_codec(o.codec, &codec) < 0)
     return SNAP_EXIT_USAGE;
@@ -319,10 +319,11 @@ int cs_import(int argc, char **argv) {
     return SNAP_EXIT_USAGE;
   }
   int rc = -1;
-  if (cs_open(&m.s, argv[optind], &o.cs, 1, CS_LOCK_SHARED, 1) == 0 &&
+  /* The input is checked before a new store is made for it. */
+  if (open_input(&m, &o, argv[optind + 2]) == 0 &&
+      cs_open(&m.s, argv[optind], &o.cs, 1, CS_LOCK_SHARED, 1) == 0 &&
       cw_init(&m.w, &m.s, codec, o.level, o.pack_size) == 0 &&
-      refuse_existing(&m) == 0 && open_input(&m, &o, argv[optind + 2]) == 0 &&
-      (!o.base || open_base(&m, o.base) == 0))
+      refuse_existing(&m) == 0 && (!o.base || open_base(&m, o.base) == 0))
     rc = run(&m);
   if (rc < 0)
     cw_abort(&m.w);
