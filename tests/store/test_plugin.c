@@ -59,7 +59,20 @@ static void setup(void) {
   ck_assert_ptr_nonnull(plugin);
 }
 
+/* Configs and fake objects live until the test ends (the fake host's
+ * source_close frees nothing). */
+static struct ufk_config *configs[32];
+static int nconfigs;
+struct fake_obj;
+static struct fake_obj *objs[32];
+static int nobjs;
+static void free_objs(void);
+
 static void teardown(void) {
+  for (int i = 0; i < nconfigs; i++)
+    fakehost_config_free(configs[i]);
+  nconfigs = 0;
+  free_objs();
   char cmd[256];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   ck_assert_int_eq(system(cmd), 0);
@@ -78,6 +91,8 @@ static char *kv(const char *key, const char *value) {
 static void *start_with(const char *const *settings) {
   struct ufk_config *c = fakehost_config(plugin->params, settings);
   ck_assert_msg(c != NULL, "%s", fakehost_last_error());
+  ck_assert_int_lt(nconfigs, 32);
+  configs[nconfigs++] = c;
   fakehost_clear_error();
   void *inst = plugin->create(c, NULL);
   if (inst && plugin->start(inst) < 0) {
@@ -142,6 +157,14 @@ struct fake_obj {
 static int nopened;
 static char names[16][128];
 
+static void free_objs(void) {
+  for (int i = 0; i < nobjs; i++) {
+    close(objs[i]->fd);
+    free(objs[i]);
+  }
+  nobjs = 0;
+}
+
 static int64_t fo_size(void *h) {
   return ((struct fake_obj *)h)->size;
 }
@@ -162,6 +185,8 @@ static struct ufk_next *fake_open(const char *key, const char *const *vars,
   char path[512];
   snprintf(path, sizeof path, "%s/%s", store, vars[1]);
   struct fake_obj *o = calloc(1, sizeof *o);
+  ck_assert_int_lt(nobjs, 32);
+  objs[nobjs++] = o;
   o->fd = open(path, O_RDONLY);
   ck_assert_int_ge(o->fd, 0);
   struct stat st;
@@ -171,7 +196,7 @@ static struct ufk_next *fake_open(const char *key, const char *const *vars,
                               .handle = o,
                               .get_size = fo_size,
                               .read = fo_read};
-  return &o->next; /* the fake host's source_close does not free it */
+  return &o->next;
 }
 
 START_TEST(nested_reads) {
