@@ -29,7 +29,7 @@ store() {
   "$SNAP" store import "$dir" g1 "$TMP/m1" "$@" >/dev/null
   "$SNAP" store import "$dir" g2 "$TMP/m2.diff" --base g1 "$@" >/dev/null
 }
-store "$WWW/st64"
+store "$WWW/st64" --chunk-size 64K
 store "$TMP/st16" --chunk-size 16K --codec lz4 --key-file "$TMP/key"
 store "$TMP/st4m" --chunk-size 4M
 

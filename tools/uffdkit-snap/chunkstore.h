@@ -8,7 +8,7 @@
 #include "format.h"
 #include "keys.h"
 
-#define CS_DEFAULT_CHUNK (64u << 10)
+#define CS_DEFAULT_CHUNK (16u << 10) /* chosen by bench/store/run */
 #define CS_DEFAULT_PACK (256ull << 20)
 
 /* Where a chunk id is stored: pack (index into cs.packs) and entry. */
