@@ -10,6 +10,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 command -v python3 >/dev/null || skip "python3 is needed"
 need_built "$SNAP"
+# Imports and gc run in the background below, one stopped on purpose: kill
+# them on any exit, or a stopped one would keep the test's output open.
+BG_PIDS=()
+trap 'rc=$?; for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true
+done; (exit $rc); cleanup' EXIT
 
 SIZE=$((16 << 20))
 python3 "$HERE/images.py" "$TMP" $SIZE
@@ -125,6 +130,7 @@ tmp_has_file() { [ -n "$(ls "$ST/tmp")" ]; }
 packs_before=$(ls "$ST/packs" | wc -l)
 "$SNAP" store import "$ST" big "$TMP/big" --level 19 --chunk-size 16K &
 imp=$!
+BG_PIDS+=($imp)
 until_true 60 tmp_has_file || fail "the import wrote nothing to tmp/"
 kill -INT $imp
 rc=0
@@ -151,12 +157,14 @@ check_export "$ST" g1 "$TMP/m1"
 # snapshot is whole.
 "$SNAP" store import "$ST" big "$TMP/big" --level 19 &
 imp=$!
+BG_PIDS+=($imp)
 until_true 60 tmp_has_file || fail "the import wrote nothing to tmp/"
 kill -STOP $imp
 "$SNAP" store gc "$ST" --no-wait 2>"$TMP/err" && fail "gc --no-wait ran"
 grep -q "an import is running" "$TMP/err" || fail "$(cat "$TMP/err")"
 "$SNAP" store gc "$ST" >"$TMP/gc.out" 2>"$TMP/gc.err" &
 gc=$!
+BG_PIDS+=($gc)
 sleep 1
 kill -0 $gc 2>/dev/null || fail "gc did not wait for the import"
 [ -n "$(ls "$ST/tmp")" ] || fail "gc removed the running import's files"
@@ -172,6 +180,7 @@ check_export "$ST" big "$TMP/big"
 "$SNAP" store import "$ST" big2 "$TMP/m2" --level 19 --chunk-size 16K \
   2>/dev/null &
 imp=$!
+BG_PIDS+=($imp)
 until_true 60 tmp_has_file || fail "the import wrote nothing to tmp/"
 kill -KILL $imp
 wait $imp || true
