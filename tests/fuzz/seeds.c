@@ -4,7 +4,8 @@
  * accepted.  Without this a seed meant to be refused only proved that the
  * parser did not crash on it.
  *
- * usage: fuzz-seeds handshake|config|snapheader|snapv4 DIR */
+ * usage: fuzz-seeds KIND DIR, KIND one of handshake config snapheader
+ * snapv4 storemanifest storeindex storepack */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,9 @@
 
 #include "config.h"
 #include "handshake.h"
+#include "index.h"
+#include "manifest.h"
+#include "pack.h"
 #include "snapheader.h"
 #include "snapv4_wrap.h"
 
@@ -55,6 +59,37 @@ static int parse_snapv4(char *buf, size_t len, char *err, size_t errlen) {
   }
   int r = parse_snapheader((char *)f, flen, err, errlen);
   free(f);
+  return r;
+}
+
+static int parse_storemanifest(char *buf, size_t len, char *err,
+                               size_t errlen) {
+  struct ufk_store_manifest m;
+  struct ufk_store_err e = {{0}};
+  int r = ufk_store_manifest_parse((const uint8_t *)buf, len, "seed", &m, &e);
+  if (r < 0)
+    snprintf(err, errlen, "%s", e.msg);
+  else
+    ufk_store_manifest_free(&m);
+  return r;
+}
+
+static int parse_storeindex(char *buf, size_t len, char *err, size_t errlen) {
+  struct ufk_store_index x;
+  struct ufk_store_err e = {{0}};
+  int r = ufk_store_index_parse((const uint8_t *)buf, len, "seed", &x, &e);
+  if (r < 0)
+    snprintf(err, errlen, "%s", e.msg);
+  else
+    ufk_store_index_free(&x);
+  return r;
+}
+
+static int parse_storepack(char *buf, size_t len, char *err, size_t errlen) {
+  struct ufk_store_pack_head p;
+  struct ufk_store_err e = {{0}};
+  int r = ufk_store_pack_parse((const uint8_t *)buf, len, "seed", &p, &e);
+  if (r < 0) snprintf(err, errlen, "%s", e.msg);
   return r;
 }
 
@@ -101,16 +136,16 @@ int main(int argc, char **argv) {
   static const struct {
     const char *kind;
     parse_fn parse;
-  } kinds[] = {{"handshake", parse_handshake},
-               {"config", parse_config},
-               {"snapheader", parse_snapheader},
-               {"snapv4", parse_snapv4}};
+  } kinds[] = {
+      {"handshake", parse_handshake},         {"config", parse_config},
+      {"snapheader", parse_snapheader},       {"snapv4", parse_snapv4},
+      {"storemanifest", parse_storemanifest}, {"storeindex", parse_storeindex},
+      {"storepack", parse_storepack}};
   parse_fn parse = NULL;
   for (size_t i = 0; argc == 3 && i < sizeof kinds / sizeof *kinds; i++)
     if (!strcmp(argv[1], kinds[i].kind)) parse = kinds[i].parse;
   if (!parse) {
-    fprintf(stderr,
-            "usage: fuzz-seeds handshake|config|snapheader|snapv4 DIR\n");
+    fprintf(stderr, "usage: fuzz-seeds KIND DIR (see seeds.c)\n");
     return 2;
   }
   DIR *d = opendir(argv[2]);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chunkstore.h"
 #include "snap.h"
 
 static const char usage[] =
@@ -33,6 +34,20 @@ static const char usage[] =
     "  verify STORE BUILD\n"
     "      Check the header, the diff of every build it references and\n"
     "      their headers.\n"
+    "  store import STORE NAME IMAGE [--base SNAPSHOT]\n"
+    "  store import STORE NAME BUILD --e2b E2B_STORE\n"
+    "      Import a raw image, a Firecracker diff over SNAPSHOT, or an E2B\n"
+    "      generation into a chunk store (made if missing), storing only\n"
+    "      chunks it does not hold.  Options: --chunk-size N (new store),\n"
+    "      --codec zstd|lz4|raw, --level N, --pack-size N.\n"
+    "  store inspect STORE [SNAPSHOT] [--json]\n"
+    "  store verify STORE\n"
+    "  store export STORE SNAPSHOT OUT\n"
+    "  store delete STORE SNAPSHOT\n"
+    "  store gc STORE [--no-wait]\n"
+    "      Chunks, dedup and compression; check every chunk; the raw image\n"
+    "      back; remove a snapshot; delete unreferenced packs.  An\n"
+    "      encrypted store takes --key-file FILE or --key-env VAR.\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this text\n"
@@ -49,7 +64,7 @@ static const struct {
   int (*run)(int argc, char **argv);
 } commands[] = {
     {"create", cmd_create},   {"diff", cmd_diff},     {"inspect", cmd_inspect},
-    {"flatten", cmd_flatten}, {"verify", cmd_verify},
+    {"flatten", cmd_flatten}, {"verify", cmd_verify}, {"store", cmd_store},
 };
 
 static void on_signal(int sig) {

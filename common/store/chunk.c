@@ -1,0 +1,172 @@
+#include <pthread.h>
+#include <string.h>
+
+#include <lz4.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <zstd.h>
+
+#include "chunk.h"
+#include "object.h"
+
+/* One zstd context per thread, kept: making one per chunk costs more than
+ * decoding a small chunk. */
+static pthread_key_t dctx_key, cctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+static void free_dctx(void *p) {
+  ZSTD_freeDCtx(p);
+}
+static void free_cctx(void *p) {
+  ZSTD_freeCCtx(p);
+}
+static void make_keys(void) {
+  pthread_key_create(&dctx_key, free_dctx);
+  pthread_key_create(&cctx_key, free_cctx);
+}
+
+static ZSTD_DCtx *dctx(void) {
+  pthread_once(&ctx_once, make_keys);
+  ZSTD_DCtx *c = pthread_getspecific(dctx_key);
+  if (!c && (c = ZSTD_createDCtx())) pthread_setspecific(dctx_key, c);
+  return c;
+}
+
+static ZSTD_CCtx *cctx(void) {
+  pthread_once(&ctx_once, make_keys);
+  ZSTD_CCtx *c = pthread_getspecific(cctx_key);
+  if (!c && (c = ZSTD_createCCtx())) pthread_setspecific(cctx_key, c);
+  return c;
+}
+
+size_t ufk_store_encode_bound(uint32_t raw_len) {
+  size_t z = ZSTD_compressBound(raw_len);
+  size_t l = (size_t)LZ4_compressBound((int)raw_len);
+  size_t m = z > l ? z : l;
+  return (m > raw_len ? m : raw_len) + UFK_STORE_SEAL;
+}
+
+/* Compressed length, or 0 when the codec failed or did not shrink them. */
+static size_t compress(int codec, int level, const void *raw, uint32_t n,
+                       uint8_t *out, size_t cap) {
+  if (codec == UFK_CODEC_ZSTD) {
+    ZSTD_CCtx *c = cctx();
+    size_t r = c ? ZSTD_compressCCtx(c, out, cap, raw, n, level) : 0;
+    return ZSTD_isError(r) || r >= n ? 0 : r;
+  }
+  if (codec == UFK_CODEC_LZ4) {
+    int r = level > 1
+                ? LZ4_compress_fast(raw, (char *)out, (int)n, (int)cap, 1)
+                : LZ4_compress_default(raw, (char *)out, (int)n, (int)cap);
+    return r <= 0 || (uint32_t)r >= n ? 0 : (size_t)r;
+  }
+  return 0;
+}
+
+/* Additional data of the seal: what the index says of the chunk. */
+static void aad_of(const struct ufk_store_entry *e, uint8_t aad[40]) {
+  memcpy(aad, e->id, UFK_STORE_ID);
+  ufk_put32(aad + 32, e->raw_len);
+  ufk_put32(aad + 36, e->codec);
+}
+
+static int gcm(int enc, const struct ufk_store_keys *k,
+               const struct ufk_store_entry *e, const uint8_t *nonce,
+               const uint8_t *in, int n, uint8_t *out, uint8_t *tag) {
+  uint8_t aad[40];
+  aad_of(e, aad);
+  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  int len, ok = c && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, k->enc_key,
+                                       nonce, enc) == 1;
+  ok = ok && EVP_CipherUpdate(c, NULL, &len, aad, sizeof aad) == 1;
+  ok = ok && EVP_CipherUpdate(c, out, &len, in, n) == 1;
+  if (ok && !enc)
+    ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, UFK_STORE_TAG, tag) == 1;
+  ok = ok && EVP_CipherFinal_ex(c, out + len, &len) == 1;
+  if (ok && enc)
+    ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, UFK_STORE_TAG, tag) == 1;
+  EVP_CIPHER_CTX_free(c);
+  return ok ? 0 : -1;
+}
+
+int ufk_store_chunk_encode(const struct ufk_store_keys *k, int codec, int level,
+                           const uint8_t id[UFK_STORE_ID], const void *raw,
+                           uint32_t raw_len, uint8_t *out,
+                           struct ufk_store_entry *e,
+                           struct ufk_store_err *err) {
+  size_t pre = k->encrypted ? UFK_STORE_NONCE : 0;
+  size_t cap = ufk_store_encode_bound(raw_len) - UFK_STORE_SEAL;
+  memset(e, 0, sizeof *e);
+  memcpy(e->id, id, UFK_STORE_ID);
+  e->raw_len = raw_len;
+  size_t n = compress(codec, level, raw, raw_len, out + pre, cap);
+  e->codec = n ? (uint8_t)codec : UFK_CODEC_RAW;
+  if (!n) {
+    memcpy(out + pre, raw, raw_len);
+    n = raw_len;
+  }
+  e->stored_len = (uint32_t)(n + (k->encrypted ? UFK_STORE_SEAL : 0));
+  if (!k->encrypted) return 0;
+  if (RAND_bytes(out, UFK_STORE_NONCE) != 1 ||
+      gcm(1, k, e, out, out + pre, (int)n, out + pre, out + pre + n) < 0)
+    return ufk_store_fail(err, "cannot encrypt a chunk (OpenSSL failed)");
+  return 0;
+}
+
+static int expand(const struct ufk_store_entry *e, const uint8_t *src, size_t n,
+                  void *out) {
+  if (e->codec == UFK_CODEC_ZSTD) {
+    ZSTD_DCtx *c = dctx();
+    size_t r = c ? ZSTD_decompressDCtx(c, out, e->raw_len, src, n) : 0;
+    return !ZSTD_isError(r) && r == e->raw_len ? 0 : -1;
+  }
+  if (e->codec == UFK_CODEC_LZ4)
+    return LZ4_decompress_safe((const char *)src, out, (int)n,
+                               (int)e->raw_len) == (int)e->raw_len
+               ? 0
+               : -1;
+  if (n != e->raw_len) return -1; /* before copying: out holds raw_len */
+  if (src != out) memcpy(out, src, n);
+  return 0;
+}
+
+static const char *codec_name(uint8_t c) {
+  return c == UFK_CODEC_ZSTD ? "zstd" : c == UFK_CODEC_LZ4 ? "lz4" : "raw";
+}
+
+int ufk_store_chunk_decode(const struct ufk_store_keys *k,
+                           const struct ufk_store_entry *e, uint8_t *stored,
+                           void *out, const char *where,
+                           struct ufk_store_err *err) {
+  const uint8_t *src = stored;
+  size_t n = e->stored_len;
+  if (k->encrypted) {
+    if (n < UFK_STORE_SEAL)
+      return ufk_store_fail(err, "%s: %zu bytes, too short to be sealed", where,
+                            n);
+    n -= UFK_STORE_SEAL;
+    uint8_t *plain = e->codec == UFK_CODEC_RAW ? out : stored + UFK_STORE_NONCE;
+    if (gcm(0, k, e, stored, stored + UFK_STORE_NONCE, (int)n, plain,
+            stored + UFK_STORE_NONCE + n) < 0)
+      return ufk_store_fail(err,
+                            "%s: AES-256-GCM tag does not match (a wrong key "
+                            "or damaged bytes)",
+                            where);
+    src = plain;
+  }
+  if (expand(e, src, n, out) < 0)
+    return ufk_store_fail(err,
+                          "%s: %s data of %zu bytes does not decode to "
+                          "%u bytes",
+                          where, codec_name(e->codec), n, e->raw_len);
+  uint8_t id[UFK_STORE_ID];
+  ufk_store_chunk_id(k, out, e->raw_len, id);
+  if (CRYPTO_memcmp(id, e->id, UFK_STORE_ID)) {
+    char want[2 * UFK_STORE_ID + 1];
+    ufk_store_hex(e->id, UFK_STORE_ID, want);
+    return ufk_store_fail(err, "%s: the bytes do not hash to the chunk id %s",
+                          where, want);
+  }
+  return 0;
+}

@@ -1,0 +1,31 @@
+/* Chunks: compressed (zstd, LZ4) or raw, then sealed with AES-256-GCM when
+ * the store is encrypted, and checked against their id when read. */
+#ifndef UFFDKIT_STORE_CHUNK_H
+#define UFFDKIT_STORE_CHUNK_H
+
+#include "format.h"
+#include "keys.h"
+
+/* Most bytes ufk_store_chunk_encode writes for raw_len bytes. */
+size_t ufk_store_encode_bound(uint32_t raw_len);
+
+/* Encodes raw_len bytes (id already computed) with codec at level, keeping
+ * them raw when they do not compress; fills e's id, lengths and codec.
+ * out holds ufk_store_encode_bound(raw_len) bytes.  Returns 0 or -1. */
+int ufk_store_chunk_encode(const struct ufk_store_keys *k, int codec, int level,
+                           const uint8_t id[UFK_STORE_ID], const void *raw,
+                           uint32_t raw_len, uint8_t *out,
+                           struct ufk_store_entry *e,
+                           struct ufk_store_err *err);
+
+/* Decodes e's stored bytes into out (e->raw_len bytes) and checks them
+ * against e->id; `where` names the chunk in messages.  stored may be
+ * changed (decrypted in place).  stored may equal out for a raw chunk of
+ * a plain store: then nothing is copied.  Returns 0, or -1 when the bytes
+ * are not the chunk's (out then holds nothing to use). */
+int ufk_store_chunk_decode(const struct ufk_store_keys *k,
+                           const struct ufk_store_entry *e, uint8_t *stored,
+                           void *out, const char *where,
+                           struct ufk_store_err *err);
+
+#endif

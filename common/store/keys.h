@@ -1,0 +1,31 @@
+/* Keys of an encrypted store.  One 256-bit master key (a file of 32 bytes
+ * or 64 hex digits, or an environment variable of 64 hex digits) gives, by
+ * HMAC-SHA-256 with fixed labels, the key that makes chunk ids, the
+ * AES-256-GCM key of chunks, and the key check kept in the store object. */
+#ifndef UFFDKIT_STORE_KEYS_H
+#define UFFDKIT_STORE_KEYS_H
+
+#include "format.h"
+
+struct ufk_store_keys {
+  int encrypted;
+  uint8_t id_key[UFK_STORE_ID];
+  uint8_t enc_key[UFK_STORE_ID];
+  uint8_t check[UFK_STORE_ID];
+};
+
+/* Loads the key from file (if not NULL) or else the variable env (if not
+ * NULL); with neither, no encryption.  Returns 0 or -1. */
+int ufk_store_keys_load(struct ufk_store_keys *k, const char *file,
+                        const char *env, struct ufk_store_err *err);
+/* Checks that k is the key of the store described by info (name, for the
+ * message): no key for a plain store, the right one for an encrypted one. */
+int ufk_store_keys_match(const struct ufk_store_keys *k,
+                         const struct ufk_store_info *info, const char *name,
+                         struct ufk_store_err *err);
+/* SHA-256 of the bytes, or HMAC-SHA-256 under the id key when encrypted. */
+void ufk_store_chunk_id(const struct ufk_store_keys *k, const void *buf,
+                        size_t len, uint8_t id[UFK_STORE_ID]);
+void ufk_store_keys_wipe(struct ufk_store_keys *k);
+
+#endif

@@ -1,0 +1,26 @@
+/* What every store object shares: the header (magic, version, flags) and,
+ * for metadata objects, the SHA-256 trailer. */
+#ifndef UFFDKIT_STORE_OBJECT_H
+#define UFFDKIT_STORE_OBJECT_H
+
+#include "format.h"
+
+__attribute__((format(printf, 2, 3))) int
+ufk_store_fail(struct ufk_store_err *err, const char *fmt, ...);
+
+/* Checks the header of object `name` (len bytes at buf) against magic and
+ * the known version and flags; sets *flags.  Returns 0 or -1. */
+int ufk_store_head_parse(const uint8_t *buf, size_t len, const char *magic,
+                         const char *name, uint32_t *flags,
+                         struct ufk_store_err *err);
+void ufk_store_head_put(uint8_t *buf, const char *magic, uint32_t flags);
+
+/* Checks that the last 32 bytes are the SHA-256 of the rest. */
+int ufk_store_sum_check(const uint8_t *buf, size_t len, const char *name,
+                        struct ufk_store_err *err);
+/* Writes the SHA-256 of buf[0..len) at buf + len. */
+void ufk_store_sum_put(uint8_t *buf, size_t len);
+
+void ufk_store_sha256(const void *buf, size_t len, uint8_t out[UFK_STORE_ID]);
+
+#endif

@@ -1,0 +1,52 @@
+/* store: serves one snapshot of a chunk store (docs/store-format.md). */
+#ifndef UFFDKIT_PLUGIN_STORE_INTERNAL_H
+#define UFFDKIT_PLUGIN_STORE_INTERNAL_H
+
+#include <stdint.h>
+#include <uffdkit/plugin.h>
+
+#include "format.h"
+#include "keys.h"
+
+extern const struct ufk_host *host;
+
+/* One object of the store: a local file, or a nested source. */
+struct object {
+  char *name;  /* as in the store, e.g. "packs/ID.pack" */
+  char *shown; /* path or "objects:NAME", for messages */
+  int fd;
+  struct ufk_next *src;
+  uint64_t size;
+};
+
+struct pack {
+  struct ufk_store_index idx;
+  struct object obj;
+};
+
+struct store {
+  const struct ufk_config *cfg;
+  const char *path; /* local store folder, or NULL */
+  const char *snapshot;
+  const char *key_file, *key_env;
+  struct ufk_store_keys keys;
+  struct ufk_store_info info;
+  struct ufk_store_manifest m;
+  uint8_t manifest_sum[UFK_STORE_ID];
+  struct pack *packs; /* m.npacks */
+  /* per chunk: its entry, or NULL for a zero chunk; and its pack */
+  const struct ufk_store_entry **entry;
+  uint32_t *pack_of;
+  uint64_t *c_fetched, *c_served, *c_zero, *c_chunks, *c_bad;
+};
+
+int obj_open(struct store *s, struct object *o, const char *name);
+int obj_read(struct object *o, void *buf, uint64_t len, uint64_t off,
+             uint32_t flags);
+void obj_close(struct object *o);
+
+/* Loads the store object, the manifest, the indexes and opens the packs. */
+int store_load(struct store *s);
+void store_unload(struct store *s);
+
+#endif

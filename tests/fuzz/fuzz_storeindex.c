@@ -1,0 +1,57 @@
+/* The store index parser (common/store/index.c) on arbitrary bytes.
+ *
+ * A refusal has a message.  A parsed index has its entries sorted by id,
+ * unique and non-zero, each inside the pack's data with lengths its codec
+ * allows; the binary search finds every entry; the index serialises back
+ * to the same bytes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index.h"
+#include "object.h"
+
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "invariant failed: %s: ", #cond);                        \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fputc('\n', stderr);                                                     \
+      abort();                                                                 \
+    }                                                                          \
+  } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  struct ufk_store_index x;
+  struct ufk_store_err err = {{0}};
+  if (ufk_store_index_parse(data, size, "fuzz", &x, &err) < 0) {
+    CHECK(err.msg[0], "refused without a message");
+    CHECK(!x.entries, "a refused index keeps its entries");
+    return 0;
+  }
+  uint32_t seal = x.flags & UFK_STORE_F_ENCRYPTED ? UFK_STORE_SEAL : 0;
+  for (uint32_t i = 0; i < x.nentries; i++) {
+    const struct ufk_store_entry *e = &x.entries[i];
+    CHECK(i == 0 || memcmp(x.entries[i - 1].id, e->id, UFK_STORE_ID) < 0,
+          "entry %u out of order", i);
+    CHECK(!ufk_store_is_zero(e->id, UFK_STORE_ID), "entry %u: zero id", i);
+    CHECK(e->offset >= UFK_STORE_PACK_HEAD &&
+              e->offset + e->stored_len <= x.pack_bytes &&
+              e->offset + e->stored_len >= e->offset,
+          "entry %u outside the pack", i);
+    CHECK(e->raw_len && e->raw_len <= x.chunk_size && e->raw_len % 4096 == 0,
+          "entry %u: raw length %u", i, e->raw_len);
+    CHECK(e->codec <= UFK_CODEC_LZ4, "entry %u: codec %u", i, e->codec);
+    CHECK(e->codec != UFK_CODEC_RAW || e->stored_len == e->raw_len + seal,
+          "entry %u: raw with %u stored bytes", i, e->stored_len);
+    CHECK(ufk_store_index_find(&x, e->id) == e, "entry %u not found", i);
+  }
+  size_t n = ufk_store_index_size(&x);
+  CHECK(n == size, "serialises to %zu bytes, parsed %zu", n, size);
+  uint8_t *again = malloc(n);
+  ufk_store_index_put(&x, again);
+  CHECK(!memcmp(again, data, n), "does not serialise back to its bytes");
+  free(again);
+  ufk_store_index_free(&x);
+  return 0;
+}

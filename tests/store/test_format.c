@@ -1,0 +1,312 @@
+/* Unit tests of the store format: every object round-trips, damaged or
+ * out-of-range fields are refused with a message naming the field and its
+ * byte, and chunks decode only to the bytes their id names. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunk.h"
+#include "index.h"
+#include "info.h"
+#include "manifest.h"
+#include "object.h"
+#include "pack.h"
+
+#define CS 16384u
+
+static struct ufk_store_err err;
+
+static void fill(uint8_t *b, size_t n, unsigned seed, int compressible) {
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1103515245u + 12345u;
+    b[i] = compressible ? (uint8_t)("abcdefgh"[(i / 64) % 8] + (i % 3))
+                        : (uint8_t)(seed >> 16);
+  }
+}
+
+/* A manifest of 3 chunks: two in pack 0, one zero chunk. */
+static void small_manifest(struct ufk_store_manifest *m) {
+  memset(m, 0, sizeof *m);
+  m->chunk_size = CS;
+  m->image_size = 2 * CS + 8192;
+  m->nchunks = 3;
+  m->npacks = 1;
+  m->packs = calloc(1, UFK_STORE_ID);
+  m->packs[0][0] = 0x42;
+  m->refs = calloc(3, sizeof *m->refs);
+  memset(m->refs[0].id, 1, UFK_STORE_ID);
+  memset(m->refs[1].id, 2, UFK_STORE_ID);
+  m->refs[2].pack = UFK_STORE_NO_PACK;
+}
+
+static uint8_t *manifest_bytes(size_t *len) {
+  struct ufk_store_manifest m;
+  small_manifest(&m);
+  *len = ufk_store_manifest_size(&m);
+  uint8_t *b = malloc(*len);
+  ufk_store_manifest_put(&m, b);
+  ufk_store_manifest_free(&m);
+  return b;
+}
+
+/* Parses b after setting field `at` (4 bytes) to v and fixing the sum. */
+static const char *manifest_err(uint8_t *b, size_t len, size_t at, uint32_t v) {
+  ufk_put32(b + at, v);
+  ufk_store_sum_put(b, len - UFK_STORE_ID);
+  struct ufk_store_manifest m;
+  if (ufk_store_manifest_parse(b, len, "snapshots/t", &m, &err) == 0) {
+    ufk_store_manifest_free(&m);
+    return "";
+  }
+  return err.msg;
+}
+
+START_TEST(manifest_round_trip) {
+  size_t len;
+  uint8_t *b = manifest_bytes(&len);
+  struct ufk_store_manifest m;
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "m", &m, &err), 0);
+  ck_assert_uint_eq(m.nchunks, 3);
+  ck_assert_uint_eq(m.image_size, 2 * CS + 8192);
+  ck_assert_uint_eq(m.refs[2].pack, UFK_STORE_NO_PACK);
+  ck_assert_uint_eq(m.refs[1].id[5], 2);
+  uint8_t *again = malloc(len);
+  ufk_store_manifest_put(&m, again);
+  ck_assert_mem_eq(b, again, len);
+  ufk_store_manifest_free(&m);
+  free(again);
+  free(b);
+}
+END_TEST
+
+START_TEST(manifest_refused) {
+  size_t len;
+  uint8_t *b = manifest_bytes(&len);
+  ck_assert_str_eq(manifest_err(b, len, 8, 2),
+                   "snapshots/t: byte 8 (version): 2 is not a version this "
+                   "build reads (1)");
+  ufk_put32(b + 8, 1);
+  ck_assert_ptr_nonnull(strstr(manifest_err(b, len, 24, 12288),
+                               "byte 24 "
+                               "(chunk size)"));
+  ufk_put32(b + 24, CS);
+  ck_assert_ptr_nonnull(
+      strstr(manifest_err(b, len, 32, 4), "byte 32 (chunk count)"));
+  ufk_put32(b + 32, 3);
+  size_t ref1 = UFK_STORE_MANIFEST_HEAD + UFK_STORE_ID + UFK_STORE_REF_SIZE;
+  ck_assert_str_eq(manifest_err(b, len, ref1, 1),
+                   "snapshots/t: byte 116 (chunk 1): pack 1 of 1 packs");
+  ufk_put32(b + ref1, 0);
+  ck_assert_str_eq(manifest_err(b, len, 12, 0x10),
+                   "snapshots/t: byte 12 (flags): unknown flags 0x10");
+  ufk_put32(b + 12, 0);
+  ck_assert_str_eq(manifest_err(b, len, 8, 1), "");
+  b[70] ^= 1; /* no sum fix: damage */
+  struct ufk_store_manifest m;
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "m", &m, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "(checksum)"));
+  for (size_t cut = 0; cut < len; cut += 7)
+    ck_assert_int_eq(ufk_store_manifest_parse(b, cut, "m", &m, &err), -1);
+  free(b);
+}
+END_TEST
+
+static void small_index(struct ufk_store_index *x) {
+  memset(x, 0, sizeof *x);
+  x->chunk_size = CS;
+  x->pack_bytes = UFK_STORE_PACK_HEAD + 3 * CS;
+  x->nentries = 3;
+  x->entries = calloc(3, sizeof *x->entries);
+  for (int i = 0; i < 3; i++) {
+    memset(x->entries[i].id, 9 - i, UFK_STORE_ID);
+    x->entries[i].offset = UFK_STORE_PACK_HEAD + (uint64_t)i * CS;
+    x->entries[i].raw_len = CS;
+    x->entries[i].stored_len = i == 1 ? 100 : CS;
+    x->entries[i].codec = i == 1 ? UFK_CODEC_ZSTD : UFK_CODEC_RAW;
+  }
+}
+
+static const char *index_err(uint8_t *b, size_t len, size_t at, uint32_t v) {
+  ufk_put32(b + at, v);
+  ufk_store_sum_put(b, len - UFK_STORE_ID);
+  struct ufk_store_index x;
+  if (ufk_store_index_parse(b, len, "packs/p.idx", &x, &err) == 0) {
+    ufk_store_index_free(&x);
+    return "";
+  }
+  return err.msg;
+}
+
+START_TEST(index_round_trip_and_refused) {
+  struct ufk_store_index x;
+  small_index(&x);
+  size_t len = ufk_store_index_size(&x);
+  uint8_t *b = malloc(len);
+  ufk_store_index_put(&x, b);
+  ufk_store_index_free(&x);
+  ck_assert_int_eq(ufk_store_index_parse(b, len, "i", &x, &err), 0);
+  ck_assert_uint_eq(x.entries[0].id[0], 7); /* sorted */
+  uint8_t id[UFK_STORE_ID];
+  memset(id, 8, sizeof id);
+  ck_assert_uint_eq(ufk_store_index_find(&x, id)->codec, UFK_CODEC_ZSTD);
+  memset(id, 5, sizeof id);
+  ck_assert_ptr_null(ufk_store_index_find(&x, id));
+  ufk_store_index_free(&x);
+  size_t e1 = UFK_STORE_INDEX_HEAD + UFK_STORE_ENTRY_SIZE;
+  ck_assert_str_eq(index_err(b, len, e1 + 40, CS + 1),
+                   "packs/p.idx: byte 160 (entry stored length): 16385 for a "
+                   "compressed chunk of 16384 bytes");
+  ufk_put32(b + e1 + 40, 100);
+  ck_assert_str_eq(index_err(b, len, e1 + 32, 3 * CS),
+                   "packs/p.idx: byte 152 (entry offset): 49152+100 is "
+                   "outside the pack's data (64..49216)");
+  ufk_put32(b + e1 + 32, UFK_STORE_PACK_HEAD + CS);
+  ck_assert_ptr_nonnull(
+      strstr(index_err(b, len, e1 + 48, 3), "byte 168 (entry codec)"));
+  ufk_put32(b + e1 + 48, 1);
+  ck_assert_ptr_nonnull(strstr(index_err(b, len, e1, 0x01010101),
+                               "byte 120 (entry 1 id): not above"));
+  ufk_put32(b + e1, 0x08080808);
+  ck_assert_ptr_nonnull(
+      strstr(index_err(b, len, e1 + 44, 100), "byte 164 (entry length)"));
+  for (size_t cut = 0; cut < len; cut += 5)
+    ck_assert_int_eq(ufk_store_index_parse(b, cut, "i", &x, &err), -1);
+  free(b);
+}
+END_TEST
+
+START_TEST(pack_head) {
+  struct ufk_store_index x;
+  small_index(&x);
+  struct ufk_store_pack_head p = {.nchunks = 3, .pack_bytes = x.pack_bytes};
+  uint8_t b[UFK_STORE_PACK_HEAD];
+  ufk_store_pack_put(&p, b);
+  struct ufk_store_pack_head q;
+  ck_assert_int_eq(ufk_store_pack_parse(b, sizeof b, "p", &q, &err), 0);
+  ck_assert_int_eq(ufk_store_pack_match(&q, &x, x.pack_bytes, "p", &err), 0);
+  ck_assert_int_eq(
+      ufk_store_pack_match(&q, &x, x.pack_bytes - 1, "packs/p.pack", &err), -1);
+  ck_assert_str_eq(err.msg, "packs/p.pack: 49215 bytes, its header says "
+                            "49216 (truncated)");
+  ck_assert_int_eq(ufk_store_pack_parse(b, 40, "p", &q, &err), -1);
+  ck_assert_str_eq(err.msg, "p: 40 bytes is too short for a pack header (64)");
+  ufk_put32(b + 48, 0xffffffff);
+  ufk_put64(b + 56, 100);
+  ck_assert_int_eq(ufk_store_pack_parse(b, sizeof b, "p", &q, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "byte 48 (chunk count)"));
+  ufk_store_index_free(&x);
+}
+END_TEST
+
+static void round_trip(const struct ufk_store_keys *k, int codec, int comp) {
+  uint8_t raw[CS], out[CS], id[UFK_STORE_ID];
+  uint8_t *stored = malloc(ufk_store_encode_bound(CS));
+  fill(raw, CS, 7, comp);
+  ufk_store_chunk_id(k, raw, CS, id);
+  struct ufk_store_entry e;
+  ck_assert_int_eq(
+      ufk_store_chunk_encode(k, codec, 3, id, raw, CS, stored, &e, &err), 0);
+  ck_assert_uint_eq(e.codec, comp ? codec : UFK_CODEC_RAW);
+  if (comp) ck_assert_uint_lt(e.stored_len, CS / 4);
+  uint8_t *copy = malloc(e.stored_len);
+  memcpy(copy, stored, e.stored_len);
+  ck_assert_int_eq(ufk_store_chunk_decode(k, &e, copy, out, "c", &err), 0);
+  ck_assert_mem_eq(raw, out, CS);
+  /* Any one bit flipped anywhere in the stored bytes is refused. */
+  for (uint32_t bit = 0; bit < e.stored_len * 8;
+       bit += 8 * e.stored_len / 61 + 1) {
+    memcpy(copy, stored, e.stored_len);
+    copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    ck_assert_int_eq(ufk_store_chunk_decode(k, &e, copy, out, "c", &err), -1);
+  }
+  free(copy);
+  free(stored);
+}
+
+START_TEST(chunks_plain) {
+  struct ufk_store_keys k = {0};
+  for (int codec = 0; codec <= UFK_CODEC_LZ4; codec++) {
+    round_trip(&k, codec, codec != UFK_CODEC_RAW);
+    round_trip(&k, codec, 0);
+  }
+}
+END_TEST
+
+START_TEST(chunks_encrypted) {
+  struct ufk_store_keys k, other;
+  setenv("T_KEY",
+         "000102030405060708090a0b0c0d0e0f"
+         "101112131415161718191a1b1c1d1e1f",
+         1);
+  setenv("T_OTHER",
+         "ff0102030405060708090a0b0c0d0e0f"
+         "101112131415161718191a1b1c1d1e1f",
+         1);
+  ck_assert_int_eq(ufk_store_keys_load(&k, NULL, "T_KEY", &err), 0);
+  ck_assert_int_eq(ufk_store_keys_load(&other, NULL, "T_OTHER", &err), 0);
+  for (int codec = 0; codec <= UFK_CODEC_LZ4; codec++) {
+    round_trip(&k, codec, codec != UFK_CODEC_RAW);
+    round_trip(&k, codec, 0);
+  }
+  /* Equal bytes get other ids under another key, and do not decode. */
+  uint8_t raw[CS], out[CS], id[UFK_STORE_ID], plain_id[UFK_STORE_ID];
+  uint8_t stored[CS + 4096];
+  fill(raw, CS, 3, 1);
+  struct ufk_store_keys none = {0};
+  ufk_store_chunk_id(&k, raw, CS, id);
+  ufk_store_chunk_id(&none, raw, CS, plain_id);
+  ck_assert_mem_ne(id, plain_id, UFK_STORE_ID);
+  struct ufk_store_entry e;
+  ufk_store_chunk_encode(&k, UFK_CODEC_ZSTD, 3, id, raw, CS, stored, &e, &err);
+  ck_assert_int_eq(ufk_store_chunk_decode(&other, &e, stored, out, "c9", &err),
+                   -1);
+  ck_assert_str_eq(err.msg, "c9: AES-256-GCM tag does not match (a wrong key "
+                            "or damaged bytes)");
+  struct ufk_store_info info = {.flags = UFK_STORE_F_ENCRYPTED,
+                                .chunk_size = CS};
+  memcpy(info.key_check, k.check, UFK_STORE_ID);
+  ck_assert_int_eq(ufk_store_keys_match(&k, &info, "store", &err), 0);
+  ck_assert_int_eq(ufk_store_keys_match(&other, &info, "store", &err), -1);
+  ck_assert_str_eq(err.msg, "store: byte 24 (key check): the key given is not "
+                            "the store's key");
+  ck_assert_int_eq(ufk_store_keys_match(&none, &info, "store", &err), -1);
+  ck_assert_int_eq(ufk_store_keys_load(&other, NULL, "T_UNSET_KEY", &err), -1);
+  setenv("T_BAD", "12", 1);
+  ck_assert_int_eq(ufk_store_keys_load(&other, NULL, "T_BAD", &err), -1);
+  ck_assert_str_eq(err.msg, "key variable T_BAD: not 64 hex digits");
+}
+END_TEST
+
+START_TEST(info_round_trip) {
+  struct ufk_store_info in = {.flags = 0, .chunk_size = 65536}, out;
+  uint8_t b[UFK_STORE_INFO_SIZE];
+  ufk_store_info_put(&in, b);
+  ck_assert_int_eq(ufk_store_info_parse(b, sizeof b, "store", &out, &err), 0);
+  ck_assert_uint_eq(out.chunk_size, 65536);
+  ufk_put32(b + 12, UFK_STORE_F_ENCRYPTED);
+  ufk_store_sum_put(b, sizeof b - UFK_STORE_ID);
+  ck_assert_int_eq(ufk_store_info_parse(b, sizeof b, "store", &out, &err), -1);
+  ck_assert_str_eq(err.msg, "store: byte 24 (key check): zero for a store "
+                            "with encryption");
+  ck_assert_int_eq(ufk_store_info_parse(b, 10, "store", &out, &err), -1);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("store-format");
+  TCase *tc = tcase_create("format");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, manifest_round_trip);
+  tcase_add_test(tc, manifest_refused);
+  tcase_add_test(tc, index_round_trip_and_refused);
+  tcase_add_test(tc, pack_head);
+  tcase_add_test(tc, chunks_plain);
+  tcase_add_test(tc, chunks_encrypted);
+  tcase_add_test(tc, info_round_trip);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,333 @@
+/* The store plugin, loaded from the build tree with the fake host, over a
+ * store made by uffdkit-snap: reads of whole chunks, parts of chunks and
+ * spans of many; zero extents; the nested-source path ({object}); settings
+ * refused; a flipped bit and a wrong key refused with messages. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fakehost.h"
+
+#define K4 4096u
+#define CHUNK (16u << 10)
+#define SIZE (64u * CHUNK)
+
+static const struct ufk_plugin *plugin;
+static char dir[64], store[128], image[128];
+static uint8_t *want;
+
+static void make_image(void) {
+  want = malloc(SIZE);
+  for (uint32_t c = 0; c < SIZE / CHUNK; c++) {
+    uint8_t *p = want + (size_t)c * CHUNK;
+    if (c % 4 == 3)
+      memset(p, 0, CHUNK); /* zero chunks */
+    else if (c % 4 == 2)
+      memcpy(p, want, CHUNK); /* a duplicate of chunk 0 */
+    else
+      for (uint32_t i = 0; i < CHUNK; i++)
+        p[i] = (uint8_t)(c % 4 ? (i * 31 + c) ^ (i >> 7)
+                               : (uint32_t)(uint8_t) "page"[i % 4]);
+  }
+  int fd = open(image, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ck_assert_int_eq(write(fd, want, SIZE), SIZE);
+  close(fd);
+}
+
+static void snap(const char *args) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "%s store import %s %s >/dev/null", SNAP_TOOL,
+           store, args);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+static void setup(void) {
+  snprintf(dir, sizeof dir, "/tmp/uffdkit-store-unit.XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(store, sizeof store, "%s/st", dir);
+  snprintf(image, sizeof image, "%s/img", dir);
+  make_image();
+  char args[512];
+  snprintf(args, sizeof args, "g0 %s --chunk-size 16K", image);
+  snap(args);
+  plugin = fakehost_load(STORE_PLUGIN);
+  ck_assert_ptr_nonnull(plugin);
+}
+
+/* Configs and fake objects live until the test ends (the fake host's
+ * source_close frees nothing). */
+static struct ufk_config *configs[32];
+static int nconfigs;
+struct fake_obj;
+static struct fake_obj *objs[32];
+static int nobjs;
+static void free_objs(void);
+
+static void teardown(void) {
+  for (int i = 0; i < nconfigs; i++)
+    fakehost_config_free(configs[i]);
+  nconfigs = 0;
+  free_objs();
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+  free(want);
+}
+
+static char *kv(const char *key, const char *value) {
+  static char buf[4][256];
+  static int n;
+  char *b = buf[n++ % 4];
+  snprintf(b, sizeof buf[0], "%s=%s", key, value);
+  return b;
+}
+
+/* Creates and starts an instance; NULL (error kept) if either fails. */
+static void *start_with(const char *const *settings) {
+  struct ufk_config *c = fakehost_config(plugin->params, settings);
+  ck_assert_msg(c != NULL, "%s", fakehost_last_error());
+  ck_assert_int_lt(nconfigs, 32);
+  configs[nconfigs++] = c;
+  fakehost_clear_error();
+  void *inst = plugin->create(c, NULL);
+  if (inst && plugin->start(inst) < 0) {
+    plugin->destroy(inst);
+    inst = NULL;
+  }
+  return inst;
+}
+
+static void check_reads(void *inst, uint64_t piece) {
+  uint8_t *buf = aligned_alloc(K4, piece);
+  for (uint64_t off = 0; off < SIZE; off += piece) {
+    memset(buf, 0x5a, piece);
+    ck_assert_msg(plugin->read(inst, buf, piece, off, 0) == 0, "%s",
+                  fakehost_last_error());
+    ck_assert_msg(!memcmp(buf, want + off, piece), "bytes at %llu",
+                  (unsigned long long)off);
+  }
+  free(buf);
+}
+
+static int ufk_store_test_zero(uint64_t off, uint64_t len) {
+  for (uint64_t i = 0; i < len; i++)
+    if (want[off + i]) return 0;
+  return 1;
+}
+
+static int count_extent(void *opaque, uint64_t off, uint64_t len,
+                        uint32_t kind) {
+  ck_assert_uint_eq(kind, UFK_EXTENT_ZERO);
+  ck_assert(ufk_store_test_zero(off, len));
+  ++*(int *)opaque;
+  return 0;
+}
+
+START_TEST(local_reads) {
+  void *inst =
+      start_with((const char *[]){kv("path", store), "snapshot=g0", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  ck_assert_int_eq(plugin->get_size(inst), SIZE);
+  check_reads(inst, CHUNK);     /* whole chunks, decoded in place */
+  check_reads(inst, K4);        /* parts of chunks */
+  check_reads(inst, 4 * CHUNK); /* many chunks, zero ones among them */
+  int n = 0;
+  ck_assert_int_eq(plugin->extents(inst, 0, SIZE, count_extent, &n), 0);
+  ck_assert_int_eq(n, SIZE / CHUNK / 4);
+  ck_assert_uint_gt(fakehost_counter("chunks"), 0);
+  ck_assert_uint_eq(fakehost_counter("chunks_bad"), 0);
+  char id[256];
+  ck_assert_int_eq(plugin->identity(inst, id, sizeof id), 0);
+  ck_assert_ptr_nonnull(strstr(id, "store snapshot g0 manifest "));
+  plugin->destroy(inst);
+}
+END_TEST
+
+/* Nested objects: a fake source per object, reading the local files. */
+struct fake_obj {
+  struct ufk_next next;
+  int fd;
+  int64_t size;
+};
+static int nopened;
+static char names[16][128];
+
+static void free_objs(void) {
+  for (int i = 0; i < nobjs; i++) {
+    close(objs[i]->fd);
+    free(objs[i]);
+  }
+  nobjs = 0;
+}
+
+static int64_t fo_size(void *h) {
+  return ((struct fake_obj *)h)->size;
+}
+static int fo_read(void *h, void *buf, uint64_t len, uint64_t off,
+                   uint32_t flags) {
+  (void)flags;
+  struct fake_obj *o = h;
+  return pread(o->fd, buf, len, (off_t)off) == (ssize_t)len ? 0 : -1;
+}
+
+static struct ufk_next *fake_open(const char *key, const char *const *vars,
+                                  void *opaque) {
+  (void)opaque;
+  ck_assert_str_eq(key, "objects");
+  ck_assert_str_eq(vars[0], "object");
+  ck_assert_ptr_null(vars[2]);
+  snprintf(names[nopened++ % 16], sizeof names[0], "%s", vars[1]);
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", store, vars[1]);
+  struct fake_obj *o = calloc(1, sizeof *o);
+  ck_assert_int_lt(nobjs, 32);
+  objs[nobjs++] = o;
+  o->fd = open(path, O_RDONLY);
+  ck_assert_int_ge(o->fd, 0);
+  struct stat st;
+  fstat(o->fd, &st);
+  o->size = st.st_size;
+  o->next = (struct ufk_next){.size = sizeof(struct ufk_next),
+                              .handle = o,
+                              .get_size = fo_size,
+                              .read = fo_read};
+  return &o->next;
+}
+
+START_TEST(nested_reads) {
+  nopened = 0;
+  fakehost_set_source_open(fake_open, NULL);
+  void *inst = start_with((const char *[]){"objects=x", "snapshot=g0", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  ck_assert_str_eq(names[0], "store");
+  ck_assert_str_eq(names[1], "snapshots/g0");
+  ck_assert_int_eq(nopened, 4); /* store, manifest, index, pack */
+  ck_assert_ptr_nonnull(strstr(names[2], ".idx"));
+  ck_assert_ptr_nonnull(strstr(names[3], ".pack"));
+  check_reads(inst, K4);
+  check_reads(inst, 2 * CHUNK);
+  struct ufk_caps caps = {0};
+  plugin->caps(inst, &caps);
+  ck_assert_uint_eq(caps.flags & UFK_PLUGIN_FAST, 0);
+  plugin->destroy(inst);
+}
+END_TEST
+
+static void expect_create_error(const char *const *settings, const char *msg) {
+  void *inst = start_with(settings);
+  ck_assert_ptr_null(inst);
+  ck_assert_msg(strstr(fakehost_last_error(), msg), "got: %s",
+                fakehost_last_error());
+}
+
+START_TEST(settings_refused) {
+  expect_create_error((const char *[]){"snapshot=g0", NULL},
+                      "set path (a local store) or objects");
+  expect_create_error(
+      (const char *[]){kv("path", store), "objects=x", "snapshot=g0", NULL},
+      "set path (a local store) or objects");
+  expect_create_error(
+      (const char *[]){kv("path", store), "snapshot=../x", NULL},
+      "is not a snapshot name");
+  expect_create_error((const char *[]){kv("path", store), "snapshot=g0",
+                                       "key_file=/a", "key_env=B", NULL},
+                      "key_file");
+  expect_create_error((const char *[]){kv("path", store), "snapshot=g0",
+                                       "key_env=UFK_TEST_UNSET", NULL},
+                      "key variable UFK_TEST_UNSET: not set");
+  setenv("UFK_TEST_KEY",
+         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+  expect_create_error((const char *[]){kv("path", store), "snapshot=g0",
+                                       "key_env=UFK_TEST_KEY", NULL},
+                      "the store is not encrypted, but a key was given");
+}
+END_TEST
+
+/* Flips one bit at byte 200 of the pack, in the first chunks stored. */
+static void flip_chunk_one(void) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "f=$(ls %s/packs/*.pack) && python3 -c \"import sys\n"
+           "f = open(sys.argv[1], 'r+b'); f.seek(200); b = f.read(1)\n"
+           "f.seek(200); f.write(bytes([b[0] ^ 1]))\" $f",
+           store);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(flipped_bit) {
+  flip_chunk_one();
+  void *inst =
+      start_with((const char *[]){kv("path", store), "snapshot=g0", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  uint8_t *buf = aligned_alloc(K4, CHUNK);
+  int bad = 0;
+  for (uint64_t off = 0; off < SIZE; off += CHUNK) {
+    fakehost_clear_error();
+    if (plugin->read(inst, buf, CHUNK, off, 0) == 0) {
+      ck_assert(!memcmp(buf, want + off, CHUNK));
+      continue;
+    }
+    bad++;
+    ck_assert_int_eq(fakehost_last_errno(), EIO);
+    ck_assert_msg(
+        strstr(fakehost_last_error(), "of snapshot g0 (image bytes") &&
+            (strstr(fakehost_last_error(), "do not hash") ||
+             strstr(fakehost_last_error(), "does not decode")),
+        "%s", fakehost_last_error());
+    ck_assert_int_eq(plugin->read(inst, buf, K4, off + K4, 0), -1);
+  }
+  /* Byte 200 of the pack is in the first chunk or two written; chunks
+   * sharing their bytes fail together, every other one reads right. */
+  ck_assert_int_ge(bad, 1);
+  ck_assert_uint_gt(fakehost_counter("chunks_bad"), 0);
+  free(buf);
+  plugin->destroy(inst);
+}
+END_TEST
+
+START_TEST(wrong_key) {
+  char keyfile[160], args[512];
+  snprintf(keyfile, sizeof keyfile, "%s/key", dir);
+  int fd = open(keyfile, O_WRONLY | O_CREAT, 0600);
+  ck_assert_int_eq(write(fd, "0123456789abcdef0123456789abcdef", 32), 32);
+  close(fd);
+  snprintf(store, sizeof store, "%s/enc", dir);
+  snprintf(args, sizeof args, "g0 %s --key-file %s", image, keyfile);
+  snap(args);
+  void *inst = start_with((const char *[]){kv("path", store), "snapshot=g0",
+                                           kv("key_file", keyfile), NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  check_reads(inst, K4);
+  plugin->destroy(inst);
+  setenv("UFK_TEST_KEY",
+         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+  expect_create_error((const char *[]){kv("path", store), "snapshot=g0",
+                                       "key_env=UFK_TEST_KEY", NULL},
+                      "the key given is not the store's key");
+  expect_create_error((const char *[]){kv("path", store), "snapshot=g0", NULL},
+                      "the store is encrypted; give its key");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("store-plugin");
+  TCase *tc = tcase_create("plugin");
+  tcase_set_timeout(tc, 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, local_reads);
+  tcase_add_test(tc, nested_reads);
+  tcase_add_test(tc, settings_refused);
+  tcase_add_test(tc, flipped_bit);
+  tcase_add_test(tc, wrong_key);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,334 @@
+/* uffdkit-snap store import: a raw memory file, a Firecracker diff file
+ * over a snapshot of the store, or an E2B/Wrenn generation, cut into
+ * chunks; only chunks the store does not hold are written. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chunkwrite.h"
+#include "manifest.h"
+#include "parse.h"
+#include "snap.h"
+
+struct imp {
+  struct chunkstore s;
+  struct chunkwriter w;
+  const char *name, *in_name;
+  int in;                /* raw or diff file */
+  struct snap_image e2b; /* or an E2B generation */
+  int is_e2b, have_base;
+  struct ufk_store_manifest base;
+  struct cs_loc *base_locs;
+  uint64_t size, nchunks;
+  struct ufk_store_ref *refs; /* pack: number in s.packs until the end */
+  uint8_t *buf, *old;
+  uint64_t zero, dedup, kept;
+  struct progress prog;
+};
+
+static uint32_t chunk_len(const struct imp *m, uint64_t i) {
+  uint64_t cs = m->s.info.chunk_size, left = m->size - i * cs;
+  return (uint32_t)(left < cs ? left : cs);
+}
+
+static int put_chunk(struct imp *m, uint64_t i, const uint8_t *buf,
+                     uint32_t len) {
+  struct ufk_store_ref *r = &m->refs[i];
+  if (ufk_store_is_zero(buf, len)) {
+    r->pack = UFK_STORE_NO_PACK;
+    m->zero++;
+    return 0;
+  }
+  ufk_store_chunk_id(&m->s.keys, buf, len, r->id);
+  const struct cs_loc *l = cs_find(&m->s, r->id);
+  if (l) {
+    r->pack = l->pack;
+    m->dedup++;
+    return 0;
+  }
+  return cw_add(&m->w, r->id, buf, len, &r->pack);
+}
+
+static int seek(struct imp *m, uint64_t pos, int whence, uint64_t limit,
+                uint64_t *out) {
+  off_t r = lseek(m->in, (off_t)pos, whence);
+  if (r < 0 && !(whence == SEEK_DATA && errno == ENXIO)) {
+    snap_error("%s: %s at %llu: %s", m->in_name,
+               whence == SEEK_DATA ? "SEEK_DATA" : "SEEK_HOLE",
+               (unsigned long long)pos, strerror(errno));
+    return -1;
+  }
+  *out = r < 0 || (uint64_t)r > limit ? limit : (uint64_t)r;
+  return 0;
+}
+
+static int base_chunk(struct imp *m, uint64_t i, uint8_t *out, uint32_t len) {
+  if (m->base_locs[i].entry == UINT32_MAX) {
+    memset(out, 0, len);
+    return 0;
+  }
+  return cs_read_chunk(&m->s, &m->base_locs[i], out);
+}
+
+/* A chunk of a diff file: untouched, it is the base's; partly written, the
+ * written pages go over the base's bytes. */
+static int diff_chunk(struct imp *m, uint64_t i, uint32_t len) {
+  uint64_t start = i * m->s.info.chunk_size, end = start + len, s, e;
+  if (seek(m, start, SEEK_DATA, end, &s) < 0) return -1;
+  if (s >= end) {
+    m->refs[i].pack = m->base_locs[i].entry == UINT32_MAX
+                          ? UFK_STORE_NO_PACK
+                          : m->base_locs[i].pack;
+    memcpy(m->refs[i].id, m->base.refs[i].id, UFK_STORE_ID);
+    m->kept++;
+    return 0;
+  }
+  if (base_chunk(m, i, m->old, len) < 0 ||
+      snap_pread(m->in, m->buf, len, start, m->in_name) < 0)
+    return -1;
+  for (uint64_t p = s; p < end; p = e) {
+    if (seek(m, p, SEEK_DATA, end, &s) < 0) return -1;
+    if (s >= end) break;
+    if (seek(m, s, SEEK_HOLE, end, &e) < 0) return -1;
+    memcpy(m->old + (s - start), m->buf + (s - start), e - s);
+  }
+  return put_chunk(m, i, m->old, len);
+}
+
+static int one_chunk(struct imp *m, uint64_t i) {
+  uint32_t len = chunk_len(m, i);
+  uint64_t off = i * m->s.info.chunk_size;
+  if (m->have_base) return diff_chunk(m, i, len);
+  int rc = m->is_e2b ? image_read(&m->e2b, m->buf, len, off)
+                     : snap_pread(m->in, m->buf, len, off, m->in_name);
+  return rc < 0 ? -1 : put_chunk(m, i, m->buf, len);
+}
+
+/* Pack numbers of the store become numbers in the manifest's list. */
+static int write_manifest(struct imp *m) {
+  struct ufk_store_manifest mf = {.flags = m->s.info.flags,
+                                  .chunk_size = m->s.info.chunk_size,
+                                  .image_size = m->size,
+                                  .nchunks = m->nchunks,
+                                  .refs = m->refs};
+  long *num = malloc(m->s.npacks * sizeof *num + 1);
+  mf.packs = malloc(m->s.npacks * (size_t)UFK_STORE_ID + 1);
+  int rc = -1;
+  if (!num || !mf.packs) goto out;
+  for (size_t p = 0; p < m->s.npacks; p++)
+    num[p] = -1;
+  for (uint64_t i = 0; i < m->nchunks; i++) {
+    uint32_t p = m->refs[i].pack;
+    if (p == UFK_STORE_NO_PACK) continue;
+    if (num[p] < 0) {
+      num[p] = mf.npacks;
+      memcpy(mf.packs[mf.npacks++], m->s.packs[p].idx.pack, UFK_STORE_ID);
+    }
+    m->refs[i].pack = (uint32_t)num[p];
+  }
+  size_t len = ufk_store_manifest_size(&mf);
+  uint8_t *buf = malloc(len);
+  if (buf) {
+    ufk_store_manifest_put(&mf, buf);
+    rc = cs_publish(&m->s, "snapshots", m->name, buf, len);
+  }
+  free(buf);
+out:
+  if (rc < 0 && (!num || !mf.packs)) snap_error("out of memory");
+  free(num);
+  free(mf.packs);
+  return rc;
+}
+
+static int run(struct imp *m) {
+  m->nchunks = (m->size - 1) / m->s.info.chunk_size + 1;
+  m->refs = calloc(m->nchunks, sizeof *m->refs);
+  m->buf = malloc(m->s.info.chunk_size);
+  m->old = malloc(m->s.info.chunk_size);
+  if (!m->refs || !m->buf || !m->old) {
+    snap_error("out of memory for %llu chunks", (unsigned long long)m->nchunks);
+    return -1;
+  }
+  progress_start(&m->prog, "import", m->nchunks);
+  for (uint64_t i = 0; i < m->nchunks; i++) {
+    if (snap_check_interrupt() < 0 || one_chunk(m, i) < 0) return -1;
+    progress_set(&m->prog, i + 1);
+  }
+  progress_end(&m->prog);
+  if (snap_check_interrupt() < 0 || cw_publish(&m->w) < 0) return -1;
+  return write_manifest(m);
+}
+
+struct imp_opts {
+  struct cs_opts cs;
+  const char *base, *e2b, *codec;
+  int level;
+  uint64_t pack_size;
+};
+
+static int parse_codec(const char *s, int *out) {
+  if (!strcmp(s, "zstd"))
+    *out = UFK_CODEC_ZSTD;
+  else if (!strcmp(s, "lz4"))
+    *out = UFK_CODEC_LZ4;
+  else if (!strcmp(s, "raw"))
+    *out = UFK_CODEC_RAW;
+  else {
+    snap_error("--codec: '%s' is not zstd, lz4 or raw", s);
+    return -1;
+  }
+  return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct imp_opts *o) {
+  static const struct option opts[] = {
+      {"base", required_argument, 0, 'b'},
+      {"e2b", required_argument, 0, 'e'},
+      {"chunk-size", required_argument, 0, 'c'},
+      {"codec", required_argument, 0, 'z'},
+      {"level", required_argument, 0, 'l'},
+      {"pack-size", required_argument, 0, 'p'},
+      {"key-file", required_argument, 0, 'k'},
+      {"key-env", required_argument, 0, 'K'},
+      {0}};
+  uint64_t v;
+  int c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'b')
+      o->base = optarg;
+    else if (c == 'e')
+      o->e2b = optarg;
+    else if (c == 'z')
+      o->codec = optarg;
+    else if (c == 'k')
+      o->cs.key_file = optarg;
+    else if (c == 'K')
+      o->cs.key_env = optarg;
+    else if (c == 'l' && ufk_parse_u64(optarg, &v) == 0 && v >= 1 && v <= 19)
+      o->level = (int)v;
+    else if (c == 'c' && ufk_parse_size(optarg, &v) == 0 &&
+             ufk_store_chunk_size_ok(v))
+      o->cs.chunk_size = (uint32_t)v;
+    else if (c == 'p' && ufk_parse_size(optarg, &v) == 0 && v >= (1u << 20))
+      o->pack_size = v;
+    else {
+      if (c != '?')
+        snap_error("--%s: '%s' is out of range (chunk size: a power of two "
+                   "in 4K..4M; level: 1..19; pack size: 1M or more)",
+                   c == 'l'   ? "level"
+                   : c == 'c' ? "chunk-size"
+                              : "pack-size",
+                   optarg);
+      return -1;
+    }
+  }
+  int want = o->e2b ? 3 : 3;
+  if (argc - optind != want || (o->base && o->e2b)) {
+    snap_error("usage: store import STORE NAME IMAGE [--base SNAPSHOT] | "
+               "store import STORE NAME BUILD --e2b E2B_STORE");
+    return -1;
+  }
+  return 0;
+}
+
+static int open_input(struct imp *m, const struct imp_opts *o,
+                      const char *arg) {
+  if (o->e2b) {
+    m->is_e2b = 1;
+    m->in_name = arg;
+    if (image_open(&m->e2b, o->e2b, arg) < 0) return -1;
+    m->size = m->e2b.h.size;
+    return 0;
+  }
+  struct stat st;
+  m->in_name = arg;
+  m->in = open(arg, O_RDONLY | O_CLOEXEC);
+  if (m->in < 0 || fstat(m->in, &st) < 0) {
+    snap_error("%s: cannot open: %s", arg, strerror(errno));
+    return -1;
+  }
+  m->size = (uint64_t)st.st_size;
+  if (m->size == 0 || m->size % 4096) {
+    snap_error("%s: %llu bytes is not a positive multiple of 4096", arg,
+               (unsigned long long)m->size);
+    return -1;
+  }
+  return 0;
+}
+
+static int open_base(struct imp *m, const char *base) {
+  if (cs_load_manifest(&m->s, base, &m->base) < 0) return -1;
+  m->have_base = 1;
+  if (m->base.image_size != m->size) {
+    snap_error("%s: %llu bytes, but the base snapshot %s has %llu", m->in_name,
+               (unsigned long long)m->size, base,
+               (unsigned long long)m->base.image_size);
+    return -1;
+  }
+  return cs_resolve(&m->s, &m->base, base, &m->base_locs);
+}
+
+static int refuse_existing(struct imp *m) {
+  char *path = cs_path(&m->s, "snapshots", m->name);
+  int exists = path && access(path, F_OK) == 0;
+  if (exists) snap_error("%s: the snapshot exists already", path);
+  free(path);
+  return exists || !path ? -1 : 0;
+}
+
+static void report(const struct imp *m) {
+  printf("%s: %llu chunks of %u bytes: %llu new (%llu bytes stored for %llu), "
+         "%llu already stored, %llu kept from the base, %llu zero\n",
+         m->name, (unsigned long long)m->nchunks, m->s.info.chunk_size,
+         (unsigned long long)m->w.new_chunks,
+         (unsigned long long)m->w.new_stored, (unsigned long long)m->w.new_raw,
+         (unsigned long long)m->dedup, (unsigned long long)m->kept,
+         (unsigned long long)m->zero);
+}
+
+static void imp_free(struct imp *m) {
+  progress_end(&m->prog);
+  if (m->in >= 0) close(m->in);
+  if (m->is_e2b) image_close(&m->e2b);
+  ufk_store_manifest_free(&m->base);
+  free(m->base_locs);
+  free(m->refs);
+  free(m->buf);
+  free(m->old);
+  cw_free(&m->w);
+  cs_close(&m->s);
+}
+
+int cs_import(int argc, char **argv) {
+  struct imp_opts o = {
+      .codec = "zstd", .level = 3, .pack_size = CS_DEFAULT_PACK};
+  struct imp m = {.in = -1, .s.lock_fd = -1, .w.fd = -1};
+  int codec;
+  if (parse_opts(argc, argv, &o) < 0 || parse_codec(o.codec, &codec) < 0)
+    return SNAP_EXIT_USAGE;
+  m.name = argv[optind + 1];
+  if (!cs_name_ok(m.name)) {
+    snap_error("'%s' is not a snapshot name ([A-Za-z0-9._-], 1-128, not "
+               "starting with '.')",
+               m.name);
+    return SNAP_EXIT_USAGE;
+  }
+  int rc = -1;
+  /* The input is checked before a new store is made for it. */
+  if (open_input(&m, &o, argv[optind + 2]) == 0 &&
+      cs_open(&m.s, argv[optind], &o.cs, 1, CS_LOCK_SHARED, 1) == 0 &&
+      cw_init(&m.w, &m.s, codec, o.level, o.pack_size) == 0 &&
+      refuse_existing(&m) == 0 && (!o.base || open_base(&m, o.base) == 0))
+    rc = run(&m);
+  if (rc < 0)
+    cw_abort(&m.w);
+  else
+    report(&m);
+  imp_free(&m);
+  return rc < 0 ? SNAP_EXIT_FAIL : SNAP_EXIT_OK;
+}

@@ -1,0 +1,42 @@
+/* Writing new packs for an import: chunks are appended to a pack in tmp/;
+ * full packs and their indexes wait there until the import publishes them,
+ * before its manifest. */
+#ifndef UFFDKIT_SNAP_CHUNKWRITE_H
+#define UFFDKIT_SNAP_CHUNKWRITE_H
+
+#include "chunkstore.h"
+
+struct cw_done {
+  char hex[2 * UFK_STORE_ID + 1];
+  char *pack_tmp, *idx_tmp;
+};
+
+struct chunkwriter {
+  struct chunkstore *s;
+  int codec, level;
+  uint64_t pack_limit;
+  /* the pack being written */
+  int fd;
+  char *tmp;
+  uint32_t slot; /* its number in s->packs */
+  uint64_t off;
+  uint8_t *enc;
+  /* packs written, not yet published */
+  struct cw_done *done;
+  size_t ndone;
+  uint64_t new_chunks, new_raw, new_stored;
+};
+
+int cw_init(struct chunkwriter *w, struct chunkstore *s, int codec, int level,
+            uint64_t pack_limit);
+/* Stores a chunk the store does not hold; *pack gets its pack number. */
+int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
+           const void *raw, uint32_t len, uint32_t *pack);
+/* Finishes the last pack and renames every pack, then its index, into
+ * packs/.  Returns 0 or -1. */
+int cw_publish(struct chunkwriter *w);
+/* Removes whatever is still in tmp/. */
+void cw_abort(struct chunkwriter *w);
+void cw_free(struct chunkwriter *w);
+
+#endif
