@@ -226,6 +226,7 @@ static int open_disk(struct cache *c) {
                 c->dir);
   snprintf(id + strlen(id), 32, "|chunk %" PRIu64, c->chunk);
   disk_key(id, c->dkey);
+  errno = 0;
   if (!(c->disk = disk_open(c->dir, c->dir_size, err, sizeof err)))
     return fail(errno ? errno : EIO, "cache: %s", err);
   return 0;

@@ -260,6 +260,7 @@ struct disk *disk_open(const char *dir, uint64_t bound, char *err,
   while (d && strcmp(d->dir, real))
     d = d->next_open;
   if (d && d->bound != bound) {
+    errno = EINVAL;
     snprintf(err, errlen,
              "cache dir %s is already in use with dir_size %" PRIu64
              ", not %" PRIu64,
@@ -281,6 +282,7 @@ struct disk *disk_open(const char *dir, uint64_t bound, char *err,
   } else {
     free(d);
     d = NULL;
+    errno = ENOMEM;
     snprintf(err, errlen, "cache dir %s: out of memory", real);
   }
   pthread_mutex_unlock(&registry_lock);

@@ -17,7 +17,7 @@ struct disk;
 
 /* The directory's index, shared by every instance of this process that
  * names the same directory (with the same bound); built from the directory
- * on first use.  NULL with err set on failure. */
+ * on first use.  NULL with err and errno set on failure. */
 struct disk *disk_open(const char *dir, uint64_t bound, char *err,
                        size_t errlen);
 void disk_close(struct disk *d);
