@@ -223,7 +223,7 @@ static int scan(struct disk *d, char *err, size_t errlen) {
   }
   closedir(dir);
   /* The list in the order of last use, most recent first. */
-  qsort(all, n, sizeof *all, older);
+  if (n) qsort(all, n, sizeof *all, older);
   for (size_t i = 0; i < n; i++) {
     unlink_lru(d, all[i]);
     push_mru(d, all[i]);
