@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -244,6 +245,44 @@ static void disk_free(struct disk *d) {
   free(d);
 }
 
+/* One daemon per directory: each keeps the bound over the entries it
+ * knows, so two would overshoot it together.  The directory's .owner names
+ * the daemon (the supervisor, parent of every worker, so the workers of a
+ * generation kept for its VMs and of the next one share it); another
+ * daemon's claim stands while that process lives. */
+static int claim(const char *dir, char *err, size_t errlen) {
+  char path[PATH_MAX + 8], buf[32] = {0};
+  snprintf(path, sizeof path, "%s/.owner", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+    snprintf(err, errlen, "cache dir %s: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  long owner = pread(fd, buf, sizeof buf - 1, 0) > 0 ? atol(buf) : 0;
+  long me = (long)getppid();
+  int r = 0;
+  if (owner > 0 && owner != me &&
+      (kill((pid_t)owner, 0) == 0 || errno != ESRCH)) {
+    snprintf(err, errlen,
+             "cache dir %s is used by another daemon (pid %ld): give each "
+             "daemon a directory of its own",
+             dir, owner);
+    errno = EBUSY;
+    r = -1;
+  } else if (owner != me) {
+    int n = snprintf(buf, sizeof buf, "%ld\n", me);
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+      snprintf(err, errlen, "cache dir %s: %s", path, strerror(errno));
+      r = -1;
+    }
+  }
+  int e = errno;
+  close(fd); /* and the lock with it */
+  errno = e;
+  return r;
+}
+
 struct disk *disk_open(const char *dir, uint64_t bound, char *err,
                        size_t errlen) {
   char real[PATH_MAX];
@@ -272,7 +311,7 @@ struct disk *disk_open(const char *dir, uint64_t bound, char *err,
     d->bound = bound;
     d->refs = 1;
     pthread_mutex_init(&d->lock, NULL);
-    if (scan(d, err, errlen) < 0) {
+    if (claim(real, err, errlen) < 0 || scan(d, err, errlen) < 0) {
       disk_free(d);
       d = NULL;
     } else {

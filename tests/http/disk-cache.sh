@@ -1,7 +1,7 @@
 #!/bin/bash
 # The cache layer's disk mode (`dir`): chunks kept in a directory across
-# daemon restarts, shared by the listeners of a daemon, bounded, and never
-# served unless complete and checked.  The origin is nginx; its access log
+# daemon restarts, shared by the listeners of a daemon and refused to a
+# second daemon, bounded, and never served unless complete and checked.  The origin is nginx; its access log
 # counts the chunks fetched.  Every restore checks every byte.
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/servers.sh"
@@ -63,7 +63,7 @@ expect_fetched() {
 }
 
 entries() { find "$CDIR" -maxdepth 1 -type f -name '[0-9a-f]*' | wc -l; }
-dir_bytes() { find "$CDIR" -maxdepth 1 -type f -printf '%s\n' |
+dir_bytes() { find "$CDIR" -maxdepth 1 -type f ! -name .owner -printf '%s\n' |
   awk '{ n += $1 } END { print n + 0 }'; }
 
 # --- kept across a restart, shared by the listeners ---
@@ -80,6 +80,19 @@ daemon 1G
 before=$(fetched)
 restore restarted a --order random --seed 3
 expect_fetched "after a restart" 0
+# Another daemon on the same directory would overshoot the bound with this
+# one: it is refused, naming the owner.
+sed "s|$TMP/a.sock|$TMP/c.sock|; s|$TMP/b.sock|$TMP/d.sock|" "$TMP/d.conf" \
+  >"$TMP/other.conf"
+rc=0
+timeout 60 "$UFFDKIT" --config "$TMP/other.conf" >"$TMP/other.log" 2>&1 || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a second daemon on the dir: rc $rc"
+grep -q "cache dir $CDIR is used by another daemon (pid ${DAEMON_PIDS[0]})" \
+  "$TMP/other.log" || {
+  cat "$TMP/other.log" >&2
+  fail "a second daemon on the dir was not refused with the owner named"
+}
+echo "ok: a second daemon on the directory is refused"
 stop_daemons
 
 # --- a torn or damaged entry is discarded, never served ---
