@@ -141,6 +141,14 @@ static int n_prefetch(void *h, uint64_t off, uint64_t len) {
   return r;
 }
 
+/* Layers keep the data of the source below unchanged: every level names
+ * the version of the stack's source. */
+static int n_identity(void *h, char *buf, size_t len) {
+  const struct level *src = &((struct level *)h)->stack->levels[0];
+  if (!src->plugin->p.identity) return -1;
+  return src->plugin->p.identity(src->inst, buf, len);
+}
+
 static void init_next(struct level *l) {
   l->next = (struct ufk_next){
       .size = sizeof(struct ufk_next),
@@ -151,6 +159,7 @@ static void init_next(struct level *l) {
       .map = n_map,
       .extents = n_extents,
       .prefetch = n_prefetch,
+      .identity = n_identity,
   };
 }
 

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define UFK_ABI_MAJOR 1
-#define UFK_ABI_MINOR 1
+#define UFK_ABI_MINOR 2
 
 /* Log levels for host->log. */
 enum ufk_log_level {
@@ -135,7 +135,17 @@ struct ufk_next {
   int (*extents)(void *handle, uint64_t off, uint64_t len, ufk_extent_fn fn,
                  void *opaque);
   int (*prefetch)(void *handle, uint64_t off, uint64_t len);
+  /* Since 1.2 (check with UFK_NEXT_HAS).  The identity of the source at the
+   * bottom of the stack below (its identity() callback): 0 with a string
+   * that names the data's version, or -1 if the source cannot tell one, so
+   * a layer keeping data across daemon restarts keys it by version. */
+  int (*identity)(void *handle, char *buf, size_t len);
 };
+
+/* Whether the stack below offers `field` of struct ufk_next. */
+#define UFK_NEXT_HAS(next, field)                                              \
+  ((next)->size >= offsetof(struct ufk_next, field) + sizeof(void *) &&        \
+   (next)->field)
 
 /* Services of the daemon.  Config getters return 0 with *out set, 1 when the
  * key is absent and has no default, and -1 (after reporting an error that

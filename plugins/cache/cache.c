@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include <uffdkit/plugin.h>
 
+#include "disk.h"
 #include "layer.h"
 
 #define MIN_CHUNK 4096ull
@@ -64,6 +66,14 @@ struct cache {
   pthread_cond_t cond;
 
   uint64_t *c_hits, *c_misses, *c_bytes, *c_evictions;
+
+  /* Disk mode (disk.c): chunks kept in `dir` across restarts. */
+  char *dir;
+  uint64_t dir_size;
+  struct disk *disk;
+  uint8_t dkey[DISK_KEY_LEN];
+  int disk_warned;
+  uint64_t *c_disk_hits, *c_disk_writes, *c_disk_evictions, *c_disk_discarded;
 };
 
 #define fail(...) ufk_fail(host, __VA_ARGS__)
@@ -101,11 +111,30 @@ static int read_settings(const struct ufk_config *cfg, struct cache *c) {
   if (r < 0) return -1;
   if (r == 0 && *file && !(c->file = strdup(file)))
     return fail(ENOMEM, "file: out of memory");
+  if (host->get_size(cfg, "dir_size", &c->dir_size))
+    return fail(EINVAL, "cache: dir_size must be a size");
+  r = host->get_string(cfg, "dir", &file);
+  if (r < 0) return -1;
+  if (r == 0 && *file && !(c->dir = strdup(file)))
+    return fail(ENOMEM, "dir: out of memory");
+  if (c->dir && c->dir_size < c->chunk + DISK_HEADER)
+    return fail(EINVAL, "dir_size (%s): %" PRIu64 " holds no chunk",
+                host->where(cfg, "dir_size"), c->dir_size);
   c->shift = (unsigned)__builtin_ctzll(c->chunk);
   return 0;
 }
 
 static void cache_destroy(void *inst);
+
+static void disk_counters(struct cache *c, const struct ufk_config *cfg) {
+  c->c_disk_hits =
+      host->counter(cfg, "disk_hits", "chunk fetches served from dir");
+  c->c_disk_writes = host->counter(cfg, "disk_writes", "chunks stored in dir");
+  c->c_disk_evictions =
+      host->counter(cfg, "disk_evictions", "entries removed from dir");
+  c->c_disk_discarded = host->counter(
+      cfg, "disk_discarded", "entries of dir that failed their checks");
+}
 
 static void *cache_create(const struct ufk_config *cfg,
                           struct ufk_next *below) {
@@ -130,6 +159,7 @@ static void *cache_create(const struct ufk_config *cfg,
   c->c_misses = host->counter(cfg, "misses", "chunk fetches started");
   c->c_bytes = host->counter(cfg, "bytes_fetched", "bytes read from below");
   c->c_evictions = host->counter(cfg, "evictions", "chunks reclaimed");
+  if (c->dir) disk_counters(c, cfg);
   return c;
 }
 
@@ -183,6 +213,25 @@ static int make_tables(struct cache *c) {
   return 0;
 }
 
+/* Entries are keyed by the version of the source's data and the chunk
+ * size: a replaced object, or another chunk size, never meets them. */
+static int open_disk(struct cache *c) {
+  char id[2048], err[600];
+  if (!UFK_NEXT_HAS(c->below, identity) ||
+      c->below->identity(c->below->handle, id, sizeof id - 32) < 0)
+    return fail(EINVAL,
+                "cache: dir %s: the source below names no version of its "
+                "data (an http server with neither ETag nor Last-Modified?), "
+                "so chunks kept across restarts could be of another version",
+                c->dir);
+  snprintf(id + strlen(id), 32, "|chunk %" PRIu64, c->chunk);
+  disk_key(id, c->dkey);
+  errno = 0;
+  if (!(c->disk = disk_open(c->dir, c->dir_size, err, sizeof err)))
+    return fail(errno ? errno : EIO, "cache: %s", err);
+  return 0;
+}
+
 static int cache_start(void *inst) {
   struct cache *c = inst;
   c->size = c->below->get_size(c->below->handle);
@@ -194,7 +243,8 @@ static int cache_start(void *inst) {
   c->nslots = (uint32_t)(n < nchunks ? n : nchunks);
   c->mem_len = (size_t)c->nslots << c->shift;
   c->max_pinned = (uint32_t)(c->pin_bytes >> c->shift);
-  return make_tables(c) < 0 ? -1 : map_storage(c);
+  if (make_tables(c) < 0 || map_storage(c) < 0) return -1;
+  return c->dir ? open_disk(c) : 0;
 }
 
 static void cache_destroy(void *inst) {
@@ -202,6 +252,8 @@ static void cache_destroy(void *inst) {
   if (!c) return;
   if (c->mem) munmap(c->mem, c->mem_len);
   if (c->fd >= 0) close(c->fd);
+  disk_close(c->disk);
+  free(c->dir);
   for (uint32_t i = 0; c->slots && i < c->nslots; i++)
     free(c->slots[i].fetch);
   free(c->slots);
@@ -364,6 +416,35 @@ static int read_chunk(struct cache *c, uint8_t *mem, uint64_t len, uint64_t off,
   return err ? -1 : 0;
 }
 
+/* A chunk from dir if it has a good entry, else from below, then kept in
+ * dir.  A failed store only costs that chunk's persistence. */
+static int fill_chunk(struct cache *c, uint8_t *mem, uint64_t len, uint64_t off,
+                      uint32_t flags) {
+  char why[PATH_MAX + 200];
+  int got = c->disk ? disk_get(c->disk, c->dkey, off, mem, len, why, sizeof why)
+                    : DISK_MISS;
+  if (got == DISK_HIT) {
+    __atomic_fetch_add(c->c_disk_hits, 1, __ATOMIC_RELAXED);
+    return 0;
+  }
+  if (got == DISK_DISCARDED) {
+    host->log(UFK_LOG_WARN, "%s", why);
+    __atomic_fetch_add(c->c_disk_discarded, 1, __ATOMIC_RELAXED);
+  }
+  if (read_chunk(c, mem, len, off, flags) < 0) return -1;
+  __atomic_fetch_add(c->c_bytes, len, __ATOMIC_RELAXED);
+  if (!c->disk) return 0;
+  int n = disk_put(c->disk, c->dkey, off, mem, len);
+  if (n >= 0) {
+    __atomic_fetch_add(c->c_disk_writes, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(c->c_disk_evictions, (uint64_t)n, __ATOMIC_RELAXED);
+  } else if (!__atomic_exchange_n(&c->disk_warned, 1, __ATOMIC_RELAXED)) {
+    host->log(UFK_LOG_WARN, "cache dir %s: cannot store a chunk: %s (%s)",
+              c->dir, strerror(errno), "further failures are not logged");
+  }
+  return 0;
+}
+
 /* Called with the lock held and returns with it held; drops it around the
  * read below.  On success the slot is VALID, with one reference for the
  * caller if `keep`. */
@@ -386,7 +467,7 @@ static int fetch_into(struct cache *c, int32_t s, uint64_t chunk,
   uint64_t len = chunk_len(c, chunk);
   populate(c, s, len);
   errno = 0;
-  int r = read_chunk(c, slot_mem(c, s), len, chunk << c->shift,
+  int r = fill_chunk(c, slot_mem(c, s), len, chunk << c->shift,
                      flags & ~UFK_READ_NOWAIT);
   int e = r < 0 ? (errno ? errno : EIO) : 0;
 
@@ -398,7 +479,6 @@ static int fetch_into(struct cache *c, int32_t s, uint64_t chunk,
   if (r == 0) {
     sl->state = S_VALID;
     lru_push(c, s);
-    __atomic_fetch_add(c->c_bytes, len, __ATOMIC_RELAXED);
   } else {
     hash_remove(c, s);
     sl->state = S_FREE;
@@ -579,6 +659,9 @@ static const struct ufk_param params[] = {
      "bytes of chunks map() may pin for zero-copy; 0 disables map()"},
     {"parts", UFK_T_INT, 0, "1",
      "requests a chunk is fetched with, side by side, 1 to 16"},
+    {"dir", UFK_T_STRING, 0, NULL,
+     "also keep chunks in this directory, across daemon restarts"},
+    {"dir_size", UFK_T_SIZE, 0, "10G", "bound of dir's entries, in bytes"},
     {0},
 };
 

@@ -526,10 +526,12 @@ static int http_read(void *inst, void *buf, uint64_t len, uint64_t off,
 }
 
 /* The object and its version: a recorded working set of another version
- * is not replayed. */
+ * is not replayed, and the cache's dir entries of another version are
+ * never read. */
 static int http_identity(void *inst, char *buf, size_t len) {
   const struct http *h = inst;
   char v[VALIDATOR_MAX + 32];
+  if (h->pin.kind == PIN_NONE) return -1; /* it cannot tell versions apart */
   validator_describe(&h->pin, v, sizeof v);
   int n = snprintf(buf, len, "http %s size %" PRId64 " %s", h->shown_url,
                    h->size, v);

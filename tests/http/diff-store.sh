@@ -4,8 +4,8 @@
 # the daemon's diff source reads each build's diff through a nested http
 # source (`store` group), with and without a cache layer inside that group.
 # The simulator checks every byte at 4 KiB pages and at 2 MiB pages over
-# 4 KiB blocks.  Servers: nginx, s3rver with SigV4, and faulty_server.py,
-# which checks each SigV4 signature.
+# 4 KiB blocks.  Servers: nginx, Ceph's radosgw (a real S3) with SigV4, and
+# faulty_server.py, which checks SigV4 signatures made with a session token.
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/servers.sh"
 DIFF_TESTS_DIR=$(cd "$HTTP_TESTS_DIR/../diff" && pwd)
@@ -119,21 +119,23 @@ restore nginx-2m "$HTTP_STORE" --page-size 2M
 restore nginx-2m-cache "$HTTP_STORE $CACHE" --page-size 2M --order random
 stop_nginx
 
-# S3: each build's diff uploaded as BUILD/memfile, requests signed.
-start_s3rver snaps
+# S3 (Ceph's radosgw): each build's diff uploaded as BUILD/memfile,
+# requests signed and checked.
+start_ceph
 for g in "$G0" "$G1" "$G2"; do
-  s3_put "$STORE/$g/memfile" snaps "$g/memfile"
+  s3_put "$STORE/$g/memfile" "$g/memfile"
 done
 S3_STORE="plugin = \"http\";
-          url = \"http://127.0.0.1:$S3_PORT/snaps/{build_id}/memfile\";
-          aws_sigv4 = \"aws:amz:us-east-1:s3\";
-          aws_access_key_id = \"S3RVER\"; aws_secret_access_key = \"S3RVER\";"
+          url = \"$S3_BUCKET_URL/{build_id}/memfile\";
+          aws_sigv4 = \"$S3_SIGV4\";
+          aws_access_key_id = \"$S3_ACCESS_KEY\";
+          aws_secret_access_key = \"$S3_SECRET_KEY\";"
 restore s3-2m-cache "$S3_STORE $CACHE" --page-size 2M
 restore s3-4k-cache "$S3_STORE $CACHE" --order random --seed 6
-stop_s3rver
+stop_ceph
 
-# s3rver does not check signatures; faulty_server.py does, with a session
-# token required as well.
+# Session tokens (which Ceph has only with its STS service): faulty_server.py
+# checks signatures made with one.
 start_faulty "$STORE" --sigv4 AKIDSTORE:st0re-secret:eu-west-1:s3:st0re-token
 SIGNED_STORE="plugin = \"http\";
           url = \"$FAULTY/{build_id}/memfile\";

@@ -1,6 +1,6 @@
 #!/bin/bash
 # run-unit.sh BUILD TEST_BINARY [s3]: starts nginx and faulty_server.py (and
-# s3rver with an uploaded object if "s3" is given) on free loopback ports,
+# Ceph's radosgw with an uploaded object if "s3" is given) on free loopback ports,
 # runs one Check binary against them, and stops them all.
 . "$(dirname "$0")/../lib/functions.sh"
 . "$(dirname "$0")/servers.sh"
@@ -20,13 +20,13 @@ export FAULTY_URL=http://127.0.0.1:$FAULTY_PORT
 export TEST_TMP=$TMP
 
 if [ "${3:-}" = s3 ]; then
-  start_s3rver memory
-  export S3_URL=http://127.0.0.1:$S3_PORT
+  start_ceph
+  export S3_URL=$S3_BUCKET_URL S3_REGION S3_ACCESS_KEY S3_SECRET_KEY
   # The object is made by the test binary's own generator, then uploaded.
   "$TEST_BIN" --make "$TMP/s3-object.bin"
-  s3_put "$TMP/s3-object.bin" memory mem.img
-  # s3rver checks the key id and the form of SigV4 but not the signature
-  # itself; this server does, with a session token required too.
+  s3_put "$TMP/s3-object.bin" mem.img
+  # Ceph has no session tokens without its STS service; this server checks
+  # the signature with a token required.
   cp "$TMP/s3-object.bin" "$HTTP_TEST_ROOT/signed.img"
   start_faulty "$HTTP_TEST_ROOT" --sigv4 AKIDTEST:s3cr3t-key:eu-west-1:s3:tok3n
   export SIGV4_URL=http://127.0.0.1:$FAULTY_PORT

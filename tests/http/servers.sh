@@ -1,19 +1,13 @@
 # Test servers for the http plugin: nginx, the fault-injecting server and
-# s3rver, each on a free loopback port, with all state under $TMP.
+# a real S3 server (Ceph, tests/lib/ceph.sh), each on a free loopback
+# port, with all state under $TMP.
 # Sourced after tests/lib/functions.sh (which sets BUILD, TMP and `fail`).
 # Every server started here is stopped by stop_servers, which the caller's
 # EXIT handling runs (see run_with_servers).
 
 HTTP_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HTTP_TESTS_DIR/../lib/ceph.sh"
 SERVER_PIDS=()
-
-# free_port: a TCP port nobody listens on at 127.0.0.1 right now.
-free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 
 # wait_http URL [SECONDS]: until URL answers at all (any status).
 wait_http() {
@@ -192,57 +186,6 @@ start_faulty() {
     fail "faulty_server.py does not answer"
 }
 
-# install_s3rver: s3rver from the committed package-lock.json, into the
-# build tree (never the source tree), once per build directory.
-install_s3rver() {
-  NPM_DIR=$BUILD/tests/http/npm
-  mkdir -p "$NPM_DIR"
-  (
-    flock 9
-    if ! cmp -s "$HTTP_TESTS_DIR/package-lock.json" \
-      "$NPM_DIR/installed-lock.json"; then
-      cp "$HTTP_TESTS_DIR/package.json" "$HTTP_TESTS_DIR/package-lock.json" \
-        "$NPM_DIR/"
-      npm ci --prefix "$NPM_DIR" --no-audit --no-fund >"$TMP/npm.log" 2>&1 ||
-        {
-          cat "$TMP/npm.log" >&2
-          exit 1
-        }
-      cp "$HTTP_TESTS_DIR/package-lock.json" "$NPM_DIR/installed-lock.json"
-    fi
-  ) 9>"$BUILD/tests/http/npm.lock" || fail "npm ci of s3rver failed"
-}
-
-# start_s3rver BUCKET: s3rver on http://127.0.0.1:$S3_PORT/ with BUCKET,
-# checking SigV4 against its built-in key S3RVER/S3RVER.
-start_s3rver() {
-  local bucket=$1 try
-  install_s3rver
-  mkdir -p "$TMP/s3"
-  for try in 1 2 3 4 5; do
-    S3_PORT=$(free_port)
-    node "$NPM_DIR/node_modules/s3rver/bin/s3rver.js" --address 127.0.0.1 \
-      --port "$S3_PORT" --directory "$TMP/s3" --configure-bucket "$bucket" \
-      >"$TMP/s3rver.log" 2>&1 &
-    S3_PID=$!
-    SERVER_PIDS+=("$S3_PID")
-    if wait_http "http://127.0.0.1:$S3_PORT/" 20; then
-      return 0
-    fi
-    stop_pid "$S3_PID"
-  done
-  fail "s3rver did not start"
-}
-
-# s3_put FILE BUCKET KEY: uploads with a SigV4-signed PUT (S3 wants the
-# payload hash header, which this libcurl does not add by itself).
-s3_put() {
-  curl -sS --fail --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
-    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
-    -T "$1" "http://127.0.0.1:$S3_PORT/$2/$3" >/dev/null ||
-    fail "upload of $1 to s3rver failed"
-}
-
 stop_pid() {
   kill -TERM "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
@@ -256,16 +199,13 @@ stop_nginx() {
   stop_pid "$NGINX_PID"
 }
 
-stop_s3rver() {
-  stop_pid "$S3_PID"
-}
-
 stop_servers() {
   local pid
   for pid in "${SERVER_PIDS[@]}"; do
     stop_pid "$pid"
   done
   SERVER_PIDS=()
+  stop_ceph
 }
 
 # functions.sh owns the EXIT trap; servers are stopped before its cleanup,

@@ -1,19 +1,22 @@
-/* The http source with SigV4.  s3rver (key S3RVER / S3RVER) checks the key
- * id and the form of the request (it wants x-amz-content-sha256) but not the
- * signature; faulty_server.py --sigv4 checks the signature itself, with a
- * session token.  run-unit.sh uploads the object made by
- * `test-http-s3 --make FILE` as memory/mem.img and serves it as signed.img. */
+/* The http source with SigV4 against a real S3 server: Ceph's radosgw
+ * (tests/lib/ceph.sh), which checks every signature, answers ranges, sends
+ * an ETag (the MD5 of the object) and honours If-Match.  run-unit.sh
+ * uploads the object made by `test-http-s3 --make FILE` as mem.img and
+ * passes S3_URL (endpoint/bucket), S3_REGION and the keys.  Ceph has no
+ * session tokens without its STS service, so faulty_server.py --sigv4
+ * checks signatures made with one (it serves the same bytes as
+ * signed.img). */
 #include <check.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fakehost.h"
 #include "util.h"
-
-#define SIGV4 "aws_sigv4=aws:amz:us-east-1:s3"
 
 static struct inst h, cache;
 
@@ -24,8 +27,92 @@ static void teardown(void) {
 
 static const char *object(const char *key) {
   static char kv[600];
-  snprintf(kv, sizeof kv, "url=%s/memory/%s", env("S3_URL"), key);
+  snprintf(kv, sizeof kv, "url=%s/%s", env("S3_URL"), key);
   return kv;
+}
+
+static const char *sigv4(void) {
+  static char kv[200];
+  snprintf(kv, sizeof kv, "aws_sigv4=aws:amz:%s:s3", env("S3_REGION"));
+  return kv;
+}
+
+static const char *setting(const char *name, const char *env_name) {
+  static char bufs[4][300];
+  static int n;
+  char *b = bufs[n++ % 4];
+  snprintf(b, sizeof bufs[0], "%s=%s", name, env(env_name));
+  return b;
+}
+
+/* Opens the http source on KEY with the test user's keys. */
+static int open_key(const char *key) {
+  return inst_open(
+      &h, "http", NULL,
+      (const char *[]){
+          object(key), sigv4(), setting("aws_access_key_id", "S3_ACCESS_KEY"),
+          setting("aws_secret_access_key", "S3_SECRET_KEY"), NULL});
+}
+
+struct upload {
+  const uint8_t *data;
+  size_t len, off;
+  char etag[128];
+};
+
+static size_t upload_read(char *buf, size_t size, size_t n, void *opaque) {
+  struct upload *u = opaque;
+  size_t k = size * n < u->len - u->off ? size * n : u->len - u->off;
+  memcpy(buf, u->data + u->off, k);
+  u->off += k;
+  return k;
+}
+
+static size_t upload_header(char *line, size_t size, size_t n, void *opaque) {
+  struct upload *u = opaque;
+  size_t len = size * n;
+  if (len > 6 && !strncasecmp(line, "etag:", 5))
+    sscanf(line + 5, " %127[^\r\n]", u->etag);
+  return len;
+}
+
+/* PUTs 1 MiB of SEED's bytes as KEY, signed; returns the ETag Ceph gave
+ * it (in a static buffer). */
+static const char *s3_put(const char *key, uint64_t seed) {
+  static struct upload u;
+  uint8_t *data = malloc(1 << 20);
+  ck_assert_ptr_nonnull(data);
+  for (uint64_t o = 0; o < 1 << 20; o++)
+    data[o] = pattern(seed, o);
+  u = (struct upload){.data = data, .len = 1 << 20};
+  char user[300], where[600], scope[200];
+  snprintf(user, sizeof user, "%s:%s", env("S3_ACCESS_KEY"),
+           env("S3_SECRET_KEY"));
+  snprintf(where, sizeof where, "%s/%s", env("S3_URL"), key);
+  snprintf(scope, sizeof scope, "aws:amz:%s:s3", env("S3_REGION"));
+  CURL *c = curl_easy_init();
+  struct curl_slist *hd =
+      curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  curl_easy_setopt(c, CURLOPT_URL, where);
+  curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)u.len);
+  curl_easy_setopt(c, CURLOPT_READFUNCTION, upload_read);
+  curl_easy_setopt(c, CURLOPT_READDATA, &u);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, upload_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &u);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+  curl_easy_setopt(c, CURLOPT_AWS_SIGV4, scope);
+  curl_easy_setopt(c, CURLOPT_USERPWD, user);
+  CURLcode rc = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(hd);
+  curl_easy_cleanup(c);
+  free(data);
+  ck_assert_msg(rc == CURLE_OK && status == 200, "PUT %s: %s, HTTP %ld", key,
+                curl_easy_strerror(rc), status);
+  ck_assert_msg(u.etag[0] == '"', "PUT %s: no ETag", key);
+  return u.etag;
 }
 
 static void read_ok(struct inst *i, uint64_t off, uint64_t len) {
@@ -47,13 +134,10 @@ static void random_reads(struct inst *i, int n, uint64_t seed) {
   }
 }
 
+/* Ranged GETs, each signed: the size from the probe, both ends and random
+ * runs of pages, every byte checked. */
 START_TEST(signed_reads_are_byte_exact) {
-  ck_assert_msg(
-      inst_open(&h, "http", NULL,
-                (const char *[]){object("mem.img"), SIGV4,
-                                 "aws_access_key_id=S3RVER",
-                                 "aws_secret_access_key=S3RVER", NULL}) == 0,
-      "%s", fakehost_last_error());
+  ck_assert_msg(open_key("mem.img") == 0, "%s", fakehost_last_error());
   ck_assert_int_eq(h.p->get_size(h.h), (int64_t)DATA_SIZE);
   read_ok(&h, 0, 4096);
   read_ok(&h, DATA_SIZE - 8192, 8192);
@@ -67,10 +151,10 @@ static void *par(void *opaque) {
 }
 
 START_TEST(credentials_from_the_environment) {
-  setenv("AWS_ACCESS_KEY_ID", "S3RVER", 1);
-  setenv("AWS_SECRET_ACCESS_KEY", "S3RVER", 1);
+  setenv("AWS_ACCESS_KEY_ID", env("S3_ACCESS_KEY"), 1);
+  setenv("AWS_SECRET_ACCESS_KEY", env("S3_SECRET_KEY"), 1);
   ck_assert_msg(inst_open(&h, "http", NULL,
-                          (const char *[]){object("mem.img"), SIGV4,
+                          (const char *[]){object("mem.img"), sigv4(),
                                            "connections=4", NULL}) == 0,
                 "%s", fakehost_last_error());
   pthread_t t[4];
@@ -81,13 +165,61 @@ START_TEST(credentials_from_the_environment) {
 }
 END_TEST
 
+static void read_seed(uint64_t off, uint64_t len, uint64_t seed) {
+  uint8_t *buf = page_alloc(len);
+  ck_assert_msg(h.p->read(h.h, buf, len, off, UFK_READ_FAULT) == 0, "%s",
+                fakehost_last_error());
+  ck_assert_msg(mismatch(buf, off, len, seed) < 0, "read at %llu differs",
+                (unsigned long long)off);
+  free(buf);
+}
+
+static void read_fails(uint64_t off, int err, const char *text) {
+  uint8_t *buf = page_alloc(4096);
+  ck_assert_int_eq(h.p->read(h.h, buf, 4096, off, UFK_READ_FAULT), -1);
+  ck_assert_int_eq(fakehost_last_errno(), err);
+  ck_assert_msg(strstr(fakehost_last_error(), text), "'%s' does not say '%s'",
+                fakehost_last_error(), text);
+  free(buf);
+}
+
+/* The source pins the ETag Ceph gave the object (its MD5) and names it in
+ * its identity. */
+START_TEST(the_objects_etag_is_pinned) {
+  const char *etag = s3_put("etag.img", 5);
+  char want[160], id[1024];
+  snprintf(want, sizeof want, "ETag %s", etag);
+  ck_assert_msg(open_key("etag.img") == 0, "%s", fakehost_last_error());
+  ck_assert_int_eq(h.p->identity(h.h, id, sizeof id), 0);
+  ck_assert_msg(strstr(id, want), "identity '%s' does not name %s", id, want);
+  read_seed(0, 1 << 20, 5);
+}
+END_TEST
+
+/* Replaced by another PUT, the object gets another ETag: Ceph answers the
+ * next ranged GET's If-Match with 412, the source fails it and every
+ * later read, even once the old bytes (and so the old MD5 ETag) are back. */
+START_TEST(a_replaced_object_is_412) {
+  s3_put("replaced.img", 7);
+  ck_assert_msg(open_key("replaced.img") == 0, "%s", fakehost_last_error());
+  read_seed(4096, 8192, 7);
+  s3_put("replaced.img", 8);
+  read_fails(4096, ESTALE, "changed since this source started");
+  ck_assert_msg(strstr(fakehost_last_error(), "412"), "%s",
+                fakehost_last_error());
+  s3_put("replaced.img", 7);
+  read_fails(0, ESTALE, "changed since this source started");
+  ck_assert_uint_eq(fakehost_counter("errors"), 1);
+}
+END_TEST
+
 static void refused(const char *key_id, const char *secret, const char *code) {
   char k[128], s[128];
   snprintf(k, sizeof k, "aws_access_key_id=%s", key_id);
   snprintf(s, sizeof s, "aws_secret_access_key=%s", secret);
   ck_assert_int_eq(
       inst_open(&h, "http", NULL,
-                (const char *[]){object("mem.img"), SIGV4, k, s, NULL}),
+                (const char *[]){object("mem.img"), sigv4(), k, s, NULL}),
       -1);
   ck_assert_int_eq(fakehost_last_errno(), EACCES);
   ck_assert_msg(strstr(fakehost_last_error(), "403") &&
@@ -97,7 +229,13 @@ static void refused(const char *key_id, const char *secret, const char *code) {
 }
 
 START_TEST(unknown_key_id_is_refused) {
-  refused("NOBODY", "S3RVER", "InvalidAccessKeyId");
+  refused("NOBODY", env("S3_SECRET_KEY"), "InvalidAccessKeyId");
+}
+END_TEST
+
+START_TEST(wrong_secret_is_refused) {
+  refused(env("S3_ACCESS_KEY"), "wrong-secret-0123456789",
+          "SignatureDoesNotMatch");
 }
 END_TEST
 
@@ -140,24 +278,14 @@ START_TEST(bad_signatures_are_refused) {
 END_TEST
 
 START_TEST(missing_key_is_permanent) {
-  ck_assert_int_eq(
-      inst_open(&h, "http", NULL,
-                (const char *[]){object("nope.img"), SIGV4,
-                                 "aws_access_key_id=S3RVER",
-                                 "aws_secret_access_key=S3RVER", NULL}),
-      -1);
+  ck_assert_int_eq(open_key("nope.img"), -1);
   ck_assert_int_eq(fakehost_last_errno(), ENOENT);
   ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "NoSuchKey"));
 }
 END_TEST
 
 START_TEST(through_a_cache) {
-  ck_assert_int_eq(
-      inst_open(&h, "http", NULL,
-                (const char *[]){object("mem.img"), SIGV4,
-                                 "aws_access_key_id=S3RVER",
-                                 "aws_secret_access_key=S3RVER", NULL}),
-      0);
+  ck_assert_msg(open_key("mem.img") == 0, "%s", fakehost_last_error());
   ck_assert_int_eq(inst_open(&cache, "cache", &h.next,
                              (const char *[]){"chunk=1M", "size=4M", NULL}),
                    0);
@@ -178,7 +306,10 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, NULL, teardown);
   tcase_add_test(tc, signed_reads_are_byte_exact);
   tcase_add_test(tc, credentials_from_the_environment);
+  tcase_add_test(tc, the_objects_etag_is_pinned);
+  tcase_add_test(tc, a_replaced_object_is_412);
   tcase_add_test(tc, unknown_key_id_is_refused);
+  tcase_add_test(tc, wrong_secret_is_refused);
   tcase_add_test(tc, signature_is_verified_byte_exact);
   tcase_add_test(tc, bad_signatures_are_refused);
   tcase_add_test(tc, missing_key_is_permanent);

@@ -86,6 +86,7 @@ int inst_open(struct inst *i, const char *name, struct ufk_next *below,
       .map = i->p->map,
       .extents = i->p->extents,
       .prefetch = i->p->prefetch,
+      .identity = i->p->identity,
   };
   return 0;
 }

@@ -50,6 +50,14 @@ until_true() {
   return 1
 }
 
+# free_port: a TCP port nobody listens on at 127.0.0.1 right now.
+free_port() {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
 # need_built FILE...: fails unless each program or plugin was built (and
 # can be run or loaded).
 need_built() {

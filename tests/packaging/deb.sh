@@ -68,7 +68,8 @@ devfiles=$(dpkg-deb -c "$DEV" | awk '{print $6}')
 for f in ./usr/bin/uffdkit ./usr/bin/uffdkit-snap ./usr/bin/uffdkit-sim \
   ./usr/bin/uffdkit-capture \
   ./usr/lib/systemd/system/uffdkit.service ./usr/lib/tmpfiles.d/uffdkit.conf \
-  ./usr/share/man/man1/uffdkit-sim.1 ./usr/share/man/man1/uffdkit-capture.1; do
+  ./usr/share/man/man1/uffdkit-sim.1 ./usr/share/man/man1/uffdkit-capture.1 \
+  ./usr/share/uffdkit/nginx/uffdkit-tier.conf; do
   grep -qx "$f" <<<"$files" || fail "uffdkit lacks $f"
 done
 plugins=$(grep '/uffdkit/plugins/lib.*\.so$' <<<"$files") ||

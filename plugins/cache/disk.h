@@ -1,0 +1,49 @@
+/* The cache layer's disk mode: chunks kept as files in a directory across
+ * daemon restarts, bounded in bytes, least recently used first out.  An
+ * entry is written to a temporary file, synced and renamed into place, and
+ * carries the SHA-256 of its bytes: a torn or foreign file is discarded on
+ * read, never served.  Entries are keyed by the version of the source
+ * (its identity) and the chunk's offset. */
+#ifndef UFFDKIT_CACHE_DISK_H
+#define UFFDKIT_CACHE_DISK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DISK_KEY_LEN 32
+#define DISK_HEADER 96
+
+struct disk;
+
+/* The directory's index, shared by every instance of this process that
+ * names the same directory (with the same bound); built from the directory
+ * on first use.  NULL with err and errno set on failure. */
+struct disk *disk_open(const char *dir, uint64_t bound, char *err,
+                       size_t errlen);
+void disk_close(struct disk *d);
+
+/* The key of a source's data: a hash of its identity. */
+void disk_key(const char *identity, uint8_t key[DISK_KEY_LEN]);
+
+enum { DISK_MISS, DISK_HIT, DISK_DISCARDED };
+
+/* Fills buf with the entry of (key, off), len bytes, if there is a good
+ * one: DISK_HIT.  DISK_MISS if there is none; DISK_DISCARDED if there was
+ * one that failed its checks, now removed (why in `why`). */
+int disk_get(struct disk *d, const uint8_t key[DISK_KEY_LEN], uint64_t off,
+             void *buf, uint64_t len, char *why, size_t whylen);
+
+/* Stores len bytes as the entry of (key, off), evicting the least recently
+ * used entries to stay within the bound.  The number of entries evicted,
+ * or -1 with errno (nothing stored; the cache goes on without it). */
+int disk_put(struct disk *d, const uint8_t key[DISK_KEY_LEN], uint64_t off,
+             const void *buf, uint64_t len);
+
+/* Checks an entry's header and data (a file's whole content, n bytes)
+ * against the key, offset and length it must have.  NULL if good, else
+ * what is wrong. */
+const char *disk_check(const uint8_t *file, size_t n,
+                       const uint8_t key[DISK_KEY_LEN], uint64_t off,
+                       uint64_t len);
+
+#endif
