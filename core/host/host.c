@@ -1,241 +1,23 @@
 #include "host.h"
-#include "pinned.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "hosterror.h"
 #include "log.h"
-#include "parse.h"
+#include "pconf.h"
+#include "pinned.h"
 #include "stack.h"
-
-#define MAX_VARS 8
-
-struct owned {
-  struct owned *next;
-  char s[];
-};
-
-struct ufk_config {
-  const struct daemon_conf *conf;
-  const config_setting_t *group;
-  const struct ufk_param *params;
-  char instance[160];
-  char *vars[2 * MAX_VARS + 1];
-  struct listener_stats *stats;
-  pthread_mutex_t lock;
-  struct owned *owned; /* substituted strings, freed with the config */
-};
-
-static __thread char tl_error[1024];
-static __thread int tl_errno;
-
-const char *host_last_error(void) {
-  return tl_error[0] ? tl_error : "unknown error (the plugin gave no reason)";
-}
-
-int host_last_errno(void) {
-  return tl_errno ? tl_errno : EIO;
-}
-
-void host_clear_error(void) {
-  tl_error[0] = 0;
-  tl_errno = 0;
-}
 
 static void h_log(int level, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   log_vmsg(level < 0 ? 0 : level > 3 ? 3 : level, fmt, ap);
   va_end(ap);
-}
-
-static void h_error(int errnum, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(tl_error, sizeof tl_error, fmt, ap);
-  va_end(ap);
-  tl_errno = errnum;
-  errno = errnum ? errnum : EIO; /* what a layer above reads */
-}
-
-static const struct ufk_param *find_param(const struct ufk_config *c,
-                                          const char *key) {
-  for (const struct ufk_param *p = c->params; p && p->key; p++)
-    if (!strcmp(p->key, key)) return p;
-  return NULL;
-}
-
-static const char *where(const struct ufk_config *c, const config_setting_t *s,
-                         char *buf, size_t len) {
-  return conf_where(c->conf, s ? s : c->group, buf, len);
-}
-
-/* Replaces every "{name}" of c's vars in s; the result lives as long as c. */
-static const char *substitute(struct ufk_config *c, const char *s) {
-  if (!c->vars[0] || !strchr(s, '{')) return s;
-  char *out = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream(&out, &len);
-  while (*s) {
-    int done = 0;
-    for (int i = 0; c->vars[i] && !done; i += 2) {
-      size_t n = strlen(c->vars[i]);
-      if (s[0] == '{' && !strncmp(s + 1, c->vars[i], n) && s[n + 1] == '}') {
-        fputs(c->vars[i + 1], m);
-        s += n + 2;
-        done = 1;
-      }
-    }
-    if (!done) fputc(*s++, m);
-  }
-  fclose(m);
-  struct owned *o = malloc(sizeof *o + len + 1);
-  memcpy(o->s, out, len + 1);
-  free(out);
-  pthread_mutex_lock(&c->lock);
-  o->next = c->owned;
-  c->owned = o;
-  pthread_mutex_unlock(&c->lock);
-  return o->s;
-}
-
-/* The setting for key, or NULL; *text is its string form (a string value
- * or the default), NULL for native non-string values. */
-static const config_setting_t *lookup(const struct ufk_config *c,
-                                      const char *key, const char **text) {
-  const config_setting_t *s =
-      c->group ? config_setting_get_member(c->group, key) : NULL;
-  if (s) {
-    *text = config_setting_type(s) == CONFIG_TYPE_STRING
-                ? config_setting_get_string(s)
-                : NULL;
-    return s;
-  }
-  const struct ufk_param *p = find_param(c, key);
-  *text = p ? p->default_value : NULL;
-  return NULL;
-}
-
-static int bad_value(const struct ufk_config *c, const config_setting_t *s,
-                     const char *key, const char *what) {
-  char w[512];
-  h_error(EINVAL, "%s: %s: '%s' must be %s", where(c, s, w, sizeof w),
-          c->instance, key, what);
-  return -1;
-}
-
-static int g_string(const struct ufk_config *c, const char *key,
-                    const char **out) {
-  const char *text;
-  const config_setting_t *s = lookup(c, key, &text);
-  if (s && !text) return bad_value(c, s, key, "a string");
-  if (!text) return 1;
-  *out = substitute((struct ufk_config *)c, text);
-  return 0;
-}
-
-static int is_int(const config_setting_t *s) {
-  return s && (config_setting_type(s) == CONFIG_TYPE_INT ||
-               config_setting_type(s) == CONFIG_TYPE_INT64);
-}
-
-static int g_int(const struct ufk_config *c, const char *key, int64_t *out) {
-  const char *text;
-  const config_setting_t *s = lookup(c, key, &text);
-  if (is_int(s)) {
-    *out = config_setting_get_int64(s);
-    return 0;
-  }
-  if (!s && !text) return 1;
-  if (!text || ufk_parse_i64(text, out) < 0)
-    return bad_value(c, s, key, "an integer");
-  return 0;
-}
-
-static int g_bool(const struct ufk_config *c, const char *key, int *out) {
-  const char *text;
-  const config_setting_t *s = lookup(c, key, &text);
-  if (s && config_setting_type(s) == CONFIG_TYPE_BOOL) {
-    *out = config_setting_get_bool(s);
-    return 0;
-  }
-  if (!s && !text) return 1;
-  if (!text || ufk_parse_bool(text, out) < 0)
-    return bad_value(c, s, key, "a boolean (true/false)");
-  return 0;
-}
-
-static int g_scaled(const struct ufk_config *c, const char *key, uint64_t *out,
-                    int duration) {
-  const char *text;
-  const config_setting_t *s = lookup(c, key, &text);
-  const char *what = duration ? "a duration such as \"250ms\" or \"10s\""
-                              : "a size such as \"4M\" or \"2G\"";
-  if (is_int(s)) {
-    long long v = config_setting_get_int64(s);
-    if (v < 0) return bad_value(c, s, key, what);
-    *out = (uint64_t)v * (duration ? 1000000000ull : 1);
-    return 0;
-  }
-  if (!s && !text) return 1;
-  if (!text || (duration ? ufk_parse_duration_ns(text, out)
-                         : ufk_parse_size(text, out)) < 0)
-    return bad_value(c, s, key, what);
-  return 0;
-}
-
-static int g_size(const struct ufk_config *c, const char *key, uint64_t *out) {
-  return g_scaled(c, key, out, 0);
-}
-
-static int g_duration(const struct ufk_config *c, const char *key,
-                      uint64_t *out) {
-  return g_scaled(c, key, out, 1);
-}
-
-/* A string list may be written as a list, an array, or one string. */
-static int g_list_count(const struct ufk_config *c, const char *key) {
-  const char *text;
-  const config_setting_t *s = lookup(c, key, &text);
-  if (!s) return 0;
-  if (text) return 1;
-  if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
-    return bad_value(c, s, key, "a list of strings");
-  for (int i = 0; i < config_setting_length(s); i++)
-    if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) !=
-        CONFIG_TYPE_STRING)
-      return bad_value(c, s, key, "a list of strings");
-  return config_setting_length(s);
-}
-
-static int g_list_item(const struct ufk_config *c, const char *key, int index,
-                       const char **out) {
-  const char *text;
-  const config_setting_t *s = lookup(c, key, &text);
-  int n = g_list_count(c, key);
-  if (n < 0) return -1;
-  if (index < 0 || index >= n) return 1;
-  if (!text)
-    text =
-        config_setting_get_string(config_setting_get_elem(s, (unsigned)index));
-  *out = substitute((struct ufk_config *)c, text);
-  return 0;
-}
-
-static const char *g_where(const struct ufk_config *c, const char *key) {
-  static __thread char buf[512];
-  const char *text;
-  const config_setting_t *s = lookup(c, key, &text);
-  return where(c, s, buf, sizeof buf);
-}
-
-static const char *g_instance(const struct ufk_config *c) {
-  return c->instance;
 }
 
 static uint64_t h_now_ns(void) {
@@ -249,44 +31,46 @@ static struct listener_stats private_stats; /* when no listener owns us */
 
 static uint64_t *h_counter(const struct ufk_config *c, const char *name,
                            const char *help) {
-  struct listener_stats *st = c->stats ? c->stats : &private_stats;
+  struct listener_stats *st = pconf_stats(c) ? pconf_stats(c) : &private_stats;
   static uint64_t overflow;
   uint64_t *r = &overflow;
   pthread_mutex_lock(&counter_lock);
   uint32_t i;
   for (i = 0; i < st->ncounters && i < LISTENER_COUNTERS; i++)
     if (!strcmp(st->counters[i].name, name) &&
-        !strcmp(st->counters[i].instance, c->instance))
+        !strcmp(st->counters[i].instance, pconf_instance(c)))
       break;
   if (i < LISTENER_COUNTERS) {
     struct plugin_counter *pc = &st->counters[i];
     if (i == st->ncounters) {
       snprintf(pc->name, sizeof pc->name, "%.47s", name);
-      snprintf(pc->instance, sizeof pc->instance, "%.79s", c->instance);
+      snprintf(pc->instance, sizeof pc->instance, "%.79s", pconf_instance(c));
       snprintf(pc->help, sizeof pc->help, "%.119s", help ? help : "");
       __atomic_store_n(&st->ncounters, i + 1, __ATOMIC_RELEASE);
     }
     r = &pc->value;
   } else {
-    log_warn("%s: more than %d counters; '%s' is not exported", c->instance,
-             LISTENER_COUNTERS, name);
+    log_warn("%s: more than %d counters; '%s' is not exported",
+             pconf_instance(c), LISTENER_COUNTERS, name);
   }
   pthread_mutex_unlock(&counter_lock);
   return r;
 }
 
+static const struct ufk_host table;
+
 static struct ufk_next *h_source_open(const struct ufk_config *c,
                                       const char *key,
                                       const char *const *vars) {
+  const config_setting_t *group = pconf_group(c);
   const config_setting_t *g =
-      c->group ? config_setting_get_member(c->group, key) : NULL;
-  char w[512];
+      group ? config_setting_get_member(group, key) : NULL;
   if (!g || !config_setting_is_group(g)) {
-    h_error(EINVAL, "%s: %s: '%s' must be a group { plugin = ...; }",
-            where(c, g, w, sizeof w), c->instance, key);
+    host_error(EINVAL, "%s: %s: '%s' must be a group { plugin = ...; }",
+               pconf_where(c, key), pconf_instance(c), key);
     return NULL;
   }
-  return stack_open_nested(c, g, vars);
+  return stack_open_nested(&table, c, g, vars);
 }
 
 static void h_source_close(struct ufk_next *n) {
@@ -297,16 +81,16 @@ static const struct ufk_host table = {
     .size = sizeof(struct ufk_host),
     .abi_minor = UFK_ABI_MINOR,
     .log = h_log,
-    .error = h_error,
-    .get_string = g_string,
-    .get_int = g_int,
-    .get_bool = g_bool,
-    .get_size = g_size,
-    .get_duration_ns = g_duration,
-    .get_list_count = g_list_count,
-    .get_list_item = g_list_item,
-    .where = g_where,
-    .instance_name = g_instance,
+    .error = host_error,
+    .get_string = pconf_get_string,
+    .get_int = pconf_get_int,
+    .get_bool = pconf_get_bool,
+    .get_size = pconf_get_size,
+    .get_duration_ns = pconf_get_duration_ns,
+    .get_list_count = pconf_get_list_count,
+    .get_list_item = pconf_get_list_item,
+    .where = pconf_where,
+    .instance_name = pconf_instance,
     .source_open = h_source_open,
     .source_close = h_source_close,
     .counter = h_counter,
@@ -316,116 +100,4 @@ static const struct ufk_host table = {
 
 const struct ufk_host *host_table(void) {
   return &table;
-}
-
-struct ufk_config *pconf_new(const struct daemon_conf *conf,
-                             const config_setting_t *group,
-                             const struct ufk_param *params,
-                             const char *instance, const char *const *vars,
-                             struct listener_stats *stats) {
-  struct ufk_config *c = calloc(1, sizeof *c);
-  c->conf = conf;
-  c->group = group;
-  c->params = params;
-  c->stats = stats;
-  pthread_mutex_init(&c->lock, NULL);
-  snprintf(c->instance, sizeof c->instance, "%s", instance);
-  for (int i = 0; vars && vars[i] && vars[i + 1] && i < 2 * MAX_VARS; i += 2) {
-    c->vars[i] = strdup(vars[i]);
-    c->vars[i + 1] = strdup(vars[i + 1]);
-  }
-  return c;
-}
-
-void pconf_free(struct ufk_config *c) {
-  if (!c) return;
-  for (int i = 0; c->vars[i]; i++)
-    free(c->vars[i]);
-  while (c->owned) {
-    struct owned *o = c->owned;
-    c->owned = o->next;
-    free(o);
-  }
-  pthread_mutex_destroy(&c->lock);
-  free(c);
-}
-
-const char *pconf_instance(const struct ufk_config *c) {
-  return c->instance;
-}
-
-const config_setting_t *pconf_group(const struct ufk_config *c) {
-  return c->group;
-}
-
-const struct daemon_conf *pconf_daemon(const struct ufk_config *c) {
-  return c->conf;
-}
-
-struct listener_stats *pconf_stats(const struct ufk_config *c) {
-  return c->stats;
-}
-
-/* Checks one key's value by reading it as its declared type. */
-static int check_type(const struct ufk_config *c, const struct ufk_param *p) {
-  const char *s;
-  int64_t i;
-  int b;
-  uint64_t u;
-  const config_setting_t *g;
-  switch (p->type) {
-  case UFK_T_STRING:
-    return g_string(c, p->key, &s) < 0 ? -1 : 0;
-  case UFK_T_INT:
-    return g_int(c, p->key, &i) < 0 ? -1 : 0;
-  case UFK_T_BOOL:
-    return g_bool(c, p->key, &b) < 0 ? -1 : 0;
-  case UFK_T_SIZE:
-    return g_size(c, p->key, &u) < 0 ? -1 : 0;
-  case UFK_T_DURATION:
-    return g_duration(c, p->key, &u) < 0 ? -1 : 0;
-  case UFK_T_STRING_LIST:
-    return g_list_count(c, p->key) < 0 ? -1 : 0;
-  case UFK_T_GROUP:
-    g = c->group ? config_setting_get_member(c->group, p->key) : NULL;
-    return g && !config_setting_is_group(g)
-               ? bad_value(c, g, p->key, "a group { ... }")
-               : 0;
-  default:
-    return 0;
-  }
-}
-
-int pconf_validate(const struct ufk_config *c, const char *const *skip,
-                   char *err, size_t errlen) {
-  char w[512];
-  host_clear_error();
-  for (int i = 0; c->group && i < config_setting_length(c->group); i++) {
-    const config_setting_t *s = config_setting_get_elem(c->group, (unsigned)i);
-    const char *name = config_setting_name(s);
-    int skipped = 0;
-    for (const char *const *k = skip; k && *k; k++)
-      skipped |= !strcmp(*k, name);
-    if (!skipped && !find_param(c, name)) {
-      snprintf(err, errlen,
-               "%s: %s: unknown setting '%s' (uffdkit --describe lists "
-               "them)",
-               where(c, s, w, sizeof w), c->instance, name);
-      return -1;
-    }
-  }
-  for (const struct ufk_param *p = c->params; p && p->key; p++) {
-    const config_setting_t *s =
-        c->group ? config_setting_get_member(c->group, p->key) : NULL;
-    if ((p->flags & UFK_PARAM_REQUIRED) && !s) {
-      snprintf(err, errlen, "%s: %s: missing required setting '%s'",
-               where(c, c->group, w, sizeof w), c->instance, p->key);
-      return -1;
-    }
-    if (check_type(c, p) < 0) {
-      snprintf(err, errlen, "%s", tl_error);
-      return -1;
-    }
-  }
-  return 0;
 }
