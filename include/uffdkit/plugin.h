@@ -126,9 +126,9 @@ struct ufk_caps {
 /* The source below a layer, or a source opened through host->source_open.
  * Calls through it honour the thread model and limits of the instance
  * behind it, on the caller's thread; they mean what the same callbacks of
- * struct ufk_plugin mean, and every member is set.  When a call fails,
- * errno holds the errno the level below reported with host->error (EIO if
- * it gave none), so a layer can tell transient errors (EIO, ETIMEDOUT,
+ * struct ufk_plugin mean, and every member is set but prefetch.  When a call
+ * fails, errno holds the errno the level below reported with host->error (EIO
+ * if it gave none), so a layer can tell transient errors (EIO, ETIMEDOUT,
  * ECONNRESET, EAGAIN...) from permanent ones. */
 struct ufk_next {
   uint32_t size;  /* sizeof(struct ufk_next) the daemon was built with */
@@ -144,6 +144,8 @@ struct ufk_next {
    * stopped it. */
   int (*extents)(void *handle, uint64_t off, uint64_t len, ufk_extent_fn fn,
                  void *opaque);
+  /* NULL, for a caller built against 1.2 or later, when no level below
+   * takes prefetches. */
   int (*prefetch)(void *handle, uint64_t off, uint64_t len);
   /* Since 1.2 (check size covers it).  Given to layers built against 1.2 or
    * later; a layer built against an older minor is given only pointers that
