@@ -191,13 +191,14 @@ END_TEST
 struct reader {
   struct stack *s;
   int n, failed;
-  volatile int *stop;
+  int *stop;
 };
 
 static void *read_loop(void *arg) {
   struct reader *r = arg;
   unsigned char *buf = aligned_alloc(4096, 4096);
-  for (int i = 0; (r->n ? i < r->n : !*r->stop); i++)
+  for (int i = 0;
+       (r->n ? i < r->n : !__atomic_load_n(r->stop, __ATOMIC_ACQUIRE)); i++)
     if (stack_read(r->s, buf, 4096, ZERO + 4096 * (uint64_t)(i % 16), 0) < 0 ||
         buf[0] != expected(ZERO + 4096 * (uint64_t)(i % 16)))
       r->failed++;
@@ -226,7 +227,7 @@ START_TEST(serial_one_call_at_a_time) {
   ck_assert_uint_eq(crowd(s, "cserial"), 1);
   /* A NOWAIT read of a busy SERIAL instance fails at once, without
    * entering it. */
-  volatile int stop = 0;
+  int stop = 0;
   struct reader bg = {.s = s, .stop = &stop};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, read_loop, &bg), 0);
@@ -236,7 +237,7 @@ START_TEST(serial_one_call_at_a_time) {
     int r = stack_read(s, buf, 4096, ZERO, UFK_READ_NOWAIT);
     busy = r < 0 && errno == EWOULDBLOCK;
   }
-  stop = 1;
+  __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
   pthread_join(t, NULL);
   free(buf);
   ck_assert_msg(busy, "no NOWAIT read was refused while another ran");
