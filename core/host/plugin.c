@@ -279,7 +279,8 @@ static void print_callbacks(const struct ufk_plugin *u) {
             {"close", !!u->close},     {"get_size", !!u->get_size},
             {"read", !!u->read},       {"map", !!u->map},
             {"extents", !!u->extents}, {"prefetch", !!u->prefetch},
-            {"caps", !!u->caps},       {"identity", !!u->identity}};
+            {"caps", !!u->caps},       {"identity", !!u->identity},
+            {"release", !!u->release}};
   printf("callbacks:");
   for (size_t i = 0; i < sizeof cb / sizeof *cb; i++)
     if (cb[i].set) printf(" %s", cb[i].name);
