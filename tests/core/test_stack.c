@@ -192,11 +192,13 @@ struct reader {
   struct stack *s;
   int n, failed;
   int *stop;
+  pthread_barrier_t *start; /* or NULL */
 };
 
 static void *read_loop(void *arg) {
   struct reader *r = arg;
   unsigned char *buf = aligned_alloc(4096, 4096);
+  if (r->start) pthread_barrier_wait(r->start);
   for (int i = 0;
        (r->n ? i < r->n : !__atomic_load_n(r->stop, __ATOMIC_ACQUIRE)); i++)
     if (stack_read(r->s, buf, 4096, ZERO + 4096 * (uint64_t)(i % 16), 0) < 0 ||
@@ -206,18 +208,22 @@ static void *read_loop(void *arg) {
   return NULL;
 }
 
-/* Six threads of 10 reads each; returns the most the plugin saw at once. */
+/* Six threads of 20 reads each, started together; returns the most calls
+ * the plugin saw at once. */
 static uint64_t crowd(struct stack *s, const char *plugin) {
   pthread_t t[6];
   struct reader r[6];
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, 6);
   for (int i = 0; i < 6; i++) {
-    r[i] = (struct reader){.s = s, .n = 10};
+    r[i] = (struct reader){.s = s, .n = 20, .start = &start};
     ck_assert_int_eq(pthread_create(&t[i], NULL, read_loop, &r[i]), 0);
   }
   for (int i = 0; i < 6; i++) {
     pthread_join(t[i], NULL);
     ck_assert_int_eq(r[i].failed, 0);
   }
+  pthread_barrier_destroy(&start);
   return counter(plugin, "peak");
 }
 
