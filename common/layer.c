@@ -14,9 +14,3 @@ int ufk_fail(const struct ufk_host *host, int errnum, const char *fmt, ...) {
   errno = errnum; /* a host need not set it; the layer above reads it */
   return -1;
 }
-
-int ufk_below_extents(struct ufk_next *below, uint64_t off, uint64_t len,
-                      ufk_extent_fn fn, void *opaque) {
-  return below->extents ? below->extents(below->handle, off, len, fn, opaque)
-                        : -1;
-}

@@ -33,14 +33,15 @@ static const struct ufk_param params[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
-static int pt_load(const struct ufk_host *h) {
+static int pattern_load(const struct ufk_host *h) {
   /* Every service used here exists since ABI 1.0.  A plugin calling a
    * service added later checks host->size covers it first. */
   host = h;
   return 0;
 }
 
-static void *pt_create(const struct ufk_config *cfg, struct ufk_next *below) {
+static void *pattern_create(const struct ufk_config *cfg,
+                            struct ufk_next *below) {
   (void)below; /* a source: always NULL */
   struct inst *in = calloc(1, sizeof *in);
   int64_t seed, zp;
@@ -76,11 +77,11 @@ fail:
   return NULL;
 }
 
-static void pt_destroy(void *p) {
+static void pattern_destroy(void *p) {
   free(p);
 }
 
-static int pt_open(void *p, const struct ufk_session_info *s) {
+static int pattern_open(void *p, const struct ufk_session_info *s) {
   (void)p;
   host->log(UFK_LOG_DEBUG,
             "pattern: session %" PRIu64 " of pid %d on %s, %u regions", s->id,
@@ -88,14 +89,14 @@ static int pt_open(void *p, const struct ufk_session_info *s) {
   return 0;
 }
 
-static int64_t pt_get_size(void *p) {
+static int64_t pattern_get_size(void *p) {
   return (int64_t)((struct inst *)p)->size;
 }
 
 /* off and len are multiples of the VM's page size, itself a multiple of
  * 4 KiB, and buf is page-aligned. */
-static int pt_read(void *p, void *buf, uint64_t len, uint64_t off,
-                   uint32_t flags) {
+static int pattern_read(void *p, void *buf, uint64_t len, uint64_t off,
+                        uint32_t flags) {
   struct inst *in = p;
   (void)flags; /* never waits, so NOWAIT and PREFETCH change nothing */
   uint64_t *out = buf;
@@ -108,8 +109,8 @@ static int pt_read(void *p, void *buf, uint64_t len, uint64_t off,
 }
 
 /* Zero pages, merged into runs: the daemon installs them without reading. */
-static int pt_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
-                      void *opaque) {
+static int pattern_extents(void *p, uint64_t off, uint64_t len,
+                           ufk_extent_fn fn, void *opaque) {
   struct inst *in = p;
   uint64_t first = off / PATTERN_PAGE, end = (off + len) / PATTERN_PAGE;
   uint64_t run = 0, start = 0;
@@ -128,7 +129,7 @@ static int pt_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
 
 /* What is served, so a working set recorded against one pattern is not
  * replayed against another. */
-static int pt_identity(void *p, char *buf, size_t len) {
+static int pattern_identity(void *p, char *buf, size_t len) {
   struct inst *in = p;
   int n = snprintf(buf, len,
                    "pattern size=%" PRIu64 " seed=%" PRIu64 " zero_percent=%u",
@@ -145,14 +146,14 @@ static const struct ufk_plugin plugin = {
     .version = "1.0",
     .description = "a deterministic test pattern of a configured size",
     .params = params,
-    .load = pt_load,
-    .create = pt_create,
-    .destroy = pt_destroy,
-    .open = pt_open,
-    .get_size = pt_get_size,
-    .read = pt_read,
-    .extents = pt_extents,
-    .identity = pt_identity,
+    .load = pattern_load,
+    .create = pattern_create,
+    .destroy = pattern_destroy,
+    .open = pattern_open,
+    .get_size = pattern_get_size,
+    .read = pattern_read,
+    .extents = pattern_extents,
+    .identity = pattern_identity,
 };
 
 UFFDKIT_PLUGIN(plugin)

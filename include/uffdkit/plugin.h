@@ -72,9 +72,12 @@ struct ufk_param {
  * EWOULDBLOCK, so the daemon can try it inline before handing off. */
 #define UFK_PLUGIN_NOWAIT (1u << 2)
 
-/* How many calls the daemon may make into one instance at once. */
+/* How many data calls (read, map, release, extents, prefetch, identity) the
+ * daemon may make into one instance at once.  Neither model covers open and
+ * close: they may run beside data calls and beside each other.  The other
+ * callbacks run with no other callback of the instance running. */
 enum ufk_thread_model {
-  UFK_THREAD_SERIAL = 0,   /* one call at a time per instance */
+  UFK_THREAD_SERIAL = 0,   /* one data call at a time per instance */
   UFK_THREAD_PARALLEL = 1, /* any number, up to ufk_caps.max_concurrency */
 };
 
@@ -86,6 +89,9 @@ enum ufk_thread_model {
 /* Extent kinds reported by extents(). */
 #define UFK_EXTENT_ZERO 1u /* reads as zeros: installed without reading */
 
+/* Called by extents() for each range found.  Returns 0 to go on, or -1 to
+ * stop: extents() then returns -1 at once, without calling host->error (the
+ * caller of extents() knows why it stopped). */
 typedef int (*ufk_extent_fn)(void *opaque, uint64_t off, uint64_t len,
                              uint32_t kind);
 
@@ -118,10 +124,12 @@ struct ufk_caps {
 };
 
 /* The source below a layer, or a source opened through host->source_open.
- * Reads through it honour the limits and locks of the instance behind it.
- * When a call fails, errno holds the errno the level below reported with
- * host->error (EIO if it gave none), so a layer can tell transient errors
- * (EIO, ETIMEDOUT, ECONNRESET, EAGAIN...) from permanent ones. */
+ * Calls through it honour the thread model and limits of the instance
+ * behind it, on the caller's thread; they mean what the same callbacks of
+ * struct ufk_plugin mean, and every member is set but prefetch.  When a call
+ * fails, errno holds the errno the level below reported with host->error (EIO
+ * if it gave none), so a layer can tell transient errors (EIO, ETIMEDOUT,
+ * ECONNRESET, EAGAIN...) from permanent ones. */
 struct ufk_next {
   uint32_t size;  /* sizeof(struct ufk_next) the daemon was built with */
   uint32_t flags; /* caps flags of the stack below */
@@ -129,12 +137,20 @@ struct ufk_next {
   int64_t (*get_size)(void *handle);
   int (*read)(void *handle, void *buf, uint64_t len, uint64_t off,
               uint32_t flags);
-  /* NULL result: not mappable here, use read(). */
+  /* NULL result: not mappable here, use read().  A pointer returned is
+   * handed back through release (when size covers it) once used. */
   const void *(*map)(void *handle, uint64_t off, uint64_t len);
-  /* Returns 0, or -1 if the stack below cannot report extents. */
+  /* Returns 0, or -1 if the stack below cannot report extents or fn
+   * stopped it. */
   int (*extents)(void *handle, uint64_t off, uint64_t len, ufk_extent_fn fn,
                  void *opaque);
+  /* NULL, for a caller built against 1.2 or later, when no level below
+   * takes prefetches. */
   int (*prefetch)(void *handle, uint64_t off, uint64_t len);
+  /* Since 1.2 (check size covers it).  Given to layers built against 1.2 or
+   * later; a layer built against an older minor is given only pointers that
+   * need no release. */
+  void (*release)(void *handle, const void *ptr, uint64_t off, uint64_t len);
   /* Since 1.2 (check with UFK_NEXT_HAS).  The identity of the source at the
    * bottom of the stack below (its identity() callback): 0 with a string
    * that names the data's version, or -1 if the source cannot tell one, so
@@ -207,8 +223,24 @@ struct ufk_host {
   ((host)->size >= offsetof(struct ufk_host, field) + sizeof(void *) &&        \
    (host)->field)
 
-/* A plugin.  Required: name, get_size, read, create (and for a layer, the
- * same).  Everything else may be NULL. */
+/* A plugin.  Required: name, create, get_size, read.  Everything else may
+ * be NULL.
+ *
+ * Threads.  "Setup" below is the worker's main thread while it builds or
+ * tears down the stacks: no other callback of the instance runs then.
+ * "Data" callbacks (read, map, release, extents, prefetch, identity) run on
+ * the daemon's fault, I/O pool and prefetch threads, or on threads of the
+ * layer above, under the instance's thread_model (see enum
+ * ufk_thread_model).
+ *
+ * Layers (UFK_PLUGIN_LAYER) built against minor 2 or later pass through:
+ * map (with release), extents, prefetch, caps and identity left NULL act as
+ * those of the stack below.  A layer's caps passed through keep below's
+ * FAST and NOWAIT flags (its read must then pass UFK_READ_NOWAIT on and
+ * never block otherwise) and set no max_concurrency or max_io of their own.
+ * A layer built against minor 0 or 1 that leaves them NULL is not mappable,
+ * reports no extents, ignores prefetches, has its own flags as caps, and
+ * its identity is never asked, as before 1.2. */
 struct ufk_plugin {
   uint32_t abi_major;   /* UFK_ABI_MAJOR */
   uint32_t abi_minor;   /* UFK_ABI_MINOR */
@@ -222,44 +254,75 @@ struct ufk_plugin {
   const char *description;
   const struct ufk_param *params; /* terminated by a zero entry */
 
-  /* Once per process, before anything else.  Returns 0 or -1. */
+  /* Setup, once per process, before anything else.  Returns 0, or -1 after
+   * host->error to refuse to load. */
   int (*load)(const struct ufk_host *host);
+  /* Setup, once, after every instance is destroyed. */
   void (*unload)(void);
 
-  /* One instance per configured source.  Validate settings here (unknown
-   * keys were already refused); start no threads.  `below` is the stack under
-   * a layer, NULL for a source.  Returns NULL after host->error. */
+  /* Setup, once per configured instance.  Validate settings here (unknown
+   * keys were already refused); start no threads, do no blocking I/O
+   * (--check-config calls create then destroy, without start).  `below` is
+   * the stack under a layer, NULL for a source.  Returns the instance, or
+   * NULL after host->error. */
   void *(*create)(const struct ufk_config *cfg, struct ufk_next *below);
-  /* Threads, connections, opening files.  Returns 0 or -1. */
+  /* Setup: threads, connections, opening files.  Returns 0, or -1 after
+   * host->error (the worker then stops). */
   int (*start)(void *inst);
+  /* Setup, layers before the sources below them. */
   void (*destroy)(void *inst);
 
-  /* Per restored VM.  The daemon has already checked that every region lies
-   * inside get_size().  Returns 0, or -1 to refuse the VM. */
+  /* Per restored VM: open on the worker's main thread when the session
+   * starts (or is taken over after a worker restart), close on the
+   * session's thread once it has ended and no data call of it is left.
+   * Levels open from the source up and close from the top down.  Not
+   * serialised by the thread model.  The daemon has already checked that
+   * every region lies inside get_size().  open returns 0, or -1 after
+   * host->error to refuse the VM. */
   int (*open)(void *inst, const struct ufk_session_info *s);
   void (*close)(void *inst, const struct ufk_session_info *s);
 
-  /* Bytes of memory this source serves. */
+  /* Setup, after start and caps: bytes of memory this source serves, never
+   * changing afterwards; or -1 after host->error. */
   int64_t (*get_size)(void *inst);
-  /* Fill buf (len bytes from off) completely, or return -1 after
-   * host->error.  The daemon guarantees off and len page-aligned, inside
-   * get_size(), no larger than caps.max_io, and buf page-aligned. */
+  /* Data.  Fill buf (len bytes from off) completely and return 0, or return
+   * -1 after host->error (EWOULDBLOCK for a UFK_READ_NOWAIT miss).  The
+   * daemon guarantees off and len page-aligned, inside get_size(), no
+   * larger than caps.max_io, and buf page-aligned. */
   int (*read)(void *inst, void *buf, uint64_t len, uint64_t off,
               uint32_t flags);
-  /* Zero-copy: a pointer to len bytes at off, valid until destroy, or NULL
-   * if this range cannot be mapped (the daemon then calls read). */
+  /* Data, never blocking.  Zero-copy: a pointer to len bytes at off, or
+   * NULL if this range cannot be mapped now (the daemon then calls read;
+   * no host->error needed).  The pointer stays valid and unchanged until
+   * release() is called with it or, for a plugin without release, until
+   * destroy. */
   const void *(*map)(void *inst, uint64_t off, uint64_t len);
-  /* Calls fn for ranges within [off, off+len) of the given kind, in order. */
+  /* Data.  Returns 0 after calling fn for each range of the given kind
+   * within [off, off+len), in increasing order; -1 as soon as fn returns
+   * -1; -1 after host->error if the extents cannot be found (the daemon
+   * then reads every page).  Called on the top of each stack once over the
+   * whole size after start, on the main thread, and maybe again later. */
   int (*extents)(void *inst, uint64_t off, uint64_t len, ufk_extent_fn fn,
                  void *opaque);
-  /* Advisory: the range will be read soon. */
+  /* Data, advisory: the range will be read soon.  Start the work rather
+   * than waiting for it.  Returns 0, or -1 after host->error (a failed
+   * prefetch is only logged). */
   int (*prefetch)(void *inst, uint64_t off, uint64_t len);
+  /* Setup, after start: fill the zero-initialised *out.  Without caps,
+   * out->flags = plugin flags (but see pass-through above). */
   void (*caps)(void *inst, struct ufk_caps *out);
-  /* Names the data this instance serves (file identity and mtime, a build
-   * id, an ETag...), so files derived from it, such as recorded working
-   * sets, can tell when the source changed.  Writes a NUL-terminated string
-   * into buf; returns 0, or -1 if it cannot tell. */
+  /* Data.  Names the data this instance serves (file identity and mtime, a
+   * build id, an ETag...), so files derived from it, such as recorded
+   * working sets, can tell when the source changed.  Writes a
+   * NUL-terminated string into buf; returns 0, or -1 if it cannot tell
+   * (the daemon then uses the plugin name and size). */
   int (*identity)(void *inst, char *buf, size_t len);
+
+  /* Since 1.2.  Data: the caller is done with ptr, which map(inst, off,
+   * len) returned; called once per pointer, from any data thread.  With a
+   * map of its own and no release, a plugin's pointers are never released
+   * (valid until destroy). */
+  void (*release)(void *inst, const void *ptr, uint64_t off, uint64_t len);
 };
 
 #define UFK_PLUGIN_ABI                                                         \

@@ -38,16 +38,15 @@ struct fetch {
 struct slot {
   uint64_t chunk;
   uint32_t state;
-  uint32_t refs;      /* readers copying out of it, plus its fetcher */
-  int pinned;         /* handed out by map(): never reclaimed */
-  int32_t prev, next; /* LRU list (VALID, unpinned) or free list */
+  uint32_t refs;      /* readers, pointers mapped, plus its fetcher */
+  int32_t prev, next; /* LRU list (VALID) or free list */
   int32_t hnext;
   struct fetch *fetch;
 };
 
 struct cache {
   struct ufk_next *below;
-  uint64_t chunk, capacity, pin_bytes;
+  uint64_t chunk, capacity;
   unsigned parts; /* requests one chunk fetch is split into */
   unsigned shift;
   char *file;
@@ -58,7 +57,7 @@ struct cache {
   size_t mem_len;
   struct slot *slots;
   uint8_t *populated; /* per slot: its memory was faulted in */
-  uint32_t nslots, npinned, max_pinned, slot_waiters;
+  uint32_t nslots, slot_waiters;
   int32_t *heads;
   unsigned hbits;
   int32_t mru, lru, free_head;
@@ -85,9 +84,8 @@ struct cache {
 static int read_settings(const struct ufk_config *cfg, struct cache *c) {
   const char *file;
   if (host->get_size(cfg, "chunk", &c->chunk) ||
-      host->get_size(cfg, "size", &c->capacity) ||
-      host->get_size(cfg, "pin", &c->pin_bytes))
-    return fail(EINVAL, "cache: chunk, size and pin must be sizes");
+      host->get_size(cfg, "size", &c->capacity))
+    return fail(EINVAL, "cache: chunk and size must be sizes");
   int64_t parts;
   if (host->get_int(cfg, "parts", &parts))
     return fail(EINVAL, "cache: parts must be an integer");
@@ -104,9 +102,6 @@ static int read_settings(const struct ufk_config *cfg, struct cache *c) {
     return fail(EINVAL,
                 "size (%s): %" PRIu64 " must hold 1 to 2^30 chunks of %" PRIu64,
                 host->where(cfg, "size"), c->capacity, c->chunk);
-  if (c->pin_bytes > c->capacity / 2)
-    return fail(EINVAL, "pin (%s): at most half of size may be pinned",
-                host->where(cfg, "pin"));
   int r = host->get_string(cfg, "file", &file);
   if (r < 0) return -1;
   if (r == 0 && *file && !(c->file = strdup(file)))
@@ -242,7 +237,6 @@ static int cache_start(void *inst) {
   uint64_t n = c->capacity >> c->shift;
   c->nslots = (uint32_t)(n < nchunks ? n : nchunks);
   c->mem_len = (size_t)c->nslots << c->shift;
-  c->max_pinned = (uint32_t)(c->pin_bytes >> c->shift);
   if (make_tables(c) < 0 || map_storage(c) < 0) return -1;
   return c->dir ? open_disk(c) : 0;
 }
@@ -312,7 +306,7 @@ static void lru_push(struct cache *c, int32_t s) {
 }
 
 static void lru_touch(struct cache *c, int32_t s) {
-  if (!c->slots[s].pinned && c->mru != s) {
+  if (c->mru != s) {
     lru_unlink(c, s);
     lru_push(c, s);
   }
@@ -603,38 +597,38 @@ static int cache_prefetch(void *inst, uint64_t off, uint64_t len) {
   return r;
 }
 
-/* A pointer into a chunk stays valid only while the chunk cannot be
- * reclaimed, so mapping pins the chunk for the life of the instance; at most
- * `pin` bytes are ever pinned, after which map() declines. */
+/* A pointer into a cached chunk, holding a reference to it like a read in
+ * progress, so the chunk is not reclaimed until cache_release.  Never
+ * fetches: a chunk not cached (or a range over two chunks) is read. */
 static const void *cache_map(void *inst, uint64_t off, uint64_t len) {
   struct cache *c = inst;
-  if (!c->max_pinned || !len ||
-      (off >> c->shift) != ((off + len - 1) >> c->shift))
+  if (!len || (off >> c->shift) != ((off + len - 1) >> c->shift) ||
+      off + len > (uint64_t)c->size)
     return NULL;
   const void *p = NULL;
   pthread_mutex_lock(&c->lock);
   int32_t s = lookup(c, off >> c->shift);
-  if (s != NONE && c->slots[s].state == S_VALID &&
-      (c->slots[s].pinned || c->npinned < c->max_pinned)) {
-    if (!c->slots[s].pinned) {
-      lru_unlink(c, s);
-      c->slots[s].pinned = 1;
-      c->npinned++;
-    }
+  if (s != NONE && c->slots[s].state == S_VALID) {
+    c->slots[s].refs++;
+    lru_touch(c, s);
+    __atomic_fetch_add(c->c_hits, 1, __ATOMIC_RELAXED);
     p = slot_mem(c, s) + (off & (c->chunk - 1));
   }
   pthread_mutex_unlock(&c->lock);
   return p;
 }
 
+static void cache_release(void *inst, const void *ptr, uint64_t off,
+                          uint64_t len) {
+  struct cache *c = inst;
+  (void)off;
+  (void)len;
+  release(c, (int32_t)(((const uint8_t *)ptr - c->mem) >> c->shift));
+}
+
 static int64_t cache_get_size(void *inst) {
   struct cache *c = inst;
   return c->size ? c->size : c->below->get_size(c->below->handle);
-}
-
-static int cache_extents(void *inst, uint64_t off, uint64_t len,
-                         ufk_extent_fn fn, void *opaque) {
-  return ufk_below_extents(((struct cache *)inst)->below, off, len, fn, opaque);
 }
 
 static void cache_caps(void *inst, struct ufk_caps *out) {
@@ -655,8 +649,6 @@ static const struct ufk_param params[] = {
     {"size", UFK_T_SIZE, 0, "1G", "capacity"},
     {"file", UFK_T_STRING, 0, NULL,
      "keep chunks in this new local file (unlinked at once), not in memory"},
-    {"pin", UFK_T_SIZE, 0, "0",
-     "bytes of chunks map() may pin for zero-copy; 0 disables map()"},
     {"parts", UFK_T_INT, 0, "1",
      "requests a chunk is fetched with, side by side, 1 to 16"},
     {"dir", UFK_T_STRING, 0, NULL,
@@ -680,9 +672,9 @@ static const struct ufk_plugin plugin = {
     .get_size = cache_get_size,
     .read = cache_read,
     .map = cache_map,
-    .extents = cache_extents,
     .prefetch = cache_prefetch,
     .caps = cache_caps,
+    .release = cache_release,
 };
 
 UFFDKIT_PLUGIN(plugin)

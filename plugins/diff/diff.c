@@ -37,7 +37,7 @@ static const struct ufk_param params[] = {
     {0},
 };
 
-static int load(const struct ufk_host *h) {
+static int diff_load(const struct ufk_host *h) {
   host = h;
   return 0;
 }
@@ -83,7 +83,7 @@ static int read_settings(struct diff *d) {
   return d->diffs ? check_template(d) : 0;
 }
 
-static void *create(const struct ufk_config *cfg, struct ufk_next *below) {
+static void *diff_create(const struct ufk_config *cfg, struct ufk_next *below) {
   (void)below;
   struct diff *d = calloc(1, sizeof *d);
   if (!d) {
@@ -213,7 +213,7 @@ static int index_builds(struct diff *d) {
   return 0;
 }
 
-static int start(void *inst) {
+static int diff_start(void *inst) {
   struct diff *d = inst;
   struct ufk_snap_err err;
   int fd = ufk_open_data(host, d->header_path, O_RDONLY);
@@ -242,7 +242,7 @@ static int start(void *inst) {
   return 0;
 }
 
-static void destroy(void *inst) {
+static void diff_destroy(void *inst) {
   struct diff *d = inst;
   for (size_t i = 0; i < d->nbuilds; i++) {
     struct build *b = &d->builds[i];
@@ -259,7 +259,7 @@ static void destroy(void *inst) {
   free(d);
 }
 
-static int64_t get_size(void *inst) {
+static int64_t diff_get_size(void *inst) {
   struct diff *d = inst;
   return (int64_t)d->h.size;
 }
@@ -339,14 +339,15 @@ static int diff_extents(void *inst, uint64_t off, uint64_t len,
     if (d->build_of[i] != UFK_SNAP_NO_BUILD) continue;
     uint64_t s = m->offset > off ? m->offset : off;
     uint64_t e = m->offset + m->length < end ? m->offset + m->length : end;
-    if (zend != s && zend > zstart) {
-      int rc = fn(opaque, zstart, zend - zstart, UFK_EXTENT_ZERO);
-      if (rc) return rc;
-    }
+    if (zend != s && zend > zstart &&
+        fn(opaque, zstart, zend - zstart, UFK_EXTENT_ZERO) < 0)
+      return -1;
     if (zend != s) zstart = s;
     zend = e;
   }
-  return zend > zstart ? fn(opaque, zstart, zend - zstart, UFK_EXTENT_ZERO) : 0;
+  if (zend > zstart && fn(opaque, zstart, zend - zstart, UFK_EXTENT_ZERO) < 0)
+    return -1;
+  return 0;
 }
 
 static void diff_caps(void *inst, struct ufk_caps *out) {
@@ -377,11 +378,11 @@ static const struct ufk_plugin plugin = {
     .description = "a snapshot generation: a memfile.header over the diff "
                    "files of its builds",
     .params = params,
-    .load = load,
-    .create = create,
-    .start = start,
-    .destroy = destroy,
-    .get_size = get_size,
+    .load = diff_load,
+    .create = diff_create,
+    .start = diff_start,
+    .destroy = diff_destroy,
+    .get_size = diff_get_size,
     .read = diff_read,
     .map = diff_map,
     .extents = diff_extents,

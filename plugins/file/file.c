@@ -31,12 +31,12 @@ static const struct ufk_param params[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
-static int f_load(const struct ufk_host *h) {
+static int file_load(const struct ufk_host *h) {
   host = h;
   return 0;
 }
 
-static void *f_create(const struct ufk_config *cfg, struct ufk_next *below) {
+static void *file_create(const struct ufk_config *cfg, struct ufk_next *below) {
   (void)below;
   struct inst *in = calloc(1, sizeof *in);
   in->fd = -1;
@@ -49,7 +49,7 @@ static void *f_create(const struct ufk_config *cfg, struct ufk_next *below) {
   return in;
 }
 
-static int f_start(void *p) {
+static int file_start(void *p) {
   struct inst *in = p;
   in->fd =
       ufk_open_data(host, in->path, O_RDONLY | (in->direct ? O_DIRECT : 0));
@@ -65,18 +65,18 @@ static int f_start(void *p) {
   return 0;
 }
 
-static void f_destroy(void *p) {
+static void file_destroy(void *p) {
   struct inst *in = p;
   if (in->fd >= 0) close(in->fd);
   free(in);
 }
 
-static int64_t f_get_size(void *p) {
+static int64_t file_get_size(void *p) {
   return (int64_t)((struct inst *)p)->size;
 }
 
-static int f_read(void *p, void *buf, uint64_t len, uint64_t off,
-                  uint32_t flags) {
+static int file_read(void *p, void *buf, uint64_t len, uint64_t off,
+                     uint32_t flags) {
   struct inst *in = p;
   (void)flags;
   if (ufk_file_read(host, in->fd, in->path, buf, len, off) < 0) return -1;
@@ -84,8 +84,8 @@ static int f_read(void *p, void *buf, uint64_t len, uint64_t off,
   return 0;
 }
 
-static int f_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
-                     void *opaque) {
+static int file_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
+                        void *opaque) {
   struct inst *in = p;
   if (ufk_file_holes(in->fd, off, len, fn, opaque) < 0) {
     host->error(errno, "%s: finding holes: %s", in->path, strerror(errno));
@@ -94,11 +94,11 @@ static int f_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
   return 0;
 }
 
-static void f_caps(void *p, struct ufk_caps *c) {
+static void file_caps(void *p, struct ufk_caps *c) {
   c->flags = ((struct inst *)p)->direct ? 0 : UFK_PLUGIN_FAST;
 }
 
-static int f_identity(void *p, char *buf, size_t len) {
+static int file_identity(void *p, char *buf, size_t len) {
   ufk_file_identity(&((struct inst *)p)->st, buf, len);
   return 0;
 }
@@ -111,15 +111,15 @@ static const struct ufk_plugin plugin = {
     .version = "1.0",
     .description = "reads a raw memory file with pread, optionally O_DIRECT",
     .params = params,
-    .load = f_load,
-    .create = f_create,
-    .start = f_start,
-    .destroy = f_destroy,
-    .get_size = f_get_size,
-    .read = f_read,
-    .extents = f_extents,
-    .caps = f_caps,
-    .identity = f_identity,
+    .load = file_load,
+    .create = file_create,
+    .start = file_start,
+    .destroy = file_destroy,
+    .get_size = file_get_size,
+    .read = file_read,
+    .extents = file_extents,
+    .caps = file_caps,
+    .identity = file_identity,
 };
 
 UFFDKIT_PLUGIN(plugin)

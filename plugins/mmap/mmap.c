@@ -32,12 +32,12 @@ static const struct ufk_param params[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
-static int mm_load(const struct ufk_host *h) {
+static int mmap_load(const struct ufk_host *h) {
   host = h;
   return 0;
 }
 
-static void *mm_create(const struct ufk_config *cfg, struct ufk_next *below) {
+static void *mmap_create(const struct ufk_config *cfg, struct ufk_next *below) {
   (void)below;
   struct inst *in = calloc(1, sizeof *in);
   in->fd = -1;
@@ -49,7 +49,7 @@ static void *mm_create(const struct ufk_config *cfg, struct ufk_next *below) {
   return in;
 }
 
-static int mm_start(void *p) {
+static int mmap_start(void *p) {
   struct inst *in = p;
   struct stat st;
   in->fd = ufk_open_data(host, in->path, O_RDONLY);
@@ -73,19 +73,19 @@ static int mm_start(void *p) {
   return 0;
 }
 
-static void mm_destroy(void *p) {
+static void mmap_destroy(void *p) {
   struct inst *in = p;
   if (in->base) munmap(in->base, in->size);
   if (in->fd >= 0) close(in->fd);
   free(in);
 }
 
-static int64_t mm_get_size(void *p) {
+static int64_t mmap_get_size(void *p) {
   return (int64_t)((struct inst *)p)->size;
 }
 
-static int mm_read(void *p, void *buf, uint64_t len, uint64_t off,
-                   uint32_t flags) {
+static int mmap_read(void *p, void *buf, uint64_t len, uint64_t off,
+                     uint32_t flags) {
   struct inst *in = p;
   (void)flags;
   /* Not memcpy from the mapping: a layer above reads through here, and a
@@ -94,13 +94,13 @@ static int mm_read(void *p, void *buf, uint64_t len, uint64_t off,
   return ufk_file_read(host, in->fd, in->path, buf, len, off);
 }
 
-static const void *mm_map(void *p, uint64_t off, uint64_t len) {
+static const void *mmap_map(void *p, uint64_t off, uint64_t len) {
   (void)len;
   return ((struct inst *)p)->base + off;
 }
 
-static int mm_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
-                      void *opaque) {
+static int mmap_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
+                        void *opaque) {
   struct inst *in = p;
   if (ufk_file_holes(in->fd, off, len, fn, opaque) < 0) {
     host->error(errno, "%s: finding holes: %s", in->path, strerror(errno));
@@ -109,7 +109,7 @@ static int mm_extents(void *p, uint64_t off, uint64_t len, ufk_extent_fn fn,
   return 0;
 }
 
-static int mm_identity(void *p, char *buf, size_t len) {
+static int mmap_identity(void *p, char *buf, size_t len) {
   ufk_file_identity(&((struct inst *)p)->st, buf, len);
   return 0;
 }
@@ -122,15 +122,15 @@ static const struct ufk_plugin plugin = {
     .version = "1.0",
     .description = "serves a raw memory file from a read-only mapping",
     .params = params,
-    .load = mm_load,
-    .create = mm_create,
-    .start = mm_start,
-    .destroy = mm_destroy,
-    .get_size = mm_get_size,
-    .read = mm_read,
-    .map = mm_map,
-    .extents = mm_extents,
-    .identity = mm_identity,
+    .load = mmap_load,
+    .create = mmap_create,
+    .start = mmap_start,
+    .destroy = mmap_destroy,
+    .get_size = mmap_get_size,
+    .read = mmap_read,
+    .map = mmap_map,
+    .extents = mmap_extents,
+    .identity = mmap_identity,
 };
 
 UFFDKIT_PLUGIN(plugin)

@@ -80,9 +80,10 @@ static int read_settings(const struct ufk_config *cfg, struct ra *r) {
   return 0;
 }
 
-static void ra_destroy(void *inst);
+static void readahead_destroy(void *inst);
 
-static void *ra_create(const struct ufk_config *cfg, struct ufk_next *below) {
+static void *readahead_create(const struct ufk_config *cfg,
+                              struct ufk_next *below) {
   if (!below) {
     fail(EINVAL, "readahead is a layer: it needs a source below it");
     return NULL;
@@ -96,7 +97,7 @@ static void *ra_create(const struct ufk_config *cfg, struct ufk_next *below) {
   pthread_mutex_init(&r->lock, NULL);
   pthread_cond_init(&r->cond, NULL);
   if (read_settings(cfg, r) < 0) {
-    ra_destroy(r);
+    readahead_destroy(r);
     return NULL;
   }
   r->c_bytes = host->counter(cfg, "prefetch_bytes", "bytes asked below");
@@ -107,9 +108,9 @@ static void *ra_create(const struct ufk_config *cfg, struct ufk_next *below) {
   return r;
 }
 
-static void *worker(void *opaque);
+static void *fetch_thread(void *opaque);
 
-static int ra_start(void *inst) {
+static int readahead_start(void *inst) {
   struct ra *r = inst;
   r->size = r->below->get_size(r->below->handle);
   if (r->size <= 0)
@@ -126,13 +127,13 @@ static int ra_start(void *inst) {
   r->q = calloc(r->qcap, sizeof *r->q);
   if (!r->q) return fail(ENOMEM, "readahead: out of memory");
   for (; r->started < r->nthreads; r->started++) {
-    int e = pthread_create(&r->threads[r->started], NULL, worker, r);
+    int e = pthread_create(&r->threads[r->started], NULL, fetch_thread, r);
     if (e) return fail(e, "readahead: cannot start thread: %s", strerror(e));
   }
   return 0;
 }
 
-static void ra_destroy(void *inst) {
+static void readahead_destroy(void *inst) {
   struct ra *r = inst;
   if (!r) return;
   pthread_mutex_lock(&r->lock);
@@ -170,7 +171,7 @@ static void queue_window(struct ra *r, uint64_t off, uint64_t len) {
   }
 }
 
-static void *worker(void *opaque) {
+static void *fetch_thread(void *opaque) {
   struct ra *r = opaque;
   pthread_mutex_lock(&r->lock);
   while (!r->stop) {
@@ -247,8 +248,8 @@ static void observe(struct ra *r, uint64_t off, uint64_t len) {
 
 /* ---- data ---- */
 
-static int ra_read(void *inst, void *buf, uint64_t len, uint64_t off,
-                   uint32_t flags) {
+static int readahead_read(void *inst, void *buf, uint64_t len, uint64_t off,
+                          uint32_t flags) {
   struct ra *r = inst;
   if (r->below->read(r->below->handle, buf, len, off, flags) < 0) return -1;
   /* Background reads of the core are prefetches already; only what the
@@ -259,36 +260,12 @@ static int ra_read(void *inst, void *buf, uint64_t len, uint64_t off,
   return 0;
 }
 
-static int64_t ra_get_size(void *inst) {
+static int64_t readahead_get_size(void *inst) {
   struct ra *r = inst;
   return r->below->get_size(r->below->handle);
 }
 
-static const void *ra_map(void *inst, uint64_t off, uint64_t len) {
-  struct ufk_next *b = ((struct ra *)inst)->below;
-  return b->map ? b->map(b->handle, off, len) : NULL;
-}
-
-static int ra_extents(void *inst, uint64_t off, uint64_t len, ufk_extent_fn fn,
-                      void *opaque) {
-  return ufk_below_extents(((struct ra *)inst)->below, off, len, fn, opaque);
-}
-
-static int ra_prefetch(void *inst, uint64_t off, uint64_t len) {
-  struct ufk_next *b = ((struct ra *)inst)->below;
-  if (!b->prefetch)
-    return fail(ENOTSUP, "readahead: the layer below cannot prefetch");
-  return b->prefetch(b->handle, off, len);
-}
-
-static void ra_caps(void *inst, struct ufk_caps *out) {
-  struct ra *r = inst;
-  out->flags = r->below->flags & (UFK_PLUGIN_FAST | UFK_PLUGIN_NOWAIT);
-  out->max_concurrency = 0;
-  out->max_io = 0;
-}
-
-static int ra_load(const struct ufk_host *h) {
+static int readahead_load(const struct ufk_host *h) {
   host = h;
   return 0;
 }
@@ -309,16 +286,12 @@ static const struct ufk_plugin plugin = {
     .version = "1.0",
     .description = "adaptive sequential prefetch into the layer below",
     .params = params,
-    .load = ra_load,
-    .create = ra_create,
-    .start = ra_start,
-    .destroy = ra_destroy,
-    .get_size = ra_get_size,
-    .read = ra_read,
-    .map = ra_map,
-    .extents = ra_extents,
-    .prefetch = ra_prefetch,
-    .caps = ra_caps,
+    .load = readahead_load,
+    .create = readahead_create,
+    .start = readahead_start,
+    .destroy = readahead_destroy,
+    .get_size = readahead_get_size,
+    .read = readahead_read,
 };
 
 UFFDKIT_PLUGIN(plugin)

@@ -140,31 +140,6 @@ static int64_t retry_get_size(void *inst) {
   return b->get_size(b->handle);
 }
 
-static const void *retry_map(void *inst, uint64_t off, uint64_t len) {
-  struct ufk_next *b = ((struct retry *)inst)->below;
-  return b->map ? b->map(b->handle, off, len) : NULL;
-}
-
-static int retry_extents(void *inst, uint64_t off, uint64_t len,
-                         ufk_extent_fn fn, void *opaque) {
-  return ufk_below_extents(((struct retry *)inst)->below, off, len, fn, opaque);
-}
-
-/* Advisory: a failed prefetch is not worth a wait. */
-static int retry_prefetch(void *inst, uint64_t off, uint64_t len) {
-  struct ufk_next *b = ((struct retry *)inst)->below;
-  if (!b->prefetch)
-    return fail(ENOTSUP, "retry: the layer below cannot prefetch");
-  return b->prefetch(b->handle, off, len);
-}
-
-static void retry_caps(void *inst, struct ufk_caps *out) {
-  struct retry *r = inst;
-  out->flags = r->below->flags & (UFK_PLUGIN_FAST | UFK_PLUGIN_NOWAIT);
-  out->max_concurrency = 0;
-  out->max_io = 0;
-}
-
 static int retry_load(const struct ufk_host *h) {
   host = h;
   return 0;
@@ -190,10 +165,6 @@ static const struct ufk_plugin plugin = {
     .destroy = retry_destroy,
     .get_size = retry_get_size,
     .read = retry_read,
-    .map = retry_map,
-    .extents = retry_extents,
-    .prefetch = retry_prefetch,
-    .caps = retry_caps,
 };
 
 UFFDKIT_PLUGIN(plugin)

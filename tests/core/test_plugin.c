@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "host.h"
 #include "plugin.h"
 #include "stack.h"
 
@@ -157,8 +158,8 @@ START_TEST(older_minor) {
            DIR);
   ck_assert_msg(conf_load_string(&c, text, "test.conf", ERR, sizeof ERR) == 0,
                 "%s", ERR);
-  struct stack *s =
-      stack_build(&c, &c.listeners[0], DIR, NULL, ERR, sizeof ERR);
+  struct stack *s = stack_build(host_table(), &c, &c.listeners[0], DIR, NULL,
+                                ERR, sizeof ERR);
   ck_assert_msg(s != NULL, "stack on told: %s", ERR);
   ck_assert_msg(stack_flags(s) == 0,
                 "flags %u: without caps() they are the plugin's own (0)",
@@ -175,24 +176,30 @@ START_TEST(older_minor) {
 END_TEST
 
 START_TEST(plugin_get_lookup) {
-  const struct plugin *a = plugin_get(DIR, "tgood", 0, ERR, sizeof ERR);
+  const struct plugin *a =
+      plugin_get(DIR, "tgood", 0, host_table(), ERR, sizeof ERR);
   ck_assert_msg(a != NULL, "tgood: %s", ERR);
-  const struct plugin *b = plugin_get(DIR, "tgood", 0, ERR, sizeof ERR);
+  const struct plugin *b =
+      plugin_get(DIR, "tgood", 0, host_table(), ERR, sizeof ERR);
   ck_assert_msg(a == b, "a plugin must be loaded once");
   const struct plugin *c =
-      plugin_get(DIR, path_of("tgood"), 0, ERR, sizeof ERR);
+      plugin_get(DIR, path_of("tgood"), 0, host_table(), ERR, sizeof ERR);
   ck_assert_msg(c == a, "the same file named by path must be the same plugin");
-  ck_assert_msg(plugin_get(DIR, "tgood", 1, ERR, sizeof ERR) == NULL,
+  ck_assert_msg(plugin_get(DIR, "tgood", 1, host_table(), ERR, sizeof ERR) ==
+                    NULL,
                 "a source given as a layer");
   ck_assert_msg(strstr(ERR, "'tgood' is a source, not a layer"), "'%s'", ERR);
-  ck_assert_msg(plugin_get(DIR, "tlayer", 0, ERR, sizeof ERR) == NULL,
+  ck_assert_msg(plugin_get(DIR, "tlayer", 0, host_table(), ERR, sizeof ERR) ==
+                    NULL,
                 "a layer given as a source");
   ck_assert_msg(strstr(ERR, "'tlayer' is a layer, not a source"), "'%s'", ERR);
-  ck_assert_msg(plugin_get(DIR, "nosuch", 0, ERR, sizeof ERR) == NULL,
+  ck_assert_msg(plugin_get(DIR, "nosuch", 0, host_table(), ERR, sizeof ERR) ==
+                    NULL,
                 "a missing plugin was found");
   ck_assert_msg(strstr(ERR, "no plugin 'nosuch'") && strstr(ERR, DIR),
                 "'%s' must name the plugin and the directory", ERR);
-  ck_assert_msg(plugin_get(DIR, "tmajor", 0, ERR, sizeof ERR) == NULL,
+  ck_assert_msg(plugin_get(DIR, "tmajor", 0, host_table(), ERR, sizeof ERR) ==
+                    NULL,
                 "a plugin of another major loaded");
   ck_assert_msg(strstr(ERR, path_of("tmajor")), "'%s' must name the file", ERR);
   plugin_unload_all();
@@ -223,7 +230,7 @@ static int check_config(const char *rest) {
   have_conf = 1;
   if (conf_load_string(&C, text, "test.conf", ERR, sizeof ERR) < 0)
     ck_abort_msg("config refused before plugins were checked: %s", ERR);
-  return stack_check(&C, &C.listeners[0], DIR, ERR, sizeof ERR);
+  return stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
 }
 
 static void settings_ok(const char *rest) {
@@ -358,7 +365,7 @@ START_TEST(settings_cli) {
   int r = conf_from_cli(&C, "/tmp/s", "tgood", good, 5, NULL, ERR, sizeof ERR);
   have_conf = 1;
   ck_assert_msg(r == 0, "%s", ERR);
-  r = stack_check(&C, &C.listeners[0], DIR, ERR, sizeof ERR);
+  r = stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
   ck_assert_msg(r == 0, "command-line settings refused: %s", ERR);
   teardown();
   const char *bad[][2] = {{"count=seven", "'count' must be an integer"},
@@ -369,7 +376,7 @@ START_TEST(settings_cli) {
     r = conf_from_cli(&C, "/tmp/s", "tgood", kv, 2, NULL, ERR, sizeof ERR);
     have_conf = 1;
     ck_assert_msg(r == 0, "%s", ERR);
-    r = stack_check(&C, &C.listeners[0], DIR, ERR, sizeof ERR);
+    r = stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
     ck_assert_msg(r < 0, "'%s' accepted", bad[i][0]);
     ck_assert_msg(strstr(ERR, "command line") && strstr(ERR, bad[i][1]),
                   "'%s': message '%s' must name the command line and say "
@@ -381,7 +388,7 @@ START_TEST(settings_cli) {
   r = conf_from_cli(&C, "/tmp/s", "tgood", none, 1, NULL, ERR, sizeof ERR);
   have_conf = 1;
   ck_assert_msg(r == 0, "%s", ERR);
-  r = stack_check(&C, &C.listeners[0], DIR, ERR, sizeof ERR);
+  r = stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
   ck_assert_msg(r < 0 && strstr(ERR, "command line") &&
                     strstr(ERR, "missing required setting 'path'"),
                 "missing path from the command line: '%s'", ERR);

@@ -63,11 +63,59 @@ void *page_alloc(uint64_t len) {
   return p;
 }
 
+static int64_t w_get_size(void *h) {
+  struct inst *i = h;
+  return i->p->get_size(i->h);
+}
+
+static int w_read(void *h, void *buf, uint64_t len, uint64_t off,
+                  uint32_t flags) {
+  struct inst *i = h;
+  return i->p->read(i->h, buf, len, off, flags);
+}
+
+static const void *w_map(void *h, uint64_t off, uint64_t len) {
+  struct inst *i = h;
+  if (i->p->map) return i->p->map(i->h, off, len);
+  return i->below ? i->below->map(i->below->handle, off, len) : NULL;
+}
+
+static void w_release(void *h, const void *ptr, uint64_t off, uint64_t len) {
+  struct inst *i = h;
+  if (i->p->map) {
+    if (i->p->release) i->p->release(i->h, ptr, off, len);
+  } else if (i->below) {
+    i->below->release(i->below->handle, ptr, off, len);
+  }
+}
+
+static int w_extents(void *h, uint64_t off, uint64_t len, ufk_extent_fn fn,
+                     void *opaque) {
+  struct inst *i = h;
+  if (i->p->extents) return i->p->extents(i->h, off, len, fn, opaque);
+  return i->below ? i->below->extents(i->below->handle, off, len, fn, opaque)
+                  : -1;
+}
+
+static int w_prefetch(void *h, uint64_t off, uint64_t len) {
+  struct inst *i = h;
+  if (i->p->prefetch) return i->p->prefetch(i->h, off, len);
+  return i->below->prefetch(i->below->handle, off, len);
+}
+
+/* The identity of the source at the bottom, as the daemon's stack gives it. */
+static int w_identity(void *h, char *buf, size_t len) {
+  struct inst *i = h;
+  if (i->below) return i->below->identity(i->below->handle, buf, len);
+  return i->p->identity ? i->p->identity(i->h, buf, len) : -1;
+}
+
 int inst_open(struct inst *i, const char *name, struct ufk_next *below,
               const char *const *kv) {
   char path[1024];
   snprintf(path, sizeof path, "%s/lib%s.so", PLUGIN_DIR, name);
   memset(i, 0, sizeof *i);
+  i->below = below;
   i->p = fakehost_load(path);
   ck_assert_msg(i->p, "load %s: %s", path, fakehost_last_error());
   i->cfg = fakehost_config(i->p->params, kv);
@@ -75,18 +123,23 @@ int inst_open(struct inst *i, const char *name, struct ufk_next *below,
   i->h = i->p->create(i->cfg, below);
   if (!i->h) return -1;
   if (i->p->start && i->p->start(i->h) < 0) return -1;
-  struct ufk_caps caps = {.flags = i->p->flags};
-  if (i->p->caps) i->p->caps(i->h, &caps);
+  struct ufk_caps caps = {.flags = i->p->flags & ~UFK_PLUGIN_LAYER};
+  if (i->p->caps)
+    i->p->caps(i->h, &caps);
+  else if (below)
+    caps.flags = below->flags & (UFK_PLUGIN_FAST | UFK_PLUGIN_NOWAIT);
   i->next = (struct ufk_next){
       .size = sizeof(struct ufk_next),
       .flags = caps.flags,
-      .handle = i->h,
-      .get_size = i->p->get_size,
-      .read = i->p->read,
-      .map = i->p->map,
-      .extents = i->p->extents,
-      .prefetch = i->p->prefetch,
-      .identity = i->p->identity,
+      .handle = i,
+      .get_size = w_get_size,
+      .read = w_read,
+      .map = w_map,
+      .extents = w_extents,
+      .prefetch =
+          i->p->prefetch || (below && below->prefetch) ? w_prefetch : NULL,
+      .release = w_release,
+      .identity = w_identity,
   };
   return 0;
 }

@@ -17,7 +17,10 @@ struct inst {
   const struct ufk_plugin *p;
   struct ufk_config *cfg;
   void *h;
-  struct ufk_next next; /* this instance, as a layer above would see it */
+  struct ufk_next *below;
+  struct ufk_next next; /* this instance, as a layer above would see it:
+                         * callbacks a layer leaves NULL pass through, as
+                         * in the daemon's stack (ABI 1.2) */
 };
 
 /* $NAME, or the test aborts with a message. */

@@ -1,13 +1,30 @@
 #include "pluginpath.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "plugin.h"
+#ifndef UFFDKIT_PLUGIN_SUBDIR
+#error "UFFDKIT_PLUGIN_SUBDIR must be defined by the build"
+#endif
+
+const char *plugin_default_dir(void) {
+  static char dir[PATH_MAX];
+  if (dir[0]) return dir;
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n < 0) return UFFDKIT_PLUGIN_SUBDIR;
+  exe[n] = 0;
+  /* <prefix>/bin/uffdkit → <prefix>/<libdir>/uffdkit/plugins */
+  snprintf(dir, sizeof dir, "%s/../%s", dirname(exe), UFFDKIT_PLUGIN_SUBDIR);
+  char real[PATH_MAX];
+  if (realpath(dir, real)) snprintf(dir, sizeof dir, "%s", real);
+  return dir;
+}
 
 static int add_dir(char dirs[][PATH_MAX], int n, int max, const char *d,
                    size_t len) {

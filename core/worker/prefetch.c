@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "figures.h"
-#include "host.h"
+#include "hosterror.h"
 #include "log.h"
 #include "session.h"
 
@@ -270,7 +270,9 @@ static int64_t install_run(struct prefetch *p, void *buf, int ri, uint64_t addr,
   /* Between reading and installing, the range may have been removed or
    * installed: copy_dontwake checks again, under the lock. */
   uint64_t k;
-  if (copy_dontwake(s, ri, addr, src, len, zero, &k) < 0) return -1;
+  int r = copy_dontwake(s, ri, addr, src, len, zero, &k);
+  if (src && src != buf) stack_release(s->wl->stack, src, off, len);
+  if (r < 0) return -1;
   COUNT(s, prefetched_pages, k);
   if (k == n) return (int64_t)n;
   /* Stopped short: at a page that became busy (the caller skips it), or

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "host.h"
+#include "hosterror.h"
 #include "log.h"
 #include "session.h"
 
@@ -58,9 +58,11 @@ static void run_job(struct job *j, void *buf) {
   host_clear_error();
   if (!__atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) {
     const void *src = stack_map(s->wl->stack, j->off, j->len);
-    if (src)
+    if (src) {
       install(j, src);
-    else if (stack_read(s->wl->stack, buf, j->len, j->off, UFK_READ_FAULT) < 0)
+      stack_release(s->wl->stack, src, j->off, j->len);
+    } else if (stack_read(s->wl->stack, buf, j->len, j->off, UFK_READ_FAULT) <
+               0)
       session_source_failed(s, j->addr, j->off);
     else
       install(j, buf);

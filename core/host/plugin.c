@@ -11,28 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host.h"
+#include "hosterror.h"
 #include "pluginpath.h"
 
-#ifndef UFFDKIT_PLUGIN_SUBDIR
-#error "UFFDKIT_PLUGIN_SUBDIR must be defined by the build"
-#endif
-
 static struct plugin *loaded;
-
-const char *plugin_default_dir(void) {
-  static char dir[PATH_MAX];
-  if (dir[0]) return dir;
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n < 0) return UFFDKIT_PLUGIN_SUBDIR;
-  exe[n] = 0;
-  /* <prefix>/bin/uffdkit → <prefix>/<libdir>/uffdkit/plugins */
-  snprintf(dir, sizeof dir, "%s/../%s", dirname(exe), UFFDKIT_PLUGIN_SUBDIR);
-  char real[PATH_MAX];
-  if (realpath(dir, real)) snprintf(dir, sizeof dir, "%s", real);
-  return dir;
-}
 
 static int valid_name(const char *s) {
   if (!s || !*s || strlen(s) > 40) return 0;
@@ -111,6 +93,7 @@ int plugin_open_file(const char *path, struct plugin *out, char *err,
   }
   size_t n = p->struct_size < sizeof out->p ? p->struct_size : sizeof out->p;
   memcpy(&out->p, p, n);
+  if (out->p.abi_minor < 2) out->p.release = NULL; /* 1.2's */
   if (check_plugin(path, &out->p, err, errlen) < 0) {
     dlclose(dl);
     return -1;
@@ -152,7 +135,8 @@ static int plugin_find(const char *dirs, const char *name, char *path,
 }
 
 const struct plugin *plugin_get(const char *dir, const char *name,
-                                int want_layer, char *err, size_t errlen) {
+                                int want_layer, const struct ufk_host *host,
+                                char *err, size_t errlen) {
   char path[PATH_MAX];
   if (plugin_find(dir, name, path, sizeof path, err, errlen) < 0) return NULL;
   struct plugin *p;
@@ -161,7 +145,7 @@ const struct plugin *plugin_get(const char *dir, const char *name,
   if (!p) {
     struct plugin tmp;
     if (plugin_open_file(path, &tmp, err, errlen) < 0) return NULL;
-    if (tmp.p.load && tmp.p.load(host_table()) < 0) {
+    if (tmp.p.load && tmp.p.load(host) < 0) {
       snprintf(err, errlen, "%s: load failed: %s", path, host_last_error());
       plugin_close_file(&tmp);
       return NULL;
@@ -295,7 +279,8 @@ static void print_callbacks(const struct ufk_plugin *u) {
             {"close", !!u->close},     {"get_size", !!u->get_size},
             {"read", !!u->read},       {"map", !!u->map},
             {"extents", !!u->extents}, {"prefetch", !!u->prefetch},
-            {"caps", !!u->caps},       {"identity", !!u->identity}};
+            {"caps", !!u->caps},       {"identity", !!u->identity},
+            {"release", !!u->release}};
   printf("callbacks:");
   for (size_t i = 0; i < sizeof cb / sizeof *cb; i++)
     if (cb[i].set) printf(" %s", cb[i].name);

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "figures.h"
-#include "host.h"
+#include "hosterror.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
@@ -141,8 +141,8 @@ static int install_result(struct session *s, int rc, int64_t done, uint64_t dst,
     return 0;
   case EFAULT: /* our source bytes were unreadable (a truncated file) */
     if (!zero) {
-      host_table()->error(EFAULT, "the source's memory at this offset "
-                                  "cannot be read (file truncated?)");
+      host_error(EFAULT, "the source's memory at this offset "
+                         "cannot be read (file truncated?)");
       return 3;
     }
     /* fall through */
@@ -286,6 +286,7 @@ static int serve_inline(struct session *s, int ri, uint64_t page,
     len = s->ps;
     src = stack_map(s->wl->stack, off, len);
   }
+  const void *mapped = src;
   if (!src) {
     if (len > s->ps) len = s->ps;
     uint32_t flags = UFK_READ_FAULT;
@@ -301,6 +302,7 @@ static int serve_inline(struct session *s, int ri, uint64_t page,
     src = s->buf;
   }
   int r = session_install_copy(s, page, src, len);
+  if (mapped) stack_release(s->wl->stack, mapped, off, len);
   if (r == 3) {
     session_source_failed(s, page, off);
     return 0;

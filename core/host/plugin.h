@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <uffdkit/plugin.h>
 
+#include "pluginpath.h"
+
 struct plugin {
   char *name;
   char *path;
@@ -14,15 +16,13 @@ struct plugin {
   struct plugin *next;
 };
 
-/* The directory the daemon looks in when none is configured: the one it
- * was installed with, relative to the executable. */
-const char *plugin_default_dir(void);
-
 /* Finds plugin `name` (or a path containing '/') on the search path made of
- * the built-in directory and dirs (colon-separated, or NULL), loading it once.
- * want_layer: 1 a layer is required, 0 a source.  NULL with err set. */
+ * the built-in directory and dirs (colon-separated, or NULL), loading it once
+ * (its load() is given host).  want_layer: 1 a layer is required, 0 a
+ * source.  NULL with err set. */
 const struct plugin *plugin_get(const char *dir, const char *name,
-                                int want_layer, char *err, size_t errlen);
+                                int want_layer, const struct ufk_host *host,
+                                char *err, size_t errlen);
 /* Loads a plugin file and checks it, without calling load(). */
 int plugin_open_file(const char *path, struct plugin *out, char *err,
                      size_t errlen);

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "control.h"
 #include "ctl.h"
+#include "host.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -195,7 +196,8 @@ static int check_config(struct daemon_conf *conf, const char *dir) {
   }
   for (int i = 0; i < conf->n_listeners; i++) {
     char err[2048];
-    if (stack_check(conf, &conf->listeners[i], dir, err, sizeof err) < 0) {
+    if (stack_check(host_table(), conf, &conf->listeners[i], dir, err,
+                    sizeof err) < 0) {
       log_error("%s", err);
       bad = 1;
     }

@@ -1,17 +1,13 @@
-#include "host.h"
-#include "pinned.h"
+#include "pconf.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "log.h"
+#include "hosterror.h"
 #include "parse.h"
-#include "stack.h"
 
 #define MAX_VARS 8
 
@@ -24,44 +20,13 @@ struct ufk_config {
   const struct daemon_conf *conf;
   const config_setting_t *group;
   const struct ufk_param *params;
+  uint32_t abi_minor; /* of the plugin the settings are for */
   char instance[160];
   char *vars[2 * MAX_VARS + 1];
   struct listener_stats *stats;
   pthread_mutex_t lock;
   struct owned *owned; /* substituted strings, freed with the config */
 };
-
-static __thread char tl_error[1024];
-static __thread int tl_errno;
-
-const char *host_last_error(void) {
-  return tl_error[0] ? tl_error : "unknown error (the plugin gave no reason)";
-}
-
-int host_last_errno(void) {
-  return tl_errno ? tl_errno : EIO;
-}
-
-void host_clear_error(void) {
-  tl_error[0] = 0;
-  tl_errno = 0;
-}
-
-static void h_log(int level, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  log_vmsg(level < 0 ? 0 : level > 3 ? 3 : level, fmt, ap);
-  va_end(ap);
-}
-
-static void h_error(int errnum, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(tl_error, sizeof tl_error, fmt, ap);
-  va_end(ap);
-  tl_errno = errnum;
-  errno = errnum ? errnum : EIO; /* what a layer above reads */
-}
 
 static const struct ufk_param *find_param(const struct ufk_config *c,
                                           const char *key) {
@@ -124,13 +89,13 @@ static const config_setting_t *lookup(const struct ufk_config *c,
 static int bad_value(const struct ufk_config *c, const config_setting_t *s,
                      const char *key, const char *what) {
   char w[512];
-  h_error(EINVAL, "%s: %s: '%s' must be %s", where(c, s, w, sizeof w),
-          c->instance, key, what);
+  host_error(EINVAL, "%s: %s: '%s' must be %s", where(c, s, w, sizeof w),
+             c->instance, key, what);
   return -1;
 }
 
-static int g_string(const struct ufk_config *c, const char *key,
-                    const char **out) {
+int pconf_get_string(const struct ufk_config *c, const char *key,
+                     const char **out) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   if (s && !text) return bad_value(c, s, key, "a string");
@@ -144,7 +109,7 @@ static int is_int(const config_setting_t *s) {
                config_setting_type(s) == CONFIG_TYPE_INT64);
 }
 
-static int g_int(const struct ufk_config *c, const char *key, int64_t *out) {
+int pconf_get_int(const struct ufk_config *c, const char *key, int64_t *out) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   if (is_int(s)) {
@@ -157,7 +122,7 @@ static int g_int(const struct ufk_config *c, const char *key, int64_t *out) {
   return 0;
 }
 
-static int g_bool(const struct ufk_config *c, const char *key, int *out) {
+int pconf_get_bool(const struct ufk_config *c, const char *key, int *out) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   if (s && config_setting_type(s) == CONFIG_TYPE_BOOL) {
@@ -170,8 +135,8 @@ static int g_bool(const struct ufk_config *c, const char *key, int *out) {
   return 0;
 }
 
-static int g_scaled(const struct ufk_config *c, const char *key, uint64_t *out,
-                    int duration) {
+static int get_scaled(const struct ufk_config *c, const char *key,
+                      uint64_t *out, int duration) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   const char *what = duration ? "a duration such as \"250ms\" or \"10s\""
@@ -189,17 +154,17 @@ static int g_scaled(const struct ufk_config *c, const char *key, uint64_t *out,
   return 0;
 }
 
-static int g_size(const struct ufk_config *c, const char *key, uint64_t *out) {
-  return g_scaled(c, key, out, 0);
+int pconf_get_size(const struct ufk_config *c, const char *key, uint64_t *out) {
+  return get_scaled(c, key, out, 0);
 }
 
-static int g_duration(const struct ufk_config *c, const char *key,
-                      uint64_t *out) {
-  return g_scaled(c, key, out, 1);
+int pconf_get_duration_ns(const struct ufk_config *c, const char *key,
+                          uint64_t *out) {
+  return get_scaled(c, key, out, 1);
 }
 
 /* A string list may be written as a list, an array, or one string. */
-static int g_list_count(const struct ufk_config *c, const char *key) {
+int pconf_get_list_count(const struct ufk_config *c, const char *key) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   if (!s) return 0;
@@ -213,11 +178,11 @@ static int g_list_count(const struct ufk_config *c, const char *key) {
   return config_setting_length(s);
 }
 
-static int g_list_item(const struct ufk_config *c, const char *key, int index,
-                       const char **out) {
+int pconf_get_list_item(const struct ufk_config *c, const char *key, int index,
+                        const char **out) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
-  int n = g_list_count(c, key);
+  int n = pconf_get_list_count(c, key);
   if (n < 0) return -1;
   if (index < 0 || index >= n) return 1;
   if (!text)
@@ -227,106 +192,23 @@ static int g_list_item(const struct ufk_config *c, const char *key, int index,
   return 0;
 }
 
-static const char *g_where(const struct ufk_config *c, const char *key) {
+const char *pconf_where(const struct ufk_config *c, const char *key) {
   static __thread char buf[512];
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   return where(c, s, buf, sizeof buf);
 }
 
-static const char *g_instance(const struct ufk_config *c) {
-  return c->instance;
-}
-
-static uint64_t h_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static pthread_mutex_t counter_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct listener_stats private_stats; /* when no listener owns us */
-
-static uint64_t *h_counter(const struct ufk_config *c, const char *name,
-                           const char *help) {
-  struct listener_stats *st = c->stats ? c->stats : &private_stats;
-  static uint64_t overflow;
-  uint64_t *r = &overflow;
-  pthread_mutex_lock(&counter_lock);
-  uint32_t i;
-  for (i = 0; i < st->ncounters && i < LISTENER_COUNTERS; i++)
-    if (!strcmp(st->counters[i].name, name) &&
-        !strcmp(st->counters[i].instance, c->instance))
-      break;
-  if (i < LISTENER_COUNTERS) {
-    struct plugin_counter *pc = &st->counters[i];
-    if (i == st->ncounters) {
-      snprintf(pc->name, sizeof pc->name, "%.47s", name);
-      snprintf(pc->instance, sizeof pc->instance, "%.79s", c->instance);
-      snprintf(pc->help, sizeof pc->help, "%.119s", help ? help : "");
-      __atomic_store_n(&st->ncounters, i + 1, __ATOMIC_RELEASE);
-    }
-    r = &pc->value;
-  } else {
-    log_warn("%s: more than %d counters; '%s' is not exported", c->instance,
-             LISTENER_COUNTERS, name);
-  }
-  pthread_mutex_unlock(&counter_lock);
-  return r;
-}
-
-static struct ufk_next *h_source_open(const struct ufk_config *c,
-                                      const char *key,
-                                      const char *const *vars) {
-  const config_setting_t *g =
-      c->group ? config_setting_get_member(c->group, key) : NULL;
-  char w[512];
-  if (!g || !config_setting_is_group(g)) {
-    h_error(EINVAL, "%s: %s: '%s' must be a group { plugin = ...; }",
-            where(c, g, w, sizeof w), c->instance, key);
-    return NULL;
-  }
-  return stack_open_nested(c, g, vars);
-}
-
-static void h_source_close(struct ufk_next *n) {
-  stack_close_nested(n);
-}
-
-static const struct ufk_host table = {
-    .size = sizeof(struct ufk_host),
-    .abi_minor = UFK_ABI_MINOR,
-    .log = h_log,
-    .error = h_error,
-    .get_string = g_string,
-    .get_int = g_int,
-    .get_bool = g_bool,
-    .get_size = g_size,
-    .get_duration_ns = g_duration,
-    .get_list_count = g_list_count,
-    .get_list_item = g_list_item,
-    .where = g_where,
-    .instance_name = g_instance,
-    .source_open = h_source_open,
-    .source_close = h_source_close,
-    .counter = h_counter,
-    .now_ns = h_now_ns,
-    .open_file = pinned_open,
-};
-
-const struct ufk_host *host_table(void) {
-  return &table;
-}
-
 struct ufk_config *pconf_new(const struct daemon_conf *conf,
                              const config_setting_t *group,
-                             const struct ufk_param *params,
+                             const struct ufk_plugin *plugin,
                              const char *instance, const char *const *vars,
                              struct listener_stats *stats) {
   struct ufk_config *c = calloc(1, sizeof *c);
   c->conf = conf;
   c->group = group;
-  c->params = params;
+  c->params = plugin->params;
+  c->abi_minor = plugin->abi_minor;
   c->stats = stats;
   pthread_mutex_init(&c->lock, NULL);
   snprintf(c->instance, sizeof c->instance, "%s", instance);
@@ -366,6 +248,10 @@ struct listener_stats *pconf_stats(const struct ufk_config *c) {
   return c->stats;
 }
 
+uint32_t pconf_abi_minor(const struct ufk_config *c) {
+  return c->abi_minor;
+}
+
 /* Checks one key's value by reading it as its declared type. */
 static int check_type(const struct ufk_config *c, const struct ufk_param *p) {
   const char *s;
@@ -375,17 +261,17 @@ static int check_type(const struct ufk_config *c, const struct ufk_param *p) {
   const config_setting_t *g;
   switch (p->type) {
   case UFK_T_STRING:
-    return g_string(c, p->key, &s) < 0 ? -1 : 0;
+    return pconf_get_string(c, p->key, &s) < 0 ? -1 : 0;
   case UFK_T_INT:
-    return g_int(c, p->key, &i) < 0 ? -1 : 0;
+    return pconf_get_int(c, p->key, &i) < 0 ? -1 : 0;
   case UFK_T_BOOL:
-    return g_bool(c, p->key, &b) < 0 ? -1 : 0;
+    return pconf_get_bool(c, p->key, &b) < 0 ? -1 : 0;
   case UFK_T_SIZE:
-    return g_size(c, p->key, &u) < 0 ? -1 : 0;
+    return pconf_get_size(c, p->key, &u) < 0 ? -1 : 0;
   case UFK_T_DURATION:
-    return g_duration(c, p->key, &u) < 0 ? -1 : 0;
+    return pconf_get_duration_ns(c, p->key, &u) < 0 ? -1 : 0;
   case UFK_T_STRING_LIST:
-    return g_list_count(c, p->key) < 0 ? -1 : 0;
+    return pconf_get_list_count(c, p->key) < 0 ? -1 : 0;
   case UFK_T_GROUP:
     g = c->group ? config_setting_get_member(c->group, p->key) : NULL;
     return g && !config_setting_is_group(g)
@@ -423,7 +309,7 @@ int pconf_validate(const struct ufk_config *c, const char *const *skip,
       return -1;
     }
     if (check_type(c, p) < 0) {
-      snprintf(err, errlen, "%s", tl_error);
+      snprintf(err, errlen, "%s", host_last_error());
       return -1;
     }
   }

@@ -7,6 +7,10 @@
 
 #define PLUGIN_PATH_MAX 16
 
+/* The directory the daemon looks in when none is configured: the one it
+ * was installed with, relative to the executable. */
+const char *plugin_default_dir(void);
+
 /* The search path: the built-in directory first, then each directory of
  * `extra` (colon-separated, may be NULL) in order, without repeats.
  * Returns how many were written to dirs. */

@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host.h"
+#include "hosterror.h"
 #include "log.h"
+#include "pconf.h"
 #include "plugin.h"
 
 #define MAX_LEVELS 16
@@ -19,6 +20,8 @@ struct level {
   struct ufk_config *cfg;
   struct ufk_caps caps;
   int serial;
+  int passes;           /* a 1.2 layer: what it leaves NULL is below's */
+  uint32_t above_minor; /* ABI minor of whoever calls `next` */
   pthread_mutex_t lock; /* the SERIAL model, and the limit's state */
   pthread_cond_t cond;
   uint32_t inflight;
@@ -30,6 +33,7 @@ struct level {
 };
 
 struct stack {
+  const struct ufk_host *host; /* given to plugins at load */
   char name[160];
   struct level levels[MAX_LEVELS]; /* [0] the source, [n-1] the top */
   int n;
@@ -58,7 +62,7 @@ static int enter(struct level *l, uint32_t flags) {
   } else {
     return 0;
   }
-  host_table()->error(EWOULDBLOCK, "%s is busy", pconf_instance(l->cfg));
+  host_error(EWOULDBLOCK, "%s is busy", pconf_instance(l->cfg));
   return -1;
 }
 
@@ -79,9 +83,9 @@ static int64_t n_get_size(void *h) {
 
 static int out_of_range(struct level *l, uint64_t len, uint64_t off) {
   if (off + len < off || off + len > (uint64_t)l->size) {
-    host_table()->error(EINVAL, "%s: range %llu+%llu is outside its %lld bytes",
-                        pconf_instance(l->cfg), (unsigned long long)off,
-                        (unsigned long long)len, (long long)l->size);
+    host_error(EINVAL, "%s: range %llu+%llu is outside its %lld bytes",
+               pconf_instance(l->cfg), (unsigned long long)off,
+               (unsigned long long)len, (long long)l->size);
     return 1;
   }
   return 0;
@@ -108,37 +112,80 @@ static int n_read(void *h, void *buf, uint64_t len, uint64_t off,
   return 0;
 }
 
+static int has_map(const struct ufk_plugin *p) {
+  return p->map != NULL;
+}
+static int has_extents(const struct ufk_plugin *p) {
+  return p->extents != NULL;
+}
+static int has_prefetch(const struct ufk_plugin *p) {
+  return p->prefetch != NULL;
+}
+
+/* The level that answers a call made at l: l itself if it has the
+ * callback, else, through a layer that passes calls on, the level below;
+ * NULL if nobody does. */
+static struct level *owner(struct level *l,
+                           int (*has)(const struct ufk_plugin *)) {
+  while (l && !has(&l->plugin->p) && l->passes)
+    l = l->below;
+  return l && has(&l->plugin->p) ? l : NULL;
+}
+
+/* identity is asked of layers of 1.2 only: older ones are skipped, as
+ * before 1.2, when only the source was asked. */
+static struct level *identity_owner(struct level *l) {
+  for (; l; l = l->below)
+    if ((l->passes || !l->below) && l->plugin->p.identity) return l;
+  return NULL;
+}
+
+static int out_of_range_quiet(const struct level *l, uint64_t len,
+                              uint64_t off) {
+  return off + len < off || off + len > (uint64_t)l->size;
+}
+
+/* A caller built before 1.2 cannot release: it gets only pointers that
+ * need no release. */
 static const void *n_map(void *h, uint64_t off, uint64_t len) {
-  struct level *l = h;
-  if (!l->plugin->p.map || off + len > (uint64_t)l->size || off + len < off)
+  struct level *l = h, *o = owner(l, has_map);
+  if (!o || out_of_range_quiet(l, len, off) ||
+      (l->above_minor < 2 && o->plugin->p.release))
     return NULL;
-  if (enter(l, 0) < 0) return NULL;
-  const void *p = l->plugin->p.map(l->inst, off, len);
-  leave(l);
+  if (enter(o, 0) < 0) return NULL;
+  const void *p = o->plugin->p.map(o->inst, off, len);
+  leave(o);
   return p;
+}
+
+static void n_release(void *h, const void *ptr, uint64_t off, uint64_t len) {
+  struct level *o = owner(h, has_map);
+  if (!o || !o->plugin->p.release || enter(o, 0) < 0) return;
+  o->plugin->p.release(o->inst, ptr, off, len);
+  leave(o);
 }
 
 static int n_extents(void *h, uint64_t off, uint64_t len, ufk_extent_fn fn,
                      void *opaque) {
-  struct level *l = h;
-  if (!l->plugin->p.extents) {
-    host_table()->error(ENOTSUP, "%s reports no extents",
-                        pconf_instance(l->cfg));
+  struct level *l = h, *o = owner(l, has_extents);
+  if (!o) {
+    host_error(ENOTSUP, "%s reports no extents", pconf_instance(l->cfg));
     return -1;
   }
-  if (out_of_range(l, len, off) || enter(l, 0) < 0) return -1;
-  int r = l->plugin->p.extents(l->inst, off, len, fn, opaque);
-  leave(l);
-  return r;
+  if (out_of_range(l, len, off) || enter(o, 0) < 0) return -1;
+  int r = o->plugin->p.extents(o->inst, off, len, fn, opaque);
+  leave(o);
+  return r < 0 ? -1 : 0;
 }
 
+/* Without a level that takes prefetches they are dropped. */
 static int n_prefetch(void *h, uint64_t off, uint64_t len) {
-  struct level *l = h;
-  if (!l->plugin->p.prefetch) return 0;
-  if (out_of_range(l, len, off) || enter(l, UFK_READ_PREFETCH) < 0) return -1;
-  int r = l->plugin->p.prefetch(l->inst, off, len);
-  leave(l);
-  return r;
+  struct level *l = h, *o = owner(l, has_prefetch);
+  if (!o) return 0;
+  if (out_of_range(l, len, off) || enter(o, UFK_READ_PREFETCH) < 0) return -1;
+  int r = o->plugin->p.prefetch(o->inst, off, len);
+  leave(o);
+  return r < 0 ? -1 : 0;
 }
 
 /* Layers keep the data of the source below unchanged: every level names
@@ -158,7 +205,10 @@ static void init_next(struct level *l) {
       .read = n_read,
       .map = n_map,
       .extents = n_extents,
-      .prefetch = n_prefetch,
+      /* 1.2 callers can tell that nothing below prefetches. */
+      .prefetch =
+          l->above_minor >= 2 && !owner(l, has_prefetch) ? NULL : n_prefetch,
+      .release = n_release,
       .identity = n_identity,
   };
 }
@@ -178,7 +228,8 @@ static int level_create(struct stack *s, const struct daemon_conf *conf,
              conf_where(conf, g, w, sizeof w), MAX_LEVELS - 1);
     return -1;
   }
-  const struct plugin *p = plugin_get(plugin_dir, name, is_layer, err, errlen);
+  const struct plugin *p =
+      plugin_get(plugin_dir, name, is_layer, s->host, err, errlen);
   if (!p) {
     char tmp[1024];
     snprintf(tmp, sizeof tmp, "%s: %s", conf_where(conf, g, w, sizeof w), err);
@@ -191,7 +242,13 @@ static int level_create(struct stack *s, const struct daemon_conf *conf,
   l->plugin = p;
   l->stack = s;
   l->below = s->n ? &s->levels[s->n - 1] : NULL;
-  l->cfg = pconf_new(conf, g, p->p.params, inst, vars, stats);
+  l->passes = is_layer && p->p.abi_minor >= 2;
+  l->above_minor = UFK_ABI_MINOR; /* the core's, until a layer goes above */
+  if (l->below) {
+    l->below->above_minor = p->p.abi_minor;
+    init_next(l->below);
+  }
+  l->cfg = pconf_new(conf, g, &p->p, inst, vars, stats);
   int bad = pconf_validate(l->cfg, is_layer ? skip_layer : skip_source, err,
                            errlen) < 0;
   if (!bad) {
@@ -227,6 +284,10 @@ static int level_start(struct level *l, char *err, size_t errlen) {
     struct ufk_caps c = {0};
     l->plugin->p.caps(l->inst, &c);
     l->caps = c;
+  } else if (l->passes) {
+    /* Below's speed; the limits below apply to the calls that reach them. */
+    l->caps = (struct ufk_caps){.flags = l->below->caps.flags &
+                                         (UFK_PLUGIN_FAST | UFK_PLUGIN_NOWAIT)};
   }
   init_next(l);
   l->size = l->plugin->p.get_size(l->inst);
@@ -268,7 +329,7 @@ static int mark_zero(void *opaque, uint64_t off, uint64_t len, uint32_t kind) {
 }
 
 static void load_zero_map(struct stack *s) {
-  if (!s->top->plugin->p.extents)
+  if (!owner(s->top, has_extents))
     return; /* a layer that cannot pass extents on: no zero map */
   s->zero_bits = (uint64_t)s->top->size / ZERO_GRAIN;
   s->zero = calloc((s->zero_bits + 63) / 64 + 1, sizeof(uint64_t));
@@ -315,11 +376,13 @@ static int misplaced_layers(const struct daemon_conf *conf,
   return 1;
 }
 
-struct stack *stack_build(const struct daemon_conf *conf,
+struct stack *stack_build(const struct ufk_host *host,
+                          const struct daemon_conf *conf,
                           const struct listener_conf *l, const char *plugin_dir,
                           struct listener_stats *stats, char *err,
                           size_t errlen) {
   struct stack *s = calloc(1, sizeof *s);
+  s->host = host;
   snprintf(s->name, sizeof s->name, "%s", l->name);
   if (misplaced_layers(conf, l, err, errlen) ||
       build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, stats, err,
@@ -331,9 +394,11 @@ struct stack *stack_build(const struct daemon_conf *conf,
   return s;
 }
 
-int stack_check(const struct daemon_conf *conf, const struct listener_conf *l,
-                const char *plugin_dir, char *err, size_t errlen) {
+int stack_check(const struct ufk_host *host, const struct daemon_conf *conf,
+                const struct listener_conf *l, const char *plugin_dir,
+                char *err, size_t errlen) {
   struct stack *s = calloc(1, sizeof *s);
+  s->host = host;
   snprintf(s->name, sizeof s->name, "%s", l->name);
   int r = misplaced_layers(conf, l, err, errlen)
               ? -1
@@ -343,10 +408,12 @@ int stack_check(const struct daemon_conf *conf, const struct listener_conf *l,
   return r;
 }
 
-struct ufk_next *stack_open_nested(const struct ufk_config *parent,
+struct ufk_next *stack_open_nested(const struct ufk_host *host,
+                                   const struct ufk_config *parent,
                                    const config_setting_t *group,
                                    const char *const *vars) {
   struct stack *s = calloc(1, sizeof *s);
+  s->host = host;
   char err[2048];
   const struct daemon_conf *conf = pconf_daemon(parent);
   const char *dir = conf->plugin_dir;
@@ -356,11 +423,13 @@ struct ufk_next *stack_open_nested(const struct ufk_config *parent,
     size_t n = strlen(s->name);
     snprintf(s->name + n, sizeof s->name - n, "[%s]", vars[i + 1]);
   }
-  if (build_levels(s, conf, group, config_setting_get_member(group, "layers"),
-                   dir, vars, pconf_stats(parent), err, sizeof err) < 0 ||
-      start_levels(s, err, sizeof err) < 0) {
+  int bad =
+      build_levels(s, conf, group, config_setting_get_member(group, "layers"),
+                   dir, vars, pconf_stats(parent), err, sizeof err) < 0;
+  if (!bad) s->top->above_minor = pconf_abi_minor(parent); /* its caller */
+  if (bad || start_levels(s, err, sizeof err) < 0) {
     stack_destroy(s);
-    host_table()->error(EINVAL, "%s", err);
+    host_error(EINVAL, "%s", err);
     return NULL;
   }
   return &s->top->next;
@@ -393,6 +462,11 @@ int stack_read(struct stack *s, void *buf, uint64_t len, uint64_t off,
 
 const void *stack_map(struct stack *s, uint64_t off, uint64_t len) {
   return n_map(s->top, off, len);
+}
+
+void stack_release(struct stack *s, const void *ptr, uint64_t off,
+                   uint64_t len) {
+  n_release(s->top, ptr, off, len);
 }
 
 int stack_prefetch(struct stack *s, uint64_t off, uint64_t len) {
@@ -430,10 +504,13 @@ void stack_close_session(struct stack *s, const struct ufk_session_info *info) {
       s->levels[i].plugin->p.close(s->levels[i].inst, info);
 }
 
-void stack_identity(const struct stack *s, char *buf, size_t len) {
+void stack_identity(struct stack *s, char *buf, size_t len) {
+  struct level *o = identity_owner(s->top);
+  if (o && enter(o, 0) == 0) {
+    int r = o->plugin->p.identity(o->inst, buf, len);
+    leave(o);
+    if (r == 0) return;
+  }
   const struct level *src = &s->levels[0];
-  if (src->plugin->p.identity &&
-      src->plugin->p.identity(src->inst, buf, len) == 0)
-    return;
   snprintf(buf, len, "%s:%lld", src->plugin->p.name, (long long)src->size);
 }

@@ -211,32 +211,77 @@ START_TEST(existing_cache_file_is_not_clobbered) {
 }
 END_TEST
 
-START_TEST(map_pins_within_budget) {
-  open_stack("NGINX_URL",
-             (const char *[]){"chunk=64K", "size=512K", "pin=128K", NULL});
-  ck_assert_ptr_null(cache.p->map(cache.h, 0, 4096)); /* not cached */
+static const uint8_t *cmap(uint64_t off, uint64_t len) {
+  return cache.p->map(cache.h, off, len);
+}
+
+static void crelease(const void *p, uint64_t off, uint64_t len) {
+  cache.p->release(cache.h, p, off, len);
+}
+
+/* A mapped chunk is held, as a read in progress is, until it is released:
+ * churning far more than the capacity leaves it in place, and once
+ * released it is reclaimed like any other. */
+START_TEST(map_holds_a_chunk_until_release) {
+  open_stack("NGINX_URL", (const char *[]){"chunk=64K", "size=512K", NULL});
+  ck_assert_ptr_null(cmap(0, 4096)); /* not cached: map never fetches */
   read_ok(0, 4096);
   read_ok(K64, 4096);
-  read_ok(2 * K64, 4096);
-  const uint8_t *a = cache.p->map(cache.h, 4096, 4096);
-  const uint8_t *b = cache.p->map(cache.h, K64, 8192);
+  const uint8_t *a = cmap(4096, 4096);
+  const uint8_t *b = cmap(K64, 8192);
   ck_assert_ptr_nonnull(a);
   ck_assert_ptr_nonnull(b);
-  ck_assert_ptr_null(cache.p->map(cache.h, 2 * K64, 4096));    /* over budget */
-  ck_assert_ptr_null(cache.p->map(cache.h, K64 - 4096, 8192)); /* spans */
-  /* Churn far more than the capacity: pinned chunks stay put. */
+  ck_assert_ptr_null(cmap(K64 - 4096, 8192)); /* spans two chunks */
+  ck_assert_uint_eq(C("hits"), 2);
   for (int c = 3; c < 40; c++)
     read_ok(c * K64, 4096);
   ck_assert_int_lt(mismatch(a, 4096, 4096, DATA_SEED), 0);
   ck_assert_int_lt(mismatch(b, K64, 8192, DATA_SEED), 0);
-  ck_assert_ptr_eq(cache.p->map(cache.h, 4096, 4096), a);
+  const uint8_t *again = cmap(4096, 4096);
+  ck_assert_ptr_eq(again, a);
+  crelease(again, 4096, 4096);
+  crelease(a, 4096, 4096);
+  crelease(b, K64, 8192);
+  uint64_t misses = C("misses");
+  for (int c = 40; c < 80; c++)
+    read_ok(c * K64, 4096);
+  read_ok(0, 4096);
+  ck_assert_uint_eq(C("misses"), misses + 41); /* chunk 0 was reclaimed */
 }
 END_TEST
 
-START_TEST(map_is_off_without_pin) {
-  open_stack("NGINX_URL", (const char *[]){"chunk=64K", "size=512K", NULL});
+struct waiting_read {
+  uint64_t off;
+  int done, rc;
+};
+
+static void *read_in_thread(void *arg) {
+  struct waiting_read *w = arg;
+  uint8_t *buf = page_alloc(4096);
+  w->rc = cread(buf, 4096, w->off, UFK_READ_FAULT);
+  if (w->rc == 0 && mismatch(buf, w->off, 4096, DATA_SEED) >= 0) w->rc = -2;
+  free(buf);
+  __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* With the only slot mapped, a read of another chunk waits for the
+ * release, then goes on. */
+START_TEST(release_frees_the_slot_for_a_waiting_read) {
+  open_stack("NGINX_URL", (const char *[]){"chunk=64K", "size=64K", NULL});
   read_ok(0, 4096);
-  ck_assert_ptr_null(cache.p->map(cache.h, 0, 4096));
+  const uint8_t *a = cmap(0, K64);
+  ck_assert_ptr_nonnull(a);
+  struct waiting_read w = {.off = 3 * K64};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, read_in_thread, &w), 0);
+  usleep(200 * 1000);
+  ck_assert_msg(!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE),
+                "a read took the slot of a mapped chunk");
+  ck_assert_int_lt(mismatch(a, 0, K64, DATA_SEED), 0);
+  crelease(a, 0, K64);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(w.rc, 0);
 }
 END_TEST
 
@@ -316,7 +361,6 @@ START_TEST(bad_settings_are_refused) {
   bad_cache("chunk=5000", "chunk");
   bad_cache("chunk=2K", "chunk");
   bad_cache("size=1M", "size"); /* smaller than the default 4M chunk */
-  bad_cache("pin=1G", "pin");
   bad_cache("parts=0", "parts");
   bad_cache("parts=17", "parts");
   struct ufk_config *cfg = fakehost_config(NULL, NULL);
@@ -338,8 +382,8 @@ int main(void) {
   tcase_add_test(tc, nowait_serves_hits_only);
   tcase_add_test(tc, file_backed_cache);
   tcase_add_test(tc, existing_cache_file_is_not_clobbered);
-  tcase_add_test(tc, map_pins_within_budget);
-  tcase_add_test(tc, map_is_off_without_pin);
+  tcase_add_test(tc, map_holds_a_chunk_until_release);
+  tcase_add_test(tc, release_frees_the_slot_for_a_waiting_read);
   tcase_add_test(tc, prefetch_fills_the_cache);
   tcase_add_test(tc, errors_are_not_cached);
   tcase_add_test(tc, parts_split_a_fetch);

@@ -261,7 +261,8 @@ static int build_stacks(void) {
   for (int i = 0; i < W.n; i++) {
     struct worker_listener *wl = &W.wl[i];
     char err[2048];
-    wl->stack = stack_build(&W.conf, wl->conf, dir, wl->stats, err, sizeof err);
+    wl->stack = stack_build(host_table(), &W.conf, wl->conf, dir, wl->stats,
+                            err, sizeof err);
     if (!wl->stack) {
       log_error("%s", err);
       return -1;
