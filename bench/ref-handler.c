@@ -1,10 +1,12 @@
 /* ref-handler: a minimal single-threaded Firecracker UFFD page server, the
  * baseline the benchmarks compare against.
  *
- * usage: ref-handler SOCKET MEMFILE
+ * usage: ref-handler [--busy] SOCKET MEMFILE
  *
  * One UFFDIO_COPY of one page per fault, straight from a read-only mmap of
- * the memory file; removed (ballooned) pages are answered with zeros. */
+ * the memory file; removed (ballooned) pages are answered with zeros.
+ * --busy: while any VM is connected, poll without sleeping (the minimal
+ * busy-polling handler: no wake-up per fault, one CPU per process). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +53,7 @@ struct session {
 };
 
 static volatile sig_atomic_t stop;
+static bool busy;
 static const uint8_t *mem;
 static size_t mem_len;
 static uint8_t *zero_huge; /* 2 MiB of zeros, made on first use */
@@ -445,7 +448,7 @@ static void dispatch(struct server *sv) {
 static int serve(struct server *sv) {
   while (!stop) {
     if (build_pollset(sv)) return -1;
-    int n = poll(sv->pfd, 1 + 2 * sv->n, -1);
+    int n = poll(sv->pfd, 1 + 2 * sv->n, busy && sv->n ? 0 : -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       fprintf(stderr, "ref-handler: poll: %s\n", strerror(errno));
@@ -457,8 +460,13 @@ static int serve(struct server *sv) {
 }
 
 int main(int argc, char **argv) {
+  if (argc == 4 && !strcmp(argv[1], "--busy")) {
+    busy = true;
+    argv++;
+    argc--;
+  }
   if (argc != 3) {
-    fprintf(stderr, "usage: ref-handler SOCKET MEMFILE\n");
+    fprintf(stderr, "usage: ref-handler [--busy] SOCKET MEMFILE\n");
     return 2;
   }
   struct sigaction sa = {.sa_handler = on_signal};

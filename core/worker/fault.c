@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "busypoll.h"
 #include "figures.h"
 #include "hosterror.h"
 #include "ipc.h"
@@ -582,15 +583,20 @@ static uint64_t spin_window(const struct session *s) {
 /* While faults keep coming, look for the next one for a short while
  * instead of sleeping in poll(): a wake-up costs more than the fault.  The
  * window restarts with every fault, so a restore stays hot and an idle VM
- * costs nothing.  Returns -1 when the VM is gone. */
+ * costs nothing; when to look at all is busypoll's.  Returns -1 when the
+ * VM is gone. */
 static int spin(struct session *s) {
-  uint64_t window = spin_window(s);
+  uint64_t window = busypoll_begin(&s->poll, spin_window(s));
   if (!window) return 0;
   uint64_t last = now_ns();
   for (;;) {
     sched_yield(); /* let a vCPU sharing this CPU run into its next fault */
     uint64_t t0 = now_ns();
-    if (t0 - last > window) return 0;
+    if (t0 - last > window) {
+      busypoll_missed(&s->poll);
+      return 0;
+    }
+    if (!busypoll_go_on(&s->poll, t0)) return 0;
     /* A 2 MiB copy in the pool needs this CPU more than we need to look. */
     if (s->ps == HUGE_2M && __atomic_load_n(&s->pool_jobs, __ATOMIC_RELAXED))
       return 0;
@@ -601,7 +607,10 @@ static int spin(struct session *s) {
     if (n < 0 || ((n > 0 || s->ndefer) && serve_batch(s, n, t0) < 0) ||
         session_failed(s))
       return -1;
-    if (n > 0) last = t0;
+    if (n > 0) {
+      last = t0;
+      busypoll_caught(&s->poll);
+    }
   }
 }
 
@@ -616,6 +625,7 @@ void *session_main(void *arg) {
       {.fd = s->stopfd, .events = POLLIN},
   };
   s->end_reason = END_EXITED;
+  s->poll.adaptive = s->wl->conf->spin_ns == DURATION_AUTO;
   for (;;) {
     int timeout = s->ndefer ? 1 : -1;
     int pr = poll(pf, 4, timeout);
@@ -634,6 +644,7 @@ void *session_main(void *arg) {
   if (s->end_reason != END_SHUTDOWN && session_failed(s))
     s->end_reason = END_FAILED;
   __atomic_store_n(&s->ending, 1, __ATOMIC_RELEASE);
+  busypoll_log(&s->poll, s->id, s->wl->conf->name);
   prefetch_stop(s->pf);
   s->pf = NULL;
   return s;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uffdkit/plugin.h>
 
+#include "busypoll.h"
 #include "config.h"
 #include "log.h"
 #include "shm.h"
@@ -59,6 +60,7 @@ struct session {
   struct log_limit lim_fork, lim_unmap, lim_other;
   uint64_t defer[2 * SHM_EVBUF];
   int ndefer;
+  struct busypoll poll; /* when the fault loop polls (busypoll.h) */
   /* pool jobs hold references; the loop waits for them before freeing */
   pthread_mutex_t ref_lock;
   pthread_cond_t ref_cond;
