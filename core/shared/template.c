@@ -183,12 +183,14 @@ static int check_vars(const struct template_conf *t,
     for (int k = 0; k < t->n_vars && !declared; k++)
       declared = !strcmp(t->vars[k], vars[i].name);
     if (!declared) {
-      char q[80];
+      char q[80], list[1100] = "";
       snprintf(q, sizeof q, "%.64s", vars[i].name);
-      snprintf(err, errlen,
-               "template %s declares no variable '%s' (it declares %d%s%s)",
-               t->name, q, t->n_vars, t->n_vars ? ": " : "",
-               t->n_vars ? t->vars[0] : "");
+      for (int k = 0, o = 0; k < t->n_vars && o < (int)sizeof list; k++)
+        o += snprintf(list + o, sizeof list - (size_t)o, "%s%s", k ? ", " : "",
+                      t->vars[k]);
+      snprintf(err, errlen, "template %s declares no variable '%s' (%s%s)",
+               t->name, q, t->n_vars ? "it declares: " : "it declares none",
+               list);
       return -1;
     }
     for (int k = 0; k < i; k++)
