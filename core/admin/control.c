@@ -1002,7 +1002,7 @@ int control_timeout(const struct control *c, int timeout_ms) {
       if (cl->deadline < first && !cl->held && (!cl->watch || cl->out))
         first = cl->deadline;
     int ms = first <= now ? 0 : (int)((first - now) / 1000000 + 1);
-    if (t < 0 || ms < t) t = ms;
+    if (first != UINT64_MAX && (t < 0 || ms < t)) t = ms;
   }
   if (c->http) {
     int ms = metrics_http_timeout(c->http);

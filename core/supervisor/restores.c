@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "figures.h"
 #include "log.h"
 #include "notify.h"
 #include "sockdir.h"
@@ -62,7 +63,7 @@ static cJSON *event(const struct restore *r, const char *kind) {
   cJSON *e = cJSON_CreateObject();
   cJSON_AddItemToObject(e, "event", cJSON_CreateString(kind));
   cJSON_AddItemToObject(e, "id", cJSON_CreateString(r->id));
-  cJSON_AddItemToObject(e, "time_unix_ns", cJSON_CreateNumber(unix_now()));
+  json_add_u64(e, "time_unix_ns", unix_now());
   return e;
 }
 
@@ -469,7 +470,7 @@ void restore_ready(struct sv *v, struct sv_session *s) {
   for (uint32_t i = 0; i < m->nregions && i < CONF_MAX_REGIONS; i++)
     mem += m->regions[i].size;
   cJSON *e = event(r, "ready");
-  num(e, "session", (double)s->id);
+  json_add_u64(e, "session", s->id);
   num(e, "pid", m->pid);
   num(e, "regions", m->nregions);
   num(e, "page_size", m->page_size);
@@ -486,7 +487,7 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
       reason >= 0 && reason <= END_SHUTDOWN ? reasons[reason] : "exited";
   if (r->stopped && reason != END_SHUTDOWN) why = "stopped";
   cJSON *e = event(r, "ended");
-  num(e, "session", (double)s->id);
+  json_add_u64(e, "session", s->id);
   cJSON_AddItemToObject(e, "reason", cJSON_CreateString(why));
   cJSON_AddItemToObject(e, "counters", counters_json(&s->shm->counters));
   emit(v, r, e);
@@ -537,7 +538,7 @@ static void tell_source_errors(struct sv *v) {
     cJSON_AddItemToObject(
         e, "policy",
         cJSON_CreateString(p >= 0 && p <= 2 ? policies[p] : "kill"));
-    num(e, "session", (double)s->id);
+    json_add_u64(e, "session", s->id);
     emit(v, r, e);
   }
 }
@@ -550,9 +551,12 @@ void restore_tick(struct sv *v) {
         t >= r->expires_unix_ns) {
       log_info("restore %s expired: no VM connected in time", r->id);
       close_restore(v, r, "expired");
-    } else if (r->state == R_CLOSED && !r->l->live && !r->l->pending) {
-      remove_restore(v, r);
     }
+  }
+  for (struct restore *r = v->restores, *n; r; r = n) {
+    n = r->next;
+    if (r->state == R_CLOSED && !r->l->live && !r->l->pending)
+      remove_restore(v, r);
   }
   if (v->restores) tell_source_errors(v);
 }
@@ -611,11 +615,11 @@ static cJSON *restore_json(const struct restore *r) {
   cJSON_AddItemToObject(o, "state", cJSON_CreateString(states[r->state]));
   cJSON_AddItemToObject(o, "one_shot", cJSON_CreateBool(r->one_shot));
   if (r->expires_unix_ns)
-    num(o, "expires_unix_ns", (double)r->expires_unix_ns);
+    json_add_u64(o, "expires_unix_ns", r->expires_unix_ns);
   else
     cJSON_AddItemToObject(o, "expires_unix_ns", cJSON_CreateNull());
   num(o, "sessions_live", r->l->live);
-  num(o, "created_unix_ns", (double)r->created_unix_ns);
+  json_add_u64(o, "created_unix_ns", r->created_unix_ns);
   return o;
 }
 
