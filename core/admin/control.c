@@ -817,7 +817,7 @@ static void queue_reply(struct client *cl, char *json) {
 }
 
 static void reply_error(struct client *cl, const char *msg) {
-  cJSON *o = error_json(msg);
+  cJSON *o = control_error(msg, "bad_request");
   queue_reply(cl, cJSON_PrintUnformatted(o));
   cJSON_Delete(o);
 }
