@@ -495,6 +495,13 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
 
 /* ---- stop, expiry, source errors ---- */
 
+int restore_drain(struct sv *v, struct sv_listener *l) {
+  log_info("restore %s drained; %d live sessions keep running",
+           l->restore->id, l->live);
+  close_restore(v, l->restore, "stopped");
+  return 0;
+}
+
 cJSON *restore_stop(void *opaque, const cJSON *req, char *err, size_t len,
                     const char **code) {
   struct sv *v = opaque;

@@ -63,6 +63,8 @@ void restore_rejected(struct sv *v, struct sv_listener *l, const char *why);
 void restore_ready(struct sv *v, struct sv_session *s);
 void restore_ended(struct sv *v, struct sv_session *s, int reason);
 void restore_settle(struct sv *v, struct sv_listener *l);
+/* `drain` of a per-restore listener: stop, its sessions kept.  0. */
+int restore_drain(struct sv *v, struct sv_listener *l);
 /* Expiry and source errors; the ms until it must run again folded into
  * ms (-1: none). */
 void restore_tick(struct sv *v);

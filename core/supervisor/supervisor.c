@@ -518,6 +518,7 @@ static int drain(struct sv *v, const char *name, char *err, size_t errlen) {
     snprintf(err, errlen, "no accepting listener named '%s'", name);
     return -1;
   }
+  if (l->restore) return restore_drain(v, l);
   close_listener(v, l);
   l->drained = 1;
   log_info("listener %s drained: no new sessions; %d live ones keep running",

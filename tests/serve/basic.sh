@@ -5,7 +5,7 @@
 # closed (one_shot), ended and removed, in that order; the socket file is
 # gone as soon as the VM connected, so a second VM cannot take it.  Then
 # --no-one-shot (two VMs), expiry, stop with a live VM (killed) and with
-# --keep-sessions (it finishes), list/stats/metrics with the template.
+# --keep-sessions (it finishes), drain, list/stats/metrics with the template.
 . "$(dirname "$0")/common.sh"
 
 build b1 41 2048
@@ -90,6 +90,12 @@ sctl stop s3 2>"$TMP/stop-again.err" || rc=$?
 [ $rc -eq 1 ] && grep -q 'no per-restore listener "s3"' "$TMP/stop-again.err" ||
   fail "stop of a removed restore: $rc $(cat "$TMP/stop-again.err")"
 
+# ---- drain of a per-restore listener: stop keeping its sessions ----
+sctl serve sandbox build_id=b1 sandbox_id=s5 --id s5 >/dev/null
+sctl drain s5 >/dev/null || fail "drain s5"
+wait_event all '"event":"removed","id":"s5"'
+[ ! -e "$TMP/sb/s5.sock" ] || fail "drained: the socket is still there"
+
 # ---- expiry: no VM in time, the socket closes ----
 sctl serve sandbox build_id=b1 sandbox_id=s4 --id s4 --expiry 0.5 >/dev/null
 wait_event all '"event":"removed","id":"s4"' 10
@@ -100,7 +106,7 @@ wait_event all '"event":"removed","id":"s4"' 10
 
 # ---- stats and metrics: per-template totals, no per-restore series ----
 sctl --json stats >"$TMP/stats.json"
-[ "$(json '[(t["name"], t["serves_total"], t["sessions_total"], t["restores_live"]) for t in j["templates"]]' <"$TMP/stats.json")" = "[('sandbox', 4, 4, 0)]" ] ||
+[ "$(json '[(t["name"], t["serves_total"], t["sessions_total"], t["restores_live"]) for t in j["templates"]]' <"$TMP/stats.json")" = "[('sandbox', 5, 4, 0)]" ] ||
   fail "stats templates: $(json 'j["templates"]' <"$TMP/stats.json")"
 [ "$(json 'j["templates"][0]["counters"]["faults"] >= 2048 + 2 * 1024' <"$TMP/stats.json")" = True ] ||
   fail "template counters: $(json 'j["templates"]' <"$TMP/stats.json")"
@@ -109,7 +115,7 @@ metric() {
   awk -v m="$2" '$1 == m { print $2; found = 1 } END { exit !found }' "$1" ||
     fail "no sample $2 in $1"
 }
-[ "$(metric "$TMP/metrics.txt" 'uffdkit_template_serves_total{template="sandbox"}')" = 4 ] ||
+[ "$(metric "$TMP/metrics.txt" 'uffdkit_template_serves_total{template="sandbox"}')" = 5 ] ||
   fail "serves metric"
 [ "$(metric "$TMP/metrics.txt" 'uffdkit_template_sessions_total{template="sandbox"}')" = 4 ] ||
   fail "sessions metric"
