@@ -86,7 +86,8 @@ static const char *lookup(const struct subst *x, const char *name, size_t len) {
   return NULL;
 }
 
-/* s with each {name} replaced and "{{" read as '{' (malloc'd), or NULL
+/* s with each {name} replaced, "{{" read as '{' and "}}" as '}'
+ * (malloc'd), or NULL
  * with why in err. */
 static char *substitute(const char *s, const struct subst *x, char *err,
                         size_t errlen) {
@@ -96,6 +97,11 @@ static char *substitute(const char *s, const struct subst *x, char *err,
   if (!m) return NULL;
   int bad = 0;
   for (const char *p = s; *p && !bad; p++) {
+    if (*p == '}' && p[1] == '}') {
+      fputc('}', m);
+      p++;
+      continue;
+    }
     if (*p != '{') {
       fputc(*p, m);
       continue;
@@ -110,7 +116,7 @@ static char *substitute(const char *s, const struct subst *x, char *err,
     if (!v) {
       snprintf(err, errlen,
                "'%s': '{' at byte %zu does not start a declared {variable} "
-               "(write '{{' for a '{')",
+               "(write '{{' for a '{' and '}}' for a '}')",
                s, (size_t)(p - s));
       bad = 1;
       break;
