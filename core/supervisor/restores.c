@@ -259,7 +259,8 @@ static void send_restore(struct restore *r) {
   struct ipc_msg m = {.type = IPC_RESTORE};
   snprintf(m.name, sizeof m.name, "%s", r->id);
   int fds[2] = {r->l->stats_fd, r->text_fd};
-  if (r->gen->ipc >= 0 && ipc_send(r->gen->ipc, &m, fds, 2) < 0)
+  /* A worker still starting gets it once ready (restore_worker_ready). */
+  if (r->gen->ready && ipc_send(r->gen->ipc, &m, fds, 2) < 0)
     log_warn("restore %s: could not hand to the worker: %s", r->id,
              strerror(errno));
 }
@@ -320,11 +321,12 @@ int restore_serve(void *opaque, uint64_t client, const cJSON *req, char *err,
   struct sv *v = opaque;
   const char *name =
       cJSON_GetObjectItemCaseSensitive(req, "template")->valuestring;
-  if (v->stopping || v->upgrade || !v->current || !v->current->ready)
+  if (v->stopping || v->upgrade || !v->current ||
+      (!v->current->ready && !v->current->pid))
     return fail(err, len, code, "unavailable",
                 "the daemon cannot serve now (%s)",
                 v->stopping || v->upgrade ? "stopping or upgrading"
-                                          : "its worker is not ready");
+                                          : "its worker is down");
   const struct template_conf *t = template_find(v->current->conf, name);
   if (!t)
     return fail(err, len, code, "unknown_template",
@@ -496,8 +498,8 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
 /* ---- stop, expiry, source errors ---- */
 
 int restore_drain(struct sv *v, struct sv_listener *l) {
-  log_info("restore %s drained; %d live sessions keep running",
-           l->restore->id, l->live);
+  log_info("restore %s drained; %d live sessions keep running", l->restore->id,
+           l->live);
   close_restore(v, l->restore, "stopped");
   return 0;
 }
