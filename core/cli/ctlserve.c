@@ -336,9 +336,13 @@ static int watch(const char *path, char **args, int n, int json,
   if (n) cJSON_AddItemToObject(r, "id", cJSON_CreateString(args[0]));
   struct conn c;
   cJSON *a = open_send(&c, path, r) == 0 ? answer(&c, timeout_ms) : NULL;
-  int rc = a ? (cJSON_GetObjectItemCaseSensitive(a, "error") ? verdict(a, json)
-                                                             : CTL_OK)
+  /* With --json the answer is printed first, as is: a script sees from
+   * it that the watch has begun. */
+  int rc = a ? (cJSON_GetObjectItemCaseSensitive(a, "error") || json
+                    ? verdict(a, json)
+                    : CTL_OK)
              : CTL_NO_DAEMON;
+  fflush(stdout);
   cJSON_Delete(a);
   while (rc == CTL_OK) {
     int eof;

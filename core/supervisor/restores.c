@@ -36,7 +36,7 @@ const char *restore_template(const struct sv_listener *l) {
 
 /* ---- per-template totals ---- */
 
-static struct tmpl_total *totals(struct sv *v, const char *name) {
+struct tmpl_total *restore_totals(struct sv *v, const char *name) {
   for (int i = 0; i < v->ntotals; i++)
     if (!strcmp(v->totals[i].name, name)) return &v->totals[i];
   struct tmpl_total *t =
@@ -49,8 +49,8 @@ static struct tmpl_total *totals(struct sv *v, const char *name) {
   return t;
 }
 
-static void add_counters(struct session_counters *to,
-                         const struct session_counters *from) {
+void restore_add_counters(struct session_counters *to,
+                          const struct session_counters *from) {
   const uint64_t *f = (const uint64_t *)from;
   uint64_t *t = (uint64_t *)to;
   for (size_t i = 0; i < sizeof *from / sizeof(uint64_t); i++)
@@ -75,7 +75,7 @@ static void num(cJSON *o, const char *k, double n) {
   cJSON_AddItemToObject(o, k, cJSON_CreateNumber(n));
 }
 
-static cJSON *counters_json(const struct session_counters *c) {
+cJSON *restore_counters_json(const struct session_counters *c) {
   static const struct {
     const char *name;
     size_t off;
@@ -140,10 +140,10 @@ static void free_restore(struct sv *v, struct restore *r) {
 
 /* r is gone: its totals go to its template, its worker forgets it. */
 static void remove_restore(struct sv *v, struct restore *r) {
-  struct tmpl_total *t = totals(v, r->template);
+  struct tmpl_total *t = restore_totals(v, r->template);
   const struct listener_stats *st = r->l->stats;
   if (t) {
-    add_counters(&t->c, &st->ended);
+    restore_add_counters(&t->c, &st->ended);
     t->sessions_total += st->sessions_total;
     t->refused_peers += st->refused_peers;
     t->handshake_errors += st->handshake_errors;
@@ -331,7 +331,7 @@ int restore_serve(void *opaque, uint64_t client, const cJSON *req, char *err,
   if (!t)
     return fail(err, len, code, "unknown_template",
                 "no template named \"%s\" in the configuration", name);
-  struct tmpl_total *tt = totals(v, t->name);
+  struct tmpl_total *tt = restore_totals(v, t->name);
   if (v->nrestores >= v->current->conf->max_restores) {
     if (tt) tt->serve_errors++;
     snprintf(err, len, "max_restores (%lld) per-restore listeners are live",
@@ -374,7 +374,7 @@ static void started(struct sv *v, struct restore *r) {
   install_listener(v, r->l, r->fd, c->socket);
   r->fd = -1;
   r->state = R_LISTENING;
-  struct tmpl_total *t = totals(v, r->template);
+  struct tmpl_total *t = restore_totals(v, r->template);
   if (t) t->serves_total++;
   log_info("restore %s (template %s) listening on %s", r->id, r->template,
            c->socket);
@@ -399,7 +399,7 @@ static void not_started(struct sv *v, struct restore *r, int why_fd) {
   if (n > 0) why[n] = 0;
   log_error("restore %s: %s", r->id, why);
   if (r->state == R_STARTING) {
-    struct tmpl_total *t = totals(v, r->template);
+    struct tmpl_total *t = restore_totals(v, r->template);
     if (t) t->serve_errors++;
     control_reply(v->ctl, r->client, control_error(why, "source_failed"));
     unlist(v, r);
@@ -491,7 +491,8 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
   cJSON *e = event(r, "ended");
   json_add_u64(e, "session", s->id);
   cJSON_AddItemToObject(e, "reason", cJSON_CreateString(why));
-  cJSON_AddItemToObject(e, "counters", counters_json(&s->shm->counters));
+  cJSON_AddItemToObject(e, "counters",
+                        restore_counters_json(&s->shm->counters));
   emit(v, r, e);
 }
 
@@ -600,230 +601,5 @@ void restore_shutdown(struct sv *v) {
     unlist(v, r);
     r->gen->restores--;
     free_restore(v, r);
-  }
-}
-
-/* ---- list, stats, metrics ---- */
-
-static void live_counters(struct sv *v, const struct sv_listener *l,
-                          struct session_counters *c) {
-  add_counters(c, &l->stats->ended);
-  for (struct sv_session *s = v->sessions; s; s = s->next)
-    if (s->l == l) add_counters(c, &s->shm->counters);
-}
-
-static cJSON *restore_json(const struct restore *r) {
-  static const char *const states[] = {"starting", "listening", "closed"};
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "id", cJSON_CreateString(r->id));
-  cJSON_AddItemToObject(o, "template", cJSON_CreateString(r->template));
-  cJSON_AddItemToObject(o, "socket",
-                        cJSON_CreateString(r->conf.listeners[0].socket));
-  cJSON_AddItemToObject(o, "vars", cJSON_Duplicate(r->vars, 1));
-  num(o, "generation", r->gen->id);
-  cJSON_AddItemToObject(o, "state", cJSON_CreateString(states[r->state]));
-  cJSON_AddItemToObject(o, "one_shot", cJSON_CreateBool(r->one_shot));
-  if (r->expires_unix_ns)
-    json_add_u64(o, "expires_unix_ns", r->expires_unix_ns);
-  else
-    cJSON_AddItemToObject(o, "expires_unix_ns", cJSON_CreateNull());
-  num(o, "sessions_live", r->l->live);
-  json_add_u64(o, "created_unix_ns", r->created_unix_ns);
-  return o;
-}
-
-static int by_name(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static int by_restore_id(const void *a, const void *b) {
-  const struct restore *x = *(const struct restore *const *)a;
-  const struct restore *y = *(const struct restore *const *)b;
-  return strcmp(x->id, y->id);
-}
-
-/* One template's totals: of those removed, and of those live. */
-static cJSON *template_json(struct sv *v, const char *name) {
-  struct tmpl_total z = {0}, *t = totals(v, name);
-  if (!t) t = &z;
-  struct session_counters c = t->c;
-  uint64_t live = 0, sessions = t->sessions_total, refused = t->refused_peers,
-           hs = t->handshake_errors;
-  for (struct restore *r = v->restores; r; r = r->next) {
-    if (strcmp(r->template, name) || !r->l) continue;
-    live++;
-    live_counters(v, r->l, &c);
-    sessions += r->l->stats->sessions_total;
-    refused += r->l->stats->refused_peers;
-    hs += r->l->stats->handshake_errors;
-  }
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "name", cJSON_CreateString(name));
-  num(o, "restores_live", (double)live);
-  num(o, "serves_total", (double)t->serves_total);
-  num(o, "serve_errors", (double)t->serve_errors);
-  num(o, "sessions_total", (double)sessions);
-  num(o, "refused_peers", (double)refused);
-  num(o, "handshake_errors", (double)hs);
-  cJSON_AddItemToObject(o, "counters", counters_json(&c));
-  return o;
-}
-
-static const char **template_names(struct sv *v, int *n) {
-  const struct daemon_conf *c = v->current->conf;
-  const char **names = calloc((size_t)c->n_templates + 1, sizeof *names);
-  *n = 0;
-  for (int i = 0; names && i < c->n_templates; i++)
-    names[(*n)++] = c->templates[i].name;
-  if (*n > 1) qsort(names, (size_t)*n, sizeof *names, by_name);
-  return names;
-}
-
-void restore_extend(void *opaque, const char *cmd, cJSON *answer) {
-  struct sv *v = opaque;
-  if (!strcmp(cmd, "list")) {
-    int n = v->nrestores, k = 0;
-    struct restore **a = calloc((size_t)n + 1, sizeof *a);
-    for (struct restore *r = v->restores; a && r; r = r->next)
-      a[k++] = r;
-    if (k > 1) qsort(a, (size_t)k, sizeof *a, by_restore_id);
-    cJSON *ra = cJSON_AddArrayToObject(answer, "restores");
-    for (int i = 0; i < k; i++)
-      cJSON_AddItemToArray(ra, restore_json(a[i]));
-    free(a);
-    return;
-  }
-  int n;
-  const char **names = template_names(v, &n);
-  cJSON *ta = cJSON_AddArrayToObject(answer, "templates");
-  for (int i = 0; i < n; i++)
-    cJSON_AddItemToArray(ta, template_json(v, names[i]));
-  free(names);
-}
-
-void restore_metrics(void *opaque, FILE *out) {
-  static const struct {
-    const char *name, *key, *help, *type;
-  } fams[] = {
-      {"uffdkit_template_restores_live", "restores_live",
-       "Per-restore listeners made from the template, now.", "gauge"},
-      {"uffdkit_template_serves_total", "serves_total",
-       "serve requests for the template that succeeded.", "counter"},
-      {"uffdkit_template_serve_errors_total", "serve_errors",
-       "serve requests for the template that failed.", "counter"},
-      {"uffdkit_template_sessions_total", "sessions_total",
-       "Sessions of its per-restore listeners.", "counter"},
-      {"uffdkit_template_refused_peers_total", "refused_peers",
-       "Connections its per-restore listeners refused.", "counter"},
-      {"uffdkit_template_handshake_errors_total", "handshake_errors",
-       "Connections closed for a bad handshake.", "counter"},
-  };
-  static const char *const cs[] = {"faults", "pages_copied", "zero_pages",
-                                   "bytes_copied", "source_errors"};
-  struct sv *v = opaque;
-  int n;
-  const char **names = template_names(v, &n);
-  cJSON **t = calloc((size_t)n + 1, sizeof *t);
-  for (int i = 0; t && i < n; i++)
-    t[i] = template_json(v, names[i]);
-  for (size_t f = 0; t && n && f < sizeof fams / sizeof *fams; f++) {
-    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", fams[f].name, fams[f].help,
-            fams[f].name, fams[f].type);
-    for (int i = 0; i < n; i++)
-      fprintf(out, "%s{template=\"%s\"} %.0f\n", fams[f].name, names[i],
-              cJSON_GetObjectItem(t[i], fams[f].key)->valuedouble);
-  }
-  for (size_t k = 0; t && n && k < sizeof cs / sizeof *cs; k++) {
-    fprintf(out,
-            "# HELP uffdkit_template_%s_total %s of its per-restore "
-            "listeners' sessions.\n# TYPE uffdkit_template_%s_total counter\n",
-            cs[k], cs[k], cs[k]);
-    for (int i = 0; i < n; i++)
-      fprintf(out, "uffdkit_template_%s_total{template=\"%s\"} %.0f\n", cs[k],
-              names[i],
-              cJSON_GetObjectItem(cJSON_GetObjectItem(t[i], "counters"), cs[k])
-                  ->valuedouble);
-  }
-  for (int i = 0; t && i < n; i++)
-    cJSON_Delete(t[i]);
-  free(t);
-  free(names);
-}
-
-/* ---- upgrade ---- */
-
-/* r from a text memfd handed over; its listener's counters were adopted
- * (S-<id>) and its socket is L-<id>, or gone (closed). */
-static struct restore *adopt_one(struct sv *v, const char *id, int fd,
-                                 int sock) {
-  char head[4096] = "";
-  ssize_t got = pread(fd, head, sizeof head - 1, 0);
-  char tmpl[64] = "", *vars = NULL;
-  int gen = 0, one_shot = 1;
-  unsigned long long exp = 0, created = 0;
-  if (got <= 0 ||
-      sscanf(head, "# restore %63s %d %d %llu %llu", tmpl, &gen, &one_shot,
-             &exp, &created) != 5 ||
-      !(vars = strstr(head, "\n# vars ")))
-    return NULL;
-  struct restore *r = calloc(1, sizeof *r);
-  r->fd = -1;
-  r->text_fd = fd;
-  snprintf(r->id, sizeof r->id, "%s", id);
-  snprintf(r->template, sizeof r->template, "%s", tmpl);
-  r->vars = cJSON_ParseWithOpts(vars + 8, NULL, 0);
-  r->gen = gen_by_id(v, (uint32_t)gen);
-  r->one_shot = one_shot;
-  r->expires_unix_ns = exp;
-  r->created_unix_ns = created;
-  char err[2048], what[96];
-  snprintf(what, sizeof what, "restore %s", id);
-  r->l = find_listener(v, id);
-  if (!r->gen || !r->l ||
-      conf_load_fd(&r->conf, fd, what, err, sizeof err) < 0) {
-    r->text_fd = -1;
-    r->l = NULL;
-    cJSON_Delete(r->vars);
-    conf_free(&r->conf);
-    free(r);
-    return NULL;
-  }
-  r->l->restore = r;
-  r->l->conf = &r->conf.listeners[0];
-  r->l->gen = r->gen;
-  r->state = R_CLOSED;
-  if (sock >= 0) {
-    fcntl(sock, F_SETFL, O_NONBLOCK);
-    install_listener(v, r->l, sock, r->l->conf->socket);
-    r->state = R_LISTENING;
-  }
-  return r;
-}
-
-void restore_adopt(struct sv *v, struct handed *h, int n) {
-  for (int i = 0; i < n; i++) {
-    if (h[i].fd < 0 || strncmp(h[i].name, "R-", 2)) continue;
-    const char *id = h[i].name + 2;
-    char want[96];
-    fdname('L', id, want, sizeof want);
-    int sock = -1;
-    for (int k = 0; k < n && sock < 0; k++)
-      if (h[k].fd >= 0 && !strcmp(h[k].name, want)) {
-        sock = h[k].fd;
-        h[k].fd = -1;
-      }
-    struct restore *r = adopt_one(v, id, h[i].fd, sock);
-    if (!r) {
-      log_error("restore %s handed over is unusable; dropping it", id);
-      close_if(sock);
-      continue;
-    }
-    h[i].fd = -1;
-    fcntl(r->text_fd, F_SETFD, FD_CLOEXEC);
-    r->next = v->restores;
-    v->restores = r;
-    v->nrestores++;
-    r->gen->restores++;
-    log_info("restore %s (template %s) kept", r->id, r->template);
   }
 }

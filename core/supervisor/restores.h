@@ -21,6 +21,8 @@ struct sv;
 struct gen;
 struct sv_listener;
 struct sv_session;
+struct session_counters;
+struct tmpl_total;
 
 enum restore_state { R_STARTING, R_LISTENING, R_CLOSED };
 
@@ -72,6 +74,12 @@ int restore_timeout(struct sv *v, int ms);
 void restore_shutdown(struct sv *v);
 /* Whether a serve waits for its source (an upgrade waits for it). */
 int restore_starting(const struct sv *v);
+
+/* Shared by restores.c, restoreview.c and restoreadopt.c. */
+struct tmpl_total *restore_totals(struct sv *v, const char *name);
+void restore_add_counters(struct session_counters *to,
+                          const struct session_counters *from);
+cJSON *restore_counters_json(const struct session_counters *c);
 
 /* upgrade: adopts the restores handed over (R-<id>), before sessions. */
 void restore_adopt(struct sv *v, struct handed *h, int n);

@@ -34,7 +34,7 @@ sctl() {
 watch_start() {
   "$CTL_BIN" ctl --socket "$CTL" --json watch >"$TMP/$1.events" 2>&1 &
   WATCHERS+=($!)
-  sleep 0.2
+  wait_event "$1" '^[{]"ok":true[}]$' # the watch has begun
 }
 WATCHERS=()
 
