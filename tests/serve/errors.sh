@@ -4,7 +4,8 @@
 # are undeclared, too long, empty, missing or hold a '/'; an unknown
 # template; a source that cannot start (its file does not exist); an id
 # in use; max_restores reached; a socket directory reached through a
-# symbolic link; a protocol version other than 1.  A template that lets a
+# symbolic link; a protocol version other than 1.  A refused handshake
+# is told to watchers (failed, policy closed).  A template that lets a
 # variable choose the plugin is refused when the file loads.
 . "$(dirname "$0")/common.sh"
 
@@ -60,6 +61,18 @@ refused limit limit "max_restores (2)" sandbox build_id=b1 sandbox_id=z
 mv "$TMP/sb.keep" "$TMP/sb"
 sctl stop one >/dev/null
 sctl stop two >/dev/null
+
+# A peer whose handshake is refused: a failed event saying why, the
+# policy "closed"; with one_shot the restore is then gone.
+watch_start hs
+sctl serve sandbox build_id=b1 sandbox_id=hs --id hs >/dev/null
+"$PEER" blocking "$TMP/sb/hs.sock" "$STORE/b1/mem" >"$TMP/blocking.out" \
+  2>"$TMP/blocking.err" || fail "blocking uffd: $(cat "$TMP/blocking.err")"
+wait_event hs '"event":"removed","id":"hs"'
+[ "$(kinds hs hs)" = "listening connected closed failed removed" ] ||
+  fail "events of hs: $(kinds hs hs)"
+[ "$(event hs hs failed 'e["policy"], "blocking" in e["error"], e["session"]')" = "('closed', True, None)" ] ||
+  fail "failed event: $(grep failed "$TMP/hs.events")"
 
 # A socket directory that is a symbolic link is not followed.
 rmdir "$TMP/sb" 2>/dev/null || true
