@@ -468,8 +468,7 @@ START_TEST(test_respond_errors) {
   ck_assert_ptr_nonnull(strstr(error_of(j), "unknown cmd \"nope\""));
   /* "error" for people, "code" for programs (docs/control-protocol.md) */
   ck_assert_int_eq(cJSON_GetArraySize(j), 2);
-  ck_assert_str_eq(cJSON_GetObjectItem(j, "code")->valuestring,
-                   "bad_request");
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "code")->valuestring, "bad_request");
   cJSON_Delete(j);
   j = respond("not json", 1, 1, NULL);
   ck_assert_ptr_nonnull(strstr(error_of(j), "not valid JSON"));
