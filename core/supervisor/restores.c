@@ -498,6 +498,19 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
 
 /* ---- stop, expiry, source errors ---- */
 
+int restore_name_clash(struct sv *v, const struct daemon_conf *c, char *err,
+                       size_t len) {
+  for (int i = 0; i < c->n_listeners; i++)
+    if (by_id(v, c->listeners[i].name)) {
+      snprintf(err, len,
+               "%s: listener %s has the name of a live per-restore listener; "
+               "stop it first or rename the listener",
+               c->file, c->listeners[i].name);
+      return -1;
+    }
+  return 0;
+}
+
 int restore_drain(struct sv *v, struct sv_listener *l) {
   log_info("restore %s drained; %d live sessions keep running", l->restore->id,
            l->live);

@@ -65,6 +65,10 @@ void restore_rejected(struct sv *v, struct sv_listener *l, const char *why);
 void restore_ready(struct sv *v, struct sv_session *s);
 void restore_ended(struct sv *v, struct sv_session *s, int reason);
 void restore_settle(struct sv *v, struct sv_listener *l);
+/* -1 with why in err when a listener of c has the id of a live
+ * per-restore listener (a reload bringing it is refused), else 0. */
+int restore_name_clash(struct sv *v, const struct daemon_conf *c, char *err,
+                       size_t len);
 /* `drain` of a per-restore listener: stop, its sessions kept.  0. */
 int restore_drain(struct sv *v, struct sv_listener *l);
 /* Expiry and source errors; the ms until it must run again folded into

@@ -86,6 +86,20 @@ grep -q 'symbolic link' "$TMP/link.json" || fail "$(cat "$TMP/link.json")"
 [ -z "$(ls -A "$TMP/elsewhere")" ] || fail "a socket was made through the link"
 rm "$TMP/sb"
 
+# A reload bringing a listener named as a live restore is refused.
+sctl serve sandbox build_id=b1 sandbox_id=c --id clash >/dev/null
+cp "$TMP/d.conf" "$TMP/d.conf.keep"
+cat >>"$TMP/d.conf" <<CONF
+listeners = ( { name = "clash"; socket = "$TMP/clash.sock";
+                source = { plugin = "mmap"; path = "$STORE/b1/mem"; }; } );
+CONF
+rc=0
+sctl reload 2>"$TMP/clash.err" || rc=$?
+[ $rc -eq 1 ] && grep -q 'listener clash has the name of a live per-restore listener' "$TMP/clash.err" ||
+  fail "reload with a clashing name: $rc $(cat "$TMP/clash.err")"
+cp "$TMP/d.conf.keep" "$TMP/d.conf"
+sctl stop clash >/dev/null
+
 # Versions: 1 is spoken, another is refused.
 python3 - "$CTL" >"$TMP/version.out" <<'PY'
 import json, socket, sys
