@@ -1,5 +1,7 @@
 #include "control.h"
 
+#include "control-priv.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,7 @@
 
 /* One listener copied out of the view. */
 struct listener_copy {
+  char template[64];
   char name[64];
   char socket[128];
   char source[256];
@@ -58,6 +61,8 @@ static void copy_listener(void *arg, const struct control_listener *l) {
   snprintf(m->name, sizeof m->name, "%s", l->name ? l->name : "");
   snprintf(m->socket, sizeof m->socket, "%s", l->socket ? l->socket : "");
   snprintf(m->source, sizeof m->source, "%s", l->source ? l->source : "");
+  snprintf(m->template, sizeof m->template, "%s",
+           l->template ? l->template : "");
   o->l[o->n++] =
       (struct control_listener){.accepting = l->accepting, .stats = l->stats};
 }
@@ -82,6 +87,7 @@ int control_listeners_get(const struct control_view *v,
     out->l[i].name = m->name;
     out->l[i].socket = m->socket;
     out->l[i].source = m->source;
+    out->l[i].template = m->template[0] ? m->template : NULL;
   }
   if (out->n > 1) qsort(out->l, (size_t)out->n, sizeof *out->l, by_name);
   return 0;
@@ -277,7 +283,8 @@ int control_parse_request(const char *line, size_t len,
   req->cmd = (enum control_cmd)c;
   const cJSON *item;
   cJSON_ArrayForEach(item, j) {
-    if (!strcmp(item->string, "cmd")) continue;
+    if (!strcmp(item->string, "cmd") || !strcmp(item->string, "v"))
+      continue; /* the version is checked by admin_request() */
     if (req->cmd == CONTROL_DRAIN && !strcmp(item->string, "listener"))
       continue;
     char q[300];
@@ -327,6 +334,9 @@ static void add_listener_head(cJSON *o, const struct control_listener *l) {
   cJSON_AddItemToObject(o, "socket", cJSON_CreateString(l->socket));
   cJSON_AddItemToObject(o, "source", cJSON_CreateString(l->source));
   cJSON_AddItemToObject(o, "accepting", cJSON_CreateBool(l->accepting));
+  cJSON_AddItemToObject(o, "template",
+                        l->template ? cJSON_CreateString(l->template)
+                                    : cJSON_CreateNull());
   num(o, "sessions_live", (double)ld(&l->stats->sessions_live));
   num(o, "sessions_total", (double)ld(&l->stats->sessions_total));
 }
@@ -545,10 +555,15 @@ static cJSON *respond_stats(const struct control_view *v,
   return o;
 }
 
-static cJSON *error_json(const char *msg) {
+cJSON *control_error(const char *msg, const char *code) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddItemToObject(o, "error", cJSON_CreateString(msg));
+  cJSON_AddItemToObject(o, "code", cJSON_CreateString(code));
   return o;
+}
+
+static cJSON *error_json(const char *msg) {
+  return control_error(msg, "failed");
 }
 
 static cJSON *respond_call(const struct control_view *v,
@@ -565,7 +580,7 @@ static cJSON *respond_call(const struct control_view *v,
       found = !strcmp(ls->l[i].name, req->listener);
     if (!found) {
       snprintf(err, sizeof err, "no listener named \"%s\"", req->listener);
-      return error_json(err);
+      return control_error(err, "not_found");
     }
     if (!v->drain) return error_json("drain is not supported by this daemon");
     rc = v->drain(v->opaque, req->listener, err, sizeof err);
@@ -588,13 +603,15 @@ char *control_respond(const struct control_view *v, struct control_rates *r,
   char err[512];
   cJSON *o = NULL;
   if (control_parse_request(line, len, &req, err, sizeof err) < 0) {
-    o = error_json(err);
+    o = control_error(err, "bad_request");
   } else if (req.cmd != CONTROL_METRICS && control_listeners_get(v, &ls) < 0) {
     o = NULL;
   } else if (req.cmd == CONTROL_LIST) {
     o = respond_list(v, &ls, r, now_ns, now_unix_ns);
+    if (o && v->extend) v->extend(v->opaque, "list", o);
   } else if (req.cmd == CONTROL_STATS) {
     o = respond_stats(v, &ls);
+    if (o && v->extend) v->extend(v->opaque, "stats", o);
   } else if (req.cmd == CONTROL_METRICS) {
     char *text = metrics_render(v, NULL);
     if (text) {
@@ -613,33 +630,6 @@ char *control_respond(const struct control_view *v, struct control_rates *r,
 }
 
 /* ---- the server ---- */
-
-struct client {
-  int fd;
-  char *in;
-  size_t inlen, incap;
-  char *out;
-  size_t outlen, outoff;
-  uint64_t deadline;
-  int closing; /* close once out is sent */
-  int writing; /* registered for EPOLLOUT */
-  struct client *next;
-};
-
-struct control {
-  int ep;
-  int lfd; /* -1: no control socket */
-  char *path;
-  dev_t dev;
-  ino_t ino;
-  int tag_listen, tag_http;
-  struct intake intake;
-  struct metrics_http *http;
-  const struct control_view *v;
-  struct control_rates *rates;
-  struct client *clients;
-  int nclients;
-};
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -680,7 +670,9 @@ static int open_socket(struct control *c, const char *path, char *err,
     snprintf(err, errlen, "control socket: %s", strerror(errno));
     return -1;
   }
-  mode_t old = umask(0177); /* created 0600: never briefly open to others */
+  /* Created 0600, never briefly open to others; with allow lists, 0666:
+   * the lists decide, at accept. */
+  mode_t old = umask(c->n_allow_uids || c->n_allow_gids ? 0111 : 0177);
   int r = bind(c->lfd, (struct sockaddr *)&a, sizeof a);
   umask(old);
   struct stat st;
@@ -713,6 +705,18 @@ int control_open(struct control **out, const struct daemon_conf *conf,
   }
   c->lfd = -1;
   c->intake.what = "control socket";
+  c->n_allow_uids = conf->n_control_allow_uids;
+  c->n_allow_gids = conf->n_control_allow_gids;
+  c->allow_uids = calloc((size_t)c->n_allow_uids + 1, sizeof(uid_t));
+  c->allow_gids = calloc((size_t)c->n_allow_gids + 1, sizeof(gid_t));
+  if (c->allow_uids && c->allow_gids) {
+    for (int i = 0; i < c->n_allow_uids; i++)
+      c->allow_uids[i] = conf->control_allow_uids[i];
+    for (int i = 0; i < c->n_allow_gids; i++)
+      c->allow_gids[i] = conf->control_allow_gids[i];
+  } else {
+    c->n_allow_uids = c->n_allow_gids = 0;
+  }
   c->v = view;
   c->rates = control_rates_new();
   c->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -765,12 +769,18 @@ static void drop(struct control *c, struct client *cl) {
   c->nclients--;
 }
 
+void control_rearm(struct control *c, struct client *cl) {
+  /* A held or watching client is not read: only its hang-up is seen. */
+  uint32_t idle = cl->held || cl->watch ? 0 : EPOLLIN;
+  struct epoll_event e = {.events = cl->writing ? EPOLLOUT : idle,
+                          .data.ptr = cl};
+  epoll_ctl(c->ep, EPOLL_CTL_MOD, cl->fd, &e);
+}
+
 static void want(struct control *c, struct client *cl, int writing) {
   if (cl->writing == writing) return;
   cl->writing = writing;
-  struct epoll_event e = {.events = writing ? EPOLLOUT : EPOLLIN,
-                          .data.ptr = cl};
-  epoll_ctl(c->ep, EPOLL_CTL_MOD, cl->fd, &e);
+  control_rearm(c, cl);
 }
 
 /* Sends what it can; returns -1 when the client is gone. */
@@ -807,7 +817,7 @@ static void queue_reply(struct client *cl, char *json) {
 }
 
 static void reply_error(struct client *cl, const char *msg) {
-  cJSON *o = error_json(msg);
+  cJSON *o = control_error(msg, "bad_request");
   queue_reply(cl, cJSON_PrintUnformatted(o));
   cJSON_Delete(o);
 }
@@ -823,6 +833,7 @@ static int serve_client(struct control *c, struct client *cl, int eof) {
     }
     want(c, cl, 0);
     if (cl->closing) return -1;
+    if (cl->held || cl->watch) return 0;
     char *nl = cl->inlen ? memchr(cl->in, '\n', cl->inlen) : NULL;
     size_t len = nl ? (size_t)(nl - cl->in) : cl->inlen;
     if (!nl && !(eof && cl->inlen)) {
@@ -838,14 +849,20 @@ static int serve_client(struct control *c, struct client *cl, int eof) {
       return 0;
     }
     if (len && cl->in[len - 1] == '\r') len--;
-    char *r =
-        control_respond(c->v, c->rates, cl->in, len, mono_ns(), unix_ns());
-    queue_reply(cl, r);
+    if (!admin_request(c, cl, cl->in, len)) {
+      char *r =
+          control_respond(c->v, c->rates, cl->in, len, mono_ns(), unix_ns());
+      queue_reply(cl, r);
+    }
     size_t used = nl ? (size_t)(nl - cl->in) + 1 : cl->inlen;
     memmove(cl->in, cl->in + used, cl->inlen - used);
     cl->inlen -= used;
     cl->deadline = mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
   }
+}
+
+void control_kick(struct control *c, struct client *cl) {
+  if (serve_client(c, cl, 0) < 0) drop(c, cl);
 }
 
 static void on_client(struct control *c, struct client *cl) {
@@ -886,6 +903,15 @@ static void set_listening(struct control *c, int on) {
   epoll_ctl(c->ep, EPOLL_CTL_MOD, c->lfd, &e);
 }
 
+static int peer_may_control(const struct control *c, const struct ucred *cr) {
+  if (cr->uid == 0 || cr->uid == geteuid()) return 1;
+  for (int i = 0; i < c->n_allow_uids; i++)
+    if (c->allow_uids[i] == cr->uid) return 1;
+  for (int i = 0; i < c->n_allow_gids; i++)
+    if (c->allow_gids[i] == cr->gid) return 1;
+  return 0;
+}
+
 static void on_accept(struct control *c) {
   for (;;) {
     int fd = intake_accept(&c->intake, c->lfd);
@@ -897,11 +923,13 @@ static void on_accept(struct control *c) {
     socklen_t cl = sizeof cr;
     const char *why = NULL;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
-        (cr.uid != 0 && cr.uid != geteuid()))
-      why = "{\"error\":\"permission denied: only root and the daemon's user "
-            "may use the control socket\"}\n";
+        !peer_may_control(c, &cr))
+      why = "{\"error\":\"permission denied: only root, the daemon's user "
+            "and those in control_allow_uids/control_allow_gids may use the "
+            "control socket\",\"code\":\"denied\"}\n";
     else if (c->nclients >= CONTROL_MAX_CLIENTS)
-      why = "{\"error\":\"too many control connections; try again\"}\n";
+      why = "{\"error\":\"too many control connections; try again\","
+            "\"code\":\"busy\"}\n";
     if (why) {
       if (send(fd, why, strlen(why), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         log_debug("control socket: %s", strerror(errno));
@@ -914,6 +942,7 @@ static void on_accept(struct control *c) {
       continue;
     }
     n->fd = fd;
+    n->id = ++c->next_client;
     n->deadline = mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = n};
     if (epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
@@ -925,6 +954,18 @@ static void on_accept(struct control *c) {
     c->clients = n;
     c->nclients++;
   }
+}
+
+static void on_event(struct control *c, struct client *cl, uint32_t events) {
+  if ((cl->held || cl->watch) && !cl->writing) {
+    if (events & (EPOLLHUP | EPOLLERR)) drop(c, cl); /* the client left */
+    return;
+  }
+  if ((cl->held || cl->watch) && (events & EPOLLOUT)) {
+    control_kick(c, cl);
+    return;
+  }
+  on_client(c, cl);
 }
 
 void control_run(struct control *c) {
@@ -939,7 +980,7 @@ void control_run(struct control *c) {
     else if (ev[i].data.ptr == &c->tag_http)
       http = 1;
     else
-      on_client(c, ev[i].data.ptr);
+      on_event(c, ev[i].data.ptr, ev[i].events);
   }
   /* libmicrohttpd wants a run after every wake-up while it has a timeout
    * (that is, open connections), not only when its fd is ready. */
@@ -948,7 +989,7 @@ void control_run(struct control *c) {
   uint64_t t = mono_ns();
   for (struct client *cl = c->clients, *next; cl; cl = next) {
     next = cl->next;
-    if (t >= cl->deadline) drop(c, cl);
+    if (t >= cl->deadline && !cl->held && (!cl->watch || cl->out)) drop(c, cl);
   }
 }
 
@@ -958,9 +999,10 @@ int control_timeout(const struct control *c, int timeout_ms) {
   if (c->clients) {
     uint64_t now = mono_ns(), first = UINT64_MAX;
     for (const struct client *cl = c->clients; cl; cl = cl->next)
-      if (cl->deadline < first) first = cl->deadline;
+      if (cl->deadline < first && !cl->held && (!cl->watch || cl->out))
+        first = cl->deadline;
     int ms = first <= now ? 0 : (int)((first - now) / 1000000 + 1);
-    if (t < 0 || ms < t) t = ms;
+    if (first != UINT64_MAX && (t < 0 || ms < t)) t = ms;
   }
   if (c->http) {
     int ms = metrics_http_timeout(c->http);
@@ -984,5 +1026,7 @@ void control_close(struct control *c) {
   free(c->path);
   if (c->ep >= 0) close(c->ep);
   control_rates_free(c->rates);
+  free(c->allow_uids);
+  free(c->allow_gids);
   free(c);
 }

@@ -18,8 +18,10 @@
 #ifndef UFFDKIT_CORE_CONTROL_H
 #define UFFDKIT_CORE_CONTROL_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "shm.h"
@@ -33,9 +35,10 @@
  * the callback returns, so they may live on the caller's stack. */
 struct control_listener {
   const char *name;
-  const char *socket; /* "" when it has none (removed from the config) */
-  const char *source; /* "http+cache+retry": conf_stack_name() */
-  int accepting;      /* its socket is open */
+  const char *socket;   /* "" when it has none (removed from the config) */
+  const char *source;   /* "http+cache+retry": conf_stack_name() */
+  int accepting;        /* its socket is open */
+  const char *template; /* of a per-restore listener; NULL: from the config */
   struct listener_stats *stats;
 };
 
@@ -56,6 +59,19 @@ struct control_view {
    * started, or that it runs after the one loading. */
   int (*reload)(void *opaque, char *err, size_t len);
   int (*drain)(void *opaque, const char *listener, char *err, size_t len);
+  /* Per-restore listeners (docs/control-protocol.md).  serve returns 0
+   * when its answer is to come through control_reply(c, client, ...),
+   * or -1 with err and *code; stop returns the answer, or NULL with err
+   * and *code.  NULL: not supported. */
+  int (*serve)(void *opaque, uint64_t client, const cJSON *req, char *err,
+               size_t len, const char **code);
+  cJSON *(*stop)(void *opaque, const cJSON *req, char *err, size_t len,
+                 const char **code);
+  /* Adds to the answer of cmd ("list", "stats") what the listeners do not
+   * hold (restores, templates).  May be NULL. */
+  void (*extend)(void *opaque, const char *cmd, cJSON *answer);
+  /* Appends Prometheus text of what listeners do not hold.  May be NULL. */
+  void (*metrics_extra)(void *opaque, FILE *out);
   void *opaque;
 };
 
@@ -76,6 +92,14 @@ void control_run(struct control *c);
 /* The smaller of timeout_ms (-1: none) and the time until control_run()
  * must run again. */
 int control_timeout(const struct control *c, int timeout_ms);
+/* {"error":msg,"code":code}, the error answer of the protocol. */
+cJSON *control_error(const char *msg, const char *code);
+/* The answer to a serve request of client (takes answer; a client gone
+ * meanwhile is skipped), and the requests it sent behind it. */
+void control_reply(struct control *c, uint64_t client, cJSON *answer);
+/* Sends event (taken) to every watcher of restore id. */
+void control_event(struct control *c, const char *id, cJSON *event);
+
 /* Closes every socket; removes the control socket's file if it is still
  * the one this process created. */
 void control_close(struct control *c);

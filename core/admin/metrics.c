@@ -271,6 +271,12 @@ char *metrics_render(const struct control_view *v, size_t *len) {
   struct control_listeners lsv;
   const struct control_listeners *ls = &lsv;
   if (control_listeners_get(v, &lsv) < 0) return NULL;
+  /* Per-restore listeners are summed per template (metrics_extra), so
+   * the number of series stays bounded. */
+  int kept = 0;
+  for (int i = 0; i < lsv.n; i++)
+    if (!lsv.l[i].template) lsv.l[kept++] = lsv.l[i];
+  lsv.n = kept;
   struct session_counters *tot = calloc(ls->n ? (size_t)ls->n : 1, sizeof *tot);
   if (!tot) {
     control_listeners_free(&lsv);
@@ -316,6 +322,17 @@ char *metrics_render(const struct control_view *v, size_t *len) {
   }
   render_histogram(&b, ls, tot);
   render_plugin_counters(&b, ls);
+  if (v->metrics_extra) {
+    char *extra = NULL;
+    size_t elen = 0;
+    FILE *m = open_memstream(&extra, &elen);
+    if (m) {
+      v->metrics_extra(v->opaque, m);
+      fclose(m);
+      sb_puts(&b, extra);
+    }
+    free(extra);
+  }
   free(tot);
   control_listeners_free(&lsv);
   if (b.oom) {

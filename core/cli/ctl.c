@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "ctlserve.h"
 
 #define CTL_MAX_RESPONSE (256u << 20)
 
@@ -30,6 +31,13 @@ static void usage(FILE *f) {
           "  reload             reload the configuration\n"
           "  drain LISTENER     stop accepting on LISTENER; live sessions "
           "go on\n"
+          "  serve TEMPLATE [VAR=VALUE...]\n"
+          "                     make a per-restore listener; prints its id "
+          "and socket\n"
+          "  stop ID            close a per-restore listener (its VMs are "
+          "killed unless\n"
+          "                     --keep-sessions)\n"
+          "  watch [ID]         print the events of per-restore listeners\n"
           "Options:\n"
           "  -s, --socket PATH  the daemon's control socket (default: "
           "$UFFDKIT_CONTROL_SOCKET,\n"
@@ -40,6 +48,10 @@ static void usage(FILE *f) {
           "  -t, --timeout SEC  wait at most SEC seconds for the answer "
           "(default 10)\n"
           "  -h, --help         this help\n"
+          "serve options: --wait-ready (until a VM's handshake is "
+          "accepted), --id ID,\n"
+          "  --expiry SEC, --no-one-shot, --uid UID; stop option: "
+          "--keep-sessions\n"
           "Exit status: 0 done, 1 the daemon answered with an error, 2 "
           "usage, 3 no daemon or no answer.\n"
           "See uffdkit-ctl(8).\n",
@@ -59,7 +71,7 @@ static void complain(const char *fmt, ...) {
 
 /* ---- talking to the daemon ---- */
 
-static int connect_daemon(const char *path) {
+int ctl_connect(const char *path) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof a.sun_path) {
     complain("%s: path longer than %zu bytes", path, sizeof a.sun_path - 1);
@@ -92,7 +104,7 @@ static int connect_daemon(const char *path) {
   return -1;
 }
 
-static int send_all(int fd, const char *s, size_t n) {
+int ctl_send_all(int fd, const char *s, size_t n) {
   while (n) {
     ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
@@ -536,14 +548,14 @@ static int run(const char *path, const char *cmd, const char *listener,
   char *line = cJSON_PrintUnformatted(req);
   cJSON_Delete(req);
   if (!line) return CTL_NO_DAEMON;
-  int fd = connect_daemon(path);
+  int fd = ctl_connect(path);
   if (fd < 0) {
     free(line);
     return CTL_NO_DAEMON;
   }
   size_t n = strlen(line);
   line[n] = '\n'; /* over the NUL; the length is kept */
-  int w = send_all(fd, line, n + 1);
+  int w = ctl_send_all(fd, line, n + 1);
   free(line);
   if (w < 0) {
     complain("sending to %s: %s", path, strerror(errno));
@@ -588,8 +600,15 @@ int ctl_main(int argc, char **argv) {
       {"json", no_argument, NULL, 'j'},
       {"timeout", required_argument, NULL, 't'},
       {"help", no_argument, NULL, 'h'},
+      {"wait-ready", no_argument, NULL, 'W'},
+      {"id", required_argument, NULL, 'I'},
+      {"expiry", required_argument, NULL, 'E'},
+      {"no-one-shot", no_argument, NULL, 'O'},
+      {"uid", required_argument, NULL, 'U'},
+      {"keep-sessions", no_argument, NULL, 'K'},
       {NULL, 0, NULL, 0},
   };
+  struct ctl_serve_opts so = {0};
   const char *sock = NULL, *config = NULL;
   int json = 0, timeout_ms = 10000, opt;
   argc--;
@@ -619,6 +638,24 @@ int ctl_main(int argc, char **argv) {
     case 'h':
       usage(stdout);
       return CTL_OK;
+    case 'W':
+      so.wait_ready = 1;
+      break;
+    case 'I':
+      so.id = optarg;
+      break;
+    case 'E':
+      so.expiry = optarg;
+      break;
+    case 'O':
+      so.no_one_shot = 1;
+      break;
+    case 'U':
+      so.uid = optarg;
+      break;
+    case 'K':
+      so.keep_sessions = 1;
+      break;
     default:
       usage(stderr);
       return CTL_USAGE;
@@ -634,6 +671,16 @@ int ctl_main(int argc, char **argv) {
     return CTL_USAGE;
   }
   const char *cmd = argv[optind];
+  if (ctl_serve_cmd(cmd)) {
+    struct daemon_conf sc;
+    int sl = 0;
+    const char *sp = socket_path(sock, config, &sc, &sl);
+    int rc = sp ? ctl_serve_run(sp, cmd, argv + optind + 1, argc - optind - 1,
+                                &so, json, timeout_ms)
+                : CTL_USAGE;
+    if (sl) conf_free(&sc);
+    return rc;
+  }
   static const char *const cmds[] = {"list", "stats", "metrics", "reload",
                                      "drain"};
   size_t c = 0;

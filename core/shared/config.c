@@ -67,6 +67,9 @@ static const struct key_spec global_keys[] = {
     GK("control_socket", K_STRING, control_socket, NULL),
     GK("metrics", K_STRING, metrics_listen, NULL),
     GK("worker_restart_delay", K_DURATION, worker_restart_delay_ns, "100ms"),
+    GK("max_restores", K_INT, max_restores, "1024"),
+    GK("control_allow_uids", K_IDS, control_allow_uids, NULL),
+    GK("control_allow_gids", K_IDS, control_allow_gids, NULL),
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -428,10 +431,11 @@ static int load_global(struct daemon_conf *c, char *err, size_t errlen) {
   for (int i = 0; i < config_setting_length(root); i++) {
     const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
     const char *n = config_setting_name(s);
-    if (strcmp(n, "uffdkit") && strcmp(n, "listeners"))
+    if (strcmp(n, "uffdkit") && strcmp(n, "listeners") &&
+        strcmp(n, "templates"))
       return fail(c, s, err, errlen,
                   "unknown top-level setting '%s' (expected uffdkit, "
-                  "listeners)",
+                  "listeners, templates)",
                   n);
   }
   config_setting_t *g = config_lookup(&c->cfg, "uffdkit");
@@ -450,13 +454,19 @@ static int load_global(struct daemon_conf *c, char *err, size_t errlen) {
                 c->log_level_str);
   if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json"))
     return fail(c, g, err, errlen, "log_format must be text or json");
+  if (c->max_restores < 0 || c->max_restores > 1000000)
+    return fail(c, g ? at(g, "max_restores") : config_root_setting(&c->cfg),
+                err, errlen, "max_restores must be 0..1000000");
   return 0;
 }
 
 static int load(struct daemon_conf *c, char *err, size_t errlen) {
   if (load_global(c, err, errlen) < 0) return -1;
   config_setting_t *ls = config_lookup(&c->cfg, "listeners");
-  if (!ls || !config_setting_is_list(ls) || config_setting_length(ls) < 1) {
+  int templates = config_lookup(&c->cfg, "templates") != NULL;
+  if (!ls && templates) return template_load_all(c, err, errlen);
+  if (!ls || !config_setting_is_list(ls) ||
+      (config_setting_length(ls) < 1 && !templates)) {
     snprintf(err, errlen,
              "%s: needs listeners = ( { name = ...; socket = ...; source = "
              "{ plugin = ...; }; } );",
@@ -469,7 +479,7 @@ static int load(struct daemon_conf *c, char *err, size_t errlen) {
     if (load_listener(c, config_setting_get_elem(ls, (unsigned)i),
                       &c->listeners[i], err, errlen) < 0)
       return -1;
-  return 0;
+  return template_load_all(c, err, errlen);
 }
 
 int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
@@ -630,6 +640,9 @@ void conf_free(struct daemon_conf *c) {
     free(c->listeners[i].allow_gids);
   }
   free(c->listeners);
+  free(c->control_allow_uids);
+  free(c->control_allow_gids);
+  template_free_all(c);
   config_destroy(&c->cfg);
   free(c->file);
   free(c->text);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "template.h"
+
 #define CONF_MAX_REGIONS 64
 /* A duration left to the daemon, chosen per session (spin). */
 #define DURATION_AUTO UINT64_MAX
@@ -66,8 +68,15 @@ struct daemon_conf {
   const char *control_socket;
   const char *metrics_listen;
   uint64_t worker_restart_delay_ns;
+  int64_t max_restores; /* live per-restore listeners (template.h) */
+  uid_t *control_allow_uids;
+  int n_control_allow_uids;
+  gid_t *control_allow_gids;
+  int n_control_allow_gids;
   struct listener_conf *listeners;
   int n_listeners;
+  struct template_conf *templates;
+  int n_templates;
 };
 
 /* Each returns 0, or -1 with a message naming file and line in err. */

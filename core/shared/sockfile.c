@@ -8,6 +8,7 @@
 #include <linux/unix_diag.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -56,11 +57,16 @@ static int resolve_owner(const struct listener_conf *c, uid_t *uid, gid_t *gid,
   *gid = (gid_t)-1;
   if (c->socket_owner) {
     struct passwd *pw = getpwnam(c->socket_owner);
-    if (!pw) {
+    char *end;
+    unsigned long n = strtoul(c->socket_owner, &end, 10);
+    if (!pw && c->socket_owner[0] && !*end && n < UINT32_MAX) {
+      *uid = (uid_t)n; /* a uid with no name, such as a jailer's */
+    } else if (!pw) {
       snprintf(err, errlen, "socket_owner '%s' is not a user", c->socket_owner);
       return -1;
+    } else {
+      *uid = pw->pw_uid;
     }
-    *uid = pw->pw_uid;
   }
   if (c->socket_group) {
     struct group *gr = getgrnam(c->socket_group);

@@ -192,7 +192,7 @@ void stop_worker(struct gen *g) {
 
 /* A generation nobody needs any more: its worker is told to stop. */
 void maybe_retire(struct sv *v, struct gen *g) {
-  if (g == v->current || g == v->loading || g->sessions) return;
+  if (g == v->current || g == v->loading || g->sessions || g->restores) return;
   if (g->pid) {
     log_info("configuration generation %d has no sessions left; stopping "
              "worker %d",
@@ -210,6 +210,7 @@ static int activate(struct sv *v, struct gen *g) {
   int bad = 0;
   char err[PATH_MAX + 256];
   for (struct sv_listener *l = v->ls; l; l = l->next) {
+    if (l->restore) continue; /* keeps its own generation and socket */
     const struct listener_conf *c = conf_find_listener(g->conf, l->name);
     if (!c) {
       if (l->fd >= 0)
@@ -273,7 +274,8 @@ void unstage(struct sv *v, const struct gen *g) {
 static void prune_listeners(struct sv *v) {
   for (struct sv_listener **pp = &v->ls; *pp;) {
     struct sv_listener *l = *pp;
-    int used = l->fd >= 0 || l->staged >= 0 || l->live || l->pending;
+    int used =
+        l->fd >= 0 || l->staged >= 0 || l->live || l->pending || l->restore;
     for (struct gen *g = v->gens; g && !used; g = g->next)
       used = conf_find_listener(g->conf, l->name) != NULL;
     if (used) {
@@ -349,6 +351,7 @@ static void worker_ready(struct sv *v, struct gen *g) {
     maybe_retire(v, old);
     notify_ready();
   }
+  restore_worker_ready(v, g); /* before the sessions on their listeners */
   int n = 0;
   for (struct sv_session *s = v->sessions; s; s = s->next)
     if (s->gen == g) {
@@ -374,6 +377,8 @@ void on_worker_msg(struct sv *v, struct gen *g) {
       genpin_add(g, fds[0], fds[1]);
       fds[0] = fds[1] = -1;
     }
+    if (m.type == IPC_RESTORE_OK || m.type == IPC_RESTORE_ERR)
+      restore_worker_msg(v, g, &m, fds);
     for (int i = 0; i < IPC_MAX_FDS; i++)
       close_if(fds[i]);
     if (m.type == IPC_READY)
@@ -478,7 +483,7 @@ static void worker_exited(struct sv *v, struct gen *g, int status) {
       return;
     }
   }
-  if (g != v->current && !g->sessions) {
+  if (g != v->current && !g->sessions && !g->restores) {
     g->pid = 0;
     free_gen(v, g);
     return;
@@ -525,7 +530,8 @@ int reload(struct sv *v, char *msg, size_t len) {
     return -1;
   }
   struct daemon_conf *c = malloc(sizeof *c);
-  if (conf_load_file(c, cur->file, msg, len) < 0) {
+  if (conf_load_file(c, cur->file, msg, len) < 0 ||
+      restore_name_clash(v, c, msg, len) < 0) {
     conf_free(c);
     free(c);
     return -1;

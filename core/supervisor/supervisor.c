@@ -195,6 +195,7 @@ void end_session(struct sv *v, uint64_t id, int reason) {
     struct sv_session *s = *pp;
     if (s->id != id) continue;
     *pp = s->next;
+    restore_ended(v, s, reason);
     add_counters(&s->l->stats->ended, &s->shm->counters);
     __atomic_fetch_sub(&s->l->stats->sessions_live, 1, __ATOMIC_RELAXED);
     s->l->live--;
@@ -276,6 +277,7 @@ static void reject(struct sv *v, struct pending *p, const char *why) {
               "listener %s: closing connection from pid %d uid %d: %s",
               p->l->name, p->cred.pid, p->cred.uid, why);
   __atomic_fetch_add(&p->l->stats->handshake_errors, 1, __ATOMIC_RELAXED);
+  restore_rejected(v, p->l, why);
   close_if(p->uffd);
   close_if(p->pidfd);
   free_pending(v, p, 1);
@@ -332,7 +334,7 @@ static void start_session(struct sv *v, struct pending *p,
   int fds[4] = {p->conn, p->uffd, p->pidfd, shmfd};
   struct sv_listener *l = p->l;
   free_pending(v, p, 0);
-  add_session(v, l, fds, shm, len);
+  restore_ready(v, add_session(v, l, fds, shm, len));
 }
 
 static int is_uffd(int fd) {
@@ -466,6 +468,7 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
                   "listener %s: refused pid %d uid %d gid %d: %s", l->name,
                   cr.pid, cr.uid, cr.gid, why);
       __atomic_fetch_add(&l->stats->refused_peers, 1, __ATOMIC_RELAXED);
+      restore_connected(v, l, &cr, why);
       close(conn);
       continue;
     }
@@ -492,7 +495,9 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
     v->pending = p;
     l->pending++;
     ep_add(v, conn, EPOLLIN | EPOLLRDHUP, p);
+    restore_connected(v, l, &cr, NULL); /* one_shot closes l */
     on_pending(v, p);
+    if (l->fd < 0) return;
   }
 }
 
@@ -513,6 +518,7 @@ static int drain(struct sv *v, const char *name, char *err, size_t errlen) {
     snprintf(err, errlen, "no accepting listener named '%s'", name);
     return -1;
   }
+  if (l->restore) return restore_drain(v, l);
   close_listener(v, l);
   l->drained = 1;
   log_info("listener %s drained: no new sessions; %d live ones keep running",
@@ -528,6 +534,7 @@ static void ctl_each_listener(void *opaque, control_listener_fn fn, void *arg) {
     const struct listener_conf *c =
         v->current ? conf_find_listener(v->current->conf, l->name) : NULL;
     char source[256] = "";
+    if (l->restore) c = l->conf;
     if (c) conf_stack_name(c, source, sizeof source);
     struct control_listener cl = {.name = l->name,
                                   .socket = l->bound_path ? l->bound_path
@@ -535,6 +542,7 @@ static void ctl_each_listener(void *opaque, control_listener_fn fn, void *arg) {
                                                           : "",
                                   .source = source,
                                   .accepting = l->fd >= 0 || l->staged >= 0,
+                                  .template = restore_template(l),
                                   .stats = l->stats};
     fn(arg, &cl);
   }
@@ -560,6 +568,10 @@ static int setup_control(struct sv *v) {
                                   .each_session = ctl_each_session,
                                   .reload = ctl_reload,
                                   .drain = ctl_drain,
+                                  .serve = restore_serve,
+                                  .stop = restore_stop,
+                                  .extend = restore_extend,
+                                  .metrics_extra = restore_metrics,
                                   .opaque = v};
   char err[1024];
   if (control_open(&v->ctl, v->current->conf, &v->view, err, sizeof err) < 0) {
@@ -585,7 +597,7 @@ static int next_timeout_ms(struct sv *v) {
                               : (int)((next - t) / 1000000 + 1);
   for (struct sv_listener *l = v->ls; l; l = l->next)
     ms = intake_timeout(&l->intake, ms);
-  return ms;
+  return restore_timeout(v, ms);
 }
 
 static void on_signal(struct sv *v) {
@@ -636,6 +648,7 @@ static int run_loop(struct sv *v) {
     free_dead_gens(v);
     control_run(v->ctl);
     expire_pending(v);
+    restore_tick(v);
     resume_due(v);
     restart_due(v);
     if (v->watchdog_ns && now_ns() >= v->watchdog_at) {
@@ -664,6 +677,7 @@ static void shutdown_all(struct sv *v) {
     stop_worker(g);
   while (v->sessions)
     end_session(v, v->sessions->id, END_SHUTDOWN);
+  restore_shutdown(v);
   while (v->pending) {
     close_if(v->pending->uffd);
     close_if(v->pending->pidfd);
@@ -724,9 +738,10 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   v->current = handed ? handed : new_gen(v, conf);
   int r = v->current ? point_listeners(v, v->current) : -1;
   if (nh > 0 && v->current) {
+    restore_adopt(v, h, nh); /* before the sessions on their listeners */
     adopt_sessions(v, h, nh);
     for (struct gen *g = v->gens; g; g = g->next)
-      if (g != v->current && g->sessions) spawn_worker(v, g);
+      if (g != v->current && (g->sessions || g->restores)) spawn_worker(v, g);
   }
   free(h);
   if (r == 0) r = setup_control(v);
@@ -748,6 +763,7 @@ int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {
   }
   v.stopping = 1;
   control_close(v.ctl);
+  v.ctl = NULL; /* events of the shutdown go nowhere */
   shutdown_all(&v);
   close_if(v.sigfd);
   close_if(v.ep);

@@ -17,6 +17,7 @@
 #include "handshake.h"
 #include "intake.h"
 #include "log.h"
+#include "restores.h"
 #include "shm.h"
 #include "supervisor.h"
 
@@ -40,6 +41,7 @@ struct gen {
   uint64_t restart_at; /* 0: none scheduled */
   uint64_t restart_delay;
   int sessions;
+  int restores;         /* per-restore listeners made from its templates */
   struct gen_pin *pins; /* data files its sources opened (genpins.c) */
   int npins;
   struct gen *next;
@@ -71,6 +73,7 @@ struct sv_listener {
   int staged; /* bound for a generation whose worker is not ready yet */
   char *staged_path;
   const struct gen *staged_gen; /* the generation it was bound for */
+  struct restore *restore;      /* a per-restore listener's (restores.h) */
   struct sv_listener *next;
 };
 
@@ -93,6 +96,7 @@ struct sv_session {
   int fds[4]; /* conn, uffd, pidfd, shm */
   struct session_shm *shm;
   size_t shm_len;
+  int error_told; /* a source error was sent to watchers */
   struct sv_session *next;
 };
 
@@ -122,6 +126,18 @@ struct sv {
   enum kind control_kind;
   struct control *ctl;
   struct control_view view;
+  struct restore *restores; /* restores.c */
+  int nrestores;
+  struct tmpl_total *totals;
+  int ntotals;
+};
+
+/* A template's counters of per-restore listeners removed, and serves. */
+struct tmpl_total {
+  char name[64];
+  uint64_t serves_total, serve_errors;
+  uint64_t sessions_total, refused_peers, handshake_errors;
+  struct session_counters c;
 };
 
 /* Kinds of a session's descriptors, in the order of sv_session.fds:

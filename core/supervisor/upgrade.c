@@ -168,6 +168,8 @@ void upgrade(struct sv *v) {
     add_handed(&h, &n, l->fd >= 0 ? l->fd : l->staged, 'L', l->name);
     add_handed(&h, &n, l->stats_fd, 'S', l->name);
   }
+  for (struct restore *r = v->restores; r; r = r->next)
+    add_handed(&h, &n, r->text_fd, 'R', r->id);
   for (struct sv_session *s = v->sessions; s; s = s->next)
     for (int i = 0; i < 4; i++) {
       char id[32];
@@ -177,7 +179,7 @@ void upgrade(struct sv *v) {
   /* Each live generation's exact text: an upgrade never re-reads the file,
    * and every session keeps the configuration it started with. */
   for (struct gen *g = v->gens; g; g = g->next)
-    if (g == v->current || g->sessions) {
+    if (g == v->current || g->sessions || g->restores) {
       char id[16];
       snprintf(id, sizeof id, "%d", g->id);
       add_handed(&h, &n, g->config_fd, 'T', id);
@@ -197,7 +199,7 @@ void upgrade(struct sv *v) {
   close(fd);
   free(h);
   for (struct gen *g = v->gens; g; g = g->next)
-    if (g == v->current || g->sessions) spawn_worker(v, g);
+    if (g == v->current || g->sessions || g->restores) spawn_worker(v, g);
 }
 
 /* While an upgrade waits, new connections stay in the listeners' backlogs
@@ -215,6 +217,7 @@ static void set_accepting(struct sv *v, int on) {
  * upgrade never fails a VM that was connecting. */
 void upgrade_when_idle(struct sv *v) {
   set_accepting(v, 0);
+  if (restore_starting(v)) return; /* a serve waits for its source */
   if (v->pending) {
     if (!v->upgrade_logged) {
       int n = 0;

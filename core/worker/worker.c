@@ -21,6 +21,7 @@
 #include "plugin.h"
 #include "pool.h"
 #include "session.h"
+#include "wrestore.h"
 
 struct worker {
   struct daemon_conf conf;
@@ -164,6 +165,7 @@ static void start_session(const struct ipc_msg *m, int fds[4]) {
   struct worker_listener *wl = NULL;
   for (int i = 0; i < W.n; i++)
     if (!strncmp(W.wl[i].conf->name, m->name, sizeof m->name)) wl = &W.wl[i];
+  if (!wl) wl = wrestore_find(m->name);
   struct session *s = wl ? session_new(wl, m->id, fds) : NULL;
   if (!wl) close_fds(fds);
   if (!s) {
@@ -256,35 +258,45 @@ static int receive_listeners(void) {
   return 0;
 }
 
+/* Builds wl's stack from conf (the plugins found in plugin_dir) and its
+ * pool.  0, or -1 with why in err. */
+int worker_listener_build(struct worker_listener *wl,
+                          const struct daemon_conf *conf,
+                          const char *plugin_dir, char *err, size_t errlen) {
+  wl->stack = stack_build(host_table(), conf, wl->conf, plugin_dir, wl->stats,
+                          err, errlen);
+  if (!wl->stack) return -1;
+  uint32_t f = stack_flags(wl->stack);
+  if (!(f & UFK_PLUGIN_FAST)) {
+    uint32_t c = stack_concurrency(wl->stack);
+    int threads = c == 0 || c > 32 ? 32 : (int)c;
+    wl->pool = pool_new(wl->conf->name, threads);
+  } else {
+    /* Memory-speed sources serve 4 KiB faults inline; two threads copy
+     * 2 MiB pages beside the fault loop (see hand_off in fault.c). */
+    wl->pool = pool_new(wl->conf->name, 2);
+  }
+  char name[256];
+  conf_stack_name(wl->conf, name, sizeof name);
+  log_info("listener %s: %s, %lld bytes%s", wl->conf->name, name,
+           (long long)stack_size(wl->stack),
+           f & UFK_PLUGIN_FAST ? ", served inline" : "");
+  return 0;
+}
+
 static int build_stacks(void) {
-  const char *dir = W.conf.plugin_dir;
   for (int i = 0; i < W.n; i++) {
-    struct worker_listener *wl = &W.wl[i];
     char err[2048];
-    wl->stack = stack_build(host_table(), &W.conf, wl->conf, dir, wl->stats,
-                            err, sizeof err);
-    if (!wl->stack) {
+    if (worker_listener_build(&W.wl[i], &W.conf, W.conf.plugin_dir, err,
+                              sizeof err) < 0) {
       log_error("%s", err);
       return -1;
     }
-    uint32_t f = stack_flags(wl->stack);
-    if (!(f & UFK_PLUGIN_FAST)) {
-      uint32_t c = stack_concurrency(wl->stack);
-      int threads = c == 0 || c > 32 ? 32 : (int)c;
-      wl->pool = pool_new(wl->conf->name, threads);
-    } else {
-      /* Memory-speed sources serve 4 KiB faults inline; two threads copy
-       * 2 MiB pages beside the fault loop (see hand_off in fault.c). */
-      wl->pool = pool_new(wl->conf->name, 2);
-    }
-    char name[256];
-    conf_stack_name(wl->conf, name, sizeof name);
-    log_info("listener %s: %s, %lld bytes%s", wl->conf->name, name,
-             (long long)stack_size(wl->stack),
-             f & UFK_PLUGIN_FAST ? ", served inline" : "");
   }
   return 0;
 }
+
+static int listener_used(const struct worker_listener *wl);
 
 static void handle_ipc(void) {
   struct ipc_msg m;
@@ -300,9 +312,21 @@ static void handle_ipc(void) {
     if (r < 0) return;
     if (m.type == IPC_SESSION)
       start_session(&m, fds);
+    else if (m.type == IPC_RESTORE || m.type == IPC_UNRESTORE)
+      wrestore_msg(W.ipc, W.conf.plugin_dir, &m, fds, listener_used);
     else
       close_fds(fds);
   }
+}
+
+/* Whether a session of the worker still serves wl. */
+static int listener_used(const struct worker_listener *wl) {
+  int used = 0;
+  pthread_mutex_lock(&W.lock);
+  for (struct session *s = W.sessions; s && !used; s = s->next)
+    used = s->wl == wl;
+  pthread_mutex_unlock(&W.lock);
+  return used;
 }
 
 static int live_sessions(void) {
@@ -323,7 +347,10 @@ static void loop(int sigfd) {
     };
     if (poll(pf, 3, -1) < 0 && errno != EINTR) return;
     if (pf[1].revents & POLLIN) return; /* SIGTERM/SIGINT */
-    if (pf[2].revents & POLLIN) reap(0);
+    if (pf[2].revents & POLLIN) {
+      reap(0);
+      wrestore_sweep(listener_used);
+    }
     if (pf[0].revents) handle_ipc();
     if (W.supervisor_gone && live_sessions() == 0) return;
   }
@@ -395,6 +422,7 @@ int worker_main(int argc, char **argv) {
     pool_free(W.wl[i].pool);
     stack_destroy(W.wl[i].stack);
   }
+  wrestore_free_all();
   plugin_unload_all();
   pinned_clear();
   free(W.wl);

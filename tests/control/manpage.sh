@@ -18,7 +18,7 @@ for o in $options; do
 done
 commands=$(sed -n '/^Commands:/,/^Options:/p' "$TMP/help.txt" |
   awk 'NR > 1 && /^  [a-z]/ { print $1 }')
-[ "$(echo $commands)" = "list stats metrics reload drain" ] ||
+[ "$(echo $commands)" = "list stats metrics reload drain serve stop watch" ] ||
   fail "commands in --help: $commands"
 for c in $commands; do
   grep -Eq "^       $c( |$)" "$TMP/page.txt" || fail "command $c is not described"

@@ -466,7 +466,9 @@ END_TEST
 START_TEST(test_respond_errors) {
   cJSON *j = respond("{\"cmd\":\"nope\"}", 1, 1, NULL);
   ck_assert_ptr_nonnull(strstr(error_of(j), "unknown cmd \"nope\""));
-  ck_assert_int_eq(cJSON_GetArraySize(j), 1);
+  /* "error" for people, "code" for programs (docs/control-protocol.md) */
+  ck_assert_int_eq(cJSON_GetArraySize(j), 2);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "code")->valuestring, "bad_request");
   cJSON_Delete(j);
   j = respond("not json", 1, 1, NULL);
   ck_assert_ptr_nonnull(strstr(error_of(j), "not valid JSON"));
@@ -811,7 +813,8 @@ START_TEST(test_socket_oversize) {
   ck_assert_int_gt(n, 0);
   ck_assert_uint_gt(sent, CONTROL_MAX_REQUEST);
   buf[n] = 0;
-  ck_assert_str_eq(buf, "{\"error\":\"request longer than 65536 bytes\"}\n");
+  ck_assert_str_eq(buf, "{\"error\":\"request longer than 65536 "
+                        "bytes\",\"code\":\"bad_request\"}\n");
   /* And the connection is closed. */
   for (int i = 0; i < 100 && n > 0; i++)
     n = pump_read(c, fd, buf, sizeof buf, 20);

@@ -1,0 +1,91 @@
+/* Per-restore listeners, made from a template by the control request
+ * `serve` and removed by `stop`, expiry or their one VM leaving (see
+ * docs/control-protocol.md).  Each is a listener like those of the
+ * configuration (a struct sv_listener with its counters, socket and
+ * sessions), plus its expanded configuration text, held in a memfd so
+ * that a new worker, an upgraded supervisor or a restarted service starts
+ * its source again. */
+#ifndef UFFDKIT_CORE_RESTORES_H
+#define UFFDKIT_CORE_RESTORES_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "handover.h"
+#include "ipc.h"
+
+struct sv;
+struct gen;
+struct sv_listener;
+struct sv_session;
+struct session_counters;
+struct tmpl_total;
+
+enum restore_state { R_STARTING, R_LISTENING, R_CLOSED };
+
+struct restore {
+  char id[64];
+  char template[64];
+  cJSON *vars;
+  struct gen *gen; /* whose template it was made from, whose worker serves */
+  struct daemon_conf conf; /* the expanded listener, its only one */
+  int text_fd;             /* a memfd: header lines and conf's text */
+  struct sv_listener *l;
+  enum restore_state state;
+  int fd; /* bound, not yet accepting, while R_STARTING */
+  int one_shot;
+  int stopped;              /* its live sessions were killed by stop */
+  uint64_t expires_unix_ns; /* 0: never; cleared once a VM connected */
+  uint64_t created_unix_ns;
+  uint64_t client; /* the control client waiting for the serve answer */
+  struct restore *next;
+};
+
+/* The control view's serve, stop, extend and metrics_extra. */
+int restore_serve(void *sv, uint64_t client, const cJSON *req, char *err,
+                  size_t len, const char **code);
+cJSON *restore_stop(void *sv, const cJSON *req, char *err, size_t len,
+                    const char **code);
+void restore_extend(void *sv, const char *cmd, cJSON *answer);
+void restore_metrics(void *sv, FILE *out);
+
+/* The template of a per-restore listener, or NULL. */
+const char *restore_template(const struct sv_listener *l);
+
+/* Hooks of the supervisor. */
+void restore_worker_ready(struct sv *v, struct gen *g);
+void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
+                        const int *fds);
+void restore_connected(struct sv *v, struct sv_listener *l,
+                       const struct ucred *cr, const char *refused);
+void restore_rejected(struct sv *v, struct sv_listener *l, const char *why);
+void restore_ready(struct sv *v, struct sv_session *s);
+void restore_ended(struct sv *v, struct sv_session *s, int reason);
+void restore_settle(struct sv *v, struct sv_listener *l);
+/* -1 with why in err when a listener of c has the id of a live
+ * per-restore listener (a reload bringing it is refused), else 0. */
+int restore_name_clash(struct sv *v, const struct daemon_conf *c, char *err,
+                       size_t len);
+/* `drain` of a per-restore listener: stop, its sessions kept.  0. */
+int restore_drain(struct sv *v, struct sv_listener *l);
+/* Expiry and source errors; the ms until it must run again folded into
+ * ms (-1: none). */
+void restore_tick(struct sv *v);
+int restore_timeout(struct sv *v, int ms);
+void restore_shutdown(struct sv *v);
+/* Whether a serve waits for its source (an upgrade waits for it). */
+int restore_starting(const struct sv *v);
+
+/* Shared by restores.c, restoreview.c and restoreadopt.c. */
+struct tmpl_total *restore_totals(struct sv *v, const char *name);
+void restore_add_counters(struct session_counters *to,
+                          const struct session_counters *from);
+cJSON *restore_counters_json(const struct session_counters *c);
+
+/* upgrade: adopts the restores handed over (R-<id>), before sessions. */
+void restore_adopt(struct sv *v, struct handed *h, int n);
+
+#endif
