@@ -1,5 +1,5 @@
 # schema.sh SOURCE_DIR: every setting of the daemon's own schema (the key
-# tables of core/config.c) has an entry in uffdkit.conf(5) giving its type
+# tables of core/shared/config.c) has an entry in uffdkit.conf(5) giving its type
 # and default, and every listener setting appears in conf/uffdkit.conf with
 # its default.
 source "$(dirname "$0")/lib.sh"
@@ -11,9 +11,9 @@ CONF=$SRC/conf/uffdkit.conf
 # Lines such as  LK("max_sessions", K_INT, 0, max_sessions, "1024"),
 # become "LK max_sessions K_INT 1024" (NULL for no default).
 schema=$(sed -nE 's/^ *(LK|GK|PK)\("([a-z_]+)", (K_[A-Z]+), ([01], )?[a-z_]+, (NULL|"([^"]*)")\),.*/\1 \2 \3 \5/p' \
-  "$SRC/core/config.c" | sed -E 's/ "([^"]*)"$/ \1/')
+  "$SRC/core/shared/config.c" | sed -E 's/ "([^"]*)"$/ \1/')
 [ "$(wc -l <<<"$schema")" -ge 20 ] ||
-  fail "found only $(wc -l <<<"$schema") keys in core/config.c: has its key table changed shape?"
+  fail "found only $(wc -l <<<"$schema") keys in core/shared/config.c: has its key table changed shape?"
 
 type_name() {
   case $1 in
@@ -35,7 +35,7 @@ while read -r table key ktype def; do
   type=$(type_name "$ktype")
   tag=$(grep -E "^ +$key \(" <<<"$text" | head -n 1 || true)
   if [ -z "$tag" ]; then
-    echo "$key: in core/config.c but has no entry in uffdkit.conf(5)" >&2
+    echo "$key: in core/shared/config.c but has no entry in uffdkit.conf(5)" >&2
     bad=1
     continue
   fi
@@ -63,4 +63,4 @@ while read -r table key ktype def; do
     fi
   fi
 done <<<"$schema"
-[ $bad -eq 0 ] || fail "core/config.c, uffdkit.conf(5) and conf/uffdkit.conf disagree"
+[ $bad -eq 0 ] || fail "core/shared/config.c, uffdkit.conf(5) and conf/uffdkit.conf disagree"
