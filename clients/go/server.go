@@ -139,7 +139,7 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path, err := s.serve(ctx)
+	path, err := s.serveRetrying(ctx)
 	if err != nil {
 		w.close()
 		return "", err
@@ -168,6 +168,27 @@ func (s *Server) openWatch(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// serveRetrying retries while the daemon answers "unavailable" (its worker
+// starting, an upgrade under way), for up to 30 s or ctx's deadline.
+func (s *Server) serveRetrying(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	delay := 20 * time.Millisecond
+	for {
+		path, err := s.serve(ctx)
+		if !IsCode(err, "unavailable") || time.Now().After(deadline) {
+			return path, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 500*time.Millisecond {
+			delay *= 2
+		}
+	}
 }
 
 func (s *Server) serve(ctx context.Context) (string, error) {
