@@ -254,3 +254,38 @@ func TestCancelStops(t *testing.T) {
 		t.Fatalf("the VM was not killed by Stop: %v %s", sim.ProcessState, out.String())
 	}
 }
+
+// An upgrade (SIGUSR2: the daemon executes itself again) while the VM is
+// faulting: the daemon keeps the restore and its session, the client
+// reopens its watch, and the VM gets every byte right.
+func TestUpgradeKeepsTheRestore(t *testing.T) {
+	d := startDaemon(t)
+	img := d.image(t, "base")
+	var ev recorder
+	s := NewServer(d.ctl, "vm", map[string]string{"image": "base"}, WithEvents(ev.add))
+	sock, err := s.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		out, err := exec.Command(d.sim, "run", "--socket", sock, "--image", img,
+			"--delay-us", "1000", "--timeout", "120").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "mismatches=0") {
+			out = append(out, []byte(fmt.Sprintf(" (%v)", err))...)
+		}
+		done <- strings.TrimSpace(string(out))
+	}()
+	waitReady(t, s)
+	if err := d.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	out := <-done
+	if !strings.Contains(out, "mismatches=0") {
+		t.Fatalf("the VM restored across the upgrade: %s", out)
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatalf("Wait: %v (events %s)", err, ev.String())
+	}
+	t.Logf("restored across an upgrade: %s; events %s", out, ev.String())
+}
