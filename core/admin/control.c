@@ -455,6 +455,7 @@ static const struct {
     {"eagain", offsetof(struct session_counters, eagain)},
     {"source_errors", offsetof(struct session_counters, source_errors)},
     {"prefetched_pages", offsetof(struct session_counters, prefetched_pages)},
+    {"vms_killed", offsetof(struct session_counters, vms_killed)},
 };
 
 static cJSON *latency_json(const struct session_counters *c) {

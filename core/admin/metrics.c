@@ -150,6 +150,8 @@ static const struct {
      "Reads from the source that failed."},
     {"uffdkit_prefetched_pages_total", SC(prefetched_pages),
      "Pages installed ahead of their fault."},
+    {"uffdkit_vms_killed_total", SC(vms_killed),
+     "VMs killed because their memory could not be read (on_source_error)."},
 };
 
 #define LS(field) offsetof(struct listener_stats, field)

@@ -418,6 +418,7 @@ static int print_stats(FILE *f, const cJSON *r) {
       {"eagain", "eagain", 1},
       {"source errors", "source_errors", 1},
       {"prefetched pages", "prefetched_pages", 1},
+      {"VMs killed", "vms_killed", 1},
       {"fault time mean", "mean_us", 2},
       {"fault time p50", "p50_us", 2},
       {"fault time p90", "p90_us", 2},

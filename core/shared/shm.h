@@ -14,7 +14,7 @@
 
 #include "config.h"
 
-#define SESSION_SHM_MAGIC 0x75666b5353484d32ull /* "ufkSSHM2" */
+#define SESSION_SHM_MAGIC 0x75666b5353484d33ull /* "ufkSSHM3" */
 #define SHM_EVBUF 256  /* uffd messages read per wake-up */
 #define LAT_BUCKETS 16 /* fault service time: < 2^(i+2) us, last: rest */
 
@@ -40,6 +40,7 @@ struct session_counters {
   uint64_t lat_count;
   uint64_t lat_sum_ns;
   uint64_t lat_buckets[LAT_BUCKETS];
+  uint64_t vms_killed; /* VMs killed by on_source_error = "kill" */
 };
 
 /* What the restore did, for ctl and the log line at its end; written by

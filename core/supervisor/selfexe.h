@@ -12,7 +12,7 @@
 
 /* What the descriptor hand-over and the shared state look like; a binary
  * answering another value cannot take over from this one. */
-#define HANDOVER_VERSION "uffdkit-handover 2"
+#define HANDOVER_VERSION "uffdkit-handover 3"
 
 /* A descriptor (O_CLOEXEC) of the executable this process runs, or -1. */
 int selfexe_open(void);

@@ -203,6 +203,7 @@ static int kill_vm(struct session *s) {
   if (!peer_can_signal(s->info.pid, s->pidfd)) return -1;
   /* Several failed reads of one VM may race here: kill it once. */
   if (__atomic_exchange_n(&s->killed, 1, __ATOMIC_ACQ_REL)) return 0;
+  COUNT(s, vms_killed, 1);
   if (peer_signal(s->pidfd, s->info.pid, SIGKILL) < 0 && errno != ESRCH)
     log_error("session %llu: could not kill pid %d: %s",
               (unsigned long long)s->id, s->info.pid, strerror(errno));

@@ -10,6 +10,8 @@
 #          moment its fault returns and reports at once);
 #   hang   no retry, on_source_error = "hang": the vCPU stays blocked until
 #          the simulator's watchdog fires, and the log says so.
+# The daemon counts the VMs it killed, per listener (uffdkit_vms_killed_total):
+# one per kill case, none elsewhere.
 # Meanwhile a fourth listener, reading from nginx, serves a healthy VM to
 # the end, and the daemon survives it all.
 source "$(dirname "$0")/../lib/functions.sh"
@@ -27,7 +29,9 @@ start_faulty "$TMP/www"
 # waits at least 1.6 s over its tries, longer than the server stays down.
 SRC="source = { plugin = \"http\"; url = \"$FAULTY/mem.img\";
                timeout = \"2s\"; connect_timeout = \"2s\"; };"
+CTL=$TMP/ctl.sock
 cat >"$TMP/daemon.conf" <<CONF
+uffdkit = { control_socket = "$CTL"; };
 listeners = (
   { name = "retry"; socket = "$TMP/retry.sock"; $SRC
     layers = ( { layer = "retry"; tries = 10; delay = "50ms";
@@ -234,6 +238,20 @@ for c in "${CASES[@]}"; do
   IFS='|' read -r name query err <<<"$c"
   hang_case "$name" "$query"
 done
+
+# killed NAME: the listener's count of VMs killed for a source error.
+killed() {
+  "$UFFDKIT" ctl --socket "$CTL" --json stats | python3 -c 'import json, sys
+for l in json.load(sys.stdin)["listeners"]:
+    if l["name"] == sys.argv[1]:
+        print(int(l["counters"]["vms_killed"]))' "$1"
+}
+[ "$(killed kill)" = "${#CASES[@]}" ] ||
+  fail "kill: $(killed kill) VMs counted as killed, not ${#CASES[@]}"
+for l in retry hang healthy; do
+  [ "$(killed $l)" = 0 ] || fail "$l: $(killed $l) VMs counted as killed, not 0"
+done
+echo "VMs killed: kill $(killed kill), retry/hang/healthy 0"
 
 # After all this, each faulty listener still serves a VM correctly.
 curl -sf "$FAULTY/_reset" >/dev/null

@@ -1,0 +1,3 @@
+module uffdkit/client
+
+go 1.19
