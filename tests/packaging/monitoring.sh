@@ -2,8 +2,8 @@
 # The Grafana dashboard and the Prometheus alert rules shipped in
 # packaging/: the dashboard is valid JSON whose every panel queries
 # something; every uffdkit metric that either names is in the exposition
-# of a daemon serving an http+readahead+cache+retry listener and an mmap
-# one; promtool accepts the rules, and its unit tests (each alert fires on
+# of a daemon serving an http+readahead+cache+retry listener, an mmap one
+# and a per-restore listener of a template; promtool accepts the rules, and its unit tests (each alert fires on
 # the series that should raise it, and only then) pass.
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/../control/common.sh"
@@ -67,11 +67,18 @@ listeners = (
   { name = "raw"; socket = "$TMP/raw.sock";
     source = { plugin = "mmap"; path = "$TMP/www/mem.img"; }; }
 );
+templates = (
+  { name = "vm"; vars = [ "image" ]; socket = "$TMP/sb-{id}.sock";
+    source = { plugin = "mmap"; path = "$TMP/www/{image}.img"; }; }
+);
 CONF
 start_daemon d "$TMP/web.sock" --config "$TMP/d.conf"
 PORT=$(http_port "$TMP/d.log")
 restore_http web "$TMP/web.sock"
 restore_http raw "$TMP/raw.sock"
+ctl serve vm image=mem --id one >"$TMP/serve.out" 2>&1 ||
+  fail "ctl serve: $(cat "$TMP/serve.out")"
+restore_http one "$TMP/sb-one.sock"
 curl -sf --max-time 20 "http://127.0.0.1:$PORT/metrics" >"$TMP/metrics.txt" ||
   fail "GET /metrics failed"
 missing=()
