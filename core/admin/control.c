@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "figures.h"
 #include "intake.h"
 #include "log.h"
@@ -641,18 +642,6 @@ struct control {
   int nclients;
 };
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t unix_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int open_socket(struct control *c, const char *path, char *err,
                        size_t errlen) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -839,12 +828,12 @@ static int serve_client(struct control *c, struct client *cl, int eof) {
     }
     if (len && cl->in[len - 1] == '\r') len--;
     char *r =
-        control_respond(c->v, c->rates, cl->in, len, mono_ns(), unix_ns());
+        control_respond(c->v, c->rates, cl->in, len, clock_mono_ns(), clock_unix_ns());
     queue_reply(cl, r);
     size_t used = nl ? (size_t)(nl - cl->in) + 1 : cl->inlen;
     memmove(cl->in, cl->in + used, cl->inlen - used);
     cl->inlen -= used;
-    cl->deadline = mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
+    cl->deadline = clock_mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
   }
 }
 
@@ -914,7 +903,7 @@ static void on_accept(struct control *c) {
       continue;
     }
     n->fd = fd;
-    n->deadline = mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
+    n->deadline = clock_mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = n};
     if (epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
       close(fd);
@@ -945,7 +934,7 @@ void control_run(struct control *c) {
    * (that is, open connections), not only when its fd is ready. */
   if (c->http && (http || metrics_http_timeout(c->http) >= 0))
     metrics_http_run(c->http);
-  uint64_t t = mono_ns();
+  uint64_t t = clock_mono_ns();
   for (struct client *cl = c->clients, *next; cl; cl = next) {
     next = cl->next;
     if (t >= cl->deadline) drop(c, cl);
@@ -956,7 +945,7 @@ int control_timeout(const struct control *c, int timeout_ms) {
   if (!c) return timeout_ms;
   int t = intake_timeout(&c->intake, timeout_ms);
   if (c->clients) {
-    uint64_t now = mono_ns(), first = UINT64_MAX;
+    uint64_t now = clock_mono_ns(), first = UINT64_MAX;
     for (const struct client *cl = c->clients; cl; cl = cl->next)
       if (cl->deadline < first) first = cl->deadline;
     int ms = first <= now ? 0 : (int)((first - now) / 1000000 + 1);

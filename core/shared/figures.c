@@ -3,16 +3,11 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
-#include <time.h>
+
+#include "clock.h"
 
 static uint64_t ld(const uint64_t *p) {
   return __atomic_load_n(p, __ATOMIC_RELAXED);
-}
-
-uint64_t figures_now_unix_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 void figures_fault_served(struct session_shm *s) {
@@ -20,7 +15,7 @@ void figures_fault_served(struct session_shm *s) {
   uint64_t zero = 0;
   /* Several threads may serve faults: the earliest to get here wins. */
   __atomic_compare_exchange_n(&s->fig.first_fault_unix_ns, &zero,
-                              figures_now_unix_ns(), 0, __ATOMIC_RELAXED,
+                              clock_unix_ns(), 0, __ATOMIC_RELAXED,
                               __ATOMIC_RELAXED);
 }
 
@@ -28,13 +23,13 @@ void figures_replay_start(struct session_shm *s, uint64_t listed) {
   __atomic_store_n(&s->fig.replay_listed, listed, __ATOMIC_RELAXED);
   __atomic_store_n(&s->fig.replay_installed, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&s->fig.replay_end_unix_ns, 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&s->fig.replay_start_unix_ns, figures_now_unix_ns(),
+  __atomic_store_n(&s->fig.replay_start_unix_ns, clock_unix_ns(),
                    __ATOMIC_RELAXED);
 }
 
 void figures_replay_end(struct session_shm *s, uint64_t installed) {
   __atomic_store_n(&s->fig.replay_installed, installed, __ATOMIC_RELAXED);
-  __atomic_store_n(&s->fig.replay_end_unix_ns, figures_now_unix_ns(),
+  __atomic_store_n(&s->fig.replay_end_unix_ns, clock_unix_ns(),
                    __ATOMIC_RELAXED);
 }
 
@@ -86,7 +81,7 @@ void figures_text(const struct session_shm *s, char *buf, size_t len) {
              ", replay installed %" PRIu64 " pages for %" PRIu64
              " listed in %.3f ms%s",
              ld(&f->replay_installed), ld(&f->replay_listed),
-             (double)((re > rs ? re : figures_now_unix_ns()) - rs) / 1e6,
+             (double)((re > rs ? re : clock_unix_ns()) - rs) / 1e6,
              re ? "" : " (cut short)");
   snprintf(buf, len, "%s%s%s%s, generation %u", ff, p50, p99, rp, s->gen);
 }

@@ -33,12 +33,6 @@
 
 #define MAX_FDS_IN_HANDSHAKE 16
 
-uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void ep_add(struct sv *v, int fd, uint32_t ev, void *ptr) {
   struct epoll_event e = {.events = ev, .data.ptr = ptr};
   if (epoll_ctl(v->ep, EPOLL_CTL_ADD, fd, &e) < 0)
@@ -241,10 +235,7 @@ static int fill_shm(struct sv *v, struct pending *p, const struct handshake *h,
   m->page_size = h->page_size;
   m->nregions = h->nregions;
   m->keeps_socket = (uint32_t)h->keeps_socket;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  m->started_unix_ns =
-      (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  m->started_unix_ns = clock_unix_ns();
   uint64_t first = 0;
   for (uint32_t i = 0; i < h->nregions; i++) {
     m->regions[i] = (struct shm_region){.base = h->regions[i].base,
@@ -476,7 +467,7 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
     p->uffd = -1;
     p->cred = cr;
     p->pidfd = peer_pidfd(conn, cr.pid);
-    p->deadline = now_ns() + l->conf->handshake_timeout_ns;
+    p->deadline = clock_mono_ns() + l->conf->handshake_timeout_ns;
     if (p->pidfd < 0 && errno == ESRCH) {
       /* Without a pidfd a 1.1-1.11 session could never tell it ended. */
       log_limited(&l->lim_refused, LOG_WARN,
@@ -497,7 +488,7 @@ static void on_accept(struct sv *v, struct sv_listener *l) {
 }
 
 static void expire_pending(struct sv *v) {
-  uint64_t t = now_ns();
+  uint64_t t = clock_mono_ns();
   for (struct pending *p = v->pending, *n; p; p = n) {
     n = p->next;
     if (t >= p->deadline)
@@ -574,7 +565,7 @@ static int setup_control(struct sv *v) {
 /* ---- main loop ---- */
 
 static int next_timeout_ms(struct sv *v) {
-  uint64_t t = now_ns(), next = UINT64_MAX;
+  uint64_t t = clock_mono_ns(), next = UINT64_MAX;
   for (struct pending *p = v->pending; p; p = p->next)
     if (p->deadline < next) next = p->deadline;
   for (struct gen *g = v->gens; g; g = g->next)
@@ -638,9 +629,9 @@ static int run_loop(struct sv *v) {
     expire_pending(v);
     resume_due(v);
     restart_due(v);
-    if (v->watchdog_ns && now_ns() >= v->watchdog_at) {
+    if (v->watchdog_ns && clock_mono_ns() >= v->watchdog_at) {
       notify_watchdog();
-      v->watchdog_at = now_ns() + v->watchdog_ns;
+      v->watchdog_at = clock_mono_ns() + v->watchdog_ns;
     }
     if (v->upgrade) upgrade_when_idle(v);
     if (idle_done(v)) break;
@@ -700,9 +691,8 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   v->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   v->sig_kind = K_SIGNAL;
   ep_add(v, v->sigfd, EPOLLIN, &v->sig_kind);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  v->next_id = (uint64_t)ts.tv_sec << 20; /* ids stay unique across runs */
+  /* ids stay unique across runs */
+  v->next_id = clock_unix_ns() / 1000000000ull << 20;
   struct handed *h = NULL;
   int nh = handover_collect(&h);
   if (nh > 0) adopt_stats(v, h, nh);
@@ -732,7 +722,7 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   if (r == 0) r = setup_control(v);
   uint64_t wd = notify_watchdog_interval_us();
   v->watchdog_ns = wd * 500; /* half the interval, in ns */
-  v->watchdog_at = wd ? now_ns() + v->watchdog_ns : 0;
+  v->watchdog_at = wd ? clock_mono_ns() + v->watchdog_ns : 0;
   return r;
 }
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "config.h"
 #include "control.h"
 #include "handover.h"
@@ -129,7 +130,6 @@ struct sv {
 extern const char session_fd_kind[4];
 
 /* supervisor.c */
-uint64_t now_ns(void);
 void ep_add(struct sv *v, int fd, uint32_t ev, void *ptr);
 void close_if(int fd);
 int apply_access(const struct sv_listener *l, const struct listener_conf *c,
