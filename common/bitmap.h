@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 /* Words for a bitmap of n bits (one spare, so n may be 0). */
-static inline size_t bitmap_words(uint64_t n) { return (size_t)(n / 64 + 1); }
+static inline size_t bitmap_words(uint64_t n) {
+  return (size_t)(n / 64 + 1);
+}
 
 static inline int bitmap_test(const uint64_t *b, uint64_t i) {
   return (__atomic_load_n(&b[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;

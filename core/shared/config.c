@@ -73,8 +73,8 @@ static const struct key_spec global_keys[] = {
 #define PK(k, t, field, def)                                                   \
   { k, t, 0, offsetof(struct listener_conf, field), def }
 static const struct key_spec prefetch_keys[] = {
-    PK("working_set", K_STRING, prefetch_path, NULL),
-    PK("mode", K_STRING, prefetch_mode_str, "auto"),
+    PK("working_set", K_STRING, wset_path, NULL),
+    PK("mode", K_STRING, wset_mode_str, "auto"),
     PK("record_for", K_DURATION, record_for_ns, "0"),
     PK("max_gap", K_INT, replay_max_gap, "0"),
     {NULL, 0, 0, 0, NULL},
@@ -323,7 +323,7 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
   if (l->fault_around < 0 || l->fault_around > 512)
     return fail(c, at(g, "fault_around"), err, errlen,
                 "listener '%s': fault_around must be 0..512 pages", l->name);
-  if (pick(l->prefetch_mode_str, modes, &l->prefetch_mode) < 0)
+  if (pick(l->wset_mode_str, modes, &l->wset_mode) < 0)
     return fail(c, pf ? at(pf, "mode") : g, err, errlen,
                 "listener '%s': prefetch mode must be off, record, replay or "
                 "auto",
@@ -331,7 +331,7 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
   if (l->replay_max_gap < 0 || l->replay_max_gap > 64)
     return fail(c, pf ? at(pf, "max_gap") : g, err, errlen,
                 "listener '%s': prefetch max_gap must be 0..64 pages", l->name);
-  if (l->prefetch_mode != PREFETCH_OFF && !l->prefetch_path)
+  if (l->wset_mode != WSET_OFF && !l->wset_path)
     return fail(c, pf ? pf : g, err, errlen,
                 "listener '%s': prefetch needs working_set = \"PATH\"",
                 l->name);
@@ -399,7 +399,7 @@ static int load_listener(struct daemon_conf *c, config_setting_t *g,
   if (apply_schema(c, g, listener_keys, also, "listener", l, err, errlen) < 0)
     return -1;
   config_setting_t *pf = config_setting_get_member(g, "prefetch");
-  l->prefetch_mode_str = "off";
+  l->wset_mode_str = "off";
   if (pf) {
     if (!config_setting_is_group(pf))
       return fail(c, pf, err, errlen, "'prefetch' must be a group");
