@@ -175,21 +175,12 @@ struct sv_listener *get_listener(struct sv *v, const char *name) {
 
 /* ---- sessions ---- */
 
-static void add_counters(struct session_counters *to,
-                         const struct session_counters *from) {
-  const uint64_t *f = (const uint64_t *)from;
-  uint64_t *t = (uint64_t *)to;
-  for (size_t i = 0; i < sizeof *from / sizeof(uint64_t); i++)
-    __atomic_fetch_add(&t[i], __atomic_load_n(&f[i], __ATOMIC_RELAXED),
-                       __ATOMIC_RELAXED);
-}
-
 void end_session(struct sv *v, uint64_t id, int reason) {
   for (struct sv_session **pp = &v->sessions; *pp; pp = &(*pp)->next) {
     struct sv_session *s = *pp;
     if (s->id != id) continue;
     *pp = s->next;
-    add_counters(&s->l->stats->ended, &s->shm->counters);
+    session_counters_add(&s->l->stats->ended, &s->shm->counters);
     __atomic_fetch_sub(&s->l->stats->sessions_live, 1, __ATOMIC_RELAXED);
     s->l->live--;
     s->gen->sessions--;
@@ -513,25 +504,25 @@ static int drain(struct sv *v, const char *name, char *err, size_t errlen) {
 
 /* ---- the control socket's view ---- */
 
-static void ctl_each_listener(void *opaque, control_listener_fn fn, void *arg) {
+static void ctl_each_listener(void *opaque, stats_listener_fn fn, void *arg) {
   struct sv *v = opaque;
   for (struct sv_listener *l = v->ls; l; l = l->next) {
     const struct listener_conf *c =
         v->current ? conf_find_listener(v->current->conf, l->name) : NULL;
     char source[256] = "";
     if (c) conf_stack_name(c, source, sizeof source);
-    struct control_listener cl = {.name = l->name,
-                                  .socket = l->bound_path ? l->bound_path
-                                            : c           ? c->socket
-                                                          : "",
-                                  .source = source,
-                                  .accepting = l->fd >= 0 || l->staged >= 0,
-                                  .stats = l->stats};
+    struct stats_listener cl = {.name = l->name,
+                                .socket = l->bound_path ? l->bound_path
+                                          : c           ? c->socket
+                                                        : "",
+                                .source = source,
+                                .accepting = l->fd >= 0 || l->staged >= 0,
+                                .stats = l->stats};
     fn(arg, &cl);
   }
 }
 
-static void ctl_each_session(void *opaque, control_session_fn fn, void *arg) {
+static void ctl_each_session(void *opaque, stats_session_fn fn, void *arg) {
   struct sv *v = opaque;
   for (struct sv_session *s = v->sessions; s; s = s->next)
     fn(arg, s->shm);
@@ -547,8 +538,9 @@ static int ctl_drain(void *opaque, const char *listener, char *err,
 }
 
 static int setup_control(struct sv *v) {
-  v->view = (struct control_view){.each_listener = ctl_each_listener,
-                                  .each_session = ctl_each_session,
+  v->view = (struct control_view){.stats = {.each_listener = ctl_each_listener,
+                                            .each_session = ctl_each_session,
+                                            .opaque = v},
                                   .reload = ctl_reload,
                                   .drain = ctl_drain,
                                   .opaque = v};
