@@ -40,7 +40,7 @@ struct control {
   struct intake intake;
   struct metrics_http *http;
   const struct control_view *v;
-  struct control_rates *rates;
+  struct stats_rates *rates;
   struct client *clients;
   int nclients;
   uint64_t next_client;

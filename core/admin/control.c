@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "figures.h"
 #include "intake.h"
 #include "log.h"
@@ -25,624 +26,7 @@
 #include "sockfile.h"
 #include "utf8.h"
 
-/* ---- the view ---- */
-
-/* One listener copied out of the view. */
-struct listener_copy {
-  char template[64];
-  char name[64];
-  char socket[128];
-  char source[256];
-};
-
-struct copy_arg {
-  struct control_listeners *out;
-  int cap;
-  int oom;
-};
-
-static void copy_listener(void *arg, const struct control_listener *l) {
-  struct copy_arg *a = arg;
-  struct control_listeners *o = a->out;
-  if (o->n == a->cap) {
-    int cap = a->cap ? a->cap * 2 : 8;
-    struct control_listener *nl = realloc(o->l, (size_t)cap * sizeof *nl);
-    if (nl) o->l = nl;
-    struct listener_copy *nm =
-        nl ? realloc(o->mem, (size_t)cap * sizeof *nm) : NULL;
-    if (!nm) {
-      a->oom = 1;
-      return;
-    }
-    o->mem = nm;
-    a->cap = cap;
-  }
-  struct listener_copy *m = (struct listener_copy *)o->mem + o->n;
-  snprintf(m->name, sizeof m->name, "%s", l->name ? l->name : "");
-  snprintf(m->socket, sizeof m->socket, "%s", l->socket ? l->socket : "");
-  snprintf(m->source, sizeof m->source, "%s", l->source ? l->source : "");
-  snprintf(m->template, sizeof m->template, "%s",
-           l->template ? l->template : "");
-  o->l[o->n++] =
-      (struct control_listener){.accepting = l->accepting, .stats = l->stats};
-}
-
-static int by_name(const void *a, const void *b) {
-  const struct control_listener *x = a, *y = b;
-  return strcmp(x->name, y->name);
-}
-
-int control_listeners_get(const struct control_view *v,
-                          struct control_listeners *out) {
-  memset(out, 0, sizeof *out);
-  struct copy_arg a = {.out = out};
-  if (v->each_listener) v->each_listener(v->opaque, copy_listener, &a);
-  if (a.oom) {
-    control_listeners_free(out);
-    return -1;
-  }
-  /* The copies moved while growing: point at them only now. */
-  for (int i = 0; i < out->n; i++) {
-    struct listener_copy *m = (struct listener_copy *)out->mem + i;
-    out->l[i].name = m->name;
-    out->l[i].socket = m->socket;
-    out->l[i].source = m->source;
-    out->l[i].template = m->template[0] ? m->template : NULL;
-  }
-  if (out->n > 1) qsort(out->l, (size_t)out->n, sizeof *out->l, by_name);
-  return 0;
-}
-
-void control_listeners_free(struct control_listeners *ls) {
-  free(ls->l);
-  free(ls->mem);
-  memset(ls, 0, sizeof *ls);
-}
-
-static uint64_t ld(const uint64_t *p) {
-  return __atomic_load_n(p, __ATOMIC_RELAXED);
-}
-
-static void add_counters(struct session_counters *to,
-                         const struct session_counters *from) {
-  const uint64_t *f = (const uint64_t *)from;
-  uint64_t *t = (uint64_t *)to;
-  for (size_t i = 0; i < sizeof *from / sizeof(uint64_t); i++)
-    t[i] += ld(&f[i]);
-}
-
-struct totals_arg {
-  const struct control_listener *ls;
-  int n;
-  struct session_counters *out;
-};
-
-static void add_live(void *arg, const struct session_shm *s) {
-  struct totals_arg *a = arg;
-  for (int i = 0; i < a->n; i++)
-    if (!strncmp(a->ls[i].name, s->listener, sizeof s->listener)) {
-      add_counters(&a->out[i], &s->counters);
-      return;
-    }
-}
-
-void control_totals(const struct control_view *v,
-                    const struct control_listener *ls, int n,
-                    struct session_counters *out) {
-  for (int i = 0; i < n; i++) {
-    memset(&out[i], 0, sizeof out[i]);
-    add_counters(&out[i], &ls[i].stats->ended);
-  }
-  struct totals_arg a = {ls, n, out};
-  if (v->each_session) v->each_session(v->opaque, add_live, &a);
-}
-
-/* ---- faults per second ---- */
-
-#define RATE_MIN_INTERVAL_NS 100000000ull /* shorter: keep the last rate */
-
-struct rate {
-  uint64_t id;
-  uint64_t t_ns;
-  uint64_t faults;
-  double per_sec;
-  int seen;
-};
-
-struct control_rates {
-  struct rate *a;
-  size_t n, cap;
-};
-
-struct control_rates *control_rates_new(void) {
-  return calloc(1, sizeof(struct control_rates));
-}
-
-void control_rates_free(struct control_rates *r) {
-  if (!r) return;
-  free(r->a);
-  free(r);
-}
-
-/* Faults per second of a session: since the previous sample taken of it,
- * or since it started. */
-static double fault_rate(struct control_rates *r, const struct session_shm *s,
-                         uint64_t faults, uint64_t now_ns,
-                         uint64_t now_unix_ns) {
-  struct rate *e = NULL;
-  for (size_t i = 0; r && i < r->n; i++)
-    if (r->a[i].id == s->id) e = &r->a[i];
-  if (e) {
-    e->seen = 1;
-    if (now_ns - e->t_ns < RATE_MIN_INTERVAL_NS) return e->per_sec;
-    e->per_sec = faults >= e->faults ? (double)(faults - e->faults) * 1e9 /
-                                           (double)(now_ns - e->t_ns)
-                                     : 0;
-    e->t_ns = now_ns;
-    e->faults = faults;
-    return e->per_sec;
-  }
-  uint64_t age =
-      now_unix_ns > s->started_unix_ns ? now_unix_ns - s->started_unix_ns : 0;
-  double rate = age >= 1000000 ? (double)faults * 1e9 / (double)age : 0;
-  if (r && r->n == r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 16;
-    struct rate *a = realloc(r->a, cap * sizeof *a);
-    if (!a) return rate;
-    r->a = a;
-    r->cap = cap;
-  }
-  if (r)
-    r->a[r->n++] = (struct rate){.id = s->id,
-                                 .t_ns = now_ns,
-                                 .faults = faults,
-                                 .per_sec = rate,
-                                 .seen = 1};
-  return rate;
-}
-
-/* Forgets sessions not seen since the last call. */
-static void rates_sweep(struct control_rates *r) {
-  if (!r) return;
-  size_t k = 0;
-  for (size_t i = 0; i < r->n; i++)
-    if (r->a[i].seen) {
-      r->a[i].seen = 0;
-      r->a[k++] = r->a[i];
-    }
-  r->n = k;
-}
-
-/* ---- requests ---- */
-
-static const char *const cmd_names[] = {"list", "stats", "metrics", "reload",
-                                        "drain"};
-
-int control_parse_request(const char *line, size_t len,
-                          struct control_request *req, char *err,
-                          size_t errlen) {
-  memset(req, 0, sizeof *req);
-  if (len > CONTROL_MAX_REQUEST) {
-    snprintf(err, errlen, "request longer than %d bytes", CONTROL_MAX_REQUEST);
-    return -1;
-  }
-  size_t i = 0;
-  while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
-    i++;
-  if (i == len) {
-    snprintf(err, errlen,
-             "empty request: send a JSON object such as "
-             "{\"cmd\":\"list\"}");
-    return -1;
-  }
-  const char *end = NULL;
-  cJSON *j = cJSON_ParseWithLengthOpts(line, len, &end, 0);
-  if (!j) {
-    const char *at = cJSON_GetErrorPtr();
-    snprintf(err, errlen, "request is not valid JSON (at byte %zu)",
-             at && at >= line && at <= line + len ? (size_t)(at - line) : 0);
-    return -1;
-  }
-  while (end && end < line + len &&
-         (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-    end++;
-  int rc = -1;
-  if (end && end < line + len) {
-    snprintf(err, errlen,
-             "request has bytes after its JSON object (at byte "
-             "%zu)",
-             (size_t)(end - line));
-    goto out;
-  }
-  if (!cJSON_IsObject(j)) {
-    snprintf(err, errlen,
-             "request must be a JSON object such as "
-             "{\"cmd\":\"list\"}");
-    goto out;
-  }
-  const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(j, "cmd");
-  if (!cJSON_IsString(cmd)) {
-    snprintf(err, errlen,
-             "request needs \"cmd\": a string, one of list, "
-             "stats, metrics, reload, drain");
-    goto out;
-  }
-  size_t c = 0;
-  while (c < sizeof cmd_names / sizeof *cmd_names &&
-         strcmp(cmd->valuestring, cmd_names[c]))
-    c++;
-  if (c == sizeof cmd_names / sizeof *cmd_names) {
-    char q[300];
-    utf8_quote(q, sizeof q, cmd->valuestring, 64);
-    snprintf(err, errlen,
-             "unknown cmd \"%s\": expected list, stats, metrics, reload "
-             "or drain",
-             q);
-    goto out;
-  }
-  req->cmd = (enum control_cmd)c;
-  const cJSON *item;
-  cJSON_ArrayForEach(item, j) {
-    if (!strcmp(item->string, "cmd") || !strcmp(item->string, "v"))
-      continue; /* the version is checked by admin_request() */
-    if (req->cmd == CONTROL_DRAIN && !strcmp(item->string, "listener"))
-      continue;
-    char q[300];
-    utf8_quote(q, sizeof q, item->string, 64);
-    snprintf(err, errlen, "unknown key \"%s\" in a %s request", q,
-             cmd_names[c]);
-    goto out;
-  }
-  if (req->cmd == CONTROL_DRAIN) {
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "listener");
-    if (!cJSON_IsString(l) || !l->valuestring[0]) {
-      snprintf(err, errlen, "drain needs \"listener\": the listener's name");
-      goto out;
-    }
-    if (strlen(l->valuestring) >= sizeof req->listener) {
-      snprintf(err, errlen, "listener name longer than %zu bytes",
-               sizeof req->listener - 1);
-      goto out;
-    }
-    if (strspn(l->valuestring,
-               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
-               "rstuvwxyz0123456789._-") != strlen(l->valuestring)) {
-      char q[300];
-      utf8_quote(q, sizeof q, l->valuestring, 64);
-      snprintf(err, errlen,
-               "listener name \"%s\" is not a name: listener names are "
-               "[A-Za-z0-9._-]",
-               q);
-      goto out;
-    }
-    snprintf(req->listener, sizeof req->listener, "%s", l->valuestring);
-  }
-  rc = 0;
-out:
-  cJSON_Delete(j);
-  return rc;
-}
-
-/* ---- responses ---- */
-
-static void num(cJSON *o, const char *k, double v) {
-  cJSON_AddItemToObject(o, k, cJSON_CreateNumber(v));
-}
-
-static void add_listener_head(cJSON *o, const struct control_listener *l) {
-  cJSON_AddItemToObject(o, "name", cJSON_CreateString(l->name));
-  cJSON_AddItemToObject(o, "socket", cJSON_CreateString(l->socket));
-  cJSON_AddItemToObject(o, "source", cJSON_CreateString(l->source));
-  cJSON_AddItemToObject(o, "accepting", cJSON_CreateBool(l->accepting));
-  cJSON_AddItemToObject(o, "template",
-                        l->template ? cJSON_CreateString(l->template)
-                                    : cJSON_CreateNull());
-  num(o, "sessions_live", (double)ld(&l->stats->sessions_live));
-  num(o, "sessions_total", (double)ld(&l->stats->sessions_total));
-}
-
-struct collect {
-  const struct session_shm **a;
-  size_t n, cap;
-  int oom;
-};
-
-static void collect_session(void *arg, const struct session_shm *s) {
-  struct collect *c = arg;
-  if (c->n == c->cap) {
-    size_t cap = c->cap ? c->cap * 2 : 32;
-    const struct session_shm **a = realloc(c->a, cap * sizeof *a);
-    if (!a) {
-      c->oom = 1;
-      return;
-    }
-    c->a = a;
-    c->cap = cap;
-  }
-  c->a[c->n++] = s;
-}
-
-static int by_id(const void *a, const void *b) {
-  const struct session_shm *x = *(const struct session_shm *const *)a;
-  const struct session_shm *y = *(const struct session_shm *const *)b;
-  return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static cJSON *latency_json(const struct session_counters *c);
-
-static cJSON *session_json(const struct session_shm *s, struct control_rates *r,
-                           uint64_t now_ns, uint64_t now_unix_ns) {
-  cJSON *o = cJSON_CreateObject();
-  char name[sizeof s->listener + 1];
-  snprintf(name, sizeof name, "%.*s", (int)sizeof s->listener, s->listener);
-  json_add_u64(o, "id", s->id);
-  cJSON_AddItemToObject(o, "listener", cJSON_CreateString(name));
-  num(o, "pid", s->pid);
-  num(o, "uid", s->uid);
-  uint32_t nr = s->nregions < CONF_MAX_REGIONS ? s->nregions : CONF_MAX_REGIONS;
-  uint64_t mem = 0;
-  for (uint32_t i = 0; i < nr; i++)
-    mem += s->regions[i].size;
-  num(o, "regions", nr);
-  num(o, "memory_bytes", (double)mem);
-  num(o, "page_size", s->page_size);
-  char when[32] = "";
-  time_t t = (time_t)(s->started_unix_ns / 1000000000ull);
-  struct tm tm;
-  if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  cJSON_AddItemToObject(o, "started", cJSON_CreateString(when));
-  json_add_u64(o, "started_unix_ns", s->started_unix_ns);
-  const struct session_counters *c = &s->counters;
-  uint64_t faults = ld(&c->faults);
-  num(o, "pages_copied", (double)ld(&c->pages_copied));
-  num(o, "zero_pages", (double)ld(&c->zero_pages));
-  num(o, "bytes_copied", (double)ld(&c->bytes_copied));
-  num(o, "faults", (double)faults);
-  double rate = fault_rate(r, s, faults, now_ns, now_unix_ns);
-  num(o, "faults_per_second", round(rate * 10) / 10);
-  figures_json(o, s);
-  cJSON_AddItemToObject(o, "latency", latency_json(c));
-  return o;
-}
-
-static cJSON *respond_list(const struct control_view *v,
-                           const struct control_listeners *ls,
-                           struct control_rates *r, uint64_t now_ns,
-                           uint64_t now_unix_ns) {
-  struct session_counters *tot =
-      calloc(ls->n > 0 ? (size_t)ls->n : 1, sizeof *tot);
-  struct collect col = {0};
-  if (!tot) return NULL;
-  control_totals(v, ls->l, ls->n, tot);
-  if (v->each_session) v->each_session(v->opaque, collect_session, &col);
-  if (col.oom) {
-    free(col.a);
-    free(tot);
-    return NULL;
-  }
-  if (col.n) qsort(col.a, col.n, sizeof *col.a, by_id);
-  cJSON *o = cJSON_CreateObject();
-  cJSON *la = cJSON_AddArrayToObject(o, "listeners");
-  for (int i = 0; i < ls->n; i++) {
-    cJSON *l = cJSON_CreateObject();
-    add_listener_head(l, &ls->l[i]);
-    num(l, "faults", (double)tot[i].faults);
-    num(l, "pages_copied", (double)tot[i].pages_copied);
-    num(l, "zero_pages", (double)tot[i].zero_pages);
-    num(l, "bytes_copied", (double)tot[i].bytes_copied);
-    cJSON_AddItemToArray(la, l);
-  }
-  cJSON *ss = cJSON_AddArrayToObject(o, "sessions");
-  for (size_t i = 0; i < col.n; i++)
-    cJSON_AddItemToArray(ss, session_json(col.a[i], r, now_ns, now_unix_ns));
-  rates_sweep(r);
-  free(col.a);
-  free(tot);
-  return o;
-}
-
-static const struct {
-  const char *name;
-  size_t off;
-} counter_fields[] = {
-    {"faults", offsetof(struct session_counters, faults)},
-    {"pages_copied", offsetof(struct session_counters, pages_copied)},
-    {"zero_pages", offsetof(struct session_counters, zero_pages)},
-    {"bytes_copied", offsetof(struct session_counters, bytes_copied)},
-    {"removes", offsetof(struct session_counters, removes)},
-    {"removed_pages", offsetof(struct session_counters, removed_pages)},
-    {"stale_faults", offsetof(struct session_counters, stale_faults)},
-    {"eagain", offsetof(struct session_counters, eagain)},
-    {"source_errors", offsetof(struct session_counters, source_errors)},
-    {"prefetched_pages", offsetof(struct session_counters, prefetched_pages)},
-    {"vms_killed", offsetof(struct session_counters, vms_killed)},
-};
-
-static cJSON *latency_json(const struct session_counters *c) {
-  cJSON *o = cJSON_CreateObject();
-  uint64_t count = 0;
-  for (int k = 0; k < LAT_BUCKETS; k++)
-    count += c->lat_buckets[k];
-  num(o, "count", (double)count);
-  num(o, "mean_us",
-      count ? round((double)c->lat_sum_ns / (double)count / 100.0) / 10.0 : 0);
-  static const struct {
-    const char *key;
-    double q;
-  } qs[] = {{"p50_us", 0.5}, {"p90_us", 0.9}, {"p99_us", 0.99}};
-  for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
-    double b = count ? figures_quantile_us(c, count, qs[i].q) : 0;
-    if (b < 0)
-      cJSON_AddItemToObject(o, qs[i].key, cJSON_CreateNull());
-    else
-      num(o, qs[i].key, b);
-  }
-  cJSON *bk = cJSON_AddArrayToObject(o, "buckets");
-  for (int k = 0; k < LAT_BUCKETS; k++) {
-    cJSON *e = cJSON_CreateObject();
-    if (k < LAT_BUCKETS - 1)
-      num(e, "below_us", (double)(4ull << k));
-    else
-      cJSON_AddItemToObject(e, "below_us", cJSON_CreateNull());
-    num(e, "count", (double)c->lat_buckets[k]);
-    cJSON_AddItemToArray(bk, e);
-  }
-  return o;
-}
-
-/* The plugin counters of a listener, grouped by instance. */
-static cJSON *sources_json(const struct listener_stats *st) {
-  cJSON *a = cJSON_CreateArray();
-  uint32_t n = __atomic_load_n(&st->ncounters, __ATOMIC_ACQUIRE);
-  if (n > LISTENER_COUNTERS) n = LISTENER_COUNTERS;
-  for (uint32_t i = 0; i < n; i++) {
-    const char *inst = st->counters[i].instance;
-    int first = 1;
-    for (uint32_t k = 0; k < i && first; k++)
-      first = strcmp(st->counters[k].instance, inst) != 0;
-    if (!first) continue;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "instance", cJSON_CreateString(inst));
-    cJSON *cs = cJSON_AddObjectToObject(o, "counters");
-    uint64_t hits = 0, misses = 0;
-    int has_hits = 0, has_misses = 0;
-    for (uint32_t k = i; k < n; k++) {
-      const struct plugin_counter *pc = &st->counters[k];
-      if (strcmp(pc->instance, inst)) continue;
-      uint64_t val = ld(&pc->value);
-      num(cs, pc->name, (double)val);
-      if (!strcmp(pc->name, "hits"))
-        has_hits = 1, hits = val;
-      else if (!strcmp(pc->name, "misses"))
-        has_misses = 1, misses = val;
-    }
-    if (has_hits && has_misses) {
-      if (hits + misses)
-        num(o, "hit_ratio",
-            round((double)hits / (double)(hits + misses) * 10000) / 10000);
-      else
-        cJSON_AddItemToObject(o, "hit_ratio", cJSON_CreateNull());
-    }
-    cJSON_AddItemToArray(a, o);
-  }
-  return a;
-}
-
-static cJSON *respond_stats(const struct control_view *v,
-                            const struct control_listeners *ls) {
-  struct session_counters *tot =
-      calloc(ls->n > 0 ? (size_t)ls->n : 1, sizeof *tot);
-  if (!tot) return NULL;
-  control_totals(v, ls->l, ls->n, tot);
-  cJSON *o = cJSON_CreateObject();
-  cJSON *la = cJSON_AddArrayToObject(o, "listeners");
-  for (int i = 0; i < ls->n; i++) {
-    const struct control_listener *l = &ls->l[i];
-    cJSON *j = cJSON_CreateObject();
-    add_listener_head(j, l);
-    num(j, "refused_peers", (double)ld(&l->stats->refused_peers));
-    num(j, "handshake_errors", (double)ld(&l->stats->handshake_errors));
-    num(j, "worker_restarts", (double)ld(&l->stats->worker_restarts));
-    cJSON *cs = cJSON_AddObjectToObject(j, "counters");
-    for (size_t k = 0; k < sizeof counter_fields / sizeof *counter_fields; k++)
-      num(cs, counter_fields[k].name,
-          (double)*(const uint64_t *)((const char *)&tot[i] +
-                                      counter_fields[k].off));
-    cJSON_AddItemToObject(j, "latency", latency_json(&tot[i]));
-    cJSON_AddItemToObject(j, "sources", sources_json(l->stats));
-    cJSON_AddItemToArray(la, j);
-  }
-  free(tot);
-  return o;
-}
-
-cJSON *control_error(const char *msg, const char *code) {
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "error", cJSON_CreateString(msg));
-  cJSON_AddItemToObject(o, "code", cJSON_CreateString(code));
-  return o;
-}
-
-static cJSON *error_json(const char *msg) {
-  return control_error(msg, "failed");
-}
-
-static cJSON *respond_call(const struct control_view *v,
-                           const struct control_listeners *ls,
-                           const struct control_request *req) {
-  char err[512] = "";
-  int rc;
-  if (req->cmd == CONTROL_RELOAD) {
-    if (!v->reload) return error_json("reload is not supported by this daemon");
-    rc = v->reload(v->opaque, err, sizeof err);
-  } else {
-    int found = 0;
-    for (int i = 0; i < ls->n && !found; i++)
-      found = !strcmp(ls->l[i].name, req->listener);
-    if (!found) {
-      snprintf(err, sizeof err, "no listener named \"%s\"", req->listener);
-      return control_error(err, "not_found");
-    }
-    if (!v->drain) return error_json("drain is not supported by this daemon");
-    rc = v->drain(v->opaque, req->listener, err, sizeof err);
-  }
-  if (rc < 0) return error_json(err[0] ? err : "failed");
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "ok", cJSON_CreateTrue());
-  if (req->cmd == CONTROL_DRAIN)
-    cJSON_AddItemToObject(o, "listener", cJSON_CreateString(req->listener));
-  if (req->cmd == CONTROL_RELOAD && err[0]) /* which generation it got */
-    cJSON_AddItemToObject(o, "message", cJSON_CreateString(err));
-  return o;
-}
-
-char *control_respond(const struct control_view *v, struct control_rates *r,
-                      const char *line, size_t len, uint64_t now_ns,
-                      uint64_t now_unix_ns) {
-  struct control_request req;
-  struct control_listeners ls = {0};
-  char err[512];
-  cJSON *o = NULL;
-  if (control_parse_request(line, len, &req, err, sizeof err) < 0) {
-    o = control_error(err, "bad_request");
-  } else if (req.cmd != CONTROL_METRICS && control_listeners_get(v, &ls) < 0) {
-    o = NULL;
-  } else if (req.cmd == CONTROL_LIST) {
-    o = respond_list(v, &ls, r, now_ns, now_unix_ns);
-    if (o && v->extend) v->extend(v->opaque, "list", o);
-  } else if (req.cmd == CONTROL_STATS) {
-    o = respond_stats(v, &ls);
-    if (o && v->extend) v->extend(v->opaque, "stats", o);
-  } else if (req.cmd == CONTROL_METRICS) {
-    char *text = metrics_render(v, NULL);
-    if (text) {
-      o = cJSON_CreateObject();
-      cJSON_AddItemToObject(o, "metrics", cJSON_CreateString(text));
-      free(text);
-    }
-  } else {
-    o = respond_call(v, &ls, &req);
-  }
-  control_listeners_free(&ls);
-  if (!o) return NULL;
-  char *s = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  return s;
-}
-
 /* ---- the server ---- */
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t unix_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int open_socket(struct control *c, const char *path, char *err,
                        size_t errlen) {
@@ -719,7 +103,7 @@ int control_open(struct control **out, const struct daemon_conf *conf,
     c->n_allow_uids = c->n_allow_gids = 0;
   }
   c->v = view;
-  c->rates = control_rates_new();
+  c->rates = stats_rates_new();
   c->ep = epoll_create1(EPOLL_CLOEXEC);
   if (c->ep < 0 || !c->rates) {
     snprintf(err, errlen, "control: %s", strerror(errno));
@@ -736,7 +120,8 @@ int control_open(struct control **out, const struct daemon_conf *conf,
              err);
   }
   if (conf->metrics_listen) {
-    c->http = metrics_http_start(conf->metrics_listen, view, err, errlen);
+    c->http =
+        metrics_http_start(conf->metrics_listen, &view->stats, err, errlen);
     if (!c->http) {
       control_close(c);
       return -1;
@@ -818,9 +203,7 @@ static void queue_reply(struct client *cl, char *json) {
 }
 
 static void reply_error(struct client *cl, const char *msg) {
-  cJSON *o = control_error(msg, "bad_request");
-  queue_reply(cl, cJSON_PrintUnformatted(o));
-  cJSON_Delete(o);
+  queue_reply(cl, control_error_reply(msg));
 }
 
 /* Answers the complete lines buffered, one at a time, until a reply does
@@ -851,14 +234,14 @@ static int serve_client(struct control *c, struct client *cl, int eof) {
     }
     if (len && cl->in[len - 1] == '\r') len--;
     if (!admin_request(c, cl, cl->in, len)) {
-      char *r =
-          control_respond(c->v, c->rates, cl->in, len, mono_ns(), unix_ns());
+      char *r = control_respond(c->v, c->rates, cl->in, len, clock_mono_ns(),
+                                clock_unix_ns());
       queue_reply(cl, r);
     }
     size_t used = nl ? (size_t)(nl - cl->in) + 1 : cl->inlen;
     memmove(cl->in, cl->in + used, cl->inlen - used);
     cl->inlen -= used;
-    cl->deadline = mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
+    cl->deadline = clock_mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
   }
 }
 
@@ -944,7 +327,7 @@ static void on_accept(struct control *c) {
     }
     n->fd = fd;
     n->id = ++c->next_client;
-    n->deadline = mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
+    n->deadline = clock_mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = n};
     if (epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
       close(fd);
@@ -987,7 +370,7 @@ void control_run(struct control *c) {
    * (that is, open connections), not only when its fd is ready. */
   if (c->http && (http || metrics_http_timeout(c->http) >= 0))
     metrics_http_run(c->http);
-  uint64_t t = mono_ns();
+  uint64_t t = clock_mono_ns();
   for (struct client *cl = c->clients, *next; cl; cl = next) {
     next = cl->next;
     if (t >= cl->deadline && !cl->held && (!cl->watch || cl->out)) drop(c, cl);
@@ -998,7 +381,7 @@ int control_timeout(const struct control *c, int timeout_ms) {
   if (!c) return timeout_ms;
   int t = intake_timeout(&c->intake, timeout_ms);
   if (c->clients) {
-    uint64_t now = mono_ns(), first = UINT64_MAX;
+    uint64_t now = clock_mono_ns(), first = UINT64_MAX;
     for (const struct client *cl = c->clients; cl; cl = cl->next)
       if (cl->deadline < first && !cl->held && (!cl->watch || cl->out))
         first = cl->deadline;
@@ -1026,7 +409,7 @@ void control_close(struct control *c) {
   }
   free(c->path);
   if (c->ep >= 0) close(c->ep);
-  control_rates_free(c->rates);
+  stats_rates_free(c->rates);
   free(c->allow_uids);
   free(c->allow_gids);
   free(c);

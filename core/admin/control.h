@@ -12,9 +12,8 @@
  * per turn of its loop and bounds its epoll_wait() with control_timeout().
  * Every socket is non-blocking; nothing here ever waits.
  *
- * All figures are read from shared memory (struct listener_stats and each
- * live struct session_shm) through a struct control_view the supervisor
- * fills; the worker is never asked. */
+ * All figures come from the statistics model (stats.h), which reads shared
+ * memory; the worker is never asked. */
 #ifndef UFFDKIT_CORE_CONTROL_H
 #define UFFDKIT_CORE_CONTROL_H
 
@@ -24,36 +23,18 @@
 #include <stdio.h>
 
 #include "config.h"
-#include "shm.h"
+#include "stats.h"
 
 #define CONTROL_DEFAULT_SOCKET "/run/uffdkit/control.sock"
 #define CONTROL_MAX_REQUEST (64 * 1024) /* bytes of one request line */
 #define CONTROL_MAX_CLIENTS 32
 #define CONTROL_CLIENT_TIMEOUT_MS 5000 /* to send a request or read a reply */
 
-/* A listener as the supervisor shows it.  The strings are copied before
- * the callback returns, so they may live on the caller's stack. */
-struct control_listener {
-  const char *name;
-  const char *socket;   /* "" when it has none (removed from the config) */
-  const char *source;   /* "http+cache+retry": conf_stack_name() */
-  int accepting;        /* its socket is open */
-  const char *template; /* of a per-restore listener; NULL: from the config */
-  struct listener_stats *stats;
-};
-
-typedef void (*control_listener_fn)(void *arg,
-                                    const struct control_listener *l);
-typedef void (*control_session_fn)(void *arg, const struct session_shm *s);
-
-/* What the supervisor shows, read through callbacks each time a request
- * or a scrape is served, so reloads need no notice. */
+/* What the supervisor shows (the statistics model, stats.h) and the
+ * commands it takes, read through callbacks each time a request or a
+ * scrape is served, so reloads need no notice. */
 struct control_view {
-  /* Calls fn(arg, l) for every listener, including those removed from
-   * the config that still have live sessions. */
-  void (*each_listener)(void *opaque, control_listener_fn fn, void *arg);
-  /* Calls fn(arg, shm) for every live session. */
-  void (*each_session)(void *opaque, control_session_fn fn, void *arg);
+  struct stats_view stats;
   /* Each returns 0, or -1 with a message in err.  NULL: not supported.
    * reload may also leave a note in err on success: which generation it
    * started, or that it runs after the one loading. */
@@ -70,8 +51,6 @@ struct control_view {
   /* Adds to the answer of cmd ("list", "stats") what the listeners do not
    * hold (restores, templates).  May be NULL. */
   void (*extend)(void *opaque, const char *cmd, cJSON *answer);
-  /* Appends Prometheus text of what listeners do not hold.  May be NULL. */
-  void (*metrics_extra)(void *opaque, FILE *out);
   void *opaque;
 };
 
@@ -104,23 +83,6 @@ void control_event(struct control *c, const char *id, cJSON *event);
  * the one this process created. */
 void control_close(struct control *c);
 
-/* A copy of the view's listeners, sorted by name. */
-struct control_listeners {
-  struct control_listener *l;
-  int n;
-  void *mem;
-};
-/* Returns 0, or -1 when out of memory. */
-int control_listeners_get(const struct control_view *v,
-                          struct control_listeners *out);
-void control_listeners_free(struct control_listeners *ls);
-
-/* For each of the n listeners, into out[i]: the counters of its ended
- * sessions plus those of its live ones. */
-void control_totals(const struct control_view *v,
-                    const struct control_listener *ls, int n,
-                    struct session_counters *out);
-
 /* ---- for tests and for ctl ---- */
 
 enum control_cmd {
@@ -142,17 +104,14 @@ int control_parse_request(const char *line, size_t len,
                           struct control_request *req, char *err,
                           size_t errlen);
 
-/* State kept between requests: the last sample of each session, from
- * which `list` computes faults per second. */
-struct control_rates;
-struct control_rates *control_rates_new(void);
-void control_rates_free(struct control_rates *r);
-
 /* The response to one request line, as a NUL-terminated JSON object
  * without a newline (malloc'd), or NULL when out of memory.  now_ns is
  * CLOCK_MONOTONIC, now_unix_ns CLOCK_REALTIME; rates may be NULL. */
-char *control_respond(const struct control_view *v, struct control_rates *r,
+char *control_respond(const struct control_view *v, struct stats_rates *r,
                       const char *line, size_t len, uint64_t now_ns,
                       uint64_t now_unix_ns);
+
+/* {"error":"msg"} (malloc'd), or NULL when out of memory. */
+char *control_error_reply(const char *msg);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "control.h"
+#include "stats.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_DEFAULT_HOST "127.0.0.1"
@@ -15,7 +15,7 @@
 /* Renders every metric of the view.  Returns a malloc'd NUL-terminated
  * string (its length in *len when len is not NULL), or NULL when out of
  * memory. */
-char *metrics_render(const struct control_view *v, size_t *len);
+char *metrics_render(const struct stats_view *v, size_t *len);
 
 /* Parses a listen address: "PORT" (on 127.0.0.1), "HOST:PORT" with an IPv4
  * address or "localhost", or "[IPV6]:PORT".  Returns 0, or -1 with a
@@ -29,7 +29,7 @@ struct metrics_http;
  * in err when it cannot (bad address, port in use, built without
  * libmicrohttpd). */
 struct metrics_http *metrics_http_start(const char *listen,
-                                        const struct control_view *v, char *err,
+                                        const struct stats_view *v, char *err,
                                         size_t errlen);
 /* An epoll fd that is readable whenever the server has work. */
 int metrics_http_fd(const struct metrics_http *h);

@@ -76,8 +76,8 @@ static const struct key_spec global_keys[] = {
 #define PK(k, t, field, def)                                                   \
   { k, t, 0, offsetof(struct listener_conf, field), def }
 static const struct key_spec prefetch_keys[] = {
-    PK("working_set", K_STRING, prefetch_path, NULL),
-    PK("mode", K_STRING, prefetch_mode_str, "auto"),
+    PK("working_set", K_STRING, wset_path, NULL),
+    PK("mode", K_STRING, wset_mode_str, "auto"),
     PK("record_for", K_DURATION, record_for_ns, "0"),
     PK("max_gap", K_INT, replay_max_gap, "0"),
     {NULL, 0, 0, 0, NULL},
@@ -326,7 +326,7 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
   if (l->fault_around < 0 || l->fault_around > 512)
     return fail(c, at(g, "fault_around"), err, errlen,
                 "listener '%s': fault_around must be 0..512 pages", l->name);
-  if (pick(l->prefetch_mode_str, modes, &l->prefetch_mode) < 0)
+  if (pick(l->wset_mode_str, modes, &l->wset_mode) < 0)
     return fail(c, pf ? at(pf, "mode") : g, err, errlen,
                 "listener '%s': prefetch mode must be off, record, replay or "
                 "auto",
@@ -334,7 +334,7 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
   if (l->replay_max_gap < 0 || l->replay_max_gap > 64)
     return fail(c, pf ? at(pf, "max_gap") : g, err, errlen,
                 "listener '%s': prefetch max_gap must be 0..64 pages", l->name);
-  if (l->prefetch_mode != PREFETCH_OFF && !l->prefetch_path)
+  if (l->wset_mode != WSET_OFF && !l->wset_path)
     return fail(c, pf ? pf : g, err, errlen,
                 "listener '%s': prefetch needs working_set = \"PATH\"",
                 l->name);
@@ -402,7 +402,7 @@ static int load_listener(struct daemon_conf *c, config_setting_t *g,
   if (apply_schema(c, g, listener_keys, also, "listener", l, err, errlen) < 0)
     return -1;
   config_setting_t *pf = config_setting_get_member(g, "prefetch");
-  l->prefetch_mode_str = "off";
+  l->wset_mode_str = "off";
   if (pf) {
     if (!config_setting_is_group(pf))
       return fail(c, pf, err, errlen, "'prefetch' must be a group");
@@ -525,111 +525,6 @@ int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
   }
   fclose(m);
   int r = conf_load_string(c, text, name, err, errlen);
-  free(text);
-  return r;
-}
-
-/* The name of plugin `ref` as written in a group: itself, or for a path
- * the file's name without "lib" and ".so". */
-static void plugin_label(const char *ref, char *buf, size_t len) {
-  const char *slash = strrchr(ref, '/');
-  if (!slash) {
-    snprintf(buf, len, "%s", ref);
-    return;
-  }
-  const char *b = slash + 1;
-  size_t n = strlen(b);
-  if (!strncmp(b, "lib", 3) && n > 6 && !strcmp(b + n - 3, ".so")) {
-    b += 3;
-    n -= 6;
-  }
-  snprintf(buf, len, "%.*s", (int)n, b);
-}
-
-void conf_stack_name(const struct listener_conf *l, char *buf, size_t len) {
-  const char *ref = NULL;
-  char name[256];
-  if (!l->source || !config_setting_lookup_string(l->source, "plugin", &ref))
-    ref = "?";
-  plugin_label(ref, name, sizeof name);
-  size_t n = (size_t)snprintf(buf, len, "%s", name);
-  int nl = l->layers ? config_setting_length(l->layers) : 0;
-  for (int i = 0; i < nl && n < len; i++) {
-    config_setting_t *g = config_setting_get_elem(l->layers, (unsigned)i);
-    if (!g || !config_setting_lookup_string(g, "layer", &ref)) ref = "?";
-    plugin_label(ref, name, sizeof name);
-    n += (size_t)snprintf(buf + n, len - n, "+%s", name);
-  }
-}
-
-/* Appends s to the memstream as a libconfig string literal. */
-static void put_quoted(FILE *m, const char *s) {
-  fputc('"', m);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') fputc('\\', m);
-    fputc(*s, m);
-  }
-  fputc('"', m);
-}
-
-static int valid_key(const char *k, size_t n) {
-  if (!n || !isalpha((unsigned char)k[0])) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (!isalnum((unsigned char)k[i]) && k[i] != '_' && k[i] != '-') return 0;
-  return 1;
-}
-
-/* The uffdkit group of the command line's settings, as config text. */
-static void put_globals(FILE *m, const struct cli_globals *g) {
-  if (!g || (!g->control_socket && !g->metrics)) return;
-  fputs("uffdkit = {", m);
-  if (g->control_socket) {
-    fputs(" control_socket = ", m);
-    put_quoted(m, g->control_socket);
-    fputc(';', m);
-  }
-  if (g->metrics) {
-    fputs(" metrics = ", m);
-    put_quoted(m, g->metrics);
-    fputc(';', m);
-  }
-  fputs(" };\n", m);
-}
-
-int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
-                  char *const *kv, int nkv, const struct cli_globals *g,
-                  char *err, size_t errlen) {
-  char *text = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream(&text, &len);
-  put_globals(m, g);
-  fputs("listeners = ( { name = ", m);
-  put_quoted(m, g && g->name ? g->name : "cli");
-  fputs("; socket = ", m);
-  put_quoted(m, socket);
-  fputs("; source = { plugin = ", m);
-  put_quoted(m, plugin);
-  fputs(";", m);
-  for (int i = 0; i < nkv; i++) {
-    const char *eq = strchr(kv[i], '=');
-    if (!eq || !valid_key(kv[i], (size_t)(eq - kv[i]))) {
-      fclose(m);
-      free(text);
-      memset(c, 0, sizeof *c);
-      config_init(&c->cfg);
-      snprintf(err, errlen,
-               "command line: '%s' is not key=value with a key of "
-               "[A-Za-z][A-Za-z0-9_-]*",
-               kv[i]);
-      return -1;
-    }
-    fprintf(m, " %.*s = ", (int)(eq - kv[i]), kv[i]);
-    put_quoted(m, eq + 1);
-    fputc(';', m);
-  }
-  fputs(" }; } );\n", m);
-  fclose(m);
-  int r = conf_load_string(c, text, "command line", err, errlen);
   free(text);
   return r;
 }

@@ -20,11 +20,11 @@ enum source_error_policy {
   ON_ERROR_HANG = 2,
 };
 
-enum prefetch_mode {
-  PREFETCH_OFF = 0,
-  PREFETCH_RECORD = 1,
-  PREFETCH_REPLAY = 2,
-  PREFETCH_AUTO = 3,
+enum wset_mode {
+  WSET_OFF = 0,
+  WSET_RECORD = 1,
+  WSET_REPLAY = 2,
+  WSET_AUTO = 3,
 };
 
 struct listener_conf {
@@ -46,9 +46,9 @@ struct listener_conf {
   int on_source_error;
   int64_t fault_around; /* pages, 0: off */
   uint64_t spin_ns;     /* busy-poll window after a fault, 0: off, or AUTO */
-  const char *prefetch_path;
-  const char *prefetch_mode_str;
-  int prefetch_mode;
+  const char *wset_path;
+  const char *wset_mode_str;
+  int wset_mode;
   uint64_t record_for_ns; /* 0: until the session ends */
   int64_t replay_max_gap; /* unlisted pages a replay run may copy across */
   int background_fill;

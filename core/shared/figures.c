@@ -3,24 +3,15 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
-#include <time.h>
 
-static uint64_t ld(const uint64_t *p) {
-  return __atomic_load_n(p, __ATOMIC_RELAXED);
-}
-
-uint64_t figures_now_unix_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "clock.h"
 
 void figures_fault_served(struct session_shm *s) {
-  if (ld(&s->fig.first_fault_unix_ns)) return;
+  if (shm_load(&s->fig.first_fault_unix_ns)) return;
   uint64_t zero = 0;
   /* Several threads may serve faults: the earliest to get here wins. */
   __atomic_compare_exchange_n(&s->fig.first_fault_unix_ns, &zero,
-                              figures_now_unix_ns(), 0, __ATOMIC_RELAXED,
+                              clock_unix_ns(), 0, __ATOMIC_RELAXED,
                               __ATOMIC_RELAXED);
 }
 
@@ -28,13 +19,13 @@ void figures_replay_start(struct session_shm *s, uint64_t listed) {
   __atomic_store_n(&s->fig.replay_listed, listed, __ATOMIC_RELAXED);
   __atomic_store_n(&s->fig.replay_installed, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&s->fig.replay_end_unix_ns, 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&s->fig.replay_start_unix_ns, figures_now_unix_ns(),
+  __atomic_store_n(&s->fig.replay_start_unix_ns, clock_unix_ns(),
                    __ATOMIC_RELAXED);
 }
 
 void figures_replay_end(struct session_shm *s, uint64_t installed) {
   __atomic_store_n(&s->fig.replay_installed, installed, __ATOMIC_RELAXED);
-  __atomic_store_n(&s->fig.replay_end_unix_ns, figures_now_unix_ns(),
+  __atomic_store_n(&s->fig.replay_end_unix_ns, clock_unix_ns(),
                    __ATOMIC_RELAXED);
 }
 
@@ -42,7 +33,7 @@ double figures_quantile_us(const struct session_counters *c, uint64_t count,
                            double q) {
   uint64_t want = (uint64_t)ceil(q * (double)count), cum = 0;
   for (int k = 0; k < LAT_BUCKETS - 1; k++) {
-    cum += ld(&c->lat_buckets[k]);
+    cum += shm_load(&c->lat_buckets[k]);
     if (cum >= want) return (double)(4ull << k);
   }
   return -1;
@@ -51,7 +42,7 @@ double figures_quantile_us(const struct session_counters *c, uint64_t count,
 static uint64_t lat_count(const struct session_counters *c) {
   uint64_t n = 0;
   for (int k = 0; k < LAT_BUCKETS; k++)
-    n += ld(&c->lat_buckets[k]);
+    n += shm_load(&c->lat_buckets[k]);
   return n;
 }
 
@@ -69,7 +60,8 @@ static void quantile_text(char *buf, size_t len, const char *name,
 
 void figures_text(const struct session_shm *s, char *buf, size_t len) {
   const struct session_figures *f = &s->fig;
-  uint64_t first = ld(&f->first_fault_unix_ns), n = lat_count(&s->counters);
+  uint64_t first = shm_load(&f->first_fault_unix_ns),
+           n = lat_count(&s->counters);
   char ff[64] = "no fault served", p50[48] = "", p99[48] = "", rp[160] = "";
   if (first)
     snprintf(ff, sizeof ff, "first fault served after %.3f ms",
@@ -80,13 +72,14 @@ void figures_text(const struct session_shm *s, char *buf, size_t len) {
     quantile_text(p50, sizeof p50, ", fault latency p50", &s->counters, n, 0.5);
     quantile_text(p99, sizeof p99, ", p99", &s->counters, n, 0.99);
   }
-  uint64_t rs = ld(&f->replay_start_unix_ns), re = ld(&f->replay_end_unix_ns);
+  uint64_t rs = shm_load(&f->replay_start_unix_ns),
+           re = shm_load(&f->replay_end_unix_ns);
   if (rs)
     snprintf(rp, sizeof rp,
              ", replay installed %" PRIu64 " pages for %" PRIu64
              " listed in %.3f ms%s",
-             ld(&f->replay_installed), ld(&f->replay_listed),
-             (double)((re > rs ? re : figures_now_unix_ns()) - rs) / 1e6,
+             shm_load(&f->replay_installed), shm_load(&f->replay_listed),
+             (double)((re > rs ? re : clock_unix_ns()) - rs) / 1e6,
              re ? "" : " (cut short)");
   snprintf(buf, len, "%s%s%s%s, generation %u", ff, p50, p99, rp, s->gen);
 }
@@ -100,7 +93,7 @@ void json_add_u64(cJSON *o, const char *key, uint64_t v) {
 void figures_json(cJSON *o, const struct session_shm *s) {
   const struct session_figures *f = &s->fig;
   json_add_u64(o, "generation", s->gen);
-  uint64_t first = ld(&f->first_fault_unix_ns);
+  uint64_t first = shm_load(&f->first_fault_unix_ns);
   if (first) {
     json_add_u64(o, "first_fault_unix_ns", first);
     json_add_u64(
@@ -110,14 +103,15 @@ void figures_json(cJSON *o, const struct session_shm *s) {
     cJSON_AddNullToObject(o, "first_fault_unix_ns");
     cJSON_AddNullToObject(o, "first_fault_after_us");
   }
-  uint64_t rs = ld(&f->replay_start_unix_ns), re = ld(&f->replay_end_unix_ns);
+  uint64_t rs = shm_load(&f->replay_start_unix_ns),
+           re = shm_load(&f->replay_end_unix_ns);
   if (!rs) {
     cJSON_AddNullToObject(o, "replay");
     return;
   }
   cJSON *r = cJSON_AddObjectToObject(o, "replay");
-  json_add_u64(r, "listed", ld(&f->replay_listed));
-  json_add_u64(r, "installed", ld(&f->replay_installed));
+  json_add_u64(r, "listed", shm_load(&f->replay_listed));
+  json_add_u64(r, "installed", shm_load(&f->replay_installed));
   json_add_u64(r, "started_unix_ns", rs);
   if (re > rs)
     json_add_u64(r, "duration_us", (re - rs) / 1000);

@@ -13,7 +13,6 @@
 
 #include "shm.h"
 
-uint64_t figures_now_unix_ns(void);
 /* Worker side: a fault was served (only the first is kept). */
 void figures_fault_served(struct session_shm *s);
 void figures_replay_start(struct session_shm *s, uint64_t listed);

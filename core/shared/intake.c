@@ -3,13 +3,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "clock.h"
 
 static int out_of_fds(int e) {
   return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
@@ -34,7 +29,7 @@ int intake_accept(struct intake *in, int lfd) {
     in->exhausted = 1;
     in->pause_ns = in->pause_ns ? in->pause_ns * 2 : INTAKE_PAUSE_NS;
     if (in->pause_ns > INTAKE_PAUSE_MAX_NS) in->pause_ns = INTAKE_PAUSE_MAX_NS;
-    in->paused_until = mono_ns() + in->pause_ns;
+    in->paused_until = clock_mono_ns() + in->pause_ns;
   } else if (e != EAGAIN && e != EINTR && e != ECONNABORTED) {
     log_warn("%s: accept: %s", in->what, strerror(e));
   }
@@ -43,14 +38,14 @@ int intake_accept(struct intake *in, int lfd) {
 }
 
 int intake_resume_due(struct intake *in) {
-  if (!in->paused_until || mono_ns() < in->paused_until) return 0;
+  if (!in->paused_until || clock_mono_ns() < in->paused_until) return 0;
   in->paused_until = 0;
   return 1;
 }
 
 int intake_timeout(const struct intake *in, int timeout_ms) {
   if (!in->paused_until) return timeout_ms;
-  uint64_t t = mono_ns();
+  uint64_t t = clock_mono_ns();
   int ms = in->paused_until <= t
                ? 0
                : (int)((in->paused_until - t + 999999) / 1000000);

@@ -5,6 +5,31 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+ssize_t ipc_sendmsg_fds(int sock, struct msghdr *mh, const int *fds, int n) {
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * IPC_SENDMSG_MAX_FDS)];
+    struct cmsghdr align;
+  } u;
+  if (n < 0 || n > IPC_SENDMSG_MAX_FDS) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (n) {
+    mh->msg_control = u.buf;
+    mh->msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+  }
+  ssize_t r;
+  do
+    r = sendmsg(sock, mh, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
 int ipc_send(int sock, const struct ipc_msg *m, const int *fds, int nfds) {
   struct ipc_msg copy = *m;
   int send_fds[IPC_MAX_FDS], n = 0;
@@ -14,25 +39,9 @@ int ipc_send(int sock, const struct ipc_msg *m, const int *fds, int nfds) {
       copy.fdmask |= 1u << i;
       send_fds[n++] = fds[i];
     }
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * IPC_MAX_FDS)];
-    struct cmsghdr align;
-  } u;
   struct iovec iov = {.iov_base = &copy, .iov_len = sizeof copy};
   struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (n) {
-    mh.msg_control = u.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-    memcpy(CMSG_DATA(c), send_fds, sizeof(int) * (size_t)n);
-  }
-  ssize_t r;
-  do
-    r = sendmsg(sock, &mh, MSG_NOSIGNAL);
-  while (r < 0 && errno == EINTR);
+  ssize_t r = ipc_sendmsg_fds(sock, &mh, send_fds, n);
   return r == (ssize_t)sizeof copy ? 0 : -1;
 }
 

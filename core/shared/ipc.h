@@ -4,6 +4,8 @@
 #define UFFDKIT_CORE_IPC_H
 
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #define IPC_MAX_FDS 4
 
@@ -35,6 +37,11 @@ struct ipc_msg {
   uint32_t reserved;
   char name[64];
 };
+
+/* Sends mh with fds[0..n) attached (SCM_RIGHTS), retrying when
+ * interrupted: what sendmsg returns.  At most the kernel's SCM_MAX_FD. */
+#define IPC_SENDMSG_MAX_FDS 253
+ssize_t ipc_sendmsg_fds(int sock, struct msghdr *mh, const int *fds, int n);
 
 /* fds[i] < 0 are not sent.  Returns 0 or -1 with errno. */
 int ipc_send(int sock, const struct ipc_msg *m, const int *fds, int nfds);

@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 static int level = LOG_INFO;
 static int json;
 static int syslog_prefix = -1;
@@ -93,17 +95,11 @@ void log_msg(int l, const char *fmt, ...) {
   va_end(ap);
 }
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Whether the next line under lim may be written; *held is set to the
  * lines suppressed before it (to be reported with it).  A window starts
  * with the first line after the previous one ended. */
 static int limit_admit(struct log_limit *lim, uint32_t *held) {
-  uint64_t now = mono_ns() + 1; /* 0: never used */
+  uint64_t now = clock_mono_ns() + 1; /* 0: never used */
   uint64_t start = __atomic_load_n(&lim->window, __ATOMIC_ACQUIRE);
   *held = 0;
   if ((!start || now - start >= LOG_LIMIT_WINDOW_NS) &&

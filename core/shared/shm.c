@@ -12,6 +12,15 @@ static size_t bitmap_bytes(uint64_t npages) {
   return ALIGN_UP((npages + 63) / 64 * 8, 4096);
 }
 
+void session_counters_add(struct session_counters *to,
+                          const struct session_counters *from) {
+  const uint64_t *f = (const uint64_t *)from;
+  uint64_t *t = (uint64_t *)to;
+  for (size_t i = 0; i < sizeof *from / sizeof(uint64_t); i++)
+    __atomic_fetch_add(&t[i], __atomic_load_n(&f[i], __ATOMIC_RELAXED),
+                       __ATOMIC_RELAXED);
+}
+
 size_t session_shm_size(uint64_t npages) {
   return ALIGN_UP(sizeof(struct session_shm), 4096) + 2 * bitmap_bytes(npages);
 }

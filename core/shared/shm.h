@@ -80,6 +80,16 @@ struct session_shm {
 };
 
 /* Bytes of the memfd for a session of npages pages. */
+/* A counter another process or thread may be writing. */
+static inline uint64_t shm_load(const uint64_t *p) {
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* Adds every counter of from to to, reading and adding with relaxed
+ * atomics: from may be a live session's, to may be shared. */
+void session_counters_add(struct session_counters *to,
+                          const struct session_counters *from);
+
 size_t session_shm_size(uint64_t npages);
 /* Creates and maps the memfd; returns the fd or -1. */
 int session_shm_create(uint64_t npages, struct session_shm **out, size_t *len);

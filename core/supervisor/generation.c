@@ -161,7 +161,7 @@ void spawn_worker(struct sv *v, struct gen *g) {
   g->pid = pid;
   g->ipc = sp[0];
   g->ready = 0;
-  g->started = now_ns();
+  g->started = clock_mono_ns();
   fcntl(g->ipc, F_SETFL, O_NONBLOCK);
   ep_add(v, g->ipc, EPOLLIN, g);
   genpin_send(g); /* before the listeners: the worker builds after them */
@@ -390,12 +390,12 @@ void on_worker_msg(struct sv *v, struct gen *g) {
 
 static void schedule_restart(struct sv *v, struct gen *g, int status) {
   /* Quick deaths back off, up to 5 s; a worker that lived 10 s resets. */
-  uint64_t lived = now_ns() - g->started;
+  uint64_t lived = clock_mono_ns() - g->started;
   g->restart_delay = lived > 10000000000ull || !g->restart_delay
                          ? g->conf->worker_restart_delay_ns
                          : g->restart_delay * 2;
   if (g->restart_delay > 5000000000ull) g->restart_delay = 5000000000ull;
-  g->restart_at = now_ns() + g->restart_delay;
+  g->restart_at = clock_mono_ns() + g->restart_delay;
   for (struct sv_listener *l = v->ls; l; l = l->next)
     if (l->gen == g)
       __atomic_fetch_add(&l->stats->worker_restarts, 1, __ATOMIC_RELAXED);
@@ -566,7 +566,7 @@ void reload_queued(struct sv *v) {
 }
 
 void restart_due(struct sv *v) {
-  uint64_t t = now_ns();
+  uint64_t t = clock_mono_ns();
   for (struct gen *g = v->gens; g; g = g->next)
     if (g->restart_at && t >= g->restart_at) {
       g->restart_at = 0;

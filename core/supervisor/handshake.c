@@ -258,10 +258,3 @@ int handshake_parse(const char *buf, size_t len, uint32_t max_regions,
   struct hs_scan sc = {0};
   return handshake_feed(&sc, buf, len, max_regions, h, err, errlen);
 }
-
-int handshake_find_region(const struct ufk_region *r, uint32_t n,
-                          uint64_t addr) {
-  for (uint32_t i = 0; i < n; i++)
-    if (addr - r[i].base < r[i].size) return (int)i;
-  return -1;
-}

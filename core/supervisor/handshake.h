@@ -41,8 +41,4 @@ int handshake_feed(struct hs_scan *sc, const char *buf, size_t len,
                    uint32_t max_regions, struct handshake *h, char *err,
                    size_t errlen);
 
-/* Index of the region holding guest address addr, or -1. */
-int handshake_find_region(const struct ufk_region *r, uint32_t n,
-                          uint64_t addr);
-
 #endif

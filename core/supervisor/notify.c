@@ -12,6 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ipc.h"
+
 #define FDNAME_MAX 255
 
 /* Fills *a from $NOTIFY_SOCKET.  Returns the address length, 0 if the
@@ -58,23 +60,7 @@ int notify_send(const char *msg, const int *fds, int nfds) {
   struct iovec iov = {.iov_base = (void *)msg, .iov_len = strlen(msg)};
   struct msghdr mh = {
       .msg_name = &a, .msg_namelen = alen, .msg_iov = &iov, .msg_iovlen = 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * NOTIFY_MAX_FDS)];
-    struct cmsghdr align;
-  } u;
-  if (nfds) {
-    mh.msg_control = u.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-  }
-  ssize_t r;
-  do
-    r = sendmsg(s, &mh, MSG_NOSIGNAL);
-  while (r < 0 && errno == EINTR);
+  ssize_t r = ipc_sendmsg_fds(s, &mh, fds, nfds);
   int e = errno;
   close(s);
   if (r < 0) {

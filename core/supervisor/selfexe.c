@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 extern char **environ;
 
 #define CHECK_TIMEOUT_MS 5000
@@ -38,18 +40,12 @@ static int exe_path(char *path, size_t len) {
   return 0;
 }
 
-static uint64_t ms_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Reads the child's answer until it closes its output or the time is up. */
 static size_t read_answer(int fd, char *buf, size_t len) {
   size_t got = 0;
-  uint64_t end = ms_now() + CHECK_TIMEOUT_MS;
+  uint64_t end = clock_mono_ns() / 1000000 + CHECK_TIMEOUT_MS;
   while (got < len - 1) {
-    uint64_t t = ms_now();
+    uint64_t t = clock_mono_ns() / 1000000;
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (t >= end || poll(&p, 1, (int)(end - t)) <= 0) break;
     ssize_t r = read(fd, buf + got, len - 1 - got);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "config.h"
 #include "control.h"
 #include "handover.h"
@@ -144,8 +145,7 @@ struct tmpl_total {
  * connection, uffd, pidfd, shared state. */
 extern const char session_fd_kind[4];
 
-/* supervisor.c */
-uint64_t now_ns(void);
+/* supervisor.c (the main loop) and listeners.c */
 void ep_add(struct sv *v, int fd, uint32_t ev, void *ptr);
 void close_if(int fd);
 int apply_access(const struct sv_listener *l, const struct listener_conf *c,
@@ -162,6 +162,13 @@ struct sv_listener *find_listener(struct sv *v, const char *name);
 struct sv_listener *listener_record(struct sv *v, const char *name,
                                     int stats_fd);
 struct sv_listener *get_listener(struct sv *v, const char *name);
+
+/* sessions.c */
+void on_accept(struct sv *v, struct sv_listener *l);
+void on_pending(struct sv *v, struct pending *p);
+void free_pending(struct sv *v, struct pending *p, int close_conn);
+void expire_pending(struct sv *v);
+void resume_due(struct sv *v);
 void end_session(struct sv *v, uint64_t id, int reason);
 struct sv_session *add_session(struct sv *v, struct sv_listener *l,
                                const int fds[4], struct session_shm *shm,

@@ -8,7 +8,9 @@
 #include <time.h>
 
 #include "hosterror.h"
+#include "install.h"
 #include "log.h"
+#include "mem.h"
 #include "session.h"
 
 #define QUEUE 4096
@@ -30,25 +32,18 @@ struct pool {
   pthread_t *threads;
 };
 
-static void session_ref(struct session *s, int d) {
-  pthread_mutex_lock(&s->ref_lock);
-  s->refs += d;
-  if (!s->refs) pthread_cond_broadcast(&s->ref_cond);
-  pthread_mutex_unlock(&s->ref_lock);
-}
-
 /* Installs what was read, unless the range was removed meanwhile; retries
  * while the kernel says a REMOVE is pending. */
 static void install(struct job *j, const void *src) {
   struct session *s = j->s;
   for (;;) {
     pthread_rwlock_rdlock(&s->rmlock);
-    int r = bit_test(s->removed, j->idx)
-                ? session_install_zero(s, j->addr, j->len)
-                : session_install_copy(s, j->addr, src, j->len);
+    enum install_result r = bitmap_test(s->removed, j->idx)
+                                ? install_zero(s, j->addr, j->len)
+                                : install_copy(s, j->addr, src, j->len);
     pthread_rwlock_unlock(&s->rmlock);
-    if (r == 3) session_source_failed(s, j->addr, j->off);
-    if (r != 1 || __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) return;
+    if (r == INSTALL_UNREADABLE) install_failed(s, j->addr, j->off);
+    if (r != INSTALL_RETRY || session_ending(s)) return;
     nanosleep(&(struct timespec){0, 50000}, NULL);
   }
 }
@@ -56,26 +51,25 @@ static void install(struct job *j, const void *src) {
 static void run_job(struct job *j, void *buf) {
   struct session *s = j->s;
   host_clear_error();
-  if (!__atomic_load_n(&s->ending, __ATOMIC_ACQUIRE)) {
+  if (!session_ending(s)) {
     const void *src = stack_map(s->wl->stack, j->off, j->len);
     if (src) {
       install(j, src);
       stack_release(s->wl->stack, src, j->off, j->len);
     } else if (stack_read(s->wl->stack, buf, j->len, j->off, UFK_READ_FAULT) <
                0)
-      session_source_failed(s, j->addr, j->off);
+      install_failed(s, j->addr, j->off);
     else
       install(j, buf);
   }
-  bits_clear(s->inflight, j->idx, j->len / s->ps);
+  bitmap_clear(s->inflight, j->idx, j->len / s->ps);
   __atomic_sub_fetch(&s->pool_jobs, 1, __ATOMIC_RELAXED);
-  session_ref(s, -1);
+  session_release(s);
 }
 
-static void *worker(void *arg) {
+static void *pool_thread(void *arg) {
   struct pool *p = arg;
-  void *buf = NULL;
-  if (posix_memalign(&buf, 4096, BUF_SIZE)) return NULL;
+  void *buf = xmemalign(BUF_SIZE);
   pthread_mutex_lock(&p->lock);
   for (;;) {
     while (!p->count && !p->stop)
@@ -94,16 +88,16 @@ static void *worker(void *arg) {
 }
 
 struct pool *pool_new(const char *name, int threads) {
-  struct pool *p = calloc(1, sizeof *p);
+  struct pool *p = xcalloc(1, sizeof *p);
   snprintf(p->name, sizeof p->name, "%s", name);
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->cond, NULL);
-  p->threads = calloc((size_t)threads, sizeof *p->threads);
+  p->threads = xcalloc((size_t)threads, sizeof *p->threads);
   pthread_attr_t a;
   pthread_attr_init(&a);
   pthread_attr_setstacksize(&a, 256 << 10);
   for (int i = 0; i < threads; i++)
-    if (pthread_create(&p->threads[p->nthreads], &a, worker, p) == 0)
+    if (pthread_create(&p->threads[p->nthreads], &a, pool_thread, p) == 0)
       p->nthreads++;
   pthread_attr_destroy(&a);
   return p;
@@ -123,7 +117,7 @@ void pool_free(struct pool *p) {
 
 void pool_submit(struct pool *p, struct session *s, uint64_t addr, uint64_t off,
                  uint64_t idx, uint64_t len) {
-  session_ref(s, 1);
+  session_hold(s);
   __atomic_add_fetch(&s->pool_jobs, 1, __ATOMIC_RELAXED);
   pthread_mutex_lock(&p->lock);
   while (p->count == QUEUE) { /* full: the fault loop waits for room */

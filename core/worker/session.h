@@ -1,4 +1,7 @@
-/* A restored VM as the worker sees it, and its fault loop. */
+/* A restored VM as the worker sees it: its regions, the state of each of
+ * its pages and the lookups between guest addresses, source offsets and
+ * page indices.  The fault loop (fault.c), the I/O pool (pool.c) and the
+ * warmer (warm.c) work on it; installing pages is install.c. */
 #ifndef UFFDKIT_CORE_SESSION_H
 #define UFFDKIT_CORE_SESSION_H
 
@@ -7,12 +10,14 @@
 #include <uffdkit/plugin.h>
 
 #include "busypoll.h"
+#include "bitmap.h"
 #include "config.h"
 #include "log.h"
 #include "shm.h"
 #include "stack.h"
 
 struct pool;
+struct warm;
 
 /* One listener in the worker. */
 struct worker_listener {
@@ -55,7 +60,7 @@ struct session {
   unsigned stale_next;
   uint64_t last_fault; /* page of the last fault served inline */
   uint64_t demand_ns;  /* when the fault loop last served a fault */
-  struct prefetch *pf; /* working set and background fill, or NULL */
+  struct warm *warm;   /* working-set record/replay, background fill */
   /* Every message the VMM can trigger, one limit per kind. */
   struct log_limit lim_fork, lim_unmap, lim_other;
   uint64_t defer[2 * SHM_EVBUF];
@@ -73,43 +78,59 @@ struct session {
  * shm}); returns NULL (fds closed) if it must be refused. */
 struct session *session_new(struct worker_listener *wl, uint64_t id,
                             const int fds[4]);
-/* The fault loop: runs until the VM ends or stopfd is written. */
-void *session_main(void *arg);
 void session_free(struct session *s);
 
-/* Installing pages.  Each returns 0 (installed or already present), 1 if
- * the kernel asked to retry later (EAGAIN), -1 when the VM is gone, or 3
- * when the source bytes could not be read (EFAULT: apply the policy). */
-int session_install_copy(struct session *s, uint64_t dst, const void *src,
-                         uint64_t len);
-int session_install_zero(struct session *s, uint64_t dst, uint64_t len);
-/* The same with a mode (UFFDIO_COPY_MODE_DONTWAKE, ..._ZEROPAGE_MODE_...),
- * setting *got to the bytes this call installed: fewer than len when a
- * page of the run was installed by someone else first. */
-int session_install_copy_mode(struct session *s, uint64_t dst, const void *src,
-                              uint64_t len, uint64_t mode, uint64_t *got);
-int session_install_zero_mode(struct session *s, uint64_t dst, uint64_t len,
-                              uint64_t mode, uint64_t *got);
+/* A reference held by each pool job; session_unheld() waits until none is
+ * left, before the session is freed. */
+void session_hold(struct session *s);
+void session_release(struct session *s);
+void session_unheld(struct session *s);
+
 /* Whether on_source_error killed the VM, from any thread: the fault loop
  * stops serving it and its end is reported as a failure. */
 static inline int session_failed(const struct session *s) {
   return __atomic_load_n(&s->killed, __ATOMIC_ACQUIRE);
 }
-/* Applies on_source_error for the page at addr. */
-void session_source_failed(struct session *s, uint64_t addr, uint64_t off);
-/* Records the source's identity in the session's shared state, or, when a
- * worker takes the session over, compares it: a source serving other data
- * than the session started on sets source_changed (logged once, and the
- * VM killed under the kill policy); every fault then goes to
- * on_source_error without reading. */
-void session_pin_source(struct session *s);
-
-/* Page index helpers. */
-static inline int bit_test(const uint64_t *b, uint64_t i) {
-  return (__atomic_load_n(&b[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+/* Whether the session is over for every thread but its fault loop: pool
+ * jobs and the warmer give up. */
+static inline int session_ending(const struct session *s) {
+  return __atomic_load_n(&s->ending, __ATOMIC_ACQUIRE);
 }
-void bits_set(uint64_t *b, uint64_t first, uint64_t n);
-void bits_clear(uint64_t *b, uint64_t first, uint64_t n);
+
+/* Region index of guest address addr, or -1; the last one found is tried
+ * first (faults cluster). */
+int session_region(struct session *s, uint64_t addr);
+/* Guest address of source offset off, its region in *ri; 0 if none. */
+uint64_t session_guest_addr(const struct session *s, uint64_t off, int *ri);
+/* Page index (in the session's bitmaps) of guest address addr in region
+ * ri, and the source offset of addr. */
+static inline uint64_t session_page_index(const struct session *s, int ri,
+                                          uint64_t addr) {
+  return s->shm->regions[ri].first_page +
+         ((addr - s->regions[ri].base) >> s->ps_shift);
+}
+static inline uint64_t session_offset(const struct session *s, int ri,
+                                      uint64_t addr) {
+  return s->regions[ri].offset + (addr - s->regions[ri].base);
+}
+/* Whether page idx needs nothing from whoever asks: installed, removed
+ * (reads as zeros) or queued to the pool. */
+static inline int session_page_taken(const struct session *s, uint64_t idx) {
+  return bitmap_test(s->present, idx) || bitmap_test(s->removed, idx) ||
+         bitmap_test(s->inflight, idx);
+}
+
+/* One log line about session s, "session ID: ...": directly, or through
+ * one of its limits for what the VMM can trigger. */
+#define session_log(level, s, fmt, ...)                                        \
+  do {                                                                         \
+    if (log_get_level() >= (level))                                            \
+      log_msg(level, "session %llu: " fmt, (unsigned long long)(s)->id,        \
+              ##__VA_ARGS__);                                                  \
+  } while (0)
+#define session_log_limited(lim, level, s, fmt, ...)                           \
+  log_limited(lim, level, "session %llu: " fmt, (unsigned long long)(s)->id,   \
+              ##__VA_ARGS__)
 
 #define COUNT(s, field, n)                                                     \
   __atomic_fetch_add(&(s)->shm->counters.field, (n), __ATOMIC_RELAXED)

@@ -13,10 +13,13 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fault.h"
 #include "figures.h"
 #include "host.h"
+#include "install.h"
 #include "ipc.h"
 #include "log.h"
+#include "mem.h"
 #include "pinned.h"
 #include "plugin.h"
 #include "pool.h"
@@ -46,87 +49,6 @@ static void send_end(uint64_t id, int reason) {
   if (!W.supervisor_gone) ipc_send(W.ipc, &m, NULL, 0);
 }
 
-/* Checks what the supervisor could not: that every region fits the
- * source. */
-static int regions_fit(struct session *s) {
-  int64_t size = stack_size(s->wl->stack);
-  for (uint32_t i = 0; i < s->info.nregions; i++) {
-    const struct ufk_region *r = &s->regions[i];
-    if (r->offset + r->size > (uint64_t)size) {
-      log_limited(&s->wl->lim_refused, LOG_ERROR,
-                  "session %llu (pid %d) on %s: region %u [%llu, +%llu) lies "
-                  "outside the source's %lld bytes; refusing it",
-                  (unsigned long long)s->id, s->info.pid, s->wl->conf->name, i,
-                  (unsigned long long)r->offset, (unsigned long long)r->size,
-                  (long long)size);
-      return 0;
-    }
-  }
-  return 1;
-}
-
-static int session_init(struct session *s) {
-  struct session_shm *m = s->shm;
-  s->ps = m->page_size;
-  s->ps_shift = (unsigned)__builtin_ctz(s->ps);
-  s->present = (uint64_t *)((char *)m + m->present_off);
-  s->removed = (uint64_t *)((char *)m + m->removed_off);
-  s->inflight = calloc((m->npages + 63) / 64 + 1, sizeof(uint64_t));
-  s->keeps_socket = (int)m->keeps_socket;
-  s->conn_open = s->keeps_socket && s->conn >= 0;
-  s->info = (struct ufk_session_info){.id = s->id,
-                                      .pid = m->pid,
-                                      .page_size = m->page_size,
-                                      .nregions = m->nregions,
-                                      .regions = s->regions,
-                                      .listener = s->wl->conf->name};
-  for (uint32_t i = 0; i < m->nregions && i < CONF_MAX_REGIONS; i++)
-    s->regions[i] = (struct ufk_region){.base = m->regions[i].base,
-                                        .size = m->regions[i].size,
-                                        .offset = m->regions[i].offset};
-  pthread_rwlock_init(&s->rmlock, NULL);
-  pthread_mutex_init(&s->ref_lock, NULL);
-  pthread_cond_init(&s->ref_cond, NULL);
-  if (posix_memalign(&s->buf, 4096, s->ps)) return -1;
-  return 0;
-}
-
-struct session *session_new(struct worker_listener *wl, uint64_t id,
-                            const int fds[4]) {
-  struct session *s = calloc(1, sizeof *s);
-  s->id = id;
-  s->wl = wl;
-  s->conn = fds[0];
-  s->uffd = fds[1];
-  s->pidfd = fds[2];
-  s->shmfd = fds[3];
-  s->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  s->shm = s->shmfd >= 0 ? session_shm_map(s->shmfd, &s->shm_len) : NULL;
-  if (!s->shm || s->uffd < 0 || s->shm->nregions == 0 ||
-      s->shm->nregions > CONF_MAX_REGIONS || session_init(s) < 0) {
-    log_error("session %llu: unusable state from the supervisor",
-              (unsigned long long)id);
-    session_free(s);
-    return NULL;
-  }
-  if (!regions_fit(s) || stack_open_session(wl->stack, &s->info) < 0) {
-    session_free(s);
-    return NULL;
-  }
-  session_pin_source(s);
-  return s;
-}
-
-void session_free(struct session *s) {
-  if (s->shm) munmap(s->shm, s->shm_len);
-  int fds[4] = {s->conn, s->uffd, s->pidfd, s->shmfd};
-  close_fds(fds);
-  if (s->stopfd >= 0) close(s->stopfd);
-  free(s->inflight);
-  free(s->buf);
-  free(s);
-}
-
 static void log_ended(struct session *s) {
   char fig[512];
   figures_text(s->shm, fig, sizeof fig);
@@ -141,11 +63,9 @@ static void log_ended(struct session *s) {
 /* Runs the fault loop, then waits for the session's pool jobs, reports
  * the end and queues the thread to be joined. */
 static void *session_thread(void *arg) {
-  struct session *s = session_main(arg);
-  pthread_mutex_lock(&s->ref_lock);
-  while (s->refs)
-    pthread_cond_wait(&s->ref_cond, &s->ref_lock);
-  pthread_mutex_unlock(&s->ref_lock);
+  struct session *s = arg;
+  fault_loop(s);
+  session_unheld(s);
   stack_close_session(s->wl->stack, &s->info);
   if (s->end_reason == END_SHUTDOWN)
     log_info("session %llu (pid %d) on %s: worker stopping; the supervisor "
@@ -172,14 +92,14 @@ static void start_session(const struct ipc_msg *m, int fds[4]) {
     send_end(m->id, END_REFUSED);
     return;
   }
+  install_pin_source(s);
   pthread_attr_t a;
   pthread_attr_init(&a);
   pthread_attr_setstacksize(&a, 256 << 10);
   pthread_mutex_lock(&W.lock);
   if (pthread_create(&s->thread, &a, session_thread, s) != 0) {
     pthread_mutex_unlock(&W.lock);
-    log_error("session %llu: cannot start its thread",
-              (unsigned long long)s->id);
+    session_log(LOG_ERROR, s, "cannot start its thread");
     session_free(s);
     send_end(m->id, END_REFUSED);
   } else {
@@ -408,7 +328,7 @@ int worker_main(int argc, char **argv) {
   pthread_mutex_init(&W.lock, NULL);
   W.reaper = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   W.n = W.conf.n_listeners;
-  W.wl = calloc((size_t)W.n, sizeof *W.wl);
+  W.wl = xcalloc((size_t)W.n, sizeof *W.wl);
   for (int i = 0; i < W.n; i++)
     W.wl[i].conf = &W.conf.listeners[i];
   if (receive_listeners() < 0) return 2;

@@ -27,7 +27,7 @@
 #define MAX_L 4
 #define MAX_S 4
 
-static struct control_listener L[MAX_L];
+static struct stats_listener L[MAX_L];
 static struct listener_stats *ST[MAX_L];
 static int NL;
 static struct session_shm *S[MAX_S];
@@ -35,13 +35,13 @@ static int NS;
 static int reload_calls, drain_calls, reload_fails;
 static char drained[64];
 
-static void each_l(void *o, control_listener_fn fn, void *arg) {
+static void each_l(void *o, stats_listener_fn fn, void *arg) {
   (void)o;
   for (int i = 0; i < NL; i++)
     fn(arg, &L[i]);
 }
 
-static void each_s(void *o, control_session_fn fn, void *arg) {
+static void each_s(void *o, stats_session_fn fn, void *arg) {
   (void)o;
   for (int i = 0; i < NS; i++)
     fn(arg, S[i]);
@@ -66,18 +66,18 @@ static int do_drain(void *o, const char *name, char *err, size_t len) {
   return 0;
 }
 
-static struct control_view V = {.each_listener = each_l,
-                                .each_session = each_s,
-                                .reload = do_reload,
-                                .drain = do_drain};
+static struct control_view V = {
+    .stats = {.each_listener = each_l, .each_session = each_s},
+    .reload = do_reload,
+    .drain = do_drain};
 
 static void add_listener(const char *name, const char *sock, const char *src) {
   ST[NL] = calloc(1, sizeof *ST[NL]);
-  L[NL] = (struct control_listener){.name = name,
-                                    .socket = sock,
-                                    .source = src,
-                                    .accepting = 1,
-                                    .stats = ST[NL]};
+  L[NL] = (struct stats_listener){.name = name,
+                                  .socket = sock,
+                                  .source = src,
+                                  .accepting = 1,
+                                  .stats = ST[NL]};
   NL++;
 }
 
@@ -187,14 +187,14 @@ static int count_substr(const char *text, const char *sub) {
 
 static char *render(void) {
   size_t len = 0;
-  char *t = metrics_render(&V, &len);
+  char *t = metrics_render(&V.stats, &len);
   ck_assert_ptr_nonnull(t);
   ck_assert_uint_eq(len, strlen(t));
   return t;
 }
 
 static cJSON *respond(const char *req, uint64_t now, uint64_t unix_now,
-                      struct control_rates *r) {
+                      struct stats_rates *r) {
   char *s = control_respond(&V, r, req, strlen(req), now, unix_now);
   ck_assert_ptr_nonnull(s);
   ck_assert_ptr_null(strchr(s, '\n'));
@@ -491,7 +491,7 @@ static double numof(const cJSON *o, const char *k) {
 START_TEST(test_respond_list) {
   standard_view();
   /* Listeners come out sorted by name, whatever the view's order. */
-  struct control_listener tmp = L[0];
+  struct stats_listener tmp = L[0];
   L[0] = L[1];
   L[1] = tmp;
   L[1].accepting = 0;
@@ -499,7 +499,7 @@ START_TEST(test_respond_list) {
   uint64_t now_unix = 1700000000ull * 1000000000ull;
   S[0]->started_unix_ns = now_unix - 2000000000ull;
   S[1]->started_unix_ns = now_unix;
-  struct control_rates *r = control_rates_new();
+  struct stats_rates *r = stats_rates_new();
   cJSON *j = respond("{\"cmd\":\"list\"}", 10000000000ull, now_unix, r);
   ck_assert_ptr_null(error_of(j));
   const cJSON *ls = item(j, "listeners");
@@ -573,7 +573,7 @@ START_TEST(test_respond_list) {
   ck_assert_double_eq(numof(s, "id"), 7);
   ck_assert_double_eq(numof(s, "faults_per_second"), 10);
   cJSON_Delete(j);
-  control_rates_free(r);
+  stats_rates_free(r);
 }
 END_TEST
 
@@ -948,7 +948,7 @@ START_TEST(test_http_metrics) {
   standard_view();
   char err[512];
   struct metrics_http *h =
-      metrics_http_start("127.0.0.1:0", &V, err, sizeof err);
+      metrics_http_start("127.0.0.1:0", &V.stats, err, sizeof err);
   ck_assert_msg(h != NULL, "%s", err);
   ck_assert_int_gt(metrics_http_port(h), 0);
   static struct http_get g;
@@ -982,7 +982,7 @@ START_TEST(test_http_metrics) {
   /* The same port twice is an error naming the address. */
   char addr[32];
   snprintf(addr, sizeof addr, "127.0.0.1:%d", metrics_http_port(h));
-  ck_assert_ptr_null(metrics_http_start(addr, &V, err, sizeof err));
+  ck_assert_ptr_null(metrics_http_start(addr, &V.stats, err, sizeof err));
   ck_assert_msg(strstr(err, "cannot listen on 127.0.0.1:"), "%s", err);
   metrics_http_stop(h);
 }

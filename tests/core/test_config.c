@@ -129,8 +129,8 @@ START_TEST(full_config) {
   ck_assert_int_eq(a->fault_around, 15);
   ck_assert_uint_eq(a->spin_ns, 200000);
   ck_assert_int_eq(a->background_fill, 1);
-  ck_assert_str_eq(a->prefetch_path, "/var/lib/ws");
-  ck_assert_int_eq(a->prefetch_mode, PREFETCH_RECORD);
+  ck_assert_str_eq(a->wset_path, "/var/lib/ws");
+  ck_assert_int_eq(a->wset_mode, WSET_RECORD);
   ck_assert_uint_eq(a->record_for_ns, 30000000000ull);
   ck_assert_int_eq(a->replay_max_gap, 2);
   const char *plugin = NULL;
@@ -144,7 +144,7 @@ START_TEST(full_config) {
   ck_assert_uint_eq(b->handshake_timeout_ns, 2000000000ull); /* bare int: s */
   ck_assert_int_eq(b->on_source_error, ON_ERROR_HANG);
   ck_assert_uint_eq(b->spin_ns, DURATION_AUTO);
-  ck_assert_int_eq(b->prefetch_mode, PREFETCH_AUTO); /* mode's default */
+  ck_assert_int_eq(b->wset_mode, WSET_AUTO); /* mode's default */
   ck_assert_msg(b->layers == NULL, "vm-b has no layers");
   ck_assert_msg(conf_find_listener(&C, "vm-c") == NULL, "vm-c found");
 }
@@ -172,7 +172,7 @@ START_TEST(defaults) {
   ck_assert_int_eq(l->fault_around, 0);
   ck_assert_msg(l->spin_ns == DURATION_AUTO, "spin defaults to auto");
   ck_assert_int_eq(l->background_fill, 0);
-  ck_assert_int_eq(l->prefetch_mode, PREFETCH_OFF);
+  ck_assert_int_eq(l->wset_mode, WSET_OFF);
   ck_assert_msg(l->layers == NULL, "no layers by default");
 }
 END_TEST

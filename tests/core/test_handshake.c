@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "handshake.h"
+#include "region.h"
 
 #define K4 4096ull
 #define M2 2097152ull
@@ -676,17 +677,17 @@ START_TEST(find_region) {
       {0x21fff, 2},  {0x22000, -1}, {UINT64_MAX, -1}, {UINT64_MAX - 0xfff, -1},
   };
   for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
-    int got = handshake_find_region(r, 3, t[i].addr);
+    int got = region_find(r, 3, t[i].addr);
     ck_assert_msg(got == t[i].want, "address 0x%llx: region %d, expected %d",
                   (unsigned long long)t[i].addr, got, t[i].want);
   }
-  ck_assert_msg(handshake_find_region(r, 0, 0x10000) == -1,
+  ck_assert_msg(region_find(r, 0, 0x10000) == -1,
                 "no regions must find nothing");
   /* A region at the very top of the address space. */
   struct ufk_region top = {.base = UINT64_MAX - 0xfff, .size = 0x1000};
-  ck_assert_msg(handshake_find_region(&top, 1, UINT64_MAX) == 0,
+  ck_assert_msg(region_find(&top, 1, UINT64_MAX) == 0,
                 "last byte of the address space not in the top region");
-  ck_assert_msg(handshake_find_region(&top, 1, UINT64_MAX - 0x1000) == -1,
+  ck_assert_msg(region_find(&top, 1, UINT64_MAX - 0x1000) == -1,
                 "byte below the top region found in it");
 }
 END_TEST

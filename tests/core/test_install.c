@@ -6,7 +6,7 @@
  *
  * Here a thread plays the vCPU: it touches a page of a userfaultfd range
  * and blocks; the test reads its fault, installs the page with DONTWAKE (the
- * other path), then calls session_install_copy / session_install_zero on
+ * other path), then calls install_copy / install_zero on
  * it.  Nothing else will ever wake the thread, so it finishes (within a
  * generous bound) only if that call woke it. */
 #include <check.h>
@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "install.h"
 #include "session.h"
 #include "shm.h"
 
@@ -156,9 +157,9 @@ static void run(int zero_first, int zero_then) {
   await_fault(&f);
   install_dontwake(&f, zero_first);
   uint64_t dst = (uintptr_t)f.mem + PS;
-  int r = zero_then ? session_install_zero(&f.s, dst, PS)
-                    : session_install_copy(&f.s, dst, f.src, PS);
-  ck_assert_int_eq(r, 0);
+  enum install_result r = zero_then ? install_zero(&f.s, dst, PS)
+                                    : install_copy(&f.s, dst, f.src, PS);
+  ck_assert_int_eq(r, INSTALL_DONE);
   int ok = woken(&f);
   int present = f.s.present[0] >> 1 & 1;
   teardown(&f, t);

@@ -47,9 +47,9 @@ static void check_listener(const struct daemon_conf *c, int i) {
   CHECK(l->on_source_error >= ON_ERROR_KILL &&
             l->on_source_error <= ON_ERROR_HANG,
         "listener %s on_source_error %d", l->name, l->on_source_error);
-  CHECK(l->prefetch_mode >= PREFETCH_OFF && l->prefetch_mode <= PREFETCH_AUTO,
-        "listener %s prefetch mode %d", l->name, l->prefetch_mode);
-  CHECK(l->prefetch_mode == PREFETCH_OFF || l->prefetch_path,
+  CHECK(l->wset_mode >= WSET_OFF && l->wset_mode <= WSET_AUTO,
+        "listener %s prefetch mode %d", l->name, l->wset_mode);
+  CHECK(l->wset_mode == WSET_OFF || l->wset_path,
         "listener %s: prefetch on without a path", l->name);
   CHECK(l->n_allow_uids >= 0 && l->n_allow_gids >= 0,
         "listener %s negative id counts", l->name);

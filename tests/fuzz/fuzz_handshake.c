@@ -1,13 +1,14 @@
 /* handshake_parse on arbitrary bytes, as the supervisor calls it with the
  * bytes received so far.  On HS_COMPLETE the regions must be what the fault
  * loop relies on: aligned to one valid page size, non-empty, without
- * overflow, not overlapping, and found by handshake_find_region. */
+ * overflow, not overlapping, and found by region_find. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "handshake.h"
+#include "region.h"
 
 #define MAX_REGIONS 64
 
@@ -41,13 +42,11 @@ static void check_regions(const struct handshake *h) {
       CHECK(r->base + r->size <= o->base || o->base + o->size <= r->base,
             "regions %u and %u overlap", j, i);
     }
-    CHECK(handshake_find_region(h->regions, h->nregions, r->base) == (int)i,
+    CHECK(region_find(h->regions, h->nregions, r->base) == (int)i,
           "first byte of region %u not found in it", i);
-    CHECK(handshake_find_region(h->regions, h->nregions,
-                                r->base + r->size - 1) == (int)i,
+    CHECK(region_find(h->regions, h->nregions, r->base + r->size - 1) == (int)i,
           "last byte of region %u not found in it", i);
-    int after =
-        handshake_find_region(h->regions, h->nregions, r->base + r->size);
+    int after = region_find(h->regions, h->nregions, r->base + r->size);
     CHECK(after != (int)i, "the byte after region %u is found in it", i);
   }
 }

@@ -46,7 +46,7 @@ int balloon_discard(struct restore *r);
 void balloon_check_zero(struct restore *r);
 int balloon_start_during(struct restore *r, pthread_t *tid);
 
-/* vcpu.c */
+/* verify.c */
 void restore_mismatch(struct restore *r, uint64_t off);
 bool page_is_zero(const uint8_t *p, uint64_t len);
 void slot_fault_begin(struct vcpu_slot *s, uint64_t off, uint64_t t0);

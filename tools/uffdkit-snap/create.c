@@ -28,10 +28,10 @@ struct gen {
 /* A block of new content: zeros become nil, never inherited. */
 static int put_block(struct gen *g, uint64_t blk, const uint8_t *data) {
   if (snap_is_zero(data, g->bs)) {
-    if (g->empty) bitmap_set(g->empty, blk);
+    if (g->empty) bitmap_set(g->empty, blk, 1);
     return 0;
   }
-  bitmap_set(g->dirty, blk);
+  bitmap_set(g->dirty, blk, 1);
   return out_block(&g->out, data, g->bs);
 }
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bitmap.h"
 #include "snapheader.h"
 
 /* Exit codes. */
@@ -82,11 +83,9 @@ int image_open(struct snap_image *im, const char *store, const char *build);
 int image_read(struct snap_image *im, void *buf, uint64_t len, uint64_t off);
 void image_close(struct snap_image *im);
 
-/* Bitmaps of blocks. */
+/* Bitmaps of blocks (common/bitmap.h); NULL, with a message, when out of
+ * memory. */
 uint64_t *bitmap_new(uint64_t nblocks);
-static inline void bitmap_set(uint64_t *b, uint64_t i) {
-  b[i / 64] |= 1ull << (i % 64);
-}
 
 int cmd_create(int argc, char **argv);
 int cmd_diff(int argc, char **argv);

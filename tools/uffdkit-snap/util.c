@@ -84,7 +84,7 @@ int snap_is_zero(const void *buf, size_t len) {
 }
 
 uint64_t *bitmap_new(uint64_t nblocks) {
-  uint64_t *b = calloc(nblocks / 64 + 1, sizeof *b);
+  uint64_t *b = calloc(bitmap_words(nblocks), sizeof *b);
   if (!b)
     snap_error("out of memory for a bitmap of %llu blocks",
                (unsigned long long)nblocks);
