@@ -401,10 +401,13 @@ static void not_started(struct sv *v, struct restore *r, int why_fd) {
   if (r->state == R_STARTING) {
     struct tmpl_total *t = restore_totals(v, r->template);
     if (t) t->serve_errors++;
-    control_reply(v->ctl, r->client, control_error(why, "source_failed"));
+    /* Nothing left behind (its socket file included) before the client
+     * hears of the failure. */
+    uint64_t client = r->client;
     unlist(v, r);
     r->gen->restores--;
     free_restore(v, r);
+    control_reply(v->ctl, client, control_error(why, "source_failed"));
     return;
   }
   /* A new worker cannot start it again: no VM may connect any more. */
