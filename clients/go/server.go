@@ -171,13 +171,14 @@ func (s *Server) openWatch(ctx context.Context) (*conn, error) {
 }
 
 // serveRetrying retries while the daemon answers "unavailable" (its worker
-// starting, an upgrade under way), for up to 30 s or ctx's deadline.
+// starting, an upgrade under way) or "busy" (too many control
+// connections), for up to 30 s or ctx's deadline.
 func (s *Server) serveRetrying(ctx context.Context) (string, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	delay := 20 * time.Millisecond
 	for {
 		path, err := s.serve(ctx)
-		if !IsCode(err, "unavailable") || time.Now().After(deadline) {
+		if !(IsCode(err, "unavailable") || IsCode(err, "busy")) || time.Now().After(deadline) {
 			return path, err
 		}
 		select {

@@ -27,7 +27,9 @@
 
 #define CONTROL_DEFAULT_SOCKET "/run/uffdkit/control.sock"
 #define CONTROL_MAX_REQUEST (64 * 1024) /* bytes of one request line */
-#define CONTROL_MAX_CLIENTS 32
+/* An orchestrator holds a connection per serve in flight until its source
+ * has started: hundreds at once. */
+#define CONTROL_MAX_CLIENTS 512
 #define CONTROL_CLIENT_TIMEOUT_MS 5000 /* to send a request or read a reply */
 
 /* What the supervisor shows (the statistics model, stats.h) and the

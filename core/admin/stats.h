@@ -15,8 +15,8 @@
  * the callback returns, so they may live on the caller's stack. */
 struct stats_listener {
   const char *name;
-  const char *socket; /* "" when it has none (removed from the config) */
-  const char *source; /* "http+cache+retry": conf_stack_name() */
+  const char *socket;   /* "" when it has none (removed from the config) */
+  const char *source;   /* "http+cache+retry": conf_stack_name() */
   int accepting;        /* its socket is open */
   const char *template; /* of a per-restore listener; NULL: from the config */
   struct listener_stats *stats;

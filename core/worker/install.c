@@ -86,7 +86,7 @@ static enum install_result result(struct session *s, int rc, int64_t done,
   case EFAULT: /* our source bytes were unreadable (a truncated file) */
     if (!zero) {
       host_error(EFAULT, "the source's memory at this offset "
-                                  "cannot be read (file truncated?)");
+                         "cannot be read (file truncated?)");
       return INSTALL_UNREADABLE;
     }
     /* fall through */

@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <uffdkit/plugin.h>
 
-#include "busypoll.h"
 #include "bitmap.h"
+#include "busypoll.h"
 #include "config.h"
 #include "log.h"
 #include "shm.h"
