@@ -73,6 +73,8 @@ void control_run(struct control *c);
 /* The smaller of timeout_ms (-1: none) and the time until control_run()
  * must run again. */
 int control_timeout(const struct control *c, int timeout_ms);
+/* The counters object of the protocol (`stats`, the `ended` event). */
+cJSON *control_counters_json(const struct session_counters *c);
 /* {"error":msg,"code":code}, the error answer of the protocol. */
 cJSON *control_error(const char *msg, const char *code);
 /* The answer to a serve request of client (takes answer; a client gone

@@ -260,6 +260,15 @@ static const struct {
     {"vms_killed", offsetof(struct session_counters, vms_killed)},
 };
 
+cJSON *control_counters_json(const struct session_counters *c) {
+  cJSON *o = cJSON_CreateObject();
+  for (size_t k = 0; k < sizeof counter_fields / sizeof *counter_fields; k++)
+    num(o, counter_fields[k].name,
+        (double)shm_load(
+            (const uint64_t *)((const char *)c + counter_fields[k].off)));
+  return o;
+}
+
 static cJSON *latency_json(const struct session_counters *c) {
   cJSON *o = cJSON_CreateObject();
   uint64_t count = 0;
@@ -345,11 +354,7 @@ static cJSON *respond_stats(const struct stats_view *v,
     num(j, "refused_peers", (double)shm_load(&l->stats->refused_peers));
     num(j, "handshake_errors", (double)shm_load(&l->stats->handshake_errors));
     num(j, "worker_restarts", (double)shm_load(&l->stats->worker_restarts));
-    cJSON *cs = cJSON_AddObjectToObject(j, "counters");
-    for (size_t k = 0; k < sizeof counter_fields / sizeof *counter_fields; k++)
-      num(cs, counter_fields[k].name,
-          (double)*(const uint64_t *)((const char *)&tot[i] +
-                                      counter_fields[k].off));
+    cJSON_AddItemToObject(j, "counters", control_counters_json(&tot[i]));
     cJSON_AddItemToObject(j, "latency", latency_json(&tot[i]));
     cJSON_AddItemToObject(j, "sources", sources_json(l->stats));
     cJSON_AddItemToArray(la, j);

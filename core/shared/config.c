@@ -104,11 +104,8 @@ const char *conf_where(const struct daemon_conf *c, const config_setting_t *s,
   return buf;
 }
 
-static int fail(const struct daemon_conf *c, const config_setting_t *s,
-                char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail(const struct daemon_conf *c, const config_setting_t *s,
-                char *err, size_t errlen, const char *fmt, ...) {
+int conf_fail(const struct daemon_conf *c, const config_setting_t *s, char *err,
+              size_t errlen, const char *fmt, ...) {
   char where[512], msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -177,8 +174,8 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
       uint64_t unit = k->type == K_SIZE ? 1 : 1000000000ull;
       if (v < 0) break;
       if ((uint64_t)v > UINT64_MAX / unit)
-        return fail(c, s, err, errlen, "'%s' = %lld is out of range", k->key,
-                    v);
+        return conf_fail(c, s, err, errlen, "'%s' = %lld is out of range",
+                         k->key, v);
       *(uint64_t *)dst = (uint64_t)v * unit;
       return 0;
     }
@@ -191,7 +188,8 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
     break; /* handled by store_ids */
   }
   if (!s) return 0;
-  return fail(c, s, err, errlen, "'%s' must be %s", k->key, type_name(k->type));
+  return conf_fail(c, s, err, errlen, "'%s' must be %s", k->key,
+                   type_name(k->type));
 }
 
 /* allow_uids = [ 0, 1000 ];  stored as a malloc'd array and its count. */
@@ -200,8 +198,8 @@ static int store_ids(const struct daemon_conf *c, const struct key_spec *k,
                      size_t errlen) {
   if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
       config_setting_type(s) != CONFIG_TYPE_LIST)
-    return fail(c, s, err, errlen, "'%s' must be %s", k->key,
-                type_name(k->type));
+    return conf_fail(c, s, err, errlen, "'%s' must be %s", k->key,
+                     type_name(k->type));
   int n = config_setting_length(s);
   uint32_t *ids = calloc((size_t)n + 1, sizeof *ids);
   for (int i = 0; i < n; i++) {
@@ -211,8 +209,8 @@ static int store_ids(const struct daemon_conf *c, const struct key_spec *k,
          config_setting_type(e) != CONFIG_TYPE_INT64) ||
         v < 0 || v > UINT32_MAX) {
       free(ids);
-      return fail(c, e, err, errlen, "'%s' must be %s", k->key,
-                  type_name(k->type));
+      return conf_fail(c, e, err, errlen, "'%s' must be %s", k->key,
+                       type_name(k->type));
     }
     ids[i] = (uint32_t)v;
   }
@@ -241,13 +239,14 @@ static int apply_schema(const struct daemon_conf *c, const config_setting_t *g,
     for (const char *const *a = also; a && *a; a++)
       extra |= !strcmp(*a, name);
     if (!extra && !find_key(keys, name))
-      return fail(c, s, err, errlen, "%s: unknown setting '%s'", what, name);
+      return conf_fail(c, s, err, errlen, "%s: unknown setting '%s'", what,
+                       name);
   }
   for (const struct key_spec *k = keys; k->key; k++) {
     const config_setting_t *s = config_setting_get_member(g, k->key);
     if (!s && k->required)
-      return fail(c, g, err, errlen, "%s: missing required setting '%s'", what,
-                  k->key);
+      return conf_fail(c, g, err, errlen, "%s: missing required setting '%s'",
+                       what, k->key);
     int r =
         k->type == K_IDS
             ? (s ? store_ids(c, k, s, (char *)base + k->off, err, errlen) : 0)
@@ -289,55 +288,63 @@ static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
   const config_setting_t *pf = config_setting_get_member(g, "prefetch");
   char *end;
   if (!valid_name(l->name))
-    return fail(c, at(g, "name"), err, errlen,
-                "listener name '%s' must be 1-63 of [A-Za-z0-9._-]", l->name);
+    return conf_fail(c, at(g, "name"), err, errlen,
+                     "listener name '%s' must be 1-63 of [A-Za-z0-9._-]",
+                     l->name);
   if (!*l->socket || strlen(l->socket) >= 108)
-    return fail(c, at(g, "socket"), err, errlen,
-                "listener '%s': socket path must be 1-107 bytes", l->name);
+    return conf_fail(c, at(g, "socket"), err, errlen,
+                     "listener '%s': socket path must be 1-107 bytes", l->name);
   errno = 0;
   unsigned long m = strtoul(l->socket_mode_str, &end, 8);
   if (errno || *end || !*l->socket_mode_str || m > 0777)
-    return fail(c, at(g, "socket_mode"), err, errlen,
-                "listener '%s': socket_mode '%s' must be an octal string such "
-                "as \"0660\"",
-                l->name, l->socket_mode_str);
+    return conf_fail(
+        c, at(g, "socket_mode"), err, errlen,
+        "listener '%s': socket_mode '%s' must be an octal string such "
+        "as \"0660\"",
+        l->name, l->socket_mode_str);
   l->socket_mode = (unsigned)m;
   if (pick(l->on_source_error_str, policies, &l->on_source_error) < 0)
-    return fail(c, at(g, "on_source_error"), err, errlen,
-                "listener '%s': on_source_error must be kill, sigbus or hang",
-                l->name);
+    return conf_fail(
+        c, at(g, "on_source_error"), err, errlen,
+        "listener '%s': on_source_error must be kill, sigbus or hang", l->name);
   if (l->max_sessions < 1)
-    return fail(c, at(g, "max_sessions"), err, errlen,
-                "listener '%s': max_sessions must be >= 1", l->name);
+    return conf_fail(c, at(g, "max_sessions"), err, errlen,
+                     "listener '%s': max_sessions must be >= 1", l->name);
   if (l->max_regions < 1 || l->max_regions > CONF_MAX_REGIONS)
-    return fail(c, at(g, "max_regions"), err, errlen,
-                "listener '%s': max_regions must be 1..%d", l->name,
-                CONF_MAX_REGIONS);
+    return conf_fail(c, at(g, "max_regions"), err, errlen,
+                     "listener '%s': max_regions must be 1..%d", l->name,
+                     CONF_MAX_REGIONS);
   if (l->max_handshake_bytes < 4096 || l->max_handshake_bytes > (1u << 24))
-    return fail(c, at(g, "max_handshake_bytes"), err, errlen,
-                "listener '%s': max_handshake_bytes must be 4K..16M", l->name);
+    return conf_fail(c, at(g, "max_handshake_bytes"), err, errlen,
+                     "listener '%s': max_handshake_bytes must be 4K..16M",
+                     l->name);
   if (l->handshake_timeout_ns < 1000000ull ||
       l->handshake_timeout_ns > 3600000000000ull)
-    return fail(c, at(g, "handshake_timeout"), err, errlen,
-                "listener '%s': handshake_timeout must be 1ms to 1h", l->name);
+    return conf_fail(c, at(g, "handshake_timeout"), err, errlen,
+                     "listener '%s': handshake_timeout must be 1ms to 1h",
+                     l->name);
   if (l->spin_ns > 10000000 && l->spin_ns != DURATION_AUTO)
-    return fail(c, at(g, "spin"), err, errlen,
-                "listener '%s': spin must be \"auto\" or 0 to 10ms", l->name);
+    return conf_fail(c, at(g, "spin"), err, errlen,
+                     "listener '%s': spin must be \"auto\" or 0 to 10ms",
+                     l->name);
   if (l->fault_around < 0 || l->fault_around > 512)
-    return fail(c, at(g, "fault_around"), err, errlen,
-                "listener '%s': fault_around must be 0..512 pages", l->name);
+    return conf_fail(c, at(g, "fault_around"), err, errlen,
+                     "listener '%s': fault_around must be 0..512 pages",
+                     l->name);
   if (pick(l->wset_mode_str, modes, &l->wset_mode) < 0)
-    return fail(c, pf ? at(pf, "mode") : g, err, errlen,
-                "listener '%s': prefetch mode must be off, record, replay or "
-                "auto",
-                l->name);
+    return conf_fail(
+        c, pf ? at(pf, "mode") : g, err, errlen,
+        "listener '%s': prefetch mode must be off, record, replay or "
+        "auto",
+        l->name);
   if (l->replay_max_gap < 0 || l->replay_max_gap > 64)
-    return fail(c, pf ? at(pf, "max_gap") : g, err, errlen,
-                "listener '%s': prefetch max_gap must be 0..64 pages", l->name);
+    return conf_fail(c, pf ? at(pf, "max_gap") : g, err, errlen,
+                     "listener '%s': prefetch max_gap must be 0..64 pages",
+                     l->name);
   if (l->wset_mode != WSET_OFF && !l->wset_path)
-    return fail(c, pf ? pf : g, err, errlen,
-                "listener '%s': prefetch needs working_set = \"PATH\"",
-                l->name);
+    return conf_fail(c, pf ? pf : g, err, errlen,
+                     "listener '%s': prefetch needs working_set = \"PATH\"",
+                     l->name);
   return 0;
 }
 
@@ -345,17 +352,17 @@ static int check_source(const struct daemon_conf *c, struct listener_conf *l,
                         char *err, size_t errlen) {
   const char *p;
   if (!config_setting_lookup_string(l->source, "plugin", &p))
-    return fail(c, l->source, err, errlen,
-                "listener '%s': source needs plugin = \"NAME\"", l->name);
+    return conf_fail(c, l->source, err, errlen,
+                     "listener '%s': source needs plugin = \"NAME\"", l->name);
   if (!l->layers) return 0;
   for (int i = 0; i < config_setting_length(l->layers); i++) {
     config_setting_t *e = config_setting_get_elem(l->layers, (unsigned)i);
     if (!config_setting_is_group(e) ||
         !config_setting_lookup_string(e, "layer", &p))
-      return fail(c, e, err, errlen,
-                  "listener '%s': each layer must be a group with layer = "
-                  "\"NAME\"",
-                  l->name);
+      return conf_fail(c, e, err, errlen,
+                       "listener '%s': each layer must be a group with layer = "
+                       "\"NAME\"",
+                       l->name);
   }
   return 0;
 }
@@ -398,14 +405,15 @@ static int load_listener(struct daemon_conf *c, config_setting_t *g,
   memset(l, 0, sizeof *l);
   l->setting = g;
   if (!config_setting_is_group(g))
-    return fail(c, g, err, errlen, "each listener must be a group { ... }");
+    return conf_fail(c, g, err, errlen,
+                     "each listener must be a group { ... }");
   if (apply_schema(c, g, listener_keys, also, "listener", l, err, errlen) < 0)
     return -1;
   config_setting_t *pf = config_setting_get_member(g, "prefetch");
   l->wset_mode_str = "off";
   if (pf) {
     if (!config_setting_is_group(pf))
-      return fail(c, pf, err, errlen, "'prefetch' must be a group");
+      return conf_fail(c, pf, err, errlen, "'prefetch' must be a group");
     if (apply_schema(c, pf, prefetch_keys, NULL, "prefetch", l, err, errlen) <
         0)
       return -1;
@@ -417,11 +425,12 @@ static int load_listener(struct daemon_conf *c, config_setting_t *g,
   normal_path(l->socket, mine, sizeof mine);
   for (struct listener_conf *o = c->listeners; o < l; o++) {
     if (!strcmp(o->name, l->name))
-      return fail(c, g, err, errlen, "listener name '%s' used twice", l->name);
+      return conf_fail(c, g, err, errlen, "listener name '%s' used twice",
+                       l->name);
     if (!strcmp(normal_path(o->socket, theirs, sizeof theirs), mine))
-      return fail(c, at(g, "socket"), err, errlen,
-                  "socket '%s' is the same path as listener '%s''s '%s'",
-                  l->socket, o->name, o->socket);
+      return conf_fail(c, at(g, "socket"), err, errlen,
+                       "socket '%s' is the same path as listener '%s''s '%s'",
+                       l->socket, o->name, o->socket);
   }
   return 0;
 }
@@ -433,30 +442,31 @@ static int load_global(struct daemon_conf *c, char *err, size_t errlen) {
     const char *n = config_setting_name(s);
     if (strcmp(n, "uffdkit") && strcmp(n, "listeners") &&
         strcmp(n, "templates"))
-      return fail(c, s, err, errlen,
-                  "unknown top-level setting '%s' (expected uffdkit, "
-                  "listeners, templates)",
-                  n);
+      return conf_fail(c, s, err, errlen,
+                       "unknown top-level setting '%s' (expected uffdkit, "
+                       "listeners, templates)",
+                       n);
   }
   config_setting_t *g = config_lookup(&c->cfg, "uffdkit");
   for (const struct key_spec *k = global_keys; k->key; k++)
     store_value(c, k, NULL, (char *)c + k->off, err, errlen);
   if (g) {
     if (!config_setting_is_group(g))
-      return fail(c, g, err, errlen, "'uffdkit' must be a group");
+      return conf_fail(c, g, err, errlen, "'uffdkit' must be a group");
     if (apply_schema(c, g, global_keys, NULL, "uffdkit", c, err, errlen) < 0)
       return -1;
   }
   c->log_level = log_level_from_name(c->log_level_str);
   if (c->log_level < 0)
-    return fail(c, g, err, errlen,
-                "log_level '%s' must be error, warn, info or debug",
-                c->log_level_str);
+    return conf_fail(c, g, err, errlen,
+                     "log_level '%s' must be error, warn, info or debug",
+                     c->log_level_str);
   if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json"))
-    return fail(c, g, err, errlen, "log_format must be text or json");
+    return conf_fail(c, g, err, errlen, "log_format must be text or json");
   if (c->max_restores < 0 || c->max_restores > 1000000)
-    return fail(c, g ? at(g, "max_restores") : config_root_setting(&c->cfg),
-                err, errlen, "max_restores must be 0..1000000");
+    return conf_fail(c,
+                     g ? at(g, "max_restores") : config_root_setting(&c->cfg),
+                     err, errlen, "max_restores must be 0..1000000");
   return 0;
 }
 

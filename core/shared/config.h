@@ -108,6 +108,10 @@ const struct listener_conf *conf_find_listener(const struct daemon_conf *c,
  * (".../libfoo.so": "foo"). */
 void conf_stack_name(const struct listener_conf *l, char *buf, size_t len);
 /* "file:line" of a setting, for messages. */
+/* Writes "FILE:LINE: " and the message for setting s into err; -1. */
+int conf_fail(const struct daemon_conf *c, const config_setting_t *s, char *err,
+              size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 const char *conf_where(const struct daemon_conf *c, const config_setting_t *s,
                        char *buf, size_t len);
 

@@ -19,20 +19,6 @@ static int is_own_key(const char *k) {
   return 0;
 }
 
-static int tfail(const struct daemon_conf *c, const config_setting_t *s,
-                 char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int tfail(const struct daemon_conf *c, const config_setting_t *s,
-                 char *err, size_t errlen, const char *fmt, ...) {
-  char where[512], msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  snprintf(err, errlen, "%s: %s", conf_where(c, s, where, sizeof where), msg);
-  return -1;
-}
-
 int template_check_value(const char *what, const char *s, size_t max, char *err,
                          size_t errlen) {
   size_t n = strlen(s);
@@ -275,26 +261,27 @@ static int load_vars(const struct daemon_conf *c, struct template_conf *t,
   const config_setting_t *v = config_setting_get_member(t->setting, "vars");
   if (!v) return 0;
   if (!config_setting_is_array(v) && !config_setting_is_list(v))
-    return tfail(c, v, err, errlen,
-                 "template %s: vars must be a list of names such as "
-                 "[ \"build_id\" ]",
-                 t->name);
+    return conf_fail(c, v, err, errlen,
+                     "template %s: vars must be a list of names such as "
+                     "[ \"build_id\" ]",
+                     t->name);
   for (int i = 0; i < config_setting_length(v); i++) {
     const config_setting_t *e = config_setting_get_elem(v, (unsigned)i);
     const char *n = config_setting_get_string(e);
     if (!n || !var_name_ok(n) || strlen(n) > 63 || !strcmp(n, "id"))
-      return tfail(c, e, err, errlen,
-                   "template %s: each variable is a name of "
-                   "[A-Za-z_][A-Za-z0-9_]* up to 63 bytes, other than 'id' "
-                   "(the restore's id, always set)",
-                   t->name);
+      return conf_fail(c, e, err, errlen,
+                       "template %s: each variable is a name of "
+                       "[A-Za-z_][A-Za-z0-9_]* up to 63 bytes, other than 'id' "
+                       "(the restore's id, always set)",
+                       t->name);
     if (t->n_vars == TEMPLATE_MAX_VARS)
-      return tfail(c, e, err, errlen, "template %s: more than %d variables",
-                   t->name, TEMPLATE_MAX_VARS);
+      return conf_fail(c, e, err, errlen, "template %s: more than %d variables",
+                       t->name, TEMPLATE_MAX_VARS);
     for (int k = 0; k < t->n_vars; k++)
       if (!strcmp(t->vars[k], n))
-        return tfail(c, e, err, errlen,
-                     "template %s: variable '%s' declared twice", t->name, n);
+        return conf_fail(c, e, err, errlen,
+                         "template %s: variable '%s' declared twice", t->name,
+                         n);
     t->vars[t->n_vars++] = n;
   }
   return 0;
@@ -312,17 +299,17 @@ static int load_own(const struct daemon_conf *c, struct template_conf *t,
     if (isint && n >= 0)
       t->expiry_ns = (uint64_t)n * 1000000000ull;
     else if (!str || ufk_parse_duration_ns(str, &t->expiry_ns) < 0)
-      return tfail(c, s, err, errlen, "template %s: expiry must be a duration",
-                   t->name);
+      return conf_fail(c, s, err, errlen,
+                       "template %s: expiry must be a duration", t->name);
     if (t->expiry_ns > (uint64_t)TEMPLATE_MAX_EXPIRY_MS * 1000000ull)
-      return tfail(c, s, err, errlen, "template %s: expiry is at most 24h",
-                   t->name);
+      return conf_fail(c, s, err, errlen, "template %s: expiry is at most 24h",
+                       t->name);
   }
   t->one_shot = 1;
   s = config_setting_get_member(g, "one_shot");
   if (s && config_setting_type(s) != CONFIG_TYPE_BOOL)
-    return tfail(c, s, err, errlen, "template %s: one_shot must be a boolean",
-                 t->name);
+    return conf_fail(c, s, err, errlen,
+                     "template %s: one_shot must be a boolean", t->name);
   if (s) t->one_shot = config_setting_get_bool(s);
   s = config_setting_get_member(g, "serve_uids");
   if (!s) return 0;
@@ -340,9 +327,9 @@ static int load_own(const struct daemon_conf *c, struct template_conf *t,
       t->serve_uids[t->n_serve_uids++] = (uid_t)v;
   }
   if (n < 0)
-    return tfail(c, s, err, errlen,
-                 "template %s: serve_uids must be an array of integer uids",
-                 t->name);
+    return conf_fail(c, s, err, errlen,
+                     "template %s: serve_uids must be an array of integer uids",
+                     t->name);
   return 0;
 }
 
@@ -356,14 +343,15 @@ static int try_expand(const struct daemon_conf *c,
   char why[2048];
   char *text = template_expand(c, t, "x", v, t->n_vars, NULL, why, sizeof why);
   if (!text)
-    return tfail(c, t->setting, err, errlen, "template %s: %s", t->name, why);
+    return conf_fail(c, t->setting, err, errlen, "template %s: %s", t->name,
+                     why);
   struct daemon_conf tmp;
   char name[128];
   snprintf(name, sizeof name, "template %s", t->name);
   int r = conf_load_string(&tmp, text, name, why, sizeof why);
   conf_free(&tmp);
   free(text);
-  if (r < 0) return tfail(c, t->setting, err, errlen, "%s", why);
+  if (r < 0) return conf_fail(c, t->setting, err, errlen, "%s", why);
   return 0;
 }
 
@@ -371,17 +359,19 @@ static int load_one(const struct daemon_conf *c, struct template_conf *t,
                     char *err, size_t errlen) {
   const config_setting_t *g = t->setting;
   if (!config_setting_is_group(g))
-    return tfail(c, g, err, errlen, "each template must be a group { ... }");
+    return conf_fail(c, g, err, errlen,
+                     "each template must be a group { ... }");
   if (!config_setting_lookup_string(g, "name", &t->name))
-    return tfail(c, g, err, errlen, "a template needs name = \"NAME\"");
+    return conf_fail(c, g, err, errlen, "a template needs name = \"NAME\"");
   if (template_check_value("template name", t->name, 63, err, errlen) < 0)
-    return tfail(c, g, err, errlen,
-                 "template '%s': its name must be 1-63 of "
-                 "[A-Za-z0-9._-], not starting with '.'",
-                 t->name);
+    return conf_fail(c, g, err, errlen,
+                     "template '%s': its name must be 1-63 of "
+                     "[A-Za-z0-9._-], not starting with '.'",
+                     t->name);
   for (const struct template_conf *o = c->templates; o < t; o++)
     if (!strcmp(o->name, t->name))
-      return tfail(c, g, err, errlen, "template name '%s' used twice", t->name);
+      return conf_fail(c, g, err, errlen, "template name '%s' used twice",
+                       t->name);
   if (load_vars(c, t, err, errlen) < 0 || load_own(c, t, err, errlen) < 0)
     return -1;
   return try_expand(c, t, err, errlen);
@@ -391,8 +381,9 @@ int template_load_all(struct daemon_conf *c, char *err, size_t errlen) {
   config_setting_t *ts = config_lookup(&c->cfg, "templates");
   if (!ts) return 0;
   if (!config_setting_is_list(ts))
-    return tfail(c, ts, err, errlen,
-                 "templates must be a list: templates = ( { name = ...; } );");
+    return conf_fail(
+        c, ts, err, errlen,
+        "templates must be a list: templates = ( { name = ...; } );");
   int n = config_setting_length(ts);
   c->templates = calloc(n ? (size_t)n : 1, sizeof *c->templates);
   for (int i = 0; i < n; i++) {

@@ -75,30 +75,6 @@ static void num(cJSON *o, const char *k, double n) {
   cJSON_AddItemToObject(o, k, cJSON_CreateNumber(n));
 }
 
-cJSON *restore_counters_json(const struct session_counters *c) {
-  static const struct {
-    const char *name;
-    size_t off;
-  } f[] = {
-      {"faults", offsetof(struct session_counters, faults)},
-      {"pages_copied", offsetof(struct session_counters, pages_copied)},
-      {"zero_pages", offsetof(struct session_counters, zero_pages)},
-      {"bytes_copied", offsetof(struct session_counters, bytes_copied)},
-      {"removes", offsetof(struct session_counters, removes)},
-      {"removed_pages", offsetof(struct session_counters, removed_pages)},
-      {"stale_faults", offsetof(struct session_counters, stale_faults)},
-      {"eagain", offsetof(struct session_counters, eagain)},
-      {"source_errors", offsetof(struct session_counters, source_errors)},
-      {"prefetched_pages", offsetof(struct session_counters, prefetched_pages)},
-  };
-  cJSON *o = cJSON_CreateObject();
-  for (size_t i = 0; i < sizeof f / sizeof *f; i++)
-    num(o, f[i].name,
-        (double)__atomic_load_n((const uint64_t *)((const char *)c + f[i].off),
-                                __ATOMIC_RELAXED));
-  return o;
-}
-
 /* ---- removal ---- */
 
 static void forget_listener(struct sv *v, struct sv_listener *l) {
@@ -495,7 +471,7 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
   json_add_u64(e, "session", s->id);
   cJSON_AddItemToObject(e, "reason", cJSON_CreateString(why));
   cJSON_AddItemToObject(e, "counters",
-                        restore_counters_json(&s->shm->counters));
+                        control_counters_json(&s->shm->counters));
   emit(v, r, e);
 }
 

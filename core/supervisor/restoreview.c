@@ -69,7 +69,7 @@ static cJSON *template_json(struct sv *v, const char *name) {
   cJSON_AddNumberToObject(o, "sessions_total", (double)sessions);
   cJSON_AddNumberToObject(o, "refused_peers", (double)refused);
   cJSON_AddNumberToObject(o, "handshake_errors", (double)hs);
-  cJSON_AddItemToObject(o, "counters", restore_counters_json(&c));
+  cJSON_AddItemToObject(o, "counters", control_counters_json(&c));
   return o;
 }
 
