@@ -258,6 +258,8 @@ static int make_conf(struct sv *v, struct restore *r,
   }
   char what[96];
   snprintf(what, sizeof what, "restore %s", r->id);
+  /* conf_load_string initialises the config itself (failing or not). */
+  config_destroy(&r->conf.cfg);
   int rc = conf_load_string(&r->conf, text, what, err, len);
   if (rc == 0) rc = hold_text(r, text);
   free(text);
@@ -316,6 +318,10 @@ int restore_serve(void *opaque, uint64_t client, const cJSON *req, char *err,
     return -1;
   }
   struct restore *r = calloc(1, sizeof *r);
+  if (!r) {
+    if (tt) tt->serve_errors++;
+    return fail(err, len, code, "failed", "out of memory%s", "");
+  }
   r->fd = r->text_fd = -1;
   r->client = client;
   r->gen = v->current;
@@ -594,4 +600,7 @@ void restore_shutdown(struct sv *v) {
     r->gen->restores--;
     free_restore(v, r);
   }
+  free(v->totals);
+  v->totals = NULL;
+  v->ntotals = 0;
 }

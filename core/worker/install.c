@@ -168,6 +168,9 @@ static void apply_policy(struct session *s, uint64_t addr) {
   struct uffdio_poison p = {.range = {.start = addr, .len = s->ps}};
   if (ioctl(s->uffd, UFFDIO_POISON, &p) == 0) return;
   int e = errno;
+  /* The VM's memory is gone (it exited, e.g. on an earlier SIGBUS): no
+   * vCPU waits on this page, and there is nothing to kill. */
+  if (e == ESRCH) return;
   if (policy == ON_ERROR_SIGBUS && !kill_vm(s)) {
     session_log(LOG_ERROR, s, "UFFDIO_POISON failed (%s); killed the VM",
                 strerror(e));
