@@ -75,8 +75,12 @@ void log_vmsg(int l, const char *fmt, va_list ap) {
                  stamp, names[l], process, (int)getpid(), esc);
   } else {
     /* Under journald, "<N>" keeps the level and journald adds the time. */
-    if (syslog_prefix < 0) syslog_prefix = getenv("JOURNAL_STREAM") != NULL;
-    if (syslog_prefix)
+    int sp = __atomic_load_n(&syslog_prefix, __ATOMIC_RELAXED);
+    if (sp < 0) { /* any thread may be first: the same answer for all */
+      sp = getenv("JOURNAL_STREAM") != NULL;
+      __atomic_store_n(&syslog_prefix, sp, __ATOMIC_RELAXED);
+    }
+    if (sp)
       n = snprintf(line, sizeof line, "<%d>%s[%d] %s: %s\n", 3 + l, process,
                    (int)getpid(), names[l], msg);
     else

@@ -129,6 +129,11 @@ kill -KILL "$sim_pid" 2>/dev/null || true
 wait "$sim_pid" 2>/dev/null || true
 wait "${DAEMON_PIDS[0]}" 2>/dev/null || true
 DAEMON_PIDS=()
+# The worker is not this shell's child: wait until it is really gone (a
+# large sanitized process takes a while to exit), or the next daemon sees
+# its writer alive and rightly keeps its temporaries.
+worker_gone() { [ ! -e "/proc/$worker" ]; }
+until_true 60 worker_gone || fail "the killed worker $worker is still there"
 kept=$(entries)
 echo "SIGKILL with $kept entries written"
 daemon 1G
