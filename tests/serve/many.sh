@@ -15,7 +15,9 @@ mkdir -p "$TMP/runs"
 # one I: serve restore rI, then restore a VM from the socket it answered.
 one() {
   local i=$1 out
-  out=$("$CTL_BIN" ctl --socket "$CTL" serve sandbox build_id=b1 \
+  # 200 serves queue behind each other's source starts: under a sanitizer
+  # that takes longer than ctl's default 10 s.
+  out=$("$CTL_BIN" ctl --socket "$CTL" --timeout 180 serve sandbox build_id=b1 \
     sandbox_id="s$i" --id "r$i" 2>&1) || {
     echo "serve r$i: $out" >"$TMP/runs/$i.fail"
     return
