@@ -34,29 +34,6 @@ const char *restore_template(const struct sv_listener *l) {
   return l->restore ? l->restore->template : NULL;
 }
 
-/* ---- per-template totals ---- */
-
-struct tmpl_total *restore_totals(struct sv *v, const char *name) {
-  for (int i = 0; i < v->ntotals; i++)
-    if (!strcmp(v->totals[i].name, name)) return &v->totals[i];
-  struct tmpl_total *t =
-      realloc(v->totals, (size_t)(v->ntotals + 1) * sizeof *t);
-  if (!t) return NULL;
-  v->totals = t;
-  t = &v->totals[v->ntotals++];
-  memset(t, 0, sizeof *t);
-  snprintf(t->name, sizeof t->name, "%s", name);
-  return t;
-}
-
-void restore_add_counters(struct session_counters *to,
-                          const struct session_counters *from) {
-  const uint64_t *f = (const uint64_t *)from;
-  uint64_t *t = (uint64_t *)to;
-  for (size_t i = 0; i < sizeof *from / sizeof(uint64_t); i++)
-    t[i] += __atomic_load_n(&f[i], __ATOMIC_RELAXED);
-}
-
 /* ---- events ---- */
 
 static cJSON *event(const struct restore *r, const char *kind) {
@@ -119,7 +96,7 @@ static void remove_restore(struct sv *v, struct restore *r) {
   struct tmpl_total *t = restore_totals(v, r->template);
   const struct listener_stats *st = r->l->stats;
   if (t) {
-    restore_add_counters(&t->c, &st->ended);
+    session_counters_add(&t->c, &st->ended);
     t->sessions_total += st->sessions_total;
     t->refused_peers += st->refused_peers;
     t->handshake_errors += st->handshake_errors;

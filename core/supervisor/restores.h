@@ -81,8 +81,6 @@ int restore_starting(const struct sv *v);
 
 /* Shared by restores.c, restoreview.c and restoreadopt.c. */
 struct tmpl_total *restore_totals(struct sv *v, const char *name);
-void restore_add_counters(struct session_counters *to,
-                          const struct session_counters *from);
 
 /* upgrade: adopts the restores handed over (R-<id>), before sessions. */
 void restore_adopt(struct sv *v, struct handed *h, int n);

@@ -9,11 +9,26 @@
 
 /* ---- list, stats, metrics ---- */
 
+/* ---- per-template totals ---- */
+
+struct tmpl_total *restore_totals(struct sv *v, const char *name) {
+  for (int i = 0; i < v->ntotals; i++)
+    if (!strcmp(v->totals[i].name, name)) return &v->totals[i];
+  struct tmpl_total *t =
+      realloc(v->totals, (size_t)(v->ntotals + 1) * sizeof *t);
+  if (!t) return NULL;
+  v->totals = t;
+  t = &v->totals[v->ntotals++];
+  memset(t, 0, sizeof *t);
+  snprintf(t->name, sizeof t->name, "%s", name);
+  return t;
+}
+
 static void live_counters(struct sv *v, const struct sv_listener *l,
                           struct session_counters *c) {
-  restore_add_counters(c, &l->stats->ended);
+  session_counters_add(c, &l->stats->ended);
   for (struct sv_session *s = v->sessions; s; s = s->next)
-    if (s->l == l) restore_add_counters(c, &s->shm->counters);
+    if (s->l == l) session_counters_add(c, &s->shm->counters);
 }
 
 static cJSON *restore_json(const struct restore *r) {
