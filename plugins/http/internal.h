@@ -84,4 +84,9 @@ size_t http_on_header(char *line, size_t size, size_t nitems, void *opaque);
 size_t http_on_body(char *p, size_t size, size_t nmemb, void *opaque);
 void http_decide(struct xfer *x);
 
+/* classify.c: 0, or -1 with the error set, for a transfer that ended with
+ * rc; what names the request in messages. */
+int check_response(const struct http *h, const struct conn *c,
+                   const struct xfer *x, CURLcode rc, const char *what);
+
 #endif
