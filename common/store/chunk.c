@@ -146,6 +146,13 @@ int ufk_store_chunk_decode(const struct ufk_store_keys *k,
       return ufk_store_fail(err, "%s: %zu bytes, too short to be sealed", where,
                             n);
     n -= UFK_STORE_SEAL;
+    /* GCM writes the plaintext before it checks the tag: a raw chunk is
+     * decrypted straight into out, which holds raw_len bytes and no more. */
+    if ((e->codec == UFK_CODEC_RAW && n != e->raw_len) || n > INT32_MAX)
+      return ufk_store_fail(err,
+                            "%s: sealed %s data of %zu bytes cannot hold a "
+                            "chunk of %u bytes",
+                            where, codec_name(e->codec), n, e->raw_len);
     uint8_t *plain = e->codec == UFK_CODEC_RAW ? out : stored + UFK_STORE_NONCE;
     if (gcm(0, k, e, stored, stored + UFK_STORE_NONCE, (int)n, plain,
             stored + UFK_STORE_NONCE + n) < 0)

@@ -262,6 +262,18 @@ START_TEST(chunks_encrypted) {
                    -1);
   ck_assert_str_eq(err.msg, "c9: AES-256-GCM tag does not match (a wrong key "
                             "or damaged bytes)");
+  /* A sealed raw chunk whose index claims more bytes than the chunk holds
+   * is refused before anything is decrypted into out (guarded here). */
+  uint8_t guarded[CS + 64];
+  memset(guarded, 0xa5, sizeof guarded);
+  ufk_store_chunk_encode(&k, UFK_CODEC_RAW, 0, id, raw, CS, stored, &e, &err);
+  ck_assert_uint_eq(e.codec, UFK_CODEC_RAW);
+  e.stored_len += 64;
+  ck_assert_int_eq(ufk_store_chunk_decode(&k, &e, stored, guarded, "c8", &err),
+                   -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "cannot hold a chunk"));
+  for (size_t i = 0; i < sizeof guarded; i++)
+    ck_assert_uint_eq(guarded[i], 0xa5);
   struct ufk_store_info info = {.flags = UFK_STORE_F_ENCRYPTED,
                                 .chunk_size = CS};
   memcpy(info.key_check, k.check, UFK_STORE_ID);
