@@ -17,63 +17,14 @@
 
 #include <uffdkit/plugin.h>
 
-#include "disk.h"
+#include "cache.h"
 #include "layer.h"
 
 #define MIN_CHUNK 4096ull
 #define MAX_CHUNK (1ull << 30)
 #define MAX_SLOTS (1u << 30)
-#define NONE (-1)
 
 static const struct ufk_host *host;
-
-enum { S_FREE, S_FETCHING, S_VALID };
-
-/* One fetch in flight; its fetcher and every waiter hold a reference, so the
- * outcome outlives the slot being recycled. */
-struct fetch {
-  int done, err, refs;
-};
-
-struct slot {
-  uint64_t chunk;
-  uint32_t state;
-  uint32_t refs;      /* readers, pointers mapped, plus its fetcher */
-  int32_t prev, next; /* LRU list (VALID) or free list */
-  int32_t hnext;
-  struct fetch *fetch;
-};
-
-struct cache {
-  struct ufk_next *below;
-  uint64_t chunk, capacity;
-  unsigned parts; /* requests one chunk fetch is split into */
-  unsigned shift;
-  char *file;
-  int fd;
-  int64_t size;
-
-  uint8_t *mem;
-  size_t mem_len;
-  struct slot *slots;
-  uint8_t *populated; /* per slot: its memory was faulted in */
-  uint32_t nslots, slot_waiters;
-  int32_t *heads;
-  unsigned hbits;
-  int32_t mru, lru, free_head;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-
-  uint64_t *c_hits, *c_misses, *c_bytes, *c_evictions;
-
-  /* Disk mode (disk.c): chunks kept in `dir` across restarts. */
-  char *dir;
-  uint64_t dir_size;
-  struct disk *disk;
-  uint8_t dkey[DISK_KEY_LEN];
-  int disk_warned;
-  uint64_t *c_disk_hits, *c_disk_writes, *c_disk_evictions, *c_disk_discarded;
-};
 
 #define fail(...) ufk_fail(host, __VA_ARGS__)
 #define MAX_PARTS 16
@@ -190,24 +141,6 @@ static int map_storage(struct cache *c) {
   return 0;
 }
 
-static int make_tables(struct cache *c) {
-  c->hbits = 1;
-  while ((1u << c->hbits) < 2 * c->nslots)
-    c->hbits++;
-  c->slots = calloc(c->nslots, sizeof *c->slots);
-  c->heads = malloc(sizeof *c->heads << c->hbits);
-  c->populated = calloc(c->nslots, 1);
-  if (!c->slots || !c->heads || !c->populated)
-    return fail(ENOMEM, "cache: out of memory for %u slots", c->nslots);
-  for (uint32_t i = 0; i < (1u << c->hbits); i++)
-    c->heads[i] = NONE;
-  for (uint32_t i = 0; i < c->nslots; i++)
-    c->slots[i].next = i + 1 < c->nslots ? (int32_t)i + 1 : NONE;
-  c->free_head = 0;
-  c->mru = c->lru = NONE;
-  return 0;
-}
-
 /* Entries are keyed by the version of the source's data and the chunk
  * size: a replaced object, or another chunk size, never meets them. */
 static int open_disk(struct cache *c) {
@@ -237,7 +170,9 @@ static int cache_start(void *inst) {
   uint64_t n = c->capacity >> c->shift;
   c->nslots = (uint32_t)(n < nchunks ? n : nchunks);
   c->mem_len = (size_t)c->nslots << c->shift;
-  if (make_tables(c) < 0 || map_storage(c) < 0) return -1;
+  if (slots_make(c) < 0)
+    return fail(ENOMEM, "cache: out of memory for %u slots", c->nslots);
+  if (map_storage(c) < 0) return -1;
   return c->dir ? open_disk(c) : 0;
 }
 
@@ -248,93 +183,11 @@ static void cache_destroy(void *inst) {
   if (c->fd >= 0) close(c->fd);
   disk_close(c->disk);
   free(c->dir);
-  for (uint32_t i = 0; c->slots && i < c->nslots; i++)
-    free(c->slots[i].fetch);
-  free(c->slots);
-  free(c->populated);
-  free(c->heads);
+  slots_free(c);
   free(c->file);
   pthread_cond_destroy(&c->cond);
   pthread_mutex_destroy(&c->lock);
   free(c);
-}
-
-/* ---- table and lists (all under c->lock) ---- */
-
-static uint32_t hash(const struct cache *c, uint64_t chunk) {
-  return (uint32_t)((chunk * 0x9E3779B97F4A7C15ull) >> (64 - c->hbits));
-}
-
-static int32_t lookup(const struct cache *c, uint64_t chunk) {
-  for (int32_t s = c->heads[hash(c, chunk)]; s != NONE; s = c->slots[s].hnext)
-    if (c->slots[s].chunk == chunk) return s;
-  return NONE;
-}
-
-static void hash_insert(struct cache *c, int32_t s) {
-  uint32_t h = hash(c, c->slots[s].chunk);
-  c->slots[s].hnext = c->heads[h];
-  c->heads[h] = s;
-}
-
-static void hash_remove(struct cache *c, int32_t s) {
-  int32_t *p = &c->heads[hash(c, c->slots[s].chunk)];
-  while (*p != s)
-    p = &c->slots[*p].hnext;
-  *p = c->slots[s].hnext;
-}
-
-static void lru_unlink(struct cache *c, int32_t s) {
-  struct slot *sl = &c->slots[s];
-  if (sl->prev != NONE)
-    c->slots[sl->prev].next = sl->next;
-  else
-    c->mru = sl->next;
-  if (sl->next != NONE)
-    c->slots[sl->next].prev = sl->prev;
-  else
-    c->lru = sl->prev;
-}
-
-static void lru_push(struct cache *c, int32_t s) {
-  struct slot *sl = &c->slots[s];
-  sl->prev = NONE;
-  sl->next = c->mru;
-  if (c->mru != NONE) c->slots[c->mru].prev = s;
-  c->mru = s;
-  if (c->lru == NONE) c->lru = s;
-}
-
-static void lru_touch(struct cache *c, int32_t s) {
-  if (c->mru != s) {
-    lru_unlink(c, s);
-    lru_push(c, s);
-  }
-}
-
-/* A free slot, else the least recently used chunk nobody is reading. */
-static int32_t take_slot(struct cache *c) {
-  int32_t s = c->free_head;
-  if (s != NONE) {
-    c->free_head = c->slots[s].next;
-    return s;
-  }
-  for (s = c->lru; s != NONE; s = c->slots[s].prev)
-    if (c->slots[s].refs == 0) {
-      lru_unlink(c, s);
-      hash_remove(c, s);
-      c->slots[s].state = S_FREE;
-      __atomic_fetch_add(c->c_evictions, 1, __ATOMIC_RELAXED);
-      return s;
-    }
-  return NONE;
-}
-
-static void release(struct cache *c, int32_t s) {
-  pthread_mutex_lock(&c->lock);
-  if (--c->slots[s].refs == 0 && c->slot_waiters)
-    pthread_cond_broadcast(&c->cond);
-  pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- fetching ---- */
@@ -454,7 +307,7 @@ static int fetch_into(struct cache *c, int32_t s, uint64_t chunk,
   f->refs = 1;
   *sl =
       (struct slot){.chunk = chunk, .state = S_FETCHING, .refs = 1, .fetch = f};
-  hash_insert(c, s);
+  slot_hash_insert(c, s);
   __atomic_fetch_add(c->c_misses, 1, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&c->lock);
 
@@ -472,9 +325,9 @@ static int fetch_into(struct cache *c, int32_t s, uint64_t chunk,
   if (--f->refs == 0) free(f);
   if (r == 0) {
     sl->state = S_VALID;
-    lru_push(c, s);
+    slot_lru_push(c, s);
   } else {
-    hash_remove(c, s);
+    slot_hash_remove(c, s);
     sl->state = S_FREE;
     sl->refs = 0;
     sl->next = c->free_head;
@@ -513,10 +366,10 @@ static int would_block(const struct cache *c, uint64_t chunk) {
  * the error reported. */
 static int32_t acquire_locked(struct cache *c, uint64_t chunk, uint32_t flags) {
   for (;;) {
-    int32_t s = lookup(c, chunk);
+    int32_t s = slot_lookup(c, chunk);
     if (s != NONE && c->slots[s].state == S_VALID) {
       c->slots[s].refs++;
-      lru_touch(c, s);
+      slot_lru_touch(c, s);
       __atomic_fetch_add(c->c_hits, 1, __ATOMIC_RELAXED);
       return s;
     }
@@ -528,7 +381,7 @@ static int32_t acquire_locked(struct cache *c, uint64_t chunk, uint32_t flags) {
       if (wait_fetch(c, s, chunk) < 0) return NONE;
       continue;
     }
-    s = take_slot(c);
+    s = slot_take(c);
     if (s != NONE) return fetch_into(c, s, chunk, flags, 1) < 0 ? NONE : s;
     /* Every slot is being read or fetched: wait for one to come free. */
     c->slot_waiters++;
@@ -568,7 +421,7 @@ static int cache_read(void *inst, void *buf, uint64_t len, uint64_t off,
     int32_t s = acquire(c, chunk, flags);
     if (s == NONE) return -1;
     memcpy(p, slot_mem(c, s) + in, n);
-    release(c, s);
+    slot_release(c, s);
     p += n;
     off += n;
     len -= n;
@@ -586,8 +439,8 @@ static int cache_prefetch(void *inst, uint64_t off, uint64_t len) {
   int r = 0;
   pthread_mutex_lock(&c->lock);
   for (uint64_t chunk = off >> c->shift; chunk <= last && r == 0; chunk++) {
-    if (lookup(c, chunk) != NONE) continue;
-    int32_t s = take_slot(c);
+    if (slot_lookup(c, chunk) != NONE) continue;
+    int32_t s = slot_take(c);
     if (s == NONE) break;
     r = fetch_into(c, s, chunk, UFK_READ_PREFETCH, 0);
   }
@@ -607,10 +460,10 @@ static const void *cache_map(void *inst, uint64_t off, uint64_t len) {
     return NULL;
   const void *p = NULL;
   pthread_mutex_lock(&c->lock);
-  int32_t s = lookup(c, off >> c->shift);
+  int32_t s = slot_lookup(c, off >> c->shift);
   if (s != NONE && c->slots[s].state == S_VALID) {
     c->slots[s].refs++;
-    lru_touch(c, s);
+    slot_lru_touch(c, s);
     __atomic_fetch_add(c->c_hits, 1, __ATOMIC_RELAXED);
     p = slot_mem(c, s) + (off & (c->chunk - 1));
   }
@@ -623,7 +476,7 @@ static void cache_release(void *inst, const void *ptr, uint64_t off,
   struct cache *c = inst;
   (void)off;
   (void)len;
-  release(c, (int32_t)(((const uint8_t *)ptr - c->mem) >> c->shift));
+  slot_release(c, (int32_t)(((const uint8_t *)ptr - c->mem) >> c->shift));
 }
 
 static int64_t cache_get_size(void *inst) {

@@ -1,0 +1,80 @@
+/* The cache layer's private parts: the instance, and its slot table (a
+ * hash from chunk to slot) with the LRU and free lists, in slots.c. */
+#ifndef UFFDKIT_CACHE_CACHE_H
+#define UFFDKIT_CACHE_CACHE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uffdkit/plugin.h>
+
+#include "disk.h"
+
+#define NONE (-1)
+
+enum { S_FREE, S_FETCHING, S_VALID };
+
+/* One fetch in flight; its fetcher and every waiter hold a reference, so the
+ * outcome outlives the slot being recycled. */
+struct fetch {
+  int done, err, refs;
+};
+
+struct slot {
+  uint64_t chunk;
+  uint32_t state;
+  uint32_t refs;      /* readers, pointers mapped, plus its fetcher */
+  int32_t prev, next; /* LRU list (VALID) or free list */
+  int32_t hnext;
+  struct fetch *fetch;
+};
+
+struct cache {
+  struct ufk_next *below;
+  uint64_t chunk, capacity;
+  unsigned parts; /* requests one chunk fetch is split into */
+  unsigned shift;
+  char *file;
+  int fd;
+  int64_t size;
+
+  uint8_t *mem;
+  size_t mem_len;
+  struct slot *slots;
+  uint8_t *populated; /* per slot: its memory was faulted in */
+  uint32_t nslots, slot_waiters;
+  int32_t *heads;
+  unsigned hbits;
+  int32_t mru, lru, free_head;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+
+  uint64_t *c_hits, *c_misses, *c_bytes, *c_evictions;
+
+  /* Disk mode (disk.c): chunks kept in `dir` across restarts. */
+  char *dir;
+  uint64_t dir_size;
+  struct disk *disk;
+  uint8_t dkey[DISK_KEY_LEN];
+  int disk_warned;
+  uint64_t *c_disk_hits, *c_disk_writes, *c_disk_evictions, *c_disk_discarded;
+};
+
+/* ---- slots.c: the table and lists, all under c->lock ---- */
+
+/* Sizes the table for c->nslots, every slot free.  -1 when out of memory. */
+int slots_make(struct cache *c);
+void slots_free(struct cache *c);
+int32_t slot_lookup(const struct cache *c, uint64_t chunk);
+void slot_hash_insert(struct cache *c, int32_t s);
+void slot_hash_remove(struct cache *c, int32_t s);
+void slot_lru_push(struct cache *c, int32_t s);
+void slot_lru_touch(struct cache *c, int32_t s);
+/* A free slot, else the least recently used chunk nobody is reading
+ * (evicted); NONE if every slot is in use. */
+int32_t slot_take(struct cache *c);
+/* Drops a reference (takes the lock itself). */
+void slot_release(struct cache *c, int32_t s);
+
+#endif
