@@ -28,6 +28,7 @@ static const struct ufk_host *host;
 
 #define fail(...) ufk_fail(host, __VA_ARGS__)
 #define MAX_PARTS 16
+#define MAX_QUEUE 1024
 #define MIN_PART ((uint64_t)256 << 10) /* smaller parts are not split off */
 
 /* ---- settings ---- */
@@ -63,6 +64,13 @@ static int read_settings(const struct ufk_config *cfg, struct cache *c) {
   if (r < 0) return -1;
   if (r == 0 && *file && !(c->dir = strdup(file)))
     return fail(ENOMEM, "dir: out of memory");
+  int64_t q;
+  if (host->get_int(cfg, "dir_queue", &q))
+    return fail(EINVAL, "cache: dir_queue must be an integer");
+  if (q < 1 || q > MAX_QUEUE)
+    return fail(EINVAL, "dir_queue (%s): %" PRId64 " is not in 1..%d",
+                host->where(cfg, "dir_queue"), q, MAX_QUEUE);
+  c->dir_queue = (unsigned)q;
   if (c->dir && c->dir_size < c->chunk + DISK_HEADER)
     return fail(EINVAL, "dir_size (%s): %" PRIu64 " holds no chunk",
                 host->where(cfg, "dir_size"), c->dir_size);
@@ -72,14 +80,25 @@ static int read_settings(const struct ufk_config *cfg, struct cache *c) {
 
 static void cache_destroy(void *inst);
 
-static void disk_counters(struct cache *c, const struct ufk_config *cfg) {
+/* Every counter exists with or without dir, so a dashboard's panel of
+ * hits by tier reads zero, not nothing, for a cache in memory only. */
+static void make_counters(struct cache *c, const struct ufk_config *cfg) {
+  c->c_hits = host->counter(cfg, "hits", "chunk lookups served from memory");
+  c->c_misses = host->counter(cfg, "misses", "chunk fetches started");
   c->c_disk_hits =
       host->counter(cfg, "disk_hits", "chunk fetches served from dir");
+  c->c_remote = host->counter(cfg, "remote_fetches",
+                              "chunk fetches served by the source below");
+  c->c_bytes = host->counter(cfg, "bytes_fetched", "bytes read from below");
+  c->c_evictions =
+      host->counter(cfg, "evictions", "chunks reclaimed from memory");
   c->c_disk_writes = host->counter(cfg, "disk_writes", "chunks stored in dir");
   c->c_disk_evictions =
       host->counter(cfg, "disk_evictions", "entries removed from dir");
   c->c_disk_discarded = host->counter(
       cfg, "disk_discarded", "entries of dir that failed their checks");
+  c->c_disk_skipped = host->counter(
+      cfg, "disk_skipped", "chunks not stored in dir: its writer was behind");
 }
 
 static void *cache_create(const struct ufk_config *cfg,
@@ -101,11 +120,7 @@ static void *cache_create(const struct ufk_config *cfg,
     cache_destroy(c);
     return NULL;
   }
-  c->c_hits = host->counter(cfg, "hits", "chunk lookups served from cache");
-  c->c_misses = host->counter(cfg, "misses", "chunk fetches started");
-  c->c_bytes = host->counter(cfg, "bytes_fetched", "bytes read from below");
-  c->c_evictions = host->counter(cfg, "evictions", "chunks reclaimed");
-  if (c->dir) disk_counters(c, cfg);
+  make_counters(c, cfg);
   return c;
 }
 
@@ -141,6 +156,19 @@ static int map_storage(struct cache *c) {
   return 0;
 }
 
+/* On the writer's thread, once a chunk queued by c is stored (or not). */
+static void disk_done(void *ctx, int evicted, int err) {
+  struct cache *c = ctx;
+  if (evicted >= 0) {
+    __atomic_fetch_add(c->c_disk_writes, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(c->c_disk_evictions, (uint64_t)evicted,
+                       __ATOMIC_RELAXED);
+  } else if (!__atomic_exchange_n(&c->disk_warned, 1, __ATOMIC_RELAXED)) {
+    host->log(UFK_LOG_WARN, "cache dir %s: cannot store a chunk: %s (%s)",
+              c->dir, strerror(err), "further failures are not logged");
+  }
+}
+
 /* Entries are keyed by the version of the source's data and the chunk
  * size: a replaced object, or another chunk size, never meets them. */
 static int open_disk(struct cache *c) {
@@ -155,7 +183,8 @@ static int open_disk(struct cache *c) {
   snprintf(id + strlen(id), 32, "|chunk %" PRIu64, c->chunk);
   disk_key(id, c->dkey);
   errno = 0;
-  if (!(c->disk = disk_open(c->dir, c->dir_size, err, sizeof err)))
+  if (!(c->disk = disk_open(c->dir, c->dir_size, c->dir_queue, disk_done, err,
+                            sizeof err)))
     return fail(errno ? errno : EIO, "cache: %s", err);
   return 0;
 }
@@ -181,6 +210,7 @@ static void cache_destroy(void *inst) {
   if (!c) return;
   if (c->mem) munmap(c->mem, c->mem_len);
   if (c->fd >= 0) close(c->fd);
+  disk_drain(c->disk, c); /* nothing queued names c once it is gone */
   disk_close(c->disk);
   free(c->dir);
   slots_free(c);
@@ -263,8 +293,10 @@ static int read_chunk(struct cache *c, uint8_t *mem, uint64_t len, uint64_t off,
   return err ? -1 : 0;
 }
 
-/* A chunk from dir if it has a good entry, else from below, then kept in
- * dir.  A failed store only costs that chunk's persistence. */
+/* A chunk from dir if it has a good entry, else from below, then queued
+ * to be kept in dir by the writer thread: the fault does not wait for a
+ * write and a sync.  A failed store, or a full queue, only costs that
+ * chunk's persistence. */
 static int fill_chunk(struct cache *c, uint8_t *mem, uint64_t len, uint64_t off,
                       uint32_t flags) {
   char why[PATH_MAX + 200];
@@ -279,16 +311,14 @@ static int fill_chunk(struct cache *c, uint8_t *mem, uint64_t len, uint64_t off,
     __atomic_fetch_add(c->c_disk_discarded, 1, __ATOMIC_RELAXED);
   }
   if (read_chunk(c, mem, len, off, flags) < 0) return -1;
+  __atomic_fetch_add(c->c_remote, 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(c->c_bytes, len, __ATOMIC_RELAXED);
   if (!c->disk) return 0;
-  int n = disk_put(c->disk, c->dkey, off, mem, len);
-  if (n >= 0) {
-    __atomic_fetch_add(c->c_disk_writes, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(c->c_disk_evictions, (uint64_t)n, __ATOMIC_RELAXED);
-  } else if (!__atomic_exchange_n(&c->disk_warned, 1, __ATOMIC_RELAXED)) {
-    host->log(UFK_LOG_WARN, "cache dir %s: cannot store a chunk: %s (%s)",
-              c->dir, strerror(errno), "further failures are not logged");
-  }
+  if (disk_put_later(c->disk, c->dkey, off, mem, len, c) == 0) return 0;
+  if (errno == EAGAIN)
+    __atomic_fetch_add(c->c_disk_skipped, 1, __ATOMIC_RELAXED);
+  else
+    disk_done(c, -1, errno);
   return 0;
 }
 
@@ -507,6 +537,9 @@ static const struct ufk_param params[] = {
     {"dir", UFK_T_STRING, 0, NULL,
      "also keep chunks in this directory, across daemon restarts"},
     {"dir_size", UFK_T_SIZE, 0, "10G", "bound of dir's entries, in bytes"},
+    {"dir_queue", UFK_T_INT, 0, "8",
+     "chunks waiting to be written to dir, at most (1 to 1024); more are "
+     "not kept"},
     {0},
 };
 

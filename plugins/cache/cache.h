@@ -50,15 +50,19 @@ struct cache {
   pthread_mutex_t lock;
   pthread_cond_t cond;
 
-  uint64_t *c_hits, *c_misses, *c_bytes, *c_evictions;
+  /* Hits by tier: memory (c_hits), dir (c_disk_hits), the source below
+   * (c_remote). */
+  uint64_t *c_hits, *c_misses, *c_bytes, *c_evictions, *c_remote;
 
   /* Disk mode (disk.c): chunks kept in `dir` across restarts. */
   char *dir;
   uint64_t dir_size;
+  unsigned dir_queue; /* chunks waiting for the writer thread, at most */
   struct disk *disk;
   uint8_t dkey[DISK_KEY_LEN];
   int disk_warned;
   uint64_t *c_disk_hits, *c_disk_writes, *c_disk_evictions, *c_disk_discarded;
+  uint64_t *c_disk_skipped;
 };
 
 /* ---- slots.c: the table and lists, all under c->lock ---- */

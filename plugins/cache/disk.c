@@ -1,5 +1,7 @@
 #include "disk.h"
 
+#include "writer.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,8 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+
+_Static_assert(DISK_KEY_LEN == WRITER_KEY_LEN, "one key");
 
 static const char MAGIC[8] = {'U', 'F', 'K', 'C', 'H', 'N', 'K', '1'};
 /* "<64 hex key>-<16 hex offset>" */
@@ -38,6 +42,9 @@ struct disk {
   struct dent *mru, *lru;    /* most and least recently used */
   unsigned long tmp_counter; /* temporary names: .tmp-PID-N */
   pthread_mutex_t lock;
+  struct writer *writer; /* stores chunks off the fetching threads */
+  unsigned depth;
+  disk_done_fn done;
   struct disk *next_open; /* the process's open directories */
 };
 
@@ -239,6 +246,7 @@ static void free_entry(void *e) {
 }
 
 static void disk_free(struct disk *d) {
+  writer_free(d->writer);
   tdestroy(d->tree, free_entry);
   pthread_mutex_destroy(&d->lock);
   free(d->dir);
@@ -283,8 +291,52 @@ static int claim(const char *dir, char *err, size_t errlen) {
   return r;
 }
 
-struct disk *disk_open(const char *dir, uint64_t bound, char *err,
-                       size_t errlen) {
+static void write_job(void *arg, const struct wjob *j) {
+  struct disk *d = arg;
+  int n = disk_put(d, j->key, j->off, j->buf, j->len);
+  d->done(j->ctx, n, n < 0 ? errno : 0);
+}
+
+static int same_use(struct disk *d, uint64_t bound, unsigned depth, char *err,
+                    size_t errlen) {
+  if (d->bound == bound && d->depth == depth) return 1;
+  errno = EINVAL;
+  snprintf(err, errlen,
+           "cache dir %s is already in use with dir_size %" PRIu64
+           " and dir_queue %u, not %" PRIu64 " and %u",
+           d->dir, d->bound, d->depth, bound, depth);
+  return 0;
+}
+
+static struct disk *disk_new(const char *real, uint64_t bound, unsigned depth,
+                             disk_done_fn done, char *err, size_t errlen) {
+  struct disk *d = calloc(1, sizeof *d);
+  if (!d || !(d->dir = strdup(real))) {
+    free(d);
+    errno = ENOMEM;
+    snprintf(err, errlen, "cache dir %s: out of memory", real);
+    return NULL;
+  }
+  d->bound = bound;
+  d->depth = depth;
+  d->done = done;
+  d->refs = 1;
+  pthread_mutex_init(&d->lock, NULL);
+  if (claim(real, err, errlen) < 0 || scan(d, err, errlen) < 0) {
+    disk_free(d);
+    return NULL;
+  }
+  if (!(d->writer = writer_new(depth, write_job, d))) {
+    snprintf(err, errlen, "cache dir %s: no writer thread: %s", real,
+             strerror(errno));
+    disk_free(d);
+    return NULL;
+  }
+  return d;
+}
+
+struct disk *disk_open(const char *dir, uint64_t bound, unsigned depth,
+                       disk_done_fn done, char *err, size_t errlen) {
   char real[PATH_MAX];
   if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
     snprintf(err, errlen, "cache dir %s: %s", dir, strerror(errno));
@@ -298,31 +350,13 @@ struct disk *disk_open(const char *dir, uint64_t bound, char *err,
   struct disk *d = registry;
   while (d && strcmp(d->dir, real))
     d = d->next_open;
-  if (d && d->bound != bound) {
-    errno = EINVAL;
-    snprintf(err, errlen,
-             "cache dir %s is already in use with dir_size %" PRIu64
-             ", not %" PRIu64,
-             real, d->bound, bound);
+  if (d && !same_use(d, bound, depth, err, errlen)) {
     d = NULL;
   } else if (d) {
     d->refs++;
-  } else if ((d = calloc(1, sizeof *d)) && (d->dir = strdup(real))) {
-    d->bound = bound;
-    d->refs = 1;
-    pthread_mutex_init(&d->lock, NULL);
-    if (claim(real, err, errlen) < 0 || scan(d, err, errlen) < 0) {
-      disk_free(d);
-      d = NULL;
-    } else {
-      d->next_open = registry;
-      registry = d;
-    }
-  } else {
-    free(d);
-    d = NULL;
-    errno = ENOMEM;
-    snprintf(err, errlen, "cache dir %s: out of memory", real);
+  } else if ((d = disk_new(real, bound, depth, done, err, errlen))) {
+    d->next_open = registry;
+    registry = d;
   }
   pthread_mutex_unlock(&registry_lock);
   return d;
@@ -361,6 +395,7 @@ int disk_get(struct disk *d, const uint8_t key[DISK_KEY_LEN], uint64_t off,
   struct stat st;
   entry_name(name, key, off);
   snprintf(path, sizeof path, "%s/%s", d->dir, name);
+  if (writer_find(d->writer, key, off, buf, len)) return DISK_HIT;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return DISK_MISS;
   const char *bad = NULL;
@@ -440,4 +475,13 @@ int disk_put(struct disk *d, const uint8_t key[DISK_KEY_LEN], uint64_t off,
   pthread_mutex_unlock(&d->lock);
   errno = e;
   return r < 0 ? -1 : evicted;
+}
+
+int disk_put_later(struct disk *d, const uint8_t key[DISK_KEY_LEN],
+                   uint64_t off, const void *buf, uint64_t len, void *ctx) {
+  return writer_put(d->writer, key, off, buf, len, ctx);
+}
+
+void disk_drain(struct disk *d, const void *ctx) {
+  if (d) writer_drain(d->writer, ctx);
 }

@@ -15,11 +15,16 @@
 
 struct disk;
 
+/* The outcome of a disk_put_later, on the writer's thread: disk_put's
+ * result (entries evicted, or -1) and its errno. */
+typedef void (*disk_done_fn)(void *ctx, int evicted, int err);
+
 /* The directory's index, shared by every instance of this process that
- * names the same directory (with the same bound); built from the directory
- * on first use.  NULL with err and errno set on failure. */
-struct disk *disk_open(const char *dir, uint64_t bound, char *err,
-                       size_t errlen);
+ * names the same directory (with the same bound and queue depth); built
+ * from the directory on first use, with a writer thread whose queue holds
+ * `depth` chunks.  NULL with err and errno set on failure. */
+struct disk *disk_open(const char *dir, uint64_t bound, unsigned depth,
+                       disk_done_fn done, char *err, size_t errlen);
 void disk_close(struct disk *d);
 
 /* The key of a source's data: a hash of its identity. */
@@ -28,8 +33,9 @@ void disk_key(const char *identity, uint8_t key[DISK_KEY_LEN]);
 enum { DISK_MISS, DISK_HIT, DISK_DISCARDED };
 
 /* Fills buf with the entry of (key, off), len bytes, if there is a good
- * one: DISK_HIT.  DISK_MISS if there is none; DISK_DISCARDED if there was
- * one that failed its checks, now removed (why in `why`). */
+ * one or one queued to be written: DISK_HIT.  DISK_MISS if there is none;
+ * DISK_DISCARDED if there was one that failed its checks, now removed (why in
+ * `why`). */
 int disk_get(struct disk *d, const uint8_t key[DISK_KEY_LEN], uint64_t off,
              void *buf, uint64_t len, char *why, size_t whylen);
 
@@ -38,6 +44,15 @@ int disk_get(struct disk *d, const uint8_t key[DISK_KEY_LEN], uint64_t off,
  * or -1 with errno (nothing stored; the cache goes on without it). */
 int disk_put(struct disk *d, const uint8_t key[DISK_KEY_LEN], uint64_t off,
              const void *buf, uint64_t len);
+
+/* Queues a copy of the chunk for the writer thread, which stores it with
+ * disk_put and then calls `done` with ctx.  -1 with errno EAGAIN when the
+ * queue is full (the chunk is not kept), ENOMEM. */
+int disk_put_later(struct disk *d, const uint8_t key[DISK_KEY_LEN],
+                   uint64_t off, const void *buf, uint64_t len, void *ctx);
+
+/* Returns once no chunk queued with ctx waits to be written. */
+void disk_drain(struct disk *d, const void *ctx);
 
 /* Checks an entry's header and data (a file's whole content, n bytes)
  * against the key, offset and length it must have.  NULL if good, else

@@ -69,13 +69,16 @@ START_TEST(entries_outlive_the_instance) {
   read_all();
   /* http's requests: the probe, then one per chunk */
   ck_assert_uint_eq(fakehost_counter("requests"), 1 + CHUNKS);
+  ck_assert_uint_eq(fakehost_counter("remote_fetches"), CHUNKS);
+  teardown(); /* the writer's queue is written out first */
   ck_assert_uint_eq(fakehost_counter("disk_writes"), CHUNKS);
-  teardown();
   open_src();
   ck_assert_msg(open_cache(&src.next, "1G") == 0, "%s", fakehost_last_error());
   read_all();
   ck_assert_uint_eq(fakehost_counter("requests"), 2 + CHUNKS);
   ck_assert_uint_eq(fakehost_counter("disk_hits"), CHUNKS);
+  ck_assert_uint_eq(fakehost_counter("remote_fetches"), CHUNKS);
+  ck_assert_uint_eq(fakehost_counter("disk_skipped"), 0);
   ck_assert_int_eq(entries(), CHUNKS);
 }
 END_TEST
@@ -87,6 +90,7 @@ START_TEST(the_bound_holds) {
   ck_assert_msg(open_cache(&src.next, "3200K") == 0, "%s",
                 fakehost_last_error());
   read_all();
+  inst_close(&cache);
   ck_assert_int_eq(entries(), 4);
   ck_assert_uint_eq(fakehost_counter("disk_evictions"), CHUNKS - 4);
 }
@@ -98,6 +102,7 @@ START_TEST(one_dir_one_bound) {
   struct inst first = cache;
   ck_assert_int_eq(open_cache(&src.next, "2G"), -1);
   ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "already in use"));
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "dir_size 1073741824"));
   inst_close(&cache);
   cache = first;
 }

@@ -1,9 +1,12 @@
 #!/bin/bash
 # The cache layer's disk mode (`dir`): chunks kept in a directory across
 # daemon restarts, shared by the listeners of a daemon and refused to a
-# second daemon, bounded, and never served unless complete and checked.  The origin is nginx; its access log
-# counts the chunks fetched.  Every restore checks every byte.
+# second daemon, bounded, and never served unless complete and checked.
+# The origin is nginx; its access log counts the chunks fetched, and the
+# cache's counters (ctl stats, metrics) say which tier served them.  Every
+# restore checks every byte.
 source "$(dirname "$0")/../lib/functions.sh"
+source "$(dirname "$0")/../control/common.sh"
 source "$(dirname "$0")/servers.sh"
 
 need_built "$UFFDKIT" "$SIM"
@@ -15,6 +18,9 @@ make_image ${MIB}M --seed 61
 touch -d '-2 hours' "$IMG" # nginx's ETag: mtime and size
 start_nginx "$TMP/www"
 CDIR=$TMP/chunks
+CTL=$TMP/ctl.sock
+METRICS=
+[ "$HTTP" = 1 ] && METRICS='metrics = "127.0.0.1:0";'
 
 # fetched: range requests for chunks nginx answered so far (not the probes).
 fetched() {
@@ -27,7 +33,7 @@ fetched() {
 daemon() {
   local l
   {
-    echo 'uffdkit = { control_socket = ""; };'
+    echo "uffdkit = { control_socket = \"$CTL\"; $METRICS };"
     echo 'listeners = ('
     for l in a b; do
       [ $l = b ] && echo ','
@@ -62,6 +68,30 @@ expect_fetched() {
   echo "$1: $n chunks fetched from the origin"
 }
 
+# tiers LISTENER: the cache layer's counters on LISTENER (ctl stats) as
+# "memory disk remote bytes_fetched".
+tiers() {
+  ctl --json stats | "$PYTHON" -c '
+import json, sys
+for l in json.load(sys.stdin)["listeners"]:
+    if l["name"] != sys.argv[1]:
+        continue
+    for s in l["sources"]:
+        c = s["counters"]
+        if "disk_hits" in c:
+            print(*(int(c[k]) for k in
+                    ("hits", "disk_hits", "remote_fetches", "bytes_fetched")))
+' "$1"
+}
+
+# cache_metric NAME LISTENER: a cache counter's value in the metrics
+# exposition.
+cache_metric() {
+  curl -sf --max-time 20 "http://127.0.0.1:$(http_port "$TMP/d.log")/metrics" |
+    awk -v m="uffdkit_plugin_$1_total" -v l="listener=\"$2\"" \
+      'index($1, m "{" l ",instance=") == 1 && $1 ~ /\/cache"}$/ { print $2 }'
+}
+
 # A running daemon renames and removes files while find reads the
 # directory: a file gone between the two is not an error here.
 entries() {
@@ -78,19 +108,35 @@ daemon 1G
 before=$(fetched)
 restore cold a
 expect_fetched "cold restore on a" $MIB
+read -r mem disk remote bytes < <(tiers a)
+[ "$disk" = 0 ] && [ "$remote" = $MIB ] && [ "$bytes" = $((MIB * CHUNK)) ] ||
+  fail "cold restore on a: tiers memory $mem disk $disk remote $remote, $bytes bytes"
 before=$(fetched)
 restore shared b --order random --seed 2
 expect_fetched "listener b, same daemon" 0
+read -r mem disk remote bytes < <(tiers b)
+[ "$disk" = $MIB ] && [ "$remote" = 0 ] && [ "$bytes" = 0 ] ||
+  fail "listener b: tiers memory $mem disk $disk remote $remote, $bytes bytes"
 stop_daemons
 [ "$(entries)" -eq $MIB ] || fail "$(entries) entries in dir, not $MIB"
 daemon 1G
 before=$(fetched)
 restore restarted a --order random --seed 3
 expect_fetched "after a restart" 0
+read -r mem disk remote bytes < <(tiers a)
+[ "$disk" = $MIB ] && [ "$remote" = 0 ] && [ "$bytes" = 0 ] && [ "$mem" -gt 0 ] ||
+  fail "after a restart: tiers memory $mem disk $disk remote $remote, $bytes bytes"
+if [ "$HTTP" = 1 ]; then
+  m_disk=$(cache_metric disk_hits a)
+  m_remote=$(cache_metric remote_fetches a)
+  [ "$m_disk" = $MIB ] && [ "$m_remote" = 0 ] ||
+    fail "metrics after a restart: disk_hits '$m_disk', remote_fetches '$m_remote'"
+fi
+echo "after a restart: $mem memory hits, $disk disk hits, $remote remote fetches"
 # Another daemon on the same directory would overshoot the bound with this
 # one: it is refused, naming the owner.
-sed "s|$TMP/a.sock|$TMP/c.sock|; s|$TMP/b.sock|$TMP/d.sock|" "$TMP/d.conf" \
-  >"$TMP/other.conf"
+sed "s|$TMP/a.sock|$TMP/c.sock|; s|$TMP/b.sock|$TMP/d.sock|
+     s|$CTL|$TMP/ctl2.sock|" "$TMP/d.conf" >"$TMP/other.conf"
 rc=0
 timeout 60 "$UFFDKIT" --config "$TMP/other.conf" >"$TMP/other.log" 2>&1 || rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a second daemon on the dir: rc $rc"

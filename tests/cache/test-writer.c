@@ -1,0 +1,109 @@
+/* The disk mode's writer thread (plugins/cache/writer.c): jobs are written
+ * in order off the queuer's thread, a full queue refuses at once instead
+ * of blocking the fault that fetched the chunk, a queued chunk can be read
+ * back before it is written, and stopping writes the queue out. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "writer.h"
+
+/* A write function the test holds: each call waits until released. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int entered, allowed, written;
+static uint64_t order[16];
+
+static void held_write(void *arg, const struct wjob *j) {
+  (void)arg;
+  pthread_mutex_lock(&lock);
+  entered++;
+  pthread_cond_broadcast(&cond);
+  while (allowed <= written)
+    pthread_cond_wait(&cond, &lock);
+  order[written++] = j->off;
+  ck_assert_uint_eq(j->buf[0], (uint8_t)j->off);
+  pthread_mutex_unlock(&lock);
+}
+
+static void allow(int n) {
+  pthread_mutex_lock(&lock);
+  allowed += n;
+  pthread_cond_broadcast(&cond);
+  pthread_mutex_unlock(&lock);
+}
+
+static void wait_entered(int n) {
+  pthread_mutex_lock(&lock);
+  while (entered < n)
+    pthread_cond_wait(&cond, &lock);
+  pthread_mutex_unlock(&lock);
+}
+
+static int put(struct writer *w, uint64_t off) {
+  uint8_t key[WRITER_KEY_LEN] = {7}, buf[64];
+  memset(buf, (uint8_t)off, sizeof buf);
+  return writer_put(w, key, off, buf, sizeof buf, &lock);
+}
+
+START_TEST(a_full_queue_refuses_without_waiting) {
+  entered = allowed = written = 0;
+  struct writer *w = writer_new(3, held_write, NULL);
+  ck_assert_ptr_nonnull(w);
+  ck_assert_int_eq(put(w, 1), 0);
+  wait_entered(1); /* job 1 is being written, and held */
+  ck_assert_int_eq(put(w, 2), 0);
+  ck_assert_int_eq(put(w, 3), 0);
+  /* Three places, all taken: the fourth is refused at once. */
+  errno = 0;
+  ck_assert_int_eq(put(w, 4), -1);
+  ck_assert_int_eq(errno, EAGAIN);
+
+  uint8_t key[WRITER_KEY_LEN] = {7}, other[WRITER_KEY_LEN] = {8}, buf[64];
+  ck_assert_int_eq(writer_find(w, key, 3, buf, sizeof buf), 1);
+  ck_assert_uint_eq(buf[0], 3);
+  ck_assert_int_eq(writer_find(w, key, 1, buf, sizeof buf), 1);
+  ck_assert_int_eq(writer_find(w, key, 4, buf, sizeof buf), 0);
+  ck_assert_int_eq(writer_find(w, other, 3, buf, sizeof buf), 0);
+  ck_assert_int_eq(writer_find(w, key, 3, buf, 32), 0);
+
+  allow(1);
+  wait_entered(2); /* job 1 done: one place free again */
+  ck_assert_int_eq(put(w, 5), 0);
+  allow(100);
+  writer_drain(w, &lock);
+  ck_assert_int_eq(written, 4);
+  ck_assert_int_eq(writer_find(w, key, 3, buf, sizeof buf), 0);
+  uint64_t want[] = {1, 2, 3, 5};
+  for (int i = 0; i < 4; i++)
+    ck_assert_uint_eq(order[i], want[i]);
+  writer_free(w);
+}
+END_TEST
+
+START_TEST(stopping_writes_the_queue_out) {
+  entered = allowed = written = 0;
+  struct writer *w = writer_new(8, held_write, NULL);
+  ck_assert_ptr_nonnull(w);
+  for (uint64_t i = 1; i <= 5; i++)
+    ck_assert_int_eq(put(w, i), 0);
+  allow(100);
+  writer_free(w);
+  ck_assert_int_eq(written, 5);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("writer");
+  TCase *tc = tcase_create("writer");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, a_full_queue_refuses_without_waiting);
+  tcase_add_test(tc, stopping_writes_the_queue_out);
+  suite_add_tcase(s, tc);
+  SRunner *r = srunner_create(s);
+  srunner_run_all(r, CK_NORMAL);
+  int failed = srunner_ntests_failed(r);
+  srunner_free(r);
+  return failed ? 1 : 0;
+}
