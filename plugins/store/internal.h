@@ -7,6 +7,7 @@
 
 #include "format.h"
 #include "keys.h"
+#include "recent.h"
 
 extern const struct ufk_host *host;
 
@@ -37,7 +38,9 @@ struct store {
   /* per chunk: its entry, or NULL for a zero chunk; and its pack */
   const struct ufk_store_entry **entry;
   uint32_t *pack_of;
-  uint64_t *c_fetched, *c_served, *c_zero, *c_chunks, *c_bad;
+  uint64_t recent_bytes; /* the setting chunk_cache */
+  struct recent recent;  /* checked chunks, for the next read of them */
+  uint64_t *c_fetched, *c_served, *c_zero, *c_chunks, *c_bad, *c_recent;
 };
 
 int obj_open(struct store *s, struct object *o, const char *name);

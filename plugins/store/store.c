@@ -28,6 +28,8 @@ static const struct ufk_param params[] = {
     {"key_env", UFK_T_STRING, 0, NULL,
      "environment variable holding the key of an encrypted store (64 hex "
      "digits)"},
+    {"chunk_cache", UFK_T_SIZE, 0, "32M",
+     "checked chunks kept for the next read of them (0: none)"},
     {0},
 };
 
@@ -62,6 +64,9 @@ static int read_settings(struct store *s) {
     return ufk_fail(host, EINVAL,
                     "set path (a local store) or objects (a source with "
                     "{object}), one of them");
+  if (host->get_size(cfg, "chunk_cache", &s->recent_bytes))
+    return ufk_fail(host, EINVAL, "chunk_cache (%s): must be a size",
+                    host->where(cfg, "chunk_cache"));
   if (s->key_file && s->key_env)
     return ufk_fail(host, EINVAL, "key_file (%s) and key_env (%s): set one",
                     host->where(cfg, "key_file"), host->where(cfg, "key_env"));
@@ -88,6 +93,8 @@ static void *create(const struct ufk_config *cfg, struct ufk_next *below) {
   s->c_chunks = host->counter(cfg, "chunks", "chunks decoded and checked");
   s->c_bad = host->counter(cfg, "chunks_bad",
                            "chunks refused: tag, decoding or id mismatch");
+  s->c_recent = host->counter(cfg, "chunk_cache_hits",
+                              "reads served from checked chunks kept");
   return s;
 }
 
@@ -97,6 +104,8 @@ static int start(void *inst) {
   if (ufk_store_keys_load(&s->keys, s->key_file, s->key_env, &err) < 0)
     return ufk_fail(host, EINVAL, "%s", err.msg);
   if (store_load(s) < 0) return -1;
+  if (recent_init(&s->recent, s->recent_bytes, s->m.chunk_size) < 0)
+    return ufk_fail(host, ENOMEM, "chunk_cache: out of memory");
   host->log(UFK_LOG_INFO,
             "store snapshot %s: %llu bytes in %llu chunks of %u, %u packs%s",
             s->snapshot, (unsigned long long)s->m.image_size,
@@ -108,6 +117,7 @@ static int start(void *inst) {
 static void destroy(void *inst) {
   struct store *s = inst;
   store_unload(s);
+  recent_free(&s->recent);
   ufk_store_keys_wipe(&s->keys);
   free(s);
 }
@@ -163,11 +173,17 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
     __atomic_fetch_add(s->c_zero, n, __ATOMIC_RELAXED);
     return 0;
   }
+  if (recent_get(&s->recent, i, shift, dst, n)) {
+    __atomic_fetch_add(s->c_recent, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
+    return 0;
+  }
   uint64_t clen = chunk_len(s, i);
   int whole = shift == 0 && n == clen;
   uint8_t *out = whole ? dst : malloc(clen);
   if (!out) return ufk_fail(host, ENOMEM, "out of memory");
   int rc = decode_chunk(s, i, out, flags);
+  if (rc == 0) recent_put(&s->recent, i, out, clen);
   if (rc == 0 && !whole) memcpy(dst, out + shift, n);
   if (!whole) free(out);
   if (rc == 0) __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);

@@ -290,6 +290,48 @@ START_TEST(flipped_bit) {
 }
 END_TEST
 
+/* Reads the 4 KiB pages of chunk 1 in turn: the decodes (chunks) and the
+ * stored bytes read (bytes_fetched) they cost. */
+static void pages_of_chunk_one(void *inst, uint64_t *decodes,
+                               uint64_t *fetched) {
+  uint64_t d0 = fakehost_counter("chunks"),
+           f0 = fakehost_counter("bytes_fetched");
+  uint8_t *buf = aligned_alloc(K4, K4);
+  for (uint64_t off = CHUNK; off < 2 * CHUNK; off += K4) {
+    ck_assert_msg(plugin->read(inst, buf, K4, off, 0) == 0, "%s",
+                  fakehost_last_error());
+    ck_assert(!memcmp(buf, want + off, K4));
+  }
+  free(buf);
+  *decodes = fakehost_counter("chunks") - d0;
+  *fetched = fakehost_counter("bytes_fetched") - f0;
+}
+
+START_TEST(checked_chunks_kept) {
+  uint64_t decodes, fetched, once;
+  void *inst =
+      start_with((const char *[]){kv("path", store), "snapshot=g0", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  pages_of_chunk_one(inst, &decodes, &once);
+  ck_assert_uint_eq(decodes, 1);
+  ck_assert_uint_gt(once, 0);
+  ck_assert_uint_eq(fakehost_counter("chunk_cache_hits"), CHUNK / K4 - 1);
+  pages_of_chunk_one(inst, &decodes, &fetched); /* still kept */
+  ck_assert_uint_eq(decodes, 0);
+  ck_assert_uint_eq(fetched, 0);
+  check_reads(inst, K4); /* every chunk through the kept ones, right */
+  plugin->destroy(inst);
+
+  inst = start_with((const char *[]){kv("path", store), "snapshot=g0",
+                                     "chunk_cache=0", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  pages_of_chunk_one(inst, &decodes, &fetched);
+  ck_assert_uint_eq(decodes, CHUNK / K4);
+  ck_assert_uint_eq(fetched, CHUNK / K4 * once);
+  plugin->destroy(inst);
+}
+END_TEST
+
 START_TEST(wrong_key) {
   char keyfile[160], args[512];
   snprintf(keyfile, sizeof keyfile, "%s/key", dir);
@@ -324,6 +366,7 @@ int main(void) {
   tcase_add_test(tc, settings_refused);
   tcase_add_test(tc, flipped_bit);
   tcase_add_test(tc, wrong_key);
+  tcase_add_test(tc, checked_chunks_kept);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
