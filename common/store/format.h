@@ -4,7 +4,8 @@
  *
  * Every object starts with an 8-byte magic, a 32-bit version and 32-bit
  * flags, all little-endian.  Metadata objects (store, manifest, index) end
- * with the SHA-256 of every byte before it.  Every parser checks each field
+ * with the SHA-256 of every byte before it; manifests and indexes (version
+ * 2) have a MAC before it.  Every parser checks each field
  * against the length it was given and reports what was wrong and where
  * (object name, byte offset, field) in a struct ufk_store_err.
  */
@@ -14,7 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define UFK_STORE_VERSION 1u
+#define UFK_STORE_VERSION 1u /* the store object and packs */
+/* Manifests and indexes: version 2 carries a MAC (an HMAC-SHA-256 under
+ * the store's key when it is encrypted, zeros when not) before the
+ * checksum.  Version 1 (no MAC) is read only in a plain store. */
+#define UFK_STORE_META_VERSION 2u
 #define UFK_STORE_ID 32u  /* bytes of a chunk id, a pack id, a checksum */
 #define UFK_STORE_HDR 16u /* magic, version, flags */
 #define UFK_STORE_NONCE 12u
@@ -65,6 +70,7 @@ struct ufk_store_ref {
 };
 
 struct ufk_store_manifest {
+  uint32_t version; /* as read; written: UFK_STORE_META_VERSION */
   uint32_t flags;
   uint32_t chunk_size;
   uint64_t image_size;
@@ -84,6 +90,7 @@ struct ufk_store_entry {
 };
 
 struct ufk_store_index {
+  uint32_t version; /* as read; written: UFK_STORE_META_VERSION */
   uint32_t flags;
   uint32_t chunk_size;
   uint8_t pack[UFK_STORE_ID];

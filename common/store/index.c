@@ -2,14 +2,20 @@
 #include <string.h>
 
 #include "index.h"
+#include "keys.h"
 #include "object.h"
+
+/* The MAC (version 2) and the checksum. */
+static size_t trailer(uint32_t version) {
+  return version >= 2 ? 2 * UFK_STORE_ID : UFK_STORE_ID;
+}
 
 static int check_head(const uint8_t *buf, size_t len, const char *name,
                       struct ufk_store_index *x, struct ufk_store_err *err) {
-  if (ufk_store_head_parse(buf, len, UFK_STORE_MAGIC_INDEX, name, &x->flags,
-                           err) < 0)
+  if (ufk_store_meta_head_parse(buf, len, UFK_STORE_MAGIC_INDEX, name,
+                                &x->version, &x->flags, err) < 0)
     return -1;
-  if (len < UFK_STORE_INDEX_HEAD + UFK_STORE_ID)
+  if (len < UFK_STORE_INDEX_HEAD + trailer(x->version))
     return ufk_store_fail(err, "%s: %zu bytes is too short for an index", name,
                           len);
   memcpy(x->pack, buf + 16, UFK_STORE_ID);
@@ -26,11 +32,11 @@ static int check_head(const uint8_t *buf, size_t len, const char *name,
                           "%s: byte 56 (pack size): %llu is less than a pack "
                           "header",
                           name, (unsigned long long)x->pack_bytes);
-  uint64_t room = len - UFK_STORE_INDEX_HEAD - UFK_STORE_ID;
+  uint64_t room = len - UFK_STORE_INDEX_HEAD - trailer(x->version);
   if (room % UFK_STORE_ENTRY_SIZE || room / UFK_STORE_ENTRY_SIZE != x->nentries)
     return ufk_store_fail(
         err, "%s: %zu bytes, but %u entries need %llu", name, len, x->nentries,
-        (unsigned long long)(UFK_STORE_INDEX_HEAD + UFK_STORE_ID +
+        (unsigned long long)(UFK_STORE_INDEX_HEAD + trailer(x->version) +
                              (uint64_t)x->nentries * UFK_STORE_ENTRY_SIZE));
   return ufk_store_sum_check(buf, len, name, err);
 }
@@ -103,11 +109,14 @@ static int parse_entry(struct ufk_store_index *x, uint32_t i,
 }
 
 int ufk_store_index_parse(const uint8_t *buf, size_t len, const char *name,
+                          const struct ufk_store_keys *keys,
                           struct ufk_store_index *x,
                           struct ufk_store_err *err) {
   memset(x, 0, sizeof *x);
   struct ufk_store_index h = {0};
-  if (check_head(buf, len, name, &h, err) < 0) return -1;
+  if (check_head(buf, len, name, &h, err) < 0 ||
+      ufk_store_mac_check(keys, buf, len, h.version, h.flags, name, err) < 0)
+    return -1;
   h.entries = malloc(h.nentries ? h.nentries * sizeof *h.entries : 1);
   if (!h.entries) return ufk_store_fail(err, "%s: out of memory", name);
   size_t at = UFK_STORE_INDEX_HEAD;
@@ -122,17 +131,18 @@ int ufk_store_index_parse(const uint8_t *buf, size_t len, const char *name,
 
 size_t ufk_store_index_size(const struct ufk_store_index *x) {
   return UFK_STORE_INDEX_HEAD + x->nentries * (size_t)UFK_STORE_ENTRY_SIZE +
-         UFK_STORE_ID;
+         trailer(UFK_STORE_META_VERSION);
 }
 
 static int by_id(const void *a, const void *b) {
   return memcmp(a, b, UFK_STORE_ID);
 }
 
-void ufk_store_index_put(struct ufk_store_index *x, uint8_t *out) {
+void ufk_store_index_put(struct ufk_store_index *x,
+                         const struct ufk_store_keys *keys, uint8_t *out) {
   qsort(x->entries, x->nentries, sizeof *x->entries, by_id);
   memset(out, 0, ufk_store_index_size(x));
-  ufk_store_head_put(out, UFK_STORE_MAGIC_INDEX, x->flags);
+  ufk_store_meta_head_put(out, UFK_STORE_MAGIC_INDEX, x->flags);
   memcpy(out + 16, x->pack, UFK_STORE_ID);
   ufk_put32(out + 48, x->nentries);
   ufk_put32(out + 52, x->chunk_size);
@@ -146,7 +156,8 @@ void ufk_store_index_put(struct ufk_store_index *x, uint8_t *out) {
     ufk_put32(out + at + 44, e->raw_len);
     out[at + 48] = e->codec;
   }
-  ufk_store_sum_put(out, at);
+  ufk_store_mac_put(keys, out, at);
+  ufk_store_sum_put(out, at + UFK_STORE_ID);
 }
 
 const struct ufk_store_entry *

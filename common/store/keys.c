@@ -17,12 +17,14 @@ static void derive(const uint8_t master[UFK_STORE_ID], const char *label,
        strlen(label), out, &n);
 }
 
-static void set_master(struct ufk_store_keys *k,
-                       const uint8_t master[UFK_STORE_ID]) {
+void ufk_store_keys_from(struct ufk_store_keys *k,
+                         const uint8_t master[UFK_STORE_ID]) {
+  memset(k, 0, sizeof *k);
   k->encrypted = 1;
   derive(master, "uffdkit-store 1 chunk id", k->id_key);
   derive(master, "uffdkit-store 1 chunk key", k->enc_key);
   derive(master, "uffdkit-store 1 key check", k->check);
+  derive(master, "uffdkit-store 2 metadata mac", k->mac_key);
 }
 
 /* 32 bytes as they are, or 64 hex digits and optional white space. */
@@ -76,7 +78,7 @@ int ufk_store_keys_load(struct ufk_store_keys *k, const char *file,
   } else {
     return 0;
   }
-  set_master(k, master);
+  ufk_store_keys_from(k, master);
   OPENSSL_cleanse(master, sizeof master);
   return 0;
 }

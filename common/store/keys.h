@@ -12,12 +12,16 @@ struct ufk_store_keys {
   uint8_t id_key[UFK_STORE_ID];
   uint8_t enc_key[UFK_STORE_ID];
   uint8_t check[UFK_STORE_ID];
+  uint8_t mac_key[UFK_STORE_ID]; /* of manifests and indexes */
 };
 
 /* Loads the key from file (if not NULL) or else the variable env (if not
  * NULL); with neither, no encryption.  Returns 0 or -1. */
 int ufk_store_keys_load(struct ufk_store_keys *k, const char *file,
                         const char *env, struct ufk_store_err *err);
+/* The keys of master key `master` (32 bytes). */
+void ufk_store_keys_from(struct ufk_store_keys *k,
+                         const uint8_t master[UFK_STORE_ID]);
 /* Checks that k is the key of the store described by info (name, for the
  * message): no key for a plain store, the right one for an encrypted one. */
 int ufk_store_keys_match(const struct ufk_store_keys *k,

@@ -1,15 +1,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "manifest.h"
 #include "object.h"
 
+/* The MAC (version 2) and the checksum. */
+static size_t trailer(uint32_t version) {
+  return version >= 2 ? 2 * UFK_STORE_ID : UFK_STORE_ID;
+}
+
 static int check_head(const uint8_t *buf, size_t len, const char *name,
                       struct ufk_store_manifest *m, struct ufk_store_err *err) {
-  if (ufk_store_head_parse(buf, len, UFK_STORE_MAGIC_MANIFEST, name, &m->flags,
-                           err) < 0)
+  if (ufk_store_meta_head_parse(buf, len, UFK_STORE_MAGIC_MANIFEST, name,
+                                &m->version, &m->flags, err) < 0)
     return -1;
-  if (len < UFK_STORE_MANIFEST_HEAD + UFK_STORE_ID)
+  if (len < UFK_STORE_MANIFEST_HEAD + trailer(m->version))
     return ufk_store_fail(err, "%s: %zu bytes is too short for a manifest",
                           name, len);
   m->image_size = ufk_le64(buf + 16);
@@ -36,7 +42,7 @@ static int check_head(const uint8_t *buf, size_t len, const char *name,
                           (unsigned long long)want);
   if (ufk_le64(buf + 40))
     return ufk_store_fail(err, "%s: byte 40 (reserved): not zero", name);
-  uint64_t room = len - UFK_STORE_MANIFEST_HEAD - UFK_STORE_ID;
+  uint64_t room = len - UFK_STORE_MANIFEST_HEAD - trailer(m->version);
   if ((uint64_t)m->npacks > room / UFK_STORE_ID ||
       m->nchunks >
           (room - (uint64_t)m->npacks * UFK_STORE_ID) / UFK_STORE_REF_SIZE ||
@@ -47,7 +53,7 @@ static int check_head(const uint8_t *buf, size_t len, const char *name,
         "%s: %zu bytes, but %u packs and %llu chunks need "
         "%llu",
         name, len, m->npacks, (unsigned long long)m->nchunks,
-        (unsigned long long)(UFK_STORE_MANIFEST_HEAD + UFK_STORE_ID +
+        (unsigned long long)(UFK_STORE_MANIFEST_HEAD + trailer(m->version) +
                              (uint64_t)m->npacks * UFK_STORE_ID +
                              m->nchunks * UFK_STORE_REF_SIZE));
   return ufk_store_sum_check(buf, len, name, err);
@@ -74,11 +80,14 @@ static int check_ref(const struct ufk_store_manifest *m,
 }
 
 int ufk_store_manifest_parse(const uint8_t *buf, size_t len, const char *name,
+                             const struct ufk_store_keys *keys,
                              struct ufk_store_manifest *m,
                              struct ufk_store_err *err) {
   memset(m, 0, sizeof *m);
   struct ufk_store_manifest h = {0};
-  if (check_head(buf, len, name, &h, err) < 0) return -1;
+  if (check_head(buf, len, name, &h, err) < 0 ||
+      ufk_store_mac_check(keys, buf, len, h.version, h.flags, name, err) < 0)
+    return -1;
   h.packs = malloc(h.npacks ? h.npacks * (size_t)UFK_STORE_ID : 1);
   h.refs = malloc(h.nchunks * sizeof *h.refs);
   if (!h.packs || !h.refs) {
@@ -102,12 +111,13 @@ int ufk_store_manifest_parse(const uint8_t *buf, size_t len, const char *name,
 
 size_t ufk_store_manifest_size(const struct ufk_store_manifest *m) {
   return UFK_STORE_MANIFEST_HEAD + m->npacks * (size_t)UFK_STORE_ID +
-         m->nchunks * UFK_STORE_REF_SIZE + UFK_STORE_ID;
+         m->nchunks * UFK_STORE_REF_SIZE + trailer(UFK_STORE_META_VERSION);
 }
 
-void ufk_store_manifest_put(const struct ufk_store_manifest *m, uint8_t *out) {
+void ufk_store_manifest_put(const struct ufk_store_manifest *m,
+                            const struct ufk_store_keys *keys, uint8_t *out) {
   memset(out, 0, UFK_STORE_MANIFEST_HEAD);
-  ufk_store_head_put(out, UFK_STORE_MAGIC_MANIFEST, m->flags);
+  ufk_store_meta_head_put(out, UFK_STORE_MAGIC_MANIFEST, m->flags);
   ufk_put64(out + 16, m->image_size);
   ufk_put32(out + 24, m->chunk_size);
   ufk_put32(out + 28, m->npacks);
@@ -119,7 +129,8 @@ void ufk_store_manifest_put(const struct ufk_store_manifest *m, uint8_t *out) {
     ufk_put32(out + at, m->refs[i].pack);
     memcpy(out + at + 4, m->refs[i].id, UFK_STORE_ID);
   }
-  ufk_store_sum_put(out, at);
+  ufk_store_mac_put(keys, out, at);
+  ufk_store_sum_put(out, at + UFK_STORE_ID);
 }
 
 void ufk_store_manifest_free(struct ufk_store_manifest *m) {

@@ -2,8 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
+#include "keys.h"
 #include "object.h"
 
 int ufk_store_fail(struct ufk_store_err *err, const char *fmt, ...) {
@@ -12,6 +15,14 @@ int ufk_store_fail(struct ufk_store_err *err, const char *fmt, ...) {
   vsnprintf(err->msg, sizeof err->msg, fmt, ap);
   va_end(ap);
   return -1;
+}
+
+static int check_flags(uint32_t flags, const char *name,
+                       struct ufk_store_err *err) {
+  if (flags & ~UFK_STORE_F_KNOWN)
+    return ufk_store_fail(err, "%s: byte 12 (flags): unknown flags 0x%x", name,
+                          flags & ~UFK_STORE_F_KNOWN);
+  return 0;
 }
 
 int ufk_store_head_parse(const uint8_t *buf, size_t len, const char *magic,
@@ -32,10 +43,78 @@ int ufk_store_head_parse(const uint8_t *buf, size_t len, const char *magic,
                           "build reads (%u)",
                           name, v, UFK_STORE_VERSION);
   *flags = ufk_le32(buf + 12);
-  if (*flags & ~UFK_STORE_F_KNOWN)
-    return ufk_store_fail(err, "%s: byte 12 (flags): unknown flags 0x%x", name,
-                          *flags & ~UFK_STORE_F_KNOWN);
+  return check_flags(*flags, name, err);
+}
+
+int ufk_store_meta_head_parse(const uint8_t *buf, size_t len, const char *magic,
+                              const char *name, uint32_t *version,
+                              uint32_t *flags, struct ufk_store_err *err) {
+  if (len < UFK_STORE_HDR)
+    return ufk_store_fail(err,
+                          "%s: %zu bytes is too short for the %u-byte header "
+                          "of a %s object",
+                          name, len, UFK_STORE_HDR, magic);
+  if (memcmp(buf, magic, 8))
+    return ufk_store_fail(err, "%s: byte 0 (magic): not a %.8s object", name,
+                          magic);
+  *version = ufk_le32(buf + 8);
+  if (*version < 1 || *version > UFK_STORE_META_VERSION)
+    return ufk_store_fail(err,
+                          "%s: byte 8 (version): %u is not a version this "
+                          "build reads (1, %u)",
+                          name, *version, UFK_STORE_META_VERSION);
+  *flags = ufk_le32(buf + 12);
+  return check_flags(*flags, name, err);
+}
+
+void ufk_store_meta_head_put(uint8_t *buf, const char *magic, uint32_t flags) {
+  memcpy(buf, magic, 8);
+  ufk_put32(buf + 8, UFK_STORE_META_VERSION);
+  ufk_put32(buf + 12, flags);
+}
+
+static void mac(const struct ufk_store_keys *k, const uint8_t *buf, size_t len,
+                uint8_t out[UFK_STORE_ID]) {
+  unsigned int n = UFK_STORE_ID;
+  HMAC(EVP_sha256(), k->mac_key, UFK_STORE_ID, buf, len, out, &n);
+}
+
+int ufk_store_mac_check(const struct ufk_store_keys *keys, const uint8_t *buf,
+                        size_t len, uint32_t version, uint32_t flags,
+                        const char *name, struct ufk_store_err *err) {
+  int enc = !!(flags & UFK_STORE_F_ENCRYPTED);
+  if (!keys) return 0;
+  if (keys->encrypted && version < 2)
+    return ufk_store_fail(err,
+                          "%s: byte 8 (version): version 1 carries no MAC, "
+                          "and an encrypted store's manifests and indexes "
+                          "must have one (version 2): import it again",
+                          name);
+  if (keys->encrypted != enc)
+    return ufk_store_fail(err, "%s: byte 12 (flags): %s, in %s store", name,
+                          enc ? "encrypted" : "not encrypted",
+                          keys->encrypted ? "an encrypted" : "a plain");
+  if (version < 2) return 0;
+  size_t at = len - 2 * UFK_STORE_ID;
+  uint8_t want[UFK_STORE_ID] = {0};
+  if (enc) mac(keys, buf, at, want);
+  if (CRYPTO_memcmp(want, buf + at, UFK_STORE_ID))
+    return ufk_store_fail(err,
+                          enc ? "%s: byte %zu (MAC): not the HMAC-SHA-256 of "
+                                "the object under the store's key; it was not "
+                                "written with this key (forged, or of another "
+                                "store)"
+                              : "%s: byte %zu (MAC): not zero in a plain store",
+                          name, at);
   return 0;
+}
+
+void ufk_store_mac_put(const struct ufk_store_keys *keys, uint8_t *buf,
+                       size_t len) {
+  if (keys && keys->encrypted)
+    mac(keys, buf, len, buf + len);
+  else
+    memset(buf + len, 0, UFK_STORE_ID);
 }
 
 void ufk_store_head_put(uint8_t *buf, const char *magic, uint32_t flags) {

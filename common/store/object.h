@@ -15,6 +15,26 @@ int ufk_store_head_parse(const uint8_t *buf, size_t len, const char *magic,
                          struct ufk_store_err *err);
 void ufk_store_head_put(uint8_t *buf, const char *magic, uint32_t flags);
 
+/* A manifest's or index's header: versions 1 and 2; sets *version. */
+int ufk_store_meta_head_parse(const uint8_t *buf, size_t len, const char *magic,
+                              const char *name, uint32_t *version,
+                              uint32_t *flags, struct ufk_store_err *err);
+void ufk_store_meta_head_put(uint8_t *buf, const char *magic, uint32_t flags);
+
+struct ufk_store_keys;
+/* Checks the MAC of a manifest or index (len bytes, MAC and checksum
+ * included) whose header gave version and flags.  keys NULL: not checked
+ * (a reader without the key of an encrypted store).  An encrypted store's
+ * objects must be version 2, marked encrypted, with the HMAC-SHA-256 of
+ * every byte before the MAC under the key's MAC key; a plain store's must
+ * not be marked encrypted, and a version 2 object's MAC is zero. */
+int ufk_store_mac_check(const struct ufk_store_keys *keys, const uint8_t *buf,
+                        size_t len, uint32_t version, uint32_t flags,
+                        const char *name, struct ufk_store_err *err);
+/* Writes the MAC of buf[0..len) at buf + len (zeros with no key). */
+void ufk_store_mac_put(const struct ufk_store_keys *keys, uint8_t *buf,
+                       size_t len);
+
 /* Checks that the last 32 bytes are the SHA-256 of the rest. */
 int ufk_store_sum_check(const uint8_t *buf, size_t len, const char *name,
                         struct ufk_store_err *err);

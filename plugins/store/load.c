@@ -60,7 +60,8 @@ static int load_manifest(struct store *s) {
   char *shown;
   struct ufk_store_err err;
   int rc = load_object(s, name, &buf, &len, &shown);
-  if (rc == 0 && ufk_store_manifest_parse(buf, len, shown, &s->m, &err) < 0)
+  if (rc == 0 &&
+      ufk_store_manifest_parse(buf, len, shown, &s->keys, &s->m, &err) < 0)
     rc = ufk_fail(host, EINVAL, "%s", err.msg);
   if (rc == 0 &&
       (s->m.flags != s->info.flags || s->m.chunk_size != s->info.chunk_size))
@@ -83,7 +84,8 @@ static int load_index(struct store *s, struct pack *p, const char *hex) {
   char *shown;
   struct ufk_store_err err;
   int rc = load_object(s, name, &buf, &len, &shown);
-  if (rc == 0 && ufk_store_index_parse(buf, len, shown, &p->idx, &err) < 0)
+  if (rc == 0 &&
+      ufk_store_index_parse(buf, len, shown, &s->keys, &p->idx, &err) < 0)
     rc = ufk_fail(host, EINVAL, "%s", err.msg);
   if (rc == 0 && (p->idx.flags != s->info.flags ||
                   p->idx.chunk_size != s->info.chunk_size))

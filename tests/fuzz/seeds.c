@@ -19,6 +19,7 @@
 #include "pack.h"
 #include "snapheader.h"
 #include "snapv4_wrap.h"
+#include "storekeys.h"
 
 #define MAX_REGIONS 64 /* as the fuzzer */
 
@@ -66,7 +67,10 @@ static int parse_storemanifest(char *buf, size_t len, char *err,
                                size_t errlen) {
   struct ufk_store_manifest m;
   struct ufk_store_err e = {{0}};
-  int r = ufk_store_manifest_parse((const uint8_t *)buf, len, "seed", &m, &e);
+  struct ufk_store_keys k;
+  fuzz_store_keys((const uint8_t *)buf, len, &k);
+  int r =
+      ufk_store_manifest_parse((const uint8_t *)buf, len, "seed", &k, &m, &e);
   if (r < 0)
     snprintf(err, errlen, "%s", e.msg);
   else
@@ -77,7 +81,9 @@ static int parse_storemanifest(char *buf, size_t len, char *err,
 static int parse_storeindex(char *buf, size_t len, char *err, size_t errlen) {
   struct ufk_store_index x;
   struct ufk_store_err e = {{0}};
-  int r = ufk_store_index_parse((const uint8_t *)buf, len, "seed", &x, &e);
+  struct ufk_store_keys k;
+  fuzz_store_keys((const uint8_t *)buf, len, &k);
+  int r = ufk_store_index_parse((const uint8_t *)buf, len, "seed", &k, &x, &e);
   if (r < 0)
     snprintf(err, errlen, "%s", e.msg);
   else

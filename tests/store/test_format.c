@@ -8,6 +8,7 @@
 #include "chunk.h"
 #include "index.h"
 #include "info.h"
+#include "keys.h"
 #include "manifest.h"
 #include "object.h"
 #include "pack.h"
@@ -15,6 +16,7 @@
 #define CS 16384u
 
 static struct ufk_store_err err;
+static const struct ufk_store_keys plain; /* a plain store's */
 
 static void fill(uint8_t *b, size_t n, unsigned seed, int compressible) {
   for (size_t i = 0; i < n; i++) {
@@ -44,7 +46,7 @@ static uint8_t *manifest_bytes(size_t *len) {
   small_manifest(&m);
   *len = ufk_store_manifest_size(&m);
   uint8_t *b = malloc(*len);
-  ufk_store_manifest_put(&m, b);
+  ufk_store_manifest_put(&m, &plain, b);
   ufk_store_manifest_free(&m);
   return b;
 }
@@ -54,7 +56,7 @@ static const char *manifest_err(uint8_t *b, size_t len, size_t at, uint32_t v) {
   ufk_put32(b + at, v);
   ufk_store_sum_put(b, len - UFK_STORE_ID);
   struct ufk_store_manifest m;
-  if (ufk_store_manifest_parse(b, len, "snapshots/t", &m, &err) == 0) {
+  if (ufk_store_manifest_parse(b, len, "snapshots/t", &plain, &m, &err) == 0) {
     ufk_store_manifest_free(&m);
     return "";
   }
@@ -65,13 +67,13 @@ START_TEST(manifest_round_trip) {
   size_t len;
   uint8_t *b = manifest_bytes(&len);
   struct ufk_store_manifest m;
-  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "m", &m, &err), 0);
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "m", &plain, &m, &err), 0);
   ck_assert_uint_eq(m.nchunks, 3);
   ck_assert_uint_eq(m.image_size, 2 * CS + 8192);
   ck_assert_uint_eq(m.refs[2].pack, UFK_STORE_NO_PACK);
   ck_assert_uint_eq(m.refs[1].id[5], 2);
   uint8_t *again = malloc(len);
-  ufk_store_manifest_put(&m, again);
+  ufk_store_manifest_put(&m, &plain, again);
   ck_assert_mem_eq(b, again, len);
   ufk_store_manifest_free(&m);
   free(again);
@@ -82,10 +84,10 @@ END_TEST
 START_TEST(manifest_refused) {
   size_t len;
   uint8_t *b = manifest_bytes(&len);
-  ck_assert_str_eq(manifest_err(b, len, 8, 2),
-                   "snapshots/t: byte 8 (version): 2 is not a version this "
-                   "build reads (1)");
-  ufk_put32(b + 8, 1);
+  ck_assert_str_eq(manifest_err(b, len, 8, 3),
+                   "snapshots/t: byte 8 (version): 3 is not a version this "
+                   "build reads (1, 2)");
+  ufk_put32(b + 8, 2);
   ck_assert_ptr_nonnull(strstr(manifest_err(b, len, 24, 12288),
                                "byte 24 "
                                "(chunk size)"));
@@ -100,13 +102,14 @@ START_TEST(manifest_refused) {
   ck_assert_str_eq(manifest_err(b, len, 12, 0x10),
                    "snapshots/t: byte 12 (flags): unknown flags 0x10");
   ufk_put32(b + 12, 0);
-  ck_assert_str_eq(manifest_err(b, len, 8, 1), "");
+  ck_assert_str_eq(manifest_err(b, len, 8, 2), "");
   b[70] ^= 1; /* no sum fix: damage */
   struct ufk_store_manifest m;
-  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "m", &m, &err), -1);
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "m", &plain, &m, &err), -1);
   ck_assert_ptr_nonnull(strstr(err.msg, "(checksum)"));
   for (size_t cut = 0; cut < len; cut += 7)
-    ck_assert_int_eq(ufk_store_manifest_parse(b, cut, "m", &m, &err), -1);
+    ck_assert_int_eq(ufk_store_manifest_parse(b, cut, "m", &plain, &m, &err),
+                     -1);
   free(b);
 }
 END_TEST
@@ -130,7 +133,7 @@ static const char *index_err(uint8_t *b, size_t len, size_t at, uint32_t v) {
   ufk_put32(b + at, v);
   ufk_store_sum_put(b, len - UFK_STORE_ID);
   struct ufk_store_index x;
-  if (ufk_store_index_parse(b, len, "packs/p.idx", &x, &err) == 0) {
+  if (ufk_store_index_parse(b, len, "packs/p.idx", &plain, &x, &err) == 0) {
     ufk_store_index_free(&x);
     return "";
   }
@@ -142,9 +145,9 @@ START_TEST(index_round_trip_and_refused) {
   small_index(&x);
   size_t len = ufk_store_index_size(&x);
   uint8_t *b = malloc(len);
-  ufk_store_index_put(&x, b);
+  ufk_store_index_put(&x, &plain, b);
   ufk_store_index_free(&x);
-  ck_assert_int_eq(ufk_store_index_parse(b, len, "i", &x, &err), 0);
+  ck_assert_int_eq(ufk_store_index_parse(b, len, "i", &plain, &x, &err), 0);
   ck_assert_uint_eq(x.entries[0].id[0], 7); /* sorted */
   uint8_t id[UFK_STORE_ID];
   memset(id, 8, sizeof id);
@@ -170,7 +173,114 @@ START_TEST(index_round_trip_and_refused) {
   ck_assert_ptr_nonnull(
       strstr(index_err(b, len, e1 + 44, 100), "byte 164 (entry length)"));
   for (size_t cut = 0; cut < len; cut += 5)
-    ck_assert_int_eq(ufk_store_index_parse(b, cut, "i", &x, &err), -1);
+    ck_assert_int_eq(ufk_store_index_parse(b, cut, "i", &plain, &x, &err), -1);
+  free(b);
+}
+END_TEST
+
+static void keys_of(struct ufk_store_keys *k, uint8_t fill) {
+  uint8_t master[UFK_STORE_ID];
+  memset(master, fill, sizeof master);
+  ufk_store_keys_from(k, master);
+}
+
+/* An object as version 1 would have it: no MAC, its own checksum. */
+static size_t to_version_1(uint8_t *b, size_t len) {
+  ufk_put32(b + 8, 1);
+  len -= UFK_STORE_ID;
+  ufk_store_sum_put(b, len - UFK_STORE_ID);
+  return len;
+}
+
+/* A forger without the key: a changed chunk reference with the checksum
+ * made right is refused by the MAC; so is the object under another key;
+ * a reader without the key (NULL) checks no MAC. */
+START_TEST(manifest_mac) {
+  struct ufk_store_keys k, other;
+  keys_of(&k, 0x11);
+  keys_of(&other, 0x22);
+  struct ufk_store_manifest m;
+  small_manifest(&m);
+  m.flags = UFK_STORE_F_ENCRYPTED;
+  size_t len = ufk_store_manifest_size(&m);
+  uint8_t *b = malloc(len);
+  ufk_store_manifest_put(&m, &k, b);
+  ufk_store_manifest_free(&m);
+  ck_assert_uint_eq(ufk_le32(b + 8), 2);
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "s", &k, &m, &err), 0);
+  ck_assert_uint_eq(m.version, 2);
+  ufk_store_manifest_free(&m);
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "s", &other, &m, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "(MAC)"));
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "s", &plain, &m, &err), -1);
+  ck_assert_str_eq(err.msg, "s: byte 12 (flags): encrypted, in a plain store");
+
+  size_t ref0 = UFK_STORE_MANIFEST_HEAD + UFK_STORE_ID;
+  b[ref0 + 4] ^= 0xff; /* chunk 0's id, then a right checksum */
+  ufk_store_sum_put(b, len - UFK_STORE_ID);
+  ck_assert_int_eq(
+      ufk_store_manifest_parse(b, len, "snapshots/g1", &k, &m, &err), -1);
+  ck_assert_str_eq(err.msg,
+                   "snapshots/g1: byte 188 (MAC): not the HMAC-SHA-256 of the "
+                   "object under the store's key; it was not written with "
+                   "this key (forged, or of another store)");
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "s", NULL, &m, &err), 0);
+  ufk_store_manifest_free(&m);
+
+  len = to_version_1(b, len);
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "s", &k, &m, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "s: byte 8 (version): version 1 "
+                                        "carries no MAC"));
+  free(b);
+}
+END_TEST
+
+/* Version 1 objects of a plain store are still read; a plain version 2
+ * object's MAC is zero. */
+START_TEST(plain_version_1_read) {
+  size_t len;
+  uint8_t *b = manifest_bytes(&len);
+  struct ufk_store_manifest m;
+  ck_assert(ufk_store_is_zero(b + len - 2 * UFK_STORE_ID, UFK_STORE_ID));
+  b[len - 2 * UFK_STORE_ID] = 1;
+  ufk_store_sum_put(b, len - UFK_STORE_ID);
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "s", &plain, &m, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "(MAC): not zero in a plain store"));
+  len = to_version_1(b, len);
+  ck_assert_int_eq(ufk_store_manifest_parse(b, len, "s", &plain, &m, &err), 0);
+  ck_assert_uint_eq(m.version, 1);
+  ck_assert_uint_eq(m.refs[1].id[5], 2);
+  ufk_store_manifest_free(&m);
+  free(b);
+}
+END_TEST
+
+START_TEST(index_mac) {
+  struct ufk_store_keys k;
+  keys_of(&k, 0x11);
+  struct ufk_store_index x;
+  small_index(&x);
+  x.flags = UFK_STORE_F_ENCRYPTED;
+  x.pack_bytes += 3 * UFK_STORE_SEAL;
+  for (int i = 0; i < 3; i++)
+    x.entries[i].stored_len += UFK_STORE_SEAL;
+  size_t len = ufk_store_index_size(&x);
+  uint8_t *b = malloc(len);
+  ufk_store_index_put(&x, &k, b);
+  ufk_store_index_free(&x);
+  ck_assert_int_eq(ufk_store_index_parse(b, len, "i", &k, &x, &err), 0);
+  ufk_store_index_free(&x);
+  /* Entry 0 moved to another chunk's bytes, checksum made right. */
+  ufk_put64(b + UFK_STORE_INDEX_HEAD + 32, UFK_STORE_PACK_HEAD + CS);
+  ufk_store_sum_put(b, len - UFK_STORE_ID);
+  ck_assert_int_eq(ufk_store_index_parse(b, len, "packs/p.idx", &k, &x, &err),
+                   -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "packs/p.idx: byte 232 (MAC): not the "
+                                        "HMAC-SHA-256"));
+  len = to_version_1(b, len);
+  ck_assert_int_eq(ufk_store_index_parse(b, len, "packs/p.idx", &k, &x, &err),
+                   -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "version 1 carries no MAC"));
   free(b);
 }
 END_TEST
@@ -311,6 +421,9 @@ int main(void) {
   tcase_add_test(tc, manifest_round_trip);
   tcase_add_test(tc, manifest_refused);
   tcase_add_test(tc, index_round_trip_and_refused);
+  tcase_add_test(tc, manifest_mac);
+  tcase_add_test(tc, plain_version_1_read);
+  tcase_add_test(tc, index_mac);
   tcase_add_test(tc, pack_head);
   tcase_add_test(tc, chunks_plain);
   tcase_add_test(tc, chunks_encrypted);

@@ -356,6 +356,56 @@ START_TEST(wrong_key) {
 }
 END_TEST
 
+/* Changes byte `at` of the object(s) matching glob `obj` of the store and
+ * makes its SHA-256 trailer right again: what someone able to write the
+ * store but without its key can do. */
+static void forge(const char *obj, long at) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "for f in %s/%s; do python3 -c \"import hashlib, sys\n"
+           "b = bytearray(open(sys.argv[1], 'rb').read()); b[%ld] ^= 1\n"
+           "b[-32:] = hashlib.sha256(bytes(b[:-32])).digest()\n"
+           "open(sys.argv[1], 'wb').write(b)\" $f; done",
+           store, obj, at);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+static void encrypted_store(char *keyfile, size_t len) {
+  char args[512];
+  snprintf(keyfile, len, "%s/key", dir);
+  int fd = open(keyfile, O_WRONLY | O_CREAT, 0600);
+  ck_assert_int_eq(write(fd, "0123456789abcdef0123456789abcdef", 32), 32);
+  close(fd);
+  snprintf(store, sizeof store, "%s/enc", dir);
+  snprintf(args, sizeof args, "g0 %s --key-file %s", image, keyfile);
+  snap(args);
+}
+
+/* A manifest whose chunk 1 names another id, or an index whose entry 0 is
+ * moved, each with its checksum right: refused by the MAC, naming the
+ * object, before a chunk is read. */
+START_TEST(forged_metadata_refused) {
+  char keyfile[160];
+  encrypted_store(keyfile, sizeof keyfile);
+  const char *settings[] = {kv("path", store), "snapshot=g0",
+                            kv("key_file", keyfile), NULL};
+  /* chunk 1's id: header 48, one pack id 32, chunk 0's reference 36,
+   * chunk 1's pack 4 */
+  forge("snapshots/g0", 48 + 32 + 36 + 4);
+  expect_create_error(settings, "snapshots/g0: byte ");
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(),
+                               "(MAC): not the HMAC-SHA-256 of the object "
+                               "under the store's key"));
+  forge("snapshots/g0", 48 + 32 + 36 + 4); /* back as it was */
+  void *inst = start_with(settings);
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  plugin->destroy(inst);
+  forge("packs/*.idx", 64 + 32); /* entry 0's offset */
+  expect_create_error(settings, ".idx: byte ");
+  ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "(MAC): not the"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("store-plugin");
   TCase *tc = tcase_create("plugin");
@@ -367,6 +417,7 @@ int main(void) {
   tcase_add_test(tc, flipped_bit);
   tcase_add_test(tc, wrong_key);
   tcase_add_test(tc, checked_chunks_kept);
+  tcase_add_test(tc, forged_metadata_refused);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -134,7 +134,7 @@ static int write_manifest(struct imp *m) {
   size_t len = ufk_store_manifest_size(&mf);
   uint8_t *buf = malloc(len);
   if (buf) {
-    ufk_store_manifest_put(&mf, buf);
+    ufk_store_manifest_put(&mf, &m->s.keys, buf);
     rc = cs_publish(&m->s, "snapshots", m->name, buf, len);
   }
   free(buf);

@@ -156,7 +156,7 @@ int cs_load_manifest(struct chunkstore *s, const char *name,
   struct ufk_store_err err;
   int rc = path ? cs_load_file(path, &buf, &len) : -1;
   if (rc == 0) {
-    rc = ufk_store_manifest_parse(buf, len, path, m, &err);
+    rc = ufk_store_manifest_parse(buf, len, path, cs_meta_keys(s), m, &err);
     if (rc < 0) snap_error("%s", err.msg);
     free(buf);
   }

@@ -159,6 +159,12 @@ static int take_lock(struct chunkstore *s, enum cs_lock lock, int wait) {
   return rc;
 }
 
+const struct ufk_store_keys *cs_meta_keys(const struct chunkstore *s) {
+  return (s->info.flags & UFK_STORE_F_ENCRYPTED) && !s->keys.encrypted
+             ? NULL
+             : &s->keys;
+}
+
 static int load_index(struct chunkstore *s, const char *file) {
   char hex[2 * UFK_STORE_ID + 1];
   snprintf(hex, sizeof hex, "%.64s", file);
@@ -169,7 +175,7 @@ static int load_index(struct chunkstore *s, const char *file) {
   struct ufk_store_err err;
   int rc = path ? cs_load_file(path, &buf, &len) : -1;
   if (rc == 0) {
-    rc = ufk_store_index_parse(buf, len, path, &x, &err);
+    rc = ufk_store_index_parse(buf, len, path, cs_meta_keys(s), &x, &err);
     if (rc == 0 &&
         (x.flags != s->info.flags || x.chunk_size != s->info.chunk_size ||
          ufk_store_unhex(hex, id, UFK_STORE_ID) < 0 ||

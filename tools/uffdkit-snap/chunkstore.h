@@ -60,6 +60,9 @@ int cs_remember(struct chunkstore *s, const uint8_t id[UFK_STORE_ID],
                 uint32_t pack, uint32_t entry);
 /* Reads and checks one chunk into out (its raw length). */
 int cs_read_chunk(struct chunkstore *s, const struct cs_loc *l, void *out);
+/* The keys that check manifests' and indexes' MACs: NULL (not checked)
+ * when the store is encrypted and no key was given (gc, inspect). */
+const struct ufk_store_keys *cs_meta_keys(const struct chunkstore *s);
 /* Reads and parses a whole metadata object at path. */
 int cs_load_file(const char *path, uint8_t **buf, size_t *len);
 int cs_load_manifest(struct chunkstore *s, const char *name,

@@ -69,7 +69,7 @@ static int write_index(struct chunkwriter *w, struct cw_done *d) {
     snap_error("out of memory");
     return -1;
   }
-  ufk_store_index_put(x, buf);
+  ufk_store_index_put(x, &w->s->keys, buf);
   int fd = open(d->idx_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   int rc = fd < 0 ? -1 : snap_write(fd, buf, len, d->idx_tmp);
   if (fd < 0) snap_error("%s: cannot create: %s", d->idx_tmp, strerror(errno));
