@@ -204,7 +204,8 @@ static const char store_usage[] =
     "  verify STORE\n"
     "  export STORE SNAPSHOT OUT\n"
     "  delete STORE SNAPSHOT\n"
-    "  gc STORE [--no-wait]\n";
+    "  gc STORE [--no-wait] [--repack[=SHARE]] [--key-file F | --key-env "
+    "VAR]\n";
 
 int cmd_store(int argc, char **argv) {
   static const struct {

@@ -119,6 +119,14 @@ static int open_pack(struct chunkstore *s, struct cs_pack *p) {
   return 0;
 }
 
+int cs_read_stored(struct chunkstore *s, uint32_t pack, uint32_t entry,
+                   void *out) {
+  struct cs_pack *p = &s->packs[pack];
+  if (p->fd < 0 && open_pack(s, p) < 0) return -1;
+  const struct ufk_store_entry *e = &p->idx.entries[entry];
+  return snap_pread(p->fd, out, e->stored_len, e->offset, p->path);
+}
+
 int cs_read_chunk(struct chunkstore *s, const struct cs_loc *l, void *out) {
   struct cs_pack *p = &s->packs[l->pack];
   if (p->fd < 0 && open_pack(s, p) < 0) return -1;

@@ -58,6 +58,9 @@ const struct cs_loc *cs_find(const struct chunkstore *s,
 /* Adds id at (pack, entry) unless present. */
 int cs_remember(struct chunkstore *s, const uint8_t id[UFK_STORE_ID],
                 uint32_t pack, uint32_t entry);
+/* Reads an entry's stored bytes as they are (its stored length). */
+int cs_read_stored(struct chunkstore *s, uint32_t pack, uint32_t entry,
+                   void *out);
 /* Reads and checks one chunk into out (its raw length). */
 int cs_read_chunk(struct chunkstore *s, const struct cs_loc *l, void *out);
 /* The keys that check manifests' and indexes' MACs: NULL (not checked)

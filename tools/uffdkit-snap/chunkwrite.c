@@ -149,6 +149,23 @@ int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
   return 0;
 }
 
+int cw_add_stored(struct chunkwriter *w, const struct ufk_store_entry *e,
+                  const void *stored) {
+  if (w->fd < 0 && begin_pack(w) < 0) return -1;
+  if (snap_write(w->fd, stored, e->stored_len, w->tmp) < 0 ||
+      append_entry(w, e) < 0)
+    return -1;
+  w->off += e->stored_len;
+  w->new_chunks++;
+  w->new_raw += e->raw_len;
+  w->new_stored += e->stored_len;
+  return 0;
+}
+
+int cw_cut(struct chunkwriter *w) {
+  return end_pack(w);
+}
+
 static int rename_into(struct chunkwriter *w, const char *tmp, const char *hex,
                        const char *ext) {
   char name[2 * UFK_STORE_ID + 8];

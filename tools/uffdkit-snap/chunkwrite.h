@@ -32,6 +32,13 @@ int cw_init(struct chunkwriter *w, struct chunkstore *s, int codec, int level,
 /* Stores a chunk the store does not hold; *pack gets its pack number. */
 int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
            const void *raw, uint32_t len, uint32_t *pack);
+/* Appends a chunk as it is stored elsewhere in the store (entry e and its
+ * stored bytes), unchanged: a sealed chunk's additional data names no
+ * pack, so its bytes are valid in any pack of the store. */
+int cw_add_stored(struct chunkwriter *w, const struct ufk_store_entry *e,
+                  const void *stored);
+/* Ends the pack being written: the next chunk starts a new one. */
+int cw_cut(struct chunkwriter *w);
 /* Finishes the last pack and renames every pack, then its index, into
  * packs/.  Returns 0 or -1. */
 int cw_publish(struct chunkwriter *w);
