@@ -428,8 +428,11 @@ struct ufk_next *stack_open_nested(const struct ufk_host *host,
                    dir, vars, pconf_stats(parent), err, sizeof err) < 0;
   if (!bad) s->top->above_minor = pconf_abi_minor(parent); /* its caller */
   if (bad || start_levels(s, err, sizeof err) < 0) {
+    /* A start's errno goes to the caller: ENOENT (an object missing) is an
+     * answer, other errors are failures (diff's rescue tells them apart). */
+    int e = bad ? EINVAL : host_last_errno();
     stack_destroy(s);
-    host_error(EINVAL, "%s", err);
+    host_error(e, "%s", err);
     return NULL;
   }
   return &s->top->next;

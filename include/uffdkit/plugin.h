@@ -196,7 +196,9 @@ struct ufk_host {
   /* Creates and starts the source (with its layers) described by the group
    * setting `key`, replacing "{name}" with value in its string settings for
    * each (name, value) pair of vars (NULL-terminated).  Returns NULL after
-   * reporting an error. */
+   * reporting an error, errno that of the failure: EINVAL for a wrong
+   * group, else what the nested source's start reported (ENOENT when its
+   * object does not exist: a file, an http 404). */
   struct ufk_next *(*source_open)(const struct ufk_config *c, const char *key,
                                   const char *const *vars);
   void (*source_close)(struct ufk_next *n);

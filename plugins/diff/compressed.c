@@ -64,9 +64,16 @@ static int own_header(void *opaque, const uint8_t id[16],
   return rc;
 }
 
-/* A local build read as uncompressed whose memfile does not exist. */
+/* A build read as uncompressed whose memfile does not exist: locally, or
+ * through the store when opening it reports ENOENT (an http 404); any other
+ * failure is not taken for absence (open_store reports it).  An object
+ * opened here is kept for open_store. */
 static int proves_false(struct diff *d, struct build *b) {
-  if (ufk_snap_format(&d->h) < 4 || !d->diffs || b->compressed) return 0;
+  if (ufk_snap_format(&d->h) < 4 || b->compressed) return 0;
+  if (!d->diffs) {
+    b->src = diff_store_open(d, b->info.id, "");
+    return !b->src && errno == ENOENT;
+  }
   char *name = diff_object_name(d, b->info.id, "");
   int gone = name && access(name, F_OK) < 0 && errno == ENOENT;
   free(name);

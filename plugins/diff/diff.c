@@ -155,7 +155,7 @@ struct ufk_next *diff_store_open(struct diff *d, const uint8_t id[16],
 static int open_store(struct diff *d, struct build *b) {
   char id[UFK_SNAP_UUID_STR];
   ufk_snap_id_str(b->info.id, id);
-  b->src = diff_store_open(d, b->info.id, "");
+  if (!b->src) b->src = diff_store_open(d, b->info.id, "");
   if (!b->src) return -1;
   int64_t have = b->src->get_size(b->src->handle);
   if (have < 0) {

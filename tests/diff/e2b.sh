@@ -13,7 +13,7 @@
 #       entry, which proves false (no memfile): E2B's rescue, the build's
 #       own header, gives its frames.
 # Builds are read from local files (diffs) and through a nested file source
-# (store, with {suffix}).
+# (store, with {suffix}; sr too).
 source "$(dirname "$0")/../lib/functions.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -130,6 +130,9 @@ restore s4-4k-store serve_store "$S4" "$A2" --vcpus 3 --order random
 restore s2-4k serve_cli "$S2" "$B2" --vcpus 2 --order random
 restore sf-4k-store serve_store "$SF" "$C2" --vcpus 2
 restore sr-4k serve_cli "$SR" "$A2" --vcpus 2
+# The rescue through the store: the nested source's ENOENT for A1's
+# memfile proves the all-zero entry false.
+restore sr-4k-store serve_store "$SR" "$A2" --vcpus 2
 
 reserve_hugepages $((SIZE / (2 << 20) + 2))
 restore s4-2m serve_cli "$S4" "$A2" --vcpus 2 --page-size 2M
