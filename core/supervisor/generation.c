@@ -373,7 +373,9 @@ void on_worker_msg(struct sv *v, struct gen *g) {
   struct ipc_msg m;
   int fds[IPC_MAX_FDS];
   while (g->ipc >= 0 && ipc_recv(g->ipc, &m, fds) > 0) {
-    if (m.type == IPC_PIN) {
+    if (m.type == IPC_PIN && m.name[0]) { /* a per-restore listener's */
+      restore_pin(v, g, &m, fds);
+    } else if (m.type == IPC_PIN) {
       genpin_add(g, fds[0], fds[1]);
       fds[0] = fds[1] = -1;
     }

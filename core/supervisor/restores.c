@@ -24,7 +24,7 @@ static uint64_t unix_now(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static struct restore *by_id(struct sv *v, const char *id) {
+struct restore *restore_by_id(struct sv *v, const char *id) {
   for (struct restore *r = v->restores; r; r = r->next)
     if (!strcmp(r->id, id)) return r;
   return NULL;
@@ -85,6 +85,7 @@ static void free_restore(struct sv *v, struct restore *r) {
     unlink(r->conf.listeners[0].socket);
   }
   if (r->l) forget_listener(v, r->l);
+  restore_pins_free(r);
   close_if(r->text_fd);
   cJSON_Delete(r->vars);
   conf_free(&r->conf);
@@ -213,7 +214,9 @@ static void send_restore(struct restore *r) {
   snprintf(m.name, sizeof m.name, "%s", r->id);
   int fds[2] = {r->l->stats_fd, r->text_fd};
   /* A worker still starting gets it once ready (restore_worker_ready). */
-  if (r->gen->ready && ipc_send(r->gen->ipc, &m, fds, 2) < 0)
+  if (!r->gen->ready) return;
+  restore_pins_send(r); /* a later worker's source opens the same files */
+  if (ipc_send(r->gen->ipc, &m, fds, 2) < 0)
     log_warn("restore %s: could not hand to the worker: %s", r->id,
              strerror(errno));
 }
@@ -382,7 +385,7 @@ void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
                         const int *fds) {
   char id[sizeof m->name + 1];
   snprintf(id, sizeof id, "%.*s", (int)sizeof m->name, m->name);
-  struct restore *r = by_id(v, id);
+  struct restore *r = restore_by_id(v, id);
   if (!r || r->gen != g) return;
   if (m->type == IPC_RESTORE_OK && r->state == R_STARTING)
     started(v, r);
@@ -463,7 +466,7 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
 int restore_name_clash(struct sv *v, const struct daemon_conf *c, char *err,
                        size_t len) {
   for (int i = 0; i < c->n_listeners; i++)
-    if (by_id(v, c->listeners[i].name)) {
+    if (restore_by_id(v, c->listeners[i].name)) {
       snprintf(err, len,
                "%s: listener %s has the name of a live per-restore listener; "
                "stop it first or rename the listener",
@@ -484,7 +487,7 @@ cJSON *restore_stop(void *opaque, const cJSON *req, char *err, size_t len,
                     const char **code) {
   struct sv *v = opaque;
   const char *id = cJSON_GetObjectItemCaseSensitive(req, "id")->valuestring;
-  struct restore *r = by_id(v, id);
+  struct restore *r = restore_by_id(v, id);
   if (!r || r->state == R_STARTING) {
     fail(err, len, code, "not_found", "no per-restore listener \"%s\"", id);
     return NULL;

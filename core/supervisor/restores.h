@@ -23,6 +23,7 @@ struct sv_listener;
 struct sv_session;
 struct session_counters;
 struct tmpl_total;
+struct gen_pin;
 
 enum restore_state { R_STARTING, R_LISTENING, R_CLOSED };
 
@@ -40,7 +41,9 @@ struct restore {
   int stopped;              /* its live sessions were killed by stop */
   uint64_t expires_unix_ns; /* 0: never; cleared once a VM connected */
   uint64_t created_unix_ns;
-  uint64_t client; /* the control client waiting for the serve answer */
+  uint64_t client;      /* the control client waiting for the serve answer */
+  struct gen_pin *pins; /* data files its source opened (restorepins.c) */
+  int npins;
   struct restore *next;
 };
 
@@ -79,8 +82,19 @@ void restore_shutdown(struct sv *v);
 /* Whether a serve waits for its source (an upgrade waits for it). */
 int restore_starting(const struct sv *v);
 
-/* Shared by restores.c, restoreview.c and restoreadopt.c. */
+/* Shared by restores.c, restoreview.c, restoreadopt.c and restorepins.c. */
 struct tmpl_total *restore_totals(struct sv *v, const char *name);
+struct restore *restore_by_id(struct sv *v, const char *id);
+
+/* restorepins.c: a restore's pinned data files.  restore_pin takes the
+ * descriptors of an IPC_PIN naming a restore, sent by g's worker. */
+void restore_pin(struct sv *v, const struct gen *g, const struct ipc_msg *m,
+                 int fds[IPC_MAX_FDS]);
+void restore_pins_send(const struct restore *r);
+void restore_pins_free(struct restore *r);
+/* The <id>-<n> of pin i in D-/K- descriptor names. */
+void restore_pins_name(const struct restore *r, int i, char what[80]);
+void restore_pins_adopt(struct restore *r, struct handed *h, int n);
 
 /* upgrade: adopts the restores handed over (R-<id>), before sessions. */
 void restore_adopt(struct sv *v, struct handed *h, int n);

@@ -232,7 +232,8 @@ static void handle_ipc(void) {
     if (r < 0) return;
     if (m.type == IPC_SESSION)
       start_session(&m, fds);
-    else if (m.type == IPC_RESTORE || m.type == IPC_UNRESTORE)
+    else if (m.type == IPC_RESTORE || m.type == IPC_UNRESTORE ||
+             m.type == IPC_PIN)
       wrestore_msg(W.ipc, W.conf.plugin_dir, &m, fds, listener_used);
     else
       close_fds(fds);

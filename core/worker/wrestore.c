@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pinned.h"
 #include "pool.h"
 #include "stack.h"
 
@@ -62,10 +63,13 @@ static struct wrestore *build(const char *name, int stats_fd, int text_fd,
   r->wl.stats = stats_fd >= 0 ? listener_stats_map(stats_fd) : NULL;
   if (!r->wl.stats) {
     snprintf(err, errlen, "%s: no counters", what);
-  } else if (worker_listener_build(&r->wl, &r->conf, plugin_dir, err, errlen) ==
-             0) {
-    return r;
+  } else {
+    pinned_scope(name); /* its files are its own, dropped with it */
+    int rc = worker_listener_build(&r->wl, &r->conf, plugin_dir, err, errlen);
+    pinned_scope(NULL);
+    if (rc == 0) return r;
   }
+  pinned_drop(name);
   destroy(r);
   return NULL;
 }
@@ -93,10 +97,15 @@ void wrestore_msg(int ipc, const char *plugin_dir, const struct ipc_msg *m,
                   int fds[IPC_MAX_FDS], wrestore_used_fn used) {
   char name[sizeof m->name + 1];
   snprintf(name, sizeof name, "%.*s", (int)sizeof m->name, m->name);
+  if (m->type == IPC_PIN) { /* before its IPC_RESTORE, from a former worker */
+    pinned_adopt_for(name, fds[0], fds[1]);
+    fds[0] = fds[1] = -1;
+  }
   if (m->type == IPC_RESTORE) add(ipc, plugin_dir, name, fds);
   for (int i = 0; i < IPC_MAX_FDS; i++)
     if (fds[i] >= 0) close(fds[i]);
   if (m->type != IPC_UNRESTORE) return;
+  pinned_drop(name); /* its stack keeps its own descriptors */
   for (struct wrestore *r = restores; r; r = r->next)
     if (!r->removed && !strcmp(r->wl.conf->name, name)) r->removed = 1;
   wrestore_sweep(used);

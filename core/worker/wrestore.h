@@ -9,7 +9,8 @@
 
 typedef int (*wrestore_used_fn)(const struct worker_listener *wl);
 
-/* Handles IPC_RESTORE and IPC_UNRESTORE; takes fds. */
+/* Handles IPC_RESTORE, IPC_UNRESTORE and IPC_PIN (a restore's pinned
+ * file, sent before its IPC_RESTORE); takes fds. */
 void wrestore_msg(int ipc, const char *plugin_dir, const struct ipc_msg *m,
                   int fds[IPC_MAX_FDS], wrestore_used_fn used);
 /* The per-restore listener named name, or NULL. */
