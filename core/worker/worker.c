@@ -81,11 +81,8 @@ static void *session_thread(void *arg) {
   return s;
 }
 
-static void start_session(const struct ipc_msg *m, int fds[4]) {
-  struct worker_listener *wl = NULL;
-  for (int i = 0; i < W.n; i++)
-    if (!strncmp(W.wl[i].conf->name, m->name, sizeof m->name)) wl = &W.wl[i];
-  if (!wl) wl = wrestore_find(m->name);
+static void start_session_on(const struct ipc_msg *m, int fds[4],
+                             struct worker_listener *wl) {
   struct session *s = wl ? session_new(wl, m->id, fds) : NULL;
   if (!wl) close_fds(fds);
   if (!s) {
@@ -111,6 +108,15 @@ static void start_session(const struct ipc_msg *m, int fds[4]) {
              s->info.nregions, s->ps);
   }
   pthread_attr_destroy(&a);
+}
+
+static void start_session(const struct ipc_msg *m, int fds[4]) {
+  struct worker_listener *wl = NULL;
+  for (int i = 0; i < W.n; i++)
+    if (!strncmp(W.wl[i].conf->name, m->name, sizeof m->name)) wl = &W.wl[i];
+  if (!wl) wl = wrestore_find(m->name);
+  if (!wl && wrestore_defer(m, fds)) return; /* its source is starting */
+  start_session_on(m, fds, wl);
 }
 
 /* Joins the threads of sessions that ended.  Only finished ones: a session
@@ -261,12 +267,15 @@ static int live_sessions(void) {
 
 static void loop(int sigfd) {
   for (;;) {
-    struct pollfd pf[3] = {
+    struct pollfd pf[4] = {
         {.fd = W.supervisor_gone ? -1 : W.ipc, .events = POLLIN},
         {.fd = sigfd, .events = POLLIN},
         {.fd = W.reaper, .events = POLLIN},
+        {.fd = wrestore_fd(), .events = POLLIN},
     };
-    if (poll(pf, 3, -1) < 0 && errno != EINTR) return;
+    if (poll(pf, 4, -1) < 0 && errno != EINTR) return;
+    if (pf[3].revents & POLLIN)
+      wrestore_done(W.ipc, start_session_on, listener_used);
     if (pf[1].revents & POLLIN) return; /* SIGTERM/SIGINT */
     if (pf[2].revents & POLLIN) {
       reap(0);
@@ -339,6 +348,10 @@ int worker_main(int argc, char **argv) {
   ipc_send(W.ipc, &ready, NULL, 0);
   loop(sigfd);
   stop_all();
+  if (wrestore_building()) { /* a source still starting may never return */
+    log_info("stopping with %d sources still starting", wrestore_building());
+    _exit(0);
+  }
   for (int i = 0; i < W.n; i++) {
     pool_free(W.wl[i].pool);
     stack_destroy(W.wl[i].stack);
