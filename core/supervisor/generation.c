@@ -470,6 +470,7 @@ static void worker_exited(struct sv *v, struct gen *g, int status) {
   g->ipc = -1;
   g->ready = 0;
   if (v->stopping) return;
+  restore_worker_died(v, g);
   if (!was_ready) g->failed_starts++;
   if (!g->ever_ready) {
     log_error("worker failed to start (%s %d)",

@@ -355,21 +355,26 @@ static void started(struct sv *v, struct restore *r) {
   r->client = 0;
 }
 
+/* A serve that will not be: nothing is left behind (its socket file
+ * included) before the client hears of the failure. */
+static void serve_failed(struct sv *v, struct restore *r, const char *why,
+                         const char *code) {
+  struct tmpl_total *t = restore_totals(v, r->template);
+  if (t) t->serve_errors++;
+  uint64_t client = r->client;
+  unlist(v, r);
+  r->gen->restores--;
+  free_restore(v, r);
+  control_reply(v->ctl, client, control_error(why, code));
+}
+
 static void not_started(struct sv *v, struct restore *r, int why_fd) {
   char why[2048] = "the source failed to start";
   ssize_t n = why_fd >= 0 ? pread(why_fd, why, sizeof why - 1, 0) : -1;
   if (n > 0) why[n] = 0;
   log_error("restore %s: %s", r->id, why);
   if (r->state == R_STARTING) {
-    struct tmpl_total *t = restore_totals(v, r->template);
-    if (t) t->serve_errors++;
-    /* Nothing left behind (its socket file included) before the client
-     * hears of the failure. */
-    uint64_t client = r->client;
-    unlist(v, r);
-    r->gen->restores--;
-    free_restore(v, r);
-    control_reply(v->ctl, client, control_error(why, "source_failed"));
+    serve_failed(v, r, why, "source_failed");
     return;
   }
   /* A new worker cannot start it again: no VM may connect any more. */
@@ -391,6 +396,22 @@ void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
     started(v, r);
   else if (m->type == IPC_RESTORE_ERR)
     not_started(v, r, fds[0]);
+}
+
+void restore_worker_died(struct sv *v, struct gen *g) {
+  for (struct restore *r = v->restores, *n; r; r = n) {
+    n = r->next;
+    if (r->gen != g || r->state != R_STARTING ||
+        ++r->deaths < RESTORE_MAX_DEATHS)
+      continue;
+    char why[256];
+    snprintf(why, sizeof why,
+             "restore %s: the worker died %d times while its source was "
+             "starting (see the daemon's log); not served",
+             r->id, r->deaths);
+    log_error("%s", why);
+    serve_failed(v, r, why, "worker_failed");
+  }
 }
 
 void restore_worker_ready(struct sv *v, struct gen *g) {

@@ -42,6 +42,7 @@ struct restore {
   uint64_t expires_unix_ns; /* 0: never; cleared once a VM connected */
   uint64_t created_unix_ns;
   uint64_t client;      /* the control client waiting for the serve answer */
+  int deaths;           /* workers that died while its source was starting */
   struct gen_pin *pins; /* data files its source opened (restorepins.c) */
   int npins;
   struct restore *next;
@@ -60,6 +61,10 @@ const char *restore_template(const struct sv_listener *l);
 
 /* Hooks of the supervisor. */
 void restore_worker_ready(struct sv *v, struct gen *g);
+/* g's worker died: a serve that waited through RESTORE_MAX_DEATHS of them
+ * is answered with an error (its source may be what kills them). */
+void restore_worker_died(struct sv *v, struct gen *g);
+#define RESTORE_MAX_DEATHS 3
 void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
                         const int *fds);
 void restore_connected(struct sv *v, struct sv_listener *l,
