@@ -5,15 +5,20 @@
 #      replaced by rename and the worker killed, still restores the bytes
 #      it was served with;
 #   2  50 restores of distinct snapshots, served (all live at once: the
-#      daemon holds their files) and ended (stop, expiry, a VM's one-shot
-#      restore), leave the supervisor and the worker with as many open
-#      descriptors as before them, within a small constant.
+#      daemon holds their files, but the worker starts no thread for
+#      restores waiting for their VM) and ended (stop, expiry, a VM's
+#      one-shot restore), leave the supervisor and the worker with as
+#      many open descriptors as before them, within a small constant.
 . "$(dirname "$0")/common.sh"
 
 N=50
 # fds PID: how many descriptors PID has open.
 fds() {
   ls "/proc/$1/fd" | wc -l
+}
+# threads PID: how many threads PID has.
+threads() {
+  awk '/^Threads:/ { print $2 }' "/proc/$1/status"
 }
 
 for ((i = 0; i <= N; i++)); do
@@ -47,6 +52,7 @@ sctl stop warm >/dev/null
 wait_event all '"event":"removed","id":"warm"'
 S0=$(fds "$D")
 W0=$(fds "$W")
+T0=$(threads "$W")
 
 for ((i = 1; i <= N; i++)); do
   extra=()
@@ -56,6 +62,9 @@ for ((i = 1; i <= N; i++)); do
 done
 S1=$(fds "$D")
 W1=$(fds "$W")
+T1=$(threads "$W")
+[ "$T1" -le $((T0 + 2)) ] ||
+  fail "the worker has $T1 threads with $N idle restores ($T0 before)"
 [ "$W1" -ge $((W0 + N)) ] ||
   fail "the worker holds $W1 descriptors with $N restores live (baseline" \
     "$W0): is the test serving anything?"
