@@ -90,6 +90,17 @@ int restore_starting(const struct sv *v);
 /* Shared by restores.c, restoreview.c, restoreadopt.c and restorepins.c. */
 struct tmpl_total *restore_totals(struct sv *v, const char *name);
 struct restore *restore_by_id(struct sv *v, const char *id);
+uint64_t restore_unix_now(void);
+/* An event of r of this kind, with id and time; restore_emit sends it to
+ * watchers (and frees it). */
+cJSON *restore_event(const struct restore *r, const char *kind);
+void restore_emit(struct sv *v, const struct restore *r, cJSON *e);
+/* Closes r's socket (event closed, reason why); removed once idle. */
+void restore_close(struct sv *v, struct restore *r, const char *why);
+
+/* restoreevents.c: a failed event for each per-restore session whose
+ * source failed a read, once, found in shared memory. */
+void restore_tell_source_errors(struct sv *v);
 
 /* restorepins.c: a restore's pinned data files.  restore_pin takes the
  * descriptors of an IPC_PIN naming a restore, sent by g's worker. */
