@@ -379,7 +379,8 @@ void on_worker_msg(struct sv *v, struct gen *g) {
       genpin_add(g, fds[0], fds[1]);
       fds[0] = fds[1] = -1;
     }
-    if (m.type == IPC_RESTORE_OK || m.type == IPC_RESTORE_ERR)
+    if (m.type == IPC_RESTORE_OK || m.type == IPC_RESTORE_ERR ||
+        m.type == IPC_SOURCE_ERROR)
       restore_worker_msg(v, g, &m, fds);
     for (int i = 0; i < IPC_MAX_FDS; i++)
       close_if(fds[i]);

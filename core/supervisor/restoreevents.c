@@ -75,22 +75,33 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
 
 /* ---- source errors ---- */
 
+/* The failed event of session s's source error. */
+static void tell(struct sv *v, struct sv_session *s, const char *why) {
+  struct restore *r = s->l->restore;
+  static const char *const policies[] = {"kill", "sigbus", "hang"};
+  int p = r->conf.listeners[0].on_source_error;
+  s->error_told = 1;
+  cJSON *e = restore_event(r, "failed");
+  cJSON_AddItemToObject(e, "error", cJSON_CreateString(why));
+  cJSON_AddItemToObject(
+      e, "policy", cJSON_CreateString(p >= 0 && p <= 2 ? policies[p] : "kill"));
+  json_add_u64(e, "session", s->id);
+  restore_emit(v, r, e);
+}
+
+void restore_source_error(struct sv *v, uint64_t id, int why_fd) {
+  char why[1024] = "the source failed a read";
+  ssize_t n = why_fd >= 0 ? pread(why_fd, why, sizeof why - 1, 0) : -1;
+  if (n > 0) why[n] = 0;
+  for (struct sv_session *s = v->sessions; s; s = s->next)
+    if (s->id == id && s->l->restore && !s->error_told) tell(v, s, why);
+}
+
+/* A worker that died before it could say why: the counter in shared
+ * memory says there was an error. */
 void restore_tell_source_errors(struct sv *v) {
-  for (struct sv_session *s = v->sessions; s; s = s->next) {
-    struct restore *r = s->l->restore;
-    if (!r || s->error_told ||
-        !__atomic_load_n(&s->shm->counters.source_errors, __ATOMIC_RELAXED))
-      continue;
-    static const char *const policies[] = {"kill", "sigbus", "hang"};
-    int p = r->conf.listeners[0].on_source_error;
-    s->error_told = 1;
-    cJSON *e = restore_event(r, "failed");
-    cJSON_AddItemToObject(e, "error",
-                          cJSON_CreateString("the source failed a read"));
-    cJSON_AddItemToObject(
-        e, "policy",
-        cJSON_CreateString(p >= 0 && p <= 2 ? policies[p] : "kill"));
-    json_add_u64(e, "session", s->id);
-    restore_emit(v, r, e);
-  }
+  for (struct sv_session *s = v->sessions; s; s = s->next)
+    if (s->l->restore && !s->error_told &&
+        __atomic_load_n(&s->shm->counters.source_errors, __ATOMIC_RELAXED))
+      tell(v, s, "the source failed a read");
 }

@@ -388,6 +388,10 @@ static void not_started(struct sv *v, struct restore *r, int why_fd) {
 
 void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
                         const int *fds) {
+  if (m->type == IPC_SOURCE_ERROR) {
+    restore_source_error(v, m->id, fds[0]);
+    return;
+  }
   char id[sizeof m->name + 1];
   snprintf(id, sizeof id, "%.*s", (int)sizeof m->name, m->name);
   struct restore *r = restore_by_id(v, id);

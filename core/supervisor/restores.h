@@ -101,6 +101,9 @@ void restore_close(struct sv *v, struct restore *r, const char *why);
 /* restoreevents.c: a failed event for each per-restore session whose
  * source failed a read, once, found in shared memory. */
 void restore_tell_source_errors(struct sv *v);
+/* The worker's IPC_SOURCE_ERROR: session id's first source error, its
+ * reason in the memfd why_fd; told to watchers at once. */
+void restore_source_error(struct sv *v, uint64_t id, int why_fd);
 
 /* restorepins.c: a restore's pinned data files.  restore_pin takes the
  * descriptors of an IPC_PIN naming a restore, sent by g's worker. */

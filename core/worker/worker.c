@@ -49,6 +49,15 @@ static void send_end(uint64_t id, int reason) {
   if (!W.supervisor_gone) ipc_send(W.ipc, &m, NULL, 0);
 }
 
+/* A session's first source error, for the supervisor's watchers. */
+static void send_error(struct session *s, const char *why) {
+  struct ipc_msg m = {.type = IPC_SOURCE_ERROR, .id = s->id};
+  int fd = memfd_create("uffdkit-why", MFD_CLOEXEC);
+  if (fd >= 0 && write(fd, why, strlen(why)) < 0) log_warn("memfd: write");
+  if (!W.supervisor_gone) ipc_send(W.ipc, &m, &fd, 1);
+  if (fd >= 0) close(fd);
+}
+
 static void log_ended(struct session *s) {
   char fig[512];
   figures_text(s->shm, fig, sizeof fig);
@@ -343,6 +352,7 @@ int worker_main(int argc, char **argv) {
     W.wl[i].conf = &W.conf.listeners[i];
   if (receive_listeners() < 0) return 2;
   pinned_report(W.ipc);
+  install_on_error(send_error);
   if (build_stacks() < 0) return 2;
   struct ipc_msg ready = {.type = IPC_READY};
   ipc_send(W.ipc, &ready, NULL, 0);
