@@ -61,7 +61,10 @@ static int open_socket(struct control *c, const char *path, char *err,
   int r = bind(c->lfd, (struct sockaddr *)&a, sizeof a);
   umask(old);
   struct stat st;
-  if (r < 0 || listen(c->lfd, 16) < 0 || stat(path, &st) < 0) {
+  /* An orchestrator may open a connection per serve in flight, all at
+   * once: a short backlog would refuse them (EAGAIN) before the loop
+   * could accept, or answer busy. */
+  if (r < 0 || listen(c->lfd, CONTROL_MAX_CLIENTS) < 0 || stat(path, &st) < 0) {
     snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
     if (r == 0) unlink(path);
     close(c->lfd);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkconf.h"
 #include "config.h"
 #include "control.h"
 #include "ctl.h"
@@ -181,33 +182,6 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
     return -1;
   }
   return 0;
-}
-
-static int check_config(struct daemon_conf *conf, const char *dir) {
-  int bad = 0;
-  struct sockaddr_storage ss;
-  socklen_t sl;
-  char merr[512];
-  if (conf->metrics_listen &&
-      metrics_parse_listen(conf->metrics_listen, &ss, &sl, merr, sizeof merr) <
-          0) {
-    log_error("%s: metrics: %s", conf->file, merr);
-    bad = 1;
-  }
-  for (int i = 0; i < conf->n_listeners; i++) {
-    char err[2048];
-    if (stack_check(host_table(), conf, &conf->listeners[i], dir, err,
-                    sizeof err) < 0) {
-      log_error("%s", err);
-      bad = 1;
-    }
-  }
-  plugin_unload_all();
-  if (!bad)
-    printf("%s: OK (%d listener%s)\n", conf->file, conf->n_listeners,
-           conf->n_listeners == 1 ? "" : "s");
-  conf_free(conf);
-  return bad;
 }
 
 static int load_conf(const struct cli *c, int argc, char **argv,

@@ -18,10 +18,14 @@
 #define KEY_FLAGS(f) ((f) & ~O_CLOEXEC)
 
 struct pin {
+  char owner[64]; /* "" for the generation, else a per-restore listener */
   char *path;
   int flags;
   int fd;
 };
+
+/* Whose files this thread's opens pin (pinned_scope). */
+static __thread char scope[64];
 
 static struct {
   pthread_mutex_t lock;
@@ -30,13 +34,15 @@ static struct {
   int ipc;
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER, .ipc = -1};
 
-static struct pin *find(const char *path, int flags) {
+static struct pin *find(const char *owner, const char *path, int flags) {
   for (int i = 0; i < T.n; i++)
-    if (T.p[i].flags == flags && !strcmp(T.p[i].path, path)) return &T.p[i];
+    if (T.p[i].flags == flags && !strcmp(T.p[i].path, path) &&
+        !strcmp(T.p[i].owner, owner))
+      return &T.p[i];
   return NULL;
 }
 
-static int add(const char *path, int flags, int fd) {
+static int add(const char *owner, const char *path, int flags, int fd) {
   if (T.n == T.cap) {
     int cap = T.cap ? 2 * T.cap : 8;
     struct pin *p = realloc(T.p, (size_t)cap * sizeof *p);
@@ -46,7 +52,9 @@ static int add(const char *path, int flags, int fd) {
   }
   char *copy = strdup(path);
   if (!copy) return -1;
-  T.p[T.n++] = (struct pin){.path = copy, .flags = flags, .fd = fd};
+  T.p[T.n] = (struct pin){.path = copy, .flags = flags, .fd = fd};
+  snprintf(T.p[T.n].owner, sizeof T.p[T.n].owner, "%s", owner);
+  T.n++;
   return 0;
 }
 
@@ -80,6 +88,7 @@ int pinned_meta_read(int meta, char *path, int len, int *flags) {
 static void report(const char *path, int flags, int fd) {
   int meta = pinned_meta(path, flags);
   struct ipc_msg m = {.type = IPC_PIN};
+  memcpy(m.name, scope, sizeof m.name);
   int fds[2] = {fd, meta};
   if (meta < 0 || ipc_send(T.ipc, &m, fds, 2) < 0)
     log_warn("%s: could not pin the file for this generation's next "
@@ -97,12 +106,12 @@ static int pinnable(int fd, int flags) {
 int pinned_open(const char *path, int flags) {
   int key = KEY_FLAGS(flags);
   pthread_mutex_lock(&T.lock);
-  struct pin *p = find(path, key);
+  struct pin *p = find(scope, path, key);
   int fd = p ? fcntl(p->fd, F_DUPFD_CLOEXEC, 0) : open(path, key | O_CLOEXEC);
   int e = errno;
   if (!p && fd >= 0 && pinnable(fd, key)) {
     int keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (keep >= 0 && add(path, key, keep) == 0) {
+    if (keep >= 0 && add(scope, path, key, keep) == 0) {
       if (T.ipc >= 0) report(path, key, keep);
     } else if (keep >= 0) {
       close(keep);
@@ -114,17 +123,39 @@ int pinned_open(const char *path, int flags) {
 }
 
 int pinned_adopt(int fd, int meta) {
+  return pinned_adopt_for("", fd, meta);
+}
+
+int pinned_adopt_for(const char *owner, int fd, int meta) {
   char path[PATH_MAX];
   int flags, rc = -1;
   pthread_mutex_lock(&T.lock);
   if (fd >= 0 && meta >= 0 &&
       pinned_meta_read(meta, path, sizeof path, &flags) == 0 &&
-      !find(path, flags) && add(path, flags, fd) == 0)
+      !find(owner, path, flags) && add(owner, path, flags, fd) == 0)
     rc = 0;
   pthread_mutex_unlock(&T.lock);
   if (rc < 0 && fd >= 0) close(fd);
   if (meta >= 0) close(meta);
   return rc;
+}
+
+void pinned_scope(const char *owner) {
+  snprintf(scope, sizeof scope, "%s", owner ? owner : "");
+}
+
+void pinned_drop(const char *owner) {
+  pthread_mutex_lock(&T.lock);
+  int k = 0;
+  for (int i = 0; i < T.n; i++)
+    if (strcmp(T.p[i].owner, owner)) {
+      T.p[k++] = T.p[i];
+    } else {
+      close(T.p[i].fd);
+      free(T.p[i].path);
+    }
+  T.n = k;
+  pthread_mutex_unlock(&T.lock);
 }
 
 void pinned_report(int ipc) {

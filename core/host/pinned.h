@@ -5,7 +5,12 @@
  * generation gets the same descriptors before it builds its sources and is
  * given a copy instead of opening the path again.  So a file replaced by
  * rename changes nothing for the generation's sessions: they keep the inode
- * they started on. */
+ * they started on.
+ *
+ * A per-restore listener's files are its own (owner: its name), reported
+ * with its name so the supervisor keeps them with the restore, and
+ * dropped when the restore is removed: a daemon serving many distinct
+ * snapshots does not hold their files until its next reload. */
 #ifndef UFFDKIT_CORE_PINNED_H
 #define UFFDKIT_CORE_PINNED_H
 
@@ -18,6 +23,17 @@ int pinned_open(const char *path, int flags);
 /* Adopts a descriptor pinned by an earlier worker: fd and meta, a memfd
  * from pinned_meta().  Takes both (closed on error).  Returns 0 or -1. */
 int pinned_adopt(int fd, int meta);
+
+/* pinned_adopt() for the files of owner ("" the generation's). */
+int pinned_adopt_for(const char *owner, int fd, int meta);
+
+/* The files this thread opens from now on belong to owner: the
+ * per-restore listener whose source it builds, or NULL/"" for the
+ * generation.  Only pins of the same owner are shared. */
+void pinned_scope(const char *owner);
+
+/* Forgets (closes) every pinned descriptor of owner. */
+void pinned_drop(const char *owner);
 
 /* From now on, files newly pinned are sent to this ipc socket. */
 void pinned_report(int ipc);

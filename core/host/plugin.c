@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,9 +135,10 @@ static int plugin_find(const char *dirs, const char *name, char *path,
   return -1;
 }
 
-const struct plugin *plugin_get(const char *dir, const char *name,
-                                int want_layer, const struct ufk_host *host,
-                                char *err, size_t errlen) {
+static const struct plugin *get_locked(const char *dir, const char *name,
+                                       int want_layer,
+                                       const struct ufk_host *host, char *err,
+                                       size_t errlen) {
   char path[PATH_MAX];
   if (plugin_find(dir, name, path, sizeof path, err, errlen) < 0) return NULL;
   struct plugin *p;
@@ -166,6 +168,19 @@ const struct plugin *plugin_get(const char *dir, const char *name,
              is_layer ? "layer" : "source", want_layer ? "layer" : "source");
     return NULL;
   }
+  return p;
+}
+
+/* Per-restore listeners are built on threads of their own, at once: a
+ * plugin is still loaded (and its load called) once. */
+static pthread_mutex_t loading = PTHREAD_MUTEX_INITIALIZER;
+
+const struct plugin *plugin_get(const char *dir, const char *name,
+                                int want_layer, const struct ufk_host *host,
+                                char *err, size_t errlen) {
+  pthread_mutex_lock(&loading);
+  const struct plugin *p = get_locked(dir, name, want_layer, host, err, errlen);
+  pthread_mutex_unlock(&loading);
   return p;
 }
 

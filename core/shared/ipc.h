@@ -14,12 +14,15 @@ enum ipc_type {
   IPC_SESSION = 2,  /* sup → worker: id, name, fds {conn, uffd, pidfd, shm} */
   IPC_READY = 3,    /* worker → sup: every source started */
   IPC_END = 4,      /* worker → sup: session id ended, code = reason */
-  IPC_PIN = 5,      /* both ways: fds {a pinned data file, its path (memfd)} */
+  IPC_PIN = 5,      /* both ways: fds {a pinned data file, its path (memfd)};
+                      name: its per-restore listener, "" the generation's */
   /* Per-restore listeners (docs/control-protocol.md, serve): */
-  IPC_RESTORE = 6,     /* sup → worker: name, fds {stats, config text} */
-  IPC_RESTORE_OK = 7,  /* worker → sup: name's source started */
-  IPC_RESTORE_ERR = 8, /* worker → sup: name, fds {why (memfd)} */
-  IPC_UNRESTORE = 9,   /* sup → worker: name is gone */
+  IPC_RESTORE = 6,       /* sup → worker: name, fds {stats, config text} */
+  IPC_RESTORE_OK = 7,    /* worker → sup: name's source started */
+  IPC_RESTORE_ERR = 8,   /* worker → sup: name, fds {why (memfd)} */
+  IPC_UNRESTORE = 9,     /* sup → worker: name is gone */
+  IPC_SOURCE_ERROR = 10, /* worker → sup: session id's first source error,
+                            fds {why (memfd)} */
 };
 
 enum ipc_end_reason {

@@ -373,11 +373,14 @@ void on_worker_msg(struct sv *v, struct gen *g) {
   struct ipc_msg m;
   int fds[IPC_MAX_FDS];
   while (g->ipc >= 0 && ipc_recv(g->ipc, &m, fds) > 0) {
-    if (m.type == IPC_PIN) {
+    if (m.type == IPC_PIN && m.name[0]) { /* a per-restore listener's */
+      restore_pin(v, g, &m, fds);
+    } else if (m.type == IPC_PIN) {
       genpin_add(g, fds[0], fds[1]);
       fds[0] = fds[1] = -1;
     }
-    if (m.type == IPC_RESTORE_OK || m.type == IPC_RESTORE_ERR)
+    if (m.type == IPC_RESTORE_OK || m.type == IPC_RESTORE_ERR ||
+        m.type == IPC_SOURCE_ERROR)
       restore_worker_msg(v, g, &m, fds);
     for (int i = 0; i < IPC_MAX_FDS; i++)
       close_if(fds[i]);
@@ -468,6 +471,7 @@ static void worker_exited(struct sv *v, struct gen *g, int status) {
   g->ipc = -1;
   g->ready = 0;
   if (v->stopping) return;
+  restore_worker_died(v, g);
   if (!was_ready) g->failed_starts++;
   if (!g->ever_ready) {
     log_error("worker failed to start (%s %d)",

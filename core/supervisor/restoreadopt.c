@@ -13,8 +13,8 @@
 
 /* r from a text memfd handed over; its listener's counters were adopted
  * (S-<id>) and its socket is L-<id>, or gone (closed). */
-static struct restore *adopt_one(struct sv *v, const char *id, int fd,
-                                 int sock) {
+static struct restore *adopt_one(struct sv *v, struct handed *h, int n,
+                                 const char *id, int fd, int sock) {
   char head[4096] = "";
   ssize_t got = pread(fd, head, sizeof head - 1, 0);
   char tmpl[64] = "", *vars = NULL;
@@ -51,6 +51,7 @@ static struct restore *adopt_one(struct sv *v, const char *id, int fd,
   r->l->conf = &r->conf.listeners[0];
   r->l->gen = r->gen;
   r->state = R_CLOSED;
+  restore_pins_adopt(r, h, n);
   if (sock >= 0) {
     fcntl(sock, F_SETFL, O_NONBLOCK);
     install_listener(v, r->l, sock, r->l->conf->socket);
@@ -71,7 +72,7 @@ void restore_adopt(struct sv *v, struct handed *h, int n) {
         sock = h[k].fd;
         h[k].fd = -1;
       }
-    struct restore *r = adopt_one(v, id, h[i].fd, sock);
+    struct restore *r = adopt_one(v, h, n, id, h[i].fd, sock);
     if (!r) {
       log_error("restore %s handed over is unusable; dropping it", id);
       close_if(sock);

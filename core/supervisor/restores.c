@@ -18,13 +18,13 @@
 #include "sv.h"
 #include "template.h"
 
-static uint64_t unix_now(void) {
+uint64_t restore_unix_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static struct restore *by_id(struct sv *v, const char *id) {
+struct restore *restore_by_id(struct sv *v, const char *id) {
   for (struct restore *r = v->restores; r; r = r->next)
     if (!strcmp(r->id, id)) return r;
   return NULL;
@@ -36,15 +36,15 @@ const char *restore_template(const struct sv_listener *l) {
 
 /* ---- events ---- */
 
-static cJSON *event(const struct restore *r, const char *kind) {
+cJSON *restore_event(const struct restore *r, const char *kind) {
   cJSON *e = cJSON_CreateObject();
   cJSON_AddItemToObject(e, "event", cJSON_CreateString(kind));
   cJSON_AddItemToObject(e, "id", cJSON_CreateString(r->id));
-  json_add_u64(e, "time_unix_ns", unix_now());
+  json_add_u64(e, "time_unix_ns", restore_unix_now());
   return e;
 }
 
-static void emit(struct sv *v, const struct restore *r, cJSON *e) {
+void restore_emit(struct sv *v, const struct restore *r, cJSON *e) {
   control_event(v->ctl, r->id, e);
 }
 
@@ -85,6 +85,7 @@ static void free_restore(struct sv *v, struct restore *r) {
     unlink(r->conf.listeners[0].socket);
   }
   if (r->l) forget_listener(v, r->l);
+  restore_pins_free(r);
   close_if(r->text_fd);
   cJSON_Delete(r->vars);
   conf_free(&r->conf);
@@ -105,7 +106,7 @@ static void remove_restore(struct sv *v, struct restore *r) {
   snprintf(m.name, sizeof m.name, "%s", r->id);
   if (r->gen->ipc >= 0) ipc_send(r->gen->ipc, &m, NULL, 0);
   log_info("restore %s removed", r->id);
-  emit(v, r, event(r, "removed"));
+  restore_emit(v, r, restore_event(r, "removed"));
   unlist(v, r);
   struct gen *g = r->gen;
   g->restores--;
@@ -113,13 +114,13 @@ static void remove_restore(struct sv *v, struct restore *r) {
   if (!v->stopping) maybe_retire(v, g);
 }
 
-static void close_restore(struct sv *v, struct restore *r, const char *why) {
+void restore_close(struct sv *v, struct restore *r, const char *why) {
   if (r->state == R_CLOSED) return;
   close_listener(v, r->l);
   r->state = R_CLOSED;
-  cJSON *e = event(r, "closed");
+  cJSON *e = restore_event(r, "closed");
   cJSON_AddItemToObject(e, "reason", cJSON_CreateString(why));
-  emit(v, r, e);
+  restore_emit(v, r, e);
   restore_settle(v, r->l);
 }
 
@@ -213,7 +214,9 @@ static void send_restore(struct restore *r) {
   snprintf(m.name, sizeof m.name, "%s", r->id);
   int fds[2] = {r->l->stats_fd, r->text_fd};
   /* A worker still starting gets it once ready (restore_worker_ready). */
-  if (r->gen->ready && ipc_send(r->gen->ipc, &m, fds, 2) < 0)
+  if (!r->gen->ready) return;
+  restore_pins_send(r); /* a later worker's source opens the same files */
+  if (ipc_send(r->gen->ipc, &m, fds, 2) < 0)
     log_warn("restore %s: could not hand to the worker: %s", r->id,
              strerror(errno));
 }
@@ -250,7 +253,7 @@ static void serve_settings(struct restore *r, const struct template_conf *t,
   const cJSON *e = cJSON_GetObjectItemCaseSensitive(req, "expiry_ms");
   r->one_shot = o ? cJSON_IsTrue(o) : t->one_shot;
   uint64_t ns = e ? (uint64_t)e->valuedouble * 1000000ull : t->expiry_ns;
-  r->created_unix_ns = unix_now();
+  r->created_unix_ns = restore_unix_now();
   r->expires_unix_ns = ns ? r->created_unix_ns + ns : 0;
   const cJSON *vars = cJSON_GetObjectItemCaseSensitive(req, "vars");
   r->vars = cJSON_Duplicate(vars, 1);
@@ -337,11 +340,11 @@ static void started(struct sv *v, struct restore *r) {
   if (t) t->serves_total++;
   log_info("restore %s (template %s) listening on %s", r->id, r->template,
            c->socket);
-  cJSON *e = event(r, "listening");
+  cJSON *e = restore_event(r, "listening");
   cJSON_AddItemToObject(e, "template", cJSON_CreateString(r->template));
   cJSON_AddItemToObject(e, "socket", cJSON_CreateString(c->socket));
   num(e, "generation", r->gen->id);
-  emit(v, r, e);
+  restore_emit(v, r, e);
   cJSON *a = cJSON_CreateObject();
   cJSON_AddItemToObject(a, "ok", cJSON_CreateTrue());
   cJSON_AddItemToObject(a, "id", cJSON_CreateString(r->id));
@@ -352,37 +355,46 @@ static void started(struct sv *v, struct restore *r) {
   r->client = 0;
 }
 
+/* A serve that will not be: nothing is left behind (its socket file
+ * included) before the client hears of the failure. */
+static void serve_failed(struct sv *v, struct restore *r, const char *why,
+                         const char *code) {
+  struct tmpl_total *t = restore_totals(v, r->template);
+  if (t) t->serve_errors++;
+  uint64_t client = r->client;
+  unlist(v, r);
+  r->gen->restores--;
+  free_restore(v, r);
+  control_reply(v->ctl, client, control_error(why, code));
+}
+
 static void not_started(struct sv *v, struct restore *r, int why_fd) {
   char why[2048] = "the source failed to start";
   ssize_t n = why_fd >= 0 ? pread(why_fd, why, sizeof why - 1, 0) : -1;
   if (n > 0) why[n] = 0;
   log_error("restore %s: %s", r->id, why);
   if (r->state == R_STARTING) {
-    struct tmpl_total *t = restore_totals(v, r->template);
-    if (t) t->serve_errors++;
-    /* Nothing left behind (its socket file included) before the client
-     * hears of the failure. */
-    uint64_t client = r->client;
-    unlist(v, r);
-    r->gen->restores--;
-    free_restore(v, r);
-    control_reply(v->ctl, client, control_error(why, "source_failed"));
+    serve_failed(v, r, why, "source_failed");
     return;
   }
   /* A new worker cannot start it again: no VM may connect any more. */
-  cJSON *e = event(r, "failed");
+  cJSON *e = restore_event(r, "failed");
   cJSON_AddItemToObject(e, "error", cJSON_CreateString(why));
   cJSON_AddItemToObject(e, "policy", cJSON_CreateString("closed"));
   cJSON_AddItemToObject(e, "session", cJSON_CreateNull());
-  emit(v, r, e);
-  close_restore(v, r, "failed");
+  restore_emit(v, r, e);
+  restore_close(v, r, "failed");
 }
 
 void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
                         const int *fds) {
+  if (m->type == IPC_SOURCE_ERROR) {
+    restore_source_error(v, m->id, fds[0]);
+    return;
+  }
   char id[sizeof m->name + 1];
   snprintf(id, sizeof id, "%.*s", (int)sizeof m->name, m->name);
-  struct restore *r = by_id(v, id);
+  struct restore *r = restore_by_id(v, id);
   if (!r || r->gen != g) return;
   if (m->type == IPC_RESTORE_OK && r->state == R_STARTING)
     started(v, r);
@@ -390,72 +402,25 @@ void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
     not_started(v, r, fds[0]);
 }
 
+void restore_worker_died(struct sv *v, struct gen *g) {
+  for (struct restore *r = v->restores, *n; r; r = n) {
+    n = r->next;
+    if (r->gen != g || r->state != R_STARTING ||
+        ++r->deaths < RESTORE_MAX_DEATHS)
+      continue;
+    char why[256];
+    snprintf(why, sizeof why,
+             "restore %s: the worker died %d times while its source was "
+             "starting (see the daemon's log); not served",
+             r->id, r->deaths);
+    log_error("%s", why);
+    serve_failed(v, r, why, "worker_failed");
+  }
+}
+
 void restore_worker_ready(struct sv *v, struct gen *g) {
   for (struct restore *r = v->restores; r; r = r->next)
     if (r->gen == g) send_restore(r);
-}
-
-/* ---- peers and sessions ---- */
-
-void restore_connected(struct sv *v, struct sv_listener *l,
-                       const struct ucred *cr, const char *refused) {
-  struct restore *r = l->restore;
-  if (!r) return;
-  cJSON *e = event(r, refused ? "failed" : "connected");
-  num(e, "pid", cr->pid);
-  num(e, "uid", cr->uid);
-  num(e, "gid", cr->gid);
-  if (refused) {
-    cJSON_AddItemToObject(e, "error", cJSON_CreateString(refused));
-    cJSON_AddItemToObject(e, "policy", cJSON_CreateString("refused"));
-    cJSON_AddItemToObject(e, "session", cJSON_CreateNull());
-  }
-  emit(v, r, e);
-  if (refused) return;
-  r->expires_unix_ns = 0;
-  if (r->one_shot) close_restore(v, r, "one_shot");
-}
-
-void restore_rejected(struct sv *v, struct sv_listener *l, const char *why) {
-  struct restore *r = l->restore;
-  if (!r) return;
-  cJSON *e = event(r, "failed");
-  cJSON_AddItemToObject(e, "error", cJSON_CreateString(why));
-  cJSON_AddItemToObject(e, "policy", cJSON_CreateString("closed"));
-  cJSON_AddItemToObject(e, "session", cJSON_CreateNull());
-  emit(v, r, e);
-}
-
-void restore_ready(struct sv *v, struct sv_session *s) {
-  struct restore *r = s->l->restore;
-  if (!r) return;
-  const struct session_shm *m = s->shm;
-  uint64_t mem = 0;
-  for (uint32_t i = 0; i < m->nregions && i < CONF_MAX_REGIONS; i++)
-    mem += m->regions[i].size;
-  cJSON *e = event(r, "ready");
-  json_add_u64(e, "session", s->id);
-  num(e, "pid", m->pid);
-  num(e, "regions", m->nregions);
-  num(e, "page_size", m->page_size);
-  num(e, "memory_bytes", (double)mem);
-  emit(v, r, e);
-}
-
-void restore_ended(struct sv *v, struct sv_session *s, int reason) {
-  struct restore *r = s->l->restore;
-  if (!r) return;
-  static const char *const reasons[] = {"exited", "refused", "failed",
-                                        "shutdown"};
-  const char *why =
-      reason >= 0 && reason <= END_SHUTDOWN ? reasons[reason] : "exited";
-  if (r->stopped && reason != END_SHUTDOWN) why = "stopped";
-  cJSON *e = event(r, "ended");
-  json_add_u64(e, "session", s->id);
-  cJSON_AddItemToObject(e, "reason", cJSON_CreateString(why));
-  cJSON_AddItemToObject(e, "counters",
-                        control_counters_json(&s->shm->counters));
-  emit(v, r, e);
 }
 
 /* ---- stop, expiry, source errors ---- */
@@ -463,7 +428,7 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
 int restore_name_clash(struct sv *v, const struct daemon_conf *c, char *err,
                        size_t len) {
   for (int i = 0; i < c->n_listeners; i++)
-    if (by_id(v, c->listeners[i].name)) {
+    if (restore_by_id(v, c->listeners[i].name)) {
       snprintf(err, len,
                "%s: listener %s has the name of a live per-restore listener; "
                "stop it first or rename the listener",
@@ -476,7 +441,7 @@ int restore_name_clash(struct sv *v, const struct daemon_conf *c, char *err,
 int restore_drain(struct sv *v, struct sv_listener *l) {
   log_info("restore %s drained; %d live sessions keep running", l->restore->id,
            l->live);
-  close_restore(v, l->restore, "stopped");
+  restore_close(v, l->restore, "stopped");
   return 0;
 }
 
@@ -484,7 +449,7 @@ cJSON *restore_stop(void *opaque, const cJSON *req, char *err, size_t len,
                     const char **code) {
   struct sv *v = opaque;
   const char *id = cJSON_GetObjectItemCaseSensitive(req, "id")->valuestring;
-  struct restore *r = by_id(v, id);
+  struct restore *r = restore_by_id(v, id);
   if (!r || r->state == R_STARTING) {
     fail(err, len, code, "not_found", "no per-restore listener \"%s\"", id);
     return NULL;
@@ -504,38 +469,18 @@ cJSON *restore_stop(void *opaque, const cJSON *req, char *err, size_t len,
   cJSON_AddItemToObject(a, "ok", cJSON_CreateTrue());
   cJSON_AddItemToObject(a, "id", cJSON_CreateString(r->id));
   num(a, "sessions", n);
-  close_restore(v, r, "stopped");
+  restore_close(v, r, "stopped");
   return a;
 }
 
-static void tell_source_errors(struct sv *v) {
-  for (struct sv_session *s = v->sessions; s; s = s->next) {
-    struct restore *r = s->l->restore;
-    if (!r || s->error_told ||
-        !__atomic_load_n(&s->shm->counters.source_errors, __ATOMIC_RELAXED))
-      continue;
-    static const char *const policies[] = {"kill", "sigbus", "hang"};
-    int p = r->conf.listeners[0].on_source_error;
-    s->error_told = 1;
-    cJSON *e = event(r, "failed");
-    cJSON_AddItemToObject(e, "error",
-                          cJSON_CreateString("the source failed a read"));
-    cJSON_AddItemToObject(
-        e, "policy",
-        cJSON_CreateString(p >= 0 && p <= 2 ? policies[p] : "kill"));
-    json_add_u64(e, "session", s->id);
-    emit(v, r, e);
-  }
-}
-
 void restore_tick(struct sv *v) {
-  uint64_t t = unix_now();
+  uint64_t t = restore_unix_now();
   for (struct restore *r = v->restores, *n; r; r = n) {
     n = r->next;
     if (r->state == R_LISTENING && r->expires_unix_ns &&
         t >= r->expires_unix_ns) {
       log_info("restore %s expired: no VM connected in time", r->id);
-      close_restore(v, r, "expired");
+      restore_close(v, r, "expired");
     }
   }
   for (struct restore *r = v->restores, *n; r; r = n) {
@@ -543,11 +488,11 @@ void restore_tick(struct sv *v) {
     if (r->state == R_CLOSED && !r->l->live && !r->l->pending)
       remove_restore(v, r);
   }
-  if (v->restores) tell_source_errors(v);
+  if (v->restores) restore_tell_source_errors(v);
 }
 
 int restore_timeout(struct sv *v, int ms) {
-  uint64_t t = unix_now(), next = UINT64_MAX;
+  uint64_t t = restore_unix_now(), next = UINT64_MAX;
   for (struct restore *r = v->restores; r; r = r->next)
     if (r->state == R_LISTENING && r->expires_unix_ns &&
         r->expires_unix_ns < next)

@@ -168,8 +168,15 @@ void upgrade(struct sv *v) {
     add_handed(&h, &n, l->fd >= 0 ? l->fd : l->staged, 'L', l->name);
     add_handed(&h, &n, l->stats_fd, 'S', l->name);
   }
-  for (struct restore *r = v->restores; r; r = r->next)
+  for (struct restore *r = v->restores; r; r = r->next) {
     add_handed(&h, &n, r->text_fd, 'R', r->id);
+    for (int i = 0; i < r->npins; i++) {
+      char pin[80];
+      restore_pins_name(r, i, pin);
+      add_handed(&h, &n, r->pins[i].fd, 'D', pin);
+      add_handed(&h, &n, r->pins[i].meta, 'K', pin);
+    }
+  }
   for (struct sv_session *s = v->sessions; s; s = s->next)
     for (int i = 0; i < 4; i++) {
       char id[32];

@@ -182,6 +182,17 @@ static void apply_policy(struct session *s, uint64_t addr) {
               strerror(e));
 }
 
+static install_error_fn told;
+
+void install_on_error(install_error_fn fn) {
+  told = fn;
+}
+
+static void tell(struct session *s, const char *why) {
+  if (told && !__atomic_exchange_n(&s->error_told, 1, __ATOMIC_ACQ_REL))
+    told(s, why);
+}
+
 void install_failed(struct session *s, uint64_t addr, uint64_t off) {
   COUNT(s, source_errors, 1);
   log_error("session %llu (pid %d): source %s could not deliver offset %llu "
@@ -189,11 +200,17 @@ void install_failed(struct session *s, uint64_t addr, uint64_t off) {
             (unsigned long long)s->id, s->info.pid, stack_name(s->wl->stack),
             (unsigned long long)off, (unsigned long long)addr,
             host_last_error(), policy_names[s->wl->conf->on_source_error]);
+  char why[1024];
+  snprintf(why, sizeof why, "source %s could not deliver offset %llu: %s",
+           stack_name(s->wl->stack), (unsigned long long)off,
+           host_last_error());
+  tell(s, why);
   apply_policy(s, addr);
 }
 
 void install_refuse(struct session *s, uint64_t addr) {
   COUNT(s, source_errors, 1);
+  tell(s, "the source is not the data the session started on");
   apply_policy(s, addr);
 }
 

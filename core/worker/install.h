@@ -44,4 +44,10 @@ void install_refuse(struct session *s, uint64_t addr);
  * on_source_error without reading. */
 void install_pin_source(struct session *s);
 
+/* Called with the reason of a session's first source error, on the thread
+ * that met it, before its policy is applied (the worker tells the
+ * supervisor, whose watchers learn it at once). */
+typedef void (*install_error_fn)(struct session *s, const char *why);
+void install_on_error(install_error_fn fn);
+
 #endif

@@ -28,7 +28,9 @@ struct pool {
   struct job q[QUEUE];
   unsigned head, count;
   int stop;
-  int nthreads;
+  /* Threads start with the first jobs that find none idle, up to max:
+   * thousands of listeners waiting for their VM cost no thread. */
+  int max, nthreads, idle;
   pthread_t *threads;
 };
 
@@ -72,8 +74,10 @@ static void *pool_thread(void *arg) {
   void *buf = xmemalign(BUF_SIZE);
   pthread_mutex_lock(&p->lock);
   for (;;) {
+    p->idle++;
     while (!p->count && !p->stop)
       pthread_cond_wait(&p->cond, &p->lock);
+    p->idle--;
     if (!p->count) break;
     struct job j = p->q[p->head];
     p->head = (p->head + 1) % QUEUE;
@@ -92,15 +96,29 @@ struct pool *pool_new(const char *name, int threads) {
   snprintf(p->name, sizeof p->name, "%s", name);
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->cond, NULL);
-  p->threads = xcalloc((size_t)threads, sizeof *p->threads);
+  p->max = threads < 1 ? 1 : threads;
+  p->threads = xcalloc((size_t)p->max, sizeof *p->threads);
+  return p;
+}
+
+/* Under p->lock: one more thread, if the queue has more jobs than idle
+ * threads to take them.  0, or pthread_create's error. */
+static int grow(struct pool *p) {
+  if (p->count <= (unsigned)p->idle || p->nthreads == p->max) return 0;
   pthread_attr_t a;
   pthread_attr_init(&a);
   pthread_attr_setstacksize(&a, 256 << 10);
-  for (int i = 0; i < threads; i++)
-    if (pthread_create(&p->threads[p->nthreads], &a, pool_thread, p) == 0)
-      p->nthreads++;
+  int rc = pthread_create(&p->threads[p->nthreads], &a, pool_thread, p);
   pthread_attr_destroy(&a);
-  return p;
+  if (rc == 0) p->nthreads++;
+  return rc;
+}
+
+int pool_threads(struct pool *p) {
+  pthread_mutex_lock(&p->lock);
+  int n = p->nthreads;
+  pthread_mutex_unlock(&p->lock);
+  return n;
 }
 
 void pool_free(struct pool *p) {
@@ -125,9 +143,21 @@ void pool_submit(struct pool *p, struct session *s, uint64_t addr, uint64_t off,
     nanosleep(&(struct timespec){0, 100000}, NULL);
     pthread_mutex_lock(&p->lock);
   }
-  p->q[(p->head + p->count) % QUEUE] =
-      (struct job){.s = s, .addr = addr, .off = off, .idx = idx, .len = len};
+  struct job j = {.s = s, .addr = addr, .off = off, .idx = idx, .len = len};
+  p->q[(p->head + p->count) % QUEUE] = j;
   p->count++;
+  int rc = grow(p);
+  if (rc && p->nthreads == 0) { /* nobody to run it: run it here */
+    p->count--;
+    pthread_mutex_unlock(&p->lock);
+    log_warn("%s: cannot start an I/O thread: %s; reading on the fault "
+             "thread",
+             p->name, strerror(rc));
+    void *buf = xmemalign(BUF_SIZE);
+    run_job(&j, buf);
+    free(buf);
+    return;
+  }
   pthread_cond_signal(&p->cond);
   pthread_mutex_unlock(&p->lock);
 }

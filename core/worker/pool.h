@@ -8,7 +8,10 @@
 struct session;
 struct pool;
 
+/* A pool of up to threads threads, started as jobs come. */
 struct pool *pool_new(const char *name, int threads);
+/* How many threads it has started. */
+int pool_threads(struct pool *p);
 void pool_free(struct pool *p);
 /* Queues the install of len bytes at guest address addr (source offset
  * off, first page index idx).  Takes a reference on s. */

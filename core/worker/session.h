@@ -54,6 +54,7 @@ struct session {
   int ending;     /* set when the fault loop leaves: pool jobs give up */
   int killed;     /* set by any thread: the VM was killed for a source error */
   int source_changed; /* the source is not what the session started on */
+  int error_told;     /* its first source error was told (atomic) */
   int finished;       /* its thread has nothing left to do: join it */
 #define STALE_RING 64
   uint64_t stale[STALE_RING]; /* pages lately woken as stale faults */

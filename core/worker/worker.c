@@ -49,6 +49,15 @@ static void send_end(uint64_t id, int reason) {
   if (!W.supervisor_gone) ipc_send(W.ipc, &m, NULL, 0);
 }
 
+/* A session's first source error, for the supervisor's watchers. */
+static void send_error(struct session *s, const char *why) {
+  struct ipc_msg m = {.type = IPC_SOURCE_ERROR, .id = s->id};
+  int fd = memfd_create("uffdkit-why", MFD_CLOEXEC);
+  if (fd >= 0 && write(fd, why, strlen(why)) < 0) log_warn("memfd: write");
+  if (!W.supervisor_gone) ipc_send(W.ipc, &m, &fd, 1);
+  if (fd >= 0) close(fd);
+}
+
 static void log_ended(struct session *s) {
   char fig[512];
   figures_text(s->shm, fig, sizeof fig);
@@ -81,11 +90,8 @@ static void *session_thread(void *arg) {
   return s;
 }
 
-static void start_session(const struct ipc_msg *m, int fds[4]) {
-  struct worker_listener *wl = NULL;
-  for (int i = 0; i < W.n; i++)
-    if (!strncmp(W.wl[i].conf->name, m->name, sizeof m->name)) wl = &W.wl[i];
-  if (!wl) wl = wrestore_find(m->name);
+static void start_session_on(const struct ipc_msg *m, int fds[4],
+                             struct worker_listener *wl) {
   struct session *s = wl ? session_new(wl, m->id, fds) : NULL;
   if (!wl) close_fds(fds);
   if (!s) {
@@ -111,6 +117,15 @@ static void start_session(const struct ipc_msg *m, int fds[4]) {
              s->info.nregions, s->ps);
   }
   pthread_attr_destroy(&a);
+}
+
+static void start_session(const struct ipc_msg *m, int fds[4]) {
+  struct worker_listener *wl = NULL;
+  for (int i = 0; i < W.n; i++)
+    if (!strncmp(W.wl[i].conf->name, m->name, sizeof m->name)) wl = &W.wl[i];
+  if (!wl) wl = wrestore_find(m->name);
+  if (!wl && wrestore_defer(m, fds)) return; /* its source is starting */
+  start_session_on(m, fds, wl);
 }
 
 /* Joins the threads of sessions that ended.  Only finished ones: a session
@@ -232,7 +247,8 @@ static void handle_ipc(void) {
     if (r < 0) return;
     if (m.type == IPC_SESSION)
       start_session(&m, fds);
-    else if (m.type == IPC_RESTORE || m.type == IPC_UNRESTORE)
+    else if (m.type == IPC_RESTORE || m.type == IPC_UNRESTORE ||
+             m.type == IPC_PIN)
       wrestore_msg(W.ipc, W.conf.plugin_dir, &m, fds, listener_used);
     else
       close_fds(fds);
@@ -260,12 +276,15 @@ static int live_sessions(void) {
 
 static void loop(int sigfd) {
   for (;;) {
-    struct pollfd pf[3] = {
+    struct pollfd pf[4] = {
         {.fd = W.supervisor_gone ? -1 : W.ipc, .events = POLLIN},
         {.fd = sigfd, .events = POLLIN},
         {.fd = W.reaper, .events = POLLIN},
+        {.fd = wrestore_fd(), .events = POLLIN},
     };
-    if (poll(pf, 3, -1) < 0 && errno != EINTR) return;
+    if (poll(pf, 4, -1) < 0 && errno != EINTR) return;
+    if (pf[3].revents & POLLIN)
+      wrestore_done(W.ipc, start_session_on, listener_used);
     if (pf[1].revents & POLLIN) return; /* SIGTERM/SIGINT */
     if (pf[2].revents & POLLIN) {
       reap(0);
@@ -333,11 +352,16 @@ int worker_main(int argc, char **argv) {
     W.wl[i].conf = &W.conf.listeners[i];
   if (receive_listeners() < 0) return 2;
   pinned_report(W.ipc);
+  install_on_error(send_error);
   if (build_stacks() < 0) return 2;
   struct ipc_msg ready = {.type = IPC_READY};
   ipc_send(W.ipc, &ready, NULL, 0);
   loop(sigfd);
   stop_all();
+  if (wrestore_building()) { /* a source still starting may never return */
+    log_info("stopping with %d sources still starting", wrestore_building());
+    _exit(0);
+  }
   for (int i = 0; i < W.n; i++) {
     pool_free(W.wl[i].pool);
     stack_destroy(W.wl[i].stack);

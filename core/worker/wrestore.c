@@ -1,23 +1,49 @@
 #include "wrestore.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "pinned.h"
 #include "pool.h"
 #include "stack.h"
+
+/* A session handed over while its restore's source was still starting. */
+struct waiting {
+  struct ipc_msg m;
+  int fds[4];
+  struct waiting *next;
+};
 
 struct wrestore {
   struct worker_listener wl;
   struct daemon_conf conf; /* the expanded listener, its only one */
-  int removed;             /* freed once no session uses it */
+  char name[64];
+  int removed; /* freed once no session uses it */
+  /* Its source starts on a thread of its own, so one that takes long (a
+   * remote origin) delays no other restore; the loop finishes it. */
+  int building;
+  pthread_t thread;
+  int stats_fd, text_fd;
+  const char *plugin_dir;
+  char err[2048]; /* why the build failed, or "" */
+  struct waiting *waiting;
   struct wrestore *next;
+  struct wrestore *done_next;
 };
 
 static struct wrestore *restores;
+static struct {
+  pthread_mutex_t lock;
+  struct wrestore *done; /* built, for the loop to finish */
+  int efd;
+} B = {.lock = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
 
 static void reply(int ipc, const char *name, const char *why) {
   struct ipc_msg m = {.type = why ? IPC_RESTORE_ERR : IPC_RESTORE_OK};
@@ -36,88 +62,187 @@ static void destroy(struct wrestore *r) {
   pool_free(r->wl.pool);
   stack_destroy(r->wl.stack);
   if (r->wl.stats) munmap(r->wl.stats, sizeof *r->wl.stats);
-  conf_free(&r->conf);
+  if (r->wl.conf) conf_free(&r->conf);
+  if (r->stats_fd >= 0) close(r->stats_fd);
+  if (r->text_fd >= 0) close(r->text_fd);
   free(r);
 }
 
-/* Builds the listener of text fd; NULL with why in err. */
-static struct wrestore *build(const char *name, int stats_fd, int text_fd,
-                              const char *plugin_dir, char *err,
-                              size_t errlen) {
-  struct wrestore *r = calloc(1, sizeof *r);
-  if (!r) {
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
+/* Builds r's listener from its text; 0, or -1 with why in r->err. */
+static int build(struct wrestore *r) {
   char what[96];
-  snprintf(what, sizeof what, "restore %s", name);
-  if (conf_load_fd(&r->conf, text_fd, what, err, errlen) < 0 ||
-      r->conf.n_listeners != 1 || strcmp(r->conf.listeners[0].name, name)) {
-    if (!err[0]) snprintf(err, errlen, "%s: not one listener", what);
+  size_t errlen = sizeof r->err;
+  snprintf(what, sizeof what, "restore %s", r->name);
+  if (conf_load_fd(&r->conf, r->text_fd, what, r->err, errlen) < 0 ||
+      r->conf.n_listeners != 1 || strcmp(r->conf.listeners[0].name, r->name)) {
+    if (!r->err[0]) snprintf(r->err, errlen, "%s: not one listener", what);
     conf_free(&r->conf);
-    free(r);
-    return NULL;
+    return -1;
   }
   r->wl.conf = &r->conf.listeners[0];
-  r->wl.stats = stats_fd >= 0 ? listener_stats_map(stats_fd) : NULL;
+  r->wl.stats = listener_stats_map(r->stats_fd);
   if (!r->wl.stats) {
-    snprintf(err, errlen, "%s: no counters", what);
-  } else if (worker_listener_build(&r->wl, &r->conf, plugin_dir, err, errlen) ==
-             0) {
-    return r;
+    snprintf(r->err, errlen, "%s: no counters", what);
+    return -1;
   }
-  destroy(r);
+  pinned_scope(r->name); /* its files are its own, dropped with it */
+  int rc =
+      worker_listener_build(&r->wl, &r->conf, r->plugin_dir, r->err, errlen);
+  pinned_scope(NULL);
+  return rc;
+}
+
+static void *build_thread(void *arg) {
+  struct wrestore *r = arg;
+  build(r);
+  pthread_mutex_lock(&B.lock);
+  r->done_next = B.done;
+  B.done = r;
+  pthread_mutex_unlock(&B.lock);
+  uint64_t one = 1;
+  if (write(B.efd, &one, sizeof one) < 0)
+    log_warn("restore %s: cannot wake the loop: %s", r->name, strerror(errno));
+  return NULL;
+}
+
+static struct wrestore *by_name(const char *name) {
+  for (struct wrestore *r = restores; r; r = r->next)
+    if (!r->removed && !strcmp(r->name, name)) return r;
   return NULL;
 }
 
 static void add(int ipc, const char *plugin_dir, const char *name,
                 int fds[IPC_MAX_FDS]) {
-  struct wrestore *r = NULL;
-  char err[2048] = "";
-  if (wrestore_find(name)) {
-    reply(ipc, name, NULL);
+  struct wrestore *known = by_name(name);
+  if (known) {
+    if (!known->building) reply(ipc, name, NULL);
+    return; /* one building answers once built */
+  }
+  struct wrestore *r = calloc(1, sizeof *r);
+  if (!r) {
+    reply(ipc, name, "out of memory");
     return;
   }
-  r = build(name, fds[0], fds[1], plugin_dir, err, sizeof err);
-  if (!r) {
-    log_error("%s", err);
-    reply(ipc, name, err);
+  snprintf(r->name, sizeof r->name, "%.63s", name);
+  r->stats_fd = fds[0];
+  r->text_fd = fds[1];
+  fds[0] = fds[1] = -1;
+  r->plugin_dir = plugin_dir;
+  r->building = 1;
+  if (r->stats_fd < 0 || r->text_fd < 0 ||
+      pthread_create(&r->thread, NULL, build_thread, r) != 0) {
+    reply(ipc, name, "cannot start the source's thread");
+    r->wl.conf = NULL;
+    destroy(r);
     return;
   }
   r->next = restores;
   restores = r;
-  reply(ipc, name, NULL);
+}
+
+int wrestore_fd(void) {
+  if (B.efd < 0) B.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return B.efd;
+}
+
+/* r's build is over: answer, then start or refuse its waiting sessions. */
+static void finish(int ipc, struct wrestore *r, wrestore_start_fn start) {
+  pthread_join(r->thread, NULL);
+  r->building = 0;
+  close(r->text_fd);
+  close(r->stats_fd);
+  r->text_fd = r->stats_fd = -1;
+  int ok = !r->err[0] && !r->removed;
+  if (r->removed) { /* gone meanwhile: nobody waits for the answer */
+    pinned_drop(r->name);
+  } else if (ok) {
+    reply(ipc, r->name, NULL);
+  } else {
+    log_error("%s", r->err);
+    reply(ipc, r->name, r->err);
+    pinned_drop(r->name);
+    r->removed = 1; /* swept: no session can use it */
+  }
+  while (r->waiting) {
+    struct waiting *w = r->waiting;
+    r->waiting = w->next;
+    start(&w->m, w->fds, ok ? &r->wl : NULL);
+    free(w);
+  }
+}
+
+void wrestore_done(int ipc, wrestore_start_fn start, wrestore_used_fn used) {
+  uint64_t v;
+  if (read(B.efd, &v, sizeof v) < 0 && errno != EAGAIN)
+    log_warn("restore builds: %s", strerror(errno));
+  pthread_mutex_lock(&B.lock);
+  struct wrestore *d = B.done;
+  B.done = NULL;
+  pthread_mutex_unlock(&B.lock);
+  while (d) {
+    struct wrestore *r = d;
+    d = r->done_next;
+    finish(ipc, r, start);
+  }
+  wrestore_sweep(used);
+}
+
+int wrestore_defer(const struct ipc_msg *m, int fds[4]) {
+  char name[sizeof m->name + 1];
+  snprintf(name, sizeof name, "%.*s", (int)sizeof m->name, m->name);
+  struct wrestore *r = by_name(name);
+  if (!r || !r->building) return 0;
+  struct waiting *w = calloc(1, sizeof *w);
+  if (!w) return 0;
+  w->m = *m;
+  memcpy(w->fds, fds, sizeof w->fds);
+  w->next = r->waiting;
+  r->waiting = w;
+  return 1;
 }
 
 void wrestore_msg(int ipc, const char *plugin_dir, const struct ipc_msg *m,
                   int fds[IPC_MAX_FDS], wrestore_used_fn used) {
   char name[sizeof m->name + 1];
   snprintf(name, sizeof name, "%.*s", (int)sizeof m->name, m->name);
+  if (m->type == IPC_PIN) { /* before its IPC_RESTORE, from a former worker */
+    pinned_adopt_for(name, fds[0], fds[1]);
+    fds[0] = fds[1] = -1;
+  }
   if (m->type == IPC_RESTORE) add(ipc, plugin_dir, name, fds);
   for (int i = 0; i < IPC_MAX_FDS; i++)
     if (fds[i] >= 0) close(fds[i]);
   if (m->type != IPC_UNRESTORE) return;
+  pinned_drop(name); /* its stack keeps its own descriptors */
   for (struct wrestore *r = restores; r; r = r->next)
-    if (!r->removed && !strcmp(r->wl.conf->name, name)) r->removed = 1;
+    if (!r->removed && !strcmp(r->name, name)) r->removed = 1;
   wrestore_sweep(used);
 }
 
 struct worker_listener *wrestore_find(const char *name) {
   for (struct wrestore *r = restores; r; r = r->next)
-    if (!r->removed && !strncmp(r->wl.conf->name, name, 63)) return &r->wl;
+    if (!r->removed && !r->building && !strncmp(r->name, name, 63))
+      return &r->wl;
   return NULL;
 }
 
 void wrestore_sweep(wrestore_used_fn used) {
   for (struct wrestore **pp = &restores; *pp;) {
     struct wrestore *r = *pp;
-    if (r->removed && !used(&r->wl)) {
+    if (r->removed && !r->building && !used(&r->wl)) {
       *pp = r->next;
       destroy(r);
     } else {
       pp = &r->next;
     }
   }
+}
+
+int wrestore_building(void) {
+  int n = 0;
+  for (struct wrestore *r = restores; r; r = r->next)
+    n += r->building;
+  return n;
 }
 
 void wrestore_free_all(void) {

@@ -229,7 +229,9 @@ struct ufk_host {
  * be NULL.
  *
  * Threads.  "Setup" below is the worker's main thread while it builds or
- * tears down the stacks: no other callback of the instance runs then.
+ * tears down the stacks, or for a per-restore listener (control `serve`)
+ * the thread that starts its source: no other callback of the instance
+ * runs then, but instances of different listeners may be set up at once.
  * "Data" callbacks (read, map, release, extents, prefetch, identity) run on
  * the daemon's fault, I/O pool and prefetch threads, or on threads of the
  * layer above, under the instance's thread_model (see enum

@@ -113,6 +113,31 @@ START_TEST(bad_meta_refused) {
 }
 END_TEST
 
+/* A per-restore listener's pins are its own: another owner opens the
+ * path again, and dropping them leaves the generation's in place. */
+START_TEST(owners_apart) {
+  int gen = pinned_open(path, O_RDONLY);
+  pinned_scope("r1");
+  replace("B");
+  int r1 = pinned_open(path, O_RDONLY);
+  ck_assert_int_eq(first(r1), 'B'); /* not the generation's 'A' */
+  replace("C");
+  int r1again = pinned_open(path, O_RDONLY);
+  ck_assert_int_eq(first(r1again), 'B');
+  pinned_drop("r1");
+  int r1new = pinned_open(path, O_RDONLY);
+  ck_assert_int_eq(first(r1new), 'C'); /* dropped: opened anew */
+  pinned_scope(NULL);
+  int genagain = pinned_open(path, O_RDONLY);
+  ck_assert_int_eq(first(genagain), 'A');
+  close(gen);
+  close(r1);
+  close(r1again);
+  close(r1new);
+  close(genagain);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("pinned");
   struct {
@@ -122,7 +147,8 @@ int main(void) {
                {"writable_not_pinned", writable_not_pinned},
                {"missing_file", missing_file},
                {"adopted_from_earlier_worker", adopted_from_earlier_worker},
-               {"bad_meta_refused", bad_meta_refused}};
+               {"bad_meta_refused", bad_meta_refused},
+               {"owners_apart", owners_apart}};
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
     TCase *tc = tcase_create(tests[i].name);
     tcase_add_checked_fixture(tc, setup, teardown);

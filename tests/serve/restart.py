@@ -3,10 +3,12 @@
 (the stand-in service manager of tests/packaging/service-manager.py).
 
 Two restores are served: r1 with a VM restoring slowly, r2 not yet
-connected.  Their text (R-), socket (L-) and counters (S-) are in the fd
-store.  The main process is killed with its worker and started again with
+connected.  Their text (R-), socket (L-), counters (S-) and pinned data
+file (D-, K-) are in the fd store.  The image is then replaced by rename,
+and the main process is killed with its worker and started again with
 the store: r1's VM goes on and verifies every page, r2 is listed and a VM
-then restores from it, every page right.
+then restores from it, every page of the image it was served with.  Once
+both restores have ended, nothing of theirs is left in the store.
 
 usage: restart.py BUILD_DIR
 """
@@ -66,9 +68,17 @@ def main():
             ctl(ctl_sock, "serve", "sandbox", "b=b1", "--id", r)
         m.wait("r1 and r2 in the fd store", lambda: all(
             k + "-" + r in m.store for k in "RLS" for r in ("r1", "r2")))
+        m.wait("r1's and r2's pinned files in the fd store", lambda: all(
+            k + "-" + r + "-0" in m.store for k in "DK" for r in ("r1", "r2")))
+        orig = os.path.join(tmp, "orig")
+        shutil.copy(image, orig)
+        other = image + ".new"
+        subprocess.run([SIM, "mkimage", other, "--size", "8M", "--seed", "6"],
+                       check=True, stdout=subprocess.DEVNULL)
+        os.rename(other, image)
         vm = subprocess.Popen(
             [SIM, "run", "--socket", os.path.join(tmp, "sb", "r1.sock"),
-             "--image", image, "--delay-us", "2000", "--timeout", "120"],
+             "--image", orig, "--delay-us", "2000", "--timeout", "120"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(vm)
         m.wait("r1's session in the fd store",
@@ -97,11 +107,14 @@ def main():
             fail("r2 is not listed after the restart: %s" % listed)
         r2 = subprocess.run(
             [SIM, "run", "--socket", os.path.join(tmp, "sb", "r2.sock"),
-             "--image", image, "--timeout", "60"],
+             "--image", orig, "--timeout", "60"],
             capture_output=True, text=True, timeout=120)
         if r2.returncode != 0:
             fail("r2's VM after the restart: " + r2.stderr)
         verified(r2.stdout, 2048)
+        m.wait("r1 and r2 out of the fd store", lambda: not any(
+            n.endswith("-r1") or n.endswith("-r2") or n[:2] in ("D-", "K-")
+            for n in m.store))
         print("restores across a restart with the fd store: ok")
         os.kill(b, signal.SIGTERM)
         os.waitpid(b, 0)

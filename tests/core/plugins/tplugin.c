@@ -156,6 +156,18 @@ __attribute__((constructor)) static void tp_mark(void) {
 }
 static const struct ufk_plugin plugin = {UFK_PLUGIN_ABI, .name = "tmarker",
                                          .params = source_params, TP_CALLBACKS};
+#elif defined(TP_CRASH)
+/* Kills the worker that starts it: a source that crashes its process. */
+#include <signal.h>
+#include <unistd.h>
+static int tp_crash(void *p) {
+  (void)p;
+  kill(getpid(), SIGKILL);
+  return -1;
+}
+static const struct ufk_plugin plugin = {UFK_PLUGIN_ABI, .name = "tcrash",
+                                         .params = source_params, TP_CALLBACKS,
+                                         .start = tp_crash};
 #elif defined(TP_NULLENTRY)
 /* The entry exists but returns no plugin. */
 __attribute__((visibility("default"))) const struct ufk_plugin *

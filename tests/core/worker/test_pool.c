@@ -148,7 +148,10 @@ static void drain(struct pool *p) {
 START_TEST(installs_every_byte) {
   setup((uint64_t)PAGES * PS, "hang");
   struct pool *p = pool_new("p", 3);
+  ck_assert_int_eq(pool_threads(p), 0); /* none before there is work */
   submit(p, 0, PAGES);
+  ck_assert_int_ge(pool_threads(p), 1);
+  ck_assert_int_le(pool_threads(p), 3);
   drain(p);
   for (uint64_t o = 0; o < (uint64_t)PAGES * PS; o++)
     if (F.mem[o] != byte_at(o))
