@@ -1,7 +1,7 @@
 /* Unit tests of the source stack: plugins of ABI 1.0, 1.1 and 1.2 serving
  * byte-exact, what a layer leaves NULL passing through (1.2) or not
  * (1.0), mapped pointers released to the level that mapped them, and the
- * thread models the stack enforces.  The plugins are tests/core/plugins/
+ * thread models the stack enforces.  The plugins are tests/core/host/plugins/
  * contract.c; each counts its calls in host counters read here. */
 #include <check.h>
 #include <errno.h>
