@@ -55,14 +55,15 @@ void end_session(struct sv *v, uint64_t id, int reason) {
     if (reason == END_REFUSED && s->shm->source_identity[0]) {
       /* A worker took it over but cannot serve it: with its uffd closed
        * the VM would fault in zeros, so it is killed. */
-      log_error("session %llu (pid %d) on %s could not be taken over by a "
-                "new worker; killing the VM",
-                (unsigned long long)id, s->shm->pid, s->l->name);
+      sv_log(LOG_ERROR, s,
+             "pid %d on %s could not be taken over by a new worker; killing "
+             "the VM",
+             s->shm->pid, s->l->name);
       kill_session_vm(s);
     } else if (reason == END_REFUSED) {
-      log_limited(&s->l->lim_rejected, LOG_WARN,
-                  "session %llu (pid %d) on %s was refused by its source",
-                  (unsigned long long)id, s->shm->pid, s->l->name);
+      sv_log_limited(&s->l->lim_rejected, LOG_WARN, s,
+                     "pid %d on %s was refused by its source", s->shm->pid,
+                     s->l->name);
     }
     munmap(s->shm, s->shm_len);
     for (int i = 0; i < 4; i++) {
@@ -168,17 +169,17 @@ static void start_session(struct sv *v, struct pending *p,
     return;
   }
   __atomic_fetch_add(&p->l->stats->sessions_total, 1, __ATOMIC_RELAXED);
-  log_info("session %llu: pid %d uid %d on %s, %u regions, page size %u%s",
-           (unsigned long long)shm->id, p->cred.pid, p->cred.uid, p->l->name,
-           h->nregions, h->page_size,
-           h->consumed < p->len ? " (extra bytes after the handshake kept)"
-                                : "");
+  log_session(
+      LOG_INFO, shm->id, "pid %d uid %d on %s, %u regions, page size %u%s",
+      p->cred.pid, p->cred.uid, p->l->name, h->nregions, h->page_size,
+      h->consumed < p->len ? " (extra bytes after the handshake kept)" : "");
   if (!peer_can_signal(p->cred.pid, p->pidfd) &&
       p->l->conf->on_source_error == ON_ERROR_KILL)
-    log_warn("session %llu: the VMM's process cannot be identified (pid %d, "
-             "no pidfd): on_source_error = kill cannot signal it and poisons "
-             "the page instead (as sigbus); the session ends when it hangs up",
-             (unsigned long long)shm->id, p->cred.pid);
+    log_session(LOG_WARN, shm->id,
+                "the VMM's process cannot be identified (pid %d, no pidfd): "
+                "on_source_error = kill cannot signal it and poisons the page "
+                "instead (as sigbus); the session ends when it hangs up",
+                p->cred.pid);
   int fds[4] = {p->conn, p->uffd, p->pidfd, shmfd};
   struct sv_listener *l = p->l;
   free_pending(v, p, 0);

@@ -101,6 +101,13 @@ struct sv_session {
   struct sv_session *next;
 };
 
+/* One log line about session s, "session ID: ..." (log_session);
+ * _limited: through one of its listener's limits. */
+#define sv_log(level, s, fmt, ...)                                             \
+  log_session(level, (s)->id, fmt, ##__VA_ARGS__)
+#define sv_log_limited(lim, level, s, fmt, ...)                                \
+  log_session_limited(lim, level, (s)->id, fmt, ##__VA_ARGS__)
+
 struct sv {
   const struct supervisor_opts *opts;
   int ep;
