@@ -78,7 +78,7 @@ static void put_globals(FILE *m, const struct cli_globals *g) {
 
 int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
                   char *const *kv, int nkv, const struct cli_globals *g,
-                  char *err, size_t errlen) {
+                  struct conf_err *err) {
   char *text = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&text, &len);
@@ -97,10 +97,10 @@ int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
       free(text);
       memset(c, 0, sizeof *c);
       config_init(&c->cfg);
-      snprintf(err, errlen,
-               "command line: '%s' is not key=value with a key of "
-               "[A-Za-z][A-Za-z0-9_-]*",
-               kv[i]);
+      conf_err_at(err, "command line", -1, 0,
+                  "'%s' is not key=value with a key of "
+                  "[A-Za-z][A-Za-z0-9_-]*",
+                  kv[i]);
       return -1;
     }
     fprintf(m, " %.*s = ", (int)(eq - kv[i]), kv[i]);
@@ -109,7 +109,7 @@ int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
   }
   fputs(" }; } );\n", m);
   fclose(m);
-  int r = conf_load_string(c, text, "command line", err, errlen);
+  int r = conf_load_string(c, text, "command line", err);
   free(text);
   return r;
 }

@@ -529,8 +529,10 @@ int reload(struct sv *v, char *msg, size_t len) {
     return -1;
   }
   struct daemon_conf *c = malloc(sizeof *c);
-  if (conf_load_file(c, cur->file, msg, len) < 0 ||
-      restore_name_clash(v, c, msg, len) < 0) {
+  struct conf_err err;
+  int bad = conf_load_file(c, cur->file, &err);
+  if (bad) conf_err_text(&err, msg, len);
+  if (bad || restore_name_clash(v, c, msg, len) < 0) {
     conf_free(c);
     free(c);
     return -1;

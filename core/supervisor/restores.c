@@ -158,7 +158,9 @@ static int pick_id(struct sv *v, const cJSON *req, const char *tmpl, char *id,
                    char *err, size_t len, const char **code) {
   const cJSON *j = cJSON_GetObjectItemCaseSensitive(req, "id");
   if (j) {
-    if (template_check_value("id", j->valuestring, 63, err, len) < 0) {
+    struct conf_err e;
+    if (template_check_value("id", j->valuestring, 63, &e) < 0) {
+      conf_err_text(&e, err, len);
       *code = "bad_request";
       return -1;
     }
@@ -227,9 +229,11 @@ static int make_conf(struct sv *v, struct restore *r,
   uid_t uid = 0;
   int has_uid = n < 0 ? -1 : check_uid(t, req, &uid, err, len, code);
   if (has_uid < 0) return -1;
+  struct conf_err e;
   char *text = template_expand(v->current->conf, t, r->id, vars, n,
-                               has_uid ? &uid : NULL, err, len);
+                               has_uid ? &uid : NULL, &e);
   if (!text) {
+    conf_err_text(&e, err, len);
     *code = "bad_variable";
     return -1;
   }
@@ -237,7 +241,8 @@ static int make_conf(struct sv *v, struct restore *r,
   snprintf(what, sizeof what, "restore %s", r->id);
   /* conf_load_string initialises the config itself (failing or not). */
   config_destroy(&r->conf.cfg);
-  int rc = conf_load_string(&r->conf, text, what, err, len);
+  int rc = conf_load_string(&r->conf, text, what, &e);
+  if (rc < 0) conf_err_text(&e, err, len);
   if (rc == 0) rc = hold_text(r, text);
   free(text);
   if (rc < 0) *code = "bad_variable";

@@ -48,10 +48,10 @@ struct gen *adopt_gens(struct sv *v, struct handed *h, int n) {
   for (int i = 0; i < n; i++) {
     if (h[i].fd < 0 || h[i].name[0] != 'T' || h[i].name[1] != '-') continue;
     struct daemon_conf *c = malloc(sizeof *c);
-    char err[2048];
-    if (conf_load_fd(c, h[i].fd, name, err, sizeof err) < 0) {
+    struct conf_err err;
+    if (conf_load_fd(c, h[i].fd, name, &err) < 0) {
       log_error("configuration generation %s handed over is unreadable: %s",
-                h[i].name + 2, err);
+                h[i].name + 2, conf_err_str(&err));
       conf_free(c);
       free(c);
       continue;

@@ -51,9 +51,14 @@ static struct wrestore *build(const char *name, int stats_fd, int text_fd,
   }
   char what[96];
   snprintf(what, sizeof what, "restore %s", name);
-  if (conf_load_fd(&r->conf, text_fd, what, err, errlen) < 0 ||
-      r->conf.n_listeners != 1 || strcmp(r->conf.listeners[0].name, name)) {
-    if (!err[0]) snprintf(err, errlen, "%s: not one listener", what);
+  struct conf_err e;
+  int bad = conf_load_fd(&r->conf, text_fd, what, &e);
+  if (bad || r->conf.n_listeners != 1 ||
+      strcmp(r->conf.listeners[0].name, name)) {
+    if (bad)
+      conf_err_text(&e, err, errlen);
+    else
+      snprintf(err, errlen, "%s: not one listener", what);
     conf_free(&r->conf);
     free(r);
     return NULL;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "conftext.h"
 #include "host.h"
 #include "plugin.h"
 #include "shm.h"
@@ -38,7 +39,7 @@ static struct stack *build(const char *src, const char *layer) {
            "  source = { plugin = \"%s\"; }; %s } );\n",
            DIR, src, layers);
   memset(&STATS, 0, sizeof STATS);
-  ck_assert_msg(conf_load_string(&C, text, "test.conf", ERR, sizeof ERR) == 0,
+  ck_assert_msg(conf_load_string_t(&C, text, "test.conf", ERR, sizeof ERR) == 0,
                 "%s", ERR);
   struct stack *s = stack_build(host_table(), &C, &C.listeners[0], DIR, &STATS,
                                 ERR, sizeof ERR);

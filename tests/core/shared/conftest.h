@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "conftext.h"
 
 extern struct daemon_conf C;
 extern char ERR[2048];

@@ -18,7 +18,7 @@ int loaded;
 int load(const char *text) {
   ERR[0] = 0;
   if (loaded) conf_free(&C); /* a test may load several texts */
-  int r = conf_load_string(&C, text, "test.conf", ERR, sizeof ERR);
+  int r = conf_load_string_t(&C, text, "test.conf", ERR, sizeof ERR);
   loaded = 1;
   return r;
 }
@@ -199,8 +199,8 @@ END_TEST
 START_TEST(from_cli) {
   char *kv[] = {"path=/srv/mem", "populate=false", "odd=a\"b\\c; x = 1",
                 "empty="};
-  int r =
-      conf_from_cli(&C, "/tmp/cli.sock", "mmap", kv, 4, NULL, ERR, sizeof ERR);
+  int r = conf_from_cli_t(&C, "/tmp/cli.sock", "mmap", kv, 4, NULL, ERR,
+                          sizeof ERR);
   loaded = 1;
   ck_assert_msg(r == 0, "command line refused: %s", ERR);
   ck_assert_int_eq(C.n_listeners, 1);
@@ -233,14 +233,14 @@ START_TEST(from_cli) {
   /* --name, --control-socket (empty: none) and --metrics. */
   struct cli_globals g = {
       .name = "vm-1", .control_socket = "", .metrics = "127.0.0.1:0"};
-  r = conf_from_cli(&C, "/tmp/cli.sock", "mmap", kv, 1, &g, ERR, sizeof ERR);
+  r = conf_from_cli_t(&C, "/tmp/cli.sock", "mmap", kv, 1, &g, ERR, sizeof ERR);
   ck_assert_msg(r == 0, "command line refused: %s", ERR);
   ck_assert_str_eq(C.listeners[0].name, "vm-1");
   ck_assert_str_eq(C.control_socket, "");
   ck_assert_str_eq(C.metrics_listen, "127.0.0.1:0");
   conf_free(&C);
   g = (struct cli_globals){.name = "a b", .control_socket = "/tmp/c\"x"};
-  r = conf_from_cli(&C, "/tmp/cli.sock", "mmap", kv, 1, &g, ERR, sizeof ERR);
+  r = conf_from_cli_t(&C, "/tmp/cli.sock", "mmap", kv, 1, &g, ERR, sizeof ERR);
   ck_assert_msg(r < 0 && strstr(ERR, "listener name 'a b'"),
                 "a bad --name is refused naming it, not: %s", ERR);
 }
@@ -251,7 +251,7 @@ START_TEST(from_cli_errors) {
   for (int i = 0; i < 5; i++) {
     char *kv[] = {"path=/m", (char *)bad[i]};
     ERR[0] = 0;
-    int r = conf_from_cli(&C, "/tmp/s", "mmap", kv, 2, NULL, ERR, sizeof ERR);
+    int r = conf_from_cli_t(&C, "/tmp/s", "mmap", kv, 2, NULL, ERR, sizeof ERR);
     loaded = 1;
     ck_assert_msg(r < 0, "'%s' accepted", bad[i]);
     ck_assert_msg(strstr(ERR, "command line") && strstr(ERR, bad[i]),
@@ -265,7 +265,7 @@ START_TEST(from_cli_errors) {
   longpath[0] = '/';
   longpath[sizeof longpath - 1] = 0;
   char *kv[] = {"path=/m"};
-  int r = conf_from_cli(&C, longpath, "mmap", kv, 1, NULL, ERR, sizeof ERR);
+  int r = conf_from_cli_t(&C, longpath, "mmap", kv, 1, NULL, ERR, sizeof ERR);
   loaded = 1;
   ck_assert_msg(r < 0 && strstr(ERR, "command line") &&
                     strstr(ERR, "socket path"),
@@ -302,7 +302,7 @@ START_TEST(includes) {
            "  spin = \"1ms\"; } );\n",
            src);
   const char *main_path = put(dir, "main.conf", line);
-  ck_assert_int_eq(conf_load_file(&C, main_path, ERR, sizeof ERR), 0);
+  ck_assert_int_eq(conf_load_file_t(&C, main_path, ERR, sizeof ERR), 0);
   loaded = 1;
   ck_assert_ptr_null(strstr(C.text, "@include"));
   char where[512];
@@ -319,7 +319,7 @@ START_TEST(includes) {
   char *kept = strdup(C.text);
   put(dir, "src.inc", "garbage {\n");
   conf_free(&C);
-  ck_assert_int_eq(conf_load_string(&C, kept, main_path, ERR, sizeof ERR), 0);
+  ck_assert_int_eq(conf_load_string_t(&C, kept, main_path, ERR, sizeof ERR), 0);
   ck_assert_str_eq(C.listeners[0].source->name, "source");
   ck_assert_str_eq(config_setting_get_string(config_setting_get_member(
                        C.listeners[0].source, "path")),
@@ -328,14 +328,14 @@ START_TEST(includes) {
 
   /* A syntax error inside the included file names that file and line. */
   conf_free(&C);
-  ck_assert_int_eq(conf_load_file(&C, main_path, ERR, sizeof ERR), -1);
+  ck_assert_int_eq(conf_load_file_t(&C, main_path, ERR, sizeof ERR), -1);
   snprintf(line, sizeof line, "%s:1: ", src);
   ck_assert_msg(!strncmp(ERR, line, strlen(line)), "'%s' is not at %s", ERR,
                 line);
   /* A missing included file names the including line. */
   conf_free(&C);
   unlink(src);
-  ck_assert_int_eq(conf_load_file(&C, main_path, ERR, sizeof ERR), -1);
+  ck_assert_int_eq(conf_load_file_t(&C, main_path, ERR, sizeof ERR), -1);
   snprintf(line, sizeof line, "%s:2: %s: No such file or directory", main_path,
            src);
   ck_assert_str_eq(ERR, line);

@@ -336,7 +336,7 @@ START_TEST(include_errors) {
   fclose(f);
   if (loaded) conf_free(&C);
   ERR[0] = 0;
-  int r = conf_load_file(&C, main_, ERR, sizeof ERR);
+  int r = conf_load_file_t(&C, main_, ERR, sizeof ERR);
   loaded = 1;
   char want[600];
   snprintf(want, sizeof want, "%s:3: syntax error", inc);
