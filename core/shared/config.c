@@ -12,6 +12,7 @@
 
 #include "confinclude.h"
 #include "log.h"
+#include "mem.h"
 #include "parse.h"
 
 enum ktype {
@@ -210,6 +211,7 @@ static int store_ids(const struct daemon_conf *c, const struct key_spec *k,
     return conf_fail(c, s, err, "'%s' must be %s", k->key, type_name(k->type));
   int n = config_setting_length(s);
   uint32_t *ids = calloc((size_t)n + 1, sizeof *ids);
+  if (!ids) return conf_fail(c, s, err, "'%s': out of memory", k->key);
   for (int i = 0; i < n; i++) {
     const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
     long long v = config_setting_get_int64(e);
@@ -482,6 +484,10 @@ static int load(struct daemon_conf *c, struct conf_err *err) {
   }
   c->n_listeners = config_setting_length(ls);
   c->listeners = calloc((size_t)c->n_listeners, sizeof *c->listeners);
+  if (!c->listeners) {
+    c->n_listeners = 0;
+    return conf_err_at(err, c->file, -1, 0, "out of memory");
+  }
   for (int i = 0; i < c->n_listeners; i++)
     if (load_listener(c, config_setting_get_elem(ls, (unsigned)i),
                       &c->listeners[i], err) < 0)
@@ -495,6 +501,8 @@ int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
   config_init(&c->cfg);
   c->file = strdup(name);
   c->text = strdup(text);
+  if (!c->file || !c->text)
+    return conf_err_at(err, name, -1, 0, "out of memory");
   if (!config_read_string(&c->cfg, c->text)) {
     const char *f;
     int flen, line = origin(c, config_error_line(&c->cfg), &f, &flen);
@@ -524,11 +532,15 @@ int conf_load_fd(struct daemon_conf *c, int fd, const char *name,
   char buf[8192];
   ssize_t n;
   off_t at = 0;
-  while ((n = pread(fd, buf, sizeof buf, at)) > 0) {
+  while (m && (n = pread(fd, buf, sizeof buf, at)) > 0) {
     fwrite(buf, 1, (size_t)n, m);
     at += n;
   }
-  fclose(m);
+  if (!m || memstream_done(m, &text) < 0) {
+    memset(c, 0, sizeof *c);
+    config_init(&c->cfg);
+    return conf_err_at(err, name, -1, 0, "out of memory");
+  }
   int r = conf_load_string(c, text, name, err);
   free(text);
   return r;

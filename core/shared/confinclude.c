@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
+
 #define MAX_DEPTH 10
 #define MARKER "#@from \""
 
@@ -19,10 +21,11 @@ static char *read_all(const char *path, struct conf_err *err) {
   FILE *m = open_memstream(&text, &len);
   char buf[8192];
   size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+  while (m && (n = fread(buf, 1, sizeof buf, f)) > 0)
     fwrite(buf, 1, n, m);
   fclose(f);
-  fclose(m);
+  if (!m || memstream_done(m, &text) < 0)
+    conf_err_at(err, path, -1, 0, "out of memory");
   return text;
 }
 
@@ -94,8 +97,10 @@ int conf_expand_file(const char *path, char **out, struct conf_err *err) {
   size_t len = 0;
   *out = NULL;
   FILE *m = open_memstream(out, &len);
+  if (!m) return conf_err_at(err, path, -1, 0, "out of memory");
   int r = expand(m, path, 0, err);
-  fclose(m);
+  if (memstream_done(m, out) < 0 && r == 0)
+    r = conf_err_at(err, path, -1, 0, "out of memory");
   if (r < 0) {
     free(*out);
     *out = NULL;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "mem.h"
 #include "parse.h"
 
 /* Keys of a template that are not listener settings. */
@@ -80,7 +81,10 @@ static char *substitute(const char *s, const struct subst *x,
   char *out = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&out, &len);
-  if (!m) return NULL;
+  if (!m) {
+    conf_err_set(err, "out of memory");
+    return NULL;
+  }
   int bad = 0;
   for (const char *p = s; *p && !bad; p++) {
     if (*p == '}' && p[1] == '}') {
@@ -110,7 +114,7 @@ static char *substitute(const char *s, const struct subst *x,
     fputs(v, m);
     p = end;
   }
-  fclose(m);
+  if (memstream_done(m, &out) < 0 && !bad) conf_err_set(err, "out of memory");
   if (bad) {
     free(out);
     return NULL;
@@ -241,10 +245,8 @@ char *template_expand(const struct daemon_conf *c,
   if (uid) set_uid(g, *uid);
   size_t len = 0;
   FILE *m = open_memstream(&text, &len);
-  if (m) {
-    config_write(&out, m);
-    fclose(m);
-  }
+  if (m) config_write(&out, m);
+  if (!m || memstream_done(m, &text) < 0) conf_err_set(err, "out of memory");
 out:
   config_destroy(&out);
   return text;
@@ -311,6 +313,8 @@ static int load_own(const struct daemon_conf *c, struct template_conf *t,
   int n = config_setting_length(s);
   if (!config_setting_is_array(s) && !config_setting_is_list(s)) n = -1;
   t->serve_uids = calloc(n > 0 ? (size_t)n : 1, sizeof *t->serve_uids);
+  if (!t->serve_uids)
+    return conf_fail(c, s, err, "template %s: out of memory", t->name);
   for (int i = 0; i < n; i++) {
     const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
     long long v = config_setting_get_int64(e);
@@ -378,6 +382,7 @@ int template_load_all(struct daemon_conf *c, struct conf_err *err) {
         "templates must be a list: templates = ( { name = ...; } );");
   int n = config_setting_length(ts);
   c->templates = calloc(n ? (size_t)n : 1, sizeof *c->templates);
+  if (!c->templates) return conf_fail(c, ts, err, "out of memory");
   for (int i = 0; i < n; i++) {
     c->templates[i].setting = config_setting_get_elem(ts, (unsigned)i);
     c->n_templates = i + 1;

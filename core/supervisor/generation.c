@@ -34,6 +34,11 @@
 struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
                      int config_fd) {
   struct gen *g = calloc(1, sizeof *g);
+  if (!g) {
+    log_error("cannot hold the configuration: out of memory");
+    close_if(config_fd);
+    return NULL;
+  }
   g->kind = K_WORKER;
   g->id = id ? id : ++v->next_gen;
   if (g->id > v->next_gen) v->next_gen = g->id;
@@ -227,8 +232,7 @@ static int activate(struct sv *v, struct gen *g) {
     if (l->staged >= 0) {
       install_listener(v, l, l->staged, l->staged_path);
       l->staged = -1;
-      free(l->staged_path);
-      l->staged_path = NULL;
+      l->staged_path[0] = 0;
     } else if (l->fd >= 0 && apply_access(l, c, err, sizeof err) < 0) {
       log_error("%s", err);
       bad = 1;
@@ -262,9 +266,8 @@ void unstage(struct sv *v, const struct gen *g) {
     if (l->staged >= 0 && (!g || l->staged_gen == g)) {
       close(l->staged);
       unlink(l->staged_path);
-      free(l->staged_path);
       l->staged = -1;
-      l->staged_path = NULL;
+      l->staged_path[0] = 0;
     }
 }
 
@@ -324,7 +327,7 @@ int stage_all(struct sv *v, struct gen *g, char *err, size_t errlen) {
       return -1;
     }
     l->staged = fd;
-    l->staged_path = strdup(c->socket);
+    snprintf(l->staged_path, sizeof l->staged_path, "%s", c->socket);
     l->staged_gen = g;
   }
   return 0;
@@ -529,6 +532,10 @@ int reload(struct sv *v, char *msg, size_t len) {
     return -1;
   }
   struct daemon_conf *c = malloc(sizeof *c);
+  if (!c) {
+    snprintf(msg, len, "out of memory");
+    return -1;
+  }
   struct conf_err err;
   int bad = conf_load_file(c, cur->file, &err);
   if (bad) conf_err_text(&err, msg, len);

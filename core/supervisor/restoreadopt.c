@@ -26,6 +26,7 @@ static struct restore *adopt_one(struct sv *v, const char *id, int fd,
       !(vars = strstr(head, "\n# vars ")))
     return NULL;
   struct restore *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
   r->fd = -1;
   r->text_fd = fd;
   snprintf(r->id, sizeof r->id, "%s", id);

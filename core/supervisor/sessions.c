@@ -137,6 +137,7 @@ struct sv_session *add_session(struct sv *v, struct sv_listener *l,
                                const int fds[4], struct session_shm *shm,
                                size_t len) {
   struct sv_session *s = calloc(1, sizeof *s);
+  if (!s) return NULL; /* the caller still owns fds and shm */
   s->id = shm->id;
   s->l = l;
   s->gen = gen_by_id(v, shm->gen);
@@ -181,9 +182,15 @@ static void start_session(struct sv *v, struct pending *p,
                 "instead (as sigbus); the session ends when it hangs up",
                 p->cred.pid);
   int fds[4] = {p->conn, p->uffd, p->pidfd, shmfd};
-  struct sv_listener *l = p->l;
+  struct sv_session *s = add_session(v, p->l, fds, shm, len);
+  if (!s) {
+    munmap(shm, len);
+    close(shmfd);
+    reject(v, p, "out of memory");
+    return;
+  }
   free_pending(v, p, 0);
-  restore_ready(v, add_session(v, l, fds, shm, len));
+  restore_ready(v, s);
 }
 
 static int is_uffd(int fd) {
@@ -322,6 +329,17 @@ void on_accept(struct sv *v, struct sv_listener *l) {
       continue;
     }
     struct pending *p = calloc(1, sizeof *p);
+    char *buf = p ? malloc(l->conf->max_handshake_bytes) : NULL;
+    if (!buf) {
+      log_limited(&l->lim_refused, LOG_WARN,
+                  "listener %s: closing connection from pid %d: out of memory",
+                  l->name, cr.pid);
+      restore_connected(v, l, &cr, "out of memory");
+      free(p);
+      close(conn);
+      continue;
+    }
+    p->buf = buf;
     p->kind = K_PENDING;
     p->l = l;
     p->conn = conn;
@@ -336,10 +354,10 @@ void on_accept(struct sv *v, struct sv_listener *l) {
                   "accepted; closing it",
                   l->name, cr.pid);
       close(conn);
+      free(p->buf);
       free(p);
       continue;
     }
-    p->buf = malloc(l->conf->max_handshake_bytes);
     p->next = v->pending;
     v->pending = p;
     l->pending++;

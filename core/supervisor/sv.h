@@ -60,7 +60,7 @@ struct sv_listener {
   const struct listener_conf *conf; /* of gen */
   struct gen *gen;
   int fd; /* -1: not accepting (drained, removed, or not yet active) */
-  char *bound_path;
+  char bound_path[108]; /* a socket path (sun_path); "": none */
   int stats_fd;
   struct listener_stats *stats;
   int pending;
@@ -72,7 +72,7 @@ struct sv_listener {
    * its handshake; one limit each. */
   struct log_limit lim_refused, lim_rejected;
   int staged; /* bound for a generation whose worker is not ready yet */
-  char *staged_path;
+  char staged_path[108];
   const struct gen *staged_gen; /* the generation it was bound for */
   struct restore *restore;      /* a per-restore listener's (restores.h) */
   struct sv_listener *next;
