@@ -116,7 +116,7 @@ void send_session(struct sv_session *s) {
   struct ipc_msg m = {.type = IPC_SESSION, .id = s->id};
   snprintf(m.name, sizeof m.name, "%s", s->l->name);
   if (ipc_send(s->gen->ipc, &m, s->fds, 4) < 0)
-    sv_log(LOG_WARN, s, "could not hand to the worker: %s", strerror(errno));
+    sv_log(LOG_WARN, s, ": could not hand to the worker: %s", strerror(errno));
 }
 
 static void exec_worker(struct sv *v, struct gen *g, int ipc_fd) {
@@ -411,8 +411,7 @@ static void schedule_restart(struct sv *v, struct gen *g, int status) {
 /* The VM of s is killed, never left to fault in bytes nobody checked. */
 void kill_session_vm(struct sv_session *s) {
   if (peer_signal(s->fds[2], s->shm->pid, SIGKILL) < 0 && errno != ESRCH)
-    sv_log(LOG_ERROR, s, "could not kill pid %d: %s", s->shm->pid,
-           strerror(errno));
+    sv_log(LOG_ERROR, s, ": could not kill it: %s", strerror(errno));
 }
 
 /* g's workers keep failing to start: its sessions end per their

@@ -56,14 +56,11 @@ void end_session(struct sv *v, uint64_t id, int reason) {
       /* A worker took it over but cannot serve it: with its uffd closed
        * the VM would fault in zeros, so it is killed. */
       sv_log(LOG_ERROR, s,
-             "pid %d on %s could not be taken over by a new worker; killing "
-             "the VM",
-             s->shm->pid, s->l->name);
+             " could not be taken over by a new worker; killing the VM");
       kill_session_vm(s);
     } else if (reason == END_REFUSED) {
       sv_log_limited(&s->l->lim_rejected, LOG_WARN, s,
-                     "pid %d on %s was refused by its source", s->shm->pid,
-                     s->l->name);
+                     " was refused by its source");
     }
     munmap(s->shm, s->shm_len);
     for (int i = 0; i < 4; i++) {

@@ -101,12 +101,16 @@ struct sv_session {
   struct sv_session *next;
 };
 
-/* One log line about session s, "session ID: ..." (log_session);
- * _limited: through one of its listener's limits. */
+/* One log line about session s, as the worker writes them: the prefix
+ * "session ID (pid PID) on LISTENER" it carries, then fmt, the rest of the
+ * sentence (": what happened", or " verb ...").  _limited: through one of
+ * its listener's limits. */
+#define SV_LOG_PREFIX "session %llu (pid %d) on %s"
+#define SV_LOG_ARGS(s) (unsigned long long)(s)->id, (s)->shm->pid, (s)->l->name
 #define sv_log(level, s, fmt, ...)                                             \
-  log_session(level, (s)->id, fmt, ##__VA_ARGS__)
+  log_msg(level, SV_LOG_PREFIX fmt, SV_LOG_ARGS(s), ##__VA_ARGS__)
 #define sv_log_limited(lim, level, s, fmt, ...)                                \
-  log_session_limited(lim, level, (s)->id, fmt, ##__VA_ARGS__)
+  log_limited(lim, level, SV_LOG_PREFIX fmt, SV_LOG_ARGS(s), ##__VA_ARGS__)
 
 struct sv {
   const struct supervisor_opts *opts;
