@@ -8,17 +8,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "fuzzcheck.h"
 #include "log.h"
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "invariant failed: %s: ", #cond);                        \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 static int valid_name(const char *s) {
   size_t n = strlen(s);
