@@ -38,8 +38,8 @@ const char *restore_template(const struct sv_listener *l) {
 
 static cJSON *event(const struct restore *r, const char *kind) {
   cJSON *e = cJSON_CreateObject();
-  cJSON_AddItemToObject(e, "event", cJSON_CreateString(kind));
-  cJSON_AddItemToObject(e, "id", cJSON_CreateString(r->id));
+  json_put(e, "event", cJSON_CreateString(kind));
+  json_put(e, "id", cJSON_CreateString(r->id));
   json_add_u64(e, "time_unix_ns", unix_now());
   return e;
 }
@@ -49,7 +49,7 @@ static void emit(struct sv *v, const struct restore *r, cJSON *e) {
 }
 
 static void num(cJSON *o, const char *k, double n) {
-  cJSON_AddItemToObject(o, k, cJSON_CreateNumber(n));
+  json_put(o, k, cJSON_CreateNumber(n));
 }
 
 /* ---- removal ---- */
@@ -118,7 +118,7 @@ static void close_restore(struct sv *v, struct restore *r, const char *why) {
   close_listener(v, r->l);
   r->state = R_CLOSED;
   cJSON *e = event(r, "closed");
-  cJSON_AddItemToObject(e, "reason", cJSON_CreateString(why));
+  json_put(e, "reason", cJSON_CreateString(why));
   emit(v, r, e);
   restore_settle(v, r->l);
 }
@@ -343,15 +343,15 @@ static void started(struct sv *v, struct restore *r) {
   log_info("restore %s (template %s) listening on %s", r->id, r->template,
            c->socket);
   cJSON *e = event(r, "listening");
-  cJSON_AddItemToObject(e, "template", cJSON_CreateString(r->template));
-  cJSON_AddItemToObject(e, "socket", cJSON_CreateString(c->socket));
+  json_put(e, "template", cJSON_CreateString(r->template));
+  json_put(e, "socket", cJSON_CreateString(c->socket));
   num(e, "generation", r->gen->id);
   emit(v, r, e);
   cJSON *a = cJSON_CreateObject();
-  cJSON_AddItemToObject(a, "ok", cJSON_CreateTrue());
-  cJSON_AddItemToObject(a, "id", cJSON_CreateString(r->id));
-  cJSON_AddItemToObject(a, "socket", cJSON_CreateString(c->socket));
-  cJSON_AddItemToObject(a, "template", cJSON_CreateString(r->template));
+  json_put(a, "ok", cJSON_CreateTrue());
+  json_put(a, "id", cJSON_CreateString(r->id));
+  json_put(a, "socket", cJSON_CreateString(c->socket));
+  json_put(a, "template", cJSON_CreateString(r->template));
   num(a, "generation", r->gen->id);
   control_reply(v->ctl, r->client, a);
   r->client = 0;
@@ -376,9 +376,9 @@ static void not_started(struct sv *v, struct restore *r, int why_fd) {
   }
   /* A new worker cannot start it again: no VM may connect any more. */
   cJSON *e = event(r, "failed");
-  cJSON_AddItemToObject(e, "error", cJSON_CreateString(why));
-  cJSON_AddItemToObject(e, "policy", cJSON_CreateString("closed"));
-  cJSON_AddItemToObject(e, "session", cJSON_CreateNull());
+  json_put(e, "error", cJSON_CreateString(why));
+  json_put(e, "policy", cJSON_CreateString("closed"));
+  json_put(e, "session", cJSON_CreateNull());
   emit(v, r, e);
   close_restore(v, r, "failed");
 }
@@ -411,9 +411,9 @@ void restore_connected(struct sv *v, struct sv_listener *l,
   num(e, "uid", cr->uid);
   num(e, "gid", cr->gid);
   if (refused) {
-    cJSON_AddItemToObject(e, "error", cJSON_CreateString(refused));
-    cJSON_AddItemToObject(e, "policy", cJSON_CreateString("refused"));
-    cJSON_AddItemToObject(e, "session", cJSON_CreateNull());
+    json_put(e, "error", cJSON_CreateString(refused));
+    json_put(e, "policy", cJSON_CreateString("refused"));
+    json_put(e, "session", cJSON_CreateNull());
   }
   emit(v, r, e);
   if (refused) return;
@@ -425,9 +425,9 @@ void restore_rejected(struct sv *v, struct sv_listener *l, const char *why) {
   struct restore *r = l->restore;
   if (!r) return;
   cJSON *e = event(r, "failed");
-  cJSON_AddItemToObject(e, "error", cJSON_CreateString(why));
-  cJSON_AddItemToObject(e, "policy", cJSON_CreateString("closed"));
-  cJSON_AddItemToObject(e, "session", cJSON_CreateNull());
+  json_put(e, "error", cJSON_CreateString(why));
+  json_put(e, "policy", cJSON_CreateString("closed"));
+  json_put(e, "session", cJSON_CreateNull());
   emit(v, r, e);
 }
 
@@ -457,9 +457,8 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
   if (r->stopped && reason != END_SHUTDOWN) why = "stopped";
   cJSON *e = event(r, "ended");
   json_add_u64(e, "session", s->id);
-  cJSON_AddItemToObject(e, "reason", cJSON_CreateString(why));
-  cJSON_AddItemToObject(e, "counters",
-                        control_counters_json(&s->shm->counters));
+  json_put(e, "reason", cJSON_CreateString(why));
+  json_put(e, "counters", control_counters_json(&s->shm->counters));
   emit(v, r, e);
 }
 
@@ -506,8 +505,8 @@ cJSON *restore_stop(void *opaque, const cJSON *req, char *err, size_t len,
     log_info("restore %s stopped; %d live sessions keep running", r->id, n);
   }
   cJSON *a = cJSON_CreateObject();
-  cJSON_AddItemToObject(a, "ok", cJSON_CreateTrue());
-  cJSON_AddItemToObject(a, "id", cJSON_CreateString(r->id));
+  json_put(a, "ok", cJSON_CreateTrue());
+  json_put(a, "id", cJSON_CreateString(r->id));
   num(a, "sessions", n);
   close_restore(v, r, "stopped");
   return a;
@@ -523,11 +522,9 @@ static void tell_source_errors(struct sv *v) {
     int p = r->conf.listeners[0].on_source_error;
     s->error_told = 1;
     cJSON *e = event(r, "failed");
-    cJSON_AddItemToObject(e, "error",
-                          cJSON_CreateString("the source failed a read"));
-    cJSON_AddItemToObject(
-        e, "policy",
-        cJSON_CreateString(p >= 0 && p <= 2 ? policies[p] : "kill"));
+    json_put(e, "error", cJSON_CreateString("the source failed a read"));
+    json_put(e, "policy",
+             cJSON_CreateString(p >= 0 && p <= 2 ? policies[p] : "kill"));
     json_add_u64(e, "session", s->id);
     emit(v, r, e);
   }
