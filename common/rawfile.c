@@ -55,3 +55,20 @@ int ufk_open_data(const struct ufk_host *host, const char *path, int flags) {
   if (UFK_HOST_HAS(host, open_file)) return host->open_file(path, flags);
   return open(path, flags | O_CLOEXEC);
 }
+
+int ufk_open_raw(const struct ufk_host *host, const char *path, int flags,
+                 struct stat *st) {
+  int fd = ufk_open_data(host, path, flags);
+  if (fd < 0 || fstat(fd, st) < 0) {
+    int e = errno;
+    host->error(e, "%s: %s", path, strerror(e));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  if (!S_ISREG(st->st_mode) || st->st_size == 0) {
+    host->error(EINVAL, "%s: not a non-empty regular file", path);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}

@@ -25,6 +25,12 @@ int ufk_file_read(const struct ufk_host *host, int fd, const char *path,
  * errno set. */
 int ufk_open_data(const struct ufk_host *host, const char *path, int flags);
 
+/* Opens the raw memory file at path (ufk_open_data with flags) and reads
+ * its status into *st: it must be a non-empty regular file.  Returns a
+ * descriptor, or -1 with the reason given to host->error. */
+int ufk_open_raw(const struct ufk_host *host, const char *path, int flags,
+                 struct stat *st);
+
 /* The identity of a file's content as far as the kernel can tell: device,
  * inode, size and modification time. */
 void ufk_file_identity(const struct stat *st, char *buf, size_t len);

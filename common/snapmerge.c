@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bitmap.h"
 #include "snapint.h"
 
 static const uint8_t nil_id[16];
@@ -130,7 +131,7 @@ size_t ufk_snap_normalize(struct ufk_snap_mapping *m, size_t n) {
 }
 
 static int bit(const uint64_t *bits, uint64_t i) {
-  return bits && (bits[i / 64] >> (i % 64) & 1);
+  return bits && bitmap_test(bits, i);
 }
 
 /* Runs of blocks set in `set` and clear in `clear` (either may be NULL;

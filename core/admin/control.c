@@ -74,6 +74,13 @@ static int open_socket(struct control *c, const char *path, char *err,
   c->dev = st.st_dev;
   c->ino = st.st_ino;
   c->path = strdup(path);
+  if (!c->path) {
+    snprintf(err, errlen, "control socket %s: out of memory", path);
+    unlink(path);
+    close(c->lfd);
+    c->lfd = -1;
+    return -1;
+  }
   struct epoll_event e = {.events = EPOLLIN, .data.ptr = &c->tag_listen};
   epoll_ctl(c->ep, EPOLL_CTL_ADD, c->lfd, &e);
   log_info("control socket on %s", path);
@@ -97,18 +104,19 @@ int control_open(struct control **out, const struct daemon_conf *conf,
   c->n_allow_gids = conf->n_control_allow_gids;
   c->allow_uids = calloc((size_t)c->n_allow_uids + 1, sizeof(uid_t));
   c->allow_gids = calloc((size_t)c->n_allow_gids + 1, sizeof(gid_t));
-  if (c->allow_uids && c->allow_gids) {
-    for (int i = 0; i < c->n_allow_uids; i++)
-      c->allow_uids[i] = conf->control_allow_uids[i];
-    for (int i = 0; i < c->n_allow_gids; i++)
-      c->allow_gids[i] = conf->control_allow_gids[i];
-  } else {
-    c->n_allow_uids = c->n_allow_gids = 0;
-  }
   c->v = view;
   c->rates = stats_rates_new();
   c->ep = epoll_create1(EPOLL_CLOEXEC);
-  if (c->ep < 0 || !c->rates) {
+  if (!c->allow_uids || !c->allow_gids || !c->rates) {
+    snprintf(err, errlen, "control: out of memory");
+    control_close(c);
+    return -1;
+  }
+  for (int i = 0; i < c->n_allow_uids; i++)
+    c->allow_uids[i] = conf->control_allow_uids[i];
+  for (int i = 0; i < c->n_allow_gids; i++)
+    c->allow_gids[i] = conf->control_allow_gids[i];
+  if (c->ep < 0) {
     snprintf(err, errlen, "control: %s", strerror(errno));
     control_close(c);
     return -1;

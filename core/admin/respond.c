@@ -128,17 +128,16 @@ out:
 /* ---- responses ---- */
 
 static void num(cJSON *o, const char *k, double v) {
-  cJSON_AddItemToObject(o, k, cJSON_CreateNumber(v));
+  json_put(o, k, cJSON_CreateNumber(v));
 }
 
 static void add_listener_head(cJSON *o, const struct stats_listener *l) {
-  cJSON_AddItemToObject(o, "name", cJSON_CreateString(l->name));
-  cJSON_AddItemToObject(o, "socket", cJSON_CreateString(l->socket));
-  cJSON_AddItemToObject(o, "source", cJSON_CreateString(l->source));
-  cJSON_AddItemToObject(o, "accepting", cJSON_CreateBool(l->accepting));
-  cJSON_AddItemToObject(o, "template",
-                        l->template ? cJSON_CreateString(l->template)
-                                    : cJSON_CreateNull());
+  json_put(o, "name", cJSON_CreateString(l->name));
+  json_put(o, "socket", cJSON_CreateString(l->socket));
+  json_put(o, "source", cJSON_CreateString(l->source));
+  json_put(o, "accepting", cJSON_CreateBool(l->accepting));
+  json_put(o, "template",
+           l->template ? cJSON_CreateString(l->template) : cJSON_CreateNull());
   num(o, "sessions_live", (double)shm_load(&l->stats->sessions_live));
   num(o, "sessions_total", (double)shm_load(&l->stats->sessions_total));
 }
@@ -178,7 +177,7 @@ static cJSON *session_json(const struct session_shm *s, struct stats_rates *r,
   char name[sizeof s->listener + 1];
   snprintf(name, sizeof name, "%.*s", (int)sizeof s->listener, s->listener);
   json_add_u64(o, "id", s->id);
-  cJSON_AddItemToObject(o, "listener", cJSON_CreateString(name));
+  json_put(o, "listener", cJSON_CreateString(name));
   num(o, "pid", s->pid);
   num(o, "uid", s->uid);
   uint32_t nr = s->nregions < CONF_MAX_REGIONS ? s->nregions : CONF_MAX_REGIONS;
@@ -192,7 +191,7 @@ static cJSON *session_json(const struct session_shm *s, struct stats_rates *r,
   time_t t = (time_t)(s->started_unix_ns / 1000000000ull);
   struct tm tm;
   if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  cJSON_AddItemToObject(o, "started", cJSON_CreateString(when));
+  json_put(o, "started", cJSON_CreateString(when));
   json_add_u64(o, "started_unix_ns", s->started_unix_ns);
   const struct session_counters *c = &s->counters;
   uint64_t faults = shm_load(&c->faults);
@@ -203,7 +202,7 @@ static cJSON *session_json(const struct session_shm *s, struct stats_rates *r,
   double rate = stats_fault_rate(r, s, faults, now_ns, now_unix_ns);
   num(o, "faults_per_second", round(rate * 10) / 10);
   figures_json(o, s);
-  cJSON_AddItemToObject(o, "latency", latency_json(c));
+  json_put(o, "latency", latency_json(c));
   return o;
 }
 
@@ -232,11 +231,11 @@ static cJSON *respond_list(const struct stats_view *v,
     num(l, "pages_copied", (double)tot[i].pages_copied);
     num(l, "zero_pages", (double)tot[i].zero_pages);
     num(l, "bytes_copied", (double)tot[i].bytes_copied);
-    cJSON_AddItemToArray(la, l);
+    json_push(la, l);
   }
   cJSON *ss = cJSON_AddArrayToObject(o, "sessions");
   for (size_t i = 0; i < col.n; i++)
-    cJSON_AddItemToArray(ss, session_json(col.a[i], r, now_ns, now_unix_ns));
+    json_push(ss, session_json(col.a[i], r, now_ns, now_unix_ns));
   stats_rates_sweep(r);
   free(col.a);
   free(tot);
@@ -284,7 +283,7 @@ static cJSON *latency_json(const struct session_counters *c) {
   for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
     double b = count ? figures_quantile_us(c, count, qs[i].q) : 0;
     if (b < 0)
-      cJSON_AddItemToObject(o, qs[i].key, cJSON_CreateNull());
+      json_put(o, qs[i].key, cJSON_CreateNull());
     else
       num(o, qs[i].key, b);
   }
@@ -294,9 +293,9 @@ static cJSON *latency_json(const struct session_counters *c) {
     if (k < LAT_BUCKETS - 1)
       num(e, "below_us", (double)(4ull << k));
     else
-      cJSON_AddItemToObject(e, "below_us", cJSON_CreateNull());
+      json_put(e, "below_us", cJSON_CreateNull());
     num(e, "count", (double)c->lat_buckets[k]);
-    cJSON_AddItemToArray(bk, e);
+    json_push(bk, e);
   }
   return o;
 }
@@ -313,7 +312,7 @@ static cJSON *sources_json(const struct listener_stats *st) {
       first = strcmp(st->counters[k].instance, inst) != 0;
     if (!first) continue;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "instance", cJSON_CreateString(inst));
+    json_put(o, "instance", cJSON_CreateString(inst));
     cJSON *cs = cJSON_AddObjectToObject(o, "counters");
     uint64_t hits = 0, misses = 0;
     int has_hits = 0, has_misses = 0;
@@ -332,9 +331,9 @@ static cJSON *sources_json(const struct listener_stats *st) {
         num(o, "hit_ratio",
             round((double)hits / (double)(hits + misses) * 10000) / 10000);
       else
-        cJSON_AddItemToObject(o, "hit_ratio", cJSON_CreateNull());
+        json_put(o, "hit_ratio", cJSON_CreateNull());
     }
-    cJSON_AddItemToArray(a, o);
+    json_push(a, o);
   }
   return a;
 }
@@ -354,10 +353,10 @@ static cJSON *respond_stats(const struct stats_view *v,
     num(j, "refused_peers", (double)shm_load(&l->stats->refused_peers));
     num(j, "handshake_errors", (double)shm_load(&l->stats->handshake_errors));
     num(j, "worker_restarts", (double)shm_load(&l->stats->worker_restarts));
-    cJSON_AddItemToObject(j, "counters", control_counters_json(&tot[i]));
-    cJSON_AddItemToObject(j, "latency", latency_json(&tot[i]));
-    cJSON_AddItemToObject(j, "sources", sources_json(l->stats));
-    cJSON_AddItemToArray(la, j);
+    json_put(j, "counters", control_counters_json(&tot[i]));
+    json_put(j, "latency", latency_json(&tot[i]));
+    json_put(j, "sources", sources_json(l->stats));
+    json_push(la, j);
   }
   free(tot);
   return o;
@@ -365,8 +364,8 @@ static cJSON *respond_stats(const struct stats_view *v,
 
 cJSON *control_error(const char *msg, const char *code) {
   cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "error", cJSON_CreateString(msg));
-  cJSON_AddItemToObject(o, "code", cJSON_CreateString(code));
+  json_put(o, "error", cJSON_CreateString(msg));
+  json_put(o, "code", cJSON_CreateString(code));
   return o;
 }
 
@@ -402,11 +401,11 @@ static cJSON *respond_call(const struct control_view *v,
   }
   if (rc < 0) return error_json(err[0] ? err : "failed");
   cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "ok", cJSON_CreateTrue());
+  json_put(o, "ok", cJSON_CreateTrue());
   if (req->cmd == CONTROL_DRAIN)
-    cJSON_AddItemToObject(o, "listener", cJSON_CreateString(req->listener));
+    json_put(o, "listener", cJSON_CreateString(req->listener));
   if (req->cmd == CONTROL_RELOAD && err[0]) /* which generation it got */
-    cJSON_AddItemToObject(o, "message", cJSON_CreateString(err));
+    json_put(o, "message", cJSON_CreateString(err));
   return o;
 }
 
@@ -432,7 +431,7 @@ char *control_respond(const struct control_view *v, struct stats_rates *r,
     char *text = metrics_render(&v->stats, NULL);
     if (text) {
       o = cJSON_CreateObject();
-      cJSON_AddItemToObject(o, "metrics", cJSON_CreateString(text));
+      json_put(o, "metrics", cJSON_CreateString(text));
       free(text);
     }
   } else {

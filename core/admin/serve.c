@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "control-priv.h"
+#include "figures.h"
 #include "utf8.h"
 
 #ifndef UFFDKIT_VERSION
@@ -162,7 +163,7 @@ static int do_watch(struct control *c, struct client *cl, const cJSON *j) {
   if (!ok) return 1;
   snprintf(cl->watch_id, sizeof cl->watch_id, "%s", id ? id : "");
   cJSON *a = cJSON_CreateObject();
-  cJSON_AddItemToObject(a, "ok", cJSON_CreateTrue());
+  json_put(a, "ok", cJSON_CreateTrue());
   reply(cl, a);
   cl->watch = 1;
   control_rearm(c, cl);
@@ -191,8 +192,8 @@ int admin_request(struct control *c, struct client *cl, const char *line,
     do_watch(c, cl, j);
   } else if (!strcmp(name, "version")) {
     cJSON *a = cJSON_CreateObject();
-    cJSON_AddItemToObject(a, "protocol", cJSON_CreateNumber(PROTOCOL_VERSION));
-    cJSON_AddItemToObject(a, "daemon", cJSON_CreateString(UFFDKIT_VERSION));
+    json_put(a, "protocol", cJSON_CreateNumber(PROTOCOL_VERSION));
+    json_put(a, "daemon", cJSON_CreateString(UFFDKIT_VERSION));
     reply(cl, a);
   } else {
     done = 0;

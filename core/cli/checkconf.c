@@ -85,10 +85,11 @@ static int check_template(struct daemon_conf *conf,
     v[i] = (struct template_var){t->vars[i], PLACEHOLDER};
   char err[2048], name[96];
   snprintf(name, sizeof name, "template %s", t->name);
-  char *text =
-      template_expand(conf, t, t->name, v, t->n_vars, NULL, err, sizeof err);
+  struct conf_err ce;
+  char *text = template_expand(conf, t, t->name, v, t->n_vars, NULL, &ce);
   struct daemon_conf tmp;
-  int rc = text ? conf_load_string(&tmp, text, name, err, sizeof err) : -1;
+  int rc = text ? conf_load_string(&tmp, text, name, &ce) : -1;
+  if (rc < 0) conf_err_text(&ce, err, sizeof err);
   if (rc == 0)
     rc = stack_check(host_table(), &tmp, &tmp.listeners[0], dir, err,
                      sizeof err);

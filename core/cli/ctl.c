@@ -169,9 +169,9 @@ static const char *socket_path(const char *opt, const char *config,
                                struct daemon_conf *conf, int *loaded) {
   if (opt) return opt;
   if (config) {
-    char err[2048];
-    if (conf_load_file(conf, config, err, sizeof err) < 0) {
-      complain("%s", err);
+    struct conf_err err;
+    if (conf_load_file(conf, config, &err) < 0) {
+      complain("%s", conf_err_str(&err));
       conf_free(conf);
       return NULL;
     }

@@ -186,7 +186,7 @@ static int parse_cli(int argc, char **argv, struct cli *c) {
 
 static int load_conf(const struct cli *c, int argc, char **argv,
                      struct daemon_conf *conf) {
-  char err[2048];
+  struct conf_err err;
   int r;
   if (c->socket) {
     if (optind >= argc) {
@@ -194,12 +194,12 @@ static int load_conf(const struct cli *c, int argc, char **argv,
       return -1;
     }
     r = conf_from_cli(conf, c->socket, argv[optind], argv + optind + 1,
-                      argc - optind - 1, &c->globals, err, sizeof err);
+                      argc - optind - 1, &c->globals, &err);
   } else {
-    r = conf_load_file(conf, c->config ? c->config : c->check, err, sizeof err);
+    r = conf_load_file(conf, c->config ? c->config : c->check, &err);
   }
   if (r < 0) {
-    log_error("%s", err);
+    log_error("%s", conf_err_str(&err));
     conf_free(conf);
     return -1;
   }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hosterror.h"
+#include "mem.h"
 #include "parse.h"
 
 #define MAX_VARS 8
@@ -59,7 +60,7 @@ static const char *substitute(struct ufk_config *c, const char *s) {
     if (!done) fputc(*s++, m);
   }
   fclose(m);
-  struct owned *o = malloc(sizeof *o + len + 1);
+  struct owned *o = xmalloc(sizeof *o + len + 1);
   memcpy(o->s, out, len + 1);
   free(out);
   pthread_mutex_lock(&c->lock);
@@ -204,7 +205,7 @@ struct ufk_config *pconf_new(const struct daemon_conf *conf,
                              const struct ufk_plugin *plugin,
                              const char *instance, const char *const *vars,
                              struct listener_stats *stats) {
-  struct ufk_config *c = calloc(1, sizeof *c);
+  struct ufk_config *c = xcalloc(1, sizeof *c);
   c->conf = conf;
   c->group = group;
   c->params = plugin->params;
@@ -213,8 +214,8 @@ struct ufk_config *pconf_new(const struct daemon_conf *conf,
   pthread_mutex_init(&c->lock, NULL);
   snprintf(c->instance, sizeof c->instance, "%s", instance);
   for (int i = 0; vars && vars[i] && vars[i + 1] && i < 2 * MAX_VARS; i += 2) {
-    c->vars[i] = strdup(vars[i]);
-    c->vars[i + 1] = strdup(vars[i + 1]);
+    c->vars[i] = xstrdup(vars[i]);
+    c->vars[i + 1] = xstrdup(vars[i + 1]);
   }
   return c;
 }

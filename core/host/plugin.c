@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "hosterror.h"
+#include "mem.h"
 #include "pluginpath.h"
 
 static struct plugin *loaded;
@@ -100,8 +101,8 @@ int plugin_open_file(const char *path, struct plugin *out, char *err,
     return -1;
   }
   out->dl = dl;
-  out->path = strdup(path);
-  out->name = strdup(out->p.name);
+  out->path = xstrdup(path);
+  out->name = xstrdup(out->p.name);
   return 0;
 }
 
@@ -152,7 +153,7 @@ static const struct plugin *get_locked(const char *dir, const char *name,
       plugin_close_file(&tmp);
       return NULL;
     }
-    p = malloc(sizeof *p);
+    p = xmalloc(sizeof *p);
     *p = tmp;
     p->next = loaded;
     loaded = p;

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bitmap.h"
 #include "hosterror.h"
 #include "log.h"
+#include "mem.h"
 #include "pconf.h"
 #include "plugin.h"
 
@@ -323,8 +325,8 @@ static int mark_zero(void *opaque, uint64_t off, uint64_t len, uint32_t kind) {
   /* Only whole 4 KiB units inside the extent count. */
   uint64_t first = (off + ZERO_GRAIN - 1) / ZERO_GRAIN;
   uint64_t end = (off + len) / ZERO_GRAIN;
-  for (uint64_t i = first; i < end && i < s->zero_bits; i++)
-    s->zero[i / 64] |= 1ull << (i % 64);
+  if (end > s->zero_bits) end = s->zero_bits;
+  if (first < end) bitmap_set(s->zero, first, end - first);
   return 0;
 }
 
@@ -332,7 +334,7 @@ static void load_zero_map(struct stack *s) {
   if (!owner(s->top, has_extents))
     return; /* a layer that cannot pass extents on: no zero map */
   s->zero_bits = (uint64_t)s->top->size / ZERO_GRAIN;
-  s->zero = calloc((s->zero_bits + 63) / 64 + 1, sizeof(uint64_t));
+  s->zero = xcalloc(bitmap_words(s->zero_bits), sizeof(uint64_t));
   if (n_extents(s->top, 0, (uint64_t)s->top->size, mark_zero, s) < 0) {
     /* Normal for a source that knows no zero ranges: pages are read. */
     log_debug("%s: no zero map: %s", s->name, host_last_error());
@@ -381,7 +383,7 @@ struct stack *stack_build(const struct ufk_host *host,
                           const struct listener_conf *l, const char *plugin_dir,
                           struct listener_stats *stats, char *err,
                           size_t errlen) {
-  struct stack *s = calloc(1, sizeof *s);
+  struct stack *s = xcalloc(1, sizeof *s);
   s->host = host;
   snprintf(s->name, sizeof s->name, "%s", l->name);
   if (misplaced_layers(conf, l, err, errlen) ||
@@ -397,7 +399,7 @@ struct stack *stack_build(const struct ufk_host *host,
 int stack_check(const struct ufk_host *host, const struct daemon_conf *conf,
                 const struct listener_conf *l, const char *plugin_dir,
                 char *err, size_t errlen) {
-  struct stack *s = calloc(1, sizeof *s);
+  struct stack *s = xcalloc(1, sizeof *s);
   s->host = host;
   snprintf(s->name, sizeof s->name, "%s", l->name);
   int r = misplaced_layers(conf, l, err, errlen)
@@ -412,7 +414,7 @@ struct ufk_next *stack_open_nested(const struct ufk_host *host,
                                    const struct ufk_config *parent,
                                    const config_setting_t *group,
                                    const char *const *vars) {
-  struct stack *s = calloc(1, sizeof *s);
+  struct stack *s = xcalloc(1, sizeof *s);
   s->host = host;
   char err[2048];
   const struct daemon_conf *conf = pconf_daemon(parent);
@@ -481,7 +483,7 @@ int stack_is_zero(const struct stack *s, uint64_t off, uint64_t len) {
   uint64_t i = off / ZERO_GRAIN, end = (off + len) / ZERO_GRAIN;
   if (end > s->zero_bits) return 0;
   for (; i < end; i++)
-    if (!(s->zero[i / 64] & (1ull << (i % 64)))) return 0;
+    if (!bitmap_test(s->zero, i)) return 0;
   return 1;
 }
 

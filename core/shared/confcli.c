@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "mem.h"
 
 /* The name of plugin `ref` as written in a group: itself, or for a path
  * the file's name without "lib" and ".so". */
@@ -76,12 +77,20 @@ static void put_globals(FILE *m, const struct cli_globals *g) {
   fputs(" };\n", m);
 }
 
+/* c initialised empty, as after any failure to load. */
+static int oom(struct daemon_conf *c, struct conf_err *err) {
+  memset(c, 0, sizeof *c);
+  config_init(&c->cfg);
+  return conf_err_at(err, "command line", -1, 0, "out of memory");
+}
+
 int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
                   char *const *kv, int nkv, const struct cli_globals *g,
-                  char *err, size_t errlen) {
+                  struct conf_err *err) {
   char *text = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&text, &len);
+  if (!m) return oom(c, err);
   put_globals(m, g);
   fputs("listeners = ( { name = ", m);
   put_quoted(m, g && g->name ? g->name : "cli");
@@ -97,10 +106,10 @@ int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
       free(text);
       memset(c, 0, sizeof *c);
       config_init(&c->cfg);
-      snprintf(err, errlen,
-               "command line: '%s' is not key=value with a key of "
-               "[A-Za-z][A-Za-z0-9_-]*",
-               kv[i]);
+      conf_err_at(err, "command line", -1, 0,
+                  "'%s' is not key=value with a key of "
+                  "[A-Za-z][A-Za-z0-9_-]*",
+                  kv[i]);
       return -1;
     }
     fprintf(m, " %.*s = ", (int)(eq - kv[i]), kv[i]);
@@ -108,8 +117,8 @@ int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
     fputc(';', m);
   }
   fputs(" }; } );\n", m);
-  fclose(m);
-  int r = conf_load_string(c, text, "command line", err, errlen);
+  if (memstream_done(m, &text) < 0) return oom(c, err);
+  int r = conf_load_string(c, text, "command line", err);
   free(text);
   return r;
 }

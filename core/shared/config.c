@@ -12,6 +12,7 @@
 
 #include "confinclude.h"
 #include "log.h"
+#include "mem.h"
 #include "parse.h"
 
 enum ktype {
@@ -83,36 +84,47 @@ static const struct key_spec prefetch_keys[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-/* "file:line" of line `line` of the loaded text: in an included file if
- * the text came from one (see confinclude.h). */
-static const char *where_line(const struct daemon_conf *c, int line, char *buf,
-                              size_t len) {
-  const char *f = NULL;
-  int flen = 0, at = c->text ? conf_origin(c->text, line, &f, &flen) : line;
-  if (f)
-    snprintf(buf, len, "%.*s:%d", flen, f, at);
-  else
-    snprintf(buf, len, "%s:%d", c->file, at);
-  return buf;
+/* The file (flen bytes of it; -1: all) and line of line `line` of the
+ * loaded text: in an included file if the text came from one (see
+ * confinclude.h). */
+static int origin(const struct daemon_conf *c, int line, const char **f,
+                  int *flen) {
+  int at = c->text ? conf_origin(c->text, line, f, flen) : line;
+  if (!c->text || !*f) {
+    *f = c->file;
+    *flen = -1;
+  }
+  return at;
+}
+
+/* The file and line of setting s. */
+static int setting_origin(const struct daemon_conf *c,
+                          const config_setting_t *s, const char **f,
+                          int *flen) {
+  *f = config_setting_source_file(s);
+  *flen = -1;
+  if (*f) return (int)config_setting_source_line(s);
+  return origin(c, (int)config_setting_source_line(s), f, flen);
 }
 
 const char *conf_where(const struct daemon_conf *c, const config_setting_t *s,
                        char *buf, size_t len) {
-  const char *f = config_setting_source_file(s);
-  if (!f) return where_line(c, (int)config_setting_source_line(s), buf, len);
-  snprintf(buf, len, "%s:%u", f, config_setting_source_line(s));
+  const char *f;
+  int flen, line = setting_origin(c, s, &f, &flen);
+  snprintf(buf, len, "%.*s:%d", flen, f, line);
   return buf;
 }
 
-int conf_fail(const struct daemon_conf *c, const config_setting_t *s, char *err,
-              size_t errlen, const char *fmt, ...) {
-  char where[512], msg[1024];
+int conf_fail(const struct daemon_conf *c, const config_setting_t *s,
+              struct conf_err *err, const char *fmt, ...) {
+  char msg[sizeof err->msg];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  snprintf(err, errlen, "%s: %s", conf_where(c, s, where, sizeof where), msg);
-  return -1;
+  const char *f;
+  int flen, line = setting_origin(c, s, &f, &flen);
+  return conf_err_at(err, f, flen, line, "%s", msg);
 }
 
 static const char *type_name(enum ktype t) {
@@ -130,8 +142,8 @@ static const char *type_name(enum ktype t) {
 
 /* Reads setting s (or, if NULL, the default text) as type t into dst. */
 static int store_value(const struct daemon_conf *c, const struct key_spec *k,
-                       const config_setting_t *s, void *dst, char *err,
-                       size_t errlen) {
+                       const config_setting_t *s, void *dst,
+                       struct conf_err *err) {
   /* A native value of another type is an error, never the default. */
   const char *text = s ? NULL : k->def;
   int st = s ? config_setting_type(s) : CONFIG_TYPE_STRING;
@@ -174,8 +186,7 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
       uint64_t unit = k->type == K_SIZE ? 1 : 1000000000ull;
       if (v < 0) break;
       if ((uint64_t)v > UINT64_MAX / unit)
-        return conf_fail(c, s, err, errlen, "'%s' = %lld is out of range",
-                         k->key, v);
+        return conf_fail(c, s, err, "'%s' = %lld is out of range", k->key, v);
       *(uint64_t *)dst = (uint64_t)v * unit;
       return 0;
     }
@@ -188,20 +199,19 @@ static int store_value(const struct daemon_conf *c, const struct key_spec *k,
     break; /* handled by store_ids */
   }
   if (!s) return 0;
-  return conf_fail(c, s, err, errlen, "'%s' must be %s", k->key,
-                   type_name(k->type));
+  return conf_fail(c, s, err, "'%s' must be %s", k->key, type_name(k->type));
 }
 
 /* allow_uids = [ 0, 1000 ];  stored as a malloc'd array and its count. */
 static int store_ids(const struct daemon_conf *c, const struct key_spec *k,
-                     const config_setting_t *s, void *dst, char *err,
-                     size_t errlen) {
+                     const config_setting_t *s, void *dst,
+                     struct conf_err *err) {
   if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
       config_setting_type(s) != CONFIG_TYPE_LIST)
-    return conf_fail(c, s, err, errlen, "'%s' must be %s", k->key,
-                     type_name(k->type));
+    return conf_fail(c, s, err, "'%s' must be %s", k->key, type_name(k->type));
   int n = config_setting_length(s);
   uint32_t *ids = calloc((size_t)n + 1, sizeof *ids);
+  if (!ids) return conf_fail(c, s, err, "'%s': out of memory", k->key);
   for (int i = 0; i < n; i++) {
     const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
     long long v = config_setting_get_int64(e);
@@ -209,7 +219,7 @@ static int store_ids(const struct daemon_conf *c, const struct key_spec *k,
          config_setting_type(e) != CONFIG_TYPE_INT64) ||
         v < 0 || v > UINT32_MAX) {
       free(ids);
-      return conf_fail(c, e, err, errlen, "'%s' must be %s", k->key,
+      return conf_fail(c, e, err, "'%s' must be %s", k->key,
                        type_name(k->type));
     }
     ids[i] = (uint32_t)v;
@@ -230,8 +240,7 @@ static const struct key_spec *find_key(const struct key_spec *keys,
  * are errors, except those in `also` (handled by the caller). */
 static int apply_schema(const struct daemon_conf *c, const config_setting_t *g,
                         const struct key_spec *keys, const char *const *also,
-                        const char *what, void *base, char *err,
-                        size_t errlen) {
+                        const char *what, void *base, struct conf_err *err) {
   for (int i = 0; i < config_setting_length(g); i++) {
     const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
     const char *name = config_setting_name(s);
@@ -239,18 +248,16 @@ static int apply_schema(const struct daemon_conf *c, const config_setting_t *g,
     for (const char *const *a = also; a && *a; a++)
       extra |= !strcmp(*a, name);
     if (!extra && !find_key(keys, name))
-      return conf_fail(c, s, err, errlen, "%s: unknown setting '%s'", what,
-                       name);
+      return conf_fail(c, s, err, "%s: unknown setting '%s'", what, name);
   }
   for (const struct key_spec *k = keys; k->key; k++) {
     const config_setting_t *s = config_setting_get_member(g, k->key);
     if (!s && k->required)
-      return conf_fail(c, g, err, errlen, "%s: missing required setting '%s'",
-                       what, k->key);
-    int r =
-        k->type == K_IDS
-            ? (s ? store_ids(c, k, s, (char *)base + k->off, err, errlen) : 0)
-            : store_value(c, k, s, (char *)base + k->off, err, errlen);
+      return conf_fail(c, g, err, "%s: missing required setting '%s'", what,
+                       k->key);
+    int r = k->type == K_IDS
+                ? (s ? store_ids(c, k, s, (char *)base + k->off, err) : 0)
+                : store_value(c, k, s, (char *)base + k->off, err);
     if (r < 0) return -1;
   }
   return 0;
@@ -281,85 +288,85 @@ static const config_setting_t *at(const config_setting_t *g, const char *key) {
 
 /* Checks values whose meaning goes beyond their type. */
 static int check_listener(const struct daemon_conf *c, struct listener_conf *l,
-                          char *err, size_t errlen) {
+                          struct conf_err *err) {
   static const char *const policies[] = {"kill", "sigbus", "hang", NULL};
   static const char *const modes[] = {"off", "record", "replay", "auto", NULL};
   const config_setting_t *g = l->setting;
   const config_setting_t *pf = config_setting_get_member(g, "prefetch");
   char *end;
   if (!valid_name(l->name))
-    return conf_fail(c, at(g, "name"), err, errlen,
+    return conf_fail(c, at(g, "name"), err,
                      "listener name '%s' must be 1-63 of [A-Za-z0-9._-]",
                      l->name);
   if (!*l->socket || strlen(l->socket) >= 108)
-    return conf_fail(c, at(g, "socket"), err, errlen,
+    return conf_fail(c, at(g, "socket"), err,
                      "listener '%s': socket path must be 1-107 bytes", l->name);
   errno = 0;
   unsigned long m = strtoul(l->socket_mode_str, &end, 8);
   if (errno || *end || !*l->socket_mode_str || m > 0777)
     return conf_fail(
-        c, at(g, "socket_mode"), err, errlen,
+        c, at(g, "socket_mode"), err,
         "listener '%s': socket_mode '%s' must be an octal string such "
         "as \"0660\"",
         l->name, l->socket_mode_str);
   l->socket_mode = (unsigned)m;
   if (pick(l->on_source_error_str, policies, &l->on_source_error) < 0)
     return conf_fail(
-        c, at(g, "on_source_error"), err, errlen,
+        c, at(g, "on_source_error"), err,
         "listener '%s': on_source_error must be kill, sigbus or hang", l->name);
   if (l->max_sessions < 1)
-    return conf_fail(c, at(g, "max_sessions"), err, errlen,
+    return conf_fail(c, at(g, "max_sessions"), err,
                      "listener '%s': max_sessions must be >= 1", l->name);
   if (l->max_regions < 1 || l->max_regions > CONF_MAX_REGIONS)
-    return conf_fail(c, at(g, "max_regions"), err, errlen,
+    return conf_fail(c, at(g, "max_regions"), err,
                      "listener '%s': max_regions must be 1..%d", l->name,
                      CONF_MAX_REGIONS);
   if (l->max_handshake_bytes < 4096 || l->max_handshake_bytes > (1u << 24))
-    return conf_fail(c, at(g, "max_handshake_bytes"), err, errlen,
+    return conf_fail(c, at(g, "max_handshake_bytes"), err,
                      "listener '%s': max_handshake_bytes must be 4K..16M",
                      l->name);
   if (l->handshake_timeout_ns < 1000000ull ||
       l->handshake_timeout_ns > 3600000000000ull)
-    return conf_fail(c, at(g, "handshake_timeout"), err, errlen,
+    return conf_fail(c, at(g, "handshake_timeout"), err,
                      "listener '%s': handshake_timeout must be 1ms to 1h",
                      l->name);
   if (l->spin_ns > 10000000 && l->spin_ns != DURATION_AUTO)
-    return conf_fail(c, at(g, "spin"), err, errlen,
+    return conf_fail(c, at(g, "spin"), err,
                      "listener '%s': spin must be \"auto\" or 0 to 10ms",
                      l->name);
   if (l->fault_around < 0 || l->fault_around > 512)
-    return conf_fail(c, at(g, "fault_around"), err, errlen,
+    return conf_fail(c, at(g, "fault_around"), err,
                      "listener '%s': fault_around must be 0..512 pages",
                      l->name);
   if (pick(l->wset_mode_str, modes, &l->wset_mode) < 0)
     return conf_fail(
-        c, pf ? at(pf, "mode") : g, err, errlen,
+        c, pf ? at(pf, "mode") : g, err,
         "listener '%s': prefetch mode must be off, record, replay or "
         "auto",
         l->name);
   if (l->replay_max_gap < 0 || l->replay_max_gap > 64)
-    return conf_fail(c, pf ? at(pf, "max_gap") : g, err, errlen,
+    return conf_fail(c, pf ? at(pf, "max_gap") : g, err,
                      "listener '%s': prefetch max_gap must be 0..64 pages",
                      l->name);
   if (l->wset_mode != WSET_OFF && !l->wset_path)
-    return conf_fail(c, pf ? pf : g, err, errlen,
+    return conf_fail(c, pf ? pf : g, err,
                      "listener '%s': prefetch needs working_set = \"PATH\"",
                      l->name);
   return 0;
 }
 
 static int check_source(const struct daemon_conf *c, struct listener_conf *l,
-                        char *err, size_t errlen) {
+                        struct conf_err *err) {
   const char *p;
   if (!config_setting_lookup_string(l->source, "plugin", &p))
-    return conf_fail(c, l->source, err, errlen,
+    return conf_fail(c, l->source, err,
                      "listener '%s': source needs plugin = \"NAME\"", l->name);
   if (!l->layers) return 0;
   for (int i = 0; i < config_setting_length(l->layers); i++) {
     config_setting_t *e = config_setting_get_elem(l->layers, (unsigned)i);
     if (!config_setting_is_group(e) ||
         !config_setting_lookup_string(e, "layer", &p))
-      return conf_fail(c, e, err, errlen,
+      return conf_fail(c, e, err,
                        "listener '%s': each layer must be a group with layer = "
                        "\"NAME\"",
                        l->name);
@@ -400,141 +407,141 @@ static const char *normal_path(const char *path, char *out, size_t cap) {
 }
 
 static int load_listener(struct daemon_conf *c, config_setting_t *g,
-                         struct listener_conf *l, char *err, size_t errlen) {
+                         struct listener_conf *l, struct conf_err *err) {
   static const char *const also[] = {"prefetch", NULL};
   memset(l, 0, sizeof *l);
   l->setting = g;
   if (!config_setting_is_group(g))
-    return conf_fail(c, g, err, errlen,
-                     "each listener must be a group { ... }");
-  if (apply_schema(c, g, listener_keys, also, "listener", l, err, errlen) < 0)
+    return conf_fail(c, g, err, "each listener must be a group { ... }");
+  if (apply_schema(c, g, listener_keys, also, "listener", l, err) < 0)
     return -1;
   config_setting_t *pf = config_setting_get_member(g, "prefetch");
   l->wset_mode_str = "off";
   if (pf) {
     if (!config_setting_is_group(pf))
-      return conf_fail(c, pf, err, errlen, "'prefetch' must be a group");
-    if (apply_schema(c, pf, prefetch_keys, NULL, "prefetch", l, err, errlen) <
-        0)
+      return conf_fail(c, pf, err, "'prefetch' must be a group");
+    if (apply_schema(c, pf, prefetch_keys, NULL, "prefetch", l, err) < 0)
       return -1;
   }
-  if (check_listener(c, l, err, errlen) < 0 ||
-      check_source(c, l, err, errlen) < 0)
-    return -1;
+  if (check_listener(c, l, err) < 0 || check_source(c, l, err) < 0) return -1;
   char mine[PATH_MAX], theirs[PATH_MAX];
   normal_path(l->socket, mine, sizeof mine);
   for (struct listener_conf *o = c->listeners; o < l; o++) {
     if (!strcmp(o->name, l->name))
-      return conf_fail(c, g, err, errlen, "listener name '%s' used twice",
-                       l->name);
+      return conf_fail(c, g, err, "listener name '%s' used twice", l->name);
     if (!strcmp(normal_path(o->socket, theirs, sizeof theirs), mine))
-      return conf_fail(c, at(g, "socket"), err, errlen,
+      return conf_fail(c, at(g, "socket"), err,
                        "socket '%s' is the same path as listener '%s''s '%s'",
                        l->socket, o->name, o->socket);
   }
   return 0;
 }
 
-static int load_global(struct daemon_conf *c, char *err, size_t errlen) {
+static int load_global(struct daemon_conf *c, struct conf_err *err) {
   config_setting_t *root = config_root_setting(&c->cfg);
   for (int i = 0; i < config_setting_length(root); i++) {
     const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
     const char *n = config_setting_name(s);
     if (strcmp(n, "uffdkit") && strcmp(n, "listeners") &&
         strcmp(n, "templates"))
-      return conf_fail(c, s, err, errlen,
+      return conf_fail(c, s, err,
                        "unknown top-level setting '%s' (expected uffdkit, "
                        "listeners, templates)",
                        n);
   }
   config_setting_t *g = config_lookup(&c->cfg, "uffdkit");
   for (const struct key_spec *k = global_keys; k->key; k++)
-    store_value(c, k, NULL, (char *)c + k->off, err, errlen);
+    store_value(c, k, NULL, (char *)c + k->off, err);
   if (g) {
     if (!config_setting_is_group(g))
-      return conf_fail(c, g, err, errlen, "'uffdkit' must be a group");
-    if (apply_schema(c, g, global_keys, NULL, "uffdkit", c, err, errlen) < 0)
-      return -1;
+      return conf_fail(c, g, err, "'uffdkit' must be a group");
+    if (apply_schema(c, g, global_keys, NULL, "uffdkit", c, err) < 0) return -1;
   }
   c->log_level = log_level_from_name(c->log_level_str);
   if (c->log_level < 0)
-    return conf_fail(c, g, err, errlen,
+    return conf_fail(c, g, err,
                      "log_level '%s' must be error, warn, info or debug",
                      c->log_level_str);
   if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json"))
-    return conf_fail(c, g, err, errlen, "log_format must be text or json");
+    return conf_fail(c, g, err, "log_format must be text or json");
   if (c->max_restores < 0 || c->max_restores > 1000000)
     return conf_fail(c,
                      g ? at(g, "max_restores") : config_root_setting(&c->cfg),
-                     err, errlen, "max_restores must be 0..1000000");
+                     err, "max_restores must be 0..1000000");
   return 0;
 }
 
-static int load(struct daemon_conf *c, char *err, size_t errlen) {
-  if (load_global(c, err, errlen) < 0) return -1;
+static int load(struct daemon_conf *c, struct conf_err *err) {
+  if (load_global(c, err) < 0) return -1;
   config_setting_t *ls = config_lookup(&c->cfg, "listeners");
   int templates = config_lookup(&c->cfg, "templates") != NULL;
-  if (!ls && templates) return template_load_all(c, err, errlen);
+  if (!ls && templates) return template_load_all(c, err);
   if (!ls || !config_setting_is_list(ls) ||
       (config_setting_length(ls) < 1 && !templates)) {
-    snprintf(err, errlen,
-             "%s: needs listeners = ( { name = ...; socket = ...; source = "
-             "{ plugin = ...; }; } );",
-             c->file);
-    return -1;
+    return conf_err_at(err, c->file, -1, 0,
+                       "needs listeners = ( { name = ...; socket = ...; "
+                       "source = { plugin = ...; }; } );");
   }
   c->n_listeners = config_setting_length(ls);
   c->listeners = calloc((size_t)c->n_listeners, sizeof *c->listeners);
+  if (!c->listeners) {
+    c->n_listeners = 0;
+    return conf_err_at(err, c->file, -1, 0, "out of memory");
+  }
   for (int i = 0; i < c->n_listeners; i++)
     if (load_listener(c, config_setting_get_elem(ls, (unsigned)i),
-                      &c->listeners[i], err, errlen) < 0)
+                      &c->listeners[i], err) < 0)
       return -1;
-  return template_load_all(c, err, errlen);
+  return template_load_all(c, err);
 }
 
 int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
-                     char *err, size_t errlen) {
+                     struct conf_err *err) {
   memset(c, 0, sizeof *c);
   config_init(&c->cfg);
   c->file = strdup(name);
   c->text = strdup(text);
+  if (!c->file || !c->text)
+    return conf_err_at(err, name, -1, 0, "out of memory");
   if (!config_read_string(&c->cfg, c->text)) {
-    char where[1024];
-    snprintf(err, errlen, "%s: %s",
-             where_line(c, config_error_line(&c->cfg), where, sizeof where),
-             config_error_text(&c->cfg));
-    return -1;
+    const char *f;
+    int flen, line = origin(c, config_error_line(&c->cfg), &f, &flen);
+    return conf_err_at(err, f, flen, line, "%s", config_error_text(&c->cfg));
   }
-  return load(c, err, errlen);
+  return load(c, err);
 }
 
-int conf_load_file(struct daemon_conf *c, const char *path, char *err,
-                   size_t errlen) {
+int conf_load_file(struct daemon_conf *c, const char *path,
+                   struct conf_err *err) {
   char *text;
-  if (conf_expand_file(path, &text, err, errlen) < 0) {
+  if (conf_expand_file(path, &text, err) < 0) {
     memset(c, 0, sizeof *c);
     config_init(&c->cfg);
     return -1;
   }
-  int r = conf_load_string(c, text, path, err, errlen);
+  int r = conf_load_string(c, text, path, err);
   free(text);
   return r;
 }
 
-int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
-                 size_t errlen) {
+int conf_load_fd(struct daemon_conf *c, int fd, const char *name,
+                 struct conf_err *err) {
   char *text = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&text, &len);
   char buf[8192];
   ssize_t n;
   off_t at = 0;
-  while ((n = pread(fd, buf, sizeof buf, at)) > 0) {
+  while (m && (n = pread(fd, buf, sizeof buf, at)) > 0) {
     fwrite(buf, 1, (size_t)n, m);
     at += n;
   }
-  fclose(m);
-  int r = conf_load_string(c, text, name, err, errlen);
+  if (!m || memstream_done(m, &text) < 0) {
+    memset(c, 0, sizeof *c);
+    config_init(&c->cfg);
+    return conf_err_at(err, name, -1, 0, "out of memory");
+  }
+  int r = conf_load_string(c, text, name, err);
   free(text);
   return r;
 }

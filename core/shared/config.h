@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "conferr.h"
 #include "template.h"
 
 #define CONF_MAX_REGIONS 64
@@ -79,14 +80,15 @@ struct daemon_conf {
   int n_templates;
 };
 
-/* Each returns 0, or -1 with a message naming file and line in err. */
-int conf_load_file(struct daemon_conf *c, const char *path, char *err,
-                   size_t errlen);
+/* Each returns 0, or -1 with what is wrong, and its file and line, in
+ * err. */
+int conf_load_file(struct daemon_conf *c, const char *path,
+                   struct conf_err *err);
 int conf_load_string(struct daemon_conf *c, const char *text, const char *name,
-                     char *err, size_t errlen);
+                     struct conf_err *err);
 /* The text in fd (read from offset 0; fd stays open), named name. */
-int conf_load_fd(struct daemon_conf *c, int fd, const char *name, char *err,
-                 size_t errlen);
+int conf_load_fd(struct daemon_conf *c, int fd, const char *name,
+                 struct conf_err *err);
 /* What the command line may set besides the listener's source. */
 struct cli_globals {
   const char *name;           /* of the listener; NULL: "cli" */
@@ -97,7 +99,7 @@ struct cli_globals {
  * NULL (every default). */
 int conf_from_cli(struct daemon_conf *c, const char *socket, const char *plugin,
                   char *const *kv, int nkv, const struct cli_globals *g,
-                  char *err, size_t errlen);
+                  struct conf_err *err);
 void conf_free(struct daemon_conf *c);
 
 const struct listener_conf *conf_find_listener(const struct daemon_conf *c,
@@ -107,11 +109,11 @@ const struct listener_conf *conf_find_listener(const struct daemon_conf *c,
  * ("http+cache+retry"); a plugin given by path is named by its file
  * (".../libfoo.so": "foo"). */
 void conf_stack_name(const struct listener_conf *l, char *buf, size_t len);
+/* Sets err to the message, at setting s's file and line; -1. */
+int conf_fail(const struct daemon_conf *c, const config_setting_t *s,
+              struct conf_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* "file:line" of a setting, for messages. */
-/* Writes "FILE:LINE: " and the message for setting s into err; -1. */
-int conf_fail(const struct daemon_conf *c, const config_setting_t *s, char *err,
-              size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
 const char *conf_where(const struct daemon_conf *c, const config_setting_t *s,
                        char *buf, size_t len);
 

@@ -11,11 +11,13 @@
 
 #include <stddef.h>
 
+#include "conferr.h"
+
 /* The text of path with every @include expanded (nested up to 10 deep),
  * malloc'd into *out; paths are taken as libconfig takes them (relative to
  * the working directory).  Returns 0, or -1 with the reason, naming file
  * and line, in err. */
-int conf_expand_file(const char *path, char **out, char *err, size_t errlen);
+int conf_expand_file(const char *path, char **out, struct conf_err *err);
 
 /* Where line `line` of an expanded text came from: *file (pointing into
  * text, length *flen, or NULL for the main file) and its line there. */

@@ -84,10 +84,18 @@ void figures_text(const struct session_shm *s, char *buf, size_t len) {
   snprintf(buf, len, "%s%s%s%s, generation %u", ff, p50, p99, rp, s->gen);
 }
 
+void json_put(cJSON *o, const char *key, cJSON *item) {
+  if (!cJSON_AddItemToObject(o, key, item)) cJSON_Delete(item);
+}
+
+void json_push(cJSON *a, cJSON *item) {
+  if (!cJSON_AddItemToArray(a, item)) cJSON_Delete(item);
+}
+
 void json_add_u64(cJSON *o, const char *key, uint64_t v) {
   char n[24];
   snprintf(n, sizeof n, "%" PRIu64, v);
-  cJSON_AddItemToObject(o, key, cJSON_CreateRaw(n));
+  json_put(o, key, cJSON_CreateRaw(n));
 }
 
 void figures_json(cJSON *o, const struct session_shm *s) {

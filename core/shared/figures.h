@@ -27,6 +27,11 @@ void figures_text(const struct session_shm *s, char *buf, size_t len);
 /* Adds generation, first_fault_unix_ns, first_fault_after_us and replay
  * (null, or listed, installed, started_unix_ns, duration_us) to o. */
 void figures_json(cJSON *o, const struct session_shm *s);
+/* Adds item to o under key (json_put) or to array a (json_push), or
+ * frees it when it cannot be added (o NULL, out of memory), so an answer
+ * built while memory runs out is smaller, never leaked. */
+void json_put(cJSON *o, const char *key, cJSON *item);
+void json_push(cJSON *a, cJSON *item);
 /* v as an exact JSON integer (cJSON's numbers are doubles, which lose
  * digits past 2^53: nanosecond timestamps). */
 void json_add_u64(cJSON *o, const char *key, uint64_t v);

@@ -35,6 +35,19 @@ struct log_limit {
 void log_limited(struct log_limit *lim, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* One log line about session id, "session ID: ...": the one place that
+ * prefix is written (the worker's session_log and the supervisor's
+ * sv_log pass the session they carry).  _limited: through a limit. */
+#define log_session(level, id, fmt, ...)                                       \
+  do {                                                                         \
+    if (log_get_level() >= (level))                                            \
+      log_msg(level, "session %llu: " fmt, (unsigned long long)(id),           \
+              ##__VA_ARGS__);                                                  \
+  } while (0)
+#define log_session_limited(lim, level, id, fmt, ...)                          \
+  log_limited(lim, level, "session %llu: " fmt, (unsigned long long)(id),      \
+              ##__VA_ARGS__)
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -29,8 +30,22 @@ void *xrealloc(void *p, size_t n, size_t size) {
   return need(realloc(p, bytes), bytes);
 }
 
+char *xstrdup(const char *s) {
+  return need(strdup(s), strlen(s) + 1);
+}
+
 void *xmemalign(size_t size) {
   void *p = NULL;
   if (posix_memalign(&p, 4096, size)) p = NULL;
   return need(p, size);
+}
+
+int memstream_done(FILE *m, char **buf) {
+  int bad = ferror(m);
+  if (fclose(m) != 0 || bad || !*buf) {
+    free(*buf);
+    *buf = NULL;
+    return -1;
+  }
+  return 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "mem.h"
 #include "parse.h"
 
 /* Keys of a template that are not listener settings. */
@@ -19,31 +20,31 @@ static int is_own_key(const char *k) {
   return 0;
 }
 
-int template_check_value(const char *what, const char *s, size_t max, char *err,
-                         size_t errlen) {
+int template_check_value(const char *what, const char *s, size_t max,
+                         struct conf_err *err) {
   size_t n = strlen(s);
   if (!n) {
-    snprintf(err, errlen, "%s is empty", what);
+    conf_err_set(err, "%s is empty", what);
     return -1;
   }
   if (n > max) {
-    snprintf(err, errlen, "%s is %zu bytes long; at most %zu are allowed", what,
-             n, max);
+    conf_err_set(err, "%s is %zu bytes long; at most %zu are allowed", what, n,
+                 max);
     return -1;
   }
   if (s[0] == '.') {
-    snprintf(err, errlen,
-             "%s starts with '.': values such as \".\" and \"..\" could "
-             "leave the directory the template allows",
-             what);
+    conf_err_set(err,
+                 "%s starts with '.': values such as \".\" and \"..\" could "
+                 "leave the directory the template allows",
+                 what);
     return -1;
   }
   for (size_t i = 0; i < n; i++)
     if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i])) {
-      snprintf(err, errlen,
-               "%s has the byte 0x%02x at %zu: only [A-Za-z0-9._-] is "
-               "allowed (never '/')",
-               what, (unsigned char)s[i], i);
+      conf_err_set(err,
+                   "%s has the byte 0x%02x at %zu: only [A-Za-z0-9._-] is "
+                   "allowed (never '/')",
+                   what, (unsigned char)s[i], i);
       return -1;
     }
   return 0;
@@ -75,12 +76,15 @@ static const char *lookup(const struct subst *x, const char *name, size_t len) {
 /* s with each {name} replaced, "{{" read as '{' and "}}" as '}'
  * (malloc'd), or NULL
  * with why in err. */
-static char *substitute(const char *s, const struct subst *x, char *err,
-                        size_t errlen) {
+static char *substitute(const char *s, const struct subst *x,
+                        struct conf_err *err) {
   char *out = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&out, &len);
-  if (!m) return NULL;
+  if (!m) {
+    conf_err_set(err, "out of memory");
+    return NULL;
+  }
   int bad = 0;
   for (const char *p = s; *p && !bad; p++) {
     if (*p == '}' && p[1] == '}') {
@@ -100,17 +104,17 @@ static char *substitute(const char *s, const struct subst *x, char *err,
     const char *end = strchr(p, '}');
     const char *v = end ? lookup(x, p + 1, (size_t)(end - p - 1)) : NULL;
     if (!v) {
-      snprintf(err, errlen,
-               "'%s': '{' at byte %zu does not start a declared {variable} "
-               "(write '{{' for a '{' and '}}' for a '}')",
-               s, (size_t)(p - s));
+      conf_err_set(err,
+                   "'%s': '{' at byte %zu does not start a declared {variable} "
+                   "(write '{{' for a '{' and '}}' for a '}')",
+                   s, (size_t)(p - s));
       bad = 1;
       break;
     }
     fputs(v, m);
     p = end;
   }
-  fclose(m);
+  if (memstream_done(m, &out) < 0 && !bad) conf_err_set(err, "out of memory");
   if (bad) {
     free(out);
     return NULL;
@@ -121,20 +125,20 @@ static char *substitute(const char *s, const struct subst *x, char *err,
 /* Copies setting s under parent, substituting in strings.  0, or -1 with
  * why in err. */
 static int copy_setting(config_setting_t *parent, const config_setting_t *s,
-                        const struct subst *x, char *err, size_t errlen) {
+                        const struct subst *x, struct conf_err *err) {
   int type = config_setting_type(s);
   const char *name = config_setting_name(s);
   if (name && (!strcmp(name, "plugin") || !strcmp(name, "layer")) &&
       type == CONFIG_TYPE_STRING && strchr(config_setting_get_string(s), '{')) {
-    snprintf(err, errlen,
-             "'%s' cannot hold a {variable}: the template alone "
-             "chooses plugins",
-             name);
+    conf_err_set(err,
+                 "'%s' cannot hold a {variable}: the template alone "
+                 "chooses plugins",
+                 name);
     return -1;
   }
   config_setting_t *d = config_setting_add(parent, name, type);
   if (!d) {
-    snprintf(err, errlen, "'%s' cannot be copied", name ? name : "element");
+    conf_err_set(err, "'%s' cannot be copied", name ? name : "element");
     return -1;
   }
   switch (type) {
@@ -151,7 +155,7 @@ static int copy_setting(config_setting_t *parent, const config_setting_t *s,
     config_setting_set_bool(d, config_setting_get_bool(s));
     return 0;
   case CONFIG_TYPE_STRING: {
-    char *v = substitute(config_setting_get_string(s), x, err, errlen);
+    char *v = substitute(config_setting_get_string(s), x, err);
     if (!v) return -1;
     config_setting_set_string(d, v);
     free(v);
@@ -159,8 +163,7 @@ static int copy_setting(config_setting_t *parent, const config_setting_t *s,
   }
   default:
     for (int i = 0; i < config_setting_length(s); i++)
-      if (copy_setting(d, config_setting_get_elem(s, (unsigned)i), x, err,
-                       errlen) < 0)
+      if (copy_setting(d, config_setting_get_elem(s, (unsigned)i), x, err) < 0)
         return -1;
     return 0;
   }
@@ -168,8 +171,8 @@ static int copy_setting(config_setting_t *parent, const config_setting_t *s,
 
 /* The variables given, checked against those t declares. */
 static int check_vars(const struct template_conf *t,
-                      const struct template_var *vars, int nvars, char *err,
-                      size_t errlen) {
+                      const struct template_var *vars, int nvars,
+                      struct conf_err *err) {
   for (int i = 0; i < nvars; i++) {
     int declared = 0;
     for (int k = 0; k < t->n_vars && !declared; k++)
@@ -180,20 +183,18 @@ static int check_vars(const struct template_conf *t,
       for (int k = 0, o = 0; k < t->n_vars && o < (int)sizeof list; k++)
         o += snprintf(list + o, sizeof list - (size_t)o, "%s%s", k ? ", " : "",
                       t->vars[k]);
-      snprintf(err, errlen, "template %s declares no variable '%s' (%s%s)",
-               t->name, q, t->n_vars ? "it declares: " : "it declares none",
-               list);
+      conf_err_set(err, "template %s declares no variable '%s' (%s%s)", t->name,
+                   q, t->n_vars ? "it declares: " : "it declares none", list);
       return -1;
     }
     for (int k = 0; k < i; k++)
       if (!strcmp(vars[k].name, vars[i].name)) {
-        snprintf(err, errlen, "variable '%s' given twice", vars[i].name);
+        conf_err_set(err, "variable '%s' given twice", vars[i].name);
         return -1;
       }
     char what[128];
     snprintf(what, sizeof what, "variable '%s'", vars[i].name);
-    if (template_check_value(what, vars[i].value, TEMPLATE_MAX_VALUE, err,
-                             errlen) < 0)
+    if (template_check_value(what, vars[i].value, TEMPLATE_MAX_VALUE, err) < 0)
       return -1;
   }
   for (int k = 0; k < t->n_vars; k++) {
@@ -201,8 +202,7 @@ static int check_vars(const struct template_conf *t,
     for (int i = 0; i < nvars && !given; i++)
       given = !strcmp(t->vars[k], vars[i].name);
     if (!given) {
-      snprintf(err, errlen, "template %s needs variable '%s'", t->name,
-               t->vars[k]);
+      conf_err_set(err, "template %s needs variable '%s'", t->name, t->vars[k]);
       return -1;
     }
   }
@@ -224,9 +224,9 @@ static void set_uid(config_setting_t *g, uid_t uid) {
 char *template_expand(const struct daemon_conf *c,
                       const struct template_conf *t, const char *id,
                       const struct template_var *vars, int nvars,
-                      const uid_t *uid, char *err, size_t errlen) {
+                      const uid_t *uid, struct conf_err *err) {
   (void)c;
-  if (check_vars(t, vars, nvars, err, errlen) < 0) return NULL;
+  if (check_vars(t, vars, nvars, err) < 0) return NULL;
   config_t out;
   config_init(&out);
   config_setting_t *ls = config_setting_add(config_root_setting(&out),
@@ -240,15 +240,13 @@ char *template_expand(const struct daemon_conf *c,
     const config_setting_t *s =
         config_setting_get_elem(t->setting, (unsigned)i);
     if (is_own_key(config_setting_name(s))) continue;
-    if (copy_setting(g, s, &x, err, errlen) < 0) goto out;
+    if (copy_setting(g, s, &x, err) < 0) goto out;
   }
   if (uid) set_uid(g, *uid);
   size_t len = 0;
   FILE *m = open_memstream(&text, &len);
-  if (m) {
-    config_write(&out, m);
-    fclose(m);
-  }
+  if (m) config_write(&out, m);
+  if (!m || memstream_done(m, &text) < 0) conf_err_set(err, "out of memory");
 out:
   config_destroy(&out);
   return text;
@@ -257,11 +255,11 @@ out:
 /* ---- loading ---- */
 
 static int load_vars(const struct daemon_conf *c, struct template_conf *t,
-                     char *err, size_t errlen) {
+                     struct conf_err *err) {
   const config_setting_t *v = config_setting_get_member(t->setting, "vars");
   if (!v) return 0;
   if (!config_setting_is_array(v) && !config_setting_is_list(v))
-    return conf_fail(c, v, err, errlen,
+    return conf_fail(c, v, err,
                      "template %s: vars must be a list of names such as "
                      "[ \"build_id\" ]",
                      t->name);
@@ -269,26 +267,25 @@ static int load_vars(const struct daemon_conf *c, struct template_conf *t,
     const config_setting_t *e = config_setting_get_elem(v, (unsigned)i);
     const char *n = config_setting_get_string(e);
     if (!n || !var_name_ok(n) || strlen(n) > 63 || !strcmp(n, "id"))
-      return conf_fail(c, e, err, errlen,
+      return conf_fail(c, e, err,
                        "template %s: each variable is a name of "
                        "[A-Za-z_][A-Za-z0-9_]* up to 63 bytes, other than 'id' "
                        "(the restore's id, always set)",
                        t->name);
     if (t->n_vars == TEMPLATE_MAX_VARS)
-      return conf_fail(c, e, err, errlen, "template %s: more than %d variables",
+      return conf_fail(c, e, err, "template %s: more than %d variables",
                        t->name, TEMPLATE_MAX_VARS);
     for (int k = 0; k < t->n_vars; k++)
       if (!strcmp(t->vars[k], n))
-        return conf_fail(c, e, err, errlen,
-                         "template %s: variable '%s' declared twice", t->name,
-                         n);
+        return conf_fail(c, e, err, "template %s: variable '%s' declared twice",
+                         t->name, n);
     t->vars[t->n_vars++] = n;
   }
   return 0;
 }
 
 static int load_own(const struct daemon_conf *c, struct template_conf *t,
-                    char *err, size_t errlen) {
+                    struct conf_err *err) {
   const config_setting_t *g = t->setting;
   const config_setting_t *s = config_setting_get_member(g, "expiry");
   if (s) {
@@ -299,23 +296,25 @@ static int load_own(const struct daemon_conf *c, struct template_conf *t,
     if (isint && n >= 0)
       t->expiry_ns = (uint64_t)n * 1000000000ull;
     else if (!str || ufk_parse_duration_ns(str, &t->expiry_ns) < 0)
-      return conf_fail(c, s, err, errlen,
-                       "template %s: expiry must be a duration", t->name);
+      return conf_fail(c, s, err, "template %s: expiry must be a duration",
+                       t->name);
     if (t->expiry_ns > (uint64_t)TEMPLATE_MAX_EXPIRY_MS * 1000000ull)
-      return conf_fail(c, s, err, errlen, "template %s: expiry is at most 24h",
+      return conf_fail(c, s, err, "template %s: expiry is at most 24h",
                        t->name);
   }
   t->one_shot = 1;
   s = config_setting_get_member(g, "one_shot");
   if (s && config_setting_type(s) != CONFIG_TYPE_BOOL)
-    return conf_fail(c, s, err, errlen,
-                     "template %s: one_shot must be a boolean", t->name);
+    return conf_fail(c, s, err, "template %s: one_shot must be a boolean",
+                     t->name);
   if (s) t->one_shot = config_setting_get_bool(s);
   s = config_setting_get_member(g, "serve_uids");
   if (!s) return 0;
   int n = config_setting_length(s);
   if (!config_setting_is_array(s) && !config_setting_is_list(s)) n = -1;
   t->serve_uids = calloc(n > 0 ? (size_t)n : 1, sizeof *t->serve_uids);
+  if (!t->serve_uids)
+    return conf_fail(c, s, err, "template %s: out of memory", t->name);
   for (int i = 0; i < n; i++) {
     const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
     long long v = config_setting_get_int64(e);
@@ -327,7 +326,7 @@ static int load_own(const struct daemon_conf *c, struct template_conf *t,
       t->serve_uids[t->n_serve_uids++] = (uid_t)v;
   }
   if (n < 0)
-    return conf_fail(c, s, err, errlen,
+    return conf_fail(c, s, err,
                      "template %s: serve_uids must be an array of integer uids",
                      t->name);
   return 0;
@@ -336,60 +335,58 @@ static int load_own(const struct daemon_conf *c, struct template_conf *t,
 /* Expands t once with every variable "x" and loads the result as a
  * listener, so a template that cannot work is refused at load. */
 static int try_expand(const struct daemon_conf *c,
-                      const struct template_conf *t, char *err, size_t errlen) {
+                      const struct template_conf *t, struct conf_err *err) {
   struct template_var v[TEMPLATE_MAX_VARS];
   for (int i = 0; i < t->n_vars; i++)
     v[i] = (struct template_var){t->vars[i], "x"};
-  char why[2048];
-  char *text = template_expand(c, t, "x", v, t->n_vars, NULL, why, sizeof why);
+  struct conf_err why;
+  char *text = template_expand(c, t, "x", v, t->n_vars, NULL, &why);
   if (!text)
-    return conf_fail(c, t->setting, err, errlen, "template %s: %s", t->name,
-                     why);
+    return conf_fail(c, t->setting, err, "template %s: %s", t->name,
+                     conf_err_str(&why));
   struct daemon_conf tmp;
   char name[128];
   snprintf(name, sizeof name, "template %s", t->name);
-  int r = conf_load_string(&tmp, text, name, why, sizeof why);
+  int r = conf_load_string(&tmp, text, name, &why);
   conf_free(&tmp);
   free(text);
-  if (r < 0) return conf_fail(c, t->setting, err, errlen, "%s", why);
+  if (r < 0) return conf_fail(c, t->setting, err, "%s", conf_err_str(&why));
   return 0;
 }
 
 static int load_one(const struct daemon_conf *c, struct template_conf *t,
-                    char *err, size_t errlen) {
+                    struct conf_err *err) {
   const config_setting_t *g = t->setting;
   if (!config_setting_is_group(g))
-    return conf_fail(c, g, err, errlen,
-                     "each template must be a group { ... }");
+    return conf_fail(c, g, err, "each template must be a group { ... }");
   if (!config_setting_lookup_string(g, "name", &t->name))
-    return conf_fail(c, g, err, errlen, "a template needs name = \"NAME\"");
-  if (template_check_value("template name", t->name, 63, err, errlen) < 0)
-    return conf_fail(c, g, err, errlen,
+    return conf_fail(c, g, err, "a template needs name = \"NAME\"");
+  if (template_check_value("template name", t->name, 63, err) < 0)
+    return conf_fail(c, g, err,
                      "template '%s': its name must be 1-63 of "
                      "[A-Za-z0-9._-], not starting with '.'",
                      t->name);
   for (const struct template_conf *o = c->templates; o < t; o++)
     if (!strcmp(o->name, t->name))
-      return conf_fail(c, g, err, errlen, "template name '%s' used twice",
-                       t->name);
-  if (load_vars(c, t, err, errlen) < 0 || load_own(c, t, err, errlen) < 0)
-    return -1;
-  return try_expand(c, t, err, errlen);
+      return conf_fail(c, g, err, "template name '%s' used twice", t->name);
+  if (load_vars(c, t, err) < 0 || load_own(c, t, err) < 0) return -1;
+  return try_expand(c, t, err);
 }
 
-int template_load_all(struct daemon_conf *c, char *err, size_t errlen) {
+int template_load_all(struct daemon_conf *c, struct conf_err *err) {
   config_setting_t *ts = config_lookup(&c->cfg, "templates");
   if (!ts) return 0;
   if (!config_setting_is_list(ts))
     return conf_fail(
-        c, ts, err, errlen,
+        c, ts, err,
         "templates must be a list: templates = ( { name = ...; } );");
   int n = config_setting_length(ts);
   c->templates = calloc(n ? (size_t)n : 1, sizeof *c->templates);
+  if (!c->templates) return conf_fail(c, ts, err, "out of memory");
   for (int i = 0; i < n; i++) {
     c->templates[i].setting = config_setting_get_elem(ts, (unsigned)i);
     c->n_templates = i + 1;
-    if (load_one(c, &c->templates[i], err, errlen) < 0) return -1;
+    if (load_one(c, &c->templates[i], err) < 0) return -1;
   }
   return 0;
 }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "conferr.h"
+
 #define TEMPLATE_MAX_VARS 16
 #define TEMPLATE_MAX_VALUE 64 /* bytes of one variable's value */
 #define TEMPLATE_MAX_EXPIRY_MS 86400000ll
@@ -35,7 +37,7 @@ struct template_var {
 
 /* Reads the top-level `templates` list of c, if any, checking each
  * template by expanding it once.  0, or -1 with "file:line: why" in err. */
-int template_load_all(struct daemon_conf *c, char *err, size_t errlen);
+int template_load_all(struct daemon_conf *c, struct conf_err *err);
 void template_free_all(struct daemon_conf *c);
 
 const struct template_conf *template_find(const struct daemon_conf *c,
@@ -43,8 +45,8 @@ const struct template_conf *template_find(const struct daemon_conf *c,
 
 /* Whether s may be a variable's value or a restore id: 1..max bytes of
  * [A-Za-z0-9._-], not starting with '.'.  0, or -1 with why in err. */
-int template_check_value(const char *what, const char *s, size_t max, char *err,
-                         size_t errlen);
+int template_check_value(const char *what, const char *s, size_t max,
+                         struct conf_err *err);
 
 /* The configuration text ("listeners = ( { name = ID; ... } );") of t with
  * vars set and {id} = id, and, when uid is not NULL, the socket given to
@@ -53,6 +55,6 @@ int template_check_value(const char *what, const char *s, size_t max, char *err,
 char *template_expand(const struct daemon_conf *c,
                       const struct template_conf *t, const char *id,
                       const struct template_var *vars, int nvars,
-                      const uid_t *uid, char *err, size_t errlen);
+                      const uid_t *uid, struct conf_err *err);
 
 #endif

@@ -34,6 +34,11 @@
 struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
                      int config_fd) {
   struct gen *g = calloc(1, sizeof *g);
+  if (!g) {
+    log_error("cannot hold the configuration: out of memory");
+    close_if(config_fd);
+    return NULL;
+  }
   g->kind = K_WORKER;
   g->id = id ? id : ++v->next_gen;
   if (g->id > v->next_gen) v->next_gen = g->id;
@@ -111,8 +116,7 @@ void send_session(struct sv_session *s) {
   struct ipc_msg m = {.type = IPC_SESSION, .id = s->id};
   snprintf(m.name, sizeof m.name, "%s", s->l->name);
   if (ipc_send(s->gen->ipc, &m, s->fds, 4) < 0)
-    log_warn("session %llu: could not hand to the worker: %s",
-             (unsigned long long)s->id, strerror(errno));
+    sv_log(LOG_WARN, s, ": could not hand to the worker: %s", strerror(errno));
 }
 
 static void exec_worker(struct sv *v, struct gen *g, int ipc_fd) {
@@ -228,8 +232,7 @@ static int activate(struct sv *v, struct gen *g) {
     if (l->staged >= 0) {
       install_listener(v, l, l->staged, l->staged_path);
       l->staged = -1;
-      free(l->staged_path);
-      l->staged_path = NULL;
+      l->staged_path[0] = 0;
     } else if (l->fd >= 0 && apply_access(l, c, err, sizeof err) < 0) {
       log_error("%s", err);
       bad = 1;
@@ -263,9 +266,8 @@ void unstage(struct sv *v, const struct gen *g) {
     if (l->staged >= 0 && (!g || l->staged_gen == g)) {
       close(l->staged);
       unlink(l->staged_path);
-      free(l->staged_path);
       l->staged = -1;
-      l->staged_path = NULL;
+      l->staged_path[0] = 0;
     }
 }
 
@@ -325,7 +327,7 @@ int stage_all(struct sv *v, struct gen *g, char *err, size_t errlen) {
       return -1;
     }
     l->staged = fd;
-    l->staged_path = strdup(c->socket);
+    snprintf(l->staged_path, sizeof l->staged_path, "%s", c->socket);
     l->staged_gen = g;
   }
   return 0;
@@ -412,8 +414,7 @@ static void schedule_restart(struct sv *v, struct gen *g, int status) {
 /* The VM of s is killed, never left to fault in bytes nobody checked. */
 void kill_session_vm(struct sv_session *s) {
   if (peer_signal(s->fds[2], s->shm->pid, SIGKILL) < 0 && errno != ESRCH)
-    log_error("session %llu: could not kill pid %d: %s",
-              (unsigned long long)s->id, s->shm->pid, strerror(errno));
+    sv_log(LOG_ERROR, s, ": could not kill it: %s", strerror(errno));
 }
 
 /* g's workers keep failing to start: its sessions end per their
@@ -534,8 +535,14 @@ int reload(struct sv *v, char *msg, size_t len) {
     return -1;
   }
   struct daemon_conf *c = malloc(sizeof *c);
-  if (conf_load_file(c, cur->file, msg, len) < 0 ||
-      restore_name_clash(v, c, msg, len) < 0) {
+  if (!c) {
+    snprintf(msg, len, "out of memory");
+    return -1;
+  }
+  struct conf_err err;
+  int bad = conf_load_file(c, cur->file, &err);
+  if (bad) conf_err_text(&err, msg, len);
+  if (bad || restore_name_clash(v, c, msg, len) < 0) {
     conf_free(c);
     free(c);
     return -1;

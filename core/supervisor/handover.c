@@ -17,8 +17,16 @@
 static void add(struct handed **out, int *n, int *cap, int fd,
                 const char *name) {
   if (*n == *cap) {
-    *cap = *cap ? 2 * *cap : 64;
-    *out = realloc(*out, (size_t)*cap * sizeof **out);
+    int more = *cap ? 2 * *cap : 64;
+    struct handed *a = realloc(*out, (size_t)more * sizeof **out);
+    if (!a) {
+      log_error("descriptor %d handed over as '%s': out of memory; closing it",
+                fd, name);
+      close(fd);
+      return;
+    }
+    *out = a;
+    *cap = more;
   }
   (*out)[*n].fd = fd;
   snprintf((*out)[*n].name, sizeof(*out)[*n].name, "%s", name);
@@ -31,6 +39,11 @@ static int collect_ours(struct handed **out, int *n, int *cap) {
   if (!list) return 0;
   int mine = pid && atol(pid) == (long)getpid();
   char *copy = strdup(list), *save = NULL;
+  if (!copy) {
+    log_error("%s: out of memory; the descriptors it names are not adopted",
+              ENV_FDS);
+    return -1;
+  }
   for (char *tok = strtok_r(copy, ",", &save); tok && mine;
        tok = strtok_r(NULL, ",", &save)) {
     char *eq = strchr(tok, '=');
@@ -71,6 +84,10 @@ int handover_exec(int exe_fd, char *const *argv, const struct handed *h,
   for (int i = 0; i < n; i++)
     len += strlen(h[i].name) + 16;
   char *list = calloc(1, len), *p = list;
+  if (!list) {
+    errno = ENOMEM;
+    return -1;
+  }
   for (int i = 0; i < n; i++) {
     p += sprintf(p, "%s%d=%s", i ? "," : "", h[i].fd, h[i].name);
     fcntl(h[i].fd, F_SETFD, 0);

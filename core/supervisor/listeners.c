@@ -73,9 +73,8 @@ void close_listener(struct sv *v, struct sv_listener *l) {
   ep_del(v, l->fd);
   close(l->fd);
   l->fd = -1;
-  if (l->bound_path) unlink(l->bound_path);
-  free(l->bound_path);
-  l->bound_path = NULL;
+  if (l->bound_path[0]) unlink(l->bound_path);
+  l->bound_path[0] = 0;
 }
 
 /* A socket bound at c->socket with its mode and owner, listening; the
@@ -96,7 +95,7 @@ int bind_listener(const struct listener_conf *c, char *err, size_t errlen) {
 void install_listener(struct sv *v, struct sv_listener *l, int fd,
                       const char *path) {
   l->fd = fd;
-  l->bound_path = strdup(path);
+  snprintf(l->bound_path, sizeof l->bound_path, "%s", path);
   ep_add(v, fd, EPOLLIN, l);
   char n[96];
   store_fd(&fd, 1, fdname('L', l->name, n, sizeof n));

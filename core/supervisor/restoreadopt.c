@@ -26,6 +26,7 @@ static struct restore *adopt_one(struct sv *v, struct handed *h, int n,
       !(vars = strstr(head, "\n# vars ")))
     return NULL;
   struct restore *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
   r->fd = -1;
   r->text_fd = fd;
   snprintf(r->id, sizeof r->id, "%s", id);
@@ -35,11 +36,11 @@ static struct restore *adopt_one(struct sv *v, struct handed *h, int n,
   r->one_shot = one_shot;
   r->expires_unix_ns = exp;
   r->created_unix_ns = created;
-  char err[2048], what[96];
+  struct conf_err err;
+  char what[96];
   snprintf(what, sizeof what, "restore %s", id);
   r->l = find_listener(v, id);
-  if (!r->gen || !r->l ||
-      conf_load_fd(&r->conf, fd, what, err, sizeof err) < 0) {
+  if (!r->gen || !r->l || conf_load_fd(&r->conf, fd, what, &err) < 0) {
     r->text_fd = -1;
     r->l = NULL;
     cJSON_Delete(r->vars);

@@ -9,7 +9,7 @@
 #include "sv.h"
 
 static void num(cJSON *o, const char *k, double n) {
-  cJSON_AddItemToObject(o, k, cJSON_CreateNumber(n));
+  json_put(o, k, cJSON_CreateNumber(n));
 }
 
 void restore_connected(struct sv *v, struct sv_listener *l,
@@ -21,9 +21,9 @@ void restore_connected(struct sv *v, struct sv_listener *l,
   num(e, "uid", cr->uid);
   num(e, "gid", cr->gid);
   if (refused) {
-    cJSON_AddItemToObject(e, "error", cJSON_CreateString(refused));
-    cJSON_AddItemToObject(e, "policy", cJSON_CreateString("refused"));
-    cJSON_AddItemToObject(e, "session", cJSON_CreateNull());
+    json_put(e, "error", cJSON_CreateString(refused));
+    json_put(e, "policy", cJSON_CreateString("refused"));
+    json_put(e, "session", cJSON_CreateNull());
   }
   restore_emit(v, r, e);
   if (refused) return;
@@ -35,9 +35,9 @@ void restore_rejected(struct sv *v, struct sv_listener *l, const char *why) {
   struct restore *r = l->restore;
   if (!r) return;
   cJSON *e = restore_event(r, "failed");
-  cJSON_AddItemToObject(e, "error", cJSON_CreateString(why));
-  cJSON_AddItemToObject(e, "policy", cJSON_CreateString("closed"));
-  cJSON_AddItemToObject(e, "session", cJSON_CreateNull());
+  json_put(e, "error", cJSON_CreateString(why));
+  json_put(e, "policy", cJSON_CreateString("closed"));
+  json_put(e, "session", cJSON_CreateNull());
   restore_emit(v, r, e);
 }
 
@@ -67,8 +67,8 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
   if (r->stopped && reason != END_SHUTDOWN) why = "stopped";
   cJSON *e = restore_event(r, "ended");
   json_add_u64(e, "session", s->id);
-  cJSON_AddItemToObject(e, "reason", cJSON_CreateString(why));
-  cJSON_AddItemToObject(e, "counters",
+  json_put(e, "reason", cJSON_CreateString(why));
+  json_put(e, "counters",
                         control_counters_json(&s->shm->counters));
   restore_emit(v, r, e);
 }
@@ -82,8 +82,8 @@ static void tell(struct sv *v, struct sv_session *s, const char *why) {
   int p = r->conf.listeners[0].on_source_error;
   s->error_told = 1;
   cJSON *e = restore_event(r, "failed");
-  cJSON_AddItemToObject(e, "error", cJSON_CreateString(why));
-  cJSON_AddItemToObject(
+  json_put(e, "error", cJSON_CreateString(why));
+  json_put(
       e, "policy", cJSON_CreateString(p >= 0 && p <= 2 ? policies[p] : "kill"));
   json_add_u64(e, "session", s->id);
   restore_emit(v, r, e);

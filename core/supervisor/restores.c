@@ -38,8 +38,8 @@ const char *restore_template(const struct sv_listener *l) {
 
 cJSON *restore_event(const struct restore *r, const char *kind) {
   cJSON *e = cJSON_CreateObject();
-  cJSON_AddItemToObject(e, "event", cJSON_CreateString(kind));
-  cJSON_AddItemToObject(e, "id", cJSON_CreateString(r->id));
+  json_put(e, "event", cJSON_CreateString(kind));
+  json_put(e, "id", cJSON_CreateString(r->id));
   json_add_u64(e, "time_unix_ns", restore_unix_now());
   return e;
 }
@@ -49,7 +49,7 @@ void restore_emit(struct sv *v, const struct restore *r, cJSON *e) {
 }
 
 static void num(cJSON *o, const char *k, double n) {
-  cJSON_AddItemToObject(o, k, cJSON_CreateNumber(n));
+  json_put(o, k, cJSON_CreateNumber(n));
 }
 
 /* ---- removal ---- */
@@ -119,7 +119,7 @@ void restore_close(struct sv *v, struct restore *r, const char *why) {
   close_listener(v, r->l);
   r->state = R_CLOSED;
   cJSON *e = restore_event(r, "closed");
-  cJSON_AddItemToObject(e, "reason", cJSON_CreateString(why));
+  json_put(e, "reason", cJSON_CreateString(why));
   restore_emit(v, r, e);
   restore_settle(v, r->l);
 }
@@ -159,7 +159,9 @@ static int pick_id(struct sv *v, const cJSON *req, const char *tmpl, char *id,
                    char *err, size_t len, const char **code) {
   const cJSON *j = cJSON_GetObjectItemCaseSensitive(req, "id");
   if (j) {
-    if (template_check_value("id", j->valuestring, 63, err, len) < 0) {
+    struct conf_err e;
+    if (template_check_value("id", j->valuestring, 63, &e) < 0) {
+      conf_err_text(&e, err, len);
       *code = "bad_request";
       return -1;
     }
@@ -230,9 +232,11 @@ static int make_conf(struct sv *v, struct restore *r,
   uid_t uid = 0;
   int has_uid = n < 0 ? -1 : check_uid(t, req, &uid, err, len, code);
   if (has_uid < 0) return -1;
+  struct conf_err e;
   char *text = template_expand(v->current->conf, t, r->id, vars, n,
-                               has_uid ? &uid : NULL, err, len);
+                               has_uid ? &uid : NULL, &e);
   if (!text) {
+    conf_err_text(&e, err, len);
     *code = "bad_variable";
     return -1;
   }
@@ -240,7 +244,8 @@ static int make_conf(struct sv *v, struct restore *r,
   snprintf(what, sizeof what, "restore %s", r->id);
   /* conf_load_string initialises the config itself (failing or not). */
   config_destroy(&r->conf.cfg);
-  int rc = conf_load_string(&r->conf, text, what, err, len);
+  int rc = conf_load_string(&r->conf, text, what, &e);
+  if (rc < 0) conf_err_text(&e, err, len);
   if (rc == 0) rc = hold_text(r, text);
   free(text);
   if (rc < 0) *code = "bad_variable";
@@ -341,15 +346,15 @@ static void started(struct sv *v, struct restore *r) {
   log_info("restore %s (template %s) listening on %s", r->id, r->template,
            c->socket);
   cJSON *e = restore_event(r, "listening");
-  cJSON_AddItemToObject(e, "template", cJSON_CreateString(r->template));
-  cJSON_AddItemToObject(e, "socket", cJSON_CreateString(c->socket));
+  json_put(e, "template", cJSON_CreateString(r->template));
+  json_put(e, "socket", cJSON_CreateString(c->socket));
   num(e, "generation", r->gen->id);
   restore_emit(v, r, e);
   cJSON *a = cJSON_CreateObject();
-  cJSON_AddItemToObject(a, "ok", cJSON_CreateTrue());
-  cJSON_AddItemToObject(a, "id", cJSON_CreateString(r->id));
-  cJSON_AddItemToObject(a, "socket", cJSON_CreateString(c->socket));
-  cJSON_AddItemToObject(a, "template", cJSON_CreateString(r->template));
+  json_put(a, "ok", cJSON_CreateTrue());
+  json_put(a, "id", cJSON_CreateString(r->id));
+  json_put(a, "socket", cJSON_CreateString(c->socket));
+  json_put(a, "template", cJSON_CreateString(r->template));
   num(a, "generation", r->gen->id);
   control_reply(v->ctl, r->client, a);
   r->client = 0;
@@ -379,9 +384,9 @@ static void not_started(struct sv *v, struct restore *r, int why_fd) {
   }
   /* A new worker cannot start it again: no VM may connect any more. */
   cJSON *e = restore_event(r, "failed");
-  cJSON_AddItemToObject(e, "error", cJSON_CreateString(why));
-  cJSON_AddItemToObject(e, "policy", cJSON_CreateString("closed"));
-  cJSON_AddItemToObject(e, "session", cJSON_CreateNull());
+  json_put(e, "error", cJSON_CreateString(why));
+  json_put(e, "policy", cJSON_CreateString("closed"));
+  json_put(e, "session", cJSON_CreateNull());
   restore_emit(v, r, e);
   restore_close(v, r, "failed");
 }
@@ -466,8 +471,8 @@ cJSON *restore_stop(void *opaque, const cJSON *req, char *err, size_t len,
     log_info("restore %s stopped; %d live sessions keep running", r->id, n);
   }
   cJSON *a = cJSON_CreateObject();
-  cJSON_AddItemToObject(a, "ok", cJSON_CreateTrue());
-  cJSON_AddItemToObject(a, "id", cJSON_CreateString(r->id));
+  json_put(a, "ok", cJSON_CreateTrue());
+  json_put(a, "id", cJSON_CreateString(r->id));
   num(a, "sessions", n);
   restore_close(v, r, "stopped");
   return a;

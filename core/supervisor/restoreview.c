@@ -34,18 +34,17 @@ static void live_counters(struct sv *v, const struct sv_listener *l,
 static cJSON *restore_json(const struct restore *r) {
   static const char *const states[] = {"starting", "listening", "closed"};
   cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "id", cJSON_CreateString(r->id));
-  cJSON_AddItemToObject(o, "template", cJSON_CreateString(r->template));
-  cJSON_AddItemToObject(o, "socket",
-                        cJSON_CreateString(r->conf.listeners[0].socket));
-  cJSON_AddItemToObject(o, "vars", cJSON_Duplicate(r->vars, 1));
+  json_put(o, "id", cJSON_CreateString(r->id));
+  json_put(o, "template", cJSON_CreateString(r->template));
+  json_put(o, "socket", cJSON_CreateString(r->conf.listeners[0].socket));
+  json_put(o, "vars", cJSON_Duplicate(r->vars, 1));
   cJSON_AddNumberToObject(o, "generation", r->gen->id);
-  cJSON_AddItemToObject(o, "state", cJSON_CreateString(states[r->state]));
-  cJSON_AddItemToObject(o, "one_shot", cJSON_CreateBool(r->one_shot));
+  json_put(o, "state", cJSON_CreateString(states[r->state]));
+  json_put(o, "one_shot", cJSON_CreateBool(r->one_shot));
   if (r->expires_unix_ns)
     json_add_u64(o, "expires_unix_ns", r->expires_unix_ns);
   else
-    cJSON_AddItemToObject(o, "expires_unix_ns", cJSON_CreateNull());
+    json_put(o, "expires_unix_ns", cJSON_CreateNull());
   cJSON_AddNumberToObject(o, "sessions_live", r->l->live);
   json_add_u64(o, "created_unix_ns", r->created_unix_ns);
   return o;
@@ -77,14 +76,14 @@ static cJSON *template_json(struct sv *v, const char *name) {
     hs += r->l->stats->handshake_errors;
   }
   cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "name", cJSON_CreateString(name));
+  json_put(o, "name", cJSON_CreateString(name));
   cJSON_AddNumberToObject(o, "restores_live", (double)live);
   cJSON_AddNumberToObject(o, "serves_total", (double)t->serves_total);
   cJSON_AddNumberToObject(o, "serve_errors", (double)t->serve_errors);
   cJSON_AddNumberToObject(o, "sessions_total", (double)sessions);
   cJSON_AddNumberToObject(o, "refused_peers", (double)refused);
   cJSON_AddNumberToObject(o, "handshake_errors", (double)hs);
-  cJSON_AddItemToObject(o, "counters", control_counters_json(&c));
+  json_put(o, "counters", control_counters_json(&c));
   return o;
 }
 
@@ -108,7 +107,7 @@ void restore_extend(void *opaque, const char *cmd, cJSON *answer) {
     if (k > 1) qsort(a, (size_t)k, sizeof *a, by_restore_id);
     cJSON *ra = cJSON_AddArrayToObject(answer, "restores");
     for (int i = 0; i < k; i++)
-      cJSON_AddItemToArray(ra, restore_json(a[i]));
+      json_push(ra, restore_json(a[i]));
     free(a);
     return;
   }
@@ -116,7 +115,7 @@ void restore_extend(void *opaque, const char *cmd, cJSON *answer) {
   const char **names = template_names(v, &n);
   cJSON *ta = cJSON_AddArrayToObject(answer, "templates");
   for (int i = 0; i < n; i++)
-    cJSON_AddItemToArray(ta, template_json(v, names[i]));
+    json_push(ta, template_json(v, names[i]));
   free(names);
 }
 

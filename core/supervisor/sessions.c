@@ -55,14 +55,12 @@ void end_session(struct sv *v, uint64_t id, int reason) {
     if (reason == END_REFUSED && s->shm->source_identity[0]) {
       /* A worker took it over but cannot serve it: with its uffd closed
        * the VM would fault in zeros, so it is killed. */
-      log_error("session %llu (pid %d) on %s could not be taken over by a "
-                "new worker; killing the VM",
-                (unsigned long long)id, s->shm->pid, s->l->name);
+      sv_log(LOG_ERROR, s,
+             " could not be taken over by a new worker; killing the VM");
       kill_session_vm(s);
     } else if (reason == END_REFUSED) {
-      log_limited(&s->l->lim_rejected, LOG_WARN,
-                  "session %llu (pid %d) on %s was refused by its source",
-                  (unsigned long long)id, s->shm->pid, s->l->name);
+      sv_log_limited(&s->l->lim_rejected, LOG_WARN, s,
+                     " was refused by its source");
     }
     munmap(s->shm, s->shm_len);
     for (int i = 0; i < 4; i++) {
@@ -136,6 +134,7 @@ struct sv_session *add_session(struct sv *v, struct sv_listener *l,
                                const int fds[4], struct session_shm *shm,
                                size_t len) {
   struct sv_session *s = calloc(1, sizeof *s);
+  if (!s) return NULL; /* the caller still owns fds and shm */
   s->id = shm->id;
   s->l = l;
   s->gen = gen_by_id(v, shm->gen);
@@ -168,21 +167,27 @@ static void start_session(struct sv *v, struct pending *p,
     return;
   }
   __atomic_fetch_add(&p->l->stats->sessions_total, 1, __ATOMIC_RELAXED);
-  log_info("session %llu: pid %d uid %d on %s, %u regions, page size %u%s",
-           (unsigned long long)shm->id, p->cred.pid, p->cred.uid, p->l->name,
-           h->nregions, h->page_size,
-           h->consumed < p->len ? " (extra bytes after the handshake kept)"
-                                : "");
+  log_session(
+      LOG_INFO, shm->id, "pid %d uid %d on %s, %u regions, page size %u%s",
+      p->cred.pid, p->cred.uid, p->l->name, h->nregions, h->page_size,
+      h->consumed < p->len ? " (extra bytes after the handshake kept)" : "");
   if (!peer_can_signal(p->cred.pid, p->pidfd) &&
       p->l->conf->on_source_error == ON_ERROR_KILL)
-    log_warn("session %llu: the VMM's process cannot be identified (pid %d, "
-             "no pidfd): on_source_error = kill cannot signal it and poisons "
-             "the page instead (as sigbus); the session ends when it hangs up",
-             (unsigned long long)shm->id, p->cred.pid);
+    log_session(LOG_WARN, shm->id,
+                "the VMM's process cannot be identified (pid %d, no pidfd): "
+                "on_source_error = kill cannot signal it and poisons the page "
+                "instead (as sigbus); the session ends when it hangs up",
+                p->cred.pid);
   int fds[4] = {p->conn, p->uffd, p->pidfd, shmfd};
-  struct sv_listener *l = p->l;
+  struct sv_session *s = add_session(v, p->l, fds, shm, len);
+  if (!s) {
+    munmap(shm, len);
+    close(shmfd);
+    reject(v, p, "out of memory");
+    return;
+  }
   free_pending(v, p, 0);
-  restore_ready(v, add_session(v, l, fds, shm, len));
+  restore_ready(v, s);
 }
 
 static int is_uffd(int fd) {
@@ -321,6 +326,17 @@ void on_accept(struct sv *v, struct sv_listener *l) {
       continue;
     }
     struct pending *p = calloc(1, sizeof *p);
+    char *buf = p ? malloc(l->conf->max_handshake_bytes) : NULL;
+    if (!buf) {
+      log_limited(&l->lim_refused, LOG_WARN,
+                  "listener %s: closing connection from pid %d: out of memory",
+                  l->name, cr.pid);
+      restore_connected(v, l, &cr, "out of memory");
+      free(p);
+      close(conn);
+      continue;
+    }
+    p->buf = buf;
     p->kind = K_PENDING;
     p->l = l;
     p->conn = conn;
@@ -335,10 +351,10 @@ void on_accept(struct sv *v, struct sv_listener *l) {
                   "accepted; closing it",
                   l->name, cr.pid);
       close(conn);
+      free(p->buf);
       free(p);
       continue;
     }
-    p->buf = malloc(l->conf->max_handshake_bytes);
     p->next = v->pending;
     v->pending = p;
     l->pending++;

@@ -68,9 +68,9 @@ static void ctl_each_listener(void *opaque, stats_listener_fn fn, void *arg) {
     if (l->restore) c = l->conf;
     if (c) conf_stack_name(c, source, sizeof source);
     struct stats_listener cl = {.name = l->name,
-                                .socket = l->bound_path ? l->bound_path
-                                          : c           ? c->socket
-                                                        : "",
+                                .socket = l->bound_path[0] ? l->bound_path
+                                          : c              ? c->socket
+                                                           : "",
                                 .source = source,
                                 .accepting = l->fd >= 0 || l->staged >= 0,
                                 .template = restore_template(l),

@@ -60,7 +60,7 @@ struct sv_listener {
   const struct listener_conf *conf; /* of gen */
   struct gen *gen;
   int fd; /* -1: not accepting (drained, removed, or not yet active) */
-  char *bound_path;
+  char bound_path[108]; /* a socket path (sun_path); "": none */
   int stats_fd;
   struct listener_stats *stats;
   int pending;
@@ -72,7 +72,7 @@ struct sv_listener {
    * its handshake; one limit each. */
   struct log_limit lim_refused, lim_rejected;
   int staged; /* bound for a generation whose worker is not ready yet */
-  char *staged_path;
+  char staged_path[108];
   const struct gen *staged_gen; /* the generation it was bound for */
   struct restore *restore;      /* a per-restore listener's (restores.h) */
   struct sv_listener *next;
@@ -100,6 +100,17 @@ struct sv_session {
   int error_told; /* a source error was sent to watchers */
   struct sv_session *next;
 };
+
+/* One log line about session s, as the worker writes them: the prefix
+ * "session ID (pid PID) on LISTENER" it carries, then fmt, the rest of the
+ * sentence (": what happened", or " verb ...").  _limited: through one of
+ * its listener's limits. */
+#define SV_LOG_PREFIX "session %llu (pid %d) on %s"
+#define SV_LOG_ARGS(s) (unsigned long long)(s)->id, (s)->shm->pid, (s)->l->name
+#define sv_log(level, s, fmt, ...)                                             \
+  log_msg(level, SV_LOG_PREFIX fmt, SV_LOG_ARGS(s), ##__VA_ARGS__)
+#define sv_log_limited(lim, level, s, fmt, ...)                                \
+  log_limited(lim, level, SV_LOG_PREFIX fmt, SV_LOG_ARGS(s), ##__VA_ARGS__)
 
 struct sv {
   const struct supervisor_opts *opts;

@@ -20,6 +20,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "notify.h"
+#include "peer.h"
 #include "selfexe.h"
 #include "sv.h"
 
@@ -48,10 +49,15 @@ struct gen *adopt_gens(struct sv *v, struct handed *h, int n) {
   for (int i = 0; i < n; i++) {
     if (h[i].fd < 0 || h[i].name[0] != 'T' || h[i].name[1] != '-') continue;
     struct daemon_conf *c = malloc(sizeof *c);
-    char err[2048];
-    if (conf_load_fd(c, h[i].fd, name, err, sizeof err) < 0) {
+    struct conf_err err;
+    if (!c) {
+      log_error("configuration generation %s handed over: out of memory",
+                h[i].name + 2);
+      continue;
+    }
+    if (conf_load_fd(c, h[i].fd, name, &err) < 0) {
       log_error("configuration generation %s handed over is unreadable: %s",
-                h[i].name + 2, err);
+                h[i].name + 2, conf_err_str(&err));
       conf_free(c);
       free(c);
       continue;
@@ -90,7 +96,7 @@ void adopt_listeners(struct sv *v, const struct daemon_conf *c,
     }
     fcntl(fd, F_SETFL, O_NONBLOCK);
     l->staged = fd; /* accepted on once the worker is ready */
-    l->staged_path = strdup(lc->socket);
+    snprintf(l->staged_path, sizeof l->staged_path, "%s", lc->socket);
     log_info("listener %s: kept socket %s", l->name, lc->socket);
   }
 }
@@ -116,7 +122,14 @@ static void adopt_session(struct sv *v, struct handed *h, int n, int mi) {
     return;
   }
   if (shm->id >= v->next_id) v->next_id = shm->id;
-  add_session(v, l, fds, shm, len);
+  if (!add_session(v, l, fds, shm, len)) {
+    /* Its uffd closed, the VM would fault in zeros: it is killed. */
+    log_error("session %s handed over: out of memory; killing the VM", id);
+    peer_signal(fds[2], shm->pid, SIGKILL);
+    munmap(shm, len);
+    for (int k = 0; k < 4; k++)
+      close_if(fds[k]);
+  }
 }
 
 void adopt_sessions(struct sv *v, struct handed *h, int n) {
@@ -141,8 +154,13 @@ void adopt_sessions(struct sv *v, struct handed *h, int n) {
 
 static int add_handed(struct handed **h, int *n, int fd, char kind,
                       const char *what) {
-  if (fd < 0) return 0;
-  *h = realloc(*h, (size_t)(*n + 1) * sizeof **h);
+  if (fd < 0 || *n < 0) return 0;
+  struct handed *more = realloc(*h, (size_t)(*n + 1) * sizeof **h);
+  if (!more) {
+    *n = -1; /* out of memory: the caller hands nothing over */
+    return -1;
+  }
+  *h = more;
   (*h)[*n].fd = fd;
   fdname(kind, what, (*h)[*n].name, sizeof(*h)[*n].name);
   return ++*n;
@@ -197,6 +215,13 @@ void upgrade(struct sv *v) {
         add_handed(&h, &n, g->pins[i].meta, 'N', pin);
       }
     }
+  if (n < 0) {
+    log_error("upgrade refused: out of memory; nothing was stopped, this "
+              "binary carries on");
+    close(fd);
+    free(h);
+    return;
+  }
   log_info("upgrading: re-executing %s, handing over %d descriptors", exe, n);
   for (struct gen *g = v->gens; g; g = g->next)
     stop_worker(g);

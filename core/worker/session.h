@@ -124,14 +124,9 @@ static inline int session_page_taken(const struct session *s, uint64_t idx) {
 /* One log line about session s, "session ID: ...": directly, or through
  * one of its limits for what the VMM can trigger. */
 #define session_log(level, s, fmt, ...)                                        \
-  do {                                                                         \
-    if (log_get_level() >= (level))                                            \
-      log_msg(level, "session %llu: " fmt, (unsigned long long)(s)->id,        \
-              ##__VA_ARGS__);                                                  \
-  } while (0)
+  log_session(level, (s)->id, fmt, ##__VA_ARGS__)
 #define session_log_limited(lim, level, s, fmt, ...)                           \
-  log_limited(lim, level, "session %llu: " fmt, (unsigned long long)(s)->id,   \
-              ##__VA_ARGS__)
+  log_session_limited(lim, level, (s)->id, fmt, ##__VA_ARGS__)
 
 #define COUNT(s, field, n)                                                     \
   __atomic_fetch_add(&(s)->shm->counters.field, (n), __ATOMIC_RELAXED)

@@ -296,10 +296,10 @@ static void loop(int sigfd) {
 }
 
 static int load_config(int fd, const char *name) {
-  char err[2048];
-  int r = conf_load_fd(&W.conf, fd, name, err, sizeof err);
+  struct conf_err err;
+  int r = conf_load_fd(&W.conf, fd, name, &err);
   close(fd);
-  if (r < 0) log_error("%s", err);
+  if (r < 0) log_error("%s", conf_err_str(&err));
   return r;
 }
 

@@ -73,9 +73,14 @@ static int build(struct wrestore *r) {
   char what[96];
   size_t errlen = sizeof r->err;
   snprintf(what, sizeof what, "restore %s", r->name);
-  if (conf_load_fd(&r->conf, r->text_fd, what, r->err, errlen) < 0 ||
-      r->conf.n_listeners != 1 || strcmp(r->conf.listeners[0].name, r->name)) {
-    if (!r->err[0]) snprintf(r->err, errlen, "%s: not one listener", what);
+  struct conf_err e;
+  int bad = conf_load_fd(&r->conf, r->text_fd, what, &e);
+  if (bad || r->conf.n_listeners != 1 ||
+      strcmp(r->conf.listeners[0].name, r->name)) {
+    if (bad)
+      conf_err_text(&e, r->err, errlen);
+    else
+      snprintf(r->err, errlen, "%s: not one listener", what);
     conf_free(&r->conf);
     return -1;
   }

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mem.h"
+
 #define MAGIC "UFKWSET1"
 #define HEADER 40
 
@@ -136,7 +138,7 @@ int wset_read(const char *path, struct wset *w, char *err, size_t errlen) {
         w->source_size / w->page_size < 1) {
       snprintf(err, errlen, "bad page size, count or source size");
     } else {
-      w->pages = calloc(w->n + 1, sizeof *w->pages);
+      w->pages = xcalloc(w->n + 1, sizeof *w->pages);
       r = decode(b + HEADER + idlen, body, w, err, errlen);
     }
   }

@@ -51,16 +51,9 @@ static void *file_create(const struct ufk_config *cfg, struct ufk_next *below) {
 
 static int file_start(void *p) {
   struct inst *in = p;
-  in->fd =
-      ufk_open_data(host, in->path, O_RDONLY | (in->direct ? O_DIRECT : 0));
-  if (in->fd < 0 || fstat(in->fd, &in->st) < 0) {
-    host->error(errno, "%s: %s", in->path, strerror(errno));
-    return -1;
-  }
-  if (!S_ISREG(in->st.st_mode) || in->st.st_size == 0) {
-    host->error(EINVAL, "%s: not a non-empty regular file", in->path);
-    return -1;
-  }
+  in->fd = ufk_open_raw(host, in->path, O_RDONLY | (in->direct ? O_DIRECT : 0),
+                        &in->st);
+  if (in->fd < 0) return -1;
   in->size = (uint64_t)in->st.st_size;
   return 0;
 }

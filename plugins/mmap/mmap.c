@@ -51,18 +51,9 @@ static void *mmap_create(const struct ufk_config *cfg, struct ufk_next *below) {
 
 static int mmap_start(void *p) {
   struct inst *in = p;
-  struct stat st;
-  in->fd = ufk_open_data(host, in->path, O_RDONLY);
-  if (in->fd < 0 || fstat(in->fd, &in->st) < 0) {
-    host->error(errno, "%s: %s", in->path, strerror(errno));
-    return -1;
-  }
-  st = in->st;
-  if (!S_ISREG(st.st_mode) || st.st_size == 0) {
-    host->error(EINVAL, "%s: not a non-empty regular file", in->path);
-    return -1;
-  }
-  in->size = (uint64_t)st.st_size;
+  in->fd = ufk_open_raw(host, in->path, O_RDONLY, &in->st);
+  if (in->fd < 0) return -1;
+  in->size = (uint64_t)in->st.st_size;
   int flags = MAP_PRIVATE | (in->populate ? MAP_POPULATE : 0);
   in->base = mmap(NULL, in->size, PROT_READ, flags, in->fd, 0);
   if (in->base == MAP_FAILED) {

@@ -11,16 +11,7 @@
 #include <string.h>
 
 #include "disk.h"
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "invariant failed: %s: ", #cond);                        \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
+#include "fuzzcheck.h"
 
 static uint64_t get64(const uint8_t *p) {
   uint64_t v = 0;

@@ -8,17 +8,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "fuzzcheck.h"
 #include "log.h"
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "invariant failed: %s: ", #cond);                        \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 static int valid_name(const char *s) {
   size_t n = strlen(s);
@@ -89,13 +80,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(text, data, size);
   text[size] = 0;
   struct daemon_conf c;
-  char err[2048];
-  memset(err, 0, sizeof err);
-  int r = conf_load_string(&c, text, "fuzz.conf", err, sizeof err);
+  struct conf_err e;
+  memset(&e, 0, sizeof e);
+  int r = conf_load_string(&c, text, "fuzz.conf", &e);
   CHECK(r == 0 || r == -1, "returned %d", r);
   if (r < 0) {
-    CHECK(err[0], "failed without a message");
-    CHECK(memchr(err, 0, sizeof err), "message not terminated");
+    CHECK(e.msg[0], "failed without a message");
+    CHECK(memchr(e.msg, 0, sizeof e.msg) && memchr(e.file, 0, sizeof e.file),
+          "message not terminated");
   } else {
     CHECK(!strcmp(c.text, text), "text kept is not the text loaded");
     /* A file may hold only templates (per-restore listeners). */

@@ -7,20 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzzcheck.h"
 #include "handshake.h"
 #include "region.h"
 
 #define MAX_REGIONS 64
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "invariant failed: %s: ", #cond);                        \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 static void check_regions(const struct handshake *h) {
   CHECK(h->nregions >= 1 && h->nregions <= MAX_REGIONS, "%u regions",

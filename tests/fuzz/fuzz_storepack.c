@@ -11,18 +11,9 @@
 #include <string.h>
 
 #include "chunk.h"
+#include "fuzzcheck.h"
 #include "object.h"
 #include "pack.h"
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "invariant failed: %s: ", #cond);                        \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 static void check_head(const uint8_t *data, size_t size) {
   struct ufk_store_pack_head p;

@@ -34,7 +34,9 @@ static int parse_handshake(char *buf, size_t len, char *err, size_t errlen) {
 static int parse_config(char *buf, size_t len, char *err, size_t errlen) {
   (void)len;
   struct daemon_conf c;
-  int r = conf_load_string(&c, buf, "seed.conf", err, errlen);
+  struct conf_err e;
+  int r = conf_load_string(&c, buf, "seed.conf", &e);
+  if (r < 0) conf_err_text(&e, err, errlen);
   conf_free(&c);
   return r;
 }

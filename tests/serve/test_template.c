@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "conftext.h"
 #include "template.h"
 
 static const char conf_text[] =
@@ -16,24 +17,24 @@ static const char conf_text[] =
 
 static void load(struct daemon_conf *c) {
   char err[1024];
-  int r = conf_load_string(c, conf_text, "test", err, sizeof err);
+  int r = conf_load_string_t(c, conf_text, "test", err, sizeof err);
   ck_assert_msg(r == 0, "%s", err);
 }
 
 START_TEST(test_values) {
   char err[256];
-  ck_assert_int_eq(template_check_value("v", "b-1.x_Y", 64, err, sizeof err),
+  ck_assert_int_eq(template_check_value_t("v", "b-1.x_Y", 64, err, sizeof err),
                    0);
-  ck_assert_int_eq(template_check_value("v", "..", 64, err, sizeof err), -1);
+  ck_assert_int_eq(template_check_value_t("v", "..", 64, err, sizeof err), -1);
   ck_assert_ptr_nonnull(strstr(err, "starts with '.'"));
-  ck_assert_int_eq(template_check_value("v", "a/b", 64, err, sizeof err), -1);
+  ck_assert_int_eq(template_check_value_t("v", "a/b", 64, err, sizeof err), -1);
   ck_assert_ptr_nonnull(strstr(err, "0x2f"));
-  ck_assert_int_eq(template_check_value("v", "", 64, err, sizeof err), -1);
+  ck_assert_int_eq(template_check_value_t("v", "", 64, err, sizeof err), -1);
   ck_assert_ptr_nonnull(strstr(err, "is empty"));
   char longv[66];
   memset(longv, 'a', 65);
   longv[65] = 0;
-  ck_assert_int_eq(template_check_value("v", longv, 64, err, sizeof err), -1);
+  ck_assert_int_eq(template_check_value_t("v", longv, 64, err, sizeof err), -1);
   ck_assert_ptr_nonnull(strstr(err, "65 bytes long"));
 }
 END_TEST
@@ -50,10 +51,10 @@ START_TEST(test_expand) {
   struct template_var v[] = {{"b", "b1"}, {"s", "s1"}};
   char err[1024];
   uid_t uid = 5000;
-  char *text = template_expand(&c, t, "r1", v, 2, &uid, err, sizeof err);
+  char *text = template_expand_t(&c, t, "r1", v, 2, &uid, err, sizeof err);
   ck_assert_msg(text != NULL, "%s", err);
   struct daemon_conf r;
-  int rc = conf_load_string(&r, text, "restore", err, sizeof err);
+  int rc = conf_load_string_t(&r, text, "restore", err, sizeof err);
   ck_assert_msg(rc == 0, "%s: %s", err, text);
   ck_assert_int_eq(r.n_listeners, 1);
   ck_assert_str_eq(r.listeners[0].name, "r1");
@@ -67,11 +68,11 @@ START_TEST(test_expand) {
   free(text);
   struct template_var bad[] = {{"b", "b1"}};
   ck_assert_ptr_null(
-      template_expand(&c, t, "r2", bad, 1, NULL, err, sizeof err));
+      template_expand_t(&c, t, "r2", bad, 1, NULL, err, sizeof err));
   ck_assert_ptr_nonnull(strstr(err, "needs variable 's'"));
   struct template_var extra[] = {{"b", "b1"}, {"s", "s"}, {"p", "x"}};
   ck_assert_ptr_null(
-      template_expand(&c, t, "r3", extra, 3, NULL, err, sizeof err));
+      template_expand_t(&c, t, "r3", extra, 3, NULL, err, sizeof err));
   ck_assert_ptr_nonnull(strstr(err, "declares no variable 'p'"));
   conf_free(&c);
 }
@@ -91,7 +92,7 @@ START_TEST(test_refused_at_load) {
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     struct daemon_conf c;
     char err[1024] = "";
-    ck_assert_msg(conf_load_string(&c, bad[i], "bad", err, sizeof err) < 0,
+    ck_assert_msg(conf_load_string_t(&c, bad[i], "bad", err, sizeof err) < 0,
                   "accepted: %s", bad[i]);
     ck_assert_ptr_nonnull(strstr(err, "bad:"));
     conf_free(&c);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "conftext.h"
 #include "host.h"
 #include "pool.h"
 #include "session.h"
@@ -63,8 +64,9 @@ static void build_stack(const char *policy) {
            "  on_source_error = \"%s\";\n"
            "  source = { plugin = \"file\"; path = \"%s\"; }; } );\n",
            F.dir, policy, F.path);
-  ck_assert_msg(!conf_load_string(&F.conf, text, "pool.conf", err, sizeof err),
-                "%s", err);
+  ck_assert_msg(
+      !conf_load_string_t(&F.conf, text, "pool.conf", err, sizeof err), "%s",
+      err);
   F.wl.conf = &F.conf.listeners[0];
   F.wl.stack = stack_build(host_table(), &F.conf, F.wl.conf, PLUGIN_DIR, NULL,
                            err, sizeof err);

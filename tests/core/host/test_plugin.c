@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "conftext.h"
 #include "host.h"
 #include "plugin.h"
 #include "stack.h"
@@ -156,7 +157,7 @@ START_TEST(older_minor) {
            "listeners = ( { name = \"a\"; socket = \"/tmp/a\";\n"
            "  source = { plugin = \"told\"; path = \"/x\"; }; } );\n",
            DIR);
-  ck_assert_msg(conf_load_string(&c, text, "test.conf", ERR, sizeof ERR) == 0,
+  ck_assert_msg(conf_load_string_t(&c, text, "test.conf", ERR, sizeof ERR) == 0,
                 "%s", ERR);
   struct stack *s = stack_build(host_table(), &c, &c.listeners[0], DIR, NULL,
                                 ERR, sizeof ERR);
@@ -228,7 +229,7 @@ static int check_config(const char *rest) {
   ERR[0] = 0;
   if (have_conf) conf_free(&C);
   have_conf = 1;
-  if (conf_load_string(&C, text, "test.conf", ERR, sizeof ERR) < 0)
+  if (conf_load_string_t(&C, text, "test.conf", ERR, sizeof ERR) < 0)
     ck_abort_msg("config refused before plugins were checked: %s", ERR);
   return stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
 }
@@ -362,7 +363,8 @@ END_TEST
 START_TEST(settings_cli) {
   char *good[] = {"path=/x", "count=7", "flag=on", "bufsize=64K",
                   "timeout=10ms"};
-  int r = conf_from_cli(&C, "/tmp/s", "tgood", good, 5, NULL, ERR, sizeof ERR);
+  int r =
+      conf_from_cli_t(&C, "/tmp/s", "tgood", good, 5, NULL, ERR, sizeof ERR);
   have_conf = 1;
   ck_assert_msg(r == 0, "%s", ERR);
   r = stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
@@ -373,7 +375,7 @@ START_TEST(settings_cli) {
                           {"colour=red", "unknown setting 'colour'"}};
   for (int i = 0; i < 3; i++) {
     char *kv[] = {"path=/x", (char *)bad[i][0]};
-    r = conf_from_cli(&C, "/tmp/s", "tgood", kv, 2, NULL, ERR, sizeof ERR);
+    r = conf_from_cli_t(&C, "/tmp/s", "tgood", kv, 2, NULL, ERR, sizeof ERR);
     have_conf = 1;
     ck_assert_msg(r == 0, "%s", ERR);
     r = stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
@@ -385,7 +387,7 @@ START_TEST(settings_cli) {
     teardown();
   }
   char *none[] = {"count=1"};
-  r = conf_from_cli(&C, "/tmp/s", "tgood", none, 1, NULL, ERR, sizeof ERR);
+  r = conf_from_cli_t(&C, "/tmp/s", "tgood", none, 1, NULL, ERR, sizeof ERR);
   have_conf = 1;
   ck_assert_msg(r == 0, "%s", ERR);
   r = stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);

@@ -1,7 +1,7 @@
 /* Unit tests of the source stack: plugins of ABI 1.0, 1.1 and 1.2 serving
  * byte-exact, what a layer leaves NULL passing through (1.2) or not
  * (1.0), mapped pointers released to the level that mapped them, and the
- * thread models the stack enforces.  The plugins are tests/core/plugins/
+ * thread models the stack enforces.  The plugins are tests/core/host/plugins/
  * contract.c; each counts its calls in host counters read here. */
 #include <check.h>
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "conftext.h"
 #include "host.h"
 #include "plugin.h"
 #include "shm.h"
@@ -38,7 +39,7 @@ static struct stack *build(const char *src, const char *layer) {
            "  source = { plugin = \"%s\"; }; %s } );\n",
            DIR, src, layers);
   memset(&STATS, 0, sizeof STATS);
-  ck_assert_msg(conf_load_string(&C, text, "test.conf", ERR, sizeof ERR) == 0,
+  ck_assert_msg(conf_load_string_t(&C, text, "test.conf", ERR, sizeof ERR) == 0,
                 "%s", ERR);
   struct stack *s = stack_build(host_table(), &C, &C.listeners[0], DIR, &STATS,
                                 ERR, sizeof ERR);
