@@ -121,8 +121,9 @@ static void wake_range(struct session *s, uint64_t lo, uint64_t hi) {
  * chunks, or in merged pack ranges) and then reading it in one call (one
  * ranged request when the source is http itself), and install its listed
  * pages.  So up to FETCH_THREADS transfers are in flight; demand faults go
- * on through the fault loop and the pool as UFK_READ_FAULT reads, which
- * the http source serves on a connection prefetches may not take. */
+ * on through the fault loop and the pool as UFK_READ_FAULT reads, for
+ * which a level's concurrency limit (stack.c) and the http source's
+ * connections keep room that prefetches may not take. */
 #define FETCH_THREADS 4
 #define FETCH_BLOCK (1u << 20)      /* largest range asked for at once */
 #define FETCH_GAP_BYTES (64u << 10) /* unlisted bytes merged across */

@@ -19,7 +19,6 @@ command -v python3 >/dev/null || skip "python3 is needed"
 need_built "$UFFDKIT" "$SIM" "$SNAP"
 WSET=(python3 "$HTTP_TESTS_DIR/../prefetch/wset.py")
 
-PAGES=8192 # 32 MiB of 4 KiB pages
 make_image 32M --seed 77
 "$SNAP" store import "$TMP/www/store" snap "$IMG" --chunk-size 16K \
   >/dev/null || fail "uffdkit-snap store import failed"
