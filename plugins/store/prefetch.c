@@ -144,11 +144,16 @@ static size_t piece(const struct store *s, const uint64_t *c, size_t n) {
   size_t k = 1;
   for (; k < n; k++) {
     const struct ufk_store_entry *e = s->entry[c[k]];
-    if (s->pack_of[c[k]] != s->pack_of[c[0]] || e->offset < end ||
-        e->offset - end > PACK_GAP_MAX ||
-        e->offset + e->stored_len - a->offset > PACK_REQUEST_MAX)
+    uint64_t e_end = e->offset + e->stored_len;
+    if (s->pack_of[c[k]] != s->pack_of[c[0]]) break;
+    /* Equal chunks share their stored bytes: one fetch serves them all. */
+    if (e->offset < end) {
+      if (e_end > end) break;
+      continue;
+    }
+    if (e->offset - end > PACK_GAP_MAX || e_end - a->offset > PACK_REQUEST_MAX)
       break;
-    end = e->offset + e->stored_len;
+    end = e_end;
   }
   return k;
 }
