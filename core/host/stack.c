@@ -27,6 +27,7 @@ struct level {
   pthread_mutex_t lock; /* the SERIAL model, and the limit's state */
   pthread_cond_t cond;
   uint32_t inflight;
+  uint32_t demand_waiting; /* callers that are no prefetch, waiting */
   int64_t size;
   struct ufk_next next; /* what the level above (or the core) calls */
   struct level *below;
@@ -54,10 +55,18 @@ static int enter(struct level *l, uint32_t flags) {
     }
     if (pthread_mutex_trylock(&l->lock) == 0) return 0;
   } else if (l->caps.max_concurrency) {
+    /* Prefetches leave one call to reads a guest waits for, and give way
+     * to any such read already waiting. */
+    int pf = !!(flags & UFK_READ_PREFETCH);
+    uint32_t cap =
+        l->caps.max_concurrency - (pf && l->caps.max_concurrency > 1);
     pthread_mutex_lock(&l->lock);
-    while (l->inflight >= l->caps.max_concurrency && !(flags & UFK_READ_NOWAIT))
+    l->demand_waiting += !pf;
+    while ((l->inflight >= cap || (pf && l->demand_waiting)) &&
+           !(flags & UFK_READ_NOWAIT))
       pthread_cond_wait(&l->cond, &l->lock);
-    int ok = l->inflight < l->caps.max_concurrency;
+    l->demand_waiting -= !pf;
+    int ok = l->inflight < cap && !(pf && l->demand_waiting);
     l->inflight += ok;
     pthread_mutex_unlock(&l->lock);
     if (ok) return 0;
@@ -74,7 +83,7 @@ static void leave(struct level *l) {
   } else if (l->caps.max_concurrency) {
     pthread_mutex_lock(&l->lock);
     l->inflight--;
-    pthread_cond_signal(&l->cond);
+    pthread_cond_broadcast(&l->cond); /* demand and prefetch wait apart */
     pthread_mutex_unlock(&l->lock);
   }
 }

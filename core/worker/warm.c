@@ -14,11 +14,10 @@
 #include "log.h"
 #include "mem.h"
 #include "session.h"
+#include "wplan.h"
 #include "wsfile.h"
 
 #define MAX_RUN_BYTES (2u << 20)
-#define REPLAY_THREADS 2
-#define REPLAY_CHUNK 32 /* working-set entries dealt to a thread at a time */
 
 struct warm {
   struct session *s;
@@ -114,96 +113,155 @@ static void wake_range(struct session *s, uint64_t lo, uint64_t hi) {
   if (hi > lo) install_wake(s, lo, hi - lo);
 }
 
-/* One share of the replay: the working set in first-touch order, cut in
- * chunks dealt to REPLAY_THREADS threads, since installing is bound by how
- * fast one thread can copy.  Each page starts a run extended over the
- * following pages that are also in the set. */
-struct share {
+/* ---- replay ----
+ *
+ * The working set is planned into source ranges (wplan.h) in first-touch
+ * order; FETCH_THREADS threads take them in that order, each asking the
+ * stack to prefetch its range (a cache or store below fetches it in
+ * chunks, or in merged pack ranges) and then reading it in one call (one
+ * ranged request when the source is http itself), and install its listed
+ * pages.  So up to FETCH_THREADS transfers are in flight; demand faults go
+ * on through the fault loop and the pool as UFK_READ_FAULT reads, for
+ * which a level's concurrency limit (stack.c) and the http source's
+ * connections keep room that prefetches may not take. */
+#define FETCH_THREADS 4
+#define FETCH_BLOCK (1u << 20)      /* largest range asked for at once */
+#define FETCH_GAP_BYTES (64u << 10) /* unlisted bytes merged across */
+
+struct lane {
   struct warm *p;
   const uint64_t *in; /* bit per source page: in the working set */
-  int part;
-  void *buf;
+  const struct wrange *r;
+  size_t n, next;         /* next: the next range to take (atomic) */
+  uint64_t ranges, bytes; /* asked for (atomic) */
 };
 
-static void *replay(void *arg) {
-  struct share *sh = arg;
-  struct warm *p = sh->p;
+/* Whether source page pg is listed, lies in guest memory and is still
+ * missing; its region and guest address then in *ri and *addr. */
+static int wanted(struct session *s, const uint64_t *in, uint64_t pg, int *ri,
+                  uint64_t *addr) {
+  if (!bitmap_test(in, pg)) return 0;
+  *addr = session_guest_addr(s, pg << s->ps_shift, ri);
+  return *addr && !session_page_taken(s, session_page_index(s, *ri, *addr));
+}
+
+/* Installs the listed pages of [a, b) from src (the bytes of page a on;
+ * NULL: zeros), in runs bridging at most max_gap unlisted pages, one wake
+ * per run.  -1 when the session is over. */
+static int install_listed(struct warm *p, const uint64_t *in, uint64_t a,
+                          uint64_t b, const uint8_t *src) {
   struct session *s = p->s;
-  const uint64_t *in = sh->in;
-  uint64_t nsrc = p->ws.source_size / s->ps;
-  uint64_t max_pages = MAX_RUN_BYTES / s->ps ? MAX_RUN_BYTES / s->ps : 1;
   uint64_t gap = (uint64_t)p->conf->replay_max_gap;
-  uint64_t lo = UINT64_MAX, hi = 0;
-  int runs = 0;
-  for (size_t i = 0; i < p->ws.n && !session_ending(s); i++) {
-    if ((int)(i / REPLAY_CHUNK % REPLAY_THREADS) != sh->part) continue;
+  for (uint64_t pg = a; pg < b && !session_ending(s);) {
     int ri;
-    uint64_t off = p->ws.pages[i] * s->ps;
-    uint64_t addr = session_guest_addr(s, off, &ri);
-    if (!addr || session_page_taken(s, session_page_index(s, ri, addr)))
+    uint64_t addr;
+    if (!wanted(s, in, pg, &ri, &addr)) {
+      pg++;
       continue;
+    }
     const struct ufk_region *r = &s->regions[ri];
-    uint64_t pg = p->ws.pages[i];
-    uint64_t n = 1, last_ws = 0, idx = session_page_index(s, ri, addr);
     uint64_t left = (r->base + r->size - addr) >> s->ps_shift;
-    /* Extend the run over the following pages of the set, copying across
-     * at most max_gap unlisted pages between two listed ones: each such
-     * page is guest memory spent on what the guest did not touch, traded
-     * for one ioctl less (uffdkit.conf(5) has the measurements). */
-    while (n < max_pages && n < left && pg + n < nsrc &&
-           n - last_ws <= gap + 1 && !session_page_taken(s, idx + n)) {
-      if (bitmap_test(in, pg + n)) last_ws = n;
+    uint64_t idx = session_page_index(s, ri, addr), n = 1, last = 0, k;
+    while (n < left && pg + n < b && n - last <= gap + 1 &&
+           !session_page_taken(s, idx + n)) {
+      if (bitmap_test(in, pg + n)) last = n;
       n++;
     }
-    n = last_ws + 1;
-    if (install_run(p, sh->buf, ri, addr, off, n << s->ps_shift) < 0) break;
-    lo = addr < lo ? addr : lo;
-    hi = addr + (n << s->ps_shift) > hi ? addr + (n << s->ps_shift) : hi;
-    if (++runs % 64 == 0) {
-      wake_range(s, lo, hi);
-      lo = UINT64_MAX;
-      hi = 0;
-    }
+    n = last + 1;
+    const uint8_t *from = src ? src + ((pg - a) << s->ps_shift) : NULL;
+    if (copy_dontwake(s, ri, addr, from, n << s->ps_shift, !src, &k) < 0)
+      return -1;
+    COUNT(s, prefetched_pages, k);
+    wake_range(s, addr, addr + (k << s->ps_shift));
+    pg += k ? k : n;
   }
-  wake_range(s, lo, hi);
+  return 0;
+}
+
+/* Fetches range r (trimmed to its listed pages still missing) and
+ * installs them.  -1 when the session is over. */
+static int replay_range(struct lane *l, const struct wrange *r, void *buf) {
+  struct warm *p = l->p;
+  struct session *s = p->s;
+  struct stack *st = s->wl->stack;
+  uint64_t a = r->first, b = r->first + r->n, u;
+  int ri;
+  while (a < b && !wanted(s, l->in, a, &ri, &u))
+    a++;
+  while (b > a && !wanted(s, l->in, b - 1, &ri, &u))
+    b--;
+  if (a == b) return 0;
+  uint64_t off = a << s->ps_shift, len = (b - a) << s->ps_shift;
+  __atomic_fetch_add(&l->ranges, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&l->bytes, len, __ATOMIC_RELAXED);
+  if (stack_is_zero(st, off, len)) return install_listed(p, l->in, a, b, NULL);
+  if (stack_prefetch(st, off, len) < 0)
+    session_log(LOG_DEBUG, s, "prefetching %llu+%llu failed: %s",
+                (unsigned long long)off, (unsigned long long)len,
+                host_last_error());
+  host_clear_error();
+  const void *src = stack_map(st, off, len);
+  if (!src && stack_read(st, buf, len, off, UFK_READ_PREFETCH) < 0) {
+    /* a fault asks again and applies the policy */
+    session_log(LOG_DEBUG, s, "reading %llu+%llu ahead failed: %s",
+                (unsigned long long)off, (unsigned long long)len,
+                host_last_error());
+    return 0;
+  }
+  int rc = install_listed(p, l->in, a, b, src ? src : buf);
+  if (src) stack_release(st, src, off, len);
+  return rc;
+}
+
+static void *lane_main(void *arg) {
+  struct lane *l = arg;
+  void *buf = xmemalign(MAX_RUN_BYTES);
+  for (;;) {
+    size_t k = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
+    if (k >= l->n || session_ending(l->p->s) ||
+        replay_range(l, &l->r[k], buf) < 0)
+      break;
+  }
+  free(buf);
   return NULL;
 }
 
 static void replay_all(struct warm *p) {
   struct session *s = p->s;
   uint64_t nsrc = p->ws.source_size / s->ps;
+  uint64_t block = FETCH_BLOCK / s->ps ? FETCH_BLOCK / s->ps : 1;
+  uint64_t gap = FETCH_GAP_BYTES / s->ps;
+  if (gap < (uint64_t)p->conf->replay_max_gap)
+    gap = (uint64_t)p->conf->replay_max_gap;
+  struct lane l = {.p = p};
+  struct wrange *r;
+  l.n = wplan_build(p->ws.pages, p->ws.n, nsrc, gap, block, &r);
+  l.r = r;
   uint64_t *in = xcalloc(bitmap_words(nsrc), sizeof *in);
   for (size_t i = 0; i < p->ws.n; i++)
-    bitmap_set(in, p->ws.pages[i], 1);
+    if (p->ws.pages[i] < nsrc) bitmap_set(in, p->ws.pages[i], 1);
+  l.in = in;
   uint64_t before =
       __atomic_load_n(&s->shm->counters.prefetched_pages, __ATOMIC_RELAXED);
   figures_replay_start(s->shm, p->ws.n);
-  struct share sh[REPLAY_THREADS];
-  pthread_t th[REPLAY_THREADS];
-  int started[REPLAY_THREADS] = {0};
-  for (int t = 0; t < REPLAY_THREADS; t++) {
-    sh[t] =
-        (struct share){.p = p, .in = in, .part = t, .buf = t ? NULL : p->buf};
-    if (t) sh[t].buf = xmemalign(MAX_RUN_BYTES);
-    if (t) started[t] = pthread_create(&th[t], NULL, replay, &sh[t]) == 0;
-  }
-  replay(&sh[0]);
-  for (int t = 1; t < REPLAY_THREADS; t++) {
-    if (started[t])
-      pthread_join(th[t], NULL);
-    else
-      replay(&(struct share){.p = p, .in = in, .part = t, .buf = p->buf});
-    free(sh[t].buf); /* never p->buf: its own */
-  }
+  pthread_t th[FETCH_THREADS];
+  int started[FETCH_THREADS] = {0};
+  for (int t = 1; t < FETCH_THREADS; t++)
+    started[t] = pthread_create(&th[t], NULL, lane_main, &l) == 0;
+  lane_main(&l);
+  for (int t = 1; t < FETCH_THREADS; t++)
+    if (started[t]) pthread_join(th[t], NULL);
   free(in);
+  free(r);
   uint64_t installed =
       __atomic_load_n(&s->shm->counters.prefetched_pages, __ATOMIC_RELAXED) -
       before;
   figures_replay_end(s->shm, installed);
   session_log(LOG_INFO, s,
               "working set replayed (%zu pages listed, %llu installed ahead "
-              "of the guest)",
-              p->ws.n, (unsigned long long)installed);
+              "of the guest; %llu ranges, %llu bytes asked for)",
+              p->ws.n, (unsigned long long)installed,
+              (unsigned long long)l.ranges, (unsigned long long)l.bytes);
 }
 
 /* Installs every page nobody asked for, in address order, giving way to

@@ -3,10 +3,12 @@
  *
  * Recording keeps the order in which the guest first touched each page and
  * writes it (wsfile.h) when the session ends or record_for runs out.
- * Replay installs those pages from a low-priority thread in contiguous runs
- * (UFFDIO_COPY_MODE_DONTWAKE, then one wake), skipping any page already
- * present, in flight or removed; demand faults keep going on the fault
- * loop meanwhile.  Background fill then installs the rest. */
+ * Replay plans the set into source ranges (wplan.h), fetches them in
+ * first-touch order on several threads through the stack's prefetch and
+ * read, and installs the listed pages (UFFDIO_COPY_MODE_DONTWAKE, then one
+ * wake per run), skipping any page already present, in flight or removed;
+ * demand faults keep going on the fault loop meanwhile.  Background fill then
+ * installs the rest. */
 #ifndef UFFDKIT_CORE_WARM_H
 #define UFFDKIT_CORE_WARM_H
 

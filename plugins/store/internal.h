@@ -12,6 +12,8 @@
 extern const struct ufk_host *host;
 
 /* One object of the store: a local file, or a nested source. */
+struct held;
+
 struct object {
   char *name;  /* as in the store, e.g. "packs/ID.pack" */
   char *shown; /* path or "objects:NAME", for messages */
@@ -41,12 +43,18 @@ struct store {
   uint64_t recent_bytes; /* the setting chunk_cache */
   struct recent recent;  /* checked chunks, for the next read of them */
   uint64_t *c_fetched, *c_served, *c_zero, *c_chunks, *c_bad, *c_recent;
+  struct held *held; /* chunks prefetched (prefetch.h); NULL until then */
 };
 
 int obj_open(struct store *s, struct object *o, const char *name);
 int obj_read(struct object *o, void *buf, uint64_t len, uint64_t off,
              uint32_t flags);
 void obj_close(struct object *o);
+
+/* Checks chunk i's stored bytes (changed in place when sealed) and
+ * decodes them into out; counts it.  0, or -1 after host->error (EIO). */
+int store_check_chunk(struct store *s, uint64_t i, uint8_t *stored,
+                      uint8_t *out);
 
 /* Loads the store object, the manifest, the indexes and opens the packs. */
 int store_load(struct store *s);

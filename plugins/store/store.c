@@ -12,6 +12,7 @@
 #include "chunk.h"
 #include "internal.h"
 #include "layer.h"
+#include "prefetch.h"
 
 const struct ufk_host *host;
 
@@ -116,6 +117,7 @@ static int start(void *inst) {
 
 static void destroy(void *inst) {
   struct store *s = inst;
+  held_free(s);
   store_unload(s);
   recent_free(&s->recent);
   ufk_store_keys_wipe(&s->keys);
@@ -131,6 +133,26 @@ static uint64_t chunk_len(const struct store *s, uint64_t i) {
   return left < s->m.chunk_size ? left : s->m.chunk_size;
 }
 
+int store_check_chunk(struct store *s, uint64_t i, uint8_t *stored,
+                      uint8_t *out) {
+  const struct ufk_store_entry *e = s->entry[i];
+  const struct pack *p = &s->packs[s->pack_of[i]];
+  char where[512];
+  struct ufk_store_err err;
+  snprintf(where, sizeof where,
+           "%s: chunk %llu of snapshot %s (image bytes %llu+%u) at byte %llu",
+           p->obj.shown, (unsigned long long)i, s->snapshot,
+           (unsigned long long)(i * s->m.chunk_size), e->raw_len,
+           (unsigned long long)e->offset);
+  __atomic_fetch_add(s->c_fetched, e->stored_len, __ATOMIC_RELAXED);
+  if (ufk_store_chunk_decode(&s->keys, e, stored, out, where, &err) < 0) {
+    __atomic_fetch_add(s->c_bad, 1, __ATOMIC_RELAXED);
+    return ufk_fail(host, EIO, "%s", err.msg);
+  }
+  __atomic_fetch_add(s->c_chunks, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
 /* Fetches chunk i's stored bytes and decodes them into out, checked. */
 static int decode_chunk(struct store *s, uint64_t i, uint8_t *out,
                         uint32_t flags) {
@@ -141,24 +163,7 @@ static int decode_chunk(struct store *s, uint64_t i, uint8_t *out,
   uint8_t *stored = direct ? out : malloc(e->stored_len);
   if (!stored) return ufk_fail(host, ENOMEM, "out of memory");
   int rc = obj_read(&p->obj, stored, e->stored_len, e->offset, flags);
-  if (rc == 0) {
-    char where[512];
-    struct ufk_store_err err;
-    snprintf(where, sizeof where,
-             "%s: chunk %llu of snapshot %s (image bytes %llu+%u) at byte "
-             "%llu",
-             p->obj.shown, (unsigned long long)i, s->snapshot,
-             (unsigned long long)(i * s->m.chunk_size), e->raw_len,
-             (unsigned long long)e->offset);
-    __atomic_fetch_add(s->c_fetched, e->stored_len, __ATOMIC_RELAXED);
-    rc = ufk_store_chunk_decode(&s->keys, e, stored, out, where, &err);
-    if (rc < 0) {
-      __atomic_fetch_add(s->c_bad, 1, __ATOMIC_RELAXED);
-      ufk_fail(host, EIO, "%s", err.msg);
-    } else {
-      __atomic_fetch_add(s->c_chunks, 1, __ATOMIC_RELAXED);
-    }
-  }
+  if (rc == 0) rc = store_check_chunk(s, i, stored, out);
   if (!direct) free(stored);
   return rc;
 }
@@ -178,12 +183,21 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
     __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
     return 0;
   }
+  int held = held_serve(s, i, shift, dst, n);
+  if (held == 1) {
+    __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
+    return 0;
+  }
   uint64_t clen = chunk_len(s, i);
   int whole = shift == 0 && n == clen;
   uint8_t *out = whole ? dst : malloc(clen);
-  if (!out) return ufk_fail(host, ENOMEM, "out of memory");
+  if (!out) {
+    if (held == 2) held_done(s, i, NULL);
+    return ufk_fail(host, ENOMEM, "out of memory");
+  }
   int rc = decode_chunk(s, i, out, flags);
   if (rc == 0) recent_put(&s->recent, i, out, clen);
+  if (held == 2) held_done(s, i, rc == 0 ? out : NULL);
   if (rc == 0 && !whole) memcpy(dst, out + shift, n);
   if (!whole) free(out);
   if (rc == 0) __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
@@ -271,6 +285,7 @@ static const struct ufk_plugin plugin = {
     .get_size = get_size,
     .read = store_read,
     .extents = store_extents,
+    .prefetch = store_prefetch,
     .caps = store_caps,
     .identity = store_identity,
 };

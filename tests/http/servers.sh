@@ -44,7 +44,8 @@ restore_http() {
 }
 
 # start_nginx ROOT: serves ROOT at http://127.0.0.1:$NGINX_PORT/, and the
-# same files without range support under /norange/; /moved.bin redirects to
+# same files without range support under /norange/ and at 256 KiB/s per
+# request under /slow/; /moved.bin redirects to
 # /data.bin.  Access log:
 # $NGINX_DIR/access.log.
 # With NGINX_TLS_DIR set (certificates from make_tls_certs), ROOT is also
@@ -103,6 +104,7 @@ http {
     listen 127.0.0.1:$NGINX_PORT;
     root $root;
     location /norange/ { alias $root/; max_ranges 0; }
+    location /slow/ { alias $root/; limit_rate 256k; }
     location = /moved.bin { return 302 /data.bin; }
   }
 $(tls_servers "$root")

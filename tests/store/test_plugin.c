@@ -1,7 +1,8 @@
 /* The store plugin, loaded from the build tree with the fake host, over a
  * store made by uffdkit-snap: reads of whole chunks, parts of chunks and
  * spans of many; zero extents; the nested-source path ({object}); settings
- * refused; a flipped bit and a wrong key refused with messages. */
+ * refused; a flipped bit and a wrong key refused with messages; prefetched
+ * chunks held, checked and never fetched twice. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -168,10 +169,12 @@ static void free_objs(void) {
 static int64_t fo_size(void *h) {
   return ((struct fake_obj *)h)->size;
 }
+static int fo_reads; /* reads of nested objects */
 static int fo_read(void *h, void *buf, uint64_t len, uint64_t off,
                    uint32_t flags) {
   (void)flags;
   struct fake_obj *o = h;
+  __atomic_fetch_add(&fo_reads, 1, __ATOMIC_RELAXED);
   return pread(o->fd, buf, len, (off_t)off) == (ssize_t)len ? 0 : -1;
 }
 
@@ -332,6 +335,55 @@ START_TEST(checked_chunks_kept) {
 }
 END_TEST
 
+/* A prefetch of the whole image fetches its chunks in a few merged pack
+ * reads, checks them, and every later read is answered without another
+ * fetch, every byte right. */
+START_TEST(prefetch_holds_chunks) {
+  fakehost_set_source_open(fake_open, NULL);
+  void *inst = start_with((const char *[]){"objects=x", "snapshot=g0", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  ck_assert_ptr_nonnull(plugin->prefetch);
+  fo_reads = 0;
+  ck_assert_msg(plugin->prefetch(inst, 0, SIZE) == 0, "%s",
+                fakehost_last_error());
+  int fetched = fo_reads;
+  ck_assert_int_ge(fetched, 1);
+  ck_assert_int_lt(fetched, 8); /* not one read per chunk */
+  ck_assert_int_eq(plugin->prefetch(inst, 0, SIZE), 0);
+  check_reads(inst, K4);
+  check_reads(inst, 2 * CHUNK);
+  ck_assert_int_eq(fo_reads, fetched);
+  plugin->destroy(inst);
+}
+END_TEST
+
+/* A chunk that fails its check while prefetched is never held: reads of
+ * it fetch it again and fail with EIO; every other chunk reads right. */
+START_TEST(prefetch_refuses_flipped_chunk) {
+  flip_chunk_one();
+  void *inst =
+      start_with((const char *[]){kv("path", store), "snapshot=g0", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  ck_assert_int_eq(plugin->prefetch(inst, 0, SIZE), -1);
+  ck_assert_int_eq(fakehost_last_errno(), EIO);
+  uint8_t *buf = aligned_alloc(K4, CHUNK);
+  int bad = 0;
+  for (uint64_t off = 0; off < SIZE; off += CHUNK) {
+    fakehost_clear_error();
+    if (plugin->read(inst, buf, CHUNK, off, 0) == 0) {
+      ck_assert(!memcmp(buf, want + off, CHUNK));
+      continue;
+    }
+    bad++;
+    ck_assert_int_eq(fakehost_last_errno(), EIO);
+  }
+  ck_assert_int_ge(bad, 1);
+  ck_assert_int_le(bad, 2);
+  free(buf);
+  plugin->destroy(inst);
+}
+END_TEST
+
 START_TEST(wrong_key) {
   char keyfile[160], args[512];
   snprintf(keyfile, sizeof keyfile, "%s/key", dir);
@@ -418,6 +470,8 @@ int main(void) {
   tcase_add_test(tc, wrong_key);
   tcase_add_test(tc, checked_chunks_kept);
   tcase_add_test(tc, forged_metadata_refused);
+  tcase_add_test(tc, prefetch_holds_chunks);
+  tcase_add_test(tc, prefetch_refuses_flipped_chunk);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

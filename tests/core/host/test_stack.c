@@ -194,6 +194,7 @@ struct reader {
   int n, failed;
   int *stop;
   pthread_barrier_t *start; /* or NULL */
+  uint32_t flags;           /* of every read */
 };
 
 static void *read_loop(void *arg) {
@@ -202,22 +203,24 @@ static void *read_loop(void *arg) {
   if (r->start) pthread_barrier_wait(r->start);
   for (int i = 0;
        (r->n ? i < r->n : !__atomic_load_n(r->stop, __ATOMIC_ACQUIRE)); i++)
-    if (stack_read(r->s, buf, 4096, ZERO + 4096 * (uint64_t)(i % 16), 0) < 0 ||
+    if (stack_read(r->s, buf, 4096, ZERO + 4096 * (uint64_t)(i % 16),
+                   r->flags) < 0 ||
         buf[0] != expected(ZERO + 4096 * (uint64_t)(i % 16)))
       r->failed++;
   free(buf);
   return NULL;
 }
 
-/* Six threads of 20 reads each, started together; returns the most calls
- * the plugin saw at once. */
-static uint64_t crowd(struct stack *s, const char *plugin) {
+/* Six threads of 20 reads each (with flags), started together; returns the
+ * most calls the plugin saw at once. */
+static uint64_t crowd_with(struct stack *s, const char *plugin,
+                           uint32_t flags) {
   pthread_t t[6];
   struct reader r[6];
   pthread_barrier_t start;
   pthread_barrier_init(&start, NULL, 6);
   for (int i = 0; i < 6; i++) {
-    r[i] = (struct reader){.s = s, .n = 20, .start = &start};
+    r[i] = (struct reader){.s = s, .n = 20, .start = &start, .flags = flags};
     ck_assert_int_eq(pthread_create(&t[i], NULL, read_loop, &r[i]), 0);
   }
   for (int i = 0; i < 6; i++) {
@@ -226,6 +229,10 @@ static uint64_t crowd(struct stack *s, const char *plugin) {
   }
   pthread_barrier_destroy(&start);
   return counter(plugin, "peak");
+}
+
+static uint64_t crowd(struct stack *s, const char *plugin) {
+  return crowd_with(s, plugin, 0);
 }
 
 START_TEST(serial_one_call_at_a_time) {
@@ -262,6 +269,15 @@ START_TEST(parallel_up_to_max_concurrency) {
 }
 END_TEST
 
+/* Prefetching reads leave one call of the limit to reads a guest waits
+ * for: six threads of prefetches never run two calls at once in ctwo. */
+START_TEST(prefetch_leaves_one_call) {
+  struct stack *s = build("ctwo", NULL);
+  ck_assert_uint_eq(crowd_with(s, "ctwo", UFK_READ_PREFETCH), 1);
+  teardown_stack(s);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("stack");
   TCase *abi = tcase_create("abi");
@@ -278,6 +294,7 @@ int main(void) {
   tcase_set_timeout(threads, 60);
   tcase_add_test(threads, serial_one_call_at_a_time);
   tcase_add_test(threads, parallel_up_to_max_concurrency);
+  tcase_add_test(threads, prefetch_leaves_one_call);
   suite_add_tcase(s, threads);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Checks nginx access-log lines (tests/http/servers.sh's format) of a
+working-set replay (tests/http/cold-replay.sh), read from stdin.
+
+  accesslog.py replay KIND RUNS
+      every request for the object (KIND http: /mem.img) or for packs
+      (KIND store) was answered 206 to one byte range; no byte of one file
+      was fetched twice; replay's requests (http: in the second half of the
+      32 MiB image; store: more than 64 KiB of a pack) number at least one
+      and at most RUNS / 20
+  accesslog.py first KIND
+      the first such request to finish was the guest's first fault: page 0
+      (http), or at most 64 KiB of a pack (store)
+"""
+import re
+import sys
+
+HALF = 4096 * 4096
+LINE = re.compile(r'\S+ \S+ (\d+) "GET (\S+) [^"]*" "([^"]*)"')
+
+
+def requests(kind):
+    for line in sys.stdin:
+        m = LINE.match(line)
+        if not m:
+            continue
+        status, path, rng = m.groups()
+        if kind == "http" and not path.endswith("/mem.img"):
+            continue
+        if kind == "store" and "/packs/" not in path:
+            continue
+        r = re.fullmatch(r"bytes=(\d+)-(\d+)", rng)
+        if status != "206" or not r:
+            sys.exit("not answered 206 to a byte range: " + line.strip())
+        yield path, int(r.group(1)), int(r.group(2)) + 1
+
+
+def is_replay(kind, a, b):
+    return a >= HALF if kind == "http" else b - a > 65536
+
+
+def replay(kind, runs):
+    seen, n = {}, 0
+    for path, a, b in requests(kind):
+        seen.setdefault(path, []).append((a, b))
+        n += is_replay(kind, a, b)
+    for path, rs in seen.items():
+        rs.sort()
+        for (a, b), (c, d) in zip(rs, rs[1:]):
+            if c < b:
+                sys.exit("%s: bytes %d-%d fetched twice (%d-%d and %d-%d)" %
+                         (path, c, min(b, d) - 1, a, b - 1, c, d - 1))
+    if not n or n * 20 > runs:
+        sys.exit("%d replay requests for %d runs: not merged" % (n, runs))
+    print("%s: %d replay requests for %d runs, no byte fetched twice" %
+          (kind, n, runs))
+
+
+def first(kind):
+    reqs = list(requests(kind))  # all of stdin, for the writer's sake
+    for _, a, b in reqs:
+        if is_replay(kind, a, b) or (kind == "http" and a != 0):
+            sys.exit("a replay request (bytes %d-%d) finished before the "
+                     "guest's first fault was served" % (a, b - 1))
+        print("%s: the guest's first fault (bytes %d-%d) was served first" %
+              (kind, a, b - 1))
+        return
+    sys.exit("no request after the restore started")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "replay":
+        replay(sys.argv[2], int(sys.argv[3]))
+    else:
+        first(sys.argv[2])
