@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,7 +361,7 @@ static int spin(struct session *s) {
     /* A 2 MiB copy in the pool needs this CPU more than we need to look. */
     if (s->ps == HUGE_2M && __atomic_load_n(&s->pool_jobs, __ATOMIC_RELAXED))
       return 0;
-    sched_yield(); /* let a vCPU sharing this CPU run into its next fault */
+    busypoll_yield(&s->poll);
     t0 = clock_mono_ns();
     if (t0 - last > window) {
       busypoll_missed(&s->poll);
