@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -75,6 +76,11 @@ int busypoll_go_on(struct busypoll *b, uint64_t now_ns) {
   return 0;
 }
 
+void busypoll_yield(struct busypoll *b) {
+  b->yields++;
+  sched_yield();
+}
+
 void busypoll_caught(struct busypoll *b) {
   b->caught++;
   b->misses = 0;
@@ -90,11 +96,11 @@ void busypoll_missed(struct busypoll *b) {
 
 void busypoll_log(const struct busypoll *b, uint64_t session_id,
                   const char *listener) {
-  log_debug("session %llu on %s: polling for faults: %llu caught, %llu "
-            "windows without one, slept %llu times as the CPUs were busy "
-            "and %llu times after misses",
-            (unsigned long long)session_id, listener,
-            (unsigned long long)b->caught, (unsigned long long)b->missed,
-            (unsigned long long)b->slept_busy,
-            (unsigned long long)b->slept_backoff);
+  log_debug(
+      "session %llu on %s: polling for faults: %llu caught, %llu "
+      "windows without one, slept %llu times as the CPUs were busy "
+      "and %llu times after misses, yielded %llu times",
+      (unsigned long long)session_id, listener, (unsigned long long)b->caught,
+      (unsigned long long)b->missed, (unsigned long long)b->slept_busy,
+      (unsigned long long)b->slept_backoff, (unsigned long long)b->yields);
 }

@@ -13,7 +13,7 @@ struct busypoll {
   uint32_t misses; /* windows in a row that ended without a fault */
   uint32_t skip;   /* batches to sleep after before looking again */
   /* for the debug line at the session's end */
-  uint64_t caught, missed, slept_busy, slept_backoff;
+  uint64_t caught, missed, slept_busy, slept_backoff, yields;
 };
 
 /* After a batch: how long to look for the next fault, 0 to sleep now
@@ -21,6 +21,9 @@ struct busypoll {
 uint64_t busypoll_begin(struct busypoll *b, uint64_t window);
 /* Every turn while looking: 0 to stop (the CPUs are all busy). */
 int busypoll_go_on(struct busypoll *b, uint64_t now_ns);
+/* Each turn of a look, before looking: lets a vCPU sharing this CPU run
+ * into its next fault. */
+void busypoll_yield(struct busypoll *b);
 /* The look ended with a fault (caught) or with the window (missed). */
 void busypoll_caught(struct busypoll *b);
 void busypoll_missed(struct busypoll *b);

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,18 +353,20 @@ static uint64_t spin_window(const struct session *s) {
 static int spin(struct session *s) {
   uint64_t window = busypoll_begin(&s->poll, spin_window(s));
   if (!window) return 0;
-  uint64_t last = clock_mono_ns();
+  uint64_t last = clock_mono_ns(), t0 = last;
   for (;;) {
-    sched_yield(); /* let a vCPU sharing this CPU run into its next fault */
-    uint64_t t0 = clock_mono_ns();
-    if (t0 - last > window) {
-      busypoll_missed(&s->poll);
-      return 0;
-    }
+    /* Asked before the yield, not after: with every CPU busy a yield hands
+     * the CPU to another process and the next fault waits for its slice. */
     if (!busypoll_go_on(&s->poll, t0)) return 0;
     /* A 2 MiB copy in the pool needs this CPU more than we need to look. */
     if (s->ps == HUGE_2M && __atomic_load_n(&s->pool_jobs, __ATOMIC_RELAXED))
       return 0;
+    busypoll_yield(&s->poll);
+    t0 = clock_mono_ns();
+    if (t0 - last > window) {
+      busypoll_missed(&s->poll);
+      return 0;
+    }
     /* Look without the REMOVE lock: read_events holds it exclusively, and
      * taking it on every turn would stall the warmer's copies. */
     struct pollfd p = {.fd = s->uffd, .events = POLLIN};
