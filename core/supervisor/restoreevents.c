@@ -68,8 +68,7 @@ void restore_ended(struct sv *v, struct sv_session *s, int reason) {
   cJSON *e = restore_event(r, "ended");
   json_add_u64(e, "session", s->id);
   json_put(e, "reason", cJSON_CreateString(why));
-  json_put(e, "counters",
-                        control_counters_json(&s->shm->counters));
+  json_put(e, "counters", control_counters_json(&s->shm->counters));
   restore_emit(v, r, e);
 }
 
@@ -83,8 +82,8 @@ static void tell(struct sv *v, struct sv_session *s, const char *why) {
   s->error_told = 1;
   cJSON *e = restore_event(r, "failed");
   json_put(e, "error", cJSON_CreateString(why));
-  json_put(
-      e, "policy", cJSON_CreateString(p >= 0 && p <= 2 ? policies[p] : "kill"));
+  json_put(e, "policy",
+           cJSON_CreateString(p >= 0 && p <= 2 ? policies[p] : "kill"));
   json_add_u64(e, "session", s->id);
   restore_emit(v, r, e);
 }
