@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@
 #include "pluginpath.h"
 
 static struct plugin *loaded;
+/* Stacks are built on more than one thread of a worker (a reload's beside
+ * a restore's): each plugin is loaded once. */
+static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int valid_name(const char *s) {
   if (!s || !*s || strlen(s) > 40) return 0;
@@ -134,9 +138,9 @@ static int plugin_find(const char *dirs, const char *name, char *path,
   return -1;
 }
 
-const struct plugin *plugin_get(const char *dir, const char *name,
-                                int want_layer, const struct ufk_host *host,
-                                char *err, size_t errlen) {
+static struct plugin *load_locked(const char *dir, const char *name,
+                                  const struct ufk_host *host, char *err,
+                                  size_t errlen) {
   char path[PATH_MAX];
   if (plugin_find(dir, name, path, sizeof path, err, errlen) < 0) return NULL;
   struct plugin *p;
@@ -155,6 +159,17 @@ const struct plugin *plugin_get(const char *dir, const char *name,
     p->next = loaded;
     loaded = p;
   }
+  return p;
+}
+
+const struct plugin *plugin_get(const char *dir, const char *name,
+                                int want_layer, const struct ufk_host *host,
+                                char *err, size_t errlen) {
+  pthread_mutex_lock(&loaded_lock);
+  struct plugin *p = load_locked(dir, name, host, err, errlen);
+  pthread_mutex_unlock(&loaded_lock);
+  if (!p) return NULL;
+  const char *path = p->path;
   if (!strchr(name, '/') && strcmp(p->name, name)) {
     snprintf(err, errlen, "%s calls itself '%s', not '%s'", path, p->name,
              name);

@@ -103,7 +103,7 @@ static void remove_restore(struct sv *v, struct restore *r) {
   }
   struct ipc_msg m = {.type = IPC_UNRESTORE};
   snprintf(m.name, sizeof m.name, "%s", r->id);
-  if (r->gen->ipc >= 0) ipc_send(r->gen->ipc, &m, NULL, 0);
+  if (r->gen->w->ipc >= 0) ipc_send(r->gen->w->ipc, &m, NULL, 0);
   log_info("restore %s removed", r->id);
   emit(v, r, event(r, "removed"));
   unlist(v, r);
@@ -209,11 +209,11 @@ static int hold_text(struct restore *r, const char *text) {
 }
 
 static void send_restore(struct restore *r) {
-  struct ipc_msg m = {.type = IPC_RESTORE};
+  struct ipc_msg m = {.type = IPC_RESTORE, .id = (uint64_t)r->gen->id};
   snprintf(m.name, sizeof m.name, "%s", r->id);
   int fds[2] = {r->l->stats_fd, r->text_fd};
   /* A worker still starting gets it once ready (restore_worker_ready). */
-  if (r->gen->ready && ipc_send(r->gen->ipc, &m, fds, 2) < 0)
+  if (r->gen->ready && ipc_send(r->gen->w->ipc, &m, fds, 2) < 0)
     log_warn("restore %s: could not hand to the worker: %s", r->id,
              strerror(errno));
 }
@@ -277,7 +277,7 @@ int restore_serve(void *opaque, uint64_t client, const cJSON *req, char *err,
   const char *name =
       cJSON_GetObjectItemCaseSensitive(req, "template")->valuestring;
   if (v->stopping || v->upgrade || !v->current ||
-      (!v->current->ready && !v->current->pid))
+      (!v->current->ready && !v->current->w->pid))
     return fail(err, len, code, "unavailable",
                 "the daemon cannot serve now (%s)",
                 v->stopping || v->upgrade ? "stopping or upgrading"

@@ -1,4 +1,5 @@
-/* The worker's table of pinned data files (core/pinned.c). */
+/* A generation's pinned data files, and the record a shared stack is
+ * checked by (core/host/pinned.c). */
 #include <check.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 
 static char dir[] = "/tmp/uffdkit-pinned.XXXXXX";
 static char path[PATH_MAX], other[PATH_MAX];
+static struct pinset *set; /* the thread's scope in every test */
 
 static void put(const char *p, const char *text) {
   FILE *f = fopen(p, "w");
@@ -38,10 +40,14 @@ static void setup(void) {
   snprintf(path, sizeof path, "%s/served", dir);
   snprintf(other, sizeof other, "%s/x", dir);
   put(path, "A");
+  set = pinset_new(1, -1);
+  ck_assert_ptr_nonnull(set);
+  pinned_scope(set, NULL);
 }
 
 static void teardown(void) {
-  pinned_clear();
+  pinned_scope(NULL, NULL);
+  pinset_free(set);
   unlink(path);
   unlink(other);
   rmdir(dir);
@@ -95,7 +101,7 @@ START_TEST(adopted_from_earlier_worker) {
   ck_assert_str_eq(got, path);
   ck_assert_int_eq(flags, O_RDONLY);
   replace("B");
-  ck_assert_int_eq(pinned_adopt(a, meta), 0);
+  ck_assert_int_eq(pinset_adopt(set, a, meta), 0);
   int fd = pinned_open(path, O_RDONLY);
   ck_assert_int_eq(first(fd), 'A');
   close(fd);
@@ -105,11 +111,58 @@ END_TEST
 START_TEST(bad_meta_refused) {
   int a = open(path, O_RDONLY | O_CLOEXEC);
   int meta = pinned_meta("", O_RDONLY); /* no path */
-  ck_assert_int_eq(pinned_adopt(a, meta), -1);
+  ck_assert_int_eq(pinset_adopt(set, a, meta), -1);
   replace("B");
   int fd = pinned_open(path, O_RDONLY);
   ck_assert_int_eq(first(fd), 'B');
   close(fd);
+}
+END_TEST
+
+START_TEST(no_scope_not_pinned) {
+  pinned_scope(NULL, NULL);
+  int a = pinned_open(path, O_RDONLY);
+  replace("B");
+  int b = pinned_open(path, O_RDONLY);
+  ck_assert_int_eq(first(a), 'A');
+  ck_assert_int_eq(first(b), 'B');
+  close(a);
+  close(b);
+}
+END_TEST
+
+/* A stack's record matches the generation that pinned its files, a new
+ * generation while the file is unchanged, and not once it is replaced;
+ * sharing gives the new generation the same inode. */
+START_TEST(record_same_and_shared) {
+  struct pinrec rec = {0};
+  pinned_scope(set, &rec);
+  int a = pinned_open(path, O_RDONLY);
+  pinned_scope(set, NULL);
+  ck_assert_int_eq(rec.n, 1);
+  struct pinset *next = pinset_new(2, -1);
+  ck_assert_int_eq(pinrec_same(&rec, set), 1);
+  ck_assert_int_eq(pinrec_same(&rec, next), 1);
+  replace("B");
+  ck_assert_int_eq(pinrec_same(&rec, set), 1); /* its pin: still A */
+  ck_assert_int_eq(pinrec_same(&rec, next), 0);
+  struct pinset *third = pinset_new(3, -1);
+  replace("A"); /* another inode again */
+  ck_assert_int_eq(pinrec_same(&rec, third), 0);
+  pinrec_share(&rec, third);
+  ck_assert_int_eq(pinrec_same(&rec, third), 1);
+  pinned_scope(third, NULL);
+  int c = pinned_open(path, O_RDONLY);
+  struct stat s1, s2;
+  fstat(a, &s1);
+  fstat(c, &s2);
+  ck_assert(s1.st_ino == s2.st_ino);
+  pinned_scope(set, NULL);
+  close(a);
+  close(c);
+  pinrec_clear(&rec);
+  pinset_free(next);
+  pinset_free(third);
 }
 END_TEST
 
@@ -122,7 +175,9 @@ int main(void) {
                {"writable_not_pinned", writable_not_pinned},
                {"missing_file", missing_file},
                {"adopted_from_earlier_worker", adopted_from_earlier_worker},
-               {"bad_meta_refused", bad_meta_refused}};
+               {"bad_meta_refused", bad_meta_refused},
+               {"no_scope_not_pinned", no_scope_not_pinned},
+               {"record_same_and_shared", record_same_and_shared}};
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
     TCase *tc = tcase_create(tests[i].name);
     tcase_add_checked_fixture(tc, setup, teardown);
