@@ -43,6 +43,7 @@ static struct {
   int ipc;
   const char *plugin_dir;
   int level_fixed, json_fixed; /* given on the command line */
+  int newest_id;               /* whose log settings apply */
   int done;                    /* eventfd: a build has finished */
   struct wgen *gens;
   struct wgen *building;
@@ -107,13 +108,9 @@ static void release_listeners(struct wgen *g) {
   g->n = 0;
 }
 
-/* On the build thread: g's configuration, then each listener's stack
- * (shared where unchanged).  1, or 0 with why. */
+/* On the build thread: each listener's stack (shared where unchanged).
+ * 1, or 0 with why. */
 static int build(struct wgen *g) {
-  g->conf = xcalloc(1, sizeof *g->conf);
-  g->conf->refs = 1;
-  if (conf_load_fd(&g->conf->c, g->text_fd, g->file, g->why, sizeof g->why) < 0)
-    return 0;
   g->n = g->conf->c.n_listeners;
   g->wl = xcalloc((size_t)(g->n ? g->n : 1), sizeof *g->wl);
   int shared = 0, built = 0;
@@ -215,9 +212,10 @@ static void reply(const struct wgen *g) {
   if (fd >= 0) close(fd);
 }
 
-/* Settings read before any source: the newest generation's log level. */
+/* The newest generation's log level and format, before its sources log. */
 static void apply_log(const struct wgen *g) {
-  if (newest() != g) return;
+  if (g->id < G.newest_id) return;
+  G.newest_id = g->id;
   if (!G.level_fixed) log_set_level(g->conf->c.log_level);
   if (!G.json_fixed) log_set_json(!strcmp(g->conf->c.log_format, "json"));
 }
@@ -237,7 +235,6 @@ void wgen_built(void) {
   reply(g);
   if (g->ok) {
     g->state = G_BUILT;
-    apply_log(g);
   } else {
     free_gen(g);
   }
@@ -257,6 +254,26 @@ static void read_name(struct wgen *g, int fd) {
   if (n <= 0) snprintf(g->file, sizeof g->file, "generation %d", g->id);
 }
 
+/* Loads g's text (fds: {text, file name}; taken) and queues its build, or
+ * answers why it cannot load. */
+static void queue(struct wgen *g, int fds[IPC_MAX_FDS]) {
+  g->text_fd = fds[0];
+  fds[0] = -1;
+  read_name(g, fds[1]);
+  g->conf = xcalloc(1, sizeof *g->conf);
+  g->conf->refs = 1;
+  if (conf_load_fd(&g->conf->c, g->text_fd, g->file, g->why, sizeof g->why) <
+      0) {
+    log_error("configuration generation %d: %s", g->id, g->why);
+    reply(g);
+    free_gen(g);
+    return;
+  }
+  apply_log(g);
+  g->state = G_QUEUED;
+  start_next();
+}
+
 void wgen_msg(const struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
   int id = (int)m->id;
   char name[sizeof m->name + 1];
@@ -268,12 +285,7 @@ void wgen_msg(const struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
     add_stats_fd(collecting(id), name, fds[0]);
     fds[0] = -1;
   } else if (m->type == IPC_GEN && fds[0] >= 0) {
-    struct wgen *g = collecting(id);
-    g->text_fd = fds[0];
-    fds[0] = -1;
-    read_name(g, fds[1]);
-    g->state = G_QUEUED;
-    start_next();
+    queue(collecting(id), fds);
   } else if (m->type == IPC_UNGEN) {
     for (struct wgen *g = G.gens; g; g = g->next)
       if (g->id == id) g->removed = 1;
