@@ -284,7 +284,7 @@ static void worker_exited(struct sv *v, int status) {
       log_error("the worker died before configuration generation %d was "
                 "ready",
                 g->id);
-      gen_failed(v, g);
+      if (!gen_failed(v, g)) continue; /* retired */
     }
     g->ready = g->sent = 0;
     g->retry_at = 0;
