@@ -42,7 +42,8 @@ struct wrestore {
 static struct wrestore *restores;
 
 /* Pins a former worker reported for a restore, adopted before the restore
- * itself arrives (IPC_PIN, then IPC_RESTORE). */
+ * itself arrives (IPC_PIN, then IPC_RESTORE); freed by its IPC_UNRESTORE
+ * if it never comes. */
 struct adopted {
   char name[64];
   struct pinset *pins;
@@ -73,12 +74,13 @@ static void adopt(int ipc, const char *name, int fd, int meta) {
     adopted = a;
   }
   if (a && a->pins) {
-    pinset_adopt(a->pins, fd, meta);
+    pinset_adopt(a->pins, fd, meta); /* takes both */
   } else {
-    close(fd);
-    close(meta);
+    if (fd >= 0) close(fd);
+    if (meta >= 0) close(meta);
   }
 }
+
 static struct {
   pthread_mutex_t lock;
   struct wrestore *done; /* built, for the loop to finish */
