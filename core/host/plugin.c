@@ -17,6 +17,9 @@
 #include "pluginpath.h"
 
 static struct plugin *loaded;
+/* Stacks are built on more than one thread of a worker (a reload's beside
+ * a restore's): each plugin is loaded once. */
+static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int valid_name(const char *s) {
   if (!s || !*s || strlen(s) > 40) return 0;
@@ -136,10 +139,9 @@ static int plugin_find(const char *dirs, const char *name, char *path,
   return -1;
 }
 
-static const struct plugin *get_locked(const char *dir, const char *name,
-                                       int want_layer,
-                                       const struct ufk_host *host, char *err,
-                                       size_t errlen) {
+static struct plugin *load_locked(const char *dir, const char *name,
+                                  const struct ufk_host *host, char *err,
+                                  size_t errlen) {
   char path[PATH_MAX];
   if (plugin_find(dir, name, path, sizeof path, err, errlen) < 0) return NULL;
   struct plugin *p;
@@ -158,6 +160,17 @@ static const struct plugin *get_locked(const char *dir, const char *name,
     p->next = loaded;
     loaded = p;
   }
+  return p;
+}
+
+const struct plugin *plugin_get(const char *dir, const char *name,
+                                int want_layer, const struct ufk_host *host,
+                                char *err, size_t errlen) {
+  pthread_mutex_lock(&loaded_lock);
+  struct plugin *p = load_locked(dir, name, host, err, errlen);
+  pthread_mutex_unlock(&loaded_lock);
+  if (!p) return NULL;
+  const char *path = p->path;
   if (!strchr(name, '/') && strcmp(p->name, name)) {
     snprintf(err, errlen, "%s calls itself '%s', not '%s'", path, p->name,
              name);
@@ -169,19 +182,6 @@ static const struct plugin *get_locked(const char *dir, const char *name,
              is_layer ? "layer" : "source", want_layer ? "layer" : "source");
     return NULL;
   }
-  return p;
-}
-
-/* Per-restore listeners are built on threads of their own, at once: a
- * plugin is still loaded (and its load called) once. */
-static pthread_mutex_t loading = PTHREAD_MUTEX_INITIALIZER;
-
-const struct plugin *plugin_get(const char *dir, const char *name,
-                                int want_layer, const struct ufk_host *host,
-                                char *err, size_t errlen) {
-  pthread_mutex_lock(&loading);
-  const struct plugin *p = get_locked(dir, name, want_layer, host, err, errlen);
-  pthread_mutex_unlock(&loading);
   return p;
 }
 

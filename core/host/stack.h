@@ -26,6 +26,12 @@ int stack_check(const struct ufk_host *host, const struct daemon_conf *conf,
                 char *err, size_t errlen);
 void stack_destroy(struct stack *s);
 
+/* What l's stack is built from, in a canonical form (stackkey.c): its
+ * name, the plugin search path, its source and its layers, with every
+ * setting by value.  Two listeners with the same key get the same stack
+ * from the same files.  A malloc'd string, or NULL. */
+char *stack_key(const struct listener_conf *l, const char *plugin_dir);
+
 int64_t stack_size(const struct stack *s);
 uint32_t stack_flags(const struct stack *s); /* UFK_PLUGIN_FAST, _NOWAIT */
 uint32_t stack_concurrency(const struct stack *s); /* 0: unlimited */

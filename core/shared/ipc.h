@@ -9,20 +9,29 @@
 
 #define IPC_MAX_FDS 4
 
+/* One worker serves every live configuration generation; messages about
+ * a generation carry its number (id, or code for IPC_SESSION). */
 enum ipc_type {
-  IPC_LISTENER = 1, /* sup → worker: name, fds {listener stats} */
-  IPC_SESSION = 2,  /* sup → worker: id, name, fds {conn, uffd, pidfd, shm} */
-  IPC_READY = 3,    /* worker → sup: every source started */
+  IPC_LISTENER = 1, /* sup → worker: gen id, name, fds {listener stats} */
+  IPC_SESSION = 2,  /* sup → worker: id, code = gen, name,
+                       fds {conn, uffd, pidfd, shm} */
+  IPC_READY = 3,    /* worker → sup: generation id's sources started */
   IPC_END = 4,      /* worker → sup: session id ended, code = reason */
-  IPC_PIN = 5,      /* both ways: fds {a pinned data file, its path (memfd)};
-                      name: its per-restore listener, "" the generation's */
+  IPC_PIN = 5,      /* both ways: gen id, fds {a pinned data file, its path
+                       (memfd)}; name: its per-restore listener, "" the
+                       generation's */
   /* Per-restore listeners (docs/control-protocol.md, serve): */
-  IPC_RESTORE = 6,       /* sup → worker: name, fds {stats, config text} */
+  IPC_RESTORE = 6,       /* sup → worker: gen id, name, fds {stats, config
+                            text} */
   IPC_RESTORE_OK = 7,    /* worker → sup: name's source started */
   IPC_RESTORE_ERR = 8,   /* worker → sup: name, fds {why (memfd)} */
   IPC_UNRESTORE = 9,     /* sup → worker: name is gone */
   IPC_SOURCE_ERROR = 10, /* worker → sup: session id's first source error,
                             fds {why (memfd)} */
+  /* Generations (after its IPC_PIN and IPC_LISTENER messages): */
+  IPC_GEN = 11,     /* sup → worker: id, fds {config text, file name} */
+  IPC_GEN_ERR = 12, /* worker → sup: id could not start, fds {why} */
+  IPC_UNGEN = 13,   /* sup → worker: generation id is retired */
 };
 
 enum ipc_end_reason {

@@ -8,6 +8,7 @@
 
 #include "clock.h"
 
+/* A worker changes both at a reload while its threads log: atomics. */
 static int level = LOG_INFO;
 static int json;
 static int syslog_prefix = -1;
@@ -15,15 +16,15 @@ static const char *process = "uffdkit";
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(int l) {
-  level = l;
+  __atomic_store_n(&level, l, __ATOMIC_RELAXED);
 }
 
 int log_get_level(void) {
-  return level;
+  return __atomic_load_n(&level, __ATOMIC_RELAXED);
 }
 
 void log_set_json(int on) {
-  json = on;
+  __atomic_store_n(&json, on, __ATOMIC_RELAXED);
 }
 
 void log_set_process(const char *name) {
@@ -55,7 +56,7 @@ static size_t json_escape(char *out, size_t cap, const char *s) {
 }
 
 void log_vmsg(int l, const char *fmt, va_list ap) {
-  if (l > level) return;
+  if (l > log_get_level()) return;
   char msg[2048], line[4608];
   vsnprintf(msg, sizeof msg, fmt, ap);
   struct timespec ts;
@@ -66,7 +67,7 @@ void log_vmsg(int l, const char *fmt, va_list ap) {
   size_t sl = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(stamp + sl, sizeof stamp - sl, ".%03ldZ", ts.tv_nsec / 1000000);
   int n;
-  if (json) {
+  if (__atomic_load_n(&json, __ATOMIC_RELAXED)) {
     char esc[4096];
     json_escape(esc, sizeof esc, msg);
     n = snprintf(line, sizeof line,
@@ -119,7 +120,7 @@ static int limit_admit(struct log_limit *lim, uint32_t *held) {
 }
 
 void log_limited(struct log_limit *lim, int l, const char *fmt, ...) {
-  if (l > level) return;
+  if (l > log_get_level()) return;
   uint32_t held;
   if (!limit_admit(lim, &held)) return;
   char msg[2048];

@@ -1,6 +1,7 @@
-/* Configuration generations and their workers: starting, restarting and
- * retiring workers, staging a generation's sockets until its worker is
- * ready, and reloads (coalesced while one is loading). */
+/* Configuration generations: staging a generation's sockets until the
+ * worker has started its sources, retiring generations nobody uses, and
+ * reloads (coalesced while one is loading).  The worker process serving
+ * them is workerproc.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,10 +26,6 @@
 #include "selfexe.h"
 #include "sv.h"
 
-/* Workers of one generation that may die before being ready, in a row,
- * before its sessions end per on_source_error. */
-#define MAX_FAILED_STARTS 5
-
 /* A generation for conf: a new one (id 0, config_fd -1), or one handed
  * over by the previous supervisor with its id and text. */
 struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
@@ -39,11 +36,10 @@ struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
     close_if(config_fd);
     return NULL;
   }
-  g->kind = K_WORKER;
   g->id = id ? id : ++v->next_gen;
   if (g->id > v->next_gen) v->next_gen = g->id;
   g->conf = conf;
-  g->ipc = -1;
+  g->w = &v->w;
   g->config_fd = config_fd;
   size_t len = strlen(conf->text);
   if (config_fd < 0) g->config_fd = memfd_create("uffdkit-config", MFD_CLOEXEC);
@@ -85,9 +81,7 @@ void free_gen(struct sv *v, struct gen *g) {
   genpin_free(g);
   conf_free(g->conf);
   free(g->conf);
-  /* A later event of the batch being handled may still point at g (its
-   * worker's socket, seen readable before the SIGCHLD that ended it). */
-  g->ipc = -1;
+  /* A caller up the stack may still hold g. */
   g->next = v->dead;
   v->dead = g;
 }
@@ -104,107 +98,6 @@ struct gen *gen_by_id(struct sv *v, uint32_t id) {
   for (struct gen *g = v->gens; g; g = g->next)
     if ((uint32_t)g->id == id) return g;
   return NULL;
-}
-
-static struct gen *gen_by_pid(struct sv *v, pid_t pid) {
-  for (struct gen *g = v->gens; g; g = g->next)
-    if (g->pid == pid) return g;
-  return NULL;
-}
-
-void send_session(struct sv_session *s) {
-  struct ipc_msg m = {.type = IPC_SESSION, .id = s->id};
-  snprintf(m.name, sizeof m.name, "%s", s->l->name);
-  if (ipc_send(s->gen->ipc, &m, s->fds, 4) < 0)
-    sv_log(LOG_WARN, s, ": could not hand to the worker: %s", strerror(errno));
-}
-
-static void exec_worker(struct sv *v, struct gen *g, int ipc_fd) {
-  sigset_t all;
-  sigemptyset(&all);
-  sigprocmask(SIG_SETMASK, &all, NULL);
-  int ipc = dup(ipc_fd), cfd = dup(g->config_fd); /* without CLOEXEC */
-  char a_ipc[16], a_cfd[16];
-  snprintf(a_ipc, sizeof a_ipc, "%d", ipc);
-  snprintf(a_cfd, sizeof a_cfd, "%d", cfd);
-  char *argv[16] = {"uffdkit",     "--worker", "--ipc-fd",      a_ipc,
-                    "--config-fd", a_cfd,      "--config-name", g->conf->file};
-  int n = 8;
-  if (v->opts->log_level) {
-    argv[n++] = "--log-level";
-    argv[n++] = (char *)v->opts->log_level;
-  }
-  if (v->opts->log_format) {
-    argv[n++] = "--log-format";
-    argv[n++] = (char *)v->opts->log_format;
-  }
-  if (v->opts->plugin_dir) {
-    argv[n++] = "--plugin-dir";
-    argv[n++] = (char *)v->opts->plugin_dir;
-  }
-  argv[n] = NULL;
-  selfexe_exec(v->exe_fd, argv);
-  log_error("exec of this binary for a worker: %s", strerror(errno));
-  _exit(127);
-}
-
-void spawn_worker(struct sv *v, struct gen *g) {
-  int sp[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
-    log_error("socketpair: %s", strerror(errno));
-    return;
-  }
-  pid_t pid = fork();
-  if (pid == 0) exec_worker(v, g, sp[1]);
-  close(sp[1]);
-  if (pid < 0) {
-    log_error("fork: %s", strerror(errno));
-    close(sp[0]);
-    return;
-  }
-  g->pid = pid;
-  g->ipc = sp[0];
-  g->ready = 0;
-  g->started = clock_mono_ns();
-  fcntl(g->ipc, F_SETFL, O_NONBLOCK);
-  ep_add(v, g->ipc, EPOLLIN, g);
-  genpin_send(g); /* before the listeners: the worker builds after them */
-  for (int i = 0; i < g->conf->n_listeners; i++) {
-    struct sv_listener *l = find_listener(v, g->conf->listeners[i].name);
-    struct ipc_msg m = {.type = IPC_LISTENER};
-    snprintf(m.name, sizeof m.name, "%s", l->name);
-    ipc_send(g->ipc, &m, &l->stats_fd, 1);
-  }
-}
-
-void stop_worker(struct gen *g) {
-  if (!g->pid) return;
-  kill(g->pid, SIGTERM);
-  for (int i = 0; i < 100; i++) {
-    pid_t r = waitpid(g->pid, NULL, WNOHANG);
-    if (r == g->pid || (r < 0 && errno == ECHILD)) { /* gone, or reaped */
-      g->pid = 0;
-      return;
-    }
-    usleep(50000);
-  }
-  log_warn("worker %d did not stop in 5 s; killing it", g->pid);
-  kill(g->pid, SIGKILL);
-  waitpid(g->pid, NULL, 0);
-  g->pid = 0;
-}
-
-/* A generation nobody needs any more: its worker is told to stop. */
-void maybe_retire(struct sv *v, struct gen *g) {
-  if (g == v->current || g == v->loading || g->sessions || g->restores) return;
-  if (g->pid) {
-    log_info("configuration generation %d has no sessions left; stopping "
-             "worker %d",
-             g->id, g->pid);
-    kill(g->pid, SIGTERM);
-    return; /* freed when it exits */
-  }
-  free_gen(v, g);
 }
 
 /* Points every listener of g at g's settings: sockets staged for it start
@@ -333,7 +226,28 @@ int stage_all(struct sv *v, struct gen *g, char *err, size_t errlen) {
   return 0;
 }
 
-static void worker_ready(struct sv *v, struct gen *g) {
+/* A generation nobody needs any more: the worker is told to free it (its
+ * stacks go once no generation shares them). */
+void maybe_retire(struct sv *v, struct gen *g) {
+  if (g == v->current || g == v->loading || g->sessions || g->restores) return;
+  log_info("configuration generation %d has no sessions left; retiring it",
+           g->id);
+  if (g->sent && v->w.ipc >= 0) {
+    struct ipc_msg m = {.type = IPC_UNGEN, .id = (uint64_t)g->id};
+    ipc_send(v->w.ipc, &m, NULL, 0);
+  }
+  free_gen(v, g);
+}
+
+int gen_live(const struct sv *v, const struct gen *g) {
+  for (const struct gen *o = v->gens; o; o = o->next)
+    if (o == g) return 1;
+  return 0;
+}
+
+/* The worker has started g's sources: its listeners accept (a reload's
+ * take over), its restores and sessions go to the worker. */
+void gen_ready(struct sv *v, struct gen *g) {
   g->ready = 1;
   g->failed_starts = 0;
   int was_loading = g == v->loading;
@@ -360,10 +274,12 @@ static void worker_ready(struct sv *v, struct gen *g) {
       send_session(s);
       n++;
     }
-  if (g->ever_ready)
-    log_info("worker %d ready; handed back %d live sessions", g->pid, n);
+  if (g->ever_ready || n)
+    log_info("worker %d ready; handed back %d live sessions (configuration "
+             "generation %d)",
+             v->w.pid, n, g->id);
   else
-    log_info("worker %d ready", g->pid);
+    log_info("worker %d ready (configuration generation %d)", v->w.pid, g->id);
   if (g == v->current && !g->ever_ready) notify_ready();
   g->ever_ready = 1;
   notify_status("serving: generation %d, %d live sessions", v->current->id,
@@ -371,89 +287,8 @@ static void worker_ready(struct sv *v, struct gen *g) {
   if (was_loading || first_ready) reload_queued(v);
 }
 
-void on_worker_msg(struct sv *v, struct gen *g) {
-  struct ipc_msg m;
-  int fds[IPC_MAX_FDS];
-  while (g->ipc >= 0 && ipc_recv(g->ipc, &m, fds) > 0) {
-    if (m.type == IPC_PIN && m.name[0]) { /* a per-restore listener's */
-      restore_pin(v, g, &m, fds);
-    } else if (m.type == IPC_PIN) {
-      genpin_add(g, fds[0], fds[1]);
-      fds[0] = fds[1] = -1;
-    }
-    if (m.type == IPC_RESTORE_OK || m.type == IPC_RESTORE_ERR ||
-        m.type == IPC_SOURCE_ERROR)
-      restore_worker_msg(v, g, &m, fds);
-    for (int i = 0; i < IPC_MAX_FDS; i++)
-      close_if(fds[i]);
-    if (m.type == IPC_READY)
-      worker_ready(v, g);
-    else if (m.type == IPC_END)
-      end_session(v, m.id, m.code);
-  }
-}
-
-static void schedule_restart(struct sv *v, struct gen *g, int status) {
-  /* Quick deaths back off, up to 5 s; a worker that lived 10 s resets. */
-  uint64_t lived = clock_mono_ns() - g->started;
-  g->restart_delay = lived > 10000000000ull || !g->restart_delay
-                         ? g->conf->worker_restart_delay_ns
-                         : g->restart_delay * 2;
-  if (g->restart_delay > 5000000000ull) g->restart_delay = 5000000000ull;
-  g->restart_at = clock_mono_ns() + g->restart_delay;
-  for (struct sv_listener *l = v->ls; l; l = l->next)
-    if (l->gen == g)
-      __atomic_fetch_add(&l->stats->worker_restarts, 1, __ATOMIC_RELAXED);
-  log_error("worker %d died (%s %d); restarting it in %llu ms, its %d "
-            "sessions kept",
-            g->pid, WIFEXITED(status) ? "exit status" : "signal",
-            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-            (unsigned long long)(g->restart_delay / 1000000), g->sessions);
-}
-
-/* The VM of s is killed, never left to fault in bytes nobody checked. */
-void kill_session_vm(struct sv_session *s) {
-  if (peer_signal(s->fds[2], s->shm->pid, SIGKILL) < 0 && errno != ESRCH)
-    sv_log(LOG_ERROR, s, ": could not kill it: %s", strerror(errno));
-}
-
-/* g's workers keep failing to start: its sessions end per their
- * listener's on_source_error ("hang" keeps them blocked, and retries go
- * on at the longest delay). */
-static void give_up_sessions(struct sv *v, struct gen *g) {
-  int ended = 0, kept = 0;
-  for (struct sv_session *s = v->sessions, *n; s; s = n) {
-    n = s->next;
-    if (s->gen != g) continue;
-    const struct listener_conf *c = conf_find_listener(g->conf, s->l->name);
-    if (c && c->on_source_error == ON_ERROR_HANG) {
-      kept++;
-      continue;
-    }
-    kill_session_vm(s);
-    ended++;
-  }
-  log_error("configuration generation %d: %d workers in a row failed to "
-            "start; killing %d VMs and leaving %d blocked (on_source_error)",
-            g->id, g->failed_starts, ended, kept);
-  for (struct sv_session *s = v->sessions, *n; s; s = n) {
-    n = s->next;
-    if (s->gen == g &&
-        !(conf_find_listener(g->conf, s->l->name) &&
-          conf_find_listener(g->conf, s->l->name)->on_source_error ==
-              ON_ERROR_HANG))
-      end_session(v, s->id, END_FAILED);
-  }
-}
-
-static int gen_alive(struct sv *v, const struct gen *g) {
-  for (struct gen *o = v->gens; o; o = o->next)
-    if (o == g) return 1;
-  return 0;
-}
-
-/* A reload whose worker never got ready: the running generation stays. */
-static void reload_failed(struct sv *v, struct gen *g) {
+/* A reload whose sources did not start: the running generation stays. */
+void reload_failed(struct sv *v, struct gen *g) {
   log_error("reload failed; keeping configuration generation %d",
             v->current->id);
   v->loading = NULL;
@@ -464,53 +299,6 @@ static void reload_failed(struct sv *v, struct gen *g) {
   reload_queued(v);
 }
 
-static void worker_exited(struct sv *v, struct gen *g, int status) {
-  on_worker_msg(v, g); /* what it said before dying still counts */
-  int was_ready = g->ready;
-  ep_del(v, g->ipc);
-  close(g->ipc);
-  g->ipc = -1;
-  g->ready = 0;
-  if (v->stopping) return;
-  restore_worker_died(v, g);
-  if (!was_ready) g->failed_starts++;
-  if (!g->ever_ready) {
-    log_error("worker failed to start (%s %d)",
-              WIFEXITED(status) ? "exit status" : "signal",
-              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    g->pid = 0;
-    if (g == v->loading) {
-      reload_failed(v, g);
-      return;
-    }
-    if (g == v->current && !v->sessions) {
-      v->failed = 1;
-      return;
-    }
-  }
-  if (g != v->current && !g->sessions && !g->restores) {
-    g->pid = 0;
-    free_gen(v, g);
-    return;
-  }
-  if (g->failed_starts >= MAX_FAILED_STARTS && g->sessions) {
-    g->pid = 0;
-    give_up_sessions(v, g);
-    if (!gen_alive(v, g)) return; /* retired with its last session */
-  }
-  schedule_restart(v, g, status);
-  g->pid = 0;
-}
-
-void on_child(struct sv *v) {
-  int status;
-  pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    struct gen *g = gen_by_pid(v, pid);
-    if (g) worker_exited(v, g, status);
-  }
-}
-
 /* Reads the file into a new generation whose sockets are all bound before
  * its worker starts.  A reload asked for while one loads runs after it,
  * with the file as it is then.  msg says which generation it got. */
@@ -518,8 +306,8 @@ int reload(struct sv *v, char *msg, size_t len) {
   /* A first worker still starting (not yet failed) is waited for. */
   struct gen *g0 = v->current;
   struct gen *busy = v->loading ? v->loading
-                     : !g0->ever_ready && g0->pid && !g0->failed_starts ? g0
-                                                                        : NULL;
+                     : !g0->ever_ready && g0->sent && !g0->failed_starts ? g0
+                                                                         : NULL;
   if (busy) { /* its sockets are staged: one staging at a time */
     v->reload_again = 1;
     snprintf(msg, len,
@@ -562,7 +350,7 @@ int reload(struct sv *v, char *msg, size_t len) {
   }
   v->loading = g;
   notify_reloading();
-  spawn_worker(v, g);
+  send_gen(v, g);
   log_info("reloading %s as configuration generation %d", c->file, g->id);
   snprintf(msg, len, "loading %s as configuration generation %d", c->file,
            g->id);
@@ -574,13 +362,4 @@ void reload_queued(struct sv *v) {
   if (!v->reload_again) return;
   v->reload_again = 0;
   if (reload(v, err, sizeof err) < 0) log_error("reload: %s", err);
-}
-
-void restart_due(struct sv *v) {
-  uint64_t t = clock_mono_ns();
-  for (struct gen *g = v->gens; g; g = g->next)
-    if (g->restart_at && t >= g->restart_at) {
-      g->restart_at = 0;
-      spawn_worker(v, g);
-    }
 }

@@ -45,9 +45,9 @@ void genpin_add(struct gen *g, int fd, int meta) {
 
 void genpin_send(const struct gen *g) {
   for (int i = 0; i < g->npins; i++) {
-    struct ipc_msg m = {.type = IPC_PIN};
+    struct ipc_msg m = {.type = IPC_PIN, .id = (uint64_t)g->id};
     int fds[2] = {g->pins[i].fd, g->pins[i].meta};
-    if (ipc_send(g->ipc, &m, fds, 2) < 0)
+    if (ipc_send(g->w->ipc, &m, fds, 2) < 0)
       log_warn("configuration generation %d: could not pass a pinned file "
                "to its worker: %s",
                g->id, strerror(errno));

@@ -45,12 +45,11 @@ static void add(struct restore *r, int fd, int meta) {
   r->npins++;
 }
 
-void restore_pin(struct sv *v, const struct gen *g, const struct ipc_msg *m,
-                 int fds[IPC_MAX_FDS]) {
+void restore_pin(struct sv *v, const struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
   char id[sizeof m->name + 1];
   snprintf(id, sizeof id, "%.*s", (int)sizeof m->name, m->name);
   struct restore *r = restore_by_id(v, id);
-  if (r && r->gen == g) {
+  if (r) {
     add(r, fds[0], fds[1]);
   } else { /* removed meanwhile: nobody needs it */
     close_if(fds[0]);
@@ -64,7 +63,7 @@ void restore_pins_send(const struct restore *r) {
   snprintf(m.name, sizeof m.name, "%s", r->id);
   for (int i = 0; i < r->npins; i++) {
     int fds[2] = {r->pins[i].fd, r->pins[i].meta};
-    if (ipc_send(r->gen->ipc, &m, fds, 2) < 0)
+    if (ipc_send(r->gen->w->ipc, &m, fds, 2) < 0)
       log_warn("restore %s: could not pass a pinned file to the worker: %s",
                r->id, strerror(errno));
   }

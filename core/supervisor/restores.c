@@ -104,7 +104,7 @@ static void remove_restore(struct sv *v, struct restore *r) {
   }
   struct ipc_msg m = {.type = IPC_UNRESTORE};
   snprintf(m.name, sizeof m.name, "%s", r->id);
-  if (r->gen->ipc >= 0) ipc_send(r->gen->ipc, &m, NULL, 0);
+  if (r->gen->w->ipc >= 0) ipc_send(r->gen->w->ipc, &m, NULL, 0);
   log_info("restore %s removed", r->id);
   restore_emit(v, r, restore_event(r, "removed"));
   unlist(v, r);
@@ -212,13 +212,13 @@ static int hold_text(struct restore *r, const char *text) {
 }
 
 static void send_restore(struct restore *r) {
-  struct ipc_msg m = {.type = IPC_RESTORE};
+  struct ipc_msg m = {.type = IPC_RESTORE, .id = (uint64_t)r->gen->id};
   snprintf(m.name, sizeof m.name, "%s", r->id);
   int fds[2] = {r->l->stats_fd, r->text_fd};
   /* A worker still starting gets it once ready (restore_worker_ready). */
   if (!r->gen->ready) return;
   restore_pins_send(r); /* a later worker's source opens the same files */
-  if (ipc_send(r->gen->ipc, &m, fds, 2) < 0)
+  if (ipc_send(r->gen->w->ipc, &m, fds, 2) < 0)
     log_warn("restore %s: could not hand to the worker: %s", r->id,
              strerror(errno));
 }
@@ -285,7 +285,7 @@ int restore_serve(void *opaque, uint64_t client, const cJSON *req, char *err,
   const char *name =
       cJSON_GetObjectItemCaseSensitive(req, "template")->valuestring;
   if (v->stopping || v->upgrade || !v->current ||
-      (!v->current->ready && !v->current->pid))
+      (!v->current->ready && !v->current->w->pid))
     return fail(err, len, code, "unavailable",
                 "the daemon cannot serve now (%s)",
                 v->stopping || v->upgrade ? "stopping or upgrading"
@@ -407,12 +407,10 @@ void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
     not_started(v, r, fds[0]);
 }
 
-void restore_worker_died(struct sv *v, struct gen *g) {
+void restore_worker_died(struct sv *v) {
   for (struct restore *r = v->restores, *n; r; r = n) {
     n = r->next;
-    if (r->gen != g || r->state != R_STARTING ||
-        ++r->deaths < RESTORE_MAX_DEATHS)
-      continue;
+    if (r->state != R_STARTING || ++r->deaths < RESTORE_MAX_DEATHS) continue;
     char why[256];
     snprintf(why, sizeof why,
              "restore %s: the worker died %d times while its source was "

@@ -63,7 +63,7 @@ const char *restore_template(const struct sv_listener *l);
 void restore_worker_ready(struct sv *v, struct gen *g);
 /* g's worker died: a serve that waited through RESTORE_MAX_DEATHS of them
  * is answered with an error (its source may be what kills them). */
-void restore_worker_died(struct sv *v, struct gen *g);
+void restore_worker_died(struct sv *v);
 #define RESTORE_MAX_DEATHS 3
 void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
                         const int *fds);
@@ -107,8 +107,7 @@ void restore_source_error(struct sv *v, uint64_t id, int why_fd);
 
 /* restorepins.c: a restore's pinned data files.  restore_pin takes the
  * descriptors of an IPC_PIN naming a restore, sent by g's worker. */
-void restore_pin(struct sv *v, const struct gen *g, const struct ipc_msg *m,
-                 int fds[IPC_MAX_FDS]);
+void restore_pin(struct sv *v, const struct ipc_msg *m, int fds[IPC_MAX_FDS]);
 void restore_pins_send(const struct restore *r);
 void restore_pins_free(struct restore *r);
 /* The <id>-<n> of pin i in D-/K- descriptor names. */

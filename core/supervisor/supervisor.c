@@ -121,8 +121,8 @@ static int next_timeout_ms(struct sv *v) {
   uint64_t t = clock_mono_ns(), next = UINT64_MAX;
   for (struct pending *p = v->pending; p; p = p->next)
     if (p->deadline < next) next = p->deadline;
-  for (struct gen *g = v->gens; g; g = g->next)
-    if (g->restart_at && g->restart_at < next) next = g->restart_at;
+  uint64_t w = worker_next_due(v);
+  if (w < next) next = w;
   if (v->watchdog_at && v->watchdog_at < next) next = v->watchdog_at;
   int ms = next == UINT64_MAX ? -1
            : next <= t        ? 0
@@ -175,7 +175,7 @@ static int run_loop(struct sv *v) {
       else if (*k == K_PENDING)
         on_pending(v, (struct pending *)k);
       else if (*k == K_WORKER)
-        on_worker_msg(v, (struct gen *)k);
+        on_worker_msg(v);
     }
     free_dead_gens(v);
     control_run(v->ctl);
@@ -205,8 +205,7 @@ static void shutdown_all(struct sv *v) {
   for (struct sv_listener *l = v->ls; l; l = l->next)
     close_listener(v, l);
   unstage(v, NULL);
-  for (struct gen *g = v->gens; g; g = g->next)
-    stop_worker(g);
+  stop_worker(v);
   while (v->sessions)
     end_session(v, v->sessions->id, END_SHUTDOWN);
   restore_shutdown(v);
@@ -271,8 +270,6 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   if (nh > 0 && v->current) {
     restore_adopt(v, h, nh); /* before the sessions on their listeners */
     adopt_sessions(v, h, nh);
-    for (struct gen *g = v->gens; g; g = g->next)
-      if (g != v->current && (g->sessions || g->restores)) spawn_worker(v, g);
   }
   free(h);
   if (r == 0) r = setup_control(v);
@@ -283,11 +280,11 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
 }
 
 int supervisor_run(struct daemon_conf *conf, const struct supervisor_opts *o) {
-  struct sv v = {.opts = o, .exe_fd = -1};
+  struct sv v = {.opts = o, .exe_fd = -1, .w = {.ipc = -1}};
   int rc = 1;
   if (setup(&v, conf) == 0) {
-    spawn_worker(&v, v.current);
-    rc = v.current->pid && run_loop(&v) == 0 ? 0 : 1;
+    spawn_worker(&v); /* every generation handed over, or the first */
+    rc = v.w.pid && run_loop(&v) == 0 ? 0 : 1;
   } else if (!v.current && conf) {
     conf_free(conf);
     free(conf);

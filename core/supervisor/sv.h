@@ -24,23 +24,33 @@
 
 enum kind { K_LISTENER, K_PENDING, K_WORKER, K_SIGNAL, K_CONTROL };
 
-/* A generation of the configuration and the worker serving it.  A reload
- * makes a new one; sessions stay with the generation they started in, so a
- * reload never changes what a live VM is served, even across a worker
- * crash.  A generation with no sessions that is not current is retired. */
-struct gen {
+/* The worker process.  One serves every live generation: a reload sends
+ * the new generation to it, and it keeps the stacks of the listeners whose
+ * source did not change (their instances and caches). */
+struct wproc {
   enum kind kind; /* K_WORKER: its ipc socket in epoll */
-  int id;
-  struct daemon_conf *conf;
-  int config_fd;
   pid_t pid;
   int ipc;
-  int ready;
-  int ever_ready;
-  int failed_starts; /* workers in a row that died before being ready */
   uint64_t started;
   uint64_t restart_at; /* 0: none scheduled */
   uint64_t restart_delay;
+};
+
+/* A generation of the configuration.  A reload makes a new one; sessions
+ * stay with the generation they started in, so a reload never changes
+ * what a live VM is served, even across a worker crash.  A generation
+ * with no sessions that is not current is retired. */
+struct gen {
+  int id;
+  struct daemon_conf *conf;
+  int config_fd;
+  struct wproc *w; /* the worker serving it */
+  int sent;        /* to the running worker, which builds it */
+  int ready;       /* its sources started in the running worker */
+  int ever_ready;
+  int failed_starts; /* starts in a row that failed */
+  uint64_t retry_at; /* 0: none scheduled */
+  uint64_t retry_delay;
   int sessions;
   int restores;         /* per-restore listeners made from its templates */
   struct gen_pin *pins; /* data files its sources opened (genpins.c) */
@@ -123,6 +133,7 @@ struct sv {
   int reload_again;    /* a reload asked for while one was loading */
   struct gen *dead;    /* freed after the epoll batch that may name them */
   int next_gen;
+  struct wproc w;
   struct sv_listener *ls;
   struct pending *pending;
   struct sv_session *sessions;
@@ -192,19 +203,26 @@ struct gen *new_gen(struct sv *v, struct daemon_conf *conf);
 void free_gen(struct sv *v, struct gen *g);
 void free_dead_gens(struct sv *v);
 struct gen *gen_by_id(struct sv *v, uint32_t id);
-void send_session(struct sv_session *s);
-void spawn_worker(struct sv *v, struct gen *g);
-void stop_worker(struct gen *g);
+int gen_live(const struct sv *v, const struct gen *g);
 void maybe_retire(struct sv *v, struct gen *g);
 int point_listeners(struct sv *v, struct gen *g);
 void unstage(struct sv *v, const struct gen *g);
 int stage_all(struct sv *v, struct gen *g, char *err, size_t errlen);
-void on_worker_msg(struct sv *v, struct gen *g);
-void kill_session_vm(struct sv_session *s);
-void on_child(struct sv *v);
+void gen_ready(struct sv *v, struct gen *g);
+void reload_failed(struct sv *v, struct gen *g);
 int reload(struct sv *v, char *msg, size_t len);
 void reload_queued(struct sv *v);
+
+/* workerproc.c: the worker process */
+void spawn_worker(struct sv *v);
+void stop_worker(struct sv *v);
+void send_gen(struct sv *v, struct gen *g);
+void send_session(struct sv_session *s);
+void on_worker_msg(struct sv *v);
+void kill_session_vm(struct sv_session *s);
+void on_child(struct sv *v);
 void restart_due(struct sv *v);
+uint64_t worker_next_due(const struct sv *v);
 
 /* genpins.c */
 void genpin_add(struct gen *g, int fd, int meta);

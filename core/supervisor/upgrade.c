@@ -223,15 +223,13 @@ void upgrade(struct sv *v) {
     return;
   }
   log_info("upgrading: re-executing %s, handing over %d descriptors", exe, n);
-  for (struct gen *g = v->gens; g; g = g->next)
-    stop_worker(g);
+  stop_worker(v);
   handover_exec(fd, v->opts->argv, h, n);
   log_error("upgrade: exec %s failed: %s; this binary carries on", exe,
             strerror(errno));
   close(fd);
   free(h);
-  for (struct gen *g = v->gens; g; g = g->next)
-    if (g == v->current || g->sessions || g->restores) spawn_worker(v, g);
+  spawn_worker(v);
 }
 
 /* While an upgrade waits, new connections stay in the listeners' backlogs

@@ -18,6 +18,7 @@
 
 struct pool;
 struct warm;
+struct wstack;
 
 /* One listener in the worker. */
 struct worker_listener {
@@ -26,6 +27,7 @@ struct worker_listener {
   struct listener_stats *stats;
   struct pool *pool;            /* for stacks that may block; NULL when FAST */
   struct log_limit lim_refused; /* sessions its source refused */
+  struct wstack *ws; /* a generation's: the stack it shares (stacks.h) */
 };
 
 struct session {

@@ -24,12 +24,10 @@
 #include "plugin.h"
 #include "pool.h"
 #include "session.h"
+#include "wgen.h"
 #include "wrestore.h"
 
 struct worker {
-  struct daemon_conf conf;
-  struct worker_listener *wl;
-  int n;
   int ipc;
   pthread_mutex_t lock;
   struct session *sessions;
@@ -120,10 +118,10 @@ static void start_session_on(const struct ipc_msg *m, int fds[4],
 }
 
 static void start_session(const struct ipc_msg *m, int fds[4]) {
-  struct worker_listener *wl = NULL;
-  for (int i = 0; i < W.n; i++)
-    if (!strncmp(W.wl[i].conf->name, m->name, sizeof m->name)) wl = &W.wl[i];
-  if (!wl) wl = wrestore_find(m->name);
+  char name[sizeof m->name + 1];
+  snprintf(name, sizeof name, "%.*s", (int)sizeof m->name, m->name);
+  struct worker_listener *wl = wgen_listener(m->code, name);
+  if (!wl) wl = wrestore_find(name);
   if (!wl && wrestore_defer(m, fds)) return; /* its source is starting */
   start_session_on(m, fds, wl);
 }
@@ -163,36 +161,6 @@ static void stop_all(void) {
   reap(1);
 }
 
-/* Waits for the supervisor's IPC_LISTENER message of every listener. */
-static int receive_listeners(void) {
-  int got = 0;
-  while (got < W.n) {
-    struct pollfd pf = {.fd = W.ipc, .events = POLLIN};
-    if (poll(&pf, 1, 10000) <= 0) {
-      log_error("no listener state from the supervisor");
-      return -1;
-    }
-    struct ipc_msg m;
-    int fds[IPC_MAX_FDS];
-    int r = ipc_recv(W.ipc, &m, fds);
-    if (r > 0 && m.type == IPC_PIN) {
-      pinned_adopt(fds[0], fds[1]); /* an earlier worker's: sent first */
-      continue;
-    }
-    if (r <= 0 || m.type != IPC_LISTENER || fds[0] < 0) {
-      log_error("bad message from the supervisor while starting");
-      return -1;
-    }
-    for (int i = 0; i < W.n; i++)
-      if (!strncmp(W.wl[i].conf->name, m.name, sizeof m.name)) {
-        W.wl[i].stats = listener_stats_map(fds[0]);
-        got += W.wl[i].stats != NULL;
-      }
-    close(fds[0]);
-  }
-  return 0;
-}
-
 /* Builds wl's stack from conf (the plugins found in plugin_dir) and its
  * pool.  0, or -1 with why in err. */
 int worker_listener_build(struct worker_listener *wl,
@@ -219,18 +187,6 @@ int worker_listener_build(struct worker_listener *wl,
   return 0;
 }
 
-static int build_stacks(void) {
-  for (int i = 0; i < W.n; i++) {
-    char err[2048];
-    if (worker_listener_build(&W.wl[i], &W.conf, W.conf.plugin_dir, err,
-                              sizeof err) < 0) {
-      log_error("%s", err);
-      return -1;
-    }
-  }
-  return 0;
-}
-
 static int listener_used(const struct worker_listener *wl);
 
 static void handle_ipc(void) {
@@ -245,13 +201,19 @@ static void handle_ipc(void) {
       return;
     }
     if (r < 0) return;
-    if (m.type == IPC_SESSION)
+    if (m.type == IPC_SESSION) {
       start_session(&m, fds);
-    else if (m.type == IPC_RESTORE || m.type == IPC_UNRESTORE ||
-             m.type == IPC_PIN)
-      wrestore_msg(W.ipc, W.conf.plugin_dir, &m, fds, listener_used);
-    else
+    } else if (m.type == IPC_RESTORE || m.type == IPC_UNRESTORE ||
+               (m.type == IPC_PIN && m.name[0])) {
+      /* A restore's files are its own (its pinset), not its generation's. */
+      wrestore_msg(W.ipc, wgen_plugin_dir((int)m.id), &m, fds, listener_used);
+    } else if (m.type == IPC_PIN || m.type == IPC_LISTENER ||
+               m.type == IPC_GEN || m.type == IPC_UNGEN) {
+      wgen_msg(&m, fds);
+      if (m.type == IPC_UNGEN) wgen_sweep(listener_used);
+    } else {
       close_fds(fds);
+    }
   }
 }
 
@@ -276,55 +238,43 @@ static int live_sessions(void) {
 
 static void loop(int sigfd) {
   for (;;) {
-    struct pollfd pf[4] = {
+    struct pollfd pf[5] = {
         {.fd = W.supervisor_gone ? -1 : W.ipc, .events = POLLIN},
         {.fd = sigfd, .events = POLLIN},
         {.fd = W.reaper, .events = POLLIN},
+        {.fd = wgen_event_fd(), .events = POLLIN},
         {.fd = wrestore_fd(), .events = POLLIN},
     };
-    if (poll(pf, 4, -1) < 0 && errno != EINTR) return;
-    if (pf[3].revents & POLLIN)
+    if (poll(pf, 5, -1) < 0 && errno != EINTR) return;
+    if (pf[4].revents & POLLIN)
       wrestore_done(W.ipc, start_session_on, listener_used);
     if (pf[1].revents & POLLIN) return; /* SIGTERM/SIGINT */
     if (pf[2].revents & POLLIN) {
       reap(0);
       wrestore_sweep(listener_used);
+      wgen_sweep(listener_used);
     }
+    if (pf[3].revents & POLLIN) wgen_built();
     if (pf[0].revents) handle_ipc();
     if (W.supervisor_gone && live_sessions() == 0) return;
   }
-}
-
-static int load_config(int fd, const char *name) {
-  struct conf_err err;
-  int r = conf_load_fd(&W.conf, fd, name, &err);
-  close(fd);
-  if (r < 0) log_error("%s", conf_err_str(&err));
-  return r;
 }
 
 int worker_main(int argc, char **argv) {
   static const struct option opts[] = {
       {"worker", no_argument, NULL, 'w'},
       {"ipc-fd", required_argument, NULL, 'i'},
-      {"config-fd", required_argument, NULL, 'c'},
-      {"config-name", required_argument, NULL, 'n'},
       {"log-level", required_argument, NULL, 'l'},
       {"log-format", required_argument, NULL, 'f'},
       {"plugin-dir", required_argument, NULL, 'p'},
       {NULL, 0, NULL, 0},
   };
   const char *plugin_dir = NULL;
-  int cfd = -1, opt, level = -1, json = -1;
-  const char *name = "config";
+  int opt, level = -1, json = -1;
   W.ipc = -1;
   while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     if (opt == 'i')
       W.ipc = atoi(optarg);
-    else if (opt == 'c')
-      cfd = atoi(optarg);
-    else if (opt == 'n')
-      name = optarg;
     else if (opt == 'l')
       level = log_level_from_name(optarg);
     else if (opt == 'f')
@@ -333,10 +283,10 @@ int worker_main(int argc, char **argv) {
       plugin_dir = optarg;
   }
   log_set_process("uffdkit-worker");
-  if (W.ipc < 0 || cfd < 0 || load_config(cfd, name) < 0) return 2;
-  if (plugin_dir) W.conf.plugin_dir = plugin_dir;
-  log_set_level(level >= 0 ? level : W.conf.log_level);
-  log_set_json(json >= 0 ? json : !strcmp(W.conf.log_format, "json"));
+  if (W.ipc < 0) return 2;
+  /* Given on the command line, or each generation's once built. */
+  if (level >= 0) log_set_level(level);
+  if (json >= 0) log_set_json(json);
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -346,30 +296,16 @@ int worker_main(int argc, char **argv) {
   int sigfd = signalfd(-1, &set, SFD_CLOEXEC);
   pthread_mutex_init(&W.lock, NULL);
   W.reaper = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  W.n = W.conf.n_listeners;
-  W.wl = xcalloc((size_t)W.n, sizeof *W.wl);
-  for (int i = 0; i < W.n; i++)
-    W.wl[i].conf = &W.conf.listeners[i];
-  if (receive_listeners() < 0) return 2;
-  pinned_report(W.ipc);
   install_on_error(send_error);
-  if (build_stacks() < 0) return 2;
-  struct ipc_msg ready = {.type = IPC_READY};
-  ipc_send(W.ipc, &ready, NULL, 0);
+  wgen_init(W.ipc, plugin_dir, level >= 0, json >= 0);
   loop(sigfd);
   stop_all();
   if (wrestore_building()) { /* a source still starting may never return */
     log_info("stopping with %d sources still starting", wrestore_building());
     _exit(0);
   }
-  for (int i = 0; i < W.n; i++) {
-    pool_free(W.wl[i].pool);
-    stack_destroy(W.wl[i].stack);
-  }
+  wgen_free_all();
   wrestore_free_all();
   plugin_unload_all();
-  pinned_clear();
-  free(W.wl);
-  conf_free(&W.conf);
   return 0;
 }

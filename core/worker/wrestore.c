@@ -31,14 +31,56 @@ struct wrestore {
   int building;
   pthread_t thread;
   int stats_fd, text_fd;
-  const char *plugin_dir;
-  char err[2048]; /* why the build failed, or "" */
+  char *plugin_dir;    /* a copy: its generation may retire meanwhile */
+  struct pinset *pins; /* its files, its own: freed when it is removed */
+  char err[2048];      /* why the build failed, or "" */
   struct waiting *waiting;
   struct wrestore *next;
   struct wrestore *done_next;
 };
 
 static struct wrestore *restores;
+
+/* Pins a former worker reported for a restore, adopted before the restore
+ * itself arrives (IPC_PIN, then IPC_RESTORE); freed by its IPC_UNRESTORE
+ * if it never comes. */
+struct adopted {
+  char name[64];
+  struct pinset *pins;
+  struct adopted *next;
+};
+static struct adopted *adopted;
+
+static struct pinset *adopted_take(const char *name) {
+  for (struct adopted **pp = &adopted; *pp; pp = &(*pp)->next)
+    if (!strcmp((*pp)->name, name)) {
+      struct adopted *a = *pp;
+      struct pinset *s = a->pins;
+      *pp = a->next;
+      free(a);
+      return s;
+    }
+  return NULL;
+}
+
+static void adopt(int ipc, const char *name, int fd, int meta) {
+  struct adopted *a;
+  for (a = adopted; a && strcmp(a->name, name); a = a->next)
+    ;
+  if (!a && (a = calloc(1, sizeof *a))) {
+    snprintf(a->name, sizeof a->name, "%.63s", name);
+    a->pins = pinset_new_for(a->name, ipc);
+    a->next = adopted;
+    adopted = a;
+  }
+  if (a && a->pins) {
+    pinset_adopt(a->pins, fd, meta); /* takes both */
+  } else {
+    if (fd >= 0) close(fd);
+    if (meta >= 0) close(meta);
+  }
+}
+
 static struct {
   pthread_mutex_t lock;
   struct wrestore *done; /* built, for the loop to finish */
@@ -58,7 +100,14 @@ static void reply(int ipc, const char *name, const char *why) {
   if (fd >= 0) close(fd);
 }
 
+static void drop_pins(struct wrestore *r) {
+  pinset_free(r->pins); /* its stack keeps its own descriptors */
+  r->pins = NULL;
+}
+
 static void destroy(struct wrestore *r) {
+  drop_pins(r);
+  free(r->plugin_dir);
   pool_free(r->wl.pool);
   stack_destroy(r->wl.stack);
   if (r->wl.stats) munmap(r->wl.stats, sizeof *r->wl.stats);
@@ -90,10 +139,10 @@ static int build(struct wrestore *r) {
     snprintf(r->err, errlen, "%s: no counters", what);
     return -1;
   }
-  pinned_scope(r->name); /* its files are its own, dropped with it */
+  pinned_scope(r->pins, NULL); /* its files are its own, dropped with it */
   int rc =
       worker_listener_build(&r->wl, &r->conf, r->plugin_dir, r->err, errlen);
-  pinned_scope(NULL);
+  pinned_scope(NULL, NULL);
   return rc;
 }
 
@@ -118,8 +167,10 @@ static struct wrestore *by_name(const char *name) {
 
 static void add(int ipc, const char *plugin_dir, const char *name,
                 int fds[IPC_MAX_FDS]) {
+  struct pinset *pins = adopted_take(name);
   struct wrestore *known = by_name(name);
   if (known) {
+    pinset_free(pins);
     if (!known->building) reply(ipc, name, NULL);
     return; /* one building answers once built */
   }
@@ -132,9 +183,10 @@ static void add(int ipc, const char *plugin_dir, const char *name,
   r->stats_fd = fds[0];
   r->text_fd = fds[1];
   fds[0] = fds[1] = -1;
-  r->plugin_dir = plugin_dir;
+  r->plugin_dir = plugin_dir ? strdup(plugin_dir) : NULL;
+  r->pins = pins ? pins : pinset_new_for(r->name, ipc);
   r->building = 1;
-  if (r->stats_fd < 0 || r->text_fd < 0 ||
+  if (r->stats_fd < 0 || r->text_fd < 0 || (plugin_dir && !r->plugin_dir) ||
       pthread_create(&r->thread, NULL, build_thread, r) != 0) {
     reply(ipc, name, "cannot start the source's thread");
     r->wl.conf = NULL;
@@ -159,13 +211,13 @@ static void finish(int ipc, struct wrestore *r, wrestore_start_fn start) {
   r->text_fd = r->stats_fd = -1;
   int ok = !r->err[0] && !r->removed;
   if (r->removed) { /* gone meanwhile: nobody waits for the answer */
-    pinned_drop(r->name);
+    drop_pins(r);
   } else if (ok) {
     reply(ipc, r->name, NULL);
   } else {
     log_error("%s", r->err);
     reply(ipc, r->name, r->err);
-    pinned_drop(r->name);
+    drop_pins(r);
     r->removed = 1; /* swept: no session can use it */
   }
   while (r->waiting) {
@@ -211,16 +263,19 @@ void wrestore_msg(int ipc, const char *plugin_dir, const struct ipc_msg *m,
   char name[sizeof m->name + 1];
   snprintf(name, sizeof name, "%.*s", (int)sizeof m->name, m->name);
   if (m->type == IPC_PIN) { /* before its IPC_RESTORE, from a former worker */
-    pinned_adopt_for(name, fds[0], fds[1]);
+    adopt(ipc, name, fds[0], fds[1]);
     fds[0] = fds[1] = -1;
   }
   if (m->type == IPC_RESTORE) add(ipc, plugin_dir, name, fds);
   for (int i = 0; i < IPC_MAX_FDS; i++)
     if (fds[i] >= 0) close(fds[i]);
   if (m->type != IPC_UNRESTORE) return;
-  pinned_drop(name); /* its stack keeps its own descriptors */
+  pinset_free(adopted_take(name));
   for (struct wrestore *r = restores; r; r = r->next)
-    if (!r->removed && !strcmp(r->name, name)) r->removed = 1;
+    if (!r->removed && !strcmp(r->name, name)) {
+      r->removed = 1;
+      if (!r->building) drop_pins(r); /* else once its build is over */
+    }
   wrestore_sweep(used);
 }
 
@@ -251,6 +306,12 @@ int wrestore_building(void) {
 }
 
 void wrestore_free_all(void) {
+  while (adopted) {
+    struct adopted *a = adopted;
+    adopted = a->next;
+    pinset_free(a->pins);
+    free(a);
+  }
   while (restores) {
     struct wrestore *r = restores;
     restores = r->next;

@@ -14,7 +14,8 @@
 #      every byte of A, the original image;
 #   3b the same replacement followed by a SIGUSR2 upgrade: the pinned
 #      descriptor is handed over too, and the VM again gets every byte of A;
-#   4  after a reload (the generation opens the file again), the file
+#   4  after a reload (the file at the path is another inode now, so the
+#      new generation opens it again instead of sharing the stack), the file
 #      rewritten in place (the worker held stopped meanwhile, so that only
 #      the takeover can notice): the same inode with another identity
 #      (mtime), so on_source_error (kill) ends the VM: never a page of B.
@@ -116,7 +117,7 @@ echo "source = { plugin = \"mmap\"; path = \"$TMP/A\"; };" >"$INC"
 cp "$TMP/A" "$TMP/served"
 kill -HUP "$D"
 wait_log d "configuration generation [0-9]+ \($CONF\) is live"
-W=$(new_worker "$D" "$W")
+wait_log d "configuration generation [0-9]+: 2 listeners, 1 stacks built, 1 kept"
 slow inplace "$TMP/s.sock"
 kill -STOP "$W"
 # Every thread of the worker stopped (none in the middle of a copy), so

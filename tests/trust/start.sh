@@ -8,9 +8,10 @@
 #      and closes the FIFO) the daemon exits with status 1 and the VM is
 #      let go (it ends, not by its own timeout);
 #   2  a live restore whose worker is SIGKILLed after its plugin was
-#      removed: the replacement workers cannot start; after a bounded number
-#      of tries one line says so and the VM is killed (on_source_error =
-#      kill); with the image back the daemon serves new VMs again.
+#      removed: the replacement worker cannot start the generation's
+#      sources; after a bounded number of tries one line says so and the VM
+#      is killed (on_source_error = kill); with the plugin back the daemon
+#      serves new VMs again.
 . "$(dirname "$0")/common.sh"
 
 PAGES=8192
@@ -66,11 +67,11 @@ sleep 0.3
 rm "$TMP/plugins/libmmap.so"
 still_running $MAIN "the restore"
 kill -KILL "$W"
-wait_log d "error: configuration generation 1: 5 workers in a row failed to start; killing 1 VMs and leaving 0 blocked \(on_source_error\)" 30
+wait_log d "error: configuration generation 1: its sources failed to start 5 times in a row; killing 1 VMs and leaving 0 blocked \(on_source_error\)" 30
 rc=0
 wait $MAIN || rc=$?
 [ $rc -eq 137 ] || fail "the VM whose worker cannot start exited $rc, not killed"
-[ "$(count_log d "workers in a row failed to start")" -eq 1 ] ||
+[ "$(count_log d "failed to start [0-9]+ times in a row")" -eq 1 ] ||
   fail "the give-up is not one line"
 echo "$(grep "in a row" "$TMP/d.log" | sed 's/.*error: //')"
 cp "$PLUGINS/libmmap.so" "$TMP/plugins/"

@@ -1,17 +1,21 @@
-/* The worker's table of pinned data files (core/pinned.c). */
+/* A generation's pinned data files, and the record a shared stack is
+ * checked by (core/host/pinned.c). */
 #include <check.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ipc.h"
 #include "pinned.h"
 
 static char dir[] = "/tmp/uffdkit-pinned.XXXXXX";
 static char path[PATH_MAX], other[PATH_MAX];
+static struct pinset *set; /* the thread's scope in every test */
 
 static void put(const char *p, const char *text) {
   FILE *f = fopen(p, "w");
@@ -38,10 +42,14 @@ static void setup(void) {
   snprintf(path, sizeof path, "%s/served", dir);
   snprintf(other, sizeof other, "%s/x", dir);
   put(path, "A");
+  set = pinset_new(1, -1);
+  ck_assert_ptr_nonnull(set);
+  pinned_scope(set, NULL);
 }
 
 static void teardown(void) {
-  pinned_clear();
+  pinned_scope(NULL, NULL);
+  pinset_free(set);
   unlink(path);
   unlink(other);
   rmdir(dir);
@@ -95,7 +103,7 @@ START_TEST(adopted_from_earlier_worker) {
   ck_assert_str_eq(got, path);
   ck_assert_int_eq(flags, O_RDONLY);
   replace("B");
-  ck_assert_int_eq(pinned_adopt(a, meta), 0);
+  ck_assert_int_eq(pinset_adopt(set, a, meta), 0);
   int fd = pinned_open(path, O_RDONLY);
   ck_assert_int_eq(first(fd), 'A');
   close(fd);
@@ -105,7 +113,7 @@ END_TEST
 START_TEST(bad_meta_refused) {
   int a = open(path, O_RDONLY | O_CLOEXEC);
   int meta = pinned_meta("", O_RDONLY); /* no path */
-  ck_assert_int_eq(pinned_adopt(a, meta), -1);
+  ck_assert_int_eq(pinset_adopt(set, a, meta), -1);
   replace("B");
   int fd = pinned_open(path, O_RDONLY);
   ck_assert_int_eq(first(fd), 'B');
@@ -113,28 +121,93 @@ START_TEST(bad_meta_refused) {
 }
 END_TEST
 
-/* A per-restore listener's pins are its own: another owner opens the
- * path again, and dropping them leaves the generation's in place. */
+START_TEST(no_scope_not_pinned) {
+  pinned_scope(NULL, NULL);
+  int a = pinned_open(path, O_RDONLY);
+  replace("B");
+  int b = pinned_open(path, O_RDONLY);
+  ck_assert_int_eq(first(a), 'A');
+  ck_assert_int_eq(first(b), 'B');
+  close(a);
+  close(b);
+}
+END_TEST
+
+/* A stack's record matches the generation that pinned its files, a new
+ * generation while the file is unchanged, and not once it is replaced;
+ * sharing gives the new generation the same inode. */
+START_TEST(record_same_and_shared) {
+  struct pinrec rec = {0};
+  pinned_scope(set, &rec);
+  int a = pinned_open(path, O_RDONLY);
+  pinned_scope(set, NULL);
+  ck_assert_int_eq(rec.n, 1);
+  struct pinset *next = pinset_new(2, -1);
+  ck_assert_int_eq(pinrec_same(&rec, set), 1);
+  ck_assert_int_eq(pinrec_same(&rec, next), 1);
+  replace("B");
+  ck_assert_int_eq(pinrec_same(&rec, set), 1); /* its pin: still A */
+  ck_assert_int_eq(pinrec_same(&rec, next), 0);
+  struct pinset *third = pinset_new(3, -1);
+  replace("A"); /* another inode again */
+  ck_assert_int_eq(pinrec_same(&rec, third), 0);
+  pinrec_share(&rec, third);
+  ck_assert_int_eq(pinrec_same(&rec, third), 1);
+  pinned_scope(third, NULL);
+  int c = pinned_open(path, O_RDONLY);
+  struct stat s1, s2;
+  fstat(a, &s1);
+  fstat(c, &s2);
+  ck_assert(s1.st_ino == s2.st_ino);
+  pinned_scope(set, NULL);
+  close(a);
+  close(c);
+  pinrec_clear(&rec);
+  pinset_free(next);
+  pinset_free(third);
+}
+END_TEST
+
+/* A per-restore listener's pins are its own set: another owner opens the
+ * path again, each new pin is reported under the restore's name, and
+ * freeing its set leaves the generation's in place. */
 START_TEST(owners_apart) {
+  int sp[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp), 0);
   int gen = pinned_open(path, O_RDONLY);
-  pinned_scope("r1");
+  struct pinset *r1set = pinset_new_for("r1", sp[0]);
+  ck_assert_ptr_nonnull(r1set);
+  pinned_scope(r1set, NULL);
   replace("B");
   int r1 = pinned_open(path, O_RDONLY);
   ck_assert_int_eq(first(r1), 'B'); /* not the generation's 'A' */
+  struct ipc_msg m;
+  int fds[IPC_MAX_FDS];
+  ck_assert_int_gt(ipc_recv(sp[1], &m, fds), 0);
+  ck_assert_int_eq(m.type, IPC_PIN);
+  ck_assert_str_eq(m.name, "r1");
+  ck_assert_int_eq(first(fds[0]), 'B');
+  for (int i = 0; i < IPC_MAX_FDS; i++)
+    if (fds[i] >= 0) close(fds[i]);
   replace("C");
   int r1again = pinned_open(path, O_RDONLY);
   ck_assert_int_eq(first(r1again), 'B');
-  pinned_drop("r1");
+  pinset_free(r1set); /* the restore is removed */
+  r1set = pinset_new_for("r1", -1);
+  pinned_scope(r1set, NULL);
   int r1new = pinned_open(path, O_RDONLY);
-  ck_assert_int_eq(first(r1new), 'C'); /* dropped: opened anew */
-  pinned_scope(NULL);
+  ck_assert_int_eq(first(r1new), 'C'); /* freed: opened anew */
+  pinned_scope(set, NULL);
   int genagain = pinned_open(path, O_RDONLY);
   ck_assert_int_eq(first(genagain), 'A');
+  pinset_free(r1set);
   close(gen);
   close(r1);
   close(r1again);
   close(r1new);
   close(genagain);
+  close(sp[0]);
+  close(sp[1]);
 }
 END_TEST
 
@@ -148,7 +221,9 @@ int main(void) {
                {"missing_file", missing_file},
                {"adopted_from_earlier_worker", adopted_from_earlier_worker},
                {"bad_meta_refused", bad_meta_refused},
-               {"owners_apart", owners_apart}};
+               {"owners_apart", owners_apart},
+               {"no_scope_not_pinned", no_scope_not_pinned},
+               {"record_same_and_shared", record_same_and_shared}};
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
     TCase *tc = tcase_create(tests[i].name);
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -278,8 +278,69 @@ START_TEST(prefetch_leaves_one_call) {
 }
 END_TEST
 
+/* The key of listener "a" in text (a whole configuration). */
+static char *key_of(const char *listener) {
+  char text[1024];
+  snprintf(text, sizeof text, "listeners = ( %s );\n", listener);
+  struct daemon_conf c;
+  struct conf_err e;
+  ck_assert_msg(conf_load_string(&c, text, "key.conf", &e) == 0, "%s",
+                conf_err_str(&e));
+  char *k = stack_key(&c.listeners[0], "/plugins");
+  ck_assert_ptr_nonnull(k);
+  conf_free(&c);
+  return k;
+}
+
+/* Spelling does not change the key; every value, the name and the layers
+ * do. */
+START_TEST(key_by_value) {
+  const char *base = "{ name = \"a\"; socket = \"/s\";\n"
+                     "  source = { plugin = \"http\"; url = \"u\"; "
+                     "timeout = 16; };\n"
+                     "  layers = ( { layer = \"cache\"; size = \"1G\"; } ); }";
+  const char *same[] = {
+      "{ socket = \"/other\"; name = \"a\"; fault_around = 4;\n"
+      "  layers = ( { size = \"1G\"; layer = \"cache\"; } );\n"
+      "  # a comment\n"
+      "  source = { timeout = 0x10; url = \"u\"; plugin = \"http\"; }; }",
+  };
+  const char *differ[] = {
+      "{ name = \"b\"; socket = \"/s\"; source = { plugin = \"http\"; "
+      "url = \"u\"; timeout = 16; }; layers = ( { layer = \"cache\"; "
+      "size = \"1G\"; } ); }",
+      "{ name = \"a\"; socket = \"/s\"; source = { plugin = \"http\"; "
+      "url = \"v\"; timeout = 16; }; layers = ( { layer = \"cache\"; "
+      "size = \"1G\"; } ); }",
+      "{ name = \"a\"; socket = \"/s\"; source = { plugin = \"http\"; "
+      "url = \"u\"; timeout = 17; }; layers = ( { layer = \"cache\"; "
+      "size = \"1G\"; } ); }",
+      "{ name = \"a\"; socket = \"/s\"; source = { plugin = \"http\"; "
+      "url = \"u\"; timeout = 16; }; layers = ( { layer = \"cache\"; "
+      "size = \"2G\"; } ); }",
+      "{ name = \"a\"; socket = \"/s\"; source = { plugin = \"http\"; "
+      "url = \"u\"; timeout = 16; }; }",
+  };
+  char *k = key_of(base);
+  for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+    char *o = key_of(same[i]);
+    ck_assert_str_eq(k, o);
+    free(o);
+  }
+  for (size_t i = 0; i < sizeof differ / sizeof *differ; i++) {
+    char *o = key_of(differ[i]);
+    ck_assert_msg(strcmp(k, o), "same key for %s", differ[i]);
+    free(o);
+  }
+  free(k);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("stack");
+  TCase *key = tcase_create("key");
+  tcase_add_test(key, key_by_value);
+  suite_add_tcase(s, key);
   TCase *abi = tcase_create("abi");
   tcase_add_test(abi, abi_10_serves);
   tcase_add_test(abi, abi_11_serves);
