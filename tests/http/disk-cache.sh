@@ -42,7 +42,11 @@ daemon() {
     source = { plugin = "http";
                url = "http://127.0.0.1:$NGINX_PORT/mem.img"; };
     layers = ( { layer = "cache"; size = "${MIB}M"; chunk = "1M";
-                 dir = "$CDIR"; dir_size = "$1"; },
+                 dir = "$CDIR"; dir_size = "$1";
+                 # Room for every chunk of a restore: a full queue skips
+                 # chunks by design (cache-writer-unit tests that), and
+                 # here every chunk must reach the directory.
+                 dir_queue = $MIB; },
                { layer = "retry"; } ); }
 CONF
     done
@@ -111,6 +115,8 @@ expect_fetched "cold restore on a" $MIB
 read -r mem disk remote bytes < <(tiers a)
 [ "$disk" = 0 ] && [ "$remote" = $MIB ] && [ "$bytes" = $((MIB * CHUNK)) ] ||
   fail "cold restore on a: tiers memory $mem disk $disk remote $remote, $bytes bytes"
+skipped=$(cache_metric disk_skipped a)
+[ "$skipped" = 0 ] || fail "cold restore on a: $skipped chunks not written"
 before=$(fetched)
 restore shared b --order random --seed 2
 expect_fetched "listener b, same daemon" 0
