@@ -119,10 +119,11 @@ static int build(struct wgen *g) {
     struct worker_listener *wl = &g->wl[i];
     wl->conf = &g->conf->c.listeners[i];
     int was_shared = 0;
+    struct conf_err e;
     wl->ws = wstack_get(g->conf, wl->conf, dir_of(g), g->pins,
-                        stats_fd_of(g, wl->conf->name), &was_shared, g->why,
-                        sizeof g->why);
+                        stats_fd_of(g, wl->conf->name), &was_shared, &e);
     if (!wl->ws) {
+      conf_err_text(&e, g->why, sizeof g->why);
       g->n = i;
       release_listeners(g);
       return 0;

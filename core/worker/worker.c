@@ -165,9 +165,9 @@ static void stop_all(void) {
  * pool.  0, or -1 with why in err. */
 int worker_listener_build(struct worker_listener *wl,
                           const struct daemon_conf *conf,
-                          const char *plugin_dir, char *err, size_t errlen) {
-  wl->stack = stack_build(host_table(), conf, wl->conf, plugin_dir, wl->stats,
-                          err, errlen);
+                          const char *plugin_dir, struct conf_err *err) {
+  wl->stack =
+      stack_build(host_table(), conf, wl->conf, plugin_dir, wl->stats, err);
   if (!wl->stack) return -1;
   uint32_t f = stack_flags(wl->stack);
   if (!(f & UFK_PLUGIN_FAST)) {
