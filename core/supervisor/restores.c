@@ -30,6 +30,12 @@ struct restore *restore_by_id(struct sv *v, const char *id) {
   return NULL;
 }
 
+void restore_pins_init(struct restore *r) {
+  char what[96];
+  snprintf(what, sizeof what, "restore %s", r->id);
+  pinlist_init(&r->pins, 'D', 'K', r->id, what);
+}
+
 const char *restore_template(const struct sv_listener *l) {
   return l->restore ? l->restore->template : NULL;
 }
@@ -85,7 +91,7 @@ static void free_restore(struct sv *v, struct restore *r) {
     unlink(r->conf.listeners[0].socket);
   }
   if (r->l) forget_listener(v, r->l);
-  restore_pins_free(r);
+  pinlist_free(&r->pins);
   close_if(r->text_fd);
   cJSON_Delete(r->vars);
   conf_free(&r->conf);
@@ -217,7 +223,10 @@ static void send_restore(struct restore *r) {
   int fds[2] = {r->l->stats_fd, r->text_fd};
   /* A worker still starting gets it once ready (restore_worker_ready). */
   if (!r->gen->ready) return;
-  restore_pins_send(r); /* a later worker's source opens the same files */
+  struct ipc_msg pin = {.type = IPC_PIN};
+  snprintf(pin.name, sizeof pin.name, "%s", r->id);
+  /* A later worker's source opens the same files. */
+  pinlist_send(&r->pins, r->gen->w->ipc, &pin);
   if (ipc_send(r->gen->w->ipc, &m, fds, 2) < 0)
     log_warn("restore %s: could not hand to the worker: %s", r->id,
              strerror(errno));
@@ -324,6 +333,7 @@ int restore_serve(void *opaque, uint64_t client, const cJSON *req, char *err,
   r->l->restore = r;
   r->l->conf = &r->conf.listeners[0];
   r->l->gen = r->gen;
+  restore_pins_init(r);
   r->next = v->restores;
   v->restores = r;
   v->nrestores++;
@@ -405,6 +415,19 @@ void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
     started(v, r);
   else if (m->type == IPC_RESTORE_ERR)
     not_started(v, r, fds[0]);
+}
+
+void restore_pin(struct sv *v, const struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
+  char id[sizeof m->name + 1];
+  snprintf(id, sizeof id, "%.*s", (int)sizeof m->name, m->name);
+  struct restore *r = restore_by_id(v, id);
+  if (r) {
+    pinlist_add(&r->pins, fds[0], fds[1]);
+  } else { /* removed meanwhile: nobody needs it */
+    close_if(fds[0]);
+    close_if(fds[1]);
+  }
+  fds[0] = fds[1] = -1;
 }
 
 void restore_worker_died(struct sv *v) {

@@ -38,7 +38,8 @@ void send_session(struct sv_session *s) {
 void send_gen(struct sv *v, struct gen *g) {
   g->retry_at = 0;
   if (v->w.ipc < 0) return; /* sent when the worker starts */
-  genpin_send(g);
+  struct ipc_msg pin = {.type = IPC_PIN, .id = (uint64_t)g->id};
+  pinlist_send(&g->pins, v->w.ipc, &pin);
   for (int i = 0; i < g->conf->n_listeners; i++) {
     struct sv_listener *l = find_listener(v, g->conf->listeners[i].name);
     struct ipc_msg m = {.type = IPC_LISTENER, .id = (uint64_t)g->id};
@@ -231,7 +232,7 @@ void on_worker_msg(struct sv *v) {
     if (m.type == IPC_PIN && m.name[0]) { /* a per-restore listener's */
       restore_pin(v, &m, fds);
     } else if (m.type == IPC_PIN && g) {
-      genpin_add(g, fds[0], fds[1]);
+      pinlist_add(&g->pins, fds[0], fds[1]);
       fds[0] = fds[1] = -1;
     }
     if ((m.type == IPC_RESTORE_OK || m.type == IPC_RESTORE_ERR))
