@@ -30,8 +30,7 @@ void send_session(struct sv_session *s) {
   struct ipc_msg m = {.type = IPC_SESSION, .id = s->id, .code = s->gen->id};
   snprintf(m.name, sizeof m.name, "%s", s->l->name);
   if (ipc_send(s->gen->w->ipc, &m, s->fds, 4) < 0)
-    log_warn("session %llu: could not hand to the worker: %s",
-             (unsigned long long)s->id, strerror(errno));
+    sv_log(LOG_WARN, s, ": could not hand to the worker: %s", strerror(errno));
 }
 
 /* Its pins, its listeners' counters, then its text and file name. */
@@ -148,8 +147,7 @@ void stop_worker(struct sv *v) {
 /* The VM of s is killed, never left to fault in bytes nobody checked. */
 void kill_session_vm(struct sv_session *s) {
   if (peer_signal(s->fds[2], s->shm->pid, SIGKILL) < 0 && errno != ESRCH)
-    log_error("session %llu: could not kill pid %d: %s",
-              (unsigned long long)s->id, s->shm->pid, strerror(errno));
+    sv_log(LOG_ERROR, s, ": could not kill it: %s", strerror(errno));
 }
 
 static int hangs(const struct gen *g, const struct sv_session *s) {
