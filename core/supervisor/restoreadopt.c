@@ -76,10 +76,7 @@ void restore_adopt(struct sv *v, struct handed *h, int n) {
     }
     h[i].fd = -1;
     fcntl(r->text_fd, F_SETFD, FD_CLOEXEC);
-    r->next = v->restores;
-    v->restores = r;
-    v->nrestores++;
-    r->gen->restores++;
+    restore_list(v, r);
     log_info("restore %s (template %s) kept", r->id, r->template);
   }
 }

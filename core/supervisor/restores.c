@@ -74,6 +74,13 @@ static void forget_listener(struct sv *v, struct sv_listener *l) {
   free(l);
 }
 
+void restore_list(struct sv *v, struct restore *r) {
+  r->next = v->restores;
+  v->restores = r;
+  v->nrestores++;
+  r->gen->restores++;
+}
+
 static void unlist(struct sv *v, struct restore *r) {
   for (struct restore **pp = &v->restores; *pp; pp = &(*pp)->next)
     if (*pp == r) {
@@ -334,10 +341,7 @@ int restore_serve(void *opaque, uint64_t client, const cJSON *req, char *err,
   r->l->conf = &r->conf.listeners[0];
   r->l->gen = r->gen;
   restore_pins_init(r);
-  r->next = v->restores;
-  v->restores = r;
-  v->nrestores++;
-  r->gen->restores++;
+  restore_list(v, r);
   char n[96];
   store_fd(&r->text_fd, 1, fdname('R', r->id, n, sizeof n));
   send_restore(r);
@@ -384,20 +388,15 @@ static void serve_failed(struct sv *v, struct restore *r, const char *why,
 }
 
 static void not_started(struct sv *v, struct restore *r, int why_fd) {
-  char why[2048] = "the source failed to start";
-  ssize_t n = why_fd >= 0 ? pread(why_fd, why, sizeof why - 1, 0) : -1;
-  if (n > 0) why[n] = 0;
+  char why[2048];
+  ipc_why(why_fd, why, sizeof why, "the source failed to start");
   log_error("restore %s: %s", r->id, why);
   if (r->state == R_STARTING) {
     serve_failed(v, r, why, "source_failed");
     return;
   }
   /* A new worker cannot start it again: no VM may connect any more. */
-  cJSON *e = restore_event(r, "failed");
-  json_put(e, "error", cJSON_CreateString(why));
-  json_put(e, "policy", cJSON_CreateString("closed"));
-  json_put(e, "session", cJSON_CreateNull());
-  restore_emit(v, r, e);
+  restore_failed_closed(v, r, why);
   restore_close(v, r, "failed");
 }
 

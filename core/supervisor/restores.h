@@ -91,6 +91,8 @@ int restore_starting(const struct sv *v);
 
 /* Shared by restores.c, restoreview.c and restoreadopt.c. */
 struct tmpl_total *restore_totals(struct sv *v, const char *name);
+/* Counts r among the live restores of v and of its generation. */
+void restore_list(struct sv *v, struct restore *r);
 /* r's pin list, empty, named after r->id (D-/K-<id>-<n>). */
 void restore_pins_init(struct restore *r);
 struct restore *restore_by_id(struct sv *v, const char *id);
@@ -102,8 +104,12 @@ void restore_emit(struct sv *v, const struct restore *r, cJSON *e);
 /* Closes r's socket (event closed, reason why); removed once idle. */
 void restore_close(struct sv *v, struct restore *r, const char *why);
 
-/* restoreevents.c: a failed event for each per-restore session whose
- * source failed a read, once, found in shared memory. */
+/* restoreevents.c: a failed event of r with why, its policy "closed" (no
+ * VM connects to r any more). */
+void restore_failed_closed(struct sv *v, const struct restore *r,
+                           const char *why);
+/* A failed event for each per-restore session whose source failed a read,
+ * once, found in shared memory. */
 void restore_tell_source_errors(struct sv *v);
 /* The worker's IPC_SOURCE_ERROR: session id's first source error, its
  * reason in the memfd why_fd; told to watchers at once. */

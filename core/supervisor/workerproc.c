@@ -213,9 +213,8 @@ static int gen_failed(struct sv *v, struct gen *g) {
 }
 
 static void on_gen_err(struct sv *v, struct gen *g, int why_fd) {
-  char why[2048] = "its sources did not start";
-  ssize_t n = why_fd >= 0 ? pread(why_fd, why, sizeof why - 1, 0) : -1;
-  if (n > 0) why[n] = 0;
+  char why[2048];
+  ipc_why(why_fd, why, sizeof why, "its sources did not start");
   log_error("configuration generation %d could not start: %s", g->id, why);
   if (gen_failed(v, g) && g->retry_at)
     log_info("configuration generation %d: trying again in %llu ms", g->id,

@@ -50,10 +50,7 @@ static void send_end(uint64_t id, int reason) {
 /* A session's first source error, for the supervisor's watchers. */
 static void send_error(struct session *s, const char *why) {
   struct ipc_msg m = {.type = IPC_SOURCE_ERROR, .id = s->id};
-  int fd = memfd_create("uffdkit-why", MFD_CLOEXEC);
-  if (fd >= 0 && write(fd, why, strlen(why)) < 0) log_warn("memfd: write");
-  if (!W.supervisor_gone) ipc_send(W.ipc, &m, &fd, 1);
-  if (fd >= 0) close(fd);
+  if (!W.supervisor_gone) ipc_send_why(W.ipc, &m, why);
 }
 
 static void log_ended(struct session *s) {

@@ -90,14 +90,8 @@ static struct {
 static void reply(int ipc, const char *name, const char *why) {
   struct ipc_msg m = {.type = why ? IPC_RESTORE_ERR : IPC_RESTORE_OK};
   snprintf(m.name, sizeof m.name, "%s", name);
-  int fd = -1;
-  if (why) {
-    fd = memfd_create("uffdkit-why", MFD_CLOEXEC);
-    if (fd >= 0 && write(fd, why, strlen(why)) < 0) log_warn("memfd: write");
-  }
-  if (ipc_send(ipc, &m, &fd, 1) < 0)
+  if (ipc_send_why(ipc, &m, why) < 0)
     log_warn("restore %s: cannot answer", name);
-  if (fd >= 0) close(fd);
 }
 
 static void drop_pins(struct wrestore *r) {
