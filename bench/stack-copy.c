@@ -63,16 +63,11 @@ static double median(double *v, int n) {
 }
 
 static struct stack *build(struct daemon_conf *c, int i, const char *dir) {
-  char err[2048];
-#if UFK_ABI_MINOR >= 2
-  struct stack *s = stack_build(host_table(), c, &c->listeners[i], dir, NULL,
-                                err, sizeof err);
-#else
+  struct conf_err err;
   struct stack *s =
-      stack_build(c, &c->listeners[i], dir, NULL, err, sizeof err);
-#endif
+      stack_build(host_table(), c, &c->listeners[i], dir, NULL, &err);
   if (!s) {
-    fprintf(stderr, "stack-copy: %s\n", err);
+    fprintf(stderr, "stack-copy: %s\n", conf_err_str(&err));
     exit(1);
   }
   return s;
@@ -95,7 +90,7 @@ int main(int argc, char **argv) {
   }
   if (fd < 0) return 1;
   close(fd);
-  char text[1024], err[1024];
+  char text[1024];
   snprintf(text, sizeof text,
            "listeners = ( { name = \"mmap\"; socket = \"/tmp/x\";\n"
            "  source = { plugin = \"mmap\"; path = \"%s\"; }; },\n"
@@ -104,8 +99,9 @@ int main(int argc, char **argv) {
            "  layers = ( { layer = \"cache\"; size = \"128M\"; } ); } );\n",
            img, img);
   struct daemon_conf c;
-  if (conf_load_string(&c, text, "stack-copy", err, sizeof err) < 0) {
-    fprintf(stderr, "stack-copy: %s\n", err);
+  struct conf_err err;
+  if (conf_load_string(&c, text, "stack-copy", &err) < 0) {
+    fprintf(stderr, "stack-copy: %s\n", conf_err_str(&err));
     return 1;
   }
   struct stack *mm = build(&c, 0, argv[1]), *ca = build(&c, 1, argv[1]);

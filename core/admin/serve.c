@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "control-priv.h"
 #include "figures.h"
 #include "utf8.h"
@@ -16,12 +16,6 @@
 #endif
 
 #define PROTOCOL_VERSION 1
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Queues json (taken) and a newline behind what cl has to send. */
 static int append(struct client *cl, cJSON *json) {
@@ -212,7 +206,7 @@ void control_reply(struct control *c, uint64_t client, cJSON *answer) {
   }
   reply(cl, answer);
   cl->held = 0;
-  cl->deadline = mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
+  cl->deadline = clock_mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
   control_rearm(c, cl);
   control_kick(c, cl);
 }
@@ -232,7 +226,7 @@ void control_event(struct control *c, const char *id, cJSON *event) {
       cl->outlen = cl->outoff = 0;
     } else {
       if (!cl->out)
-        cl->deadline = mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
+        cl->deadline = clock_mono_ns() + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
       append(cl, cJSON_Duplicate(event, 1));
     }
     control_kick(c, cl);

@@ -89,11 +89,10 @@ static int check_template(struct daemon_conf *conf,
   char *text = template_expand(conf, t, t->name, v, t->n_vars, NULL, &ce);
   struct daemon_conf tmp;
   int rc = text ? conf_load_string(&tmp, text, name, &ce) : -1;
-  if (rc < 0) conf_err_text(&ce, err, sizeof err);
   if (rc == 0)
-    rc = stack_check(host_table(), &tmp, &tmp.listeners[0], dir, err,
-                     sizeof err);
+    rc = stack_check(host_table(), &tmp, &tmp.listeners[0], dir, &ce);
   if (rc < 0) {
+    conf_err_text(&ce, err, sizeof err);
     if (text) map_lines(conf, t, &tmp, name, err, sizeof err);
     log_error("template %s: %s", t->name, err);
   }
@@ -114,10 +113,9 @@ int check_config(struct daemon_conf *conf, const char *dir) {
     bad = 1;
   }
   for (int i = 0; i < conf->n_listeners; i++) {
-    char err[2048];
-    if (stack_check(host_table(), conf, &conf->listeners[i], dir, err,
-                    sizeof err) < 0) {
-      log_error("%s", err);
+    struct conf_err err;
+    if (stack_check(host_table(), conf, &conf->listeners[i], dir, &err) < 0) {
+      log_error("%s", conf_err_str(&err));
       bad = 1;
     }
   }

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ctl.h"
 
 #define LINE_MAX_BYTES (16u << 20)
@@ -26,9 +26,7 @@ struct conn {
 };
 
 static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  return clock_mono_ns() / 1000000;
 }
 
 static void say(const char *fmt, const char *a) {

@@ -5,8 +5,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "hosterror.h"
 #include "log.h"
 #include "pconf.h"
@@ -18,12 +18,6 @@ static void h_log(int level, const char *fmt, ...) {
   va_start(ap, fmt);
   log_vmsg(level < 0 ? 0 : level > 3 ? 3 : level, fmt, ap);
   va_end(ap);
-}
-
-static uint64_t h_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static pthread_mutex_t counter_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -94,7 +88,7 @@ static const struct ufk_host table = {
     .source_open = h_source_open,
     .source_close = h_source_close,
     .counter = h_counter,
-    .now_ns = h_now_ns,
+    .now_ns = clock_mono_ns,
     .open_file = pinned_open,
 };
 

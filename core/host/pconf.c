@@ -36,11 +36,6 @@ static const struct ufk_param *find_param(const struct ufk_config *c,
   return NULL;
 }
 
-static const char *where(const struct ufk_config *c, const config_setting_t *s,
-                         char *buf, size_t len) {
-  return conf_where(c->conf, s ? s : c->group, buf, len);
-}
-
 /* Replaces every "{name}" of c's vars in s; the result lives as long as c. */
 static const char *substitute(struct ufk_config *c, const char *s) {
   if (!c->vars[0] || !strchr(s, '{')) return s;
@@ -87,19 +82,18 @@ static const config_setting_t *lookup(const struct ufk_config *c,
   return NULL;
 }
 
+/* Why key's value (setting s, or the group for a default) is refused. */
 static int bad_value(const struct ufk_config *c, const config_setting_t *s,
-                     const char *key, const char *what) {
-  char w[512];
-  host_error(EINVAL, "%s: %s: '%s' must be %s", where(c, s, w, sizeof w),
-             c->instance, key, what);
-  return -1;
+                     const char *key, const char *what, struct conf_err *e) {
+  return conf_fail(c->conf, s ? s : c->group, e, "%s: '%s' must be %s",
+                   c->instance, key, what);
 }
 
-int pconf_get_string(const struct ufk_config *c, const char *key,
-                     const char **out) {
+static int get_string(const struct ufk_config *c, const char *key,
+                      const char **out, struct conf_err *e) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
-  if (s && !text) return bad_value(c, s, key, "a string");
+  if (s && !text) return bad_value(c, s, key, "a string", e);
   if (!text) return 1;
   *out = substitute((struct ufk_config *)c, text);
   return 0;
@@ -110,7 +104,8 @@ static int is_int(const config_setting_t *s) {
                config_setting_type(s) == CONFIG_TYPE_INT64);
 }
 
-int pconf_get_int(const struct ufk_config *c, const char *key, int64_t *out) {
+static int get_int(const struct ufk_config *c, const char *key, int64_t *out,
+                   struct conf_err *e) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   if (is_int(s)) {
@@ -119,11 +114,12 @@ int pconf_get_int(const struct ufk_config *c, const char *key, int64_t *out) {
   }
   if (!s && !text) return 1;
   if (!text || ufk_parse_i64(text, out) < 0)
-    return bad_value(c, s, key, "an integer");
+    return bad_value(c, s, key, "an integer", e);
   return 0;
 }
 
-int pconf_get_bool(const struct ufk_config *c, const char *key, int *out) {
+static int get_bool(const struct ufk_config *c, const char *key, int *out,
+                    struct conf_err *e) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   if (s && config_setting_type(s) == CONFIG_TYPE_BOOL) {
@@ -132,51 +128,81 @@ int pconf_get_bool(const struct ufk_config *c, const char *key, int *out) {
   }
   if (!s && !text) return 1;
   if (!text || ufk_parse_bool(text, out) < 0)
-    return bad_value(c, s, key, "a boolean (true/false)");
+    return bad_value(c, s, key, "a boolean (true/false)", e);
   return 0;
 }
 
 static int get_scaled(const struct ufk_config *c, const char *key,
-                      uint64_t *out, int duration) {
+                      uint64_t *out, int duration, struct conf_err *e) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   const char *what = duration ? "a duration such as \"250ms\" or \"10s\""
                               : "a size such as \"4M\" or \"2G\"";
   if (is_int(s)) {
     long long v = config_setting_get_int64(s);
-    if (v < 0) return bad_value(c, s, key, what);
+    if (v < 0) return bad_value(c, s, key, what, e);
     *out = (uint64_t)v * (duration ? 1000000000ull : 1);
     return 0;
   }
   if (!s && !text) return 1;
   if (!text || (duration ? ufk_parse_duration_ns(text, out)
                          : ufk_parse_size(text, out)) < 0)
-    return bad_value(c, s, key, what);
+    return bad_value(c, s, key, what, e);
   return 0;
 }
 
-int pconf_get_size(const struct ufk_config *c, const char *key, uint64_t *out) {
-  return get_scaled(c, key, out, 0);
-}
-
-int pconf_get_duration_ns(const struct ufk_config *c, const char *key,
-                          uint64_t *out) {
-  return get_scaled(c, key, out, 1);
-}
-
 /* A string list may be written as a list, an array, or one string. */
-int pconf_get_list_count(const struct ufk_config *c, const char *key) {
+static int list_count(const struct ufk_config *c, const char *key,
+                      struct conf_err *e) {
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
   if (!s) return 0;
   if (text) return 1;
   if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
-    return bad_value(c, s, key, "a list of strings");
+    return bad_value(c, s, key, "a list of strings", e);
   for (int i = 0; i < config_setting_length(s); i++)
     if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) !=
         CONFIG_TYPE_STRING)
-      return bad_value(c, s, key, "a list of strings");
+      return bad_value(c, s, key, "a list of strings", e);
   return config_setting_length(s);
+}
+
+/* The host's getters (the ABI): a refusal goes to host_error. */
+static int told(int r, const struct conf_err *e) {
+  if (r < 0) host_error(EINVAL, "%s", conf_err_str(e));
+  return r;
+}
+
+int pconf_get_string(const struct ufk_config *c, const char *key,
+                     const char **out) {
+  struct conf_err e;
+  return told(get_string(c, key, out, &e), &e);
+}
+
+int pconf_get_int(const struct ufk_config *c, const char *key, int64_t *out) {
+  struct conf_err e;
+  return told(get_int(c, key, out, &e), &e);
+}
+
+int pconf_get_bool(const struct ufk_config *c, const char *key, int *out) {
+  struct conf_err e;
+  return told(get_bool(c, key, out, &e), &e);
+}
+
+int pconf_get_size(const struct ufk_config *c, const char *key, uint64_t *out) {
+  struct conf_err e;
+  return told(get_scaled(c, key, out, 0, &e), &e);
+}
+
+int pconf_get_duration_ns(const struct ufk_config *c, const char *key,
+                          uint64_t *out) {
+  struct conf_err e;
+  return told(get_scaled(c, key, out, 1, &e), &e);
+}
+
+int pconf_get_list_count(const struct ufk_config *c, const char *key) {
+  struct conf_err e;
+  return told(list_count(c, key, &e), &e);
 }
 
 int pconf_get_list_item(const struct ufk_config *c, const char *key, int index,
@@ -197,7 +223,7 @@ const char *pconf_where(const struct ufk_config *c, const char *key) {
   static __thread char buf[512];
   const char *text;
   const config_setting_t *s = lookup(c, key, &text);
-  return where(c, s, buf, sizeof buf);
+  return conf_where(c->conf, s ? s : c->group, buf, sizeof buf);
 }
 
 struct ufk_config *pconf_new(const struct daemon_conf *conf,
@@ -254,7 +280,8 @@ uint32_t pconf_abi_minor(const struct ufk_config *c) {
 }
 
 /* Checks one key's value by reading it as its declared type. */
-static int check_type(const struct ufk_config *c, const struct ufk_param *p) {
+static int check_type(const struct ufk_config *c, const struct ufk_param *p,
+                      struct conf_err *e) {
   const char *s;
   int64_t i;
   int b;
@@ -262,21 +289,21 @@ static int check_type(const struct ufk_config *c, const struct ufk_param *p) {
   const config_setting_t *g;
   switch (p->type) {
   case UFK_T_STRING:
-    return pconf_get_string(c, p->key, &s) < 0 ? -1 : 0;
+    return get_string(c, p->key, &s, e) < 0 ? -1 : 0;
   case UFK_T_INT:
-    return pconf_get_int(c, p->key, &i) < 0 ? -1 : 0;
+    return get_int(c, p->key, &i, e) < 0 ? -1 : 0;
   case UFK_T_BOOL:
-    return pconf_get_bool(c, p->key, &b) < 0 ? -1 : 0;
+    return get_bool(c, p->key, &b, e) < 0 ? -1 : 0;
   case UFK_T_SIZE:
-    return pconf_get_size(c, p->key, &u) < 0 ? -1 : 0;
+    return get_scaled(c, p->key, &u, 0, e) < 0 ? -1 : 0;
   case UFK_T_DURATION:
-    return pconf_get_duration_ns(c, p->key, &u) < 0 ? -1 : 0;
+    return get_scaled(c, p->key, &u, 1, e) < 0 ? -1 : 0;
   case UFK_T_STRING_LIST:
-    return pconf_get_list_count(c, p->key) < 0 ? -1 : 0;
+    return list_count(c, p->key, e) < 0 ? -1 : 0;
   case UFK_T_GROUP:
     g = c->group ? config_setting_get_member(c->group, p->key) : NULL;
     return g && !config_setting_is_group(g)
-               ? bad_value(c, g, p->key, "a group { ... }")
+               ? bad_value(c, g, p->key, "a group { ... }", e)
                : 0;
   default:
     return 0;
@@ -284,35 +311,33 @@ static int check_type(const struct ufk_config *c, const struct ufk_param *p) {
 }
 
 int pconf_validate(const struct ufk_config *c, const char *const *skip,
-                   char *err, size_t errlen) {
-  char w[512];
-  host_clear_error();
+                   struct conf_err *err) {
   for (int i = 0; c->group && i < config_setting_length(c->group); i++) {
     const config_setting_t *s = config_setting_get_elem(c->group, (unsigned)i);
     const char *name = config_setting_name(s);
     int skipped = 0;
     for (const char *const *k = skip; k && *k; k++)
       skipped |= !strcmp(*k, name);
-    if (!skipped && !find_param(c, name)) {
-      snprintf(err, errlen,
-               "%s: %s: unknown setting '%s' (uffdkit --describe lists "
-               "them)",
-               where(c, s, w, sizeof w), c->instance, name);
-      return -1;
-    }
+    if (!skipped && !find_param(c, name))
+      return conf_fail(c->conf, s, err,
+                       "%s: unknown setting '%s' (uffdkit --describe lists "
+                       "them)",
+                       c->instance, name);
   }
   for (const struct ufk_param *p = c->params; p && p->key; p++) {
     const config_setting_t *s =
         c->group ? config_setting_get_member(c->group, p->key) : NULL;
-    if ((p->flags & UFK_PARAM_REQUIRED) && !s) {
-      snprintf(err, errlen, "%s: %s: missing required setting '%s'",
-               where(c, c->group, w, sizeof w), c->instance, p->key);
-      return -1;
-    }
-    if (check_type(c, p) < 0) {
-      snprintf(err, errlen, "%s", host_last_error());
-      return -1;
-    }
+    if ((p->flags & UFK_PARAM_REQUIRED) && !s)
+      return conf_fail(c->conf, c->group, err,
+                       "%s: missing required setting '%s'", c->instance,
+                       p->key);
+    if (check_type(c, p, err) < 0) return -1;
   }
   return 0;
+}
+
+int pconf_failed(const struct ufk_config *c, const char *what,
+                 struct conf_err *err) {
+  return conf_fail(c->conf, c->group, err, "%s: %s%s", c->instance, what,
+                   host_last_error());
 }

@@ -20,9 +20,15 @@ struct ufk_config *pconf_new(const struct daemon_conf *conf,
                              const char *instance, const char *const *vars,
                              struct listener_stats *stats);
 /* Refuses unknown keys (other than those in skip), wrong types and missing
- * required keys, naming file and line.  Returns 0 or -1. */
+ * required keys: 0, or -1 with err at the file and line of the setting
+ * ("LISTENER/PLUGIN: what is wrong"). */
 int pconf_validate(const struct ufk_config *c, const char *const *skip,
-                   char *err, size_t errlen);
+                   struct conf_err *err);
+/* A callback of the plugin failed: err at the file and line of the
+ * instance's settings, "LISTENER/PLUGIN: " what, then the message the
+ * plugin gave host->error (which names its key with host->where).  -1. */
+int pconf_failed(const struct ufk_config *c, const char *what,
+                 struct conf_err *err);
 void pconf_free(struct ufk_config *c);
 const char *pconf_instance(const struct ufk_config *c);
 const config_setting_t *pconf_group(const struct ufk_config *c);

@@ -30,76 +30,72 @@ static int valid_name(const char *s) {
 }
 
 /* The checks nbdkit taught: version, size, required callbacks, name. */
-static int check_plugin(const char *path, const struct ufk_plugin *p, char *err,
-                        size_t errlen) {
-  if (p->abi_major != UFK_ABI_MAJOR) {
-    snprintf(err, errlen,
-             "%s: plugin ABI major %u, this daemon speaks %u: rebuild the "
-             "plugin against this uffdkit",
-             path, p->abi_major, UFK_ABI_MAJOR);
-    return -1;
-  }
-  if (p->abi_minor > UFK_ABI_MINOR) {
-    snprintf(err, errlen,
-             "%s: plugin needs ABI %u.%u, this daemon has %u.%u: upgrade "
-             "uffdkit",
-             path, p->abi_major, p->abi_minor, UFK_ABI_MAJOR, UFK_ABI_MINOR);
-    return -1;
-  }
-  if (p->struct_size < offsetof(struct ufk_plugin, caps)) {
-    snprintf(err, errlen, "%s: plugin struct size %u is too small", path,
-             p->struct_size);
-    return -1;
-  }
-  if (!valid_name(p->name)) {
-    snprintf(err, errlen, "%s: plugin name must be 1-40 of [a-z0-9-]", path);
-    return -1;
-  }
+static int check_plugin(const char *path, const struct ufk_plugin *p,
+                        struct conf_err *err) {
+  if (p->abi_major != UFK_ABI_MAJOR)
+    return conf_err_at(err, path, -1, 0,
+                       "plugin ABI major %u, this daemon speaks %u: rebuild "
+                       "the plugin against this uffdkit",
+                       p->abi_major, UFK_ABI_MAJOR);
+  if (p->abi_minor > UFK_ABI_MINOR)
+    return conf_err_at(err, path, -1, 0,
+                       "plugin needs ABI %u.%u, this daemon has %u.%u: "
+                       "upgrade uffdkit",
+                       p->abi_major, p->abi_minor, UFK_ABI_MAJOR,
+                       UFK_ABI_MINOR);
+  if (p->struct_size < offsetof(struct ufk_plugin, caps))
+    return conf_err_at(err, path, -1, 0, "plugin struct size %u is too small",
+                       p->struct_size);
+  if (!valid_name(p->name))
+    return conf_err_at(err, path, -1, 0,
+                       "plugin name must be 1-40 of [a-z0-9-]");
   const char *missing = !p->create     ? "create"
                         : !p->get_size ? "get_size"
                         : !p->read     ? "read"
                                        : NULL;
-  if (missing) {
-    snprintf(err, errlen, "%s: plugin '%s' lacks the required callback %s",
-             path, p->name, missing);
-    return -1;
-  }
-  if (p->thread_model > UFK_THREAD_PARALLEL) {
-    snprintf(err, errlen, "%s: unknown thread model %u", path, p->thread_model);
-    return -1;
-  }
+  if (missing)
+    return conf_err_at(err, path, -1, 0,
+                       "plugin '%s' lacks the required callback %s", p->name,
+                       missing);
+  if (p->thread_model > UFK_THREAD_PARALLEL)
+    return conf_err_at(err, path, -1, 0, "unknown thread model %u",
+                       p->thread_model);
   return 0;
 }
 
-int plugin_open_file(const char *path, struct plugin *out, char *err,
-                     size_t errlen) {
-  memset(out, 0, sizeof *out);
-  /* Before dlopen: a library's constructors run as it loads. */
-  if (plugin_file_trusted(path, err, errlen) < 0) return -1;
-  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (!dl) {
-    snprintf(err, errlen, "%s", dlerror());
-    return -1;
-  }
+/* The plugin's struct, from its entry point; NULL with err set. */
+static const struct ufk_plugin *entry_of(void *dl, const char *path,
+                                         struct conf_err *err) {
   const struct ufk_plugin *(*entry)(void);
   *(void **)&entry = dlsym(dl, UFFDKIT_ENTRY_SYMBOL);
   const struct ufk_plugin *p = entry ? entry() : NULL;
+  if (!p)
+    conf_err_at(err, path, -1, 0, "not a uffdkit plugin (no %s symbol)",
+                UFFDKIT_ENTRY_SYMBOL);
+  else if (p->struct_size < offsetof(struct ufk_plugin, load))
+    conf_err_at(err, path, -1, 0, "plugin struct size %u is too small",
+                p->struct_size);
+  else
+    return p;
+  return NULL;
+}
+
+int plugin_open_file(const char *path, struct plugin *out,
+                     struct conf_err *err) {
+  memset(out, 0, sizeof *out);
+  /* Before dlopen: a library's constructors run as it loads. */
+  if (plugin_file_trusted(path, err) < 0) return -1;
+  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!dl) return conf_err_set(err, "%s", dlerror()); /* names the file */
+  const struct ufk_plugin *p = entry_of(dl, path, err);
   if (!p) {
-    snprintf(err, errlen, "%s: not a uffdkit plugin (no %s symbol)", path,
-             UFFDKIT_ENTRY_SYMBOL);
-    dlclose(dl);
-    return -1;
-  }
-  if (p->struct_size < offsetof(struct ufk_plugin, load)) {
-    snprintf(err, errlen, "%s: plugin struct size %u is too small", path,
-             p->struct_size);
     dlclose(dl);
     return -1;
   }
   size_t n = p->struct_size < sizeof out->p ? p->struct_size : sizeof out->p;
   memcpy(&out->p, p, n);
   if (out->p.abi_minor < 2) out->p.release = NULL; /* 1.2's */
-  if (check_plugin(path, &out->p, err, errlen) < 0) {
+  if (check_plugin(path, &out->p, err) < 0) {
     dlclose(dl);
     return -1;
   }
@@ -119,7 +115,7 @@ void plugin_close_file(struct plugin *p) {
 /* A name with a '/' is a path; otherwise the first lib<name>.so on the
  * search path.  0 if found; -1 with err saying where it was looked for. */
 static int plugin_find(const char *dirs, const char *name, char *path,
-                       size_t len, char *err, size_t errlen) {
+                       size_t len, struct conf_err *err) {
   if (strchr(name, '/')) {
     snprintf(path, len, "%s", name);
     return 0;
@@ -133,25 +129,25 @@ static int plugin_find(const char *dirs, const char *name, char *path,
     if (snprintf(tried + k, sizeof tried - k, "%s%s", i ? ":" : "", d[i]) < 0)
       break;
   }
-  snprintf(err, errlen,
-           "no plugin '%s' in %s (uffdkit --list-plugins lists them)", name,
-           tried);
-  return -1;
+  return conf_err_set(
+      err, "no plugin '%s' in %s (uffdkit --list-plugins lists them)", name,
+      tried);
 }
 
 static struct plugin *load_locked(const char *dir, const char *name,
-                                  const struct ufk_host *host, char *err,
-                                  size_t errlen) {
+                                  const struct ufk_host *host,
+                                  struct conf_err *err) {
   char path[PATH_MAX];
-  if (plugin_find(dir, name, path, sizeof path, err, errlen) < 0) return NULL;
+  if (plugin_find(dir, name, path, sizeof path, err) < 0) return NULL;
   struct plugin *p;
   for (p = loaded; p; p = p->next)
     if (!strcmp(p->path, path)) break;
   if (!p) {
     struct plugin tmp;
-    if (plugin_open_file(path, &tmp, err, errlen) < 0) return NULL;
+    if (plugin_open_file(path, &tmp, err) < 0) return NULL;
+    host_clear_error();
     if (tmp.p.load && tmp.p.load(host) < 0) {
-      snprintf(err, errlen, "%s: load failed: %s", path, host_last_error());
+      conf_err_at(err, path, -1, 0, "load failed: %s", host_last_error());
       plugin_close_file(&tmp);
       return NULL;
     }
@@ -165,24 +161,22 @@ static struct plugin *load_locked(const char *dir, const char *name,
 
 const struct plugin *plugin_get(const char *dir, const char *name,
                                 int want_layer, const struct ufk_host *host,
-                                char *err, size_t errlen) {
+                                struct conf_err *err) {
   pthread_mutex_lock(&loaded_lock);
-  struct plugin *p = load_locked(dir, name, host, err, errlen);
+  struct plugin *p = load_locked(dir, name, host, err);
   pthread_mutex_unlock(&loaded_lock);
   if (!p) return NULL;
-  const char *path = p->path;
-  if (!strchr(name, '/') && strcmp(p->name, name)) {
-    snprintf(err, errlen, "%s calls itself '%s', not '%s'", path, p->name,
-             name);
-    return NULL;
-  }
   int is_layer = !!(p->p.flags & UFK_PLUGIN_LAYER);
-  if (is_layer != want_layer) {
-    snprintf(err, errlen, "'%s' is a %s, not a %s", name,
-             is_layer ? "layer" : "source", want_layer ? "layer" : "source");
-    return NULL;
-  }
-  return p;
+  if (!strchr(name, '/') && strcmp(p->name, name))
+    conf_err_at(err, p->path, -1, 0, "the plugin calls itself '%s', not '%s'",
+                p->name, name);
+  else if (is_layer != want_layer)
+    conf_err_set(err, "'%s' is a %s, not a %s", name,
+                 is_layer ? "layer" : "source",
+                 want_layer ? "layer" : "source");
+  else
+    return p;
+  return NULL;
 }
 
 void plugin_unload_all(void) {
@@ -212,10 +206,10 @@ static int by_name(const void *a, const void *b) {
 /* Adds one file to the list unless its name is already there (an earlier
  * directory on the search path wins).  -1 if it could not be loaded. */
 static int list_file(const char *path, struct listed **v, size_t *n) {
-  char err[1024];
+  struct conf_err err;
   struct plugin p;
-  if (plugin_open_file(path, &p, err, sizeof err) < 0) {
-    fprintf(stderr, "uffdkit: %s\n", err);
+  if (plugin_open_file(path, &p, &err) < 0) {
+    fprintf(stderr, "uffdkit: %s\n", conf_err_str(&err));
     return -1;
   }
   int seen = 0;
@@ -304,11 +298,12 @@ static void print_callbacks(const struct ufk_plugin *u) {
 }
 
 int plugin_describe(const char *dir, const char *name) {
-  char path[PATH_MAX], err[1024];
+  char path[PATH_MAX];
+  struct conf_err err;
   struct plugin p;
-  if (plugin_find(dir, name, path, sizeof path, err, sizeof err) < 0 ||
-      plugin_open_file(path, &p, err, sizeof err) < 0) {
-    fprintf(stderr, "uffdkit: %s\n", err);
+  if (plugin_find(dir, name, path, sizeof path, &err) < 0 ||
+      plugin_open_file(path, &p, &err) < 0) {
+    fprintf(stderr, "uffdkit: %s\n", conf_err_str(&err));
     return 1;
   }
   const struct ufk_plugin *u = &p.p;

@@ -19,13 +19,15 @@ struct plugin {
 /* Finds plugin `name` (or a path containing '/') on the search path made of
  * the built-in directory and dirs (colon-separated, or NULL), loading it once
  * (its load() is given host).  want_layer: 1 a layer is required, 0 a
- * source.  NULL with err set. */
+ * source.  NULL with err set: about the plugin file (err->file, no line)
+ * when the file is wrong, about nothing when none fits. */
 const struct plugin *plugin_get(const char *dir, const char *name,
                                 int want_layer, const struct ufk_host *host,
-                                char *err, size_t errlen);
-/* Loads a plugin file and checks it, without calling load(). */
-int plugin_open_file(const char *path, struct plugin *out, char *err,
-                     size_t errlen);
+                                struct conf_err *err);
+/* Loads a plugin file and checks it, without calling load(): 0, or -1 with
+ * err about the file (err->file is path). */
+int plugin_open_file(const char *path, struct plugin *out,
+                     struct conf_err *err);
 void plugin_close_file(struct plugin *p);
 void plugin_unload_all(void);
 

@@ -54,45 +54,40 @@ enum node { PLUGIN_FILE, PLUGIN_DIR, ABOVE };
  * plugin's own directory may a root-owned sticky one (/tmp) be, where no
  * one can rename or replace what root made. */
 static int check_node(const char *node, const char *file, enum node kind,
-                      char *err, size_t errlen) {
+                      struct conf_err *err) {
   struct stat st;
-  if (lstat(node, &st) < 0) {
-    snprintf(err, errlen, "%s: %s: %s", file, node, strerror(errno));
-    return -1;
-  }
+  if (lstat(node, &st) < 0)
+    return conf_err_at(err, file, -1, 0, "%s: %s", node, strerror(errno));
   const char *what = kind == PLUGIN_FILE ? "the plugin file" : "directory";
-  if (st.st_uid != 0) {
-    snprintf(err, errlen,
-             "%s: refusing to load it: %s %s is owned by uid %u, not root",
-             file, what, node, (unsigned)st.st_uid);
-    return -1;
-  }
+  if (st.st_uid != 0)
+    return conf_err_at(err, file, -1, 0,
+                       "refusing to load it: %s %s is owned by uid %u, not "
+                       "root",
+                       what, node, (unsigned)st.st_uid);
   int sticky_dir =
       kind == ABOVE && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX);
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_dir) {
-    snprintf(err, errlen,
-             "%s: refusing to load it: %s %s is writable by %s (mode %04o)",
-             file, what, node, st.st_mode & S_IWOTH ? "others" : "its group",
-             (unsigned)(st.st_mode & 07777));
-    return -1;
-  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_dir)
+    return conf_err_at(err, file, -1, 0,
+                       "refusing to load it: %s %s is writable by %s (mode "
+                       "%04o)",
+                       what, node,
+                       st.st_mode & S_IWOTH ? "others" : "its group",
+                       (unsigned)(st.st_mode & 07777));
   return 0;
 }
 
-int plugin_file_trusted(const char *path, char *err, size_t errlen) {
+int plugin_file_trusted(const char *path, struct conf_err *err) {
   if (geteuid() != 0) return 0;
   char real[PATH_MAX];
-  if (!realpath(path, real)) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    return -1;
-  }
+  if (!realpath(path, real))
+    return conf_err_at(err, path, -1, 0, "%s", strerror(errno));
   enum node kind = PLUGIN_FILE;
-  if (check_node(real, path, kind, err, errlen) < 0) return -1;
+  if (check_node(real, path, kind, err) < 0) return -1;
   for (char *slash = strrchr(real, '/'); slash; slash = strrchr(real, '/')) {
     kind = kind == PLUGIN_FILE ? PLUGIN_DIR : ABOVE;
-    if (slash == real) return check_node("/", path, kind, err, errlen);
+    if (slash == real) return check_node("/", path, kind, err);
     *slash = 0;
-    if (check_node(real, path, kind, err, errlen) < 0) return -1;
+    if (check_node(real, path, kind, err) < 0) return -1;
   }
   return 0;
 }

@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "conferr.h"
+
 #define PLUGIN_PATH_MAX 16
 
 /* The directory the daemon looks in when none is configured: the one it
@@ -19,8 +21,9 @@ int plugin_search_path(const char *extra, char dirs[][PATH_MAX], int max);
 /* As root, a plugin file is loaded only if it and every directory above it
  * are owned by root and writable by no one else (a root-owned sticky
  * directory such as /tmp may be on the way).  0 if it may be loaded;
- * -1 with err naming the file and what is wrong.  Other users load what
- * they can read: nothing they load runs with more than their rights. */
-int plugin_file_trusted(const char *path, char *err, size_t errlen);
+ * -1 with err about the file (err->file) saying what is wrong.  Other
+ * users load what they can read: nothing they load runs with more than
+ * their rights. */
+int plugin_file_trusted(const char *path, struct conf_err *err);
 
 #endif

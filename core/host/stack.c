@@ -227,26 +227,17 @@ static void init_next(struct level *l) {
 static int level_create(struct stack *s, const struct daemon_conf *conf,
                         const config_setting_t *g, int is_layer,
                         const char *plugin_dir, const char *const *vars,
-                        struct listener_stats *stats, char *err,
-                        size_t errlen) {
+                        struct listener_stats *stats, struct conf_err *err) {
   static const char *const skip_source[] = {"plugin", "layers", NULL};
   static const char *const skip_layer[] = {"layer", NULL};
   const char *name = NULL;
-  char w[512];
   config_setting_lookup_string(g, is_layer ? "layer" : "plugin", &name);
-  if (s->n == MAX_LEVELS) {
-    snprintf(err, errlen, "%s: more than %d layers",
-             conf_where(conf, g, w, sizeof w), MAX_LEVELS - 1);
-    return -1;
-  }
+  if (s->n == MAX_LEVELS)
+    return conf_fail(conf, g, err, "more than %d layers", MAX_LEVELS - 1);
+  struct conf_err why; /* about the plugin file, or no file */
   const struct plugin *p =
-      plugin_get(plugin_dir, name, is_layer, s->host, err, errlen);
-  if (!p) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s: %s", conf_where(conf, g, w, sizeof w), err);
-    snprintf(err, errlen, "%s", tmp);
-    return -1;
-  }
+      plugin_get(plugin_dir, name, is_layer, s->host, &why);
+  if (!p) return conf_fail(conf, g, err, "%s", conf_err_str(&why));
   struct level *l = &s->levels[s->n];
   char inst[200];
   snprintf(inst, sizeof inst, "%s/%s", s->name, p->p.name);
@@ -260,15 +251,12 @@ static int level_create(struct stack *s, const struct daemon_conf *conf,
     init_next(l->below);
   }
   l->cfg = pconf_new(conf, g, &p->p, inst, vars, stats);
-  int bad = pconf_validate(l->cfg, is_layer ? skip_layer : skip_source, err,
-                           errlen) < 0;
+  int bad =
+      pconf_validate(l->cfg, is_layer ? skip_layer : skip_source, err) < 0;
   if (!bad) {
     host_clear_error();
     l->inst = p->p.create(l->cfg, l->below ? &l->below->next : NULL);
-    if (!l->inst) {
-      snprintf(err, errlen, "%s: %s", inst, host_last_error());
-      bad = 1;
-    }
+    if (!l->inst) bad = pconf_failed(l->cfg, "", err) < 0;
   }
   if (bad) { /* not counted in s->n yet: freed here */
     pconf_free(l->cfg);
@@ -284,12 +272,10 @@ static int level_create(struct stack *s, const struct daemon_conf *conf,
   return 0;
 }
 
-static int level_start(struct level *l, char *err, size_t errlen) {
+static int level_start(struct level *l, struct conf_err *err) {
   host_clear_error();
-  if (l->plugin->p.start && l->plugin->p.start(l->inst) < 0) {
-    snprintf(err, errlen, "%s: %s", pconf_instance(l->cfg), host_last_error());
-    return -1;
-  }
+  if (l->plugin->p.start && l->plugin->p.start(l->inst) < 0)
+    return pconf_failed(l->cfg, "", err);
   l->started = 1;
   if (l->plugin->p.caps) {
     struct ufk_caps c = {0};
@@ -301,13 +287,9 @@ static int level_start(struct level *l, char *err, size_t errlen) {
                                          (UFK_PLUGIN_FAST | UFK_PLUGIN_NOWAIT)};
   }
   init_next(l);
+  host_clear_error();
   l->size = l->plugin->p.get_size(l->inst);
-  if (l->size < 0) {
-    snprintf(err, errlen, "%s: get_size: %s", pconf_instance(l->cfg),
-             host_last_error());
-    return -1;
-  }
-  return 0;
+  return l->size < 0 ? pconf_failed(l->cfg, "get_size: ", err) : 0;
 }
 
 /* Builds levels: the source of group `src`, then layers listed in `layers`,
@@ -316,13 +298,13 @@ static int build_levels(struct stack *s, const struct daemon_conf *conf,
                         const config_setting_t *src,
                         const config_setting_t *layers, const char *plugin_dir,
                         const char *const *vars, struct listener_stats *stats,
-                        char *err, size_t errlen) {
-  if (level_create(s, conf, src, 0, plugin_dir, vars, stats, err, errlen) < 0)
+                        struct conf_err *err) {
+  if (level_create(s, conf, src, 0, plugin_dir, vars, stats, err) < 0)
     return -1;
   int nl = layers ? config_setting_length(layers) : 0;
   for (int i = nl - 1; i >= 0; i--)
     if (level_create(s, conf, config_setting_get_elem(layers, (unsigned)i), 1,
-                     plugin_dir, vars, stats, err, errlen) < 0)
+                     plugin_dir, vars, stats, err) < 0)
       return -1;
   s->top = &s->levels[s->n - 1];
   return 0;
@@ -352,9 +334,9 @@ static void load_zero_map(struct stack *s) {
   }
 }
 
-static int start_levels(struct stack *s, char *err, size_t errlen) {
+static int start_levels(struct stack *s, struct conf_err *err) {
   for (int i = 0; i < s->n; i++)
-    if (level_start(&s->levels[i], err, errlen) < 0) return -1;
+    if (level_start(&s->levels[i], err) < 0) return -1;
   load_zero_map(s);
   return 0;
 }
@@ -375,30 +357,26 @@ void stack_destroy(struct stack *s) {
 /* A listener's layers belong beside its source, not inside it (only a
  * nested source, such as diff's store, carries its own layers). */
 static int misplaced_layers(const struct daemon_conf *conf,
-                            const struct listener_conf *l, char *err,
-                            size_t errlen) {
+                            const struct listener_conf *l,
+                            struct conf_err *err) {
   const config_setting_t *in = config_setting_get_member(l->source, "layers");
-  if (!in) return 0;
-  char w[512];
-  snprintf(err, errlen,
-           "%s: listener '%s': 'layers' goes in the listener, beside "
-           "'source', not inside it",
-           conf_where(conf, in, w, sizeof w), l->name);
-  return 1;
+  return in && conf_fail(conf, in, err,
+                         "listener '%s': 'layers' goes in the listener, "
+                         "beside 'source', not inside it",
+                         l->name) < 0;
 }
 
 struct stack *stack_build(const struct ufk_host *host,
                           const struct daemon_conf *conf,
                           const struct listener_conf *l, const char *plugin_dir,
-                          struct listener_stats *stats, char *err,
-                          size_t errlen) {
+                          struct listener_stats *stats, struct conf_err *err) {
   struct stack *s = xcalloc(1, sizeof *s);
   s->host = host;
   snprintf(s->name, sizeof s->name, "%s", l->name);
-  if (misplaced_layers(conf, l, err, errlen) ||
-      build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, stats, err,
-                   errlen) < 0 ||
-      start_levels(s, err, errlen) < 0) {
+  if (misplaced_layers(conf, l, err) ||
+      build_levels(s, conf, l->source, l->layers, plugin_dir, NULL, stats,
+                   err) < 0 ||
+      start_levels(s, err) < 0) {
     stack_destroy(s);
     return NULL;
   }
@@ -407,14 +385,14 @@ struct stack *stack_build(const struct ufk_host *host,
 
 int stack_check(const struct ufk_host *host, const struct daemon_conf *conf,
                 const struct listener_conf *l, const char *plugin_dir,
-                char *err, size_t errlen) {
+                struct conf_err *err) {
   struct stack *s = xcalloc(1, sizeof *s);
   s->host = host;
   snprintf(s->name, sizeof s->name, "%s", l->name);
-  int r = misplaced_layers(conf, l, err, errlen)
+  int r = misplaced_layers(conf, l, err)
               ? -1
               : build_levels(s, conf, l->source, l->layers, plugin_dir, NULL,
-                             NULL, err, errlen);
+                             NULL, err);
   stack_destroy(s);
   return r;
 }
@@ -425,7 +403,7 @@ struct ufk_next *stack_open_nested(const struct ufk_host *host,
                                    const char *const *vars) {
   struct stack *s = xcalloc(1, sizeof *s);
   s->host = host;
-  char err[2048];
+  struct conf_err err;
   const struct daemon_conf *conf = pconf_daemon(parent);
   const char *dir = conf->plugin_dir;
   snprintf(s->name, sizeof s->name, "%s/%s", pconf_instance(parent),
@@ -436,14 +414,14 @@ struct ufk_next *stack_open_nested(const struct ufk_host *host,
   }
   int bad =
       build_levels(s, conf, group, config_setting_get_member(group, "layers"),
-                   dir, vars, pconf_stats(parent), err, sizeof err) < 0;
+                   dir, vars, pconf_stats(parent), &err) < 0;
   if (!bad) s->top->above_minor = pconf_abi_minor(parent); /* its caller */
-  if (bad || start_levels(s, err, sizeof err) < 0) {
+  if (bad || start_levels(s, &err) < 0) {
     /* A start's errno goes to the caller: ENOENT (an object missing) is an
      * answer, other errors are failures (diff's rescue tells them apart). */
     int e = bad ? EINVAL : host_last_errno();
     stack_destroy(s);
-    host_error(e, "%s", err);
+    host_error(e, "%s", conf_err_str(&err)); /* the parent's create tells */
     return NULL;
   }
   return &s->top->next;

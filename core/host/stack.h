@@ -14,16 +14,19 @@
 struct stack;
 
 /* Creates and starts the listener's stack; plugins loaded for it get host.
- * NULL with err set. */
+ * NULL with err at the file and line of the setting at fault: the
+ * plugin's group when its file cannot be loaded or one of its callbacks
+ * fails ("LISTENER/PLUGIN: " and the plugin's own message), the key when
+ * a value is refused. */
 struct stack *stack_build(const struct ufk_host *host,
                           const struct daemon_conf *conf,
                           const struct listener_conf *l, const char *plugin_dir,
-                          struct listener_stats *stats, char *err,
-                          size_t errlen);
-/* Validates settings only (create, no start), for --check-config. */
+                          struct listener_stats *stats, struct conf_err *err);
+/* Validates settings only (create, no start), for --check-config; 0, or
+ * -1 with err as stack_build's. */
 int stack_check(const struct ufk_host *host, const struct daemon_conf *conf,
                 const struct listener_conf *l, const char *plugin_dir,
-                char *err, size_t errlen);
+                struct conf_err *err);
 void stack_destroy(struct stack *s);
 
 /* What l's stack is built from, in a canonical form (stackkey.c): its

@@ -1,7 +1,9 @@
 #include "ipc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,4 +80,23 @@ int ipc_recv(int sock, struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
   for (int i = 0, j = 0; i < IPC_MAX_FDS; i++)
     if ((m->fdmask & (1u << i)) && j < n) fds[i] = got[j++];
   return 1;
+}
+
+int ipc_send_why(int sock, const struct ipc_msg *m, const char *why) {
+  int fd = why ? memfd_create("uffdkit-why", MFD_CLOEXEC) : -1;
+  size_t len = why ? strlen(why) : 0;
+  if (fd >= 0 && write(fd, why, len) != (ssize_t)len) {
+    close(fd); /* the receiver says something failed, without why */
+    fd = -1;
+  }
+  int r = ipc_send(sock, m, &fd, 1);
+  if (fd >= 0) close(fd);
+  return r;
+}
+
+const char *ipc_why(int fd, char *buf, size_t len, const char *dflt) {
+  snprintf(buf, len, "%s", dflt);
+  ssize_t n = fd >= 0 && len > 1 ? pread(fd, buf, len - 1, 0) : -1;
+  if (n > 0) buf[n] = 0;
+  return buf;
 }

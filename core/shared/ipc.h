@@ -61,4 +61,11 @@ int ipc_send(int sock, const struct ipc_msg *m, const int *fds, int nfds);
  * -1 with errno (EAGAIN when nothing is pending). */
 int ipc_recv(int sock, struct ipc_msg *m, int fds[IPC_MAX_FDS]);
 
+/* Sends m with why (unless NULL) in a memfd as its one descriptor: how the
+ * worker says why something failed.  0 or -1 with errno. */
+int ipc_send_why(int sock, const struct ipc_msg *m, const char *why);
+/* The text of a descriptor ipc_send_why sent, in buf (len bytes), or dflt
+ * when none came.  Returns buf. */
+const char *ipc_why(int fd, char *buf, size_t len, const char *dflt);
+
 #endif

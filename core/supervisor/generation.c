@@ -58,8 +58,10 @@ struct gen *make_gen(struct sv *v, struct daemon_conf *conf, int id,
     }
   g->next = v->gens;
   v->gens = g;
-  char gid[16], n[96];
+  char gid[16], n[96], what[48];
   snprintf(gid, sizeof gid, "%d", g->id);
+  snprintf(what, sizeof what, "configuration generation %d", g->id);
+  pinlist_init(&g->pins, 'F', 'N', gid, what);
   store_fd(&g->config_fd, 1, fdname('T', gid, n, sizeof n));
   return g;
 }
@@ -78,7 +80,7 @@ void free_gen(struct sv *v, struct gen *g) {
       break;
     }
   close_if(g->config_fd);
-  genpin_free(g);
+  pinlist_free(&g->pins);
   conf_free(g->conf);
   free(g->conf);
   /* A caller up the stack may still hold g. */

@@ -78,6 +78,16 @@ int handover_collect(struct handed **out) {
   return n;
 }
 
+int handover_take(struct handed *h, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (h[i].fd >= 0 && !strcmp(h[i].name, name)) {
+      int fd = h[i].fd;
+      h[i].fd = -1;
+      return fd;
+    }
+  return -1;
+}
+
 int handover_exec(int exe_fd, char *const *argv, const struct handed *h,
                   int n) {
   size_t len = 1;

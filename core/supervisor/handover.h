@@ -5,6 +5,8 @@
  *   T-<gen>       a generation's config text (memfd)
  *   F-<gen>-<n>   a data file pinned to the generation
  *   N-<gen>-<n>   its path and open flags (memfd)
+ *   R-<id>        a per-restore listener's config text (memfd)
+ *   D-<id>-<n>    a data file pinned to it   K-<id>-<n>  its path and flags
  *   U-<id> uffd   M-<id> session state   C-<id> connection   P-<id> pidfd
  * (no ':' in names: systemd separates $LISTEN_FDNAMES with it). */
 #ifndef UFFDKIT_CORE_HANDOVER_H
@@ -19,6 +21,10 @@ struct handed {
  * $UFFDKIT_FDS (our re-exec); the variables are removed.  Returns how
  * many (*out malloc'd), or -1 when the variables are malformed. */
 int handover_collect(struct handed **out);
+
+/* The descriptor handed over under name, taken out of h (its fd set to
+ * -1), or -1 if none is. */
+int handover_take(struct handed *h, int n, const char *name);
 
 /* Re-executes the binary open in exe_fd with argv keeping the n
  * descriptors open under their names.  Returns only if exec failed (with

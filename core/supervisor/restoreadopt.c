@@ -52,7 +52,8 @@ static struct restore *adopt_one(struct sv *v, struct handed *h, int n,
   r->l->conf = &r->conf.listeners[0];
   r->l->gen = r->gen;
   r->state = R_CLOSED;
-  restore_pins_adopt(r, h, n);
+  restore_pins_init(r);
+  pinlist_adopt(&r->pins, h, n);
   if (sock >= 0) {
     fcntl(sock, F_SETFL, O_NONBLOCK);
     install_listener(v, r->l, sock, r->l->conf->socket);
@@ -66,13 +67,7 @@ void restore_adopt(struct sv *v, struct handed *h, int n) {
     if (h[i].fd < 0 || strncmp(h[i].name, "R-", 2)) continue;
     const char *id = h[i].name + 2;
     char want[96];
-    fdname('L', id, want, sizeof want);
-    int sock = -1;
-    for (int k = 0; k < n && sock < 0; k++)
-      if (h[k].fd >= 0 && !strcmp(h[k].name, want)) {
-        sock = h[k].fd;
-        h[k].fd = -1;
-      }
+    int sock = handover_take(h, n, fdname('L', id, want, sizeof want));
     struct restore *r = adopt_one(v, h, n, id, h[i].fd, sock);
     if (!r) {
       log_error("restore %s handed over is unusable; dropping it", id);
@@ -81,10 +76,7 @@ void restore_adopt(struct sv *v, struct handed *h, int n) {
     }
     h[i].fd = -1;
     fcntl(r->text_fd, F_SETFD, FD_CLOEXEC);
-    r->next = v->restores;
-    v->restores = r;
-    v->nrestores++;
-    r->gen->restores++;
+    restore_list(v, r);
     log_info("restore %s (template %s) kept", r->id, r->template);
   }
 }

@@ -31,14 +31,17 @@ void restore_connected(struct sv *v, struct sv_listener *l,
   if (r->one_shot) restore_close(v, r, "one_shot");
 }
 
-void restore_rejected(struct sv *v, struct sv_listener *l, const char *why) {
-  struct restore *r = l->restore;
-  if (!r) return;
+void restore_failed_closed(struct sv *v, const struct restore *r,
+                           const char *why) {
   cJSON *e = restore_event(r, "failed");
   json_put(e, "error", cJSON_CreateString(why));
   json_put(e, "policy", cJSON_CreateString("closed"));
   json_put(e, "session", cJSON_CreateNull());
   restore_emit(v, r, e);
+}
+
+void restore_rejected(struct sv *v, struct sv_listener *l, const char *why) {
+  if (l->restore) restore_failed_closed(v, l->restore, why);
 }
 
 void restore_ready(struct sv *v, struct sv_session *s) {
@@ -89,9 +92,8 @@ static void tell(struct sv *v, struct sv_session *s, const char *why) {
 }
 
 void restore_source_error(struct sv *v, uint64_t id, int why_fd) {
-  char why[1024] = "the source failed a read";
-  ssize_t n = why_fd >= 0 ? pread(why_fd, why, sizeof why - 1, 0) : -1;
-  if (n > 0) why[n] = 0;
+  char why[1024];
+  ipc_why(why_fd, why, sizeof why, "the source failed a read");
   for (struct sv_session *s = v->sessions; s; s = s->next)
     if (s->id == id && s->l->restore && !s->error_told) tell(v, s, why);
 }

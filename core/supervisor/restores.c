@@ -30,6 +30,12 @@ struct restore *restore_by_id(struct sv *v, const char *id) {
   return NULL;
 }
 
+void restore_pins_init(struct restore *r) {
+  char what[96];
+  snprintf(what, sizeof what, "restore %s", r->id);
+  pinlist_init(&r->pins, 'D', 'K', r->id, what);
+}
+
 const char *restore_template(const struct sv_listener *l) {
   return l->restore ? l->restore->template : NULL;
 }
@@ -68,6 +74,13 @@ static void forget_listener(struct sv *v, struct sv_listener *l) {
   free(l);
 }
 
+void restore_list(struct sv *v, struct restore *r) {
+  r->next = v->restores;
+  v->restores = r;
+  v->nrestores++;
+  r->gen->restores++;
+}
+
 static void unlist(struct sv *v, struct restore *r) {
   for (struct restore **pp = &v->restores; *pp; pp = &(*pp)->next)
     if (*pp == r) {
@@ -85,7 +98,7 @@ static void free_restore(struct sv *v, struct restore *r) {
     unlink(r->conf.listeners[0].socket);
   }
   if (r->l) forget_listener(v, r->l);
-  restore_pins_free(r);
+  pinlist_free(&r->pins);
   close_if(r->text_fd);
   cJSON_Delete(r->vars);
   conf_free(&r->conf);
@@ -217,7 +230,10 @@ static void send_restore(struct restore *r) {
   int fds[2] = {r->l->stats_fd, r->text_fd};
   /* A worker still starting gets it once ready (restore_worker_ready). */
   if (!r->gen->ready) return;
-  restore_pins_send(r); /* a later worker's source opens the same files */
+  struct ipc_msg pin = {.type = IPC_PIN};
+  snprintf(pin.name, sizeof pin.name, "%s", r->id);
+  /* A later worker's source opens the same files. */
+  pinlist_send(&r->pins, r->gen->w->ipc, &pin);
   if (ipc_send(r->gen->w->ipc, &m, fds, 2) < 0)
     log_warn("restore %s: could not hand to the worker: %s", r->id,
              strerror(errno));
@@ -324,10 +340,8 @@ int restore_serve(void *opaque, uint64_t client, const cJSON *req, char *err,
   r->l->restore = r;
   r->l->conf = &r->conf.listeners[0];
   r->l->gen = r->gen;
-  r->next = v->restores;
-  v->restores = r;
-  v->nrestores++;
-  r->gen->restores++;
+  restore_pins_init(r);
+  restore_list(v, r);
   char n[96];
   store_fd(&r->text_fd, 1, fdname('R', r->id, n, sizeof n));
   send_restore(r);
@@ -374,20 +388,15 @@ static void serve_failed(struct sv *v, struct restore *r, const char *why,
 }
 
 static void not_started(struct sv *v, struct restore *r, int why_fd) {
-  char why[2048] = "the source failed to start";
-  ssize_t n = why_fd >= 0 ? pread(why_fd, why, sizeof why - 1, 0) : -1;
-  if (n > 0) why[n] = 0;
+  char why[2048];
+  ipc_why(why_fd, why, sizeof why, "the source failed to start");
   log_error("restore %s: %s", r->id, why);
   if (r->state == R_STARTING) {
     serve_failed(v, r, why, "source_failed");
     return;
   }
   /* A new worker cannot start it again: no VM may connect any more. */
-  cJSON *e = restore_event(r, "failed");
-  json_put(e, "error", cJSON_CreateString(why));
-  json_put(e, "policy", cJSON_CreateString("closed"));
-  json_put(e, "session", cJSON_CreateNull());
-  restore_emit(v, r, e);
+  restore_failed_closed(v, r, why);
   restore_close(v, r, "failed");
 }
 
@@ -405,6 +414,19 @@ void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
     started(v, r);
   else if (m->type == IPC_RESTORE_ERR)
     not_started(v, r, fds[0]);
+}
+
+void restore_pin(struct sv *v, const struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
+  char id[sizeof m->name + 1];
+  snprintf(id, sizeof id, "%.*s", (int)sizeof m->name, m->name);
+  struct restore *r = restore_by_id(v, id);
+  if (r) {
+    pinlist_add(&r->pins, fds[0], fds[1]);
+  } else { /* removed meanwhile: nobody needs it */
+    close_if(fds[0]);
+    close_if(fds[1]);
+  }
+  fds[0] = fds[1] = -1;
 }
 
 void restore_worker_died(struct sv *v) {

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "handover.h"
 #include "ipc.h"
+#include "pinlist.h"
 
 struct sv;
 struct gen;
@@ -23,7 +24,6 @@ struct sv_listener;
 struct sv_session;
 struct session_counters;
 struct tmpl_total;
-struct gen_pin;
 
 enum restore_state { R_STARTING, R_LISTENING, R_CLOSED };
 
@@ -41,10 +41,9 @@ struct restore {
   int stopped;              /* its live sessions were killed by stop */
   uint64_t expires_unix_ns; /* 0: never; cleared once a VM connected */
   uint64_t created_unix_ns;
-  uint64_t client;      /* the control client waiting for the serve answer */
-  int deaths;           /* workers that died while its source was starting */
-  struct gen_pin *pins; /* data files its source opened (restorepins.c) */
-  int npins;
+  uint64_t client;     /* the control client waiting for the serve answer */
+  int deaths;          /* workers that died while its source was starting */
+  struct pinlist pins; /* data files its source opened: D-/K-<id>-<n> */
   struct restore *next;
 };
 
@@ -67,6 +66,9 @@ void restore_worker_died(struct sv *v);
 #define RESTORE_MAX_DEATHS 3
 void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
                         const int *fds);
+/* Takes the descriptors of an IPC_PIN naming a restore: a data file its
+ * source opened. */
+void restore_pin(struct sv *v, const struct ipc_msg *m, int fds[IPC_MAX_FDS]);
 void restore_connected(struct sv *v, struct sv_listener *l,
                        const struct ucred *cr, const char *refused);
 void restore_rejected(struct sv *v, struct sv_listener *l, const char *why);
@@ -87,8 +89,12 @@ void restore_shutdown(struct sv *v);
 /* Whether a serve waits for its source (an upgrade waits for it). */
 int restore_starting(const struct sv *v);
 
-/* Shared by restores.c, restoreview.c, restoreadopt.c and restorepins.c. */
+/* Shared by restores.c, restoreview.c and restoreadopt.c. */
 struct tmpl_total *restore_totals(struct sv *v, const char *name);
+/* Counts r among the live restores of v and of its generation. */
+void restore_list(struct sv *v, struct restore *r);
+/* r's pin list, empty, named after r->id (D-/K-<id>-<n>). */
+void restore_pins_init(struct restore *r);
 struct restore *restore_by_id(struct sv *v, const char *id);
 uint64_t restore_unix_now(void);
 /* An event of r of this kind, with id and time; restore_emit sends it to
@@ -98,21 +104,16 @@ void restore_emit(struct sv *v, const struct restore *r, cJSON *e);
 /* Closes r's socket (event closed, reason why); removed once idle. */
 void restore_close(struct sv *v, struct restore *r, const char *why);
 
-/* restoreevents.c: a failed event for each per-restore session whose
- * source failed a read, once, found in shared memory. */
+/* restoreevents.c: a failed event of r with why, its policy "closed" (no
+ * VM connects to r any more). */
+void restore_failed_closed(struct sv *v, const struct restore *r,
+                           const char *why);
+/* A failed event for each per-restore session whose source failed a read,
+ * once, found in shared memory. */
 void restore_tell_source_errors(struct sv *v);
 /* The worker's IPC_SOURCE_ERROR: session id's first source error, its
  * reason in the memfd why_fd; told to watchers at once. */
 void restore_source_error(struct sv *v, uint64_t id, int why_fd);
-
-/* restorepins.c: a restore's pinned data files.  restore_pin takes the
- * descriptors of an IPC_PIN naming a restore, sent by g's worker. */
-void restore_pin(struct sv *v, const struct ipc_msg *m, int fds[IPC_MAX_FDS]);
-void restore_pins_send(const struct restore *r);
-void restore_pins_free(struct restore *r);
-/* The <id>-<n> of pin i in D-/K- descriptor names. */
-void restore_pins_name(const struct restore *r, int i, char what[80]);
-void restore_pins_adopt(struct restore *r, struct handed *h, int n);
 
 /* upgrade: adopts the restores handed over (R-<id>), before sessions. */
 void restore_adopt(struct sv *v, struct handed *h, int n);

@@ -251,7 +251,8 @@ static int setup(struct sv *v, struct daemon_conf *conf) {
   int nh = handover_collect(&h);
   if (nh > 0) adopt_stats(v, h, nh);
   struct gen *handed = nh > 0 ? adopt_gens(v, h, nh) : NULL;
-  if (nh > 0) genpin_adopt(v, h, nh);
+  for (struct gen *g = nh > 0 ? v->gens : NULL; g; g = g->next)
+    pinlist_adopt(&g->pins, h, nh);
   if (handed) { /* serve exactly what the previous process served */
     if (conf) {
       conf_free(conf);

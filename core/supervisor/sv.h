@@ -18,6 +18,7 @@
 #include "handshake.h"
 #include "intake.h"
 #include "log.h"
+#include "pinlist.h"
 #include "restores.h"
 #include "shm.h"
 #include "supervisor.h"
@@ -52,15 +53,9 @@ struct gen {
   uint64_t retry_at; /* 0: none scheduled */
   uint64_t retry_delay;
   int sessions;
-  int restores;         /* per-restore listeners made from its templates */
-  struct gen_pin *pins; /* data files its sources opened (genpins.c) */
-  int npins;
+  int restores;        /* per-restore listeners made from its templates */
+  struct pinlist pins; /* data files its sources opened: F-/N-<gen>-<n> */
   struct gen *next;
-};
-
-struct gen_pin {
-  int fd;   /* the file, as its generation's first worker opened it */
-  int meta; /* its path and flags (memfd, see pinned.h) */
 };
 
 /* A listener, by name, across generations. */
@@ -223,12 +218,6 @@ void kill_session_vm(struct sv_session *s);
 void on_child(struct sv *v);
 void restart_due(struct sv *v);
 uint64_t worker_next_due(const struct sv *v);
-
-/* genpins.c */
-void genpin_add(struct gen *g, int fd, int meta);
-void genpin_send(const struct gen *g);
-void genpin_free(struct gen *g);
-void genpin_adopt(struct sv *v, struct handed *h, int n);
 
 /* upgrade.c */
 struct gen *adopt_gens(struct sv *v, struct handed *h, int n);

@@ -24,20 +24,9 @@
 #include "selfexe.h"
 #include "sv.h"
 
-static int find_handed(struct handed *h, int n, char kind, const char *what) {
-  char want[96];
-  fdname(kind, what, want, sizeof want);
-  for (int i = 0; i < n; i++)
-    if (h[i].fd >= 0 && !strcmp(h[i].name, want)) return i;
-  return -1;
-}
-
 static int take_handed(struct handed *h, int n, char kind, const char *what) {
-  int i = find_handed(h, n, kind, what);
-  if (i < 0) return -1;
-  int fd = h[i].fd;
-  h[i].fd = -1;
-  return fd;
+  char want[96];
+  return handover_take(h, n, fdname(kind, what, want, sizeof want));
 }
 
 /* Generations handed over ("T-<id>": their exact config text); the
@@ -152,18 +141,34 @@ void adopt_sessions(struct sv *v, struct handed *h, int n) {
   if (count) log_info("took over %d live sessions", count);
 }
 
-static int add_handed(struct handed **h, int *n, int fd, char kind,
-                      const char *what) {
-  if (fd < 0 || *n < 0) return 0;
+/* Adds fd (if open) under name; *n is -1 once memory ran out. */
+static void add_named(struct handed **h, int *n, int fd, const char *name) {
+  if (fd < 0 || *n < 0) return;
   struct handed *more = realloc(*h, (size_t)(*n + 1) * sizeof **h);
   if (!more) {
     *n = -1; /* out of memory: the caller hands nothing over */
-    return -1;
+    return;
   }
   *h = more;
   (*h)[*n].fd = fd;
-  fdname(kind, what, (*h)[*n].name, sizeof(*h)[*n].name);
-  return ++*n;
+  snprintf((*h)[*n].name, sizeof(*h)[*n].name, "%s", name);
+  ++*n;
+}
+
+static void add_handed(struct handed **h, int *n, int fd, char kind,
+                       const char *what) {
+  char name[96];
+  add_named(h, n, fd, fdname(kind, what, name, sizeof name));
+}
+
+/* Each pin under the names pinlist_names gives it. */
+static void hand_pins(struct handed **h, int *n, const struct pinlist *l) {
+  for (int i = 0; i < l->n && *n >= 0; i++) {
+    char f[96], m[96];
+    pinlist_names(l, i, f, m);
+    add_named(h, n, l->pins[i].fd, f);
+    add_named(h, n, l->pins[i].meta, m);
+  }
 }
 
 /* SIGUSR2: the binary now at our path is checked first; only then are the
@@ -188,12 +193,7 @@ void upgrade(struct sv *v) {
   }
   for (struct restore *r = v->restores; r; r = r->next) {
     add_handed(&h, &n, r->text_fd, 'R', r->id);
-    for (int i = 0; i < r->npins; i++) {
-      char pin[80];
-      restore_pins_name(r, i, pin);
-      add_handed(&h, &n, r->pins[i].fd, 'D', pin);
-      add_handed(&h, &n, r->pins[i].meta, 'K', pin);
-    }
+    hand_pins(&h, &n, &r->pins);
   }
   for (struct sv_session *s = v->sessions; s; s = s->next)
     for (int i = 0; i < 4; i++) {
@@ -208,12 +208,7 @@ void upgrade(struct sv *v) {
       char id[16];
       snprintf(id, sizeof id, "%d", g->id);
       add_handed(&h, &n, g->config_fd, 'T', id);
-      for (int i = 0; i < g->npins; i++) {
-        char pin[32];
-        snprintf(pin, sizeof pin, "%d-%d", g->id, i);
-        add_handed(&h, &n, g->pins[i].fd, 'F', pin);
-        add_handed(&h, &n, g->pins[i].meta, 'N', pin);
-      }
+      hand_pins(&h, &n, &g->pins);
     }
   if (n < 0) {
     log_error("upgrade refused: out of memory; nothing was stopped, this "

@@ -30,15 +30,15 @@ void send_session(struct sv_session *s) {
   struct ipc_msg m = {.type = IPC_SESSION, .id = s->id, .code = s->gen->id};
   snprintf(m.name, sizeof m.name, "%s", s->l->name);
   if (ipc_send(s->gen->w->ipc, &m, s->fds, 4) < 0)
-    log_warn("session %llu: could not hand to the worker: %s",
-             (unsigned long long)s->id, strerror(errno));
+    sv_log(LOG_WARN, s, ": could not hand to the worker: %s", strerror(errno));
 }
 
 /* Its pins, its listeners' counters, then its text and file name. */
 void send_gen(struct sv *v, struct gen *g) {
   g->retry_at = 0;
   if (v->w.ipc < 0) return; /* sent when the worker starts */
-  genpin_send(g);
+  struct ipc_msg pin = {.type = IPC_PIN, .id = (uint64_t)g->id};
+  pinlist_send(&g->pins, v->w.ipc, &pin);
   for (int i = 0; i < g->conf->n_listeners; i++) {
     struct sv_listener *l = find_listener(v, g->conf->listeners[i].name);
     struct ipc_msg m = {.type = IPC_LISTENER, .id = (uint64_t)g->id};
@@ -147,8 +147,7 @@ void stop_worker(struct sv *v) {
 /* The VM of s is killed, never left to fault in bytes nobody checked. */
 void kill_session_vm(struct sv_session *s) {
   if (peer_signal(s->fds[2], s->shm->pid, SIGKILL) < 0 && errno != ESRCH)
-    log_error("session %llu: could not kill pid %d: %s",
-              (unsigned long long)s->id, s->shm->pid, strerror(errno));
+    sv_log(LOG_ERROR, s, ": could not kill it: %s", strerror(errno));
 }
 
 static int hangs(const struct gen *g, const struct sv_session *s) {
@@ -214,9 +213,8 @@ static int gen_failed(struct sv *v, struct gen *g) {
 }
 
 static void on_gen_err(struct sv *v, struct gen *g, int why_fd) {
-  char why[2048] = "its sources did not start";
-  ssize_t n = why_fd >= 0 ? pread(why_fd, why, sizeof why - 1, 0) : -1;
-  if (n > 0) why[n] = 0;
+  char why[2048];
+  ipc_why(why_fd, why, sizeof why, "its sources did not start");
   log_error("configuration generation %d could not start: %s", g->id, why);
   if (gen_failed(v, g) && g->retry_at)
     log_info("configuration generation %d: trying again in %llu ms", g->id,
@@ -231,7 +229,7 @@ void on_worker_msg(struct sv *v) {
     if (m.type == IPC_PIN && m.name[0]) { /* a per-restore listener's */
       restore_pin(v, &m, fds);
     } else if (m.type == IPC_PIN && g) {
-      genpin_add(g, fds[0], fds[1]);
+      pinlist_add(&g->pins, fds[0], fds[1]);
       fds[0] = fds[1] = -1;
     }
     if ((m.type == IPC_RESTORE_OK || m.type == IPC_RESTORE_ERR))

@@ -55,20 +55,19 @@ static void destroy(struct wstack *s) {
 
 static struct wstack *build(struct wconf *conf, const struct listener_conf *l,
                             const char *plugin_dir, struct pinset *pins,
-                            int stats_fd, char *key, char *err, size_t errlen) {
+                            int stats_fd, char *key, struct conf_err *err) {
   struct wstack *s = xcalloc(1, sizeof *s);
   s->key = key;
   s->conf = wconf_get(conf);
   s->stats = stats_fd >= 0 ? listener_stats_map(stats_fd) : NULL;
   if (!s->stats) {
-    snprintf(err, errlen, "listener %s: no counters from the supervisor",
-             l->name);
+    conf_err_set(err, "listener %s: no counters from the supervisor", l->name);
     destroy(s);
     return NULL;
   }
   struct worker_listener wl = {.conf = l, .stats = s->stats};
   pinned_scope(pins, &s->files);
-  int r = worker_listener_build(&wl, &conf->c, plugin_dir, err, errlen);
+  int r = worker_listener_build(&wl, &conf->c, plugin_dir, err);
   pinned_scope(NULL, NULL);
   s->stack = wl.stack;
   s->pool = wl.pool;
@@ -86,15 +85,15 @@ static struct wstack *build(struct wconf *conf, const struct listener_conf *l,
 
 struct wstack *wstack_get(struct wconf *conf, const struct listener_conf *l,
                           const char *plugin_dir, struct pinset *pins,
-                          int stats_fd, int *shared, char *err, size_t errlen) {
+                          int stats_fd, int *shared, struct conf_err *err) {
   char *key = stack_key(l, plugin_dir);
   if (!key) {
-    snprintf(err, errlen, "listener %s: out of memory", l->name);
+    conf_err_set(err, "listener %s: out of memory", l->name);
     return NULL;
   }
   struct wstack *s = find(key, pins);
   *shared = s != NULL;
-  if (!s) return build(conf, l, plugin_dir, pins, stats_fd, key, err, errlen);
+  if (!s) return build(conf, l, plugin_dir, pins, stats_fd, key, err);
   free(key);
   pinrec_share(&s->files, pins); /* its files are the generation's too */
   return s;

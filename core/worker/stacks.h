@@ -40,7 +40,7 @@ struct wstack {
  * stats_fd's counters).  *shared says which.  NULL with why in err. */
 struct wstack *wstack_get(struct wconf *conf, const struct listener_conf *l,
                           const char *plugin_dir, struct pinset *pins,
-                          int stats_fd, int *shared, char *err, size_t errlen);
+                          int stats_fd, int *shared, struct conf_err *err);
 void wstack_put(struct wstack *s);
 /* Stacks built and alive (for the log). */
 int wstack_count(void);

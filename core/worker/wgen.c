@@ -119,10 +119,11 @@ static int build(struct wgen *g) {
     struct worker_listener *wl = &g->wl[i];
     wl->conf = &g->conf->c.listeners[i];
     int was_shared = 0;
+    struct conf_err e;
     wl->ws = wstack_get(g->conf, wl->conf, dir_of(g), g->pins,
-                        stats_fd_of(g, wl->conf->name), &was_shared, g->why,
-                        sizeof g->why);
+                        stats_fd_of(g, wl->conf->name), &was_shared, &e);
     if (!wl->ws) {
+      conf_err_text(&e, g->why, sizeof g->why);
       g->n = i;
       release_listeners(g);
       return 0;
@@ -203,14 +204,8 @@ static void free_gen(struct wgen *g) {
 static void reply(const struct wgen *g) {
   struct ipc_msg m = {.type = g->ok ? IPC_READY : IPC_GEN_ERR,
                       .id = (uint64_t)g->id};
-  int fd = -1;
-  if (!g->ok) {
-    fd = memfd_create("uffdkit-why", MFD_CLOEXEC);
-    if (fd >= 0 && write(fd, g->why, strlen(g->why)) < 0) log_warn("memfd");
-  }
-  if (ipc_send(G.ipc, &m, &fd, 1) < 0)
+  if (ipc_send_why(G.ipc, &m, g->ok ? NULL : g->why) < 0)
     log_warn("generation %d: cannot answer the supervisor", g->id);
-  if (fd >= 0) close(fd);
 }
 
 /* The newest generation's log level and format, before its sources log. */

@@ -50,10 +50,7 @@ static void send_end(uint64_t id, int reason) {
 /* A session's first source error, for the supervisor's watchers. */
 static void send_error(struct session *s, const char *why) {
   struct ipc_msg m = {.type = IPC_SOURCE_ERROR, .id = s->id};
-  int fd = memfd_create("uffdkit-why", MFD_CLOEXEC);
-  if (fd >= 0 && write(fd, why, strlen(why)) < 0) log_warn("memfd: write");
-  if (!W.supervisor_gone) ipc_send(W.ipc, &m, &fd, 1);
-  if (fd >= 0) close(fd);
+  if (!W.supervisor_gone) ipc_send_why(W.ipc, &m, why);
 }
 
 static void log_ended(struct session *s) {
@@ -165,9 +162,9 @@ static void stop_all(void) {
  * pool.  0, or -1 with why in err. */
 int worker_listener_build(struct worker_listener *wl,
                           const struct daemon_conf *conf,
-                          const char *plugin_dir, char *err, size_t errlen) {
-  wl->stack = stack_build(host_table(), conf, wl->conf, plugin_dir, wl->stats,
-                          err, errlen);
+                          const char *plugin_dir, struct conf_err *err) {
+  wl->stack =
+      stack_build(host_table(), conf, wl->conf, plugin_dir, wl->stats, err);
   if (!wl->stack) return -1;
   uint32_t f = stack_flags(wl->stack);
   if (!(f & UFK_PLUGIN_FAST)) {

@@ -90,14 +90,8 @@ static struct {
 static void reply(int ipc, const char *name, const char *why) {
   struct ipc_msg m = {.type = why ? IPC_RESTORE_ERR : IPC_RESTORE_OK};
   snprintf(m.name, sizeof m.name, "%s", name);
-  int fd = -1;
-  if (why) {
-    fd = memfd_create("uffdkit-why", MFD_CLOEXEC);
-    if (fd >= 0 && write(fd, why, strlen(why)) < 0) log_warn("memfd: write");
-  }
-  if (ipc_send(ipc, &m, &fd, 1) < 0)
+  if (ipc_send_why(ipc, &m, why) < 0)
     log_warn("restore %s: cannot answer", name);
-  if (fd >= 0) close(fd);
 }
 
 static void drop_pins(struct wrestore *r) {
@@ -120,30 +114,26 @@ static void destroy(struct wrestore *r) {
 /* Builds r's listener from its text; 0, or -1 with why in r->err. */
 static int build(struct wrestore *r) {
   char what[96];
-  size_t errlen = sizeof r->err;
   snprintf(what, sizeof what, "restore %s", r->name);
   struct conf_err e;
-  int bad = conf_load_fd(&r->conf, r->text_fd, what, &e);
-  if (bad || r->conf.n_listeners != 1 ||
-      strcmp(r->conf.listeners[0].name, r->name)) {
-    if (bad)
-      conf_err_text(&e, r->err, errlen);
-    else
-      snprintf(r->err, errlen, "%s: not one listener", what);
+  int bad = conf_load_fd(&r->conf, r->text_fd, what, &e) < 0;
+  if (!bad &&
+      (r->conf.n_listeners != 1 || strcmp(r->conf.listeners[0].name, r->name)))
+    bad = conf_err_at(&e, what, -1, 0, "not one listener");
+  if (bad) {
     conf_free(&r->conf);
-    return -1;
+  } else {
+    r->wl.conf = &r->conf.listeners[0];
+    r->wl.stats = listener_stats_map(r->stats_fd);
+    if (!r->wl.stats) bad = conf_err_at(&e, what, -1, 0, "no counters");
   }
-  r->wl.conf = &r->conf.listeners[0];
-  r->wl.stats = listener_stats_map(r->stats_fd);
-  if (!r->wl.stats) {
-    snprintf(r->err, errlen, "%s: no counters", what);
-    return -1;
+  if (!bad) {
+    pinned_scope(r->pins, NULL); /* its files are its own, dropped with it */
+    bad = worker_listener_build(&r->wl, &r->conf, r->plugin_dir, &e);
+    pinned_scope(NULL, NULL);
   }
-  pinned_scope(r->pins, NULL); /* its files are its own, dropped with it */
-  int rc =
-      worker_listener_build(&r->wl, &r->conf, r->plugin_dir, r->err, errlen);
-  pinned_scope(NULL, NULL);
-  return rc;
+  if (bad) conf_err_text(&e, r->err, sizeof r->err);
+  return bad ? -1 : 0;
 }
 
 static void *build_thread(void *arg) {

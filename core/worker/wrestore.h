@@ -33,9 +33,9 @@ struct worker_listener *wrestore_find(const char *name);
 void wrestore_sweep(wrestore_used_fn used);
 void wrestore_free_all(void);
 
-/* worker.c: builds wl's stack and pool from conf. */
+/* worker.c: builds wl's stack and pool from conf; 0, or -1 with err. */
 int worker_listener_build(struct worker_listener *wl,
                           const struct daemon_conf *conf,
-                          const char *plugin_dir, char *err, size_t errlen);
+                          const char *plugin_dir, struct conf_err *err);
 
 #endif

@@ -1,7 +1,8 @@
 /* Unit tests of plugin loading: the ABI checks of plugin_open_file on small
  * plugins each breaking one rule, plugin_get's lookup in a plugin
  * directory, and the settings checks stack_check makes, each message
- * naming the plugin file or the config file and line. */
+ * naming the plugin file or the config file and line (as text, then as
+ * the struct conf_err's file and line). */
 #include <check.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include "config.h"
 #include "conftext.h"
 #include "host.h"
+#include "hosttext.h"
 #include "plugin.h"
 #include "stack.h"
 
@@ -42,7 +44,7 @@ static void open_refused(const char *name, ...) {
   const char *path = path_of(name);
   ck_assert_msg(access(path, R_OK) == 0, "test plugin %s was not built", path);
   ERR[0] = 0;
-  int r = plugin_open_file(path, &p, ERR, sizeof ERR);
+  int r = plugin_open_file_t(path, &p, ERR, sizeof ERR);
   ck_assert_msg(r < 0, "%s loaded, expected a refusal", path);
   ck_assert_msg(strstr(ERR, path), "message '%s' does not name the file %s",
                 ERR, path);
@@ -55,7 +57,7 @@ static void open_refused(const char *name, ...) {
 
 START_TEST(good_plugin) {
   struct plugin p;
-  int r = plugin_open_file(path_of("tgood"), &p, ERR, sizeof ERR);
+  int r = plugin_open_file_t(path_of("tgood"), &p, ERR, sizeof ERR);
   ck_assert_msg(r == 0, "libtgood.so refused: %s", ERR);
   ck_assert_str_eq(p.name, "tgood");
   ck_assert_str_eq(p.path, path_of("tgood"));
@@ -128,7 +130,7 @@ START_TEST(not_elf) {
   ck_assert_int_eq(write(fd, "not an ELF object\n", 18), 18);
   close(fd);
   struct plugin p;
-  int r = plugin_open_file(path, &p, ERR, sizeof ERR);
+  int r = plugin_open_file_t(path, &p, ERR, sizeof ERR);
   unlink(path);
   ck_assert_msg(r < 0, "a text file loaded as a plugin");
   ck_assert_msg(strstr(ERR, path), "message '%s' does not name %s", ERR, path);
@@ -140,7 +142,7 @@ END_TEST
  * (here a caps() that aborts) is treated as absent. */
 START_TEST(older_minor) {
   struct plugin p;
-  int r = plugin_open_file(path_of("told"), &p, ERR, sizeof ERR);
+  int r = plugin_open_file_t(path_of("told"), &p, ERR, sizeof ERR);
   ck_assert_msg(r == 0, "an older-minor plugin was refused: %s", ERR);
   ck_assert_uint_eq(p.p.struct_size, offsetof(struct ufk_plugin, caps));
   ck_assert_msg(p.p.caps == NULL,
@@ -159,8 +161,8 @@ START_TEST(older_minor) {
            DIR);
   ck_assert_msg(conf_load_string_t(&c, text, "test.conf", ERR, sizeof ERR) == 0,
                 "%s", ERR);
-  struct stack *s = stack_build(host_table(), &c, &c.listeners[0], DIR, NULL,
-                                ERR, sizeof ERR);
+  struct stack *s = stack_build_t(host_table(), &c, &c.listeners[0], DIR, NULL,
+                                  ERR, sizeof ERR);
   ck_assert_msg(s != NULL, "stack on told: %s", ERR);
   ck_assert_msg(stack_flags(s) == 0,
                 "flags %u: without caps() they are the plugin's own (0)",
@@ -178,28 +180,28 @@ END_TEST
 
 START_TEST(plugin_get_lookup) {
   const struct plugin *a =
-      plugin_get(DIR, "tgood", 0, host_table(), ERR, sizeof ERR);
+      plugin_get_t(DIR, "tgood", 0, host_table(), ERR, sizeof ERR);
   ck_assert_msg(a != NULL, "tgood: %s", ERR);
   const struct plugin *b =
-      plugin_get(DIR, "tgood", 0, host_table(), ERR, sizeof ERR);
+      plugin_get_t(DIR, "tgood", 0, host_table(), ERR, sizeof ERR);
   ck_assert_msg(a == b, "a plugin must be loaded once");
   const struct plugin *c =
-      plugin_get(DIR, path_of("tgood"), 0, host_table(), ERR, sizeof ERR);
+      plugin_get_t(DIR, path_of("tgood"), 0, host_table(), ERR, sizeof ERR);
   ck_assert_msg(c == a, "the same file named by path must be the same plugin");
-  ck_assert_msg(plugin_get(DIR, "tgood", 1, host_table(), ERR, sizeof ERR) ==
+  ck_assert_msg(plugin_get_t(DIR, "tgood", 1, host_table(), ERR, sizeof ERR) ==
                     NULL,
                 "a source given as a layer");
   ck_assert_msg(strstr(ERR, "'tgood' is a source, not a layer"), "'%s'", ERR);
-  ck_assert_msg(plugin_get(DIR, "tlayer", 0, host_table(), ERR, sizeof ERR) ==
+  ck_assert_msg(plugin_get_t(DIR, "tlayer", 0, host_table(), ERR, sizeof ERR) ==
                     NULL,
                 "a layer given as a source");
   ck_assert_msg(strstr(ERR, "'tlayer' is a layer, not a source"), "'%s'", ERR);
-  ck_assert_msg(plugin_get(DIR, "nosuch", 0, host_table(), ERR, sizeof ERR) ==
+  ck_assert_msg(plugin_get_t(DIR, "nosuch", 0, host_table(), ERR, sizeof ERR) ==
                     NULL,
                 "a missing plugin was found");
   ck_assert_msg(strstr(ERR, "no plugin 'nosuch'") && strstr(ERR, DIR),
                 "'%s' must name the plugin and the directory", ERR);
-  ck_assert_msg(plugin_get(DIR, "tmajor", 0, host_table(), ERR, sizeof ERR) ==
+  ck_assert_msg(plugin_get_t(DIR, "tmajor", 0, host_table(), ERR, sizeof ERR) ==
                     NULL,
                 "a plugin of another major loaded");
   ck_assert_msg(strstr(ERR, path_of("tmajor")), "'%s' must name the file", ERR);
@@ -218,9 +220,9 @@ static void teardown(void) {
   plugin_unload_all();
 }
 
-/* Config text with plugin_dir set; line 1 is the uffdkit group, line 2
- * the listener, line 3 onwards `rest`. */
-static int check_config(const char *rest) {
+/* Loads config text with plugin_dir set into C; line 1 is the uffdkit
+ * group, line 2 the listener, line 3 onwards `rest`. */
+static void load_config(const char *rest) {
   char text[2048];
   snprintf(text, sizeof text,
            "uffdkit = { plugin_dir = \"%s\"; };\n"
@@ -231,7 +233,11 @@ static int check_config(const char *rest) {
   have_conf = 1;
   if (conf_load_string_t(&C, text, "test.conf", ERR, sizeof ERR) < 0)
     ck_abort_msg("config refused before plugins were checked: %s", ERR);
-  return stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
+}
+
+static int check_config(const char *rest) {
+  load_config(rest);
+  return stack_check_t(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
 }
 
 static void settings_ok(const char *rest) {
@@ -367,7 +373,7 @@ START_TEST(settings_cli) {
       conf_from_cli_t(&C, "/tmp/s", "tgood", good, 5, NULL, ERR, sizeof ERR);
   have_conf = 1;
   ck_assert_msg(r == 0, "%s", ERR);
-  r = stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
+  r = stack_check_t(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
   ck_assert_msg(r == 0, "command-line settings refused: %s", ERR);
   teardown();
   const char *bad[][2] = {{"count=seven", "'count' must be an integer"},
@@ -378,7 +384,7 @@ START_TEST(settings_cli) {
     r = conf_from_cli_t(&C, "/tmp/s", "tgood", kv, 2, NULL, ERR, sizeof ERR);
     have_conf = 1;
     ck_assert_msg(r == 0, "%s", ERR);
-    r = stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
+    r = stack_check_t(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
     ck_assert_msg(r < 0, "'%s' accepted", bad[i][0]);
     ck_assert_msg(strstr(ERR, "command line") && strstr(ERR, bad[i][1]),
                   "'%s': message '%s' must name the command line and say "
@@ -390,10 +396,87 @@ START_TEST(settings_cli) {
   r = conf_from_cli_t(&C, "/tmp/s", "tgood", none, 1, NULL, ERR, sizeof ERR);
   have_conf = 1;
   ck_assert_msg(r == 0, "%s", ERR);
-  r = stack_check(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
+  r = stack_check_t(host_table(), &C, &C.listeners[0], DIR, ERR, sizeof ERR);
   ck_assert_msg(r < 0 && strstr(ERR, "command line") &&
                     strstr(ERR, "missing required setting 'path'"),
                 "missing path from the command line: '%s'", ERR);
+}
+END_TEST
+
+/* ---- the same errors as struct conf_err ---- */
+
+/* stack_check must refuse `rest` (see load_config) with the error's file
+ * test.conf and its line `line`, the message starting with `start`. */
+static void refused_at(const char *rest, int line, const char *start) {
+  load_config(rest);
+  struct conf_err e = {.line = -1};
+  int r = stack_check(host_table(), &C, &C.listeners[0], DIR, &e);
+  ck_assert_msg(r < 0, "settings accepted, expected a refusal:\n%s", rest);
+  ck_assert_msg(!strcmp(e.file, "test.conf") && e.line == line,
+                "error at '%s' line %d, expected test.conf line %d: %s", e.file,
+                e.line, line, e.msg);
+  ck_assert_msg(!strncmp(e.msg, start, strlen(start)),
+                "message '%s' does not start with '%s'", e.msg, start);
+}
+
+START_TEST(conferr_unknown_setting) {
+  refused_at("source = { plugin = \"tgood\"; path = \"/x\";\n"
+             "  colour = \"red\"; };",
+             4, "a/tgood: unknown setting 'colour'");
+  refused_at("source = { plugin = \"tgood\"; path = \"/x\"; };\n"
+             "layers = ( { layer = \"tlayer\";\n"
+             "\n  cuont = 1; } );",
+             6, "a/tlayer: unknown setting 'cuont'");
+}
+END_TEST
+
+START_TEST(conferr_bad_type) {
+  refused_at("source = { plugin = \"tgood\"; path = \"/x\";\n"
+             "  count = \"three\"; };",
+             4, "a/tgood: 'count' must be an integer");
+  refused_at("source = { plugin = \"tgood\"; path = \"/x\";\n\n"
+             "  timeout = true; };",
+             5, "a/tgood: 'timeout' must be a duration");
+  /* A key that is missing is the group's fault. */
+  refused_at("source = {\n plugin = \"tgood\"; count = 2; };", 3,
+             "a/tgood: missing required setting 'path'");
+}
+END_TEST
+
+START_TEST(conferr_unknown_plugin) {
+  refused_at("\nsource = {\n plugin = \"nosuch\"; };", 4,
+             "no plugin 'nosuch' in ");
+  struct conf_err e = {.line = -1};
+  ck_assert_msg(!plugin_get(DIR, "nosuch", 0, host_table(), &e),
+                "nosuch found");
+  ck_assert_msg(!e.file[0] && e.line == 0 && strstr(e.msg, DIR),
+                "plugin_get: '%s' line %d: %s", e.file, e.line, e.msg);
+}
+END_TEST
+
+/* The plugin file is named in the message; the place is the setting that
+ * asked for it. */
+START_TEST(conferr_abi_major) {
+  char start[1200];
+  snprintf(start, sizeof start,
+           "%s: plugin ABI major %d, this daemon speaks %d", path_of("tmajor"),
+           UFK_ABI_MAJOR + 1, UFK_ABI_MAJOR);
+  refused_at("source = {\n plugin = \"tmajor\"; };", 3, start);
+  struct plugin p;
+  struct conf_err e = {.line = -1};
+  ck_assert_int_lt(plugin_open_file(path_of("tmajor"), &p, &e), 0);
+  ck_assert_str_eq(e.file, path_of("tmajor"));
+  ck_assert_int_eq(e.line, 0);
+  ck_assert_msg(!strncmp(e.msg, "plugin ABI major", 16), "'%s'", e.msg);
+}
+END_TEST
+
+/* What a plugin says through host->error is carried whole, after the
+ * instance's name, at the place of its settings. */
+START_TEST(conferr_from_plugin) {
+  refused_at("source = { plugin = \"tgood\"; path = \"/x\";\n"
+             "  count = -1; };",
+             3, "a/tgood: test.conf:4: count must be >= 0");
 }
 END_TEST
 
@@ -424,6 +507,14 @@ int main(void) {
   tcase_add_test(set, settings_wrong_plugin);
   tcase_add_test(set, settings_cli);
   suite_add_tcase(s, set);
+  TCase *ce = tcase_create("conferr");
+  tcase_add_checked_fixture(ce, NULL, teardown);
+  tcase_add_test(ce, conferr_unknown_setting);
+  tcase_add_test(ce, conferr_bad_type);
+  tcase_add_test(ce, conferr_unknown_plugin);
+  tcase_add_test(ce, conferr_abi_major);
+  tcase_add_test(ce, conferr_from_plugin);
+  suite_add_tcase(s, ce);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

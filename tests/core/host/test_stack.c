@@ -13,6 +13,7 @@
 #include "config.h"
 #include "conftext.h"
 #include "host.h"
+#include "hosttext.h"
 #include "plugin.h"
 #include "shm.h"
 #include "stack.h"
@@ -41,8 +42,8 @@ static struct stack *build(const char *src, const char *layer) {
   memset(&STATS, 0, sizeof STATS);
   ck_assert_msg(conf_load_string_t(&C, text, "test.conf", ERR, sizeof ERR) == 0,
                 "%s", ERR);
-  struct stack *s = stack_build(host_table(), &C, &C.listeners[0], DIR, &STATS,
-                                ERR, sizeof ERR);
+  struct stack *s = stack_build_t(host_table(), &C, &C.listeners[0], DIR,
+                                  &STATS, ERR, sizeof ERR);
   ck_assert_msg(s != NULL, "stack on %s: %s", src, ERR);
   return s;
 }

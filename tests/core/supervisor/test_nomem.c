@@ -1,19 +1,25 @@
 /* The supervisor never dies of running out of memory: each path it runs
  * (loading a configuration on reload or serve, parsing a handshake,
- * answering a control request) is run once per allocation it makes, with
+ * answering a control request, taking the worker's messages) is run once
+ * per allocation it makes, with
  * that allocation failing, and must fail cleanly or carry on, never crash
  * (the ASan build also checks nothing leaks).  The binary is linked with
  * --wrap for malloc, calloc, realloc and strdup, so every call from the
  * daemon's libraries comes here; cJSON's go through its hooks. */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "control.h"
 #include "handshake.h"
+#include "ipc.h"
+#include "sv.h"
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -203,6 +209,63 @@ START_TEST(control) {
 }
 END_TEST
 
+/* The worker's messages (workerproc.c's on_worker_msg): NPINS data files
+ * pinned to generation 1, and one for a restore already gone.  Each pin
+ * the supervisor finds memory for is kept; the one that finds none is
+ * closed (the next worker opens that file by path), and nothing else is
+ * lost or leaked. */
+#define NPINS 6
+
+static int open_fds(void) {
+  int n = 0;
+  for (int fd = 0; fd < 1024; fd++)
+    n += fcntl(fd, F_GETFD) >= 0;
+  return n;
+}
+
+static void send_pin(int sock, uint64_t gen, const char *restore) {
+  struct ipc_msg m = {.type = IPC_PIN, .id = gen};
+  snprintf(m.name, sizeof m.name, "%s", restore);
+  int fds[2] = {open("/dev/null", O_RDONLY | O_CLOEXEC),
+                open("/dev/null", O_RDONLY | O_CLOEXEC)};
+  CHECK(fds[0] >= 0 && fds[1] >= 0 && ipc_send(sock, &m, fds, 2) == 0,
+        "cannot send a pin");
+  close(fds[0]);
+  close(fds[1]);
+}
+
+static int worker_pins(void) {
+  int before = open_fds(), sp[2];
+  CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0,
+        "socketpair");
+  struct sv v = {.w = {.pid = 0, .ipc = sp[0]}};
+  struct gen g = {.id = 1, .w = &v.w};
+  v.gens = &g;
+  pinlist_init(&g.pins, 'F', 'N', "1", "configuration generation 1");
+  for (int i = 0; i < NPINS; i++) {
+    if (i == 2) send_pin(sp[1], 1, "gone");
+    send_pin(sp[1], 1, "");
+  }
+  on_worker_msg(&v);
+  CHECK(g.pins.n == NPINS - failed, "%d pins kept of %d, with %d failing",
+        g.pins.n, NPINS, failed);
+  for (int i = 0; i < g.pins.n; i++)
+    CHECK(fcntl(g.pins.pins[i].fd, F_GETFD) >= 0 &&
+              fcntl(g.pins.pins[i].meta, F_GETFD) >= 0,
+          "pin %d is not open", i);
+  pinlist_free(&g.pins);
+  close(sp[0]);
+  close(sp[1]);
+  CHECK(open_fds() == before, "%d descriptors open, %d before", open_fds(),
+        before);
+  return failed;
+}
+
+START_TEST(worker) {
+  each_failure(worker_pins, "taking the worker's pins");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("core-nomem");
   TCase *t = tcase_create("config");
@@ -210,6 +273,9 @@ int main(void) {
   suite_add_tcase(s, t);
   t = tcase_create("handshake");
   tcase_add_test(t, handshake);
+  suite_add_tcase(s, t);
+  t = tcase_create("worker");
+  tcase_add_test(t, worker);
   suite_add_tcase(s, t);
   t = tcase_create("control");
   tcase_set_timeout(t, 60);

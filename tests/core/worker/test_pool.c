@@ -20,6 +20,7 @@
 #include "config.h"
 #include "conftext.h"
 #include "host.h"
+#include "hosttext.h"
 #include "pool.h"
 #include "session.h"
 #include "shm.h"
@@ -68,8 +69,8 @@ static void build_stack(const char *policy) {
       !conf_load_string_t(&F.conf, text, "pool.conf", err, sizeof err), "%s",
       err);
   F.wl.conf = &F.conf.listeners[0];
-  F.wl.stack = stack_build(host_table(), &F.conf, F.wl.conf, PLUGIN_DIR, NULL,
-                           err, sizeof err);
+  F.wl.stack = stack_build_t(host_table(), &F.conf, F.wl.conf, PLUGIN_DIR, NULL,
+                             err, sizeof err);
   ck_assert_msg(F.wl.stack, "stack: %s", err);
 }
 
