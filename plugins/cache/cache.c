@@ -159,7 +159,9 @@ static int map_storage(struct cache *c) {
 /* On the writer's thread, once a chunk queued by c is stored (or not). */
 static void disk_done(void *ctx, int evicted, int err) {
   struct cache *c = ctx;
-  if (evicted >= 0) {
+  if (evicted < 0 && err == ESTALE) {
+    __atomic_fetch_add(c->c_disk_skipped, 1, __ATOMIC_RELAXED);
+  } else if (evicted >= 0) {
     __atomic_fetch_add(c->c_disk_writes, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(c->c_disk_evictions, (uint64_t)evicted,
                        __ATOMIC_RELAXED);
@@ -168,6 +170,13 @@ static void disk_done(void *ctx, int evicted, int err) {
               c->dir, strerror(err), "further failures are not logged");
   }
 }
+
+static const void *disk_borrow(void *ctx, uint64_t off, uint64_t len);
+static void disk_give_back(void *ctx, const void *p, uint64_t off,
+                           uint64_t len);
+
+static const struct disk_calls disk_calls = {
+    .done = disk_done, .borrow = disk_borrow, .give_back = disk_give_back};
 
 /* Entries are keyed by the version of the source's data and the chunk
  * size: a replaced object, or another chunk size, never meets them. */
@@ -183,7 +192,7 @@ static int open_disk(struct cache *c) {
   snprintf(id + strlen(id), 32, "|chunk %" PRIu64, c->chunk);
   disk_key(id, c->dkey);
   errno = 0;
-  if (!(c->disk = disk_open(c->dir, c->dir_size, c->dir_queue, disk_done, err,
+  if (!(c->disk = disk_open(c->dir, c->dir_size, c->dir_queue, &disk_calls, err,
                             sizeof err)))
     return fail(errno ? errno : EIO, "cache: %s", err);
   return 0;
@@ -208,9 +217,11 @@ static int cache_start(void *inst) {
 static void cache_destroy(void *inst) {
   struct cache *c = inst;
   if (!c) return;
+  /* Nothing queued names c once it is gone, and chunks queued without a
+   * copy are written from its memory: drained first. */
+  disk_drain(c->disk, c);
   if (c->mem) munmap(c->mem, c->mem_len);
   if (c->fd >= 0) close(c->fd);
-  disk_drain(c->disk, c); /* nothing queued names c once it is gone */
   disk_close(c->disk);
   free(c->dir);
   slots_free(c);
@@ -295,8 +306,8 @@ static int read_chunk(struct cache *c, uint8_t *mem, uint64_t len, uint64_t off,
 
 /* A chunk from dir if it has a good entry, else from below, then queued
  * to be kept in dir by the writer thread: the fault does not wait for a
- * write and a sync.  A failed store, or a full queue, only costs that
- * chunk's persistence. */
+ * write and a sync.  A failed store, or a queue full of places too, only
+ * costs that chunk's persistence. */
 static int fill_chunk(struct cache *c, uint8_t *mem, uint64_t len, uint64_t off,
                       uint32_t flags) {
   char why[PATH_MAX + 200];
@@ -483,8 +494,7 @@ static int cache_prefetch(void *inst, uint64_t off, uint64_t len) {
 /* A pointer into a cached chunk, holding a reference to it like a read in
  * progress, so the chunk is not reclaimed until cache_release.  Never
  * fetches: a chunk not cached (or a range over two chunks) is read. */
-static const void *cache_map(void *inst, uint64_t off, uint64_t len) {
-  struct cache *c = inst;
+static const void *hold(struct cache *c, uint64_t off, uint64_t len, int use) {
   if (!len || (off >> c->shift) != ((off + len - 1) >> c->shift) ||
       off + len > (uint64_t)c->size)
     return NULL;
@@ -493,12 +503,18 @@ static const void *cache_map(void *inst, uint64_t off, uint64_t len) {
   int32_t s = slot_lookup(c, off >> c->shift);
   if (s != NONE && c->slots[s].state == S_VALID) {
     c->slots[s].refs++;
-    slot_lru_touch(c, s);
-    __atomic_fetch_add(c->c_hits, 1, __ATOMIC_RELAXED);
+    if (use) {
+      slot_lru_touch(c, s);
+      __atomic_fetch_add(c->c_hits, 1, __ATOMIC_RELAXED);
+    }
     p = slot_mem(c, s) + (off & (c->chunk - 1));
   }
   pthread_mutex_unlock(&c->lock);
   return p;
+}
+
+static const void *cache_map(void *inst, uint64_t off, uint64_t len) {
+  return hold(inst, off, len, 1);
 }
 
 static void cache_release(void *inst, const void *ptr, uint64_t off,
@@ -507,6 +523,17 @@ static void cache_release(void *inst, const void *ptr, uint64_t off,
   (void)off;
   (void)len;
   slot_release(c, (int32_t)(((const uint8_t *)ptr - c->mem) >> c->shift));
+}
+
+/* The writer storing a chunk queued without a copy: not a use, so the
+ * chunk keeps its place in the LRU and the hits stay the guest's. */
+static const void *disk_borrow(void *ctx, uint64_t off, uint64_t len) {
+  return hold(ctx, off, len, 0);
+}
+
+static void disk_give_back(void *ctx, const void *p, uint64_t off,
+                           uint64_t len) {
+  cache_release(ctx, p, off, len);
 }
 
 static int64_t cache_get_size(void *inst) {
@@ -538,8 +565,8 @@ static const struct ufk_param params[] = {
      "also keep chunks in this directory, across daemon restarts"},
     {"dir_size", UFK_T_SIZE, 0, "10G", "bound of dir's entries, in bytes"},
     {"dir_queue", UFK_T_INT, 0, "8",
-     "chunks waiting to be written to dir, at most (1 to 1024); more are "
-     "not kept"},
+     "copies of chunks waiting to be written to dir, at most (1 to 1024); "
+     "more wait by their place and are written from memory"},
     {0},
 };
 

@@ -44,7 +44,7 @@ struct disk {
   pthread_mutex_t lock;
   struct writer *writer; /* stores chunks off the fetching threads */
   unsigned depth;
-  disk_done_fn done;
+  const struct disk_calls *calls;
   struct disk *next_open; /* the process's open directories */
 };
 
@@ -293,8 +293,15 @@ static int claim(const char *dir, char *err, size_t errlen) {
 
 static void write_job(void *arg, const struct wjob *j) {
   struct disk *d = arg;
-  int n = disk_put(d, j->key, j->off, j->buf, j->len);
-  d->done(j->ctx, n, n < 0 ? errno : 0);
+  const void *buf = j->buf ? j->buf : d->calls->borrow(j->ctx, j->off, j->len);
+  if (!buf) {
+    d->calls->done(j->ctx, -1, ESTALE);
+    return;
+  }
+  int n = disk_put(d, j->key, j->off, buf, j->len);
+  int e = n < 0 ? errno : 0;
+  if (!j->buf) d->calls->give_back(j->ctx, buf, j->off, j->len);
+  d->calls->done(j->ctx, n, e);
 }
 
 static int same_use(struct disk *d, uint64_t bound, unsigned depth, char *err,
@@ -309,7 +316,8 @@ static int same_use(struct disk *d, uint64_t bound, unsigned depth, char *err,
 }
 
 static struct disk *disk_new(const char *real, uint64_t bound, unsigned depth,
-                             disk_done_fn done, char *err, size_t errlen) {
+                             const struct disk_calls *calls, char *err,
+                             size_t errlen) {
   struct disk *d = calloc(1, sizeof *d);
   if (!d || !(d->dir = strdup(real))) {
     free(d);
@@ -319,7 +327,7 @@ static struct disk *disk_new(const char *real, uint64_t bound, unsigned depth,
   }
   d->bound = bound;
   d->depth = depth;
-  d->done = done;
+  d->calls = calls;
   d->refs = 1;
   pthread_mutex_init(&d->lock, NULL);
   if (claim(real, err, errlen) < 0 || scan(d, err, errlen) < 0) {
@@ -336,7 +344,8 @@ static struct disk *disk_new(const char *real, uint64_t bound, unsigned depth,
 }
 
 struct disk *disk_open(const char *dir, uint64_t bound, unsigned depth,
-                       disk_done_fn done, char *err, size_t errlen) {
+                       const struct disk_calls *calls, char *err,
+                       size_t errlen) {
   char real[PATH_MAX];
   if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
     snprintf(err, errlen, "cache dir %s: %s", dir, strerror(errno));
@@ -354,7 +363,7 @@ struct disk *disk_open(const char *dir, uint64_t bound, unsigned depth,
     d = NULL;
   } else if (d) {
     d->refs++;
-  } else if ((d = disk_new(real, bound, depth, done, err, errlen))) {
+  } else if ((d = disk_new(real, bound, depth, calls, err, errlen))) {
     d->next_open = registry;
     registry = d;
   }

@@ -15,16 +15,24 @@
 
 struct disk;
 
-/* The outcome of a disk_put_later, on the writer's thread: disk_put's
- * result (entries evicted, or -1) and its errno. */
-typedef void (*disk_done_fn)(void *ctx, int evicted, int err);
+/* What the writer thread calls back with the ctx of a disk_put_later. */
+struct disk_calls {
+  /* The outcome: disk_put's result (entries evicted, or -1) and its errno;
+   * ESTALE for a chunk queued without a copy that borrow no longer had. */
+  void (*done)(void *ctx, int evicted, int err);
+  /* The bytes of a chunk queued without a copy, held until given back;
+   * NULL if the queuer has let go of them. */
+  const void *(*borrow)(void *ctx, uint64_t off, uint64_t len);
+  void (*give_back)(void *ctx, const void *p, uint64_t off, uint64_t len);
+};
 
 /* The directory's index, shared by every instance of this process that
  * names the same directory (with the same bound and queue depth); built
  * from the directory on first use, with a writer thread whose queue holds
  * `depth` chunks.  NULL with err and errno set on failure. */
 struct disk *disk_open(const char *dir, uint64_t bound, unsigned depth,
-                       disk_done_fn done, char *err, size_t errlen);
+                       const struct disk_calls *calls, char *err,
+                       size_t errlen);
 void disk_close(struct disk *d);
 
 /* The key of a source's data: a hash of its identity. */
@@ -45,9 +53,11 @@ int disk_get(struct disk *d, const uint8_t key[DISK_KEY_LEN], uint64_t off,
 int disk_put(struct disk *d, const uint8_t key[DISK_KEY_LEN], uint64_t off,
              const void *buf, uint64_t len);
 
-/* Queues a copy of the chunk for the writer thread, which stores it with
- * disk_put and then calls `done` with ctx.  -1 with errno EAGAIN when the
- * queue is full (the chunk is not kept), ENOMEM. */
+/* Queues the chunk for the writer thread, which stores it with disk_put
+ * and then calls `done` with ctx: a copy, or past the queue's depth its
+ * place alone, whose bytes the writer borrows from ctx when it gets to it.
+ * -1 with errno EAGAIN when the places are full too (the chunk is not
+ * kept), ENOMEM. */
 int disk_put_later(struct disk *d, const uint8_t key[DISK_KEY_LEN],
                    uint64_t off, const void *buf, uint64_t len, void *ctx);
 

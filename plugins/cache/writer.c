@@ -9,7 +9,8 @@ struct writer {
   pthread_mutex_t lock;
   pthread_cond_t cond; /* a job queued, a job done, or stop */
   struct wjob *head, *tail;
-  unsigned n, depth;
+  unsigned n, depth; /* jobs with a copy */
+  unsigned nplace;   /* jobs without, up to depth * WRITER_NOCOPY_FACTOR */
   int stop;
   writer_fn fn;
   void *arg;
@@ -30,7 +31,10 @@ static void *run(void *arg) {
     pthread_mutex_lock(&w->lock);
     w->head = j->next;
     if (!w->head) w->tail = NULL;
-    w->n--;
+    if (j->buf)
+      w->n--;
+    else
+      w->nplace--;
     free(j->buf);
     free(j);
     pthread_cond_broadcast(&w->cond);
@@ -72,16 +76,46 @@ void writer_free(struct writer *w) {
   free(w);
 }
 
+static void append(struct writer *w, struct wjob *j) {
+  if (w->tail)
+    w->tail->next = j;
+  else
+    w->head = j;
+  w->tail = j;
+  pthread_cond_broadcast(&w->cond);
+}
+
+/* Past the copies: the place alone, for the writer to fill from the
+ * memory cache. */
+static int put_place(struct writer *w, const uint8_t key[WRITER_KEY_LEN],
+                     uint64_t off, uint64_t len, void *ctx) {
+  struct wjob *j = calloc(1, sizeof *j);
+  if (!j) {
+    errno = ENOMEM;
+    return -1;
+  }
+  *j = (struct wjob){.off = off, .len = len, .ctx = ctx};
+  memcpy(j->key, key, WRITER_KEY_LEN);
+  pthread_mutex_lock(&w->lock);
+  int full = w->nplace >= w->depth * WRITER_NOCOPY_FACTOR;
+  if (!full) {
+    w->nplace++;
+    append(w, j);
+  }
+  pthread_mutex_unlock(&w->lock);
+  if (!full) return 0;
+  free(j);
+  errno = EAGAIN;
+  return -1;
+}
+
 int writer_put(struct writer *w, const uint8_t key[WRITER_KEY_LEN],
                uint64_t off, const void *buf, uint64_t len, void *ctx) {
   pthread_mutex_lock(&w->lock);
   int full = w->n >= w->depth;
   if (!full) w->n++; /* the place is taken before the copy, unlocked */
   pthread_mutex_unlock(&w->lock);
-  if (full) {
-    errno = EAGAIN;
-    return -1;
-  }
+  if (full) return put_place(w, key, off, len, ctx);
   struct wjob *j = calloc(1, sizeof *j);
   uint8_t *copy = j ? malloc(len ? len : 1) : NULL;
   if (!copy) {
@@ -97,12 +131,7 @@ int writer_put(struct writer *w, const uint8_t key[WRITER_KEY_LEN],
   *j = (struct wjob){.off = off, .len = len, .buf = copy, .ctx = ctx};
   memcpy(j->key, key, WRITER_KEY_LEN);
   pthread_mutex_lock(&w->lock);
-  if (w->tail)
-    w->tail->next = j;
-  else
-    w->head = j;
-  w->tail = j;
-  pthread_cond_broadcast(&w->cond);
+  append(w, j);
   pthread_mutex_unlock(&w->lock);
   return 0;
 }
@@ -112,7 +141,7 @@ int writer_find(struct writer *w, const uint8_t key[WRITER_KEY_LEN],
   int found = 0;
   pthread_mutex_lock(&w->lock);
   for (struct wjob *j = w->head; j && !found; j = j->next)
-    if (j->off == off && j->len == len &&
+    if (j->buf && j->off == off && j->len == len &&
         !memcmp(j->key, key, WRITER_KEY_LEN)) {
       memcpy(buf, j->buf, len);
       found = 1;
@@ -124,7 +153,7 @@ int writer_find(struct writer *w, const uint8_t key[WRITER_KEY_LEN],
 /* Counted places (n) include jobs still being copied in writer_put, so
  * those are waited for too. */
 static int pending(const struct writer *w, const void *ctx) {
-  if (!ctx) return w->n > 0;
+  if (!ctx) return w->n + w->nplace > 0;
   for (const struct wjob *j = w->head; j; j = j->next)
     if (j->ctx == ctx) return 1;
   return 0;

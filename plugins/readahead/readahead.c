@@ -260,6 +260,27 @@ static int readahead_read(void *inst, void *buf, uint64_t len, uint64_t off,
   return 0;
 }
 
+/* A page the layer below holds is served by map() and never read: a
+ * stream seen only through its misses has holes (every other 2 MiB page
+ * under a cache of 4 MiB chunks) and never looks sequential.  So a map
+ * that hits is a guest access like a read. */
+static const void *readahead_map(void *inst, uint64_t off, uint64_t len) {
+  struct ra *r = inst;
+  const void *p =
+      r->below->map ? r->below->map(r->below->handle, off, len) : NULL;
+  if (p && !__atomic_load_n(&r->disabled, __ATOMIC_RELAXED))
+    observe(r, off, len);
+  return p;
+}
+
+/* A layer with a map() owns its pointers' release: they are the layer
+ * below's, so it gets them back. */
+static void readahead_release(void *inst, const void *ptr, uint64_t off,
+                              uint64_t len) {
+  struct ra *r = inst;
+  if (r->below->release) r->below->release(r->below->handle, ptr, off, len);
+}
+
 static int64_t readahead_get_size(void *inst) {
   struct ra *r = inst;
   return r->below->get_size(r->below->handle);
@@ -292,6 +313,8 @@ static const struct ufk_plugin plugin = {
     .destroy = readahead_destroy,
     .get_size = readahead_get_size,
     .read = readahead_read,
+    .map = readahead_map,
+    .release = readahead_release,
 };
 
 UFFDKIT_PLUGIN(plugin)

@@ -34,12 +34,19 @@ static void open_src(void) {
                 "%s", fakehost_last_error());
 }
 
-static int open_cache(struct ufk_next *below, const char *dir_size) {
-  char d[700], s[100];
+static int open_cache_with(struct ufk_next *below, const char *dir_size,
+                           const char *size, const char *queue) {
+  char d[700], s[100], m[100], q[100];
   snprintf(d, sizeof d, "dir=%s", dir);
   snprintf(s, sizeof s, "dir_size=%s", dir_size);
+  snprintf(m, sizeof m, "size=%s", size);
+  snprintf(q, sizeof q, "dir_queue=%s", queue);
   return inst_open(&cache, "cache", below,
-                   (const char *[]){"chunk=1M", "size=16M", d, s, NULL});
+                   (const char *[]){"chunk=1M", m, d, s, q, NULL});
+}
+
+static int open_cache(struct ufk_next *below, const char *dir_size) {
+  return open_cache_with(below, dir_size, "16M", "8");
 }
 
 static void read_all(void) {
@@ -80,6 +87,41 @@ START_TEST(entries_outlive_the_instance) {
   ck_assert_uint_eq(fakehost_counter("remote_fetches"), CHUNKS);
   ck_assert_uint_eq(fakehost_counter("disk_skipped"), 0);
   ck_assert_int_eq(entries(), CHUNKS);
+}
+END_TEST
+
+/* One copy queued at a time: the others wait by their place and are
+ * written from the memory cache, which holds every chunk, so none is
+ * lost however far behind the writer is. */
+START_TEST(a_writer_behind_writes_from_memory) {
+  open_src();
+  ck_assert_msg(open_cache_with(&src.next, "1G", "16M", "1") == 0, "%s",
+                fakehost_last_error());
+  read_all();
+  teardown();
+  ck_assert_uint_eq(fakehost_counter("disk_writes"), CHUNKS);
+  ck_assert_uint_eq(fakehost_counter("disk_skipped"), 0);
+  ck_assert_int_eq(entries(), CHUNKS);
+}
+END_TEST
+
+/* A memory cache of two chunks lets go of chunks before a writer behind
+ * gets to them: those are counted skipped, never written from a slot
+ * that holds another chunk, and every entry written reads back right. */
+START_TEST(chunks_gone_from_memory_are_skipped) {
+  open_src();
+  ck_assert_msg(open_cache_with(&src.next, "1G", "2M", "1") == 0, "%s",
+                fakehost_last_error());
+  read_all();
+  teardown();
+  uint64_t w = fakehost_counter("disk_writes");
+  ck_assert_uint_eq(w + fakehost_counter("disk_skipped"), CHUNKS);
+  ck_assert_int_eq(entries(), (int)w);
+  open_src();
+  ck_assert_msg(open_cache(&src.next, "1G") == 0, "%s", fakehost_last_error());
+  read_all(); /* byte-exact: an entry of the wrong bytes would fail here */
+  ck_assert_uint_eq(fakehost_counter("disk_discarded"), 0);
+  ck_assert_uint_eq(fakehost_counter("disk_hits"), w);
 }
 END_TEST
 
@@ -139,6 +181,8 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, entries_outlive_the_instance);
+  tcase_add_test(tc, a_writer_behind_writes_from_memory);
+  tcase_add_test(tc, chunks_gone_from_memory_are_skipped);
   tcase_add_test(tc, the_bound_holds);
   tcase_add_test(tc, one_dir_one_bound);
   tcase_add_test(tc, a_source_without_a_version_is_refused);

@@ -1,7 +1,9 @@
 /* The disk mode's writer thread (plugins/cache/writer.c): jobs are written
- * in order off the queuer's thread, a full queue refuses at once instead
- * of blocking the fault that fetched the chunk, a queued chunk can be read
- * back before it is written, and stopping writes the queue out. */
+ * in order off the queuer's thread; past the copies a chunk is queued by
+ * its place alone, and past the places too a put is refused at once
+ * instead of blocking the fault that fetched the chunk; a chunk queued
+ * with a copy can be read back before it is written, and stopping writes
+ * the queue out. */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +15,8 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int entered, allowed, written;
-static uint64_t order[16];
+static uint64_t order[256];
+static int copies;
 
 static void held_write(void *arg, const struct wjob *j) {
   (void)arg;
@@ -23,7 +26,10 @@ static void held_write(void *arg, const struct wjob *j) {
   while (allowed <= written)
     pthread_cond_wait(&cond, &lock);
   order[written++] = j->off;
-  ck_assert_uint_eq(j->buf[0], (uint8_t)j->off);
+  if (j->buf) {
+    copies++;
+    ck_assert_uint_eq(j->buf[0], (uint8_t)j->off);
+  }
   pthread_mutex_unlock(&lock);
 }
 
@@ -47,37 +53,43 @@ static int put(struct writer *w, uint64_t off) {
   return writer_put(w, key, off, buf, sizeof buf, &lock);
 }
 
-START_TEST(a_full_queue_refuses_without_waiting) {
-  entered = allowed = written = 0;
+START_TEST(past_the_copies_places_then_refusal) {
+  entered = allowed = written = copies = 0;
   struct writer *w = writer_new(3, held_write, NULL);
   ck_assert_ptr_nonnull(w);
   ck_assert_int_eq(put(w, 1), 0);
   wait_entered(1); /* job 1 is being written, and held */
   ck_assert_int_eq(put(w, 2), 0);
   ck_assert_int_eq(put(w, 3), 0);
-  /* Three places, all taken: the fourth is refused at once. */
+  /* Three copies, all taken: the next ones wait by their place, up to
+   * 3 * WRITER_NOCOPY_FACTOR, and then a put is refused at once. */
+  for (int i = 0; i < 3 * WRITER_NOCOPY_FACTOR; i++)
+    ck_assert_int_eq(put(w, 4 + (uint64_t)i), 0);
   errno = 0;
-  ck_assert_int_eq(put(w, 4), -1);
+  ck_assert_int_eq(put(w, 999), -1);
   ck_assert_int_eq(errno, EAGAIN);
 
   uint8_t key[WRITER_KEY_LEN] = {7}, other[WRITER_KEY_LEN] = {8}, buf[64];
   ck_assert_int_eq(writer_find(w, key, 3, buf, sizeof buf), 1);
   ck_assert_uint_eq(buf[0], 3);
   ck_assert_int_eq(writer_find(w, key, 1, buf, sizeof buf), 1);
-  ck_assert_int_eq(writer_find(w, key, 4, buf, sizeof buf), 0);
+  ck_assert_int_eq(writer_find(w, key, 4, buf, sizeof buf), 0); /* no copy */
   ck_assert_int_eq(writer_find(w, other, 3, buf, sizeof buf), 0);
   ck_assert_int_eq(writer_find(w, key, 3, buf, 32), 0);
 
   allow(1);
-  wait_entered(2); /* job 1 done: one place free again */
-  ck_assert_int_eq(put(w, 5), 0);
-  allow(100);
+  wait_entered(2); /* job 1 done: one copy's place free again */
+  ck_assert_int_eq(put(w, 1000), 0);
+  ck_assert_int_eq(writer_find(w, key, 1000, buf, sizeof buf), 1);
+  allow(1000);
   writer_drain(w, &lock);
-  ck_assert_int_eq(written, 4);
+  int n = 3 + 3 * WRITER_NOCOPY_FACTOR + 1;
+  ck_assert_int_eq(written, n);
+  ck_assert_int_eq(copies, 4); /* 1, 2, 3 and 1000 */
   ck_assert_int_eq(writer_find(w, key, 3, buf, sizeof buf), 0);
-  uint64_t want[] = {1, 2, 3, 5};
-  for (int i = 0; i < 4; i++)
-    ck_assert_uint_eq(order[i], want[i]);
+  for (int i = 0; i < n - 1; i++)
+    ck_assert_uint_eq(order[i], (uint64_t)i + 1);
+  ck_assert_uint_eq(order[n - 1], 1000);
   writer_free(w);
 }
 END_TEST
@@ -98,7 +110,7 @@ int main(void) {
   Suite *s = suite_create("writer");
   TCase *tc = tcase_create("writer");
   tcase_set_timeout(tc, 30);
-  tcase_add_test(tc, a_full_queue_refuses_without_waiting);
+  tcase_add_test(tc, past_the_copies_places_then_refusal);
   tcase_add_test(tc, stopping_writes_the_queue_out);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);

@@ -42,11 +42,7 @@ daemon() {
     source = { plugin = "http";
                url = "http://127.0.0.1:$NGINX_PORT/mem.img"; };
     layers = ( { layer = "cache"; size = "${MIB}M"; chunk = "1M";
-                 dir = "$CDIR"; dir_size = "$1";
-                 # Room for every chunk of a restore: a full queue skips
-                 # chunks by design (cache-writer-unit tests that), and
-                 # here every chunk must reach the directory.
-                 dir_queue = $MIB; },
+                 dir = "$CDIR"; dir_size = "$1"; },
                { layer = "retry"; } ); }
 CONF
     done

@@ -80,6 +80,25 @@ START_TEST(window_doubles_while_sequential) {
 }
 END_TEST
 
+/* The core maps before it reads, and a page the cache holds is served by
+ * the map alone: those accesses move the stream on like reads, so a
+ * reader whose every other page hits (2 MiB pages under 4 MiB chunks)
+ * still gets its windows.  The pointer goes back to the cache. */
+START_TEST(hits_through_map_move_the_stream) {
+  open_stack("NGINX_URL");
+  ck_assert_ptr_nonnull(ra.p->map);
+  read_ok(0, 4096);
+  read_ok(4096, 4096);
+  ck_assert_uint_eq(fakehost_counter("windows"), 1);
+  drained(64 * K); /* [8K, 72K) is in the cache now */
+  const void *p = ra.p->map(ra.h, 8192, 4096);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_int_lt(mismatch(p, 8192, 4096, DATA_SEED), 0);
+  ck_assert_uint_eq(fakehost_counter("windows"), 2);
+  ra.p->release(ra.h, p, 8192, 4096);
+}
+END_TEST
+
 START_TEST(random_reads_prefetch_nothing) {
   open_stack("NGINX_URL");
   uint64_t x = 3;
@@ -182,6 +201,7 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_checked_fixture(tc, faulty_reset, teardown);
   tcase_add_test(tc, window_doubles_while_sequential);
+  tcase_add_test(tc, hits_through_map_move_the_stream);
   tcase_add_test(tc, random_reads_prefetch_nothing);
   tcase_add_test(tc, random_access_starts_over);
   tcase_add_test(tc, interleaved_streams_are_each_seen);
