@@ -1,56 +1,124 @@
-#include "recent.h"
+#include "ccache.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-int recent_init(struct recent *r, uint64_t bytes, uint32_t chunk_size) {
-  uint64_t n = chunk_size ? bytes / chunk_size : 0;
-  r->n = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-  r->chunk_size = chunk_size;
-  r->slots = NULL;
-  if (!r->n) return 0;
-  if (!(r->slots = calloc(r->n, sizeof *r->slots))) {
-    r->n = 0;
+enum { E_EMPTY, E_FLIGHT, E_HELD };
+
+struct centry {
+  uint8_t *data;    /* E_HELD: the decoded chunk */
+  uint32_t len;     /* its bytes */
+  uint16_t readers; /* copying out of data: not to be dropped */
+  uint8_t state;
+};
+
+int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
+                uint32_t chunk_size) {
+  memset(c, 0, sizeof *c);
+  if (!nchunks || bytes < chunk_size) return 0; /* keeps nothing */
+  if (nchunks > INT32_MAX) {
+    errno = EOVERFLOW;
     return -1;
   }
-  for (uint32_t i = 0; i < r->n; i++)
-    pthread_mutex_init(&r->slots[i].lock, NULL);
+  struct lru_node *node = calloc(nchunks, sizeof *node);
+  c->e = calloc(nchunks, sizeof *c->e);
+  if (!node || !c->e) {
+    free(node);
+    free(c->e);
+    c->e = NULL;
+    errno = ENOMEM;
+    return -1;
+  }
+  lru_init(&c->order, node);
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_cond_init(&c->cond, NULL);
+  c->n = nchunks;
+  c->cap = bytes;
   return 0;
 }
 
-void recent_free(struct recent *r) {
-  for (uint32_t i = 0; i < r->n; i++) {
-    pthread_mutex_destroy(&r->slots[i].lock);
-    free(r->slots[i].buf);
-  }
-  free(r->slots);
-  r->slots = NULL;
-  r->n = 0;
+void ccache_free(struct ccache *c) {
+  if (!c->e) return;
+  for (uint64_t i = 0; i < c->n; i++)
+    free(c->e[i].data);
+  free(c->e);
+  free(c->order.node);
+  pthread_cond_destroy(&c->cond);
+  pthread_mutex_destroy(&c->lock);
+  memset(c, 0, sizeof *c);
 }
 
-/* The copy is made under the slot's lock: one chunk at most, and readers
- * of other slots are not held. */
-int recent_get(struct recent *r, uint64_t chunk, uint64_t shift, void *dst,
+/* Lock held: drops the least recently used held chunks nobody is copying,
+ * but not `keep`, until the held bytes fit the bound. */
+static void trim(struct ccache *c, int32_t keep) {
+  int32_t i = c->order.lru;
+  while (c->bytes > c->cap && i != LRU_NONE) {
+    int32_t newer = lru_newer(&c->order, i);
+    struct centry *e = &c->e[i];
+    if (i != keep && !e->readers) {
+      lru_remove(&c->order, i);
+      c->bytes -= e->len;
+      free(e->data);
+      *e = (struct centry){0};
+    }
+    i = newer;
+  }
+}
+
+int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
                uint64_t n) {
-  if (!r->n) return 0;
-  struct recent_slot *s = &r->slots[chunk % r->n];
-  pthread_mutex_lock(&s->lock);
-  int hit = s->chunk == chunk + 1 && shift <= s->len && n <= s->len - shift;
-  if (hit) memcpy(dst, s->buf + shift, n);
-  pthread_mutex_unlock(&s->lock);
-  return hit;
+  if (!c->n) return CC_OFF;
+  struct centry *e = &c->e[i];
+  pthread_mutex_lock(&c->lock);
+  while (e->state == E_FLIGHT)
+    pthread_cond_wait(&c->cond, &c->lock);
+  if (e->state == E_EMPTY) {
+    e->state = E_FLIGHT;
+    pthread_mutex_unlock(&c->lock);
+    return CC_MINE;
+  }
+  /* Copied without the lock, so readers of other chunks never wait for
+   * it; the entry stays while it is read. */
+  e->readers++;
+  lru_touch(&c->order, (int32_t)i);
+  pthread_mutex_unlock(&c->lock);
+  memcpy(dst, e->data + shift, n);
+  pthread_mutex_lock(&c->lock);
+  e->readers--;
+  if (c->bytes > c->cap) trim(c, LRU_NONE);
+  pthread_mutex_unlock(&c->lock);
+  return CC_HIT;
 }
 
-void recent_put(struct recent *r, uint64_t chunk, const void *data,
-                uint64_t len) {
-  if (!r->n || len > r->chunk_size) return;
-  struct recent_slot *s = &r->slots[chunk % r->n];
-  pthread_mutex_lock(&s->lock);
-  if (!s->buf) s->buf = malloc(r->chunk_size);
-  if (s->buf) {
-    memcpy(s->buf, data, len);
-    s->chunk = chunk + 1;
-    s->len = len;
+size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,
+                    uint32_t chunk_size) {
+  if (!c->n) return 0;
+  size_t m = 0;
+  pthread_mutex_lock(&c->lock);
+  for (size_t j = 0; j < k && (m + 1) * (uint64_t)chunk_size <= c->cap; j++) {
+    struct centry *e = &c->e[want[j]];
+    if (e->state == E_HELD) /* wanted soon: not the next to go */
+      lru_touch(&c->order, (int32_t)want[j]);
+    if (e->state != E_EMPTY) continue;
+    e->state = E_FLIGHT;
+    want[m++] = want[j];
   }
-  pthread_mutex_unlock(&s->lock);
+  pthread_mutex_unlock(&c->lock);
+  return m;
+}
+
+void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
+  struct centry *e = &c->e[i];
+  pthread_mutex_lock(&c->lock);
+  if (data) {
+    *e = (struct centry){.data = data, .len = (uint32_t)len, .state = E_HELD};
+    lru_push(&c->order, (int32_t)i);
+    c->bytes += len;
+    trim(c, (int32_t)i);
+  } else {
+    e->state = E_EMPTY;
+  }
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
 }

@@ -1,39 +1,62 @@
-/* The store source's recent chunks: decoded and checked chunks kept for
- * the next read of the same chunk (a 4 KiB fault after another in a 64 KiB
- * chunk), so it neither fetches nor decodes again.  Direct-mapped by chunk
- * number: a run of consecutive chunks up to the capacity never evicts
- * itself.  Only chunks that passed their checks are put. */
-#ifndef UFFDKIT_PLUGIN_STORE_RECENT_H
-#define UFFDKIT_PLUGIN_STORE_RECENT_H
+/* The store source's chunk cache (the setting chunk_cache): decoded,
+ * checked chunks, filled by reads and by prefetches alike, so the next read
+ * of a chunk neither fetches nor decodes it again.  One entry per chunk of
+ * the snapshot, each either empty, in flight (someone is fetching it:
+ * readers wait for that fetch instead of fetching it too) or held; held
+ * chunks are bounded by chunk_cache decoded bytes, the least recently used
+ * dropped first (common/lru.h).  Only chunks that passed their checks are
+ * held. */
+#ifndef UFFDKIT_PLUGIN_STORE_CCACHE_H
+#define UFFDKIT_PLUGIN_STORE_CCACHE_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
-struct recent_slot {
+#include "lru.h"
+
+struct centry;
+
+struct ccache {
   pthread_mutex_t lock;
-  uint64_t chunk; /* chunk number + 1; 0 when empty */
-  uint64_t len;
-  uint8_t *buf; /* chunk_size bytes, allocated on first use */
+  pthread_cond_t cond;
+  uint64_t n;          /* entries (the snapshot's chunks); 0: keeps nothing */
+  uint64_t cap, bytes; /* bound, and decoded bytes held */
+  struct centry *e;
+  struct lru order; /* held chunks, over one node per entry */
 };
 
-struct recent {
-  uint32_t n, chunk_size;
-  struct recent_slot *slots;
-};
+enum { CC_OFF, CC_HIT, CC_MINE };
 
-/* Room for `bytes` / chunk_size chunks; none (a cache that keeps nothing)
- * when that is 0.  -1 when out of memory. */
-int recent_init(struct recent *r, uint64_t bytes, uint32_t chunk_size);
-void recent_free(struct recent *r);
+/* A cache of `bytes` decoded bytes over nchunks chunks of chunk_size; one
+ * that keeps nothing when fewer bytes than a chunk.  -1 when out of memory
+ * or past the entries a list can number. */
+int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
+                uint32_t chunk_size);
+void ccache_free(struct ccache *c);
 
-/* Copies n bytes of chunk `chunk` from `shift` into dst if the chunk is
- * kept: 1, else 0. */
-int recent_get(struct recent *r, uint64_t chunk, uint64_t shift, void *dst,
+static inline int ccache_on(const struct ccache *c) {
+  return c->n != 0;
+}
+
+/* For a read of n bytes of chunk i from `shift` into dst: CC_HIT when the
+ * chunk is held (copied to dst, after waiting for a fetch in flight);
+ * CC_MINE when it is now in flight for the caller, who fetches it and then
+ * calls ccache_done; CC_OFF when the cache keeps nothing (fetch it). */
+int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
                uint64_t n);
 
-/* Keeps a copy of the checked chunk (len bytes), in place of whatever was
- * in its slot. */
-void recent_put(struct recent *r, uint64_t chunk, const void *data,
-                uint64_t len);
+/* For a prefetch: keeps those of chunks want[0..k) that are neither held
+ * nor in flight, puts them in flight for the caller, and returns how many
+ * (moved to the front of want).  Stops at the bound: a prefetch larger than
+ * the cache would drop its own first chunks. */
+size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,
+                    uint32_t chunk_size);
+
+/* Ends the caller's fetch of chunk i: `data` (malloc'd, len decoded bytes,
+ * checked) is held and owned by the cache from now; NULL (a failed fetch
+ * or check) leaves it empty, and readers waiting for it fetch it
+ * themselves. */
+void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);
 
 #endif
