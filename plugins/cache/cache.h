@@ -1,5 +1,6 @@
 /* The cache layer's private parts: the instance, and its slot table (a
- * hash from chunk to slot) with the LRU and free lists, in slots.c. */
+ * hash from chunk to slot) with the LRU (common/lru.h) and free lists, in
+ * slots.c. */
 #ifndef UFFDKIT_CACHE_CACHE_H
 #define UFFDKIT_CACHE_CACHE_H
 
@@ -10,6 +11,7 @@
 #include <uffdkit/plugin.h>
 
 #include "disk.h"
+#include "lru.h"
 
 #define NONE (-1)
 
@@ -24,8 +26,8 @@ struct fetch {
 struct slot {
   uint64_t chunk;
   uint32_t state;
-  uint32_t refs;      /* readers, pointers mapped, plus its fetcher */
-  int32_t prev, next; /* LRU list (VALID) or free list */
+  uint32_t refs; /* readers, pointers mapped, plus its fetcher */
+  int32_t next;  /* free list */
   int32_t hnext;
   struct fetch *fetch;
 };
@@ -46,7 +48,8 @@ struct cache {
   uint32_t nslots, slot_waiters;
   int32_t *heads;
   unsigned hbits;
-  int32_t mru, lru, free_head;
+  struct lru order; /* VALID slots, over one node per slot */
+  int32_t free_head;
   pthread_mutex_t lock;
   pthread_cond_t cond;
 

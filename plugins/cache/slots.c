@@ -1,6 +1,6 @@
 /* The cache's slot table: chunk -> slot by open hashing with chains, the
- * VALID slots on an LRU list (most recent first), the rest on a free
- * list.  Indexes, not pointers, so the table is three flat arrays. */
+ * VALID slots on an LRU list (common/lru.h), the rest on a free list.  Indexes,
+ * not pointers, so the table is three flat arrays. */
 #include <stdlib.h>
 
 #include "cache.h"
@@ -12,13 +12,14 @@ int slots_make(struct cache *c) {
   c->slots = calloc(c->nslots, sizeof *c->slots);
   c->heads = malloc(sizeof *c->heads << c->hbits);
   c->populated = calloc(c->nslots, 1);
-  if (!c->slots || !c->heads || !c->populated) return -1;
+  struct lru_node *node = calloc(c->nslots, sizeof *node);
+  lru_init(&c->order, node);
+  if (!c->slots || !c->heads || !c->populated || !node) return -1;
   for (uint32_t i = 0; i < (1u << c->hbits); i++)
     c->heads[i] = NONE;
   for (uint32_t i = 0; i < c->nslots; i++)
     c->slots[i].next = i + 1 < c->nslots ? (int32_t)i + 1 : NONE;
   c->free_head = 0;
-  c->mru = c->lru = NONE;
   return 0;
 }
 
@@ -28,6 +29,7 @@ void slots_free(struct cache *c) {
   free(c->slots);
   free(c->populated);
   free(c->heads);
+  free(c->order.node);
 }
 
 static uint32_t hash(const struct cache *c, uint64_t chunk) {
@@ -53,32 +55,12 @@ void slot_hash_remove(struct cache *c, int32_t s) {
   *p = c->slots[s].hnext;
 }
 
-static void lru_unlink(struct cache *c, int32_t s) {
-  struct slot *sl = &c->slots[s];
-  if (sl->prev != NONE)
-    c->slots[sl->prev].next = sl->next;
-  else
-    c->mru = sl->next;
-  if (sl->next != NONE)
-    c->slots[sl->next].prev = sl->prev;
-  else
-    c->lru = sl->prev;
-}
-
 void slot_lru_push(struct cache *c, int32_t s) {
-  struct slot *sl = &c->slots[s];
-  sl->prev = NONE;
-  sl->next = c->mru;
-  if (c->mru != NONE) c->slots[c->mru].prev = s;
-  c->mru = s;
-  if (c->lru == NONE) c->lru = s;
+  lru_push(&c->order, s);
 }
 
 void slot_lru_touch(struct cache *c, int32_t s) {
-  if (c->mru != s) {
-    lru_unlink(c, s);
-    slot_lru_push(c, s);
-  }
+  lru_touch(&c->order, s);
 }
 
 int32_t slot_take(struct cache *c) {
@@ -87,9 +69,9 @@ int32_t slot_take(struct cache *c) {
     c->free_head = c->slots[s].next;
     return s;
   }
-  for (s = c->lru; s != NONE; s = c->slots[s].prev)
+  for (s = c->order.lru; s != NONE; s = lru_newer(&c->order, s))
     if (c->slots[s].refs == 0) {
-      lru_unlink(c, s);
+      lru_remove(&c->order, s);
       slot_hash_remove(c, s);
       c->slots[s].state = S_FREE;
       __atomic_fetch_add(c->c_evictions, 1, __ATOMIC_RELAXED);

@@ -5,15 +5,13 @@
 #include <stdint.h>
 #include <uffdkit/plugin.h>
 
+#include "ccache.h"
 #include "format.h"
 #include "keys.h"
-#include "recent.h"
 
 extern const struct ufk_host *host;
 
 /* One object of the store: a local file, or a nested source. */
-struct held;
-
 struct object {
   char *name;  /* as in the store, e.g. "packs/ID.pack" */
   char *shown; /* path or "objects:NAME", for messages */
@@ -40,10 +38,9 @@ struct store {
   /* per chunk: its entry, or NULL for a zero chunk; and its pack */
   const struct ufk_store_entry **entry;
   uint32_t *pack_of;
-  uint64_t recent_bytes; /* the setting chunk_cache */
-  struct recent recent;  /* checked chunks, for the next read of them */
+  uint64_t cache_bytes; /* the setting chunk_cache */
+  struct ccache cache;  /* checked chunks read or prefetched */
   uint64_t *c_fetched, *c_served, *c_zero, *c_chunks, *c_bad, *c_recent;
-  struct held *held; /* chunks prefetched (prefetch.h); NULL until then */
 };
 
 int obj_open(struct store *s, struct object *o, const char *name);

@@ -30,7 +30,8 @@ static const struct ufk_param params[] = {
      "environment variable holding the key of an encrypted store (64 hex "
      "digits)"},
     {"chunk_cache", UFK_T_SIZE, 0, "32M",
-     "checked chunks kept for the next read of them (0: none)"},
+     "decoded, checked chunks kept for the next read of them, read or "
+     "prefetched (0: none, and prefetches are dropped)"},
     {0},
 };
 
@@ -65,7 +66,7 @@ static int read_settings(struct store *s) {
     return ufk_fail(host, EINVAL,
                     "set path (a local store) or objects (a source with "
                     "{object}), one of them");
-  if (host->get_size(cfg, "chunk_cache", &s->recent_bytes))
+  if (host->get_size(cfg, "chunk_cache", &s->cache_bytes))
     return ufk_fail(host, EINVAL, "chunk_cache (%s): must be a size",
                     host->where(cfg, "chunk_cache"));
   if (s->key_file && s->key_env)
@@ -105,8 +106,17 @@ static int start(void *inst) {
   if (ufk_store_keys_load(&s->keys, s->key_file, s->key_env, &err) < 0)
     return ufk_fail(host, EINVAL, "%s", err.msg);
   if (store_load(s) < 0) return -1;
-  if (recent_init(&s->recent, s->recent_bytes, s->m.chunk_size) < 0)
-    return ufk_fail(host, ENOMEM, "chunk_cache: out of memory");
+  if (ccache_init(&s->cache, s->cache_bytes, s->m.nchunks, s->m.chunk_size) <
+      0) {
+    int e = errno;
+    return ufk_fail(host, e,
+                    e == EOVERFLOW ? "chunk_cache (%s): %llu chunks are too "
+                                     "many to keep; set it to 0"
+                                   : "chunk_cache (%s): out of memory for "
+                                     "%llu chunks",
+                    host->where(s->cfg, "chunk_cache"),
+                    (unsigned long long)s->m.nchunks);
+  }
   host->log(UFK_LOG_INFO,
             "store snapshot %s: %llu bytes in %llu chunks of %u, %u packs%s",
             s->snapshot, (unsigned long long)s->m.image_size,
@@ -117,9 +127,8 @@ static int start(void *inst) {
 
 static void destroy(void *inst) {
   struct store *s = inst;
-  held_free(s);
+  ccache_free(&s->cache);
   store_unload(s);
-  recent_free(&s->recent);
   ufk_store_keys_wipe(&s->keys);
   free(s);
 }
@@ -168,9 +177,10 @@ static int decode_chunk(struct store *s, uint64_t i, uint8_t *out,
   return rc;
 }
 
-/* n bytes of chunk i from `shift` into dst: straight into dst when the read
- * covers the whole chunk, else through a buffer (the whole chunk must be
- * decoded to be checked). */
+/* n bytes of chunk i from `shift` into dst: from the chunk cache, else
+ * decoded straight into dst when the read covers the whole chunk (then
+ * copied to the cache), else into a buffer the cache then keeps (the whole
+ * chunk must be decoded to be checked). */
 static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
                        uint8_t *dst, uint64_t n, uint32_t flags) {
   if (!s->entry[i]) {
@@ -178,28 +188,23 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
     __atomic_fetch_add(s->c_zero, n, __ATOMIC_RELAXED);
     return 0;
   }
-  if (recent_get(&s->recent, i, shift, dst, n)) {
+  int got = ccache_get(&s->cache, i, shift, dst, n);
+  if (got == CC_HIT) {
     __atomic_fetch_add(s->c_recent, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
-    return 0;
-  }
-  int held = held_serve(s, i, shift, dst, n);
-  if (held == 1) {
     __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
     return 0;
   }
   uint64_t clen = chunk_len(s, i);
   int whole = shift == 0 && n == clen;
-  uint8_t *out = whole ? dst : malloc(clen);
-  if (!out) {
-    if (held == 2) held_done(s, i, NULL);
-    return ufk_fail(host, ENOMEM, "out of memory");
-  }
-  int rc = decode_chunk(s, i, out, flags);
-  if (rc == 0) recent_put(&s->recent, i, out, clen);
-  if (held == 2) held_done(s, i, rc == 0 ? out : NULL);
+  uint8_t *out = whole ? dst : malloc(clen), *keep = NULL;
+  int rc = out ? decode_chunk(s, i, out, flags)
+               : ufk_fail(host, ENOMEM, "out of memory");
   if (rc == 0 && !whole) memcpy(dst, out + shift, n);
-  if (!whole) free(out);
+  if (rc == 0 && got == CC_MINE) keep = whole ? malloc(clen) : out;
+  if (keep && whole) memcpy(keep, dst, clen);
+  /* From here the cache owns keep (it may drop it at once). */
+  if (got == CC_MINE) ccache_done(&s->cache, i, keep, clen);
+  if (!whole && out != keep) free(out);
   if (rc == 0) __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
   return rc;
 }

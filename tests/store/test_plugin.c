@@ -2,10 +2,12 @@
  * store made by uffdkit-snap: reads of whole chunks, parts of chunks and
  * spans of many; zero extents; the nested-source path ({object}); settings
  * refused; a flipped bit and a wrong key refused with messages; prefetched
- * chunks held, checked and never fetched twice. */
+ * chunks checked, put in the one chunk cache under its bound, and never
+ * fetched twice. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,12 +172,27 @@ static int64_t fo_size(void *h) {
   return ((struct fake_obj *)h)->size;
 }
 static int fo_reads; /* reads of nested objects */
+/* While fo_gate is set, reads of nested objects wait for it to clear. */
+static pthread_mutex_t fo_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fo_cond = PTHREAD_COND_INITIALIZER;
+static int fo_gate;
 static int fo_read(void *h, void *buf, uint64_t len, uint64_t off,
                    uint32_t flags) {
   (void)flags;
   struct fake_obj *o = h;
   __atomic_fetch_add(&fo_reads, 1, __ATOMIC_RELAXED);
+  pthread_mutex_lock(&fo_lock);
+  while (fo_gate)
+    pthread_cond_wait(&fo_cond, &fo_lock);
+  pthread_mutex_unlock(&fo_lock);
   return pread(o->fd, buf, len, (off_t)off) == (ssize_t)len ? 0 : -1;
+}
+
+static void fo_set_gate(int on) {
+  pthread_mutex_lock(&fo_lock);
+  fo_gate = on;
+  pthread_cond_broadcast(&fo_cond);
+  pthread_mutex_unlock(&fo_lock);
 }
 
 static struct ufk_next *fake_open(const char *key, const char *const *vars,
@@ -350,9 +367,93 @@ START_TEST(prefetch_holds_chunks) {
   ck_assert_int_ge(fetched, 1);
   ck_assert_int_lt(fetched, 8); /* not one read per chunk */
   ck_assert_int_eq(plugin->prefetch(inst, 0, SIZE), 0);
+  /* Prefetched chunks are in the chunk cache: every read of a stored
+   * chunk is one of its hits. */
+  uint64_t hits = fakehost_counter("chunk_cache_hits");
   check_reads(inst, K4);
+  ck_assert_uint_eq(fakehost_counter("chunk_cache_hits") - hits,
+                    SIZE / CHUNK * 3 / 4 * (CHUNK / K4));
   check_reads(inst, 2 * CHUNK);
   ck_assert_int_eq(fo_reads, fetched);
+  plugin->destroy(inst);
+}
+END_TEST
+
+/* Prefetches fill the one chunk cache, under its bound: a prefetch of the
+ * whole image into a cache of 4 chunks decodes at most 4 (not the 48
+ * stored), and one into a cache of none fetches nothing; reads are right
+ * either way. */
+START_TEST(prefetch_bounded_by_chunk_cache) {
+  fakehost_set_source_open(fake_open, NULL);
+  void *inst = start_with(
+      (const char *[]){"objects=x", "snapshot=g0", "chunk_cache=64K", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  uint64_t d0 = fakehost_counter("chunks");
+  ck_assert_int_eq(plugin->prefetch(inst, 0, SIZE), 0);
+  ck_assert_uint_ge(fakehost_counter("chunks") - d0, 1);
+  ck_assert_uint_le(fakehost_counter("chunks") - d0, 4);
+  check_reads(inst, K4);
+  plugin->destroy(inst);
+
+  inst = start_with(
+      (const char *[]){"objects=x", "snapshot=g0", "chunk_cache=0", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  d0 = fakehost_counter("chunks");
+  fo_reads = 0;
+  ck_assert_int_eq(plugin->prefetch(inst, 0, SIZE), 0);
+  ck_assert_int_eq(fo_reads, 0);
+  ck_assert_uint_eq(fakehost_counter("chunks") - d0, 0);
+  check_reads(inst, CHUNK);
+  plugin->destroy(inst);
+}
+END_TEST
+
+struct call {
+  void *inst;
+  uint8_t *buf;
+  int rc, done;
+};
+
+static void *prefetch_chunk_one(void *arg) {
+  struct call *c = arg;
+  c->rc = plugin->prefetch(c->inst, CHUNK, CHUNK);
+  __atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+static void *read_chunk_one(void *arg) {
+  struct call *c = arg;
+  c->rc = plugin->read(c->inst, c->buf, K4, CHUNK + K4, 0);
+  __atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* A read of a chunk a prefetch is fetching waits for that fetch and takes
+ * its bytes: the chunk is fetched and decoded once. */
+START_TEST(read_waits_for_prefetch) {
+  fakehost_set_source_open(fake_open, NULL);
+  void *inst = start_with((const char *[]){"objects=x", "snapshot=g0", NULL});
+  ck_assert_msg(inst != NULL, "%s", fakehost_last_error());
+  uint64_t d0 = fakehost_counter("chunks");
+  fo_reads = 0;
+  fo_set_gate(1);
+  struct call p = {.inst = inst}, r = {.inst = inst, .buf = malloc(K4)};
+  pthread_t tp, tr;
+  ck_assert_int_eq(pthread_create(&tp, NULL, prefetch_chunk_one, &p), 0);
+  while (__atomic_load_n(&fo_reads, __ATOMIC_RELAXED) == 0)
+    usleep(1000);
+  ck_assert_int_eq(pthread_create(&tr, NULL, read_chunk_one, &r), 0);
+  usleep(200000);
+  ck_assert_int_eq(__atomic_load_n(&r.done, __ATOMIC_ACQUIRE), 0);
+  fo_set_gate(0);
+  pthread_join(tp, NULL);
+  pthread_join(tr, NULL);
+  ck_assert_int_eq(p.rc, 0);
+  ck_assert_int_eq(r.rc, 0);
+  ck_assert(!memcmp(r.buf, want + CHUNK + K4, K4));
+  ck_assert_int_eq(fo_reads, 1);
+  ck_assert_uint_eq(fakehost_counter("chunks") - d0, 1);
+  free(r.buf);
   plugin->destroy(inst);
 }
 END_TEST
@@ -472,6 +573,8 @@ int main(void) {
   tcase_add_test(tc, forged_metadata_refused);
   tcase_add_test(tc, prefetch_holds_chunks);
   tcase_add_test(tc, prefetch_refuses_flipped_chunk);
+  tcase_add_test(tc, prefetch_bounded_by_chunk_cache);
+  tcase_add_test(tc, read_waits_for_prefetch);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

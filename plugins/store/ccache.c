@@ -1,0 +1,124 @@
+#include "ccache.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { E_EMPTY, E_FLIGHT, E_HELD };
+
+struct centry {
+  uint8_t *data;    /* E_HELD: the decoded chunk */
+  uint32_t len;     /* its bytes */
+  uint16_t readers; /* copying out of data: not to be dropped */
+  uint8_t state;
+};
+
+int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
+                uint32_t chunk_size) {
+  memset(c, 0, sizeof *c);
+  if (!nchunks || bytes < chunk_size) return 0; /* keeps nothing */
+  if (nchunks > INT32_MAX) {
+    errno = EOVERFLOW;
+    return -1;
+  }
+  struct lru_node *node = calloc(nchunks, sizeof *node);
+  c->e = calloc(nchunks, sizeof *c->e);
+  if (!node || !c->e) {
+    free(node);
+    free(c->e);
+    c->e = NULL;
+    errno = ENOMEM;
+    return -1;
+  }
+  lru_init(&c->order, node);
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_cond_init(&c->cond, NULL);
+  c->n = nchunks;
+  c->cap = bytes;
+  return 0;
+}
+
+void ccache_free(struct ccache *c) {
+  if (!c->e) return;
+  for (uint64_t i = 0; i < c->n; i++)
+    free(c->e[i].data);
+  free(c->e);
+  free(c->order.node);
+  pthread_cond_destroy(&c->cond);
+  pthread_mutex_destroy(&c->lock);
+  memset(c, 0, sizeof *c);
+}
+
+/* Lock held: drops the least recently used held chunks nobody is copying,
+ * but not `keep`, until the held bytes fit the bound. */
+static void trim(struct ccache *c, int32_t keep) {
+  int32_t i = c->order.lru;
+  while (c->bytes > c->cap && i != LRU_NONE) {
+    int32_t newer = lru_newer(&c->order, i);
+    struct centry *e = &c->e[i];
+    if (i != keep && !e->readers) {
+      lru_remove(&c->order, i);
+      c->bytes -= e->len;
+      free(e->data);
+      *e = (struct centry){0};
+    }
+    i = newer;
+  }
+}
+
+int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
+               uint64_t n) {
+  if (!c->n) return CC_OFF;
+  struct centry *e = &c->e[i];
+  pthread_mutex_lock(&c->lock);
+  while (e->state == E_FLIGHT)
+    pthread_cond_wait(&c->cond, &c->lock);
+  if (e->state == E_EMPTY) {
+    e->state = E_FLIGHT;
+    pthread_mutex_unlock(&c->lock);
+    return CC_MINE;
+  }
+  /* Copied without the lock, so readers of other chunks never wait for
+   * it; the entry stays while it is read. */
+  e->readers++;
+  lru_touch(&c->order, (int32_t)i);
+  pthread_mutex_unlock(&c->lock);
+  memcpy(dst, e->data + shift, n);
+  pthread_mutex_lock(&c->lock);
+  e->readers--;
+  if (c->bytes > c->cap) trim(c, LRU_NONE);
+  pthread_mutex_unlock(&c->lock);
+  return CC_HIT;
+}
+
+size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,
+                    uint32_t chunk_size) {
+  if (!c->n) return 0;
+  size_t m = 0;
+  pthread_mutex_lock(&c->lock);
+  for (size_t j = 0; j < k && (m + 1) * (uint64_t)chunk_size <= c->cap; j++) {
+    struct centry *e = &c->e[want[j]];
+    if (e->state == E_HELD) /* wanted soon: not the next to go */
+      lru_touch(&c->order, (int32_t)want[j]);
+    if (e->state != E_EMPTY) continue;
+    e->state = E_FLIGHT;
+    want[m++] = want[j];
+  }
+  pthread_mutex_unlock(&c->lock);
+  return m;
+}
+
+void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
+  struct centry *e = &c->e[i];
+  pthread_mutex_lock(&c->lock);
+  if (data) {
+    *e = (struct centry){.data = data, .len = (uint32_t)len, .state = E_HELD};
+    lru_push(&c->order, (int32_t)i);
+    c->bytes += len;
+    trim(c, (int32_t)i);
+  } else {
+    e->state = E_EMPTY;
+  }
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,62 @@
+/* The store source's chunk cache (the setting chunk_cache): decoded,
+ * checked chunks, filled by reads and by prefetches alike, so the next read
+ * of a chunk neither fetches nor decodes it again.  One entry per chunk of
+ * the snapshot, each either empty, in flight (someone is fetching it:
+ * readers wait for that fetch instead of fetching it too) or held; held
+ * chunks are bounded by chunk_cache decoded bytes, the least recently used
+ * dropped first (common/lru.h).  Only chunks that passed their checks are
+ * held. */
+#ifndef UFFDKIT_PLUGIN_STORE_CCACHE_H
+#define UFFDKIT_PLUGIN_STORE_CCACHE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lru.h"
+
+struct centry;
+
+struct ccache {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  uint64_t n;          /* entries (the snapshot's chunks); 0: keeps nothing */
+  uint64_t cap, bytes; /* bound, and decoded bytes held */
+  struct centry *e;
+  struct lru order; /* held chunks, over one node per entry */
+};
+
+enum { CC_OFF, CC_HIT, CC_MINE };
+
+/* A cache of `bytes` decoded bytes over nchunks chunks of chunk_size; one
+ * that keeps nothing when fewer bytes than a chunk.  -1 when out of memory
+ * or past the entries a list can number. */
+int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
+                uint32_t chunk_size);
+void ccache_free(struct ccache *c);
+
+static inline int ccache_on(const struct ccache *c) {
+  return c->n != 0;
+}
+
+/* For a read of n bytes of chunk i from `shift` into dst: CC_HIT when the
+ * chunk is held (copied to dst, after waiting for a fetch in flight);
+ * CC_MINE when it is now in flight for the caller, who fetches it and then
+ * calls ccache_done; CC_OFF when the cache keeps nothing (fetch it). */
+int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
+               uint64_t n);
+
+/* For a prefetch: keeps those of chunks want[0..k) that are neither held
+ * nor in flight, puts them in flight for the caller, and returns how many
+ * (moved to the front of want).  Stops at the bound: a prefetch larger than
+ * the cache would drop its own first chunks. */
+size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,
+                    uint32_t chunk_size);
+
+/* Ends the caller's fetch of chunk i: `data` (malloc'd, len decoded bytes,
+ * checked) is held and owned by the cache from now; NULL (a failed fetch
+ * or check) leaves it empty, and readers waiting for it fetch it
+ * themselves. */
+void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);
+
+#endif
