@@ -186,15 +186,19 @@ static struct conn *conn_get(struct http *h, int prefetch) {
   pthread_mutex_lock(&h->lock);
   __atomic_fetch_add(&h->demand_waiting, !prefetch, __ATOMIC_RELAXED);
   int held = 0;
+  uint64_t t0 = yield_now_ns(), t = t0;
   for (;;) {
-    uint64_t until = prefetch ? yield_held_until(h, yield_now_ns()) : 0;
+    uint64_t until =
+        prefetch && t - t0 < h->hold_max_ns ? yield_held_until(h, t) : 0;
     held |= until != 0;
     if (until)
-      yield_wait_until(h, until);
+      yield_wait_until(h, until < t0 + h->hold_max_ns ? until
+                                                      : t0 + h->hold_max_ns);
     else if (can_take(h, prefetch))
       break;
     else
       pthread_cond_wait(&h->cond, &h->lock);
+    t = yield_now_ns();
   }
   __atomic_fetch_sub(&h->demand_waiting, !prefetch, __ATOMIC_RELAXED);
   if (held) __atomic_fetch_add(h->c_pauses, 1, __ATOMIC_RELAXED);
@@ -251,9 +255,7 @@ static int request(struct http *h, struct conn *c, const char *url, int hop,
                    .size = h->size,
                    .pin = h->size < 0 ? NULL : &h->pin,
                    .h = prefetch ? h : NULL,
-                   /* paused past half the request's timeout, a prefetch
-                    * would risk running into it */
-                   .pause_budget = (uint64_t)h->timeout_ms * 500000u};
+                   .pause_budget = h->hold_max_ns};
   char range[64], what[96];
   snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, off, off + len - 1);
   snprintf(what, sizeof what, "bytes %s", range);

@@ -22,6 +22,9 @@
 #define HEADERS_MAX 65536
 #define SNIPPET_MAX 160
 #define MAX_CONNECTIONS 256
+/* A prefetch is held for demand reads at most this many prefetch_pause
+ * before its request, and as long again during its transfer. */
+#define HOLD_PAUSES 20
 
 extern const struct ufk_host *host;
 
@@ -73,6 +76,8 @@ struct http {
   /* yield.c: prefetches give way to demand reads on the wire. */
   uint64_t prefetch_window; /* SO_RCVBUF of prefetch connections; 0: kernel's */
   uint64_t pause_ns;        /* prefetch_pause; 0: never paused */
+  uint64_t hold_max_ns;     /* most a prefetch is held before its request,
+                             * and again during its transfer */
   unsigned demand_busy;     /* demand reads holding a connection */
   uint64_t demand_end_ns;   /* when the last one ended (CLOCK_MONOTONIC) */
 

@@ -49,8 +49,8 @@ void yield_demand_ended(struct http *h) {
 
 /* A prefetch transfer about to take more bytes: waits while demand reads
  * hold prefetches, but no longer than *budget_ns in all (what is left of
- * it is kept), so a guest that faults without end cannot make a prefetch
- * run into its request timeout. */
+ * it is kept): a guest that faults without a break slows replay down but
+ * does not stop it. */
 void yield_prefetch_body(struct http *h, uint64_t *budget_ns) {
   if (!h->pause_ns || !*budget_ns) return;
   /* Unlocked look first: nearly every call finds nothing to wait for. */

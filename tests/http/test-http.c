@@ -329,7 +329,11 @@ static void *bg_reader(void *arg) {
  * server holds the demand read until /_release; the prefetch goes out
  * only after it. */
 START_TEST(prefetches_wait_for_demand_reads) {
-  open_http(faulty_data(), "connections=4");
+  /* held for 20 pauses at most: 4 s */
+  const char *kv[] = {faulty_data(), "connections=4", "prefetch_pause=200ms",
+                      NULL};
+  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
+                fakehost_last_error());
   long before = faulty_requests();
   faulty("mode=delay&seconds=30&count=1");
   struct bg_read demand = {.off = 0, .len = 4096, .flags = UFK_READ_FAULT};
@@ -355,6 +359,38 @@ START_TEST(prefetches_wait_for_demand_reads) {
 }
 END_TEST
 
+/* ...but not for ever: with a demand read held by the server, a prefetch
+ * goes out after 20 pauses (200 ms) and completes, so replay moves on
+ * while a guest faults without a break. */
+START_TEST(prefetches_are_held_for_a_while_only) {
+  const char *kv[] = {faulty_data(), "connections=4", "prefetch_pause=10ms",
+                      NULL};
+  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
+                fakehost_last_error());
+  long before = faulty_requests();
+  faulty("mode=delay&seconds=30&count=1");
+  struct bg_read demand = {.off = 0, .len = 4096, .flags = UFK_READ_FAULT};
+  struct bg_read pf = {
+      .off = 1 << 20, .len = 1 << 20, .flags = UFK_READ_PREFETCH};
+  pthread_t td, tp;
+  pthread_create(&td, NULL, bg_reader, &demand);
+  for (int i = 0; i < 500 && faulty_requests() == before; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  pthread_create(&tp, NULL, bg_reader, &pf);
+  for (int i = 0; i < 1000 && !__atomic_load_n(&pf.done, __ATOMIC_ACQUIRE); i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  int done = __atomic_load_n(&pf.done, __ATOMIC_ACQUIRE);
+  int held = !__atomic_load_n(&demand.done, __ATOMIC_ACQUIRE);
+  server_text("FAULTY_URL", "_release");
+  pthread_join(td, NULL);
+  pthread_join(tp, NULL);
+  ck_assert_int_eq(demand.rc, 0);
+  ck_assert_int_eq(pf.rc, 0);
+  ck_assert_msg(done && held, "the prefetch waited for the demand read to "
+                              "end (10 s)");
+}
+END_TEST
+
 static long faulty_sent(void) {
   const char *p = strstr(server_text("FAULTY_URL", "_stats"), "\"sent\":");
   ck_assert_ptr_nonnull(p);
@@ -368,7 +404,7 @@ static long faulty_sent(void) {
  * windows above loopback's 64 KiB segments), nothing more goes out. */
 START_TEST(prefetch_transfers_stop_for_demand_reads) {
   const char *kv[] = {faulty_data(), "connections=4", "prefetch_window=256K",
-                      NULL};
+                      "prefetch_pause=200ms", NULL};
   ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
                 fakehost_last_error());
   faulty("mode=trickle&count=1");
@@ -554,6 +590,7 @@ int main(void) {
   tcase_add_test(tc, bad_bodies_are_errors);
   tcase_add_test(tc, prefetches_wait_for_demand_reads);
   tcase_add_test(tc, prefetch_transfers_stop_for_demand_reads);
+  tcase_add_test(tc, prefetches_are_held_for_a_while_only);
   tcase_add_test(tc, reads_outside_or_nowait_fail);
   tcase_add_test(tc, extra_headers_are_sent);
   tcase_add_test(tc, bad_settings_are_refused);
