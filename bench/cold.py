@@ -116,16 +116,17 @@ def table(path):
            for k, d in rows.items()}
     print("| link | source | time to WS / floor | WS ms / floor ms "
           "| WS ms / line-rate ms | fault p99 with replay / without "
-          "| p99 us with / without | bytes fetched / WS bytes | requests "
-          "| runs |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| p99 us with / without | WS ms while faulting "
+          "| bytes fetched / WS bytes | requests | runs |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for (link, kind), d in med.items():
         wire_ms = d["bytes"] * 8 / rate_bps(link) * 1000
+        busy = "%.0f" % d["ws_busy_ms"] if "ws_busy_ms" in d else "-"
         print("| %s | %s | %.2f | %.0f / %.0f | %.2f (%.0f) | %.2f "
-              "| %.0f / %.0f | %.2f | %.0f | %d |" %
+              "| %.0f / %.0f | %s | %.2f | %.0f | %d |" %
               (link, kind, d["ws_ms"] / d["floor_ms"], d["ws_ms"],
                d["floor_ms"], d["ws_ms"] / wire_ms, wire_ms,
-               d["p99_on"] / d["p99_off"], d["p99_on"], d["p99_off"],
+               d["p99_on"] / d["p99_off"], d["p99_on"], d["p99_off"], busy,
                d["bytes"] / d["ws_bytes"], d["requests"],
                len(rows[(link, kind)]["ws_ms"])))
     for link in sorted({k[0] for k in med}):

@@ -43,7 +43,11 @@ static void *http_create(const struct ufk_config *cfg, struct ufk_next *below) {
   }
   h->size = -1;
   pthread_mutex_init(&h->lock, NULL);
-  pthread_cond_init(&h->cond, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* yield.c's waits */
+  pthread_cond_init(&h->cond, &ca);
+  pthread_condattr_destroy(&ca);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_init(&h->share_lock[i], NULL);
   if (http_read_settings(cfg, h) < 0) {
@@ -53,6 +57,8 @@ static void *http_create(const struct ufk_config *cfg, struct ufk_next *below) {
   h->c_bytes = host->counter(cfg, "bytes_fetched", "body bytes received");
   h->c_requests = host->counter(cfg, "requests", "range requests sent");
   h->c_errors = host->counter(cfg, "errors", "failed range requests");
+  h->c_pauses = host->counter(cfg, "prefetch_pauses",
+                              "prefetch transfers paused for demand reads");
   return h;
 }
 
@@ -123,6 +129,10 @@ static CURLcode set_options(const struct http *h, struct conn *c) {
   SET(CURLOPT_WRITEFUNCTION, http_on_body);
   SET(CURLOPT_HEADERFUNCTION, http_on_header);
   SET(CURLOPT_SHARE, h->share);
+  if (c != h->conns) { /* see conn_get() */
+    SET(CURLOPT_SOCKOPTFUNCTION, yield_sockopt);
+    SET(CURLOPT_SOCKOPTDATA, (void *)h);
+  }
   if (!r) r = set_auth(h, e);
   return r;
 }
@@ -155,20 +165,54 @@ static int can_take(const struct http *h, int prefetch) {
   return h->nfree > reserve && h->demand_waiting == 0;
 }
 
+/* Pops free slot want if it is free (want < 0: any slot but 0, which
+ * can_take() guarantees one of), else the top one. */
+static unsigned pop_slot(struct http *h, int want) {
+  unsigned k = h->nfree - 1;
+  for (unsigned i = h->nfree; i-- > 0;)
+    if (want < 0 ? h->free_stack[i] != 0 : h->free_stack[i] == (unsigned)want) {
+      k = i;
+      break;
+    }
+  unsigned slot = h->free_stack[k];
+  h->free_stack[k] = h->free_stack[--h->nfree];
+  return slot;
+}
+
+/* Slot 0 serves demand reads only (when there are others): its receive
+ * window is the kernel's, the others' may be bounded by prefetch_window
+ * (yield.c).  Demand reads take it when it is free. */
 static struct conn *conn_get(struct http *h, int prefetch) {
   pthread_mutex_lock(&h->lock);
-  h->demand_waiting += !prefetch;
-  while (!can_take(h, prefetch))
-    pthread_cond_wait(&h->cond, &h->lock);
-  h->demand_waiting -= !prefetch;
-  struct conn *c = &h->conns[h->free_stack[--h->nfree]];
+  __atomic_fetch_add(&h->demand_waiting, !prefetch, __ATOMIC_RELAXED);
+  int held = 0;
+  uint64_t t0 = yield_now_ns(), t = t0;
+  for (;;) {
+    uint64_t until =
+        prefetch && t - t0 < h->hold_max_ns ? yield_held_until(h, t) : 0;
+    held |= until != 0;
+    if (until)
+      yield_wait_until(h, until < t0 + h->hold_max_ns ? until
+                                                      : t0 + h->hold_max_ns);
+    else if (can_take(h, prefetch))
+      break;
+    else
+      pthread_cond_wait(&h->cond, &h->lock);
+    t = yield_now_ns();
+  }
+  __atomic_fetch_sub(&h->demand_waiting, !prefetch, __ATOMIC_RELAXED);
+  if (held) __atomic_fetch_add(h->c_pauses, 1, __ATOMIC_RELAXED);
+  if (!prefetch) yield_demand_started(h);
+  int want = prefetch && h->connections > 1 ? -1 : 0;
+  struct conn *c = &h->conns[pop_slot(h, want)];
   pthread_mutex_unlock(&h->lock);
   return c;
 }
 
-static void conn_put(struct http *h, struct conn *c) {
+static void conn_put(struct http *h, struct conn *c, int prefetch) {
   pthread_mutex_lock(&h->lock);
   h->free_stack[h->nfree++] = (unsigned)(c - h->conns);
+  if (!prefetch) yield_demand_ended(h);
   pthread_cond_broadcast(&h->cond);
   pthread_mutex_unlock(&h->lock);
 }
@@ -203,13 +247,15 @@ static int next_hop(const struct http *h, struct conn *c, const char *url,
 /* One GET of bytes [off, off+len) of url into buf: 0 for an exact answer,
  * 1 with *next set for a redirect to follow, else -1. */
 static int request(struct http *h, struct conn *c, const char *url, int hop,
-                   void *buf, uint64_t len, uint64_t off, long *status,
-                   char **next) {
+                   void *buf, uint64_t len, uint64_t off, int prefetch,
+                   long *status, char **next) {
   struct xfer x = {.buf = buf,
                    .off = off,
                    .want = len,
                    .size = h->size,
-                   .pin = h->size < 0 ? NULL : &h->pin};
+                   .pin = h->size < 0 ? NULL : &h->pin,
+                   .h = prefetch ? h : NULL,
+                   .pause_budget = h->hold_max_ns};
   char range[64], what[96];
   snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, off, off + len - 1);
   snprintf(what, sizeof what, "bytes %s", range);
@@ -235,11 +281,12 @@ static int request(struct http *h, struct conn *c, const char *url, int hop,
 
 /* A read, following the redirects allowed; 0 only for an exact answer. */
 static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
-                 uint64_t off, long *status) {
+                 uint64_t off, int prefetch, long *status) {
   char *url = NULL, *next = NULL;
   int r, e = 0;
   for (int hop = 0;; hop++) {
-    r = request(h, c, url ? url : h->url, hop, buf, len, off, status, &next);
+    r = request(h, c, url ? url : h->url, hop, buf, len, off, prefetch, status,
+                &next);
     e = errno;
     free(url);
     url = next;
@@ -262,7 +309,7 @@ static int fetch(struct http *h, struct conn *c, void *buf, uint64_t len,
  * (Not bytes=0-0: some S3 emulators take an end of 0 as "to the end".) */
 static int probe_once(struct http *h, long *status) {
   char two[2];
-  return fetch(h, &h->conns[0], two, 2, 0, status);
+  return fetch(h, &h->conns[0], two, 2, 0, 0, status);
 }
 
 static int transient(int e) {
@@ -379,11 +426,12 @@ static int http_read(void *inst, void *buf, uint64_t len, uint64_t off,
                 "%s: read of %" PRIu64 " bytes at %" PRIu64
                 " is outside the object (%" PRId64 " bytes)",
                 h->shown_url, len, off, h->size);
-  struct conn *c = conn_get(h, !!(flags & UFK_READ_PREFETCH));
+  int prefetch = !!(flags & UFK_READ_PREFETCH);
+  struct conn *c = conn_get(h, prefetch);
   long status;
-  int r = fetch(h, c, buf, len, off, &status);
+  int r = fetch(h, c, buf, len, off, prefetch, &status);
   int e = errno;
-  conn_put(h, c);
+  conn_put(h, c, prefetch);
   errno = e;
   return r;
 }
@@ -438,6 +486,12 @@ static const struct ufk_param params[] = {
     {"connect_timeout", UFK_T_DURATION, 0, "5s", "connection set-up limit"},
     {"timeout", UFK_T_DURATION, 0, "30s", "limit for one whole request"},
     {"connections", UFK_T_INT, 0, "8", "most requests in flight"},
+    {"prefetch_pause", UFK_T_DURATION, 0, "5ms",
+     "prefetches stop while demand reads wait or run and this long after; "
+     "0 never"},
+    {"prefetch_window", UFK_T_SIZE, 0, "256K",
+     "receive buffer (SO_RCVBUF) of the connections prefetches use; 0 the "
+     "kernel's"},
     {"redirects", UFK_T_INT, 0, "0",
      "most redirects followed per request, 0 to 10; never https to http, "
      "never off the origin with credentials"},

@@ -22,6 +22,9 @@
 #define HEADERS_MAX 65536
 #define SNIPPET_MAX 160
 #define MAX_CONNECTIONS 256
+/* A prefetch is held for demand reads at most this many prefetch_pause
+ * before its request, and as long again during its transfer. */
+#define HOLD_PAUSES 20
 
 extern const struct ufk_host *host;
 
@@ -42,6 +45,8 @@ struct xfer {
   int changed;           /* the response is of another version */
   int headers_end;       /* the blank line after this response's headers */
   uint64_t header_bytes; /* of all responses of this request */
+  struct http *h;        /* for a prefetch: its source, to yield to demand */
+  uint64_t pause_budget; /* ns a prefetch may still spend paused */
 };
 
 struct conn {
@@ -66,9 +71,17 @@ struct http {
   struct conn *conns;
   unsigned *free_stack, nfree, demand_waiting;
   pthread_mutex_t lock;
-  pthread_cond_t cond;
+  pthread_cond_t cond; /* on CLOCK_MONOTONIC */
 
-  uint64_t *c_bytes, *c_requests, *c_errors;
+  /* yield.c: prefetches give way to demand reads on the wire. */
+  uint64_t prefetch_window; /* SO_RCVBUF of prefetch connections; 0: kernel's */
+  uint64_t pause_ns;        /* prefetch_pause; 0: never paused */
+  uint64_t hold_max_ns;     /* most a prefetch is held before its request,
+                             * and again during its transfer */
+  unsigned demand_busy;     /* demand reads holding a connection */
+  uint64_t demand_end_ns;   /* when the last one ended (CLOCK_MONOTONIC) */
+
+  uint64_t *c_bytes, *c_requests, *c_errors, *c_pauses;
 };
 
 /* Records the error and leaves errnum in errno too: a layer above (retry)
@@ -83,6 +96,16 @@ int http_read_settings(const struct ufk_config *cfg, struct http *h);
 size_t http_on_header(char *line, size_t size, size_t nitems, void *opaque);
 size_t http_on_body(char *p, size_t size, size_t nmemb, void *opaque);
 void http_decide(struct xfer *x);
+
+/* yield.c.  held_until, wait_until, demand_started and demand_ended are
+ * called under h->lock. */
+uint64_t yield_held_until(const struct http *h, uint64_t t);
+void yield_wait_until(struct http *h, uint64_t t);
+void yield_demand_started(struct http *h);
+void yield_demand_ended(struct http *h);
+void yield_prefetch_body(struct http *h, uint64_t *budget_ns);
+int yield_sockopt(void *opaque, curl_socket_t fd, curlsocktype purpose);
+uint64_t yield_now_ns(void);
 
 /* classify.c: 0, or -1 with the error set, for a transfer that ended with
  * rc; what names the request in messages. */

@@ -148,6 +148,26 @@ static int read_aws(const struct ufk_config *cfg, struct http *h) {
   return r;
 }
 
+static int read_yield(const struct ufk_config *cfg, struct http *h) {
+  if (host->get_duration_ns(cfg, "prefetch_pause", &h->pause_ns))
+    return fail(EINVAL, "prefetch_pause: missing or invalid");
+  if (h->pause_ns > 10000000000ull)
+    return fail(EINVAL, "prefetch_pause (%s): must be at most 10s",
+                host->where(cfg, "prefetch_pause"));
+  if (host->get_size(cfg, "prefetch_window", &h->prefetch_window))
+    return fail(EINVAL, "prefetch_window: missing or invalid");
+  if (h->prefetch_window &&
+      (h->prefetch_window < 4096 || h->prefetch_window > (1u << 30)))
+    return fail(EINVAL, "prefetch_window (%s): must be 0 or 4K to 1G",
+                host->where(cfg, "prefetch_window"));
+  /* So replay still moves while a guest faults without a break, and a
+   * held transfer never runs into its timeout. */
+  h->hold_max_ns = HOLD_PAUSES * h->pause_ns;
+  if (h->hold_max_ns > (uint64_t)h->timeout_ms * 500000u)
+    h->hold_max_ns = (uint64_t)h->timeout_ms * 500000u;
+  return 0;
+}
+
 int http_read_settings(const struct ufk_config *cfg, struct http *h) {
   int64_t conns, redirects;
   if (check_url(cfg, h) < 0 || read_headers(cfg, h) < 0 ||
@@ -166,5 +186,5 @@ int http_read_settings(const struct ufk_config *cfg, struct http *h) {
     return fail(EINVAL, "connections (%s): %" PRId64 " is not in 1..%d",
                 host->where(cfg, "connections"), conns, MAX_CONNECTIONS);
   h->connections = (unsigned)conns;
-  return 0;
+  return read_yield(cfg, h);
 }

@@ -20,6 +20,9 @@ MODE is one of
   redirect   302 to the URL given as to=URL, with the request's path
   norange    ignore Range, answer 200 with the whole file
   gzip       claim Content-Encoding: gzip
+  trickle    send the body 16 KiB every 5 ms through a send buffer of
+             256 KiB (so writes stop soon after the client stops reading);
+             the body bytes written so far are "sent" in /_stats
   delay      answer normally (with seconds=S, any mode sleeps S seconds
              before it misbehaves; GET /_release ends every such sleep
              at once, until the next /_reset)
@@ -69,6 +72,7 @@ class State:
         self.after = 0
         self.requests = 0
         self.faults = 0
+        self.sent = 0
         self.conns = set()
         self.server = None
         self.down_for = 0.0
@@ -181,7 +185,8 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_stats":
             with STATE.lock:
                 body = json.dumps({"requests": STATE.requests,
-                                   "faults": STATE.faults}).encode()
+                                   "faults": STATE.faults,
+                                   "sent": STATE.sent}).encode()
             return self.reply(200, body)
         if url.path == "/_headers":
             with STATE.lock:
@@ -190,7 +195,7 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_reset":
             with STATE.lock:
                 STATE.mode, STATE.count, STATE.after = None, 0, 0
-                STATE.requests = STATE.faults = 0
+                STATE.requests = STATE.faults = STATE.sent = 0
                 STATE.seen_headers = []
                 STATE.release.clear()
             return self.reply(200, b"ok")
@@ -312,7 +317,18 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if mode == "trickle":
+            return self.trickle(body)
         self.wfile.write(body)
+
+    def trickle(self, body):
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                   256 << 10)
+        for i in range(0, len(body), 16384):
+            self.wfile.write(body[i:i + 16384])
+            with STATE.lock:
+                STATE.sent += len(body[i:i + 16384])
+            time.sleep(0.005)
 
 
 def go_down(seconds):

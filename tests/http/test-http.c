@@ -308,6 +308,134 @@ START_TEST(bad_bodies_are_errors) {
 }
 END_TEST
 
+struct bg_read {
+  uint64_t off, len;
+  uint32_t flags;
+  int rc, done;
+};
+
+static void *bg_reader(void *arg) {
+  struct bg_read *b = arg;
+  uint8_t *buf = page_alloc(b->len);
+  b->rc = h.p->read(h.h, buf, b->len, b->off, b->flags);
+  if (b->rc == 0 && mismatch(buf, b->off, b->len, DATA_SEED) >= 0) b->rc = -2;
+  free(buf);
+  __atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* While a demand read is under way, a prefetch is not even sent: its
+ * bytes would queue ahead of the demand read's answer on the wire.  The
+ * server holds the demand read until /_release; the prefetch goes out
+ * only after it. */
+START_TEST(prefetches_wait_for_demand_reads) {
+  /* held for 20 pauses at most: 4 s */
+  const char *kv[] = {faulty_data(), "connections=4", "prefetch_pause=200ms",
+                      NULL};
+  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
+                fakehost_last_error());
+  long before = faulty_requests();
+  faulty("mode=delay&seconds=30&count=1");
+  struct bg_read demand = {.off = 0, .len = 4096, .flags = UFK_READ_FAULT};
+  struct bg_read pf = {
+      .off = 1 << 20, .len = 1 << 20, .flags = UFK_READ_PREFETCH};
+  pthread_t td, tp;
+  pthread_create(&td, NULL, bg_reader, &demand);
+  for (int i = 0; i < 500 && faulty_requests() == before; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  ck_assert_int_eq(faulty_requests(), before + 1);
+  pthread_create(&tp, NULL, bg_reader, &pf);
+  nanosleep(&(struct timespec){0, 300000000}, NULL);
+  int early = __atomic_load_n(&pf.done, __ATOMIC_ACQUIRE);
+  long seen = faulty_requests();
+  server_text("FAULTY_URL", "_release");
+  pthread_join(td, NULL);
+  pthread_join(tp, NULL);
+  ck_assert_int_eq(demand.rc, 0);
+  ck_assert_int_eq(pf.rc, 0);
+  ck_assert_msg(!early && seen == before + 1,
+                "the prefetch was sent while a demand read was under way");
+  ck_assert_uint_ge(fakehost_counter("prefetch_pauses"), 1);
+}
+END_TEST
+
+/* ...but not for ever: with a demand read held by the server, a prefetch
+ * goes out after 20 pauses (200 ms) and completes, so replay moves on
+ * while a guest faults without a break. */
+START_TEST(prefetches_are_held_for_a_while_only) {
+  const char *kv[] = {faulty_data(), "connections=4", "prefetch_pause=10ms",
+                      NULL};
+  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
+                fakehost_last_error());
+  long before = faulty_requests();
+  faulty("mode=delay&seconds=30&count=1");
+  struct bg_read demand = {.off = 0, .len = 4096, .flags = UFK_READ_FAULT};
+  struct bg_read pf = {
+      .off = 1 << 20, .len = 1 << 20, .flags = UFK_READ_PREFETCH};
+  pthread_t td, tp;
+  pthread_create(&td, NULL, bg_reader, &demand);
+  for (int i = 0; i < 500 && faulty_requests() == before; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  pthread_create(&tp, NULL, bg_reader, &pf);
+  for (int i = 0; i < 1000 && !__atomic_load_n(&pf.done, __ATOMIC_ACQUIRE); i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  int done = __atomic_load_n(&pf.done, __ATOMIC_ACQUIRE);
+  int held = !__atomic_load_n(&demand.done, __ATOMIC_ACQUIRE);
+  server_text("FAULTY_URL", "_release");
+  pthread_join(td, NULL);
+  pthread_join(tp, NULL);
+  ck_assert_int_eq(demand.rc, 0);
+  ck_assert_int_eq(pf.rc, 0);
+  ck_assert_msg(done && held, "the prefetch waited for the demand read to "
+                              "end (10 s)");
+}
+END_TEST
+
+static long faulty_sent(void) {
+  const char *p = strstr(server_text("FAULTY_URL", "_stats"), "\"sent\":");
+  ck_assert_ptr_nonnull(p);
+  return strtol(p + 7, NULL, 10);
+}
+
+/* A prefetch transfer already under way stops reading while a demand read
+ * is (its window closes, so the server's writes stop): the server trickles
+ * the prefetch's body, 16 KiB every 5 ms, and holds the demand read until
+ * /_release; once the buffers on the way are full (256 KiB each end,
+ * windows above loopback's 64 KiB segments), nothing more goes out. */
+START_TEST(prefetch_transfers_stop_for_demand_reads) {
+  const char *kv[] = {faulty_data(), "connections=4", "prefetch_window=256K",
+                      "prefetch_pause=200ms", NULL};
+  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
+                fakehost_last_error());
+  faulty("mode=trickle&count=1");
+  struct bg_read pf = {.off = 0, .len = 8 << 20, .flags = UFK_READ_PREFETCH};
+  pthread_t td, tp;
+  pthread_create(&tp, NULL, bg_reader, &pf);
+  for (int i = 0; i < 500 && faulty_sent() < 65536; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  long before = faulty_requests();
+  faulty("mode=delay&seconds=30&count=1");
+  struct bg_read demand = {
+      .off = 4 << 20, .len = 4096, .flags = UFK_READ_FAULT};
+  pthread_create(&td, NULL, bg_reader, &demand);
+  for (int i = 0; i < 500 && faulty_requests() == before; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  nanosleep(&(struct timespec){0, 400000000}, NULL); /* buffers fill */
+  long s1 = faulty_sent();
+  nanosleep(&(struct timespec){0, 500000000}, NULL);
+  long s2 = faulty_sent();
+  server_text("FAULTY_URL", "_release");
+  pthread_join(td, NULL);
+  pthread_join(tp, NULL);
+  ck_assert_int_eq(demand.rc, 0);
+  ck_assert_int_eq(pf.rc, 0);
+  ck_assert_msg(s1 < (8 << 20) && s2 - s1 < (256 << 10),
+                "the prefetch went on while a demand read was under way: "
+                "%ld bytes sent in 0.5 s (%ld before)",
+                s2 - s1, s1);
+}
+END_TEST
+
 START_TEST(reads_outside_or_nowait_fail) {
   open_http(nginx_data("outside"), NULL);
   read_fails(DATA_SIZE - 4096, 8192, EINVAL, "outside");
@@ -343,6 +471,8 @@ START_TEST(bad_settings_are_refused) {
   bad_setting(nginx_data("bad"), "headers=NoColon", "headers");
   bad_setting(nginx_data("bad"), "aws_access_key_id=x", "aws_sigv4");
   bad_setting(nginx_data("bad"), "timeout=0s", "timeout");
+  bad_setting(nginx_data("bad"), "prefetch_pause=11s", "prefetch_pause");
+  bad_setting(nginx_data("bad"), "prefetch_window=100", "prefetch_window");
   unsetenv("AWS_ACCESS_KEY_ID");
   unsetenv("AWS_SECRET_ACCESS_KEY");
   bad_setting(nginx_data("bad"), "aws_sigv4=aws:amz:us-east-1:s3",
@@ -458,6 +588,9 @@ int main(void) {
   tcase_add_test(tc, start_survives_brief_errors);
   tcase_add_test(tc, status_errors_are_classified);
   tcase_add_test(tc, bad_bodies_are_errors);
+  tcase_add_test(tc, prefetches_wait_for_demand_reads);
+  tcase_add_test(tc, prefetch_transfers_stop_for_demand_reads);
+  tcase_add_test(tc, prefetches_are_held_for_a_while_only);
   tcase_add_test(tc, reads_outside_or_nowait_fail);
   tcase_add_test(tc, extra_headers_are_sent);
   tcase_add_test(tc, bad_settings_are_refused);
