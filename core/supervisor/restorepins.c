@@ -1,10 +1,10 @@
 /* The data files of each per-restore listener, kept by the supervisor for
  * the restore's life only: received from the worker that started its
- * source (IPC_PIN carrying the restore's id), given to every later worker
- * before the restore is built again, put in systemd's fd store and handed
- * over at an upgrade as D-<id>-<n> (the file) and K-<id>-<n> (its path and
- * flags), and closed when the restore is removed.  The generation's own
- * files are in genpins.c. */
+ * source (IPC_PIN carrying the restore's id and serial), given to every
+ * later worker before the restore is built again, put in systemd's fd
+ * store and handed over at an upgrade as D-<id>-<n> (the file) and
+ * K-<id>-<n> (its path and flags), and closed when the restore is
+ * removed.  The generation's own files are in genpins.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +49,8 @@ void restore_pin(struct sv *v, const struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
   char id[sizeof m->name + 1];
   snprintf(id, sizeof id, "%.*s", (int)sizeof m->name, m->name);
   struct restore *r = restore_by_id(v, id);
-  if (r) {
+  /* Not the pins of an earlier restore of this id whose start timed out. */
+  if (r && (uint32_t)m->id == r->serial) {
     add(r, fds[0], fds[1]);
   } else { /* removed meanwhile: nobody needs it */
     close_if(fds[0]);
@@ -59,7 +60,7 @@ void restore_pin(struct sv *v, const struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
 }
 
 void restore_pins_send(const struct restore *r) {
-  struct ipc_msg m = {.type = IPC_PIN};
+  struct ipc_msg m = {.type = IPC_PIN, .id = r->serial};
   snprintf(m.name, sizeof m.name, "%s", r->id);
   for (int i = 0; i < r->npins; i++) {
     int fds[2] = {r->pins[i].fd, r->pins[i].meta};

@@ -45,6 +45,11 @@ struct restore {
   int deaths;           /* workers that died while its source was starting */
   struct gen_pin *pins; /* data files its source opened (restorepins.c) */
   int npins;
+  uint64_t start_timeout_ns; /* its template's start_timeout */
+  uint64_t start_by_ns;      /* while R_STARTING: refused then (monotonic) */
+  /* Tells its worker's messages from those of an earlier restore of the
+   * same id whose start timed out and goes on in the worker. */
+  uint32_t serial;
   struct restore *next;
 };
 
@@ -90,6 +95,8 @@ int restore_starting(const struct sv *v);
 /* Shared by restores.c, restoreview.c, restoreadopt.c and restorepins.c. */
 struct tmpl_total *restore_totals(struct sv *v, const char *name);
 struct restore *restore_by_id(struct sv *v, const char *id);
+/* A serial for a new restore (made or adopted). */
+uint32_t restore_next_serial(struct sv *v);
 uint64_t restore_unix_now(void);
 /* An event of r of this kind, with id and time; restore_emit sends it to
  * watchers (and frees it). */

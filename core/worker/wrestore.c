@@ -25,7 +25,8 @@ struct wrestore {
   struct worker_listener wl;
   struct daemon_conf conf; /* the expanded listener, its only one */
   char name[64];
-  int removed; /* freed once no session uses it */
+  uint32_t serial; /* the supervisor's, in every answer */
+  int removed;     /* freed once no session uses it */
   /* Its source starts on a thread of its own, so one that takes long (a
    * remote origin) delays no other restore; the loop finishes it. */
   int building;
@@ -63,13 +64,14 @@ static struct pinset *adopted_take(const char *name) {
   return NULL;
 }
 
-static void adopt(int ipc, const char *name, int fd, int meta) {
+static void adopt(int ipc, const char *name, uint32_t serial, int fd,
+                  int meta) {
   struct adopted *a;
   for (a = adopted; a && strcmp(a->name, name); a = a->next)
     ;
   if (!a && (a = calloc(1, sizeof *a))) {
     snprintf(a->name, sizeof a->name, "%.63s", name);
-    a->pins = pinset_new_for(a->name, ipc);
+    a->pins = pinset_new_for(a->name, serial, ipc);
     a->next = adopted;
     adopted = a;
   }
@@ -87,8 +89,9 @@ static struct {
   int efd;
 } B = {.lock = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
 
-static void reply(int ipc, const char *name, const char *why) {
-  struct ipc_msg m = {.type = why ? IPC_RESTORE_ERR : IPC_RESTORE_OK};
+static void reply(int ipc, const char *name, uint32_t serial, const char *why) {
+  struct ipc_msg m = {.type = why ? IPC_RESTORE_ERR : IPC_RESTORE_OK,
+                      .code = (int32_t)serial};
   snprintf(m.name, sizeof m.name, "%s", name);
   int fd = -1;
   if (why) {
@@ -166,29 +169,31 @@ static struct wrestore *by_name(const char *name) {
 }
 
 static void add(int ipc, const char *plugin_dir, const char *name,
-                int fds[IPC_MAX_FDS]) {
+                uint32_t serial, int fds[IPC_MAX_FDS]) {
   struct pinset *pins = adopted_take(name);
   struct wrestore *known = by_name(name);
   if (known) {
     pinset_free(pins);
-    if (!known->building) reply(ipc, name, NULL);
+    known->serial = serial;
+    if (!known->building) reply(ipc, name, serial, NULL);
     return; /* one building answers once built */
   }
   struct wrestore *r = calloc(1, sizeof *r);
   if (!r) {
-    reply(ipc, name, "out of memory");
+    reply(ipc, name, serial, "out of memory");
     return;
   }
   snprintf(r->name, sizeof r->name, "%.63s", name);
+  r->serial = serial;
   r->stats_fd = fds[0];
   r->text_fd = fds[1];
   fds[0] = fds[1] = -1;
   r->plugin_dir = plugin_dir ? strdup(plugin_dir) : NULL;
-  r->pins = pins ? pins : pinset_new_for(r->name, ipc);
+  r->pins = pins ? pins : pinset_new_for(r->name, serial, ipc);
   r->building = 1;
   if (r->stats_fd < 0 || r->text_fd < 0 || (plugin_dir && !r->plugin_dir) ||
       pthread_create(&r->thread, NULL, build_thread, r) != 0) {
-    reply(ipc, name, "cannot start the source's thread");
+    reply(ipc, name, serial, "cannot start the source's thread");
     r->wl.conf = NULL;
     destroy(r);
     return;
@@ -213,10 +218,10 @@ static void finish(int ipc, struct wrestore *r, wrestore_start_fn start) {
   if (r->removed) { /* gone meanwhile: nobody waits for the answer */
     drop_pins(r);
   } else if (ok) {
-    reply(ipc, r->name, NULL);
+    reply(ipc, r->name, r->serial, NULL);
   } else {
     log_error("%s", r->err);
-    reply(ipc, r->name, r->err);
+    reply(ipc, r->name, r->serial, r->err);
     drop_pins(r);
     r->removed = 1; /* swept: no session can use it */
   }
@@ -263,10 +268,11 @@ void wrestore_msg(int ipc, const char *plugin_dir, const struct ipc_msg *m,
   char name[sizeof m->name + 1];
   snprintf(name, sizeof name, "%.*s", (int)sizeof m->name, m->name);
   if (m->type == IPC_PIN) { /* before its IPC_RESTORE, from a former worker */
-    adopt(ipc, name, fds[0], fds[1]);
+    adopt(ipc, name, (uint32_t)m->id, fds[0], fds[1]);
     fds[0] = fds[1] = -1;
   }
-  if (m->type == IPC_RESTORE) add(ipc, plugin_dir, name, fds);
+  if (m->type == IPC_RESTORE)
+    add(ipc, plugin_dir, name, (uint32_t)m->code, fds);
   for (int i = 0; i < IPC_MAX_FDS; i++)
     if (fds[i] >= 0) close(fds[i]);
   if (m->type != IPC_UNRESTORE) return;

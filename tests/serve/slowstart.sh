@@ -17,7 +17,7 @@ templates = (
     socket = "$TMP/sb/{sandbox_id}.sock";
     source = { plugin = "mmap"; path = "$STORE/{build_id}/mem"; }; },
   { name = "remote"; vars = [ "file" ];
-    socket = "$TMP/sb/{id}.sock";
+    socket = "$TMP/sb/{id}.sock"; start_timeout = "600s";
     source = { plugin = "http"; url = "$FAULTY/{file}";
                timeout = "600s"; }; }
 );
