@@ -27,10 +27,9 @@ struct wrestore {
   char name[64];
   uint32_t serial; /* the supervisor's, in every answer */
   int removed;     /* freed once no session uses it */
-  /* Its source starts on a thread of its own, so one that takes long (a
-   * remote origin) delays no other restore; the loop finishes it. */
+  /* Its source starts on a starter thread of its own, so one that takes
+   * long (a remote origin) delays no other restore; the loop finishes it. */
   int building;
-  pthread_t thread;
   int stats_fd, text_fd;
   char *plugin_dir;    /* a copy: its generation may retire meanwhile */
   struct pinset *pins; /* its files, its own: freed when it is removed */
@@ -38,6 +37,7 @@ struct wrestore {
   struct waiting *waiting;
   struct wrestore *next;
   struct wrestore *done_next;
+  struct wrestore *queue_next; /* waiting for a starter */
 };
 
 static struct wrestore *restores;
@@ -83,11 +83,23 @@ static void adopt(int ipc, const char *name, uint32_t serial, int fd,
   }
 }
 
+/* Starter threads build restores' stacks.  One is started only when none
+ * is idle (a start that hangs keeps its thread, never another restore's),
+ * and up to STARTERS_IDLE stay once done, so a serve usually costs no
+ * thread creation. */
+#define STARTERS_IDLE 4
 static struct {
   pthread_mutex_t lock;
-  struct wrestore *done; /* built, for the loop to finish */
+  pthread_cond_t cond;    /* a restore queued, or stop */
+  pthread_cond_t gone;    /* a starter left */
+  struct wrestore *queue; /* to build, in no particular order */
+  struct wrestore *done;  /* built, for the loop to finish */
+  int nthreads, idle, queued, stop;
   int efd;
-} B = {.lock = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+} B = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .cond = PTHREAD_COND_INITIALIZER,
+       .gone = PTHREAD_COND_INITIALIZER,
+       .efd = -1};
 
 static void reply(int ipc, const char *name, uint32_t serial, const char *why) {
   struct ipc_msg m = {.type = why ? IPC_RESTORE_ERR : IPC_RESTORE_OK,
@@ -149,17 +161,67 @@ static int build(struct wrestore *r) {
   return rc;
 }
 
-static void *build_thread(void *arg) {
-  struct wrestore *r = arg;
-  build(r);
+static void *starter(void *arg) {
+  (void)arg;
   pthread_mutex_lock(&B.lock);
-  r->done_next = B.done;
-  B.done = r;
+  for (;;) {
+    B.idle++;
+    while (!B.queue && !B.stop)
+      pthread_cond_wait(&B.cond, &B.lock);
+    B.idle--;
+    struct wrestore *r = B.queue;
+    if (!r) break; /* stop */
+    B.queue = r->queue_next;
+    B.queued--;
+    pthread_mutex_unlock(&B.lock);
+    build(r);
+    pthread_mutex_lock(&B.lock);
+    r->done_next = B.done;
+    B.done = r;
+    uint64_t one = 1;
+    if (write(B.efd, &one, sizeof one) < 0)
+      log_warn("restore %s: cannot wake the loop: %s", r->name,
+               strerror(errno));
+    if (B.idle >= STARTERS_IDLE) break;
+  }
+  B.nthreads--;
+  pthread_cond_signal(&B.gone);
   pthread_mutex_unlock(&B.lock);
-  uint64_t one = 1;
-  if (write(B.efd, &one, sizeof one) < 0)
-    log_warn("restore %s: cannot wake the loop: %s", r->name, strerror(errno));
   return NULL;
+}
+
+/* Queues r for a starter, starting one unless one is idle for it.  0, or
+ * -1. */
+static int start_build(struct wrestore *r) {
+  int rc = 0;
+  pthread_mutex_lock(&B.lock);
+  if (B.idle <= B.queued) {
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&t, &a, starter, NULL);
+    pthread_attr_destroy(&a);
+    if (rc == 0) B.nthreads++;
+  }
+  if (rc == 0) {
+    r->queue_next = B.queue;
+    B.queue = r;
+    B.queued++;
+    pthread_cond_signal(&B.cond);
+  }
+  pthread_mutex_unlock(&B.lock);
+  return rc ? -1 : 0;
+}
+
+/* Ends the idle starters (none is building: the worker is stopping). */
+static void stop_starters(void) {
+  pthread_mutex_lock(&B.lock);
+  B.stop = 1;
+  pthread_cond_broadcast(&B.cond);
+  while (B.nthreads)
+    pthread_cond_wait(&B.gone, &B.lock);
+  pthread_mutex_unlock(&B.lock);
 }
 
 static struct wrestore *by_name(const char *name) {
@@ -192,7 +254,7 @@ static void add(int ipc, const char *plugin_dir, const char *name,
   r->pins = pins ? pins : pinset_new_for(r->name, serial, ipc);
   r->building = 1;
   if (r->stats_fd < 0 || r->text_fd < 0 || (plugin_dir && !r->plugin_dir) ||
-      pthread_create(&r->thread, NULL, build_thread, r) != 0) {
+      start_build(r) < 0) {
     reply(ipc, name, serial, "cannot start the source's thread");
     r->wl.conf = NULL;
     destroy(r);
@@ -209,7 +271,6 @@ int wrestore_fd(void) {
 
 /* r's build is over: answer, then start or refuse its waiting sessions. */
 static void finish(int ipc, struct wrestore *r, wrestore_start_fn start) {
-  pthread_join(r->thread, NULL);
   r->building = 0;
   close(r->text_fd);
   close(r->stats_fd);
@@ -312,6 +373,7 @@ int wrestore_building(void) {
 }
 
 void wrestore_free_all(void) {
+  stop_starters();
   while (adopted) {
     struct adopted *a = adopted;
     adopted = a->next;
