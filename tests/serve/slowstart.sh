@@ -27,7 +27,7 @@ start_daemon d "$CTL" --config "$TMP/d.conf" --plugin-dir "$PLUGINS"
 # The origin holds its next answer until released.
 curl -sf "$FAULTY/_control?mode=delay&count=1&seconds=600" >/dev/null ||
   fail "cannot arm the origin"
-"$CTL_BIN" ctl --socket "$CTL" serve remote file=mem.img --id slow \
+"$CTL_BIN" ctl --socket "$CTL" --timeout 600 serve remote file=mem.img --id slow \
   >"$TMP/slow.out" 2>&1 &
 SLOW=$!
 held() {
