@@ -363,6 +363,16 @@ static void on_event(struct control *c, struct client *cl, uint32_t events) {
   on_client(c, cl);
 }
 
+/* Whether a whole request of cl came and waits to be read: at most 16
+ * events are taken a turn, so under a burst of clients one may wait past
+ * its deadline through no fault of its own; it is answered, not dropped. */
+static int request_waiting(const struct client *cl) {
+  char buf[4096];
+  if (cl->writing || cl->watch || cl->closing) return 0;
+  ssize_t n = recv(cl->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+  return n > 0 && memchr(buf, '\n', (size_t)n) != NULL;
+}
+
 void control_run(struct control *c) {
   if (!c) return;
   if (c->lfd >= 0 && intake_resume_due(&c->intake)) set_listening(c, 1);
@@ -384,7 +394,11 @@ void control_run(struct control *c) {
   uint64_t t = clock_mono_ns();
   for (struct client *cl = c->clients, *next; cl; cl = next) {
     next = cl->next;
-    if (t >= cl->deadline && !cl->held && (!cl->watch || cl->out)) drop(c, cl);
+    if (t < cl->deadline || cl->held || (cl->watch && !cl->out)) continue;
+    if (request_waiting(cl))
+      cl->deadline = t + CONTROL_CLIENT_TIMEOUT_MS * 1000000ull;
+    else
+      drop(c, cl);
   }
 }
 

@@ -22,6 +22,7 @@ struct pinset {
   struct pinrec pins;
   int cap;
   int gen;
+  uint32_t serial; /* a restore's (pinset_new_for) */
   int ipc;
   char owner[64]; /* a per-restore listener, or "" for generation gen */
 };
@@ -61,8 +62,9 @@ struct pinset *pinset_new(int gen, int ipc) {
   return s;
 }
 
-struct pinset *pinset_new_for(const char *owner, int ipc) {
+struct pinset *pinset_new_for(const char *owner, uint32_t serial, int ipc) {
   struct pinset *s = pinset_new(0, ipc);
+  if (s) s->serial = serial;
   if (s) snprintf(s->owner, sizeof s->owner, "%s", owner);
   return s;
 }
@@ -116,7 +118,8 @@ static void report(const struct pinset *s, const char *path, int flags,
                    int fd) {
   if (s->ipc < 0) return;
   int meta = pinned_meta(path, flags);
-  struct ipc_msg m = {.type = IPC_PIN, .id = (uint64_t)s->gen};
+  struct ipc_msg m = {.type = IPC_PIN,
+                      .id = s->owner[0] ? s->serial : (uint64_t)s->gen};
   memcpy(m.name, s->owner, sizeof m.name);
   int fds[2] = {fd, meta};
   if (meta < 0 || ipc_send(s->ipc, &m, fds, 2) < 0) {

@@ -24,6 +24,8 @@
 #ifndef UFFDKIT_CORE_PINNED_H
 #define UFFDKIT_CORE_PINNED_H
 
+#include <stdint.h>
+
 struct pinset;
 
 /* A file a stack opened: its path and flags, and a descriptor kept open
@@ -44,8 +46,8 @@ struct pinrec {
  * out of memory. */
 struct pinset *pinset_new(int gen, int ipc);
 /* The pins of the per-restore listener owner (reported as IPC_PIN named
- * owner). */
-struct pinset *pinset_new_for(const char *owner, int ipc);
+ * owner, with the restore's serial as id). */
+struct pinset *pinset_new_for(const char *owner, uint32_t serial, int ipc);
 /* Closes every pinned descriptor. */
 void pinset_free(struct pinset *s);
 /* Adopts a descriptor pinned by an earlier worker: fd and meta, a memfd

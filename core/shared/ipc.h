@@ -17,10 +17,11 @@ enum ipc_type {
                        fds {conn, uffd, pidfd, shm} */
   IPC_READY = 3,    /* worker → sup: generation id's sources started */
   IPC_END = 4,      /* worker → sup: session id ended, code = reason */
-  IPC_PIN = 5,      /* both ways: gen id, fds {a pinned data file, its path
-                       (memfd)}; name: its per-restore listener, "" the
-                       generation's */
+  IPC_PIN = 5,      /* both ways: gen id (a restore's serial), fds {a
+                       pinned data file, its path (memfd)}; name: its
+                       per-restore listener, "" the generation's */
   /* Per-restore listeners (docs/control-protocol.md, serve): */
+  /* code: the restore's serial, in each of these four. */
   IPC_RESTORE = 6,       /* sup → worker: gen id, name, fds {stats, config
                             text} */
   IPC_RESTORE_OK = 7,    /* worker → sup: name's source started */

@@ -11,8 +11,8 @@
 #include "parse.h"
 
 /* Keys of a template that are not listener settings. */
-static const char *const own_keys[] = {"name",     "vars",       "expiry",
-                                       "one_shot", "serve_uids", NULL};
+static const char *const own_keys[] = {
+    "name", "vars", "expiry", "start_timeout", "one_shot", "serve_uids", NULL};
 
 static int is_own_key(const char *k) {
   for (const char *const *o = own_keys; *o; o++)
@@ -284,24 +284,38 @@ static int load_vars(const struct daemon_conf *c, struct template_conf *t,
   return 0;
 }
 
+/* The duration `key` of t in *ns, if set: at most 24h, and not 0 unless
+ * zero_ok.  0, or -1 with why in err. */
+static int load_duration(const struct daemon_conf *c, struct template_conf *t,
+                         const char *key, int zero_ok, uint64_t *ns,
+                         struct conf_err *err) {
+  const config_setting_t *s = config_setting_get_member(t->setting, key);
+  if (!s) return 0;
+  const char *str = config_setting_get_string(s);
+  long long n = config_setting_get_int64(s);
+  int isint = config_setting_type(s) == CONFIG_TYPE_INT ||
+              config_setting_type(s) == CONFIG_TYPE_INT64;
+  if (isint && n >= 0)
+    *ns = (uint64_t)n * 1000000000ull;
+  else if (!str || ufk_parse_duration_ns(str, ns) < 0)
+    return conf_fail(c, s, err, "template %s: %s must be a duration", t->name,
+                     key);
+  if (*ns > (uint64_t)TEMPLATE_MAX_EXPIRY_MS * 1000000ull)
+    return conf_fail(c, s, err, "template %s: %s is at most 24h", t->name, key);
+  if (!*ns && !zero_ok)
+    return conf_fail(c, s, err, "template %s: %s must be more than 0", t->name,
+                     key);
+  return 0;
+}
+
 static int load_own(const struct daemon_conf *c, struct template_conf *t,
                     struct conf_err *err) {
   const config_setting_t *g = t->setting;
-  const config_setting_t *s = config_setting_get_member(g, "expiry");
-  if (s) {
-    const char *str = config_setting_get_string(s);
-    long long n = config_setting_get_int64(s);
-    int isint = config_setting_type(s) == CONFIG_TYPE_INT ||
-                config_setting_type(s) == CONFIG_TYPE_INT64;
-    if (isint && n >= 0)
-      t->expiry_ns = (uint64_t)n * 1000000000ull;
-    else if (!str || ufk_parse_duration_ns(str, &t->expiry_ns) < 0)
-      return conf_fail(c, s, err, "template %s: expiry must be a duration",
-                       t->name);
-    if (t->expiry_ns > (uint64_t)TEMPLATE_MAX_EXPIRY_MS * 1000000ull)
-      return conf_fail(c, s, err, "template %s: expiry is at most 24h",
-                       t->name);
-  }
+  t->start_timeout_ns = TEMPLATE_START_TIMEOUT_S * 1000000000ull;
+  if (load_duration(c, t, "expiry", 1, &t->expiry_ns, err) < 0 ||
+      load_duration(c, t, "start_timeout", 0, &t->start_timeout_ns, err) < 0)
+    return -1;
+  const config_setting_t *s;
   t->one_shot = 1;
   s = config_setting_get_member(g, "one_shot");
   if (s && config_setting_type(s) != CONFIG_TYPE_BOOL)

@@ -16,6 +16,7 @@
 #define TEMPLATE_MAX_VARS 16
 #define TEMPLATE_MAX_VALUE 64 /* bytes of one variable's value */
 #define TEMPLATE_MAX_EXPIRY_MS 86400000ll
+#define TEMPLATE_START_TIMEOUT_S 60 /* start_timeout's default */
 
 struct daemon_conf;
 
@@ -23,7 +24,8 @@ struct template_conf {
   const char *name;
   const char *vars[TEMPLATE_MAX_VARS];
   int n_vars;
-  uint64_t expiry_ns; /* 0: never */
+  uint64_t expiry_ns;        /* 0: never */
+  uint64_t start_timeout_ns; /* a serve waits this long for its source */
   int one_shot;
   uid_t *serve_uids;
   int n_serve_uids;

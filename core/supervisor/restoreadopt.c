@@ -29,6 +29,7 @@ static struct restore *adopt_one(struct sv *v, struct handed *h, int n,
   if (!r) return NULL;
   r->fd = -1;
   r->text_fd = fd;
+  r->serial = restore_next_serial(v);
   snprintf(r->id, sizeof r->id, "%s", id);
   snprintf(r->template, sizeof r->template, "%s", tmpl);
   r->vars = cJSON_ParseWithOpts(vars + 8, NULL, 0);

@@ -105,6 +105,13 @@ static void free_restore(struct sv *v, struct restore *r) {
   free(r);
 }
 
+/* Its worker forgets r (a start still running is cleaned up once over). */
+static void unrestore(const struct restore *r) {
+  struct ipc_msg m = {.type = IPC_UNRESTORE, .code = (int32_t)r->serial};
+  snprintf(m.name, sizeof m.name, "%s", r->id);
+  if (r->gen->w->ipc >= 0) ipc_send(r->gen->w->ipc, &m, NULL, 0);
+}
+
 /* r is gone: its totals go to its template, its worker forgets it. */
 static void remove_restore(struct sv *v, struct restore *r) {
   struct tmpl_total *t = restore_totals(v, r->template);
@@ -115,9 +122,7 @@ static void remove_restore(struct sv *v, struct restore *r) {
     t->refused_peers += st->refused_peers;
     t->handshake_errors += st->handshake_errors;
   }
-  struct ipc_msg m = {.type = IPC_UNRESTORE};
-  snprintf(m.name, sizeof m.name, "%s", r->id);
-  if (r->gen->w->ipc >= 0) ipc_send(r->gen->w->ipc, &m, NULL, 0);
+  unrestore(r);
   log_info("restore %s removed", r->id);
   restore_emit(v, r, restore_event(r, "removed"));
   unlist(v, r);
@@ -144,6 +149,11 @@ void restore_settle(struct sv *v, struct sv_listener *l) {
 }
 
 /* ---- serve ---- */
+
+uint32_t restore_next_serial(struct sv *v) {
+  if (!++v->restore_serial) v->restore_serial = 1; /* 0: none */
+  return v->restore_serial;
+}
 
 static int fail(char *err, size_t len, const char **code, const char *c,
                 const char *fmt, const char *a) {
@@ -225,12 +235,14 @@ static int hold_text(struct restore *r, const char *text) {
 }
 
 static void send_restore(struct restore *r) {
-  struct ipc_msg m = {.type = IPC_RESTORE, .id = (uint64_t)r->gen->id};
+  struct ipc_msg m = {.type = IPC_RESTORE,
+                      .id = (uint64_t)r->gen->id,
+                      .code = (int32_t)r->serial};
   snprintf(m.name, sizeof m.name, "%s", r->id);
   int fds[2] = {r->l->stats_fd, r->text_fd};
   /* A worker still starting gets it once ready (restore_worker_ready). */
   if (!r->gen->ready) return;
-  struct ipc_msg pin = {.type = IPC_PIN};
+  struct ipc_msg pin = {.type = IPC_PIN, .id = r->serial};
   snprintf(pin.name, sizeof pin.name, "%s", r->id);
   /* A later worker's source opens the same files. */
   pinlist_send(&r->pins, r->gen->w->ipc, &pin);
@@ -326,6 +338,9 @@ int restore_serve(void *opaque, uint64_t client, const cJSON *req, char *err,
   r->fd = r->text_fd = -1;
   r->client = client;
   r->gen = v->current;
+  r->serial = restore_next_serial(v);
+  r->start_timeout_ns = t->start_timeout_ns;
+  r->start_by_ns = clock_mono_ns() + t->start_timeout_ns;
   snprintf(r->template, sizeof r->template, "%s", t->name);
   serve_settings(r, t, req);
   config_init(&r->conf.cfg);
@@ -409,7 +424,7 @@ void restore_worker_msg(struct sv *v, struct gen *g, const struct ipc_msg *m,
   char id[sizeof m->name + 1];
   snprintf(id, sizeof id, "%.*s", (int)sizeof m->name, m->name);
   struct restore *r = restore_by_id(v, id);
-  if (!r || r->gen != g) return;
+  if (!r || r->gen != g || (uint32_t)m->code != r->serial) return;
   if (m->type == IPC_RESTORE_OK && r->state == R_STARTING)
     started(v, r);
   else if (m->type == IPC_RESTORE_ERR)
@@ -420,7 +435,8 @@ void restore_pin(struct sv *v, const struct ipc_msg *m, int fds[IPC_MAX_FDS]) {
   char id[sizeof m->name + 1];
   snprintf(id, sizeof id, "%.*s", (int)sizeof m->name, m->name);
   struct restore *r = restore_by_id(v, id);
-  if (r) {
+  /* Not the pins of an earlier restore of this id whose start timed out. */
+  if (r && (uint32_t)m->id == r->serial) {
     pinlist_add(&r->pins, fds[0], fds[1]);
   } else { /* removed meanwhile: nobody needs it */
     close_if(fds[0]);
@@ -498,10 +514,34 @@ cJSON *restore_stop(void *opaque, const cJSON *req, char *err, size_t len,
   return a;
 }
 
+/* r's source did not start in time: the serve is refused as any failed
+ * serve (nothing left behind), and the worker told to drop the start. */
+static void start_timed_out(struct sv *v, struct restore *r) {
+  char why[512], took[32];
+  uint64_t ns = r->start_timeout_ns;
+  if (ns % 1000000000ull)
+    snprintf(took, sizeof took, "%llums", (unsigned long long)(ns / 1000000));
+  else
+    snprintf(took, sizeof took, "%llus",
+             (unsigned long long)(ns / 1000000000ull));
+  snprintf(why, sizeof why,
+           "restore %s: the source of template %s did not start within its "
+           "start_timeout (%s); not served (the start is abandoned and "
+           "cleaned up when it ends)",
+           r->id, r->template, took);
+  log_error("%s", why);
+  unrestore(r);
+  serve_failed(v, r, why, "start_timeout");
+}
+
 void restore_tick(struct sv *v) {
-  uint64_t t = restore_unix_now();
+  uint64_t t = restore_unix_now(), mono = clock_mono_ns();
   for (struct restore *r = v->restores, *n; r; r = n) {
     n = r->next;
+    if (r->state == R_STARTING && mono >= r->start_by_ns) {
+      start_timed_out(v, r);
+      continue;
+    }
     if (r->state == R_LISTENING && r->expires_unix_ns &&
         t >= r->expires_unix_ns) {
       log_info("restore %s expired: no VM connected in time", r->id);
@@ -526,9 +566,18 @@ int restore_timeout(struct sv *v, int ms) {
   for (struct sv_session *s = v->sessions; s && next - t > 1000000000ull;
        s = s->next)
     if (s->l->restore && !s->error_told) next = t + 1000000000ull;
-  if (next == UINT64_MAX) return ms;
-  int w = next <= t ? 0 : (int)((next - t) / 1000000 + 1);
-  return ms < 0 || w < ms ? w : ms;
+  int w = next == UINT64_MAX ? -1
+          : next <= t        ? 0
+                             : (int)((next - t) / 1000000 + 1);
+  uint64_t mono = clock_mono_ns();
+  for (struct restore *r = v->restores; r; r = r->next)
+    if (r->state == R_STARTING) {
+      int s = r->start_by_ns <= mono
+                  ? 0
+                  : (int)((r->start_by_ns - mono) / 1000000 + 1);
+      if (w < 0 || s < w) w = s;
+    }
+  return w >= 0 && (ms < 0 || w < ms) ? w : ms;
 }
 
 int restore_starting(const struct sv *v) {

@@ -44,6 +44,11 @@ struct restore {
   uint64_t client;     /* the control client waiting for the serve answer */
   int deaths;          /* workers that died while its source was starting */
   struct pinlist pins; /* data files its source opened: D-/K-<id>-<n> */
+  uint64_t start_timeout_ns; /* its template's start_timeout */
+  uint64_t start_by_ns;      /* while R_STARTING: refused then (monotonic) */
+  /* Tells its worker's messages from those of an earlier restore of the
+   * same id whose start timed out and goes on in the worker. */
+  uint32_t serial;
   struct restore *next;
 };
 
@@ -96,6 +101,8 @@ void restore_list(struct sv *v, struct restore *r);
 /* r's pin list, empty, named after r->id (D-/K-<id>-<n>). */
 void restore_pins_init(struct restore *r);
 struct restore *restore_by_id(struct sv *v, const char *id);
+/* A serial for a new restore (made or adopted). */
+uint32_t restore_next_serial(struct sv *v);
 uint64_t restore_unix_now(void);
 /* An event of r of this kind, with id and time; restore_emit sends it to
  * watchers (and frees it). */

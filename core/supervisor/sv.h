@@ -146,6 +146,7 @@ struct sv {
   struct control_view view;
   struct restore *restores; /* restores.c */
   int nrestores;
+  uint32_t restore_serial; /* the last given (restores.h) */
   struct tmpl_total *totals;
   int ntotals;
 };

@@ -25,7 +25,7 @@ struct pool {
   char name[64];
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  struct job q[QUEUE];
+  struct job *q; /* QUEUE jobs, from the first: an idle listener has none */
   unsigned head, count;
   int stop;
   /* Threads start with the first jobs that find none idle, up to max:
@@ -130,6 +130,7 @@ void pool_free(struct pool *p) {
   for (int i = 0; i < p->nthreads; i++)
     pthread_join(p->threads[i], NULL);
   free(p->threads);
+  free(p->q);
   free(p);
 }
 
@@ -138,6 +139,7 @@ void pool_submit(struct pool *p, struct session *s, uint64_t addr, uint64_t off,
   session_hold(s);
   __atomic_add_fetch(&s->pool_jobs, 1, __ATOMIC_RELAXED);
   pthread_mutex_lock(&p->lock);
+  if (!p->q) p->q = xcalloc(QUEUE, sizeof *p->q);
   while (p->count == QUEUE) { /* full: the fault loop waits for room */
     pthread_mutex_unlock(&p->lock);
     nanosleep(&(struct timespec){0, 100000}, NULL);

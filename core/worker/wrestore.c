@@ -25,11 +25,11 @@ struct wrestore {
   struct worker_listener wl;
   struct daemon_conf conf; /* the expanded listener, its only one */
   char name[64];
-  int removed; /* freed once no session uses it */
-  /* Its source starts on a thread of its own, so one that takes long (a
-   * remote origin) delays no other restore; the loop finishes it. */
+  uint32_t serial; /* the supervisor's, in every answer */
+  int removed;     /* freed once no session uses it */
+  /* Its source starts on a starter thread of its own, so one that takes
+   * long (a remote origin) delays no other restore; the loop finishes it. */
   int building;
-  pthread_t thread;
   int stats_fd, text_fd;
   char *plugin_dir;    /* a copy: its generation may retire meanwhile */
   struct pinset *pins; /* its files, its own: freed when it is removed */
@@ -37,6 +37,7 @@ struct wrestore {
   struct waiting *waiting;
   struct wrestore *next;
   struct wrestore *done_next;
+  struct wrestore *queue_next; /* waiting for a starter */
 };
 
 static struct wrestore *restores;
@@ -63,13 +64,14 @@ static struct pinset *adopted_take(const char *name) {
   return NULL;
 }
 
-static void adopt(int ipc, const char *name, int fd, int meta) {
+static void adopt(int ipc, const char *name, uint32_t serial, int fd,
+                  int meta) {
   struct adopted *a;
   for (a = adopted; a && strcmp(a->name, name); a = a->next)
     ;
   if (!a && (a = calloc(1, sizeof *a))) {
     snprintf(a->name, sizeof a->name, "%.63s", name);
-    a->pins = pinset_new_for(a->name, ipc);
+    a->pins = pinset_new_for(a->name, serial, ipc);
     a->next = adopted;
     adopted = a;
   }
@@ -81,14 +83,27 @@ static void adopt(int ipc, const char *name, int fd, int meta) {
   }
 }
 
+/* Starter threads build restores' stacks.  One is started only when none
+ * is idle (a start that hangs keeps its thread, never another restore's),
+ * and up to STARTERS_IDLE stay once done, so a serve usually costs no
+ * thread creation. */
+#define STARTERS_IDLE 4
 static struct {
   pthread_mutex_t lock;
-  struct wrestore *done; /* built, for the loop to finish */
+  pthread_cond_t cond;    /* a restore queued, or stop */
+  pthread_cond_t gone;    /* a starter left */
+  struct wrestore *queue; /* to build, in no particular order */
+  struct wrestore *done;  /* built, for the loop to finish */
+  int nthreads, idle, queued, stop;
   int efd;
-} B = {.lock = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+} B = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .cond = PTHREAD_COND_INITIALIZER,
+       .gone = PTHREAD_COND_INITIALIZER,
+       .efd = -1};
 
-static void reply(int ipc, const char *name, const char *why) {
-  struct ipc_msg m = {.type = why ? IPC_RESTORE_ERR : IPC_RESTORE_OK};
+static void reply(int ipc, const char *name, uint32_t serial, const char *why) {
+  struct ipc_msg m = {.type = why ? IPC_RESTORE_ERR : IPC_RESTORE_OK,
+                      .code = (int32_t)serial};
   snprintf(m.name, sizeof m.name, "%s", name);
   if (ipc_send_why(ipc, &m, why) < 0)
     log_warn("restore %s: cannot answer", name);
@@ -136,17 +151,67 @@ static int build(struct wrestore *r) {
   return bad ? -1 : 0;
 }
 
-static void *build_thread(void *arg) {
-  struct wrestore *r = arg;
-  build(r);
+static void *starter(void *arg) {
+  (void)arg;
   pthread_mutex_lock(&B.lock);
-  r->done_next = B.done;
-  B.done = r;
+  for (;;) {
+    B.idle++;
+    while (!B.queue && !B.stop)
+      pthread_cond_wait(&B.cond, &B.lock);
+    B.idle--;
+    struct wrestore *r = B.queue;
+    if (!r) break; /* stop */
+    B.queue = r->queue_next;
+    B.queued--;
+    pthread_mutex_unlock(&B.lock);
+    build(r);
+    pthread_mutex_lock(&B.lock);
+    r->done_next = B.done;
+    B.done = r;
+    uint64_t one = 1;
+    if (write(B.efd, &one, sizeof one) < 0)
+      log_warn("restore %s: cannot wake the loop: %s", r->name,
+               strerror(errno));
+    if (B.idle >= STARTERS_IDLE) break;
+  }
+  B.nthreads--;
+  pthread_cond_signal(&B.gone);
   pthread_mutex_unlock(&B.lock);
-  uint64_t one = 1;
-  if (write(B.efd, &one, sizeof one) < 0)
-    log_warn("restore %s: cannot wake the loop: %s", r->name, strerror(errno));
   return NULL;
+}
+
+/* Queues r for a starter, starting one unless one is idle for it.  0, or
+ * -1. */
+static int start_build(struct wrestore *r) {
+  int rc = 0;
+  pthread_mutex_lock(&B.lock);
+  if (B.idle <= B.queued) {
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&t, &a, starter, NULL);
+    pthread_attr_destroy(&a);
+    if (rc == 0) B.nthreads++;
+  }
+  if (rc == 0) {
+    r->queue_next = B.queue;
+    B.queue = r;
+    B.queued++;
+    pthread_cond_signal(&B.cond);
+  }
+  pthread_mutex_unlock(&B.lock);
+  return rc ? -1 : 0;
+}
+
+/* Ends the idle starters (none is building: the worker is stopping). */
+static void stop_starters(void) {
+  pthread_mutex_lock(&B.lock);
+  B.stop = 1;
+  pthread_cond_broadcast(&B.cond);
+  while (B.nthreads)
+    pthread_cond_wait(&B.gone, &B.lock);
+  pthread_mutex_unlock(&B.lock);
 }
 
 static struct wrestore *by_name(const char *name) {
@@ -156,29 +221,31 @@ static struct wrestore *by_name(const char *name) {
 }
 
 static void add(int ipc, const char *plugin_dir, const char *name,
-                int fds[IPC_MAX_FDS]) {
+                uint32_t serial, int fds[IPC_MAX_FDS]) {
   struct pinset *pins = adopted_take(name);
   struct wrestore *known = by_name(name);
   if (known) {
     pinset_free(pins);
-    if (!known->building) reply(ipc, name, NULL);
+    known->serial = serial;
+    if (!known->building) reply(ipc, name, serial, NULL);
     return; /* one building answers once built */
   }
   struct wrestore *r = calloc(1, sizeof *r);
   if (!r) {
-    reply(ipc, name, "out of memory");
+    reply(ipc, name, serial, "out of memory");
     return;
   }
   snprintf(r->name, sizeof r->name, "%.63s", name);
+  r->serial = serial;
   r->stats_fd = fds[0];
   r->text_fd = fds[1];
   fds[0] = fds[1] = -1;
   r->plugin_dir = plugin_dir ? strdup(plugin_dir) : NULL;
-  r->pins = pins ? pins : pinset_new_for(r->name, ipc);
+  r->pins = pins ? pins : pinset_new_for(r->name, serial, ipc);
   r->building = 1;
   if (r->stats_fd < 0 || r->text_fd < 0 || (plugin_dir && !r->plugin_dir) ||
-      pthread_create(&r->thread, NULL, build_thread, r) != 0) {
-    reply(ipc, name, "cannot start the source's thread");
+      start_build(r) < 0) {
+    reply(ipc, name, serial, "cannot start the source's thread");
     r->wl.conf = NULL;
     destroy(r);
     return;
@@ -194,7 +261,6 @@ int wrestore_fd(void) {
 
 /* r's build is over: answer, then start or refuse its waiting sessions. */
 static void finish(int ipc, struct wrestore *r, wrestore_start_fn start) {
-  pthread_join(r->thread, NULL);
   r->building = 0;
   close(r->text_fd);
   close(r->stats_fd);
@@ -203,10 +269,10 @@ static void finish(int ipc, struct wrestore *r, wrestore_start_fn start) {
   if (r->removed) { /* gone meanwhile: nobody waits for the answer */
     drop_pins(r);
   } else if (ok) {
-    reply(ipc, r->name, NULL);
+    reply(ipc, r->name, r->serial, NULL);
   } else {
     log_error("%s", r->err);
-    reply(ipc, r->name, r->err);
+    reply(ipc, r->name, r->serial, r->err);
     drop_pins(r);
     r->removed = 1; /* swept: no session can use it */
   }
@@ -253,10 +319,11 @@ void wrestore_msg(int ipc, const char *plugin_dir, const struct ipc_msg *m,
   char name[sizeof m->name + 1];
   snprintf(name, sizeof name, "%.*s", (int)sizeof m->name, m->name);
   if (m->type == IPC_PIN) { /* before its IPC_RESTORE, from a former worker */
-    adopt(ipc, name, fds[0], fds[1]);
+    adopt(ipc, name, (uint32_t)m->id, fds[0], fds[1]);
     fds[0] = fds[1] = -1;
   }
-  if (m->type == IPC_RESTORE) add(ipc, plugin_dir, name, fds);
+  if (m->type == IPC_RESTORE)
+    add(ipc, plugin_dir, name, (uint32_t)m->code, fds);
   for (int i = 0; i < IPC_MAX_FDS; i++)
     if (fds[i] >= 0) close(fds[i]);
   if (m->type != IPC_UNRESTORE) return;
@@ -296,6 +363,7 @@ int wrestore_building(void) {
 }
 
 void wrestore_free_all(void) {
+  stop_starters();
   while (adopted) {
     struct adopted *a = adopted;
     adopted = a->next;

@@ -130,8 +130,11 @@ static int open_local(struct diff *d, struct build *b) {
     return -1;
   }
   b->map_len = (size_t)b->info.need;
-  void *p =
-      mmap(NULL, b->map_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  /* Not populated: starting would then read and map the whole diff, so a
+   * serve would take as long as the file is big, and every per-restore
+   * listener of one build would hold page tables for all of it while no
+   * VM uses it.  A fault maps its pages (and their neighbours) on use. */
+  void *p = mmap(NULL, b->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
   int e = errno;
   b->fd = fd;
   if (p == MAP_FAILED) {

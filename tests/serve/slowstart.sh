@@ -17,7 +17,7 @@ templates = (
     socket = "$TMP/sb/{sandbox_id}.sock";
     source = { plugin = "mmap"; path = "$STORE/{build_id}/mem"; }; },
   { name = "remote"; vars = [ "file" ];
-    socket = "$TMP/sb/{id}.sock";
+    socket = "$TMP/sb/{id}.sock"; start_timeout = "600s";
     source = { plugin = "http"; url = "$FAULTY/{file}";
                timeout = "600s"; }; }
 );
@@ -27,7 +27,7 @@ start_daemon d "$CTL" --config "$TMP/d.conf" --plugin-dir "$PLUGINS"
 # The origin holds its next answer until released.
 curl -sf "$FAULTY/_control?mode=delay&count=1&seconds=600" >/dev/null ||
   fail "cannot arm the origin"
-"$CTL_BIN" ctl --socket "$CTL" serve remote file=mem.img --id slow \
+"$CTL_BIN" ctl --socket "$CTL" --timeout 600 serve remote file=mem.img --id slow \
   >"$TMP/slow.out" 2>&1 &
 SLOW=$!
 held() {

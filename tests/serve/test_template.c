@@ -48,6 +48,7 @@ START_TEST(test_expand) {
   ck_assert_int_eq(t->n_vars, 2);
   ck_assert_int_eq(t->one_shot, 0);
   ck_assert_uint_eq(t->expiry_ns, 30000000000ull);
+  ck_assert_uint_eq(t->start_timeout_ns, 60000000000ull); /* the default */
   struct template_var v[] = {{"b", "b1"}, {"s", "s1"}};
   char err[1024];
   uid_t uid = 5000;
@@ -78,6 +79,21 @@ START_TEST(test_expand) {
 }
 END_TEST
 
+/* start_timeout: a duration, as expiry. */
+START_TEST(test_start_timeout) {
+  struct daemon_conf c;
+  char err[1024];
+  int r = conf_load_string_t(&c,
+                             "templates = ( { name = \"t\"; socket = \"/x\";"
+                             " start_timeout = \"1500ms\"; source = {"
+                             " plugin = \"mmap\"; path = \"/m\"; }; } );",
+                             "test", err, sizeof err);
+  ck_assert_msg(r == 0, "%s", err);
+  ck_assert_uint_eq(template_find(&c, "t")->start_timeout_ns, 1500000000ull);
+  conf_free(&c);
+}
+END_TEST
+
 START_TEST(test_refused_at_load) {
   static const char *const bad[] = {
       "templates = ( { name = \"t\"; vars = [ \"p\" ]; socket = \"/x\";"
@@ -87,6 +103,12 @@ START_TEST(test_refused_at_load) {
       "templates = ( { name = \"t\"; vars = [ \"id\" ]; socket = \"/x\";"
       " source = { plugin = \"mmap\"; path = \"/m\"; }; } );",
       "templates = ( { name = \"t\"; socket = \"/x\"; bogus = 1;"
+      " source = { plugin = \"mmap\"; path = \"/m\"; }; } );",
+      "templates = ( { name = \"t\"; socket = \"/x\"; start_timeout = 0;"
+      " source = { plugin = \"mmap\"; path = \"/m\"; }; } );",
+      "templates = ( { name = \"t\"; socket = \"/x\"; start_timeout = \"25h\";"
+      " source = { plugin = \"mmap\"; path = \"/m\"; }; } );",
+      "templates = ( { name = \"t\"; socket = \"/x\"; start_timeout = true;"
       " source = { plugin = \"mmap\"; path = \"/m\"; }; } );",
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -106,6 +128,7 @@ int main(void) {
   tcase_add_test(tc, test_values);
   tcase_add_test(tc, test_expand);
   tcase_add_test(tc, test_refused_at_load);
+  tcase_add_test(tc, test_start_timeout);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
   srunner_run_all(r, CK_NORMAL);

@@ -175,7 +175,7 @@ START_TEST(owners_apart) {
   int sp[2];
   ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp), 0);
   int gen = pinned_open(path, O_RDONLY);
-  struct pinset *r1set = pinset_new_for("r1", sp[0]);
+  struct pinset *r1set = pinset_new_for("r1", 7, sp[0]);
   ck_assert_ptr_nonnull(r1set);
   pinned_scope(r1set, NULL);
   replace("B");
@@ -186,6 +186,7 @@ START_TEST(owners_apart) {
   ck_assert_int_gt(ipc_recv(sp[1], &m, fds), 0);
   ck_assert_int_eq(m.type, IPC_PIN);
   ck_assert_str_eq(m.name, "r1");
+  ck_assert_uint_eq(m.id, 7); /* the restore's serial */
   ck_assert_int_eq(first(fds[0]), 'B');
   for (int i = 0; i < IPC_MAX_FDS; i++)
     if (fds[i] >= 0) close(fds[i]);
@@ -193,7 +194,7 @@ START_TEST(owners_apart) {
   int r1again = pinned_open(path, O_RDONLY);
   ck_assert_int_eq(first(r1again), 'B');
   pinset_free(r1set); /* the restore is removed */
-  r1set = pinset_new_for("r1", -1);
+  r1set = pinset_new_for("r1", 8, -1);
   pinned_scope(r1set, NULL);
   int r1new = pinned_open(path, O_RDONLY);
   ck_assert_int_eq(first(r1new), 'C'); /* freed: opened anew */

@@ -168,6 +168,67 @@ static int tp_crash(void *p) {
 static const struct ufk_plugin plugin = {UFK_PLUGIN_ABI, .name = "tcrash",
                                          .params = source_params, TP_CALLBACKS,
                                          .start = tp_crash};
+#elif defined(TP_HANG)
+/* A start that hangs: it waits until the file at `path` exists (at most
+ * 10 minutes), then opens it through the host as a source opens its data
+ * (pinned), and leaves `path`.closed once destroyed, so a test sees that
+ * a start given up on was cleaned up when it ended. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+struct hang {
+  char path[4096];
+  int fd;
+};
+static void *th_create(const struct ufk_config *cfg, struct ufk_next *below) {
+  (void)below;
+  struct hang *h = calloc(1, sizeof *h);
+  const char *path = NULL;
+  if (!h || host->get_string(cfg, "path", &path) != 0) {
+    free(h);
+    return NULL;
+  }
+  snprintf(h->path, sizeof h->path, "%s", path);
+  h->fd = -1;
+  return h;
+}
+static int th_start(void *p) {
+  struct hang *h = p;
+  for (int i = 0; i < 60000 && access(h->path, F_OK) < 0; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  h->fd = UFK_HOST_HAS(host, open_file) ? host->open_file(h->path, O_RDONLY)
+                                        : open(h->path, O_RDONLY | O_CLOEXEC);
+  if (h->fd >= 0) return 0;
+  host->error(errno, "%s: cannot open", h->path);
+  return -1;
+}
+static void th_destroy(void *p) {
+  struct hang *h = p;
+  char mark[4200];
+  snprintf(mark, sizeof mark, "%s.closed", h->path);
+  if (h->fd >= 0) close(h->fd);
+  int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) close(fd);
+  free(h);
+}
+static int64_t th_get_size(void *p) {
+  (void)p;
+  return TP_SIZE;
+}
+static int th_read(void *p, void *buf, uint64_t len, uint64_t off,
+                   uint32_t flags) {
+  (void)p;
+  (void)flags;
+  for (uint64_t k = 0; k < len; k++)
+    ((unsigned char *)buf)[k] = (unsigned char)((off + k) * 7);
+  return 0;
+}
+static const struct ufk_plugin plugin = {
+    UFK_PLUGIN_ABI,        .name = "thang",         .params = source_params,
+    .load = tp_load,       .create = th_create,     .start = th_start,
+    .destroy = th_destroy, .get_size = th_get_size, .read = th_read};
 #elif defined(TP_NULLENTRY)
 /* The entry exists but returns no plugin. */
 __attribute__((visibility("default"))) const struct ufk_plugin *
