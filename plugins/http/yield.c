@@ -14,10 +14,9 @@
 
 #include "internal.h"
 
+/* The host's clock: CLOCK_MONOTONIC, the clock of h->cond's waits. */
 uint64_t yield_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  return host->now_ns();
 }
 
 /* 0 if prefetches may go on at t, else until when they are held (a demand
