@@ -1,12 +1,25 @@
-/* The events of per-restore listeners' peers and sessions, for `watch`:
- * connected, failed (refused, a handshake error, a source error), ready
- * and ended (docs/control-protocol.md). */
+/* The events of per-restore listeners, for `watch`: how one is made and
+ * sent, and those of their peers and sessions: connected, failed
+ * (refused, a handshake error, a source error), ready and ended
+ * (docs/control-protocol.md). */
 #include <stdio.h>
 #include <unistd.h>
 
 #include "figures.h"
 #include "restores.h"
 #include "sv.h"
+
+cJSON *restore_event(const struct restore *r, const char *kind) {
+  cJSON *e = cJSON_CreateObject();
+  json_put(e, "event", cJSON_CreateString(kind));
+  json_put(e, "id", cJSON_CreateString(r->id));
+  json_add_u64(e, "time_unix_ns", restore_unix_now());
+  return e;
+}
+
+void restore_emit(struct sv *v, const struct restore *r, cJSON *e) {
+  control_event(v->ctl, r->id, e);
+}
 
 static void num(cJSON *o, const char *k, double n) {
   json_put(o, k, cJSON_CreateNumber(n));

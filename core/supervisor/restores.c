@@ -40,20 +40,6 @@ const char *restore_template(const struct sv_listener *l) {
   return l->restore ? l->restore->template : NULL;
 }
 
-/* ---- events ---- */
-
-cJSON *restore_event(const struct restore *r, const char *kind) {
-  cJSON *e = cJSON_CreateObject();
-  json_put(e, "event", cJSON_CreateString(kind));
-  json_put(e, "id", cJSON_CreateString(r->id));
-  json_add_u64(e, "time_unix_ns", restore_unix_now());
-  return e;
-}
-
-void restore_emit(struct sv *v, const struct restore *r, cJSON *e) {
-  control_event(v->ctl, r->id, e);
-}
-
 static void num(cJSON *o, const char *k, double n) {
   json_put(o, k, cJSON_CreateNumber(n));
 }
