@@ -6,15 +6,18 @@
 CTL=$TMP/ctl.sock
 STORE=$TMP/store
 
-# template_conf FILE [EXTRA_GLOBALS]: a configuration whose template
-# "sandbox" serves $STORE/{build_id}/mem on $TMP/sb/{sandbox_id}.sock.
+# template_conf FILE [EXTRA_GLOBALS [MORE_TEMPLATES]]: a configuration
+# whose template "sandbox" serves $STORE/{build_id}/mem on
+# $TMP/sb/{sandbox_id}.sock, followed by MORE_TEMPLATES (libconfig groups,
+# comma-separated) when given.
 template_conf() {
   cat >"$1" <<CONF
 uffdkit = { control_socket = "$CTL"; ${2:-} };
 templates = (
   { name = "sandbox"; vars = [ "build_id", "sandbox_id" ];
     socket = "$TMP/sb/{sandbox_id}.sock";
-    source = { plugin = "mmap"; path = "$STORE/{build_id}/mem"; }; }
+    source = { plugin = "mmap"; path = "$STORE/{build_id}/mem"; }; }${3:+,
+  $3}
 );
 CONF
 }

@@ -10,16 +10,12 @@
 TESTPLUGINS=$BUILD/tests/core/plugins
 need_built "$TESTPLUGINS/libtcrash.so"
 build b1 81 1024
-cat >"$TMP/d.conf" <<CONF
-uffdkit = { control_socket = "$CTL"; };
-templates = (
-  { name = "sandbox"; vars = [ "build_id", "sandbox_id" ];
-    socket = "$TMP/sb/{sandbox_id}.sock";
-    source = { plugin = "mmap"; path = "$STORE/{build_id}/mem"; }; },
+template_conf "$TMP/d.conf" "" "$(
+  cat <<T
   { name = "crash"; socket = "$TMP/sb/{id}.sock";
     source = { plugin = "tcrash"; path = "unused"; }; }
-);
-CONF
+T
+)"
 start_daemon d "$CTL" --config "$TMP/d.conf" --plugin-dir "$PLUGINS" \
   --plugin-dir "$TESTPLUGINS"
 D=$(daemon_pid)

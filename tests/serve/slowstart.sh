@@ -10,18 +10,14 @@
 build b1 71 256
 make_image 1M --seed 72
 start_faulty "$TMP/www"
-cat >"$TMP/d.conf" <<CONF
-uffdkit = { control_socket = "$CTL"; };
-templates = (
-  { name = "sandbox"; vars = [ "build_id", "sandbox_id" ];
-    socket = "$TMP/sb/{sandbox_id}.sock";
-    source = { plugin = "mmap"; path = "$STORE/{build_id}/mem"; }; },
+template_conf "$TMP/d.conf" "" "$(
+  cat <<T
   { name = "remote"; vars = [ "file" ];
     socket = "$TMP/sb/{id}.sock"; start_timeout = "600s";
     source = { plugin = "http"; url = "$FAULTY/{file}";
                timeout = "600s"; }; }
-);
-CONF
+T
+)"
 start_daemon d "$CTL" --config "$TMP/d.conf" --plugin-dir "$PLUGINS"
 
 # The origin holds its next answer until released.

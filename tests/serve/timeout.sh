@@ -12,16 +12,12 @@
 TESTPLUGINS=$BUILD/tests/core/plugins
 need_built "$TESTPLUGINS/libthang.so"
 build b1 91 256
-cat >"$TMP/d.conf" <<CONF
-uffdkit = { control_socket = "$CTL"; };
-templates = (
-  { name = "sandbox"; vars = [ "build_id", "sandbox_id" ];
-    socket = "$TMP/sb/{sandbox_id}.sock";
-    source = { plugin = "mmap"; path = "$STORE/{build_id}/mem"; }; },
+template_conf "$TMP/d.conf" "" "$(
+  cat <<T
   { name = "hang"; socket = "$TMP/sb/{id}.sock"; start_timeout = "2s";
     source = { plugin = "thang"; path = "$TMP/release-{id}"; }; }
-);
-CONF
+T
+)"
 start_daemon d "$CTL" --config "$TMP/d.conf" --plugin-dir "$PLUGINS" \
   --plugin-dir "$TESTPLUGINS"
 D=$(daemon_pid)
