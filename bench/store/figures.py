@@ -49,42 +49,67 @@ def counter(doc, name):
     return sum(found)
 
 
+def med(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def runs(prefix):
+    """The simulator's summaries of runs 1, 2, ... written as PREFIX.N.json."""
+    out, n = [], 1
+    while True:
+        try:
+            out.append(json.load(open("%s.%d.json" % (prefix, n))))
+        except FileNotFoundError:
+            return out
+        n += 1
+
+
 def one(w, cs, img, work):
     g0 = imported(f"{work}/{w}-{cs}.import0")
     g1 = imported(f"{work}/{w}-{cs}.import1")
     size0 = g0["chunks"] * g0["chunk"]
     with open(f"{img}.0", "rb") as f:
         size0 = f.seek(0, 2)
-    mm = json.load(open(f"{work}/{w}-mmap.json"))
-    st = json.load(open(f"{work}/{w}-{cs}-store.json"))
-    ctr = json.load(open(f"{work}/{w}-{cs}-counters.json"))
-    touched = st["pages"] * PAGE
+    mm = runs(f"{work}/{w}-{cs}-mmap")
+    st = runs(f"{work}/{w}-{cs}-store")
+    ctr = json.load(open(f"{work}/{w}-{cs}-counters.1.json"))
+    touched = st[0]["pages"] * PAGE
     dirty = changed_bytes(f"{img}.0", f"{img}.1")
+    mean = [s["us_per_fault"] / m["us_per_fault"] for s, m in zip(st, mm)]
+    p50 = [s["p50_us"] / m["p50_us"] for s, m in zip(st, mm)]
     return {
         "workload": w, "chunk": cs, "size0": size0, "dirty1": dirty,
         "stored_per_raw": g0["stored"] / size0,
         "added_per_dirty": g1["stored"] / dirty if dirty else 0.0,
-        "mean_ratio": st["us_per_fault"] / mm["us_per_fault"],
-        "p50_ratio": st["p50_us"] / mm["p50_us"],
-        "store_p50_us": st["p50_us"], "mmap_p50_us": mm["p50_us"],
+        "mean_ratio": med([s["us_per_fault"] for s in st])
+        / med([m["us_per_fault"] for m in mm]),
+        "p50_ratio": med([s["p50_us"] for s in st]) / med([m["p50_us"] for m in mm]),
+        "mean_range": [min(mean), max(mean)], "p50_range": [min(p50), max(p50)],
+        "store_p50_us": med([s["p50_us"] for s in st]),
+        "mmap_p50_us": med([m["p50_us"] for m in mm]), "reps": len(st),
         "fetched_per_touched": counter(ctr, "bytes_fetched") / touched,
         "chunk_reads": counter(ctr, "chunks"),
-        "mismatches": st["mismatches"] + mm["mismatches"],
+        "mismatches": sum(r["mismatches"] for r in st + mm),
     }
 
 
 def table(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     print("| workload | chunk | gen 0 size | stored / raw | gen 1 added / "
-          "changed | fault mean store / mmap | fault p50 store / mmap | "
-          "fetched / touched | chunk reads |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "changed | fault mean store / mmap (range) | fault p50 store / mmap "
+          "(range) | p50 us store / mmap | fetched / touched | chunk reads |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['workload']} | {r['chunk']} | "
               f"{r['size0'] / 2**20:.1f} MiB | {r['stored_per_raw']:.3f} | "
-              f"{r['added_per_dirty']:.3f} | {r['mean_ratio']:.2f} | "
-              f"{r['p50_ratio']:.2f} | {r['fetched_per_touched']:.2f} | "
-              f"{r['chunk_reads']} |")
+              f"{r['added_per_dirty']:.3f} | {r['mean_ratio']:.2f} "
+              f"({r['mean_range'][0]:.2f}-{r['mean_range'][1]:.2f}) | "
+              f"{r['p50_ratio']:.2f} "
+              f"({r['p50_range'][0]:.2f}-{r['p50_range'][1]:.2f}) | "
+              f"{r['store_p50_us']:.0f} / {r['mmap_p50_us']:.0f} | "
+              f"{r['fetched_per_touched']:.2f} | {r['chunk_reads']} |")
     bad = sum(r["mismatches"] for r in rows)
     if bad:
         print(f"\n{bad} mismatches: the figures are void")

@@ -21,12 +21,17 @@ int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
     errno = EOVERFLOW;
     return -1;
   }
+  /* Ready buffers: an eighth of the bound, at most 4 MiB and 256. */
+  uint64_t ahead =
+      (bytes / 8 < (4u << 20) ? bytes / 8 : (4u << 20)) / chunk_size;
   struct lru_node *node = calloc(nchunks, sizeof *node);
   c->e = calloc(nchunks, sizeof *c->e);
-  if (!node || !c->e) {
+  c->pool = bufpool_new(chunk_size, ahead < 1 ? 1 : ahead > 256 ? 256 : ahead);
+  if (!node || !c->e || !c->pool) {
     free(node);
     free(c->e);
-    c->e = NULL;
+    bufpool_free(c->pool);
+    memset(c, 0, sizeof *c);
     errno = ENOMEM;
     return -1;
   }
@@ -44,6 +49,7 @@ void ccache_free(struct ccache *c) {
     free(c->e[i].data);
   free(c->e);
   free(c->order.node);
+  bufpool_free(c->pool);
   pthread_cond_destroy(&c->cond);
   pthread_mutex_destroy(&c->lock);
   memset(c, 0, sizeof *c);
@@ -59,7 +65,7 @@ static void trim(struct ccache *c, int32_t keep) {
     if (i != keep && !e->readers) {
       lru_remove(&c->order, i);
       c->bytes -= e->len;
-      free(e->data);
+      bufpool_give(c->pool, e->data);
       *e = (struct centry){0};
     }
     i = newer;
@@ -89,6 +95,17 @@ int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
   if (c->bytes > c->cap) trim(c, LRU_NONE);
   pthread_mutex_unlock(&c->lock);
   return CC_HIT;
+}
+
+void *ccache_buf(struct ccache *c, uint32_t chunk_size) {
+  return c->pool ? bufpool_take(c->pool) : malloc(chunk_size);
+}
+
+void ccache_unbuf(struct ccache *c, void *buf) {
+  if (c->pool)
+    bufpool_give(c->pool, buf);
+  else
+    free(buf);
 }
 
 size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bufpool.h"
 #include "lru.h"
 
 struct centry;
@@ -23,7 +24,8 @@ struct ccache {
   uint64_t n;          /* entries (the snapshot's chunks); 0: keeps nothing */
   uint64_t cap, bytes; /* bound, and decoded bytes held */
   struct centry *e;
-  struct lru order; /* held chunks, over one node per entry */
+  struct lru order;     /* held chunks, over one node per entry */
+  struct bufpool *pool; /* buffers for chunks to hold, pages touched */
 };
 
 enum { CC_OFF, CC_HIT, CC_MINE };
@@ -53,8 +55,14 @@ int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
 size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,
                     uint32_t chunk_size);
 
-/* Ends the caller's fetch of chunk i: `data` (malloc'd, len decoded bytes,
- * checked) is held and owned by the cache from now; NULL (a failed fetch
+/* A buffer of a chunk's size for a chunk the cache will hold (from its
+ * pool when it keeps anything, else from malloc); NULL when out of
+ * memory.  ccache_unbuf gives one back that the cache was not given. */
+void *ccache_buf(struct ccache *c, uint32_t chunk_size);
+void ccache_unbuf(struct ccache *c, void *buf);
+
+/* Ends the caller's fetch of chunk i: `data` (from ccache_buf, len decoded
+ * bytes, checked) is held and owned by the cache from now; NULL (a failed fetch
  * or check) leaves it empty, and readers waiting for it fetch it
  * themselves. */
 void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);

@@ -61,7 +61,7 @@ static uint8_t *take_chunk(struct store *s, const uint64_t *c, size_t k,
   const struct ufk_store_entry *e = s->entry[c[k]], *a = s->entry[c[0]];
   int again = k > 0 && s->entry[c[k - 1]] == e;
   if (!buf || (again && !before)) return NULL;
-  uint8_t *out = malloc(e->raw_len);
+  uint8_t *out = ccache_buf(&s->cache, s->m.chunk_size);
   if (!out) {
     *rc = ufk_fail(host, ENOMEM, "out of memory");
   } else if (again) {
@@ -70,7 +70,7 @@ static uint8_t *take_chunk(struct store *s, const uint64_t *c, size_t k,
              0) {
     /* The bytes of a failed chunk are never kept: a read fetches it again
      * and fails or succeeds on its own. */
-    free(out);
+    ccache_unbuf(&s->cache, out);
     out = NULL;
     *rc = -1;
   }

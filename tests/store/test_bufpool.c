@@ -1,0 +1,116 @@
+/* The store's buffer pool, and the chunk cache giving dropped chunks back
+ * to it. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bufpool.h"
+#include "ccache.h"
+
+/* Waits (up to 20 s: a loaded machine) for the pool to hold `n` ready. */
+static unsigned wait_ready(struct bufpool *p, unsigned n) {
+  for (int i = 0; i < 2000 && bufpool_ready(p) != n; i++)
+    usleep(10000);
+  return bufpool_ready(p);
+}
+
+START_TEST(fills_ahead_after_first_take) {
+  struct bufpool *p = bufpool_new(16384, 8);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(bufpool_ready(p), 0); /* nothing before it is used */
+  void *b = bufpool_take(p);
+  ck_assert_ptr_nonnull(b);
+  memset(b, 0xa5, 16384); /* the whole size is ours */
+  ck_assert_uint_eq(wait_ready(p, 8), 8);
+  void *c = bufpool_take(p);
+  ck_assert_ptr_nonnull(c);
+  ck_assert_ptr_ne(b, c);
+  free(b);
+  free(c);
+  bufpool_free(p);
+}
+END_TEST
+
+START_TEST(refills_below_half) {
+  struct bufpool *p = bufpool_new(4096, 8);
+  void *t[8];
+  free(bufpool_take(p));
+  ck_assert_uint_eq(wait_ready(p, 8), 8);
+  for (int i = 0; i < 5; i++)
+    t[i] = bufpool_take(p);
+  ck_assert_uint_eq(wait_ready(p, 8), 8);
+  for (int i = 0; i < 5; i++)
+    free(t[i]);
+  bufpool_free(p);
+}
+END_TEST
+
+START_TEST(gives_back_up_to_ahead) {
+  struct bufpool *p = bufpool_new(4096, 4);
+  void *t[6];
+  for (int i = 0; i < 6; i++)
+    t[i] = bufpool_take(p);
+  ck_assert_uint_eq(wait_ready(p, 4), 4);
+  for (int i = 0; i < 6; i++)
+    bufpool_give(p, t[i]); /* two freed: the pool stays at 4 */
+  ck_assert_uint_eq(bufpool_ready(p), 4);
+  bufpool_give(p, NULL);
+  ck_assert_uint_eq(bufpool_ready(p), 4);
+  bufpool_free(p);
+}
+END_TEST
+
+/* A cache of two chunks holding buffers from its pool: it keeps the two
+ * newest, drops the oldest (back to the pool; ASan sees a lost or twice
+ * freed buffer) and serves what it holds. */
+START_TEST(cache_holds_chunks_from_its_pool) {
+  struct ccache c;
+  ck_assert_int_eq(ccache_init(&c, 2 * 4096, 16, 4096), 0);
+  ck_assert_ptr_nonnull(c.pool);
+  uint8_t *b[3];
+  for (int i = 0; i < 3; i++) {
+    uint64_t want = (uint64_t)i;
+    ck_assert_uint_eq(ccache_claim(&c, &want, 1, 4096), 1);
+    b[i] = ccache_buf(&c, 4096);
+    memset(b[i], i + 1, 4096);
+    ccache_done(&c, (uint64_t)i, b[i], 4096);
+  }
+  uint8_t out[4096];
+  ck_assert_int_eq(ccache_get(&c, 2, 0, out, 4096), CC_HIT);
+  ck_assert_uint_eq(out[4095], 3);
+  ck_assert_int_eq(ccache_get(&c, 1, 0, out, 4096), CC_HIT);
+  ck_assert_uint_eq(out[0], 2);
+  ck_assert_int_eq(ccache_get(&c, 0, 0, out, 4096), CC_MINE);
+  ccache_done(&c, 0, NULL, 0);
+  ccache_free(&c);
+}
+END_TEST
+
+START_TEST(cache_off_has_no_pool) {
+  struct ccache c;
+  ck_assert_int_eq(ccache_init(&c, 0, 16, 4096), 0);
+  ck_assert_ptr_null(c.pool);
+  void *b = ccache_buf(&c, 4096);
+  ck_assert_ptr_nonnull(b);
+  ccache_unbuf(&c, b);
+  ccache_free(&c);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("store-bufpool");
+  TCase *tc = tcase_create("bufpool");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, fills_ahead_after_first_take);
+  tcase_add_test(tc, refills_below_half);
+  tcase_add_test(tc, gives_back_up_to_ahead);
+  tcase_add_test(tc, cache_holds_chunks_from_its_pool);
+  tcase_add_test(tc, cache_off_has_no_pool);
+  suite_add_tcase(s, tc);
+  SRunner *r = srunner_create(s);
+  srunner_run_all(r, CK_NORMAL);
+  int failed = srunner_ntests_failed(r);
+  srunner_free(r);
+  return failed ? 1 : 0;
+}
