@@ -329,7 +329,7 @@ static void *bg_reader(void *arg) {
  * server holds the demand read until /_release; the prefetch goes out
  * only after it. */
 START_TEST(prefetches_wait_for_demand_reads) {
-  /* the first release comes after 20 pauses: 4 s */
+  /* held for 20 pauses at most: 4 s */
   const char *kv[] = {faulty_data(), "connections=4", "prefetch_pause=200ms",
                       NULL};
   ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
