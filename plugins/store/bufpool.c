@@ -1,16 +1,23 @@
 #include "bufpool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
+
+/* A filler with nothing to do for this many seconds ends. */
+#define IDLE_S 1
 
 struct bufpool {
   pthread_mutex_t lock;
+  pthread_cond_t want; /* a take left the pool at half or less, or stop */
   size_t size;
   unsigned ahead, n; /* wanted ready, ready now */
   void **ready;
   pthread_t filler;
   int running, joinable, stop;
+  unsigned starts; /* fillers started */
 };
 
 struct bufpool *bufpool_new(size_t size, unsigned ahead) {
@@ -24,6 +31,11 @@ struct bufpool *bufpool_new(size_t size, unsigned ahead) {
     free(p);
     return NULL;
   }
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->want, &a);
+  pthread_condattr_destroy(&a);
   pthread_mutex_init(&p->lock, NULL);
   p->size = size;
   p->ahead = ahead;
@@ -41,32 +53,58 @@ static void *touched(size_t size) {
   return b;
 }
 
-/* Tops the pool up to `ahead`, allocating outside the lock, then ends:
- * an idle pool has no thread (a daemon may hold thousands of them). */
+/* Lock held: waits for a take to leave the pool at half or less, for
+ * IDLE_S at most.  0 when the filler has work, else it should end. */
+static int wait_want(struct bufpool *p) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_sec += IDLE_S;
+  int rc = 0;
+  while (!p->stop && p->n > p->ahead / 2 && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&p->want, &p->lock, &t);
+  return p->stop || p->n > p->ahead / 2;
+}
+
+/* Tops the pool up to `ahead`, allocating outside the lock, and again
+ * each time takes leave it at half; ends when it has been full for
+ * IDLE_S, so an idle pool has no thread (a daemon may hold thousands of
+ * pools) and a busy one starts none on the fault path. */
 static void *fill(void *arg) {
   struct bufpool *p = arg;
   pthread_mutex_lock(&p->lock);
-  while (!p->stop && p->n < p->ahead) {
-    pthread_mutex_unlock(&p->lock);
-    void *b = touched(p->size);
-    pthread_mutex_lock(&p->lock);
-    if (!b) break; /* out of memory: takes fall back to malloc */
-    if (p->n < p->ahead)
-      p->ready[p->n++] = b;
-    else
-      free(b);
-  }
+  do {
+    while (!p->stop && p->n < p->ahead) {
+      pthread_mutex_unlock(&p->lock);
+      void *b = touched(p->size);
+      pthread_mutex_lock(&p->lock);
+      if (!b) goto out; /* out of memory: takes fall back to malloc */
+      if (p->n < p->ahead)
+        p->ready[p->n++] = b;
+      else
+        free(b);
+    }
+  } while (!wait_want(p));
+out:
   p->running = 0;
   pthread_mutex_unlock(&p->lock);
   return NULL;
 }
 
-/* Lock held: starts a filler when the pool is at half or less and none
- * runs, after joining the one that ended. */
+/* Lock held: at half or less, wakes the filler, or starts one (after
+ * joining the one that ended). */
 static void refill(struct bufpool *p) {
-  if (p->running || p->stop || p->n > p->ahead / 2) return;
+  if (p->stop || p->n > p->ahead / 2) return;
+  if (p->running) {
+    pthread_cond_signal(&p->want);
+    return;
+  }
   if (p->joinable) pthread_join(p->filler, NULL);
-  p->joinable = p->running = pthread_create(&p->filler, NULL, fill, p) == 0;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, 64 << 10);
+  p->joinable = p->running = pthread_create(&p->filler, &a, fill, p) == 0;
+  pthread_attr_destroy(&a);
+  p->starts += (unsigned)p->running;
 }
 
 void *bufpool_take(struct bufpool *p) {
@@ -95,15 +133,24 @@ unsigned bufpool_ready(struct bufpool *p) {
   return n;
 }
 
+unsigned bufpool_starts(struct bufpool *p) {
+  pthread_mutex_lock(&p->lock);
+  unsigned n = p->starts;
+  pthread_mutex_unlock(&p->lock);
+  return n;
+}
+
 void bufpool_free(struct bufpool *p) {
   if (!p) return;
   pthread_mutex_lock(&p->lock);
   p->stop = 1;
+  pthread_cond_signal(&p->want);
   pthread_mutex_unlock(&p->lock);
   if (p->joinable) pthread_join(p->filler, NULL);
   for (unsigned i = 0; i < p->n; i++)
     free(p->ready[i]);
   free(p->ready);
+  pthread_cond_destroy(&p->want);
   pthread_mutex_destroy(&p->lock);
   free(p);
 }

@@ -4,8 +4,9 @@
  * fault on the fault path (7-17 us a page on some virtual machines, four
  * pages for a 16 KiB chunk).  The pool keeps up to `ahead` such buffers
  * ready: when a take leaves it at half or less, a thread of its own
- * allocates and touches new ones, off the fault path, and ends when the
- * pool is full; buffers the cache drops come back to it.  Memory above
+ * allocates and touches new ones, off the fault path; it stays while takes
+ * keep coming and ends after a second with the pool full.  Buffers the
+ * cache drops come back to it.  Memory above
  * what the cache holds: at most `ahead` buffers. */
 #ifndef UFFDKIT_PLUGIN_STORE_BUFPOOL_H
 #define UFFDKIT_PLUGIN_STORE_BUFPOOL_H
@@ -29,7 +30,8 @@ void *bufpool_take(struct bufpool *p);
  * `ahead` ready, else freed).  NULL is ignored. */
 void bufpool_give(struct bufpool *p, void *buf);
 
-/* Buffers ready now (for tests). */
+/* Buffers ready now, and filler threads started so far (for tests). */
 unsigned bufpool_ready(struct bufpool *p);
+unsigned bufpool_starts(struct bufpool *p);
 
 #endif

@@ -16,6 +16,7 @@ struct centry {
 int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
                 uint32_t chunk_size) {
   memset(c, 0, sizeof *c);
+  c->chunk_size = chunk_size; /* buffers from malloc when it keeps nothing */
   if (!nchunks || bytes < chunk_size) return 0; /* keeps nothing */
   if (nchunks > INT32_MAX) {
     errno = EOVERFLOW;
@@ -32,6 +33,7 @@ int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
     free(c->e);
     bufpool_free(c->pool);
     memset(c, 0, sizeof *c);
+    c->chunk_size = chunk_size;
     errno = ENOMEM;
     return -1;
   }
@@ -97,8 +99,8 @@ int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
   return CC_HIT;
 }
 
-void *ccache_buf(struct ccache *c, uint32_t chunk_size) {
-  return c->pool ? bufpool_take(c->pool) : malloc(chunk_size);
+void *ccache_buf(struct ccache *c) {
+  return c->pool ? bufpool_take(c->pool) : malloc(c->chunk_size);
 }
 
 void ccache_unbuf(struct ccache *c, void *buf) {

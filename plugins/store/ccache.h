@@ -23,6 +23,7 @@ struct ccache {
   pthread_cond_t cond;
   uint64_t n;          /* entries (the snapshot's chunks); 0: keeps nothing */
   uint64_t cap, bytes; /* bound, and decoded bytes held */
+  uint32_t chunk_size;
   struct centry *e;
   struct lru order;     /* held chunks, over one node per entry */
   struct bufpool *pool; /* buffers for chunks to hold, pages touched */
@@ -58,7 +59,7 @@ size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,
 /* A buffer of a chunk's size for a chunk the cache will hold (from its
  * pool when it keeps anything, else from malloc); NULL when out of
  * memory.  ccache_unbuf gives one back that the cache was not given. */
-void *ccache_buf(struct ccache *c, uint32_t chunk_size);
+void *ccache_buf(struct ccache *c);
 void ccache_unbuf(struct ccache *c, void *buf);
 
 /* Ends the caller's fetch of chunk i: `data` (from ccache_buf, len decoded

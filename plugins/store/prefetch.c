@@ -61,7 +61,7 @@ static uint8_t *take_chunk(struct store *s, const uint64_t *c, size_t k,
   const struct ufk_store_entry *e = s->entry[c[k]], *a = s->entry[c[0]];
   int again = k > 0 && s->entry[c[k - 1]] == e;
   if (!buf || (again && !before)) return NULL;
-  uint8_t *out = ccache_buf(&s->cache, s->m.chunk_size);
+  uint8_t *out = ccache_buf(&s->cache);
   if (!out) {
     *rc = ufk_fail(host, ENOMEM, "out of memory");
   } else if (again) {

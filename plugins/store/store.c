@@ -196,13 +196,12 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
   }
   uint64_t clen = chunk_len(s, i);
   int whole = shift == 0 && n == clen;
-  uint8_t *out = whole ? dst : ccache_buf(&s->cache, s->m.chunk_size);
+  uint8_t *out = whole ? dst : ccache_buf(&s->cache);
   uint8_t *keep = NULL;
   int rc = out ? decode_chunk(s, i, out, flags)
                : ufk_fail(host, ENOMEM, "out of memory");
   if (rc == 0 && !whole) memcpy(dst, out + shift, n);
-  if (rc == 0 && got == CC_MINE)
-    keep = whole ? ccache_buf(&s->cache, s->m.chunk_size) : out;
+  if (rc == 0 && got == CC_MINE) keep = whole ? ccache_buf(&s->cache) : out;
   if (keep && whole) memcpy(keep, dst, clen);
   /* From here the cache owns keep (it may drop it at once). */
   if (got == CC_MINE) ccache_done(&s->cache, i, keep, clen);

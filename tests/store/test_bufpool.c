@@ -46,6 +46,33 @@ START_TEST(refills_below_half) {
 }
 END_TEST
 
+/* Takes down to half: wakes the filler (or starts one), which fills up. */
+static void drain_and_refill(struct bufpool *p, unsigned ahead) {
+  void *t[64];
+  unsigned k = ahead - ahead / 2;
+  for (unsigned i = 0; i < k; i++)
+    t[i] = bufpool_take(p);
+  ck_assert_uint_eq(wait_ready(p, ahead), ahead);
+  for (unsigned i = 0; i < k; i++)
+    free(t[i]);
+}
+
+/* A busy pool keeps its one filler (no thread started on the fault path
+ * per refill); one idle past a second has none, and starts one again. */
+START_TEST(one_filler_while_busy_none_when_idle) {
+  struct bufpool *p = bufpool_new(4096, 8);
+  free(bufpool_take(p));
+  ck_assert_uint_eq(wait_ready(p, 8), 8);
+  for (int round = 0; round < 5; round++)
+    drain_and_refill(p, 8);
+  ck_assert_uint_eq(bufpool_starts(p), 1);
+  sleep(2);
+  drain_and_refill(p, 8);
+  ck_assert_uint_eq(bufpool_starts(p), 2);
+  bufpool_free(p);
+}
+END_TEST
+
 START_TEST(gives_back_up_to_ahead) {
   struct bufpool *p = bufpool_new(4096, 4);
   void *t[6];
@@ -72,7 +99,7 @@ START_TEST(cache_holds_chunks_from_its_pool) {
   for (int i = 0; i < 3; i++) {
     uint64_t want = (uint64_t)i;
     ck_assert_uint_eq(ccache_claim(&c, &want, 1, 4096), 1);
-    b[i] = ccache_buf(&c, 4096);
+    b[i] = ccache_buf(&c);
     memset(b[i], i + 1, 4096);
     ccache_done(&c, (uint64_t)i, b[i], 4096);
   }
@@ -91,7 +118,7 @@ START_TEST(cache_off_has_no_pool) {
   struct ccache c;
   ck_assert_int_eq(ccache_init(&c, 0, 16, 4096), 0);
   ck_assert_ptr_null(c.pool);
-  void *b = ccache_buf(&c, 4096);
+  void *b = ccache_buf(&c);
   ck_assert_ptr_nonnull(b);
   ccache_unbuf(&c, b);
   ccache_free(&c);
@@ -104,6 +131,7 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, fills_ahead_after_first_take);
   tcase_add_test(tc, refills_below_half);
+  tcase_add_test(tc, one_filler_while_busy_none_when_idle);
   tcase_add_test(tc, gives_back_up_to_ahead);
   tcase_add_test(tc, cache_holds_chunks_from_its_pool);
   tcase_add_test(tc, cache_off_has_no_pool);
