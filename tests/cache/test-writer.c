@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "checkrun.h"
 #include "writer.h"
 
 /* A write function the test holds: each call waits until released. */
@@ -113,9 +114,5 @@ int main(void) {
   tcase_add_test(tc, past_the_copies_places_then_refusal);
   tcase_add_test(tc, stopping_writes_the_queue_out);
   suite_add_tcase(s, tc);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkrun.h"
 #include "ctltest.h"
 
 /* ---- a synthetic view ---- */
@@ -201,10 +202,7 @@ int main(void) {
     perror("mkdtemp");
     return 1;
   }
-  SRunner *r = srunner_create(suite());
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
+  int failed = ufk_check_run(suite());
   char cmd[96];
   snprintf(cmd, sizeof cmd, "rm -rf %s", basedir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", basedir);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkrun.h"
 #include "e2b_sample.h"
 
 static void put64(uint8_t *p, uint64_t v) {
@@ -455,9 +456,5 @@ int main(void) {
   tcase_add_loop_test(t, corrupt_inner, 0, sizeof bad / sizeof bad[0]);
   tcase_add_test(t, corrupt_container);
   suite_add_tcase(s, t);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "checkrun.h"
 #include "e2b_sample.h"
 
 static uint8_t plain[3 * 4096];
@@ -239,9 +240,5 @@ int main(void) {
   tcase_add_test(t, resolve_entries);
   tcase_add_test(t, resolve_gap_from_own_header);
   suite_add_tcase(s, t);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

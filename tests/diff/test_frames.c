@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "frames.h"
 
 #define FRAME 4096
@@ -90,9 +91,5 @@ int main(void) {
   tcase_add_test(t, bounded_least_recently_used);
   tcase_add_test(t, failed_decode_kept_nowhere);
   suite_add_tcase(s, t);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "fakehost.h"
 
 const char *env(const char *name) {
@@ -259,11 +260,7 @@ int run_suite(Suite *s) {
   }
   snprintf(path, sizeof path, "%s/data.bin", root);
   make_file(path, DATA_SIZE, DATA_SEED);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }
 
 uint64_t counter_now(const char *name) {

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "notify.h"
 
 struct receiver {
@@ -513,9 +514,5 @@ int main(void) {
   tcase_add_test(t, listen_fds_names);
   tcase_add_test(t, fdstore_round_trip);
   suite_add_tcase(s, t);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

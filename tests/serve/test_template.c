@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkrun.h"
 #include "config.h"
 #include "conftext.h"
 #include "template.h"
@@ -130,9 +131,5 @@ int main(void) {
   tcase_add_test(tc, test_refused_at_load);
   tcase_add_test(tc, test_start_timeout);
   suite_add_tcase(s, tc);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

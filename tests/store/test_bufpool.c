@@ -7,6 +7,7 @@
 
 #include "bufpool.h"
 #include "ccache.h"
+#include "checkrun.h"
 
 /* Waits (up to 20 s: a loaded machine) for the pool to hold `n` ready. */
 static unsigned wait_ready(struct bufpool *p, unsigned n) {
@@ -142,9 +143,5 @@ int main(void) {
   tcase_add_test(tc, cache_holds_chunks_from_its_pool);
   tcase_add_test(tc, cache_off_has_no_pool);
   suite_add_tcase(s, tc);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

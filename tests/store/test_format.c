@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkrun.h"
 #include "chunk.h"
 #include "index.h"
 #include "info.h"
@@ -429,9 +430,5 @@ int main(void) {
   tcase_add_test(tc, chunks_encrypted);
   tcase_add_test(tc, info_round_trip);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

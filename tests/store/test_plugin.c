@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "fakehost.h"
 
 #define K4 4096u
@@ -576,9 +577,5 @@ int main(void) {
   tcase_add_test(tc, prefetch_bounded_by_chunk_cache);
   tcase_add_test(tc, read_waits_for_prefetch);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "ipc.h"
 #include "pinned.h"
 
@@ -231,9 +232,5 @@ int main(void) {
     tcase_add_test(tc, tests[i].fn);
     suite_add_tcase(s, tc);
   }
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "config.h"
 #include "conftext.h"
 #include "host.h"
@@ -515,9 +516,5 @@ int main(void) {
   tcase_add_test(ce, conferr_abi_major);
   tcase_add_test(ce, conferr_from_plugin);
   suite_add_tcase(s, ce);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkrun.h"
 #include "config.h"
 #include "conftext.h"
 #include "host.h"
@@ -358,9 +359,5 @@ int main(void) {
   tcase_add_test(threads, parallel_up_to_max_concurrency);
   tcase_add_test(threads, prefetch_leaves_one_call);
   suite_add_tcase(s, threads);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "conftest.h"
 
 struct daemon_conf C;
@@ -369,9 +370,5 @@ int main(void) {
   add_error_cases(s);
   const struct conf_case includes_[] = {{"includes", includes}};
   add_cases(s, includes_, 1);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

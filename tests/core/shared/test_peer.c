@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "log.h"
 #include "peer.h"
 #include "utf8.h"
@@ -148,9 +149,5 @@ int main(void) {
   tcase_add_test(l, rate_limit);
   tcase_add_test(l, quote);
   suite_add_tcase(s, l);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkrun.h"
 #include "hstest.h"
 #include "region.h"
 
@@ -242,9 +243,5 @@ int main(void) {
   TCase *find = tcase_create("find_region");
   tcase_add_test(find, find_region);
   suite_add_tcase(s, find);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "config.h"
 #include "control.h"
 #include "handshake.h"
@@ -281,9 +282,5 @@ int main(void) {
   tcase_set_timeout(t, 60);
   tcase_add_test(t, control);
   suite_add_tcase(s, t);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int nfailed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return nfailed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "busypoll.h"
+#include "checkrun.h"
 
 #define WINDOW 50000ull
 
@@ -101,9 +102,5 @@ int main(void) {
   tcase_set_timeout(t, 60);
   tcase_add_test(t, stops_while_cpus_busy);
   suite_add_tcase(s, t);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "install.h"
 #include "session.h"
 #include "shm.h"
@@ -194,9 +195,5 @@ int main(void) {
   tcase_add_test(t, zero_after_copy);
   tcase_add_test(t, copy_after_zero);
   suite_add_tcase(s, t);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "config.h"
 #include "conftext.h"
 #include "host.h"
@@ -240,9 +241,5 @@ int main(void) {
     tcase_add_test(tc, cases[i].t);
     suite_add_tcase(s, tc);
   }
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return ufk_check_run(s);
 }

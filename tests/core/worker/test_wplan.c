@@ -2,6 +2,7 @@
 #include <check.h>
 #include <stdlib.h>
 
+#include "checkrun.h"
 #include "wplan.h"
 
 static size_t plan(const uint64_t *pages, size_t n, uint64_t nsrc, uint64_t gap,
@@ -79,9 +80,5 @@ int main(void) {
   tcase_add_test(tc, splits_at_blocks);
   tcase_add_test(tc, ignores_pages_outside);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return ufk_check_run(s);
 }

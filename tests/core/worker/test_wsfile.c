@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkrun.h"
 #include "wsfile.h"
 
 static char dir[64], path[128], err[512];
@@ -179,9 +180,5 @@ int main(void) {
     tcase_add_test(tc, cases[i].t);
     suite_add_tcase(s, tc);
   }
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return ufk_check_run(s);
 }
