@@ -17,8 +17,14 @@ struct bufpool {
   void **ready;
   pthread_t filler;
   int running, joinable, stop;
-  unsigned starts; /* fillers started */
+  unsigned starts;        /* fillers started */
+  uint64_t *made, *empty; /* counters, or NULL */
 };
+
+/* Adds one to a counter the pool may have. */
+static void count(uint64_t *c) {
+  if (c) __atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+}
 
 struct bufpool *bufpool_new(size_t size, unsigned ahead) {
   struct bufpool *p = calloc(1, sizeof *p);
@@ -78,10 +84,12 @@ static void *fill(void *arg) {
       void *b = touched(p->size);
       pthread_mutex_lock(&p->lock);
       if (!b) goto out; /* out of memory: takes fall back to malloc */
-      if (p->n < p->ahead)
+      if (p->n < p->ahead) {
         p->ready[p->n++] = b;
-      else
+        count(p->made);
+      } else {
         free(b);
+      }
     }
   } while (!wait_want(p));
 out:
@@ -111,8 +119,16 @@ void *bufpool_take(struct bufpool *p) {
   pthread_mutex_lock(&p->lock);
   void *b = p->n ? p->ready[--p->n] : NULL;
   refill(p);
+  if (!b) count(p->empty);
   pthread_mutex_unlock(&p->lock);
   return b ? b : malloc(p->size);
+}
+
+void bufpool_count(struct bufpool *p, uint64_t *made, uint64_t *empty) {
+  pthread_mutex_lock(&p->lock);
+  p->made = made;
+  p->empty = empty;
+  pthread_mutex_unlock(&p->lock);
 }
 
 void bufpool_give(struct bufpool *p, void *buf) {

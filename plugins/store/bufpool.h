@@ -12,6 +12,7 @@
 #define UFFDKIT_PLUGIN_STORE_BUFPOOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct bufpool;
 
@@ -29,6 +30,11 @@ void *bufpool_take(struct bufpool *p);
 /* Gives a buffer taken from p back (kept while the pool has fewer than
  * `ahead` ready, else freed).  NULL is ignored. */
 void bufpool_give(struct bufpool *p, void *buf);
+
+/* Counters the pool adds to from now (either may be NULL): buffers it
+ * wrote ahead, and takes that found none ready and got fresh memory (each
+ * a first write to every page on the fault path). */
+void bufpool_count(struct bufpool *p, uint64_t *made, uint64_t *empty);
 
 /* Buffers ready now, and filler threads started so far (for tests). */
 unsigned bufpool_ready(struct bufpool *p);

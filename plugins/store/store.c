@@ -97,6 +97,10 @@ static void *create(const struct ufk_config *cfg, struct ufk_next *below) {
                            "chunks refused: tag, decoding or id mismatch");
   s->c_recent = host->counter(cfg, "chunk_cache_hits",
                               "reads served from checked chunks kept");
+  s->c_pool_made =
+      host->counter(cfg, "pool_buffers", "chunk buffers written ahead of use");
+  s->c_pool_empty = host->counter(cfg, "pool_empty",
+                                  "chunk buffers taken fresh: none was ready");
   return s;
 }
 
@@ -117,6 +121,8 @@ static int start(void *inst) {
                     host->where(s->cfg, "chunk_cache"),
                     (unsigned long long)s->m.nchunks);
   }
+  if (s->cache.pool)
+    bufpool_count(s->cache.pool, s->c_pool_made, s->c_pool_empty);
   host->log(UFK_LOG_INFO,
             "store snapshot %s: %llu bytes in %llu chunks of %u, %u packs%s",
             s->snapshot, (unsigned long long)s->m.image_size,

@@ -80,6 +80,22 @@ START_TEST(one_filler_while_busy_none_when_idle) {
 }
 END_TEST
 
+/* The counters: a take from an empty pool is counted as empty, the
+ * buffers the filler writes as made; a take of a ready one is neither. */
+START_TEST(counts_made_and_empty_takes) {
+  struct bufpool *p = bufpool_new(4096, 8);
+  uint64_t made = 0, empty = 0;
+  bufpool_count(p, &made, &empty);
+  free(bufpool_take(p));
+  ck_assert_uint_eq(empty, 1);
+  ck_assert_uint_eq(wait_ready(p, 8), 8);
+  ck_assert_uint_eq(__atomic_load_n(&made, __ATOMIC_RELAXED), 8);
+  free(bufpool_take(p));
+  ck_assert_uint_eq(empty, 1);
+  bufpool_free(p);
+}
+END_TEST
+
 /* Gives keep up to `ahead` and free the rest (ASan sees a lost or twice
  * freed buffer).  No take: no filler races the count. */
 START_TEST(gives_back_up_to_ahead) {
@@ -139,6 +155,7 @@ int main(void) {
   tcase_add_test(tc, fills_ahead_after_first_take);
   tcase_add_test(tc, refills_at_half);
   tcase_add_test(tc, one_filler_while_busy_none_when_idle);
+  tcase_add_test(tc, counts_made_and_empty_takes);
   tcase_add_test(tc, gives_back_up_to_ahead);
   tcase_add_test(tc, cache_holds_chunks_from_its_pool);
   tcase_add_test(tc, cache_off_has_no_pool);
