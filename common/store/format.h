@@ -28,6 +28,11 @@
 #define UFK_STORE_CHUNK_MIN 4096u
 #define UFK_STORE_CHUNK_MAX (4u << 20)
 #define UFK_STORE_NO_PACK 0xFFFFFFFFu /* manifest: an all-zero chunk */
+/* The largest manifest or index: a reader loads each whole, and refuses
+ * more; the importer cuts packs and refuses snapshots to stay within it.
+ * A manifest takes 36 bytes a chunk, so this bounds an image to about
+ * 57 GiB in 4 KiB chunks, 228 GiB in 16 KiB, 3.6 TiB in 256 KiB. */
+#define UFK_STORE_META_MAX ((uint64_t)512 << 20)
 
 #define UFK_STORE_F_ENCRYPTED (1u << 0)
 #define UFK_STORE_F_KNOWN UFK_STORE_F_ENCRYPTED

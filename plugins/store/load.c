@@ -19,11 +19,12 @@ static int load_object(struct store *s, const char *name, uint8_t **buf,
                        size_t *len, char **shown) {
   struct object o;
   int rc = obj_open(s, &o, name);
-  if (rc == 0 && o.size > (64u << 20))
+  if (rc == 0 && o.size > UFK_STORE_META_MAX)
     rc = ufk_fail(host, EFBIG,
-                  "%s: %llu bytes is too large for a store "
-                  "object",
-                  o.shown, (unsigned long long)o.size);
+                  "%s: %llu bytes, more than the %llu a store's metadata "
+                  "object may have (uffdkit-snap writes none larger)",
+                  o.shown, (unsigned long long)o.size,
+                  (unsigned long long)UFK_STORE_META_MAX);
   *buf = rc == 0 ? malloc(o.size ? o.size : 1) : NULL;
   if (rc == 0 && !*buf) rc = ufk_fail(host, ENOMEM, "out of memory");
   if (rc == 0 && o.size) rc = obj_read(&o, *buf, o.size, 0, 0);

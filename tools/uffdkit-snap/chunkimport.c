@@ -145,6 +145,31 @@ out:
   return rc;
 }
 
+/* A manifest of nchunks references fits what a reader loads. */
+static int manifest_fits(uint64_t nchunks) {
+  struct ufk_store_manifest mf = {.nchunks = nchunks};
+  return ufk_store_manifest_size(&mf) <= UFK_STORE_META_MAX;
+}
+
+/* Refuses an image whose manifest in chunks of `chunk` would be larger
+ * than a reader loads, naming the chunk size that would do. */
+static int check_manifest_size(const struct imp *m, uint32_t chunk) {
+  uint64_t n = (m->size - 1) / chunk + 1, fit = chunk;
+  if (manifest_fits(n)) return 0;
+  while (fit <= UFK_STORE_CHUNK_MAX && !manifest_fits((m->size - 1) / fit + 1))
+    fit *= 2;
+  char how[96] = "no chunk size makes it fit";
+  if (fit <= UFK_STORE_CHUNK_MAX)
+    snprintf(how, sizeof how,
+             "import it into a new store with --chunk-size %llu or more",
+             (unsigned long long)fit);
+  snap_error("%s: %llu bytes in chunks of %u are %llu chunks, a manifest "
+             "larger than the %llu bytes a reader loads; %s",
+             m->name, (unsigned long long)m->size, chunk, (unsigned long long)n,
+             (unsigned long long)UFK_STORE_META_MAX, how);
+  return -1;
+}
+
 static int run(struct imp *m) {
   m->nchunks = (m->size - 1) / m->s.info.chunk_size + 1;
   m->refs = calloc(m->nchunks, sizeof *m->refs);
@@ -304,6 +329,13 @@ static void imp_free(struct imp *m) {
   cs_close(&m->s);
 }
 
+/* A store is there already (its chunk size is its own). */
+static int store_exists(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/store", dir);
+  return access(path, F_OK) == 0;
+}
+
 int cs_import(int argc, char **argv) {
   struct imp_opts o = {
       .codec = "zstd", .level = 3, .pack_size = CS_DEFAULT_PACK};
@@ -321,7 +353,11 @@ int cs_import(int argc, char **argv) {
   int rc = -1;
   /* The input is checked before a new store is made for it. */
   if (open_input(&m, &o, argv[optind + 2]) == 0 &&
+      (store_exists(argv[optind]) ||
+       check_manifest_size(&m, o.cs.chunk_size ? o.cs.chunk_size
+                                               : CS_DEFAULT_CHUNK) == 0) &&
       cs_open(&m.s, argv[optind], &o.cs, 1, CS_LOCK_SHARED, 1) == 0 &&
+      check_manifest_size(&m, m.s.info.chunk_size) == 0 &&
       cw_init(&m.w, &m.s, codec, o.level, o.pack_size) == 0 &&
       refuse_existing(&m) == 0 && (!o.base || open_base(&m, o.base) == 0))
     rc = run(&m);

@@ -126,11 +126,20 @@ static int append_entry(struct chunkwriter *w,
   return 0;
 }
 
+/* The pack being written is full: its bytes reached the pack size, or
+ * one more entry would make its index larger than a reader loads (chunks
+ * that compress to a few bytes). */
+static int pack_full(struct chunkwriter *w) {
+  struct ufk_store_index next = {.nentries = cur(w)->nentries + 1};
+  return w->off >= w->pack_limit ||
+         ufk_store_index_size(&next) > UFK_STORE_META_MAX;
+}
+
 int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
            const void *raw, uint32_t len, uint32_t *pack) {
   struct ufk_store_entry e;
   struct ufk_store_err err;
-  if (w->fd >= 0 && w->off >= w->pack_limit && end_pack(w) < 0) return -1;
+  if (w->fd >= 0 && pack_full(w) && end_pack(w) < 0) return -1;
   if (w->fd < 0 && begin_pack(w) < 0) return -1;
   if (ufk_store_chunk_encode(&w->s->keys, w->codec, w->level, id, raw, len,
                              w->enc, &e, &err) < 0) {
