@@ -25,6 +25,7 @@ struct imp {
   struct ufk_store_manifest base;
   struct cs_loc *base_locs;
   uint64_t size, nchunks;
+  uint64_t hole_to;           /* raw input: bytes below it known to be a hole */
   struct ufk_store_ref *refs; /* pack: number in s.packs until the end */
   uint8_t *buf, *old;
   uint64_t zero, dedup, kept;
@@ -100,10 +101,27 @@ static int diff_chunk(struct imp *m, uint64_t i, uint32_t len) {
   return put_chunk(m, i, m->old, len);
 }
 
+/* Whether chunk i of a raw image lies in one of its holes (zero, left
+ * unread: a sparse image imports at the speed of its data).  hole_to is
+ * where the data after the last hole found starts. */
+static int in_hole(struct imp *m, uint64_t i, uint32_t len) {
+  uint64_t off = i * m->s.info.chunk_size;
+  if (off >= m->hole_to && seek(m, off, SEEK_DATA, m->size, &m->hole_to) < 0)
+    return -1;
+  return off + len <= m->hole_to;
+}
+
 static int one_chunk(struct imp *m, uint64_t i) {
   uint32_t len = chunk_len(m, i);
   uint64_t off = i * m->s.info.chunk_size;
   if (m->have_base) return diff_chunk(m, i, len);
+  int hole = m->is_e2b ? 0 : in_hole(m, i, len);
+  if (hole < 0) return -1;
+  if (hole) {
+    m->refs[i].pack = UFK_STORE_NO_PACK;
+    m->zero++;
+    return 0;
+  }
   int rc = m->is_e2b ? image_read(&m->e2b, m->buf, len, off)
                      : snap_pread(m->in, m->buf, len, off, m->in_name);
   return rc < 0 ? -1 : put_chunk(m, i, m->buf, len);
