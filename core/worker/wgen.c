@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conferr.h"
+#include "helpers.h"
 #include "log.h"
 #include "mem.h"
 #include "stack.h"
@@ -179,11 +180,8 @@ static void unlink_gen(struct wgen *g) {
 }
 
 /* Generations being freed on threads of their own, waited for at exit. */
-static struct {
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  int n;
-} F = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+/* Threads freeing generations aside, joined when they end. */
+static struct helpers F = HELPERS_INIT;
 
 static void destroy_gen(struct wgen *g) {
   release_listeners(g);
@@ -312,10 +310,6 @@ const char *wgen_plugin_dir(int gen) {
 
 static void *free_thread(void *arg) {
   destroy_gen(arg);
-  pthread_mutex_lock(&F.lock);
-  F.n--;
-  pthread_cond_broadcast(&F.cond);
-  pthread_mutex_unlock(&F.lock);
   return NULL;
 }
 
@@ -325,15 +319,7 @@ static void *free_thread(void *arg) {
 static void free_aside(struct wgen *g) {
   unlink_gen(g);
   g->next = NULL;
-  pthread_t t;
-  pthread_attr_t a;
-  pthread_attr_init(&a);
-  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-  pthread_mutex_lock(&F.lock);
-  F.n++;
-  pthread_mutex_unlock(&F.lock);
-  if (pthread_create(&t, &a, free_thread, g) != 0) free_thread(g);
-  pthread_attr_destroy(&a);
+  if (helpers_start(&F, free_thread, g) != 0) destroy_gen(g);
 }
 
 void wgen_sweep(wgen_used_fn used) {
@@ -353,10 +339,7 @@ void wgen_free_all(void) {
   G.building = NULL;
   while (G.gens)
     free_gen(G.gens);
-  pthread_mutex_lock(&F.lock);
-  while (F.n)
-    pthread_cond_wait(&F.cond, &F.lock);
-  pthread_mutex_unlock(&F.lock);
+  helpers_join_all(&F);
   if (G.done >= 0) close(G.done);
   G.done = -1;
 }

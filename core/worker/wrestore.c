@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "log.h"
 #include "pinned.h"
 #include "pool.h"
@@ -91,14 +92,14 @@ static void adopt(int ipc, const char *name, uint32_t serial, int fd,
 static struct {
   pthread_mutex_t lock;
   pthread_cond_t cond;    /* a restore queued, or stop */
-  pthread_cond_t gone;    /* a starter left */
   struct wrestore *queue; /* to build, in no particular order */
   struct wrestore *done;  /* built, for the loop to finish */
-  int nthreads, idle, queued, stop;
+  int idle, queued, stop;
+  struct helpers threads; /* the starters, joined when they end */
   int efd;
 } B = {.lock = PTHREAD_MUTEX_INITIALIZER,
        .cond = PTHREAD_COND_INITIALIZER,
-       .gone = PTHREAD_COND_INITIALIZER,
+       .threads = HELPERS_INIT,
        .efd = -1};
 
 static void reply(int ipc, const char *name, uint32_t serial, const char *why) {
@@ -174,8 +175,6 @@ static void *starter(void *arg) {
                strerror(errno));
     if (B.idle >= STARTERS_IDLE) break;
   }
-  B.nthreads--;
-  pthread_cond_signal(&B.gone);
   pthread_mutex_unlock(&B.lock);
   return NULL;
 }
@@ -185,15 +184,7 @@ static void *starter(void *arg) {
 static int start_build(struct wrestore *r) {
   int rc = 0;
   pthread_mutex_lock(&B.lock);
-  if (B.idle <= B.queued) {
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    rc = pthread_create(&t, &a, starter, NULL);
-    pthread_attr_destroy(&a);
-    if (rc == 0) B.nthreads++;
-  }
+  if (B.idle <= B.queued) rc = helpers_start(&B.threads, starter, NULL);
   if (rc == 0) {
     r->queue_next = B.queue;
     B.queue = r;
@@ -209,9 +200,8 @@ static void stop_starters(void) {
   pthread_mutex_lock(&B.lock);
   B.stop = 1;
   pthread_cond_broadcast(&B.cond);
-  while (B.nthreads)
-    pthread_cond_wait(&B.gone, &B.lock);
   pthread_mutex_unlock(&B.lock);
+  helpers_join_all(&B.threads);
 }
 
 static struct wrestore *by_name(const char *name) {
