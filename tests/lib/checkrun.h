@@ -4,8 +4,9 @@
 
 #include <check.h>
 
-/* Runs every test of s (each forked, as Check does by default), prints
- * the summary and frees s: 0 if all passed, else 1, for main to return. */
+/* Runs every test of s (each forked, as Check does by default), or those
+ * CK_RUN_CASE names, prints the summary and frees s: 0 if all passed and
+ * at least one ran, else 1, for main to return. */
 int ufk_check_run(Suite *s);
 
 #endif
