@@ -18,3 +18,14 @@ int ufk_check_run(Suite *s) {
   }
   return failed ? 1 : 0;
 }
+
+void ufk_check_cases(Suite *s, const struct ufk_check_case *c, size_t n,
+                     SFun setup, SFun teardown, double timeout) {
+  for (size_t i = 0; i < n; i++) {
+    TCase *tc = tcase_create(c[i].name);
+    if (setup || teardown) tcase_add_checked_fixture(tc, setup, teardown);
+    if (timeout > 0) tcase_set_timeout(tc, timeout);
+    tcase_add_test(tc, c[i].test);
+    suite_add_tcase(s, tc);
+  }
+}

@@ -215,22 +215,15 @@ END_TEST
 
 int main(void) {
   Suite *s = suite_create("pinned");
-  struct {
-    const char *name;
-    const TTest *fn;
-  } tests[] = {{"rename_keeps_inode", rename_keeps_inode},
-               {"writable_not_pinned", writable_not_pinned},
-               {"missing_file", missing_file},
-               {"adopted_from_earlier_worker", adopted_from_earlier_worker},
-               {"bad_meta_refused", bad_meta_refused},
-               {"owners_apart", owners_apart},
-               {"no_scope_not_pinned", no_scope_not_pinned},
-               {"record_same_and_shared", record_same_and_shared}};
-  for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
-    TCase *tc = tcase_create(tests[i].name);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, tests[i].fn);
-    suite_add_tcase(s, tc);
-  }
+  const struct ufk_check_case cases[] = {
+      {"rename_keeps_inode", rename_keeps_inode},
+      {"writable_not_pinned", writable_not_pinned},
+      {"missing_file", missing_file},
+      {"adopted_from_earlier_worker", adopted_from_earlier_worker},
+      {"bad_meta_refused", bad_meta_refused},
+      {"owners_apart", owners_apart},
+      {"no_scope_not_pinned", no_scope_not_pinned},
+      {"record_same_and_shared", record_same_and_shared}};
+  ufk_check_cases(s, cases, sizeof cases / sizeof *cases, setup, teardown, 0);
   return ufk_check_run(s);
 }

@@ -58,20 +58,12 @@ END_TEST
 
 int main(void) {
   Suite *s = suite_create("core-worker-helpers");
-  struct {
-    const char *name;
-    const TTest *t;
-  } cases[] = {
+  const struct ufk_check_case cases[] = {
       {"join_all_waits_for_thread_local_destructors",
        join_all_waits_for_thread_local_destructors},
       {"finished_helpers_joined_at_next_start",
        finished_helpers_joined_at_next_start},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    TCase *tc = tcase_create(cases[i].name);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, cases[i].t);
-    suite_add_tcase(s, tc);
-  }
+  ufk_check_cases(s, cases, sizeof cases / sizeof *cases, NULL, NULL, 60);
   return ufk_check_run(s);
 }

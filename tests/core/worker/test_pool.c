@@ -226,20 +226,12 @@ END_TEST
 
 int main(void) {
   Suite *s = suite_create("core-worker-pool");
-  struct {
-    const char *name;
-    const TTest *t;
-  } cases[] = {
+  const struct ufk_check_case cases[] = {
       {"installs_every_byte", installs_every_byte},
       {"removed_page_reads_zero", removed_page_reads_zero},
       {"source_error_installs_nothing", source_error_installs_nothing},
       {"ending_session_gives_up", ending_session_gives_up},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    TCase *tc = tcase_create(cases[i].name);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, cases[i].t);
-    suite_add_tcase(s, tc);
-  }
+  ufk_check_cases(s, cases, sizeof cases / sizeof *cases, NULL, NULL, 60);
   return ufk_check_run(s);
 }

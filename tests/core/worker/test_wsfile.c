@@ -165,20 +165,12 @@ END_TEST
 
 int main(void) {
   Suite *s = suite_create("core-worker-wsfile");
-  struct {
-    const char *name;
-    const TTest *t;
-  } cases[] = {
+  const struct ufk_check_case cases[] = {
       {"round_trip", round_trip},
       {"huge_pages_and_empty", huge_pages_and_empty},
       {"malformed_refused", malformed_refused},
       {"write_failure_named", write_failure_named},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    TCase *tc = tcase_create(cases[i].name);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, cases[i].t);
-    suite_add_tcase(s, tc);
-  }
+  ufk_check_cases(s, cases, sizeof cases / sizeof *cases, setup, teardown, 0);
   return ufk_check_run(s);
 }
