@@ -6,14 +6,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A filler with nothing to do for this many seconds ends. */
-#define IDLE_S 1
-
 struct bufpool {
   pthread_mutex_t lock;
   pthread_cond_t want; /* a take left the pool at half or less, or stop */
   size_t size;
   unsigned ahead, n; /* wanted ready, ready now */
+  uint64_t idle_ns;  /* a filler with nothing to do this long ends */
   void **ready;
   pthread_t filler;
   int running, joinable, stop;
@@ -26,7 +24,7 @@ static void count(uint64_t *c) {
   if (c) __atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
 }
 
-struct bufpool *bufpool_new(size_t size, unsigned ahead) {
+struct bufpool *bufpool_new(size_t size, unsigned ahead, uint64_t idle_ns) {
   struct bufpool *p = calloc(1, sizeof *p);
   if (!p || !ahead) {
     free(p);
@@ -45,6 +43,7 @@ struct bufpool *bufpool_new(size_t size, unsigned ahead) {
   pthread_mutex_init(&p->lock, NULL);
   p->size = size;
   p->ahead = ahead;
+  p->idle_ns = idle_ns;
   return p;
 }
 
@@ -60,11 +59,13 @@ static void *touched(size_t size) {
 }
 
 /* Lock held: waits for a take to leave the pool at half or less, for
- * IDLE_S at most.  0 when the filler has work, else it should end. */
+ * idle_ns at most.  0 when the filler has work, else it should end. */
 static int wait_want(struct bufpool *p) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  t.tv_sec += IDLE_S;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  uint64_t end =
+      (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec + p->idle_ns;
+  struct timespec t = {(time_t)(end / 1000000000u), (long)(end % 1000000000u)};
   int rc = 0;
   while (!p->stop && p->n > p->ahead / 2 && rc != ETIMEDOUT)
     rc = pthread_cond_timedwait(&p->want, &p->lock, &t);
@@ -73,7 +74,7 @@ static int wait_want(struct bufpool *p) {
 
 /* Tops the pool up to `ahead`, allocating outside the lock, and again
  * each time takes leave it at half; ends when it has been full for
- * IDLE_S, so an idle pool has no thread (a daemon may hold thousands of
+ * idle_ns, so an idle pool has no thread (a daemon may hold thousands of
  * pools) and a busy one starts none on the fault path. */
 static void *fill(void *arg) {
   struct bufpool *p = arg;

@@ -5,7 +5,7 @@
  * pages for a 16 KiB chunk).  The pool keeps up to `ahead` such buffers
  * ready: when a take leaves it at half or less, a thread of its own
  * allocates and touches new ones, off the fault path; it stays while takes
- * keep coming and ends after a second with the pool full.  Buffers the
+ * keep coming and ends after idle_ns with the pool full.  Buffers the
  * cache drops come back to it.  Memory above
  * what the cache holds: at most `ahead` buffers. */
 #ifndef UFFDKIT_PLUGIN_STORE_BUFPOOL_H
@@ -16,9 +16,10 @@
 
 struct bufpool;
 
-/* A pool of buffers of `size` bytes keeping `ahead` ready; NULL when out
- * of memory. */
-struct bufpool *bufpool_new(size_t size, unsigned ahead);
+/* A pool of buffers of `size` bytes keeping `ahead` ready, whose filler
+ * thread ends after idle_ns with nothing to do; NULL when out of
+ * memory. */
+struct bufpool *bufpool_new(size_t size, unsigned ahead, uint64_t idle_ns);
 
 /* Frees the pool and the buffers it holds (not those taken). */
 void bufpool_free(struct bufpool *p);

@@ -13,6 +13,11 @@ struct centry {
   uint8_t state;
 };
 
+/* The pool's filler ends after this long with nothing to do: it stays
+ * through a restore's bursts of faults, and an idle listener keeps no
+ * thread (a daemon may hold thousands). */
+#define POOL_IDLE_NS 1000000000ull
+
 int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
                 uint32_t chunk_size) {
   memset(c, 0, sizeof *c);
@@ -27,7 +32,11 @@ int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
       (bytes / 8 < (4u << 20) ? bytes / 8 : (4u << 20)) / chunk_size;
   struct lru_node *node = calloc(nchunks, sizeof *node);
   c->e = calloc(nchunks, sizeof *c->e);
-  c->pool = bufpool_new(chunk_size, ahead < 1 ? 1 : ahead > 256 ? 256 : ahead);
+  c->pool = bufpool_new(chunk_size,
+                        ahead < 1     ? 1
+                        : ahead > 256 ? 256
+                                      : ahead,
+                        POOL_IDLE_NS);
   if (!node || !c->e || !c->pool) {
     free(node);
     free(c->e);

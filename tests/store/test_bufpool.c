@@ -9,6 +9,8 @@
 #include "ccache.h"
 #include "checkrun.h"
 
+#define SECOND 1000000000ull
+
 /* Waits (up to 20 s: a loaded machine) for the pool to hold `n` ready. */
 static unsigned wait_ready(struct bufpool *p, unsigned n) {
   for (int i = 0; i < 2000 && bufpool_ready(p) != n; i++)
@@ -17,7 +19,7 @@ static unsigned wait_ready(struct bufpool *p, unsigned n) {
 }
 
 START_TEST(fills_ahead_after_first_take) {
-  struct bufpool *p = bufpool_new(16384, 8);
+  struct bufpool *p = bufpool_new(16384, 8, SECOND);
   ck_assert_ptr_nonnull(p);
   ck_assert_uint_eq(bufpool_ready(p), 0); /* nothing before it is used */
   void *b = bufpool_take(p);
@@ -37,7 +39,7 @@ END_TEST
  * wakes it and it fills up.  (Exactly to half: a take after the wake-up
  * could meet a full pool again and leave it at ahead - 1.) */
 START_TEST(refills_at_half) {
-  struct bufpool *p = bufpool_new(4096, 8);
+  struct bufpool *p = bufpool_new(4096, 8, SECOND);
   void *t[4];
   free(bufpool_take(p));
   ck_assert_uint_eq(wait_ready(p, 8), 8);
@@ -64,16 +66,28 @@ static void drain_and_refill(struct bufpool *p, unsigned ahead) {
     free(t[i]);
 }
 
-/* A busy pool keeps its one filler (no thread started on the fault path
- * per refill); one idle past a second has none, and starts one again. */
-START_TEST(one_filler_while_busy_none_when_idle) {
-  struct bufpool *p = bufpool_new(4096, 8);
+/* A busy pool keeps its one filler: no thread is started on the fault
+ * path per refill (an idle time far past any pause between rounds, so a
+ * loaded machine cannot end it early). */
+START_TEST(one_filler_while_busy) {
+  struct bufpool *p = bufpool_new(4096, 8, 60 * SECOND);
   free(bufpool_take(p));
   ck_assert_uint_eq(wait_ready(p, 8), 8);
   for (int round = 0; round < 5; round++)
     drain_and_refill(p, 8);
   ck_assert_uint_eq(bufpool_starts(p), 1);
-  sleep(2);
+  bufpool_free(p);
+}
+END_TEST
+
+/* A pool idle past its idle time has no filler, and starts one again
+ * when taken from (a daemon may hold thousands of idle pools). */
+START_TEST(no_filler_when_idle) {
+  struct bufpool *p = bufpool_new(4096, 8, SECOND / 20);
+  free(bufpool_take(p));
+  ck_assert_uint_eq(wait_ready(p, 8), 8);
+  sleep(1);
+  ck_assert_uint_eq(bufpool_starts(p), 1);
   drain_and_refill(p, 8);
   ck_assert_uint_eq(bufpool_starts(p), 2);
   bufpool_free(p);
@@ -83,7 +97,7 @@ END_TEST
 /* The counters: a take from an empty pool is counted as empty, the
  * buffers the filler writes as made; a take of a ready one is neither. */
 START_TEST(counts_made_and_empty_takes) {
-  struct bufpool *p = bufpool_new(4096, 8);
+  struct bufpool *p = bufpool_new(4096, 8, SECOND);
   uint64_t made = 0, empty = 0;
   bufpool_count(p, &made, &empty);
   free(bufpool_take(p));
@@ -99,7 +113,7 @@ END_TEST
 /* Gives keep up to `ahead` and free the rest (ASan sees a lost or twice
  * freed buffer).  No take: no filler races the count. */
 START_TEST(gives_back_up_to_ahead) {
-  struct bufpool *p = bufpool_new(4096, 4);
+  struct bufpool *p = bufpool_new(4096, 4, SECOND);
   for (unsigned i = 0; i < 6; i++) {
     bufpool_give(p, malloc(4096));
     ck_assert_uint_eq(bufpool_ready(p), i < 4 ? i + 1 : 4);
@@ -154,7 +168,8 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, fills_ahead_after_first_take);
   tcase_add_test(tc, refills_at_half);
-  tcase_add_test(tc, one_filler_while_busy_none_when_idle);
+  tcase_add_test(tc, one_filler_while_busy);
+  tcase_add_test(tc, no_filler_when_idle);
   tcase_add_test(tc, counts_made_and_empty_takes);
   tcase_add_test(tc, gives_back_up_to_ahead);
   tcase_add_test(tc, cache_holds_chunks_from_its_pool);
