@@ -150,6 +150,14 @@ static int write_manifest(struct imp *m) {
     m->refs[i].pack = (uint32_t)num[p];
   }
   size_t len = ufk_store_manifest_size(&mf);
+  /* The chunks were checked before the import; its pack list counts too. */
+  if (len > UFK_STORE_META_MAX) {
+    snap_error("%s: a manifest of %zu bytes (%zu packs), more than the %llu "
+               "a reader loads",
+               m->name, len, (size_t)mf.npacks,
+               (unsigned long long)UFK_STORE_META_MAX);
+    goto out;
+  }
   uint8_t *buf = malloc(len);
   if (buf) {
     ufk_store_manifest_put(&mf, &m->s.keys, buf);
