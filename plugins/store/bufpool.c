@@ -3,171 +3,156 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#define HUGE (2u << 20)
+#define STEP (256u << 10) /* filled at once: a few tens of us, not a slab's */
+
+struct slab {
+  uint8_t *base;
+  size_t len;
+};
 
 struct bufpool {
   pthread_mutex_t lock;
-  pthread_cond_t want; /* a take left the pool at half or less, or stop */
-  size_t size;
-  unsigned ahead, n; /* wanted ready, ready now */
-  uint64_t idle_ns;  /* a filler with nothing to do this long ends */
-  void **ready;
-  pthread_t filler;
-  int running, joinable, stop;
-  unsigned starts;        /* fillers started */
-  uint64_t *made, *empty; /* counters, or NULL */
+  size_t size, slab_len, step;
+  uint8_t *next, *filled, *end; /* the current slab: carve, filled, end */
+  struct slab *slabs;
+  size_t nslabs;
+  void *spare; /* buffers given back, each holding the next one's address */
+  unsigned nspare;
+  uint64_t *made, *fills; /* counters, or NULL */
 };
 
-/* Adds one to a counter the pool may have. */
-static void count(uint64_t *c) {
-  if (c) __atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+static size_t round_up(uint64_t n, size_t to) {
+  return (size_t)((n + to - 1) / to * to);
 }
 
-struct bufpool *bufpool_new(size_t size, unsigned ahead, uint64_t idle_ns) {
+struct bufpool *bufpool_new(size_t size, uint64_t most) {
+  if (size < sizeof(void *)) return NULL; /* a spare holds a pointer */
   struct bufpool *p = calloc(1, sizeof *p);
-  if (!p || !ahead) {
-    free(p);
-    return NULL;
-  }
-  p->ready = calloc(ahead, sizeof *p->ready);
-  if (!p->ready) {
-    free(p);
-    return NULL;
-  }
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(&p->want, &a);
-  pthread_condattr_destroy(&a);
+  if (!p) return NULL;
   pthread_mutex_init(&p->lock, NULL);
   p->size = size;
-  p->ahead = ahead;
-  p->idle_ns = idle_ns;
+  if (size >= HUGE)
+    p->slab_len = round_up(size, HUGE);
+  else if (most >= HUGE)
+    p->slab_len = HUGE / size * size;
+  else
+    p->slab_len = most > size ? round_up(most, size) : size;
+  p->step = STEP > size ? STEP / size * size : size;
+  if (p->step > p->slab_len) p->step = p->slab_len;
   return p;
 }
 
-/* A new buffer with every page written once. */
-static void *touched(size_t size) {
-  unsigned char *b = malloc(size);
-  if (!b) return NULL;
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  for (size_t o = 0; o < size; o += page)
-    b[o] = 0;
-  b[size - 1] = 0;
-  return b;
+static void count(uint64_t *c, uint64_t n) {
+  if (c) __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
 }
 
-/* Lock held: waits for a take to leave the pool at half or less, for
- * idle_ns at most.  0 when the filler has work, else it should end. */
-static int wait_want(struct bufpool *p) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  uint64_t end =
-      (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec + p->idle_ns;
-  struct timespec t = {(time_t)(end / 1000000000u), (long)(end % 1000000000u)};
-  int rc = 0;
-  while (!p->stop && p->n > p->ahead / 2 && rc != ETIMEDOUT)
-    rc = pthread_cond_timedwait(&p->want, &p->lock, &t);
-  return p->stop || p->n > p->ahead / 2;
-}
-
-/* Tops the pool up to `ahead`, allocating outside the lock, and again
- * each time takes leave it at half; ends when it has been full for
- * idle_ns, so an idle pool has no thread (a daemon may hold thousands of
- * pools) and a busy one starts none on the fault path. */
-static void *fill(void *arg) {
-  struct bufpool *p = arg;
-  pthread_mutex_lock(&p->lock);
-  do {
-    while (!p->stop && p->n < p->ahead) {
-      pthread_mutex_unlock(&p->lock);
-      void *b = touched(p->size);
-      pthread_mutex_lock(&p->lock);
-      if (!b) goto out; /* out of memory: takes fall back to malloc */
-      if (p->n < p->ahead) {
-        p->ready[p->n++] = b;
-        count(p->made);
-      } else {
-        free(b);
-      }
-    }
-  } while (!wait_want(p));
-out:
-  p->running = 0;
-  pthread_mutex_unlock(&p->lock);
-  return NULL;
-}
-
-/* Lock held: at half or less, wakes the filler, or starts one (after
- * joining the one that ended). */
-static void refill(struct bufpool *p) {
-  if (p->stop || p->n > p->ahead / 2) return;
-  if (p->running) {
-    pthread_cond_signal(&p->want);
-    return;
+/* Maps a slab (aligned to 2 MiB when a multiple of it, so it can be made
+ * of transparent huge pages) and makes it current.  -1 when out of
+ * memory. */
+static int new_slab(struct bufpool *p) {
+  struct slab *s = realloc(p->slabs, (p->nslabs + 1) * sizeof *s);
+  if (!s) return -1;
+  p->slabs = s;
+  int huge = p->slab_len % HUGE == 0;
+  size_t map = p->slab_len + (huge ? HUGE : 0);
+  uint8_t *m = mmap(NULL, map, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return -1;
+  uint8_t *base = m;
+  if (huge) {
+    base = (uint8_t *)round_up((uintptr_t)m, HUGE);
+    if (base > m) munmap(m, (size_t)(base - m));
+    size_t tail = map - (size_t)(base - m) - p->slab_len;
+    if (tail) munmap(base + p->slab_len, tail);
+    madvise(base, p->slab_len, MADV_HUGEPAGE); /* a hint: THP may be off */
   }
-  if (p->joinable) pthread_join(p->filler, NULL);
-  pthread_attr_t a;
-  pthread_attr_init(&a);
-  pthread_attr_setstacksize(&a, 64 << 10);
-  p->joinable = p->running = pthread_create(&p->filler, &a, fill, p) == 0;
-  pthread_attr_destroy(&a);
-  p->starts += (unsigned)p->running;
+  p->slabs[p->nslabs++] = (struct slab){base, p->slab_len};
+  p->next = p->filled = base;
+  p->end = base + p->slab_len;
+  return 0;
+}
+
+/* Writes every page of [from, from + len) in one call; a kernel without
+ * MADV_POPULATE_WRITE (before 5.14) has each page written here instead.
+ * Any other failure leaves the pages to be written on first use. */
+static void fill(struct bufpool *p, uint8_t *from, size_t len) {
+  count(p->fills, 1);
+  if (madvise(from, len, MADV_POPULATE_WRITE) == 0 || errno != EINVAL) return;
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  for (size_t o = 0; o < len; o += page)
+    ((volatile uint8_t *)from)[o] = 0;
+}
+
+/* Lock held: the next buffer of the current slab, filling or mapping
+ * first as needed. */
+static void *carve(struct bufpool *p) {
+  if (!p->next || p->next + p->size > p->end) {
+    if (new_slab(p) < 0) return NULL;
+  }
+  if (p->next + p->size > p->filled) {
+    size_t len = p->step;
+    if (len > (size_t)(p->end - p->filled)) len = (size_t)(p->end - p->filled);
+    fill(p, p->filled, len);
+    p->filled += len;
+  }
+  void *b = p->next;
+  p->next += p->size;
+  count(p->made, 1);
+  return b;
 }
 
 void *bufpool_take(struct bufpool *p) {
   pthread_mutex_lock(&p->lock);
-  void *b = p->n ? p->ready[--p->n] : NULL;
-  refill(p);
-  if (!b) count(p->empty);
+  void *b = p->spare;
+  if (b) {
+    p->spare = *(void **)b;
+    p->nspare--;
+  } else {
+    b = carve(p);
+  }
   pthread_mutex_unlock(&p->lock);
-  return b ? b : malloc(p->size);
-}
-
-void bufpool_count(struct bufpool *p, uint64_t *made, uint64_t *empty) {
-  pthread_mutex_lock(&p->lock);
-  p->made = made;
-  p->empty = empty;
-  pthread_mutex_unlock(&p->lock);
+  return b;
 }
 
 void bufpool_give(struct bufpool *p, void *buf) {
   if (!buf) return;
   pthread_mutex_lock(&p->lock);
-  if (p->n < p->ahead) {
-    p->ready[p->n++] = buf;
-    buf = NULL;
-  }
+  *(void **)buf = p->spare;
+  p->spare = buf;
+  p->nspare++;
   pthread_mutex_unlock(&p->lock);
-  free(buf);
 }
 
-unsigned bufpool_ready(struct bufpool *p) {
+void bufpool_count(struct bufpool *p, uint64_t *made, uint64_t *fills) {
   pthread_mutex_lock(&p->lock);
-  unsigned n = p->n;
+  p->made = made;
+  p->fills = fills;
+  pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t bufpool_mapped(struct bufpool *p) {
+  pthread_mutex_lock(&p->lock);
+  uint64_t n = (uint64_t)p->nslabs * p->slab_len;
   pthread_mutex_unlock(&p->lock);
   return n;
 }
 
-unsigned bufpool_starts(struct bufpool *p) {
+unsigned bufpool_spare(struct bufpool *p) {
   pthread_mutex_lock(&p->lock);
-  unsigned n = p->starts;
+  unsigned n = p->nspare;
   pthread_mutex_unlock(&p->lock);
   return n;
 }
 
 void bufpool_free(struct bufpool *p) {
   if (!p) return;
-  pthread_mutex_lock(&p->lock);
-  p->stop = 1;
-  pthread_cond_signal(&p->want);
-  pthread_mutex_unlock(&p->lock);
-  if (p->joinable) pthread_join(p->filler, NULL);
-  for (unsigned i = 0; i < p->n; i++)
-    free(p->ready[i]);
-  free(p->ready);
-  pthread_cond_destroy(&p->want);
+  for (size_t i = 0; i < p->nslabs; i++)
+    munmap(p->slabs[i].base, p->slabs[i].len);
+  free(p->slabs);
   pthread_mutex_destroy(&p->lock);
   free(p);
 }

@@ -1,13 +1,16 @@
-/* Buffers of one size whose pages have already been written, for the
- * chunk cache.  A decoded chunk kept by the cache lands in memory the
- * process has never touched, and the first write to a page costs a page
- * fault on the fault path (7-17 us a page on some virtual machines, four
- * pages for a 16 KiB chunk).  The pool keeps up to `ahead` such buffers
- * ready: when a take leaves it at half or less, a thread of its own
- * allocates and touches new ones, off the fault path; it stays while takes
- * keep coming and ends after idle_ns with the pool full.  Buffers the
- * cache drops come back to it.  Memory above
- * what the cache holds: at most `ahead` buffers. */
+/* Buffers of one size for the chunk cache, carved from slabs whose pages
+ * the kernel fills in one call.  A decoded chunk the cache keeps lands in
+ * memory the process has never written, and on virtual machines the first
+ * write to each page traps (measured here: 11-15 us a page, four pages for
+ * a 16 KiB chunk, paid on the fault path).  MADV_POPULATE_WRITE fills a
+ * range without a trap per page (0.5-0.8 us a page here, 0.13-0.33 in a
+ * transparent huge page, which 2 MiB slabs ask for), so a take that finds
+ * no free buffer fills the next step of its slab itself: no thread writes
+ * pages beside the fault loop (one did, and its page faults slowed the
+ * loop's UFFDIO_COPY on the other CPU).  Buffers given back are taken
+ * again first; memory goes back to the system when the pool is freed, so
+ * a pool holds what the most buffers out at once needed, and at most one
+ * step beyond. */
 #ifndef UFFDKIT_PLUGIN_STORE_BUFPOOL_H
 #define UFFDKIT_PLUGIN_STORE_BUFPOOL_H
 
@@ -16,29 +19,30 @@
 
 struct bufpool;
 
-/* A pool of buffers of `size` bytes keeping `ahead` ready, whose filler
- * thread ends after idle_ns with nothing to do; NULL when out of
- * memory. */
-struct bufpool *bufpool_new(size_t size, unsigned ahead, uint64_t idle_ns);
+/* A pool of buffers of `size` bytes for a user holding about `most` bytes
+ * of them at once (slabs are no larger than needed for that, and 2 MiB
+ * at most unless one buffer is larger); NULL when out of memory.  No
+ * memory is taken before the first take. */
+struct bufpool *bufpool_new(size_t size, uint64_t most);
 
-/* Frees the pool and the buffers it holds (not those taken). */
+/* Frees the pool and every buffer it gave out. */
 void bufpool_free(struct bufpool *p);
 
-/* A buffer of the pool's size: a touched one when there is one ready,
- * else a new one from malloc; NULL when out of memory. */
+/* A buffer of the pool's size whose pages are written: one given back,
+ * else the next of the current slab (filling a step of it, or mapping a
+ * new slab, first); NULL when out of memory. */
 void *bufpool_take(struct bufpool *p);
 
-/* Gives a buffer taken from p back (kept while the pool has fewer than
- * `ahead` ready, else freed).  NULL is ignored. */
+/* Gives a buffer taken from p back, to be taken again.  NULL is ignored. */
 void bufpool_give(struct bufpool *p, void *buf);
 
-/* Counters the pool adds to from now (either may be NULL): buffers it
- * wrote ahead, and takes that found none ready and got fresh memory (each
- * a first write to every page on the fault path). */
-void bufpool_count(struct bufpool *p, uint64_t *made, uint64_t *empty);
+/* Counters the pool adds to from now (either may be NULL): buffers carved
+ * from new memory, and fills (each one call filling a step of a slab, on
+ * the path of the take that needed it). */
+void bufpool_count(struct bufpool *p, uint64_t *made, uint64_t *fills);
 
-/* Buffers ready now, and filler threads started so far (for tests). */
-unsigned bufpool_ready(struct bufpool *p);
-unsigned bufpool_starts(struct bufpool *p);
+/* Bytes of slabs mapped, and buffers given back not yet taken again. */
+uint64_t bufpool_mapped(struct bufpool *p);
+unsigned bufpool_spare(struct bufpool *p);
 
 #endif

@@ -13,11 +13,6 @@ struct centry {
   uint8_t state;
 };
 
-/* The pool's filler ends after this long with nothing to do: it stays
- * through a restore's bursts of faults, and an idle listener keeps no
- * thread (a daemon may hold thousands). */
-#define POOL_IDLE_NS 1000000000ull
-
 int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
                 uint32_t chunk_size) {
   memset(c, 0, sizeof *c);
@@ -27,16 +22,9 @@ int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
     errno = EOVERFLOW;
     return -1;
   }
-  /* Ready buffers: an eighth of the bound, at most 4 MiB and 256. */
-  uint64_t ahead =
-      (bytes / 8 < (4u << 20) ? bytes / 8 : (4u << 20)) / chunk_size;
   struct lru_node *node = calloc(nchunks, sizeof *node);
   c->e = calloc(nchunks, sizeof *c->e);
-  c->pool = bufpool_new(chunk_size,
-                        ahead < 1     ? 1
-                        : ahead > 256 ? 256
-                                      : ahead,
-                        POOL_IDLE_NS);
+  c->pool = bufpool_new(chunk_size, bytes);
   if (!node || !c->e || !c->pool) {
     free(node);
     free(c->e);
@@ -56,9 +44,7 @@ int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
 
 void ccache_free(struct ccache *c) {
   if (!c->e) return;
-  for (uint64_t i = 0; i < c->n; i++)
-    free(c->e[i].data);
-  free(c->e);
+  free(c->e); /* the chunks held go with the pool */
   free(c->order.node);
   bufpool_free(c->pool);
   pthread_cond_destroy(&c->cond);

@@ -26,7 +26,7 @@ struct ccache {
   uint32_t chunk_size;
   struct centry *e;
   struct lru order;     /* held chunks, over one node per entry */
-  struct bufpool *pool; /* buffers for chunks to hold, pages touched */
+  struct bufpool *pool; /* buffers for chunks to hold, pages written */
 };
 
 enum { CC_OFF, CC_HIT, CC_MINE };

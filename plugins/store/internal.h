@@ -41,7 +41,7 @@ struct store {
   uint64_t cache_bytes; /* the setting chunk_cache */
   struct ccache cache;  /* checked chunks read or prefetched */
   uint64_t *c_fetched, *c_served, *c_zero, *c_chunks, *c_bad, *c_recent;
-  uint64_t *c_pool_made, *c_pool_empty;
+  uint64_t *c_pool_made, *c_pool_fills;
 };
 
 int obj_open(struct store *s, struct object *o, const char *name);

@@ -98,9 +98,9 @@ static void *create(const struct ufk_config *cfg, struct ufk_next *below) {
   s->c_recent = host->counter(cfg, "chunk_cache_hits",
                               "reads served from checked chunks kept");
   s->c_pool_made =
-      host->counter(cfg, "pool_buffers", "chunk buffers written ahead of use");
-  s->c_pool_empty = host->counter(cfg, "pool_empty",
-                                  "chunk buffers taken fresh: none was ready");
+      host->counter(cfg, "pool_buffers", "chunk buffers made from new memory");
+  s->c_pool_fills = host->counter(
+      cfg, "pool_fills", "steps of new memory written for chunk buffers");
   return s;
 }
 
@@ -122,7 +122,7 @@ static int start(void *inst) {
                     (unsigned long long)s->m.nchunks);
   }
   if (s->cache.pool)
-    bufpool_count(s->cache.pool, s->c_pool_made, s->c_pool_empty);
+    bufpool_count(s->cache.pool, s->c_pool_made, s->c_pool_fills);
   host->log(UFK_LOG_INFO,
             "store snapshot %s: %llu bytes in %llu chunks of %u, %u packs%s",
             s->snapshot, (unsigned long long)s->m.image_size,

@@ -1,133 +1,153 @@
 /* The store's buffer pool, and the chunk cache giving dropped chunks back
  * to it. */
 #include <check.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "bufpool.h"
 #include "ccache.h"
 #include "checkrun.h"
 
-#define SECOND 1000000000ull
+#define K16 16384u
+#define MIB (1u << 20)
 
-/* Waits (up to 20 s: a loaded machine) for the pool to hold `n` ready. */
-static unsigned wait_ready(struct bufpool *p, unsigned n) {
-  for (int i = 0; i < 2000 && bufpool_ready(p) != n; i++)
-    usleep(10000);
-  return bufpool_ready(p);
+/* Whether every page of [b, b + len) is resident: written before use, so
+ * the first write on the fault path costs no page fault. */
+static int resident(void *b, size_t len) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  unsigned char v[1024];
+  ck_assert_uint_le(len / page, sizeof v);
+  ck_assert_int_eq(mincore(b, len, v), 0);
+  for (size_t i = 0; i < len / page; i++)
+    if (!(v[i] & 1)) return 0;
+  return 1;
 }
 
-START_TEST(fills_ahead_after_first_take) {
-  struct bufpool *p = bufpool_new(16384, 8, SECOND);
-  ck_assert_ptr_nonnull(p);
-  ck_assert_uint_eq(bufpool_ready(p), 0); /* nothing before it is used */
-  void *b = bufpool_take(p);
-  ck_assert_ptr_nonnull(b);
-  memset(b, 0xa5, 16384); /* the whole size is ours */
-  ck_assert_uint_eq(wait_ready(p, 8), 8);
-  void *c = bufpool_take(p);
-  ck_assert_ptr_nonnull(c);
-  ck_assert_ptr_ne(b, c);
-  free(b);
-  free(c);
-  bufpool_free(p);
-}
-END_TEST
-
-/* A take above half leaves the filler asleep; the take that reaches half
- * wakes it and it fills up.  (Exactly to half: a take after the wake-up
- * could meet a full pool again and leave it at ahead - 1.) */
-START_TEST(refills_at_half) {
-  struct bufpool *p = bufpool_new(4096, 8, SECOND);
-  void *t[4];
-  free(bufpool_take(p));
-  ck_assert_uint_eq(wait_ready(p, 8), 8);
-  for (int i = 0; i < 3; i++)
-    t[i] = bufpool_take(p);
-  usleep(200000);
-  ck_assert_uint_eq(bufpool_ready(p), 5);
-  t[3] = bufpool_take(p);
-  ck_assert_uint_eq(wait_ready(p, 8), 8);
-  for (int i = 0; i < 4; i++)
-    free(t[i]);
-  bufpool_free(p);
-}
-END_TEST
-
-/* Takes down to half: wakes the filler (or starts one), which fills up. */
-static void drain_and_refill(struct bufpool *p, unsigned ahead) {
-  void *t[64];
-  unsigned k = ahead - ahead / 2;
-  for (unsigned i = 0; i < k; i++)
-    t[i] = bufpool_take(p);
-  ck_assert_uint_eq(wait_ready(p, ahead), ahead);
-  for (unsigned i = 0; i < k; i++)
-    free(t[i]);
-}
-
-/* A busy pool keeps its one filler: no thread is started on the fault
- * path per refill (an idle time far past any pause between rounds, so a
- * loaded machine cannot end it early). */
-START_TEST(one_filler_while_busy) {
-  struct bufpool *p = bufpool_new(4096, 8, 60 * SECOND);
-  free(bufpool_take(p));
-  ck_assert_uint_eq(wait_ready(p, 8), 8);
-  for (int round = 0; round < 5; round++)
-    drain_and_refill(p, 8);
-  ck_assert_uint_eq(bufpool_starts(p), 1);
-  bufpool_free(p);
-}
-END_TEST
-
-/* A pool idle past its idle time has no filler, and starts one again
- * when taken from (a daemon may hold thousands of idle pools). */
-START_TEST(no_filler_when_idle) {
-  struct bufpool *p = bufpool_new(4096, 8, SECOND / 20);
-  free(bufpool_take(p));
-  ck_assert_uint_eq(wait_ready(p, 8), 8);
-  sleep(1);
-  ck_assert_uint_eq(bufpool_starts(p), 1);
-  drain_and_refill(p, 8);
-  ck_assert_uint_eq(bufpool_starts(p), 2);
-  bufpool_free(p);
-}
-END_TEST
-
-/* The counters: a take from an empty pool is counted as empty, the
- * buffers the filler writes as made; a take of a ready one is neither. */
-START_TEST(counts_made_and_empty_takes) {
-  struct bufpool *p = bufpool_new(4096, 8, SECOND);
-  uint64_t made = 0, empty = 0;
-  bufpool_count(p, &made, &empty);
-  free(bufpool_take(p));
-  ck_assert_uint_eq(empty, 1);
-  ck_assert_uint_eq(wait_ready(p, 8), 8);
-  ck_assert_uint_eq(__atomic_load_n(&made, __ATOMIC_RELAXED), 8);
-  free(bufpool_take(p));
-  ck_assert_uint_eq(empty, 1);
-  bufpool_free(p);
-}
-END_TEST
-
-/* Gives keep up to `ahead` and free the rest (ASan sees a lost or twice
- * freed buffer).  No take: no filler races the count. */
-START_TEST(gives_back_up_to_ahead) {
-  struct bufpool *p = bufpool_new(4096, 4, SECOND);
-  for (unsigned i = 0; i < 6; i++) {
-    bufpool_give(p, malloc(4096));
-    ck_assert_uint_eq(bufpool_ready(p), i < 4 ? i + 1 : 4);
+/* Takes cross from one 2 MiB slab into the next; each buffer is its own,
+ * whole, and written before it is handed out; the counters say how many
+ * were made and in how many fills (256 KiB steps). */
+START_TEST(takes_carve_filled_slabs) {
+  struct bufpool *p = bufpool_new(K16, 32 * MIB);
+  uint64_t made = 0, fills = 0;
+  bufpool_count(p, &made, &fills);
+  ck_assert_uint_eq(bufpool_mapped(p), 0); /* nothing before a take */
+  static uint8_t *b[200];
+  for (int i = 0; i < 200; i++) {
+    b[i] = bufpool_take(p);
+    ck_assert_ptr_nonnull(b[i]);
+    ck_assert(resident(b[i], K16));
+    memset(b[i], i, K16);
   }
+  for (int i = 0; i < 200; i++)
+    ck_assert_uint_eq(b[i][0] + b[i][K16 - 1], 2 * (uint8_t)i);
+  ck_assert_uint_eq(bufpool_mapped(p), 4 * MIB);
+  ck_assert_uint_eq(made, 200);
+  ck_assert_uint_eq(fills, 8 + 5); /* 128 buffers, then 72 (4.5 steps) */
+  bufpool_free(p);
+}
+END_TEST
+
+/* A buffer given back is the next taken; no new memory is made for it. */
+START_TEST(given_back_taken_again) {
+  struct bufpool *p = bufpool_new(K16, 32 * MIB);
+  uint64_t made = 0, fills = 0;
+  bufpool_count(p, &made, &fills);
+  void *a = bufpool_take(p), *b = bufpool_take(p);
+  bufpool_give(p, a);
   bufpool_give(p, NULL);
-  ck_assert_uint_eq(bufpool_ready(p), 4);
-  ck_assert_uint_eq(bufpool_starts(p), 0);
+  ck_assert_uint_eq(bufpool_spare(p), 1);
+  ck_assert_ptr_eq(bufpool_take(p), a);
+  ck_assert_uint_eq(bufpool_spare(p), 0);
+  ck_assert_ptr_ne(bufpool_take(p), b);
+  ck_assert_uint_eq(made, 3);
+  ck_assert_uint_eq(fills, 1);
+  bufpool_free(p);
+}
+END_TEST
+
+/* A user holding little gets slabs of what it holds, not 2 MiB ones. */
+START_TEST(small_user_small_slabs) {
+  struct bufpool *p = bufpool_new(4096, 3 * 4096);
+  for (int i = 0; i < 3; i++)
+    ck_assert_ptr_nonnull(bufpool_take(p));
+  ck_assert_uint_eq(bufpool_mapped(p), 3 * 4096);
+  ck_assert_ptr_nonnull(bufpool_take(p));
+  ck_assert_uint_eq(bufpool_mapped(p), 6 * 4096);
+  bufpool_free(p);
+}
+END_TEST
+
+/* Buffers larger than a slab get one slab each, written whole. */
+START_TEST(large_buffers_one_a_slab) {
+  struct bufpool *p = bufpool_new(4 * MIB, 32 * MIB);
+  uint8_t *a = bufpool_take(p), *b = bufpool_take(p);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_ptr_nonnull(b);
+  ck_assert(resident(a, 4 * MIB));
+  memset(a, 1, 4 * MIB);
+  memset(b, 2, 4 * MIB);
+  ck_assert_uint_eq(a[4 * MIB - 1] + b[0], 3);
+  ck_assert_uint_eq(bufpool_mapped(p), 8 * MIB);
+  bufpool_free(p);
+}
+END_TEST
+
+START_TEST(refuses_buffers_smaller_than_a_pointer) {
+  ck_assert_ptr_null(bufpool_new(4, 4096));
+  ck_assert_ptr_null(bufpool_new(0, 4096));
+}
+END_TEST
+
+/* Threads taking, writing their own pattern, checking it and giving back:
+ * no buffer is ever out twice at once (TSan sees the pool's races). */
+struct churner {
+  struct bufpool *pool;
+  uint8_t mark;
+};
+
+static void *churn(void *arg) {
+  struct bufpool *p = ((struct churner *)arg)->pool;
+  uint8_t mark = ((struct churner *)arg)->mark;
+  for (int round = 0; round < 50; round++) {
+    uint8_t *b[8];
+    for (int i = 0; i < 8; i++) {
+      b[i] = bufpool_take(p);
+      memset(b[i] + sizeof(void *), mark, 4096 - sizeof(void *));
+      sched_yield(); /* let the others take meanwhile */
+    }
+    for (int i = 0; i < 8; i++) {
+      if (b[i][4095] != mark || b[i][sizeof(void *)] != mark) return (void *)1;
+      bufpool_give(p, b[i]);
+    }
+  }
+  return NULL;
+}
+
+START_TEST(threads_never_share_a_buffer) {
+  struct bufpool *p = bufpool_new(4096, 64 * 4096);
+  pthread_t t[4];
+  struct churner c[4];
+  for (int i = 0; i < 4; i++) {
+    c[i] = (struct churner){p, (uint8_t)(i + 1)};
+    ck_assert_int_eq(pthread_create(&t[i], NULL, churn, &c[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    void *r;
+    pthread_join(t[i], &r);
+    ck_assert_ptr_null(r);
+  }
+  ck_assert_uint_le(bufpool_mapped(p), 64 * 4096);
   bufpool_free(p);
 }
 END_TEST
 
 /* A cache of two chunks holding buffers from its pool: it keeps the two
- * newest, drops the oldest (back to the pool; ASan sees a lost or twice
- * freed buffer) and serves what it holds. */
+ * newest, drops the oldest (back to the pool, whose next take it is) and
+ * serves what it holds. */
 START_TEST(cache_holds_chunks_from_its_pool) {
   struct ccache c;
   ck_assert_int_eq(ccache_init(&c, 2 * 4096, 16, 4096), 0);
@@ -140,6 +160,10 @@ START_TEST(cache_holds_chunks_from_its_pool) {
     memset(b[i], i + 1, 4096);
     ccache_done(&c, (uint64_t)i, b[i], 4096);
   }
+  ck_assert_uint_eq(bufpool_spare(c.pool), 1);
+  void *again = ccache_buf(&c);
+  ck_assert_ptr_eq(again, b[0]);
+  ccache_unbuf(&c, again);
   uint8_t out[4096];
   ck_assert_int_eq(ccache_get(&c, 2, 0, out, 4096), CC_HIT);
   ck_assert_uint_eq(out[4095], 3);
@@ -166,12 +190,12 @@ int main(void) {
   Suite *s = suite_create("store-bufpool");
   TCase *tc = tcase_create("bufpool");
   tcase_set_timeout(tc, 60);
-  tcase_add_test(tc, fills_ahead_after_first_take);
-  tcase_add_test(tc, refills_at_half);
-  tcase_add_test(tc, one_filler_while_busy);
-  tcase_add_test(tc, no_filler_when_idle);
-  tcase_add_test(tc, counts_made_and_empty_takes);
-  tcase_add_test(tc, gives_back_up_to_ahead);
+  tcase_add_test(tc, takes_carve_filled_slabs);
+  tcase_add_test(tc, given_back_taken_again);
+  tcase_add_test(tc, small_user_small_slabs);
+  tcase_add_test(tc, large_buffers_one_a_slab);
+  tcase_add_test(tc, refuses_buffers_smaller_than_a_pointer);
+  tcase_add_test(tc, threads_never_share_a_buffer);
   tcase_add_test(tc, cache_holds_chunks_from_its_pool);
   tcase_add_test(tc, cache_off_has_no_pool);
   suite_add_tcase(s, tc);
