@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include <lz4.h>
+#include <lz4hc.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -47,6 +48,9 @@ size_t ufk_store_encode_bound(uint32_t raw_len) {
   return (m > raw_len ? m : raw_len) + UFK_STORE_SEAL;
 }
 
+_Static_assert(UFK_STORE_LZ4_LEVEL_MAX == LZ4HC_CLEVEL_MAX,
+               "the LZ4 levels the importer takes");
+
 /* Compressed length, or 0 when the codec failed or did not shrink them. */
 static size_t compress(int codec, int level, const void *raw, uint32_t n,
                        uint8_t *out, size_t cap) {
@@ -56,8 +60,11 @@ static size_t compress(int codec, int level, const void *raw, uint32_t n,
     return ZSTD_isError(r) || r >= n ? 0 : r;
   }
   if (codec == UFK_CODEC_LZ4) {
+    /* Level 2 and up: LZ4HC, whose blocks decode as fast or faster and
+     * hold a fifth less (docs/benchmark.md). */
+    if (level > UFK_STORE_LZ4_LEVEL_MAX) level = UFK_STORE_LZ4_LEVEL_MAX;
     int r = level > 1
-                ? LZ4_compress_fast(raw, (char *)out, (int)n, (int)cap, 1)
+                ? LZ4_compress_HC(raw, (char *)out, (int)n, (int)cap, level)
                 : LZ4_compress_default(raw, (char *)out, (int)n, (int)cap);
     return r <= 0 || (uint32_t)r >= n ? 0 : (size_t)r;
   }

@@ -9,6 +9,11 @@
 /* Most bytes ufk_store_chunk_encode writes for raw_len bytes. */
 size_t ufk_store_encode_bound(uint32_t raw_len);
 
+/* Levels: zstd 1 to 19; LZ4 1 (its fast mode) or 2 to 12 (LZ4HC, the same
+ * block format, smaller and decoded as fast). */
+#define UFK_STORE_ZSTD_LEVEL_MAX 19
+#define UFK_STORE_LZ4_LEVEL_MAX 12
+
 /* Encodes raw_len bytes (id already computed) with codec at level, keeping
  * them raw when they do not compress; fills e's id, lengths and codec.
  * out holds ufk_store_encode_bound(raw_len) bytes.  Returns 0 or -1. */

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The store source through the real daemon, restored by uffdkit-sim, which
-# checks every byte: three generations imported into local stores (64 KiB,
-# 16 KiB encrypted and 4 MiB chunks) restored at 4 KiB and 2 MiB pages;
+# checks every byte: three generations imported into local stores (64 KiB
+# zstd, 16 KiB encrypted LZ4 and 4 MiB LZ4HC chunks) restored at 4 KiB and
+# 2 MiB pages;
 # the same served by nginx through a nested http source; a wrong key and a
 # truncated pack refused at start; and one bit flipped in a chunk served
 # over HTTP never installed: the VM is killed (on_source_error = "kill"),
@@ -29,8 +30,8 @@ store() {
   "$SNAP" store import "$dir" g1 "$TMP/m1" "$@" >/dev/null
   "$SNAP" store import "$dir" g2 "$TMP/m2.diff" --base g1 "$@" >/dev/null
 }
-store "$WWW/st64" --chunk-size 64K
-store "$TMP/st16" --chunk-size 16K --codec lz4 --key-file "$TMP/key"
+store "$WWW/st64" --chunk-size 64K --codec zstd
+store "$TMP/st16" --chunk-size 16K --codec lz4 --level 1 --key-file "$TMP/key"
 store "$TMP/st4m" --chunk-size 4M
 
 # restore NAME SOURCE_SETTINGS IMAGE SIM_ARGS...: serves a store source

@@ -309,14 +309,16 @@ START_TEST(pack_head) {
 }
 END_TEST
 
-static void round_trip(const struct ufk_store_keys *k, int codec, int comp) {
+static void round_trip_at(const struct ufk_store_keys *k, int codec, int level,
+                          int comp) {
   uint8_t raw[CS], out[CS], id[UFK_STORE_ID];
   uint8_t *stored = malloc(ufk_store_encode_bound(CS));
   fill(raw, CS, 7, comp);
   ufk_store_chunk_id(k, raw, CS, id);
   struct ufk_store_entry e;
   ck_assert_int_eq(
-      ufk_store_chunk_encode(k, codec, 3, id, raw, CS, stored, &e, &err), 0);
+      ufk_store_chunk_encode(k, codec, level, id, raw, CS, stored, &e, &err),
+      0);
   ck_assert_uint_eq(e.codec, comp ? codec : UFK_CODEC_RAW);
   if (comp) ck_assert_uint_lt(e.stored_len, CS / 4);
   uint8_t *copy = malloc(e.stored_len);
@@ -332,6 +334,18 @@ static void round_trip(const struct ufk_store_keys *k, int codec, int comp) {
   }
   free(copy);
   free(stored);
+}
+
+/* LZ4 at its fast level, LZ4HC's lowest and highest (one block format);
+ * zstd at the importer's default. */
+static void round_trip(const struct ufk_store_keys *k, int codec, int comp) {
+  static const int lz4[] = {1, 2, UFK_STORE_LZ4_LEVEL_MAX, 99};
+  if (codec != UFK_CODEC_LZ4) {
+    round_trip_at(k, codec, 3, comp);
+    return;
+  }
+  for (size_t i = 0; i < sizeof lz4 / sizeof *lz4; i++)
+    round_trip_at(k, codec, lz4[i], comp);
 }
 
 START_TEST(chunks_plain) {

@@ -34,7 +34,7 @@ check_export() {
 }
 
 # ---- three generations, deduplicated ----
-"$SNAP" store import "$ST" g0 "$TMP/m0" --chunk-size 16K
+"$SNAP" store import "$ST" g0 "$TMP/m0" --chunk-size 16K --codec zstd
 n0=$(json "$ST" chunks_stored)
 "$SNAP" store import "$ST" g1 "$TMP/m1" --codec lz4
 n1=$(json "$ST" chunks_stored)
@@ -128,7 +128,7 @@ python3 -c "import os,sys; open(sys.argv[1],'wb').write(os.urandom(64<<20))" \
   "$TMP/big"
 tmp_has_file() { [ -n "$(ls "$ST/tmp")" ]; }
 packs_before=$(ls "$ST/packs" | wc -l)
-"$SNAP" store import "$ST" big "$TMP/big" --level 19 --chunk-size 16K &
+"$SNAP" store import "$ST" big "$TMP/big" --codec zstd --level 19 --chunk-size 16K &
 imp=$!
 BG_PIDS+=($imp)
 until_true 60 tmp_has_file || fail "the import wrote nothing to tmp/"
@@ -155,7 +155,7 @@ check_export "$ST" g1 "$TMP/m1"
 # gc while an import runs: the import is stopped once it has written to
 # tmp/; gc --no-wait refuses, gc waits; both finish and the import's
 # snapshot is whole.
-"$SNAP" store import "$ST" big "$TMP/big" --level 19 &
+"$SNAP" store import "$ST" big "$TMP/big" --codec zstd --level 19 &
 imp=$!
 BG_PIDS+=($imp)
 until_true 60 tmp_has_file || fail "the import wrote nothing to tmp/"
@@ -177,7 +177,7 @@ check_export "$ST" big "$TMP/big"
 "$SNAP" store verify "$ST" || fail "verify after gc and import"
 
 # A killed import leaves files in tmp/ that only gc removes.
-"$SNAP" store import "$ST" big2 "$TMP/m2" --level 19 --chunk-size 16K \
+"$SNAP" store import "$ST" big2 "$TMP/m2" --codec zstd --level 19 --chunk-size 16K \
   2>/dev/null &
 imp=$!
 BG_PIDS+=($imp)

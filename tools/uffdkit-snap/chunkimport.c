@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chunk.h"
 #include "chunkwrite.h"
 #include "manifest.h"
 #include "parse.h"
@@ -261,7 +262,7 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
     else if (c == 'K')
       o->cs.key_env = optarg;
     else if (c == 'l' && ufk_parse_u64(optarg, &v) == 0 && v >= 1 && v <= 19)
-      o->level = (int)v;
+      o->level = (int)v; /* LZ4's bound is checked with the codec */
     else if (c == 'c' && ufk_parse_size(optarg, &v) == 0 &&
              ufk_store_chunk_size_ok(v))
       o->cs.chunk_size = (uint32_t)v;
@@ -362,12 +363,24 @@ static int store_exists(const char *dir) {
   return access(path, F_OK) == 0;
 }
 
+/* The level a codec gets when none is given, and the highest it takes:
+ * LZ4HC level 2 by default (docs/benchmark.md, "Default codec"). */
+static int level_of(int codec, int level) {
+  int most = codec == UFK_CODEC_LZ4 ? UFK_STORE_LZ4_LEVEL_MAX
+                                    : UFK_STORE_ZSTD_LEVEL_MAX;
+  if (!level) return codec == UFK_CODEC_LZ4 ? 2 : 3;
+  if (level <= most) return level;
+  snap_error("--level %d: %s takes 1 to %d", level,
+             codec == UFK_CODEC_LZ4 ? "lz4" : "zstd", most);
+  return -1;
+}
+
 int cs_import(int argc, char **argv) {
-  struct imp_opts o = {
-      .codec = "zstd", .level = 3, .pack_size = CS_DEFAULT_PACK};
+  struct imp_opts o = {.codec = "lz4", .pack_size = CS_DEFAULT_PACK};
   struct imp m = {.in = -1, .s.lock_fd = -1, .w.fd = -1};
   int codec;
-  if (parse_opts(argc, argv, &o) < 0 || parse_codec(o.codec, &codec) < 0)
+  if (parse_opts(argc, argv, &o) < 0 || parse_codec(o.codec, &codec) < 0 ||
+      (o.level = level_of(codec, o.level)) < 0)
     return SNAP_EXIT_USAGE;
   m.name = argv[optind + 1];
   if (!cs_name_ok(m.name)) {
