@@ -59,6 +59,9 @@ static void *http_create(const struct ufk_config *cfg, struct ufk_next *below) {
   h->c_errors = host->counter(cfg, "errors", "failed range requests");
   h->c_pauses = host->counter(cfg, "prefetch_pauses",
                               "prefetch transfers paused for demand reads");
+  h->c_releases =
+      host->counter(cfg, "prefetch_releases",
+                    "held prefetches let on by a few bytes (prefetch_pause)");
   return h;
 }
 
@@ -132,6 +135,9 @@ static CURLcode set_options(const struct http *h, struct conn *c) {
   if (c != h->conns) { /* see conn_get() */
     SET(CURLOPT_SOCKOPTFUNCTION, yield_sockopt);
     SET(CURLOPT_SOCKOPTDATA, (void *)h);
+    /* Every read from the socket opens the receive window by as much: a
+     * release (yield.c) lets a chunk at least onto the wire. */
+    if (h->pause_ns) SET(CURLOPT_BUFFERSIZE, (long)RELEASE_MIN);
   }
   if (!r) r = set_auth(h, e);
   return r;
@@ -181,30 +187,29 @@ static unsigned pop_slot(struct http *h, int want) {
 
 /* Slot 0 serves demand reads only (when there are others): its receive
  * window is the kernel's, the others' may be bounded by prefetch_window
- * (yield.c).  Demand reads take it when it is free. */
+ * (yield.c).  Demand reads take it when it is free.  A prefetch held for
+ * demand reads may go on in a release: c->release is then the most bytes
+ * its request may ask for. */
 static struct conn *conn_get(struct http *h, int prefetch) {
   pthread_mutex_lock(&h->lock);
   __atomic_fetch_add(&h->demand_waiting, !prefetch, __ATOMIC_RELAXED);
   int held = 0;
-  uint64_t t0 = yield_now_ns(), t = t0;
+  uint64_t release = 0;
   for (;;) {
-    uint64_t until =
-        prefetch && t - t0 < h->hold_max_ns ? yield_held_until(h, t) : 0;
-    held |= until != 0;
-    if (until)
-      yield_wait_until(h, until < t0 + h->hold_max_ns ? until
-                                                      : t0 + h->hold_max_ns);
-    else if (can_take(h, prefetch))
+    if (prefetch && !release && yield_held_until(h, yield_now_ns())) {
+      held = 1;
+      release = yield_wait(h);
+    } else if (can_take(h, prefetch))
       break;
     else
       pthread_cond_wait(&h->cond, &h->lock);
-    t = yield_now_ns();
   }
   __atomic_fetch_sub(&h->demand_waiting, !prefetch, __ATOMIC_RELAXED);
   if (held) __atomic_fetch_add(h->c_pauses, 1, __ATOMIC_RELAXED);
-  if (!prefetch) yield_demand_started(h);
   int want = prefetch && h->connections > 1 ? -1 : 0;
   struct conn *c = &h->conns[pop_slot(h, want)];
+  c->release = release;
+  if (!prefetch) yield_demand_started(h, c);
   pthread_mutex_unlock(&h->lock);
   return c;
 }
@@ -212,7 +217,7 @@ static struct conn *conn_get(struct http *h, int prefetch) {
 static void conn_put(struct http *h, struct conn *c, int prefetch) {
   pthread_mutex_lock(&h->lock);
   h->free_stack[h->nfree++] = (unsigned)(c - h->conns);
-  if (!prefetch) yield_demand_ended(h);
+  if (!prefetch) yield_demand_ended(h, c);
   pthread_cond_broadcast(&h->cond);
   pthread_mutex_unlock(&h->lock);
 }
@@ -255,7 +260,8 @@ static int request(struct http *h, struct conn *c, const char *url, int hop,
                    .size = h->size,
                    .pin = h->size < 0 ? NULL : &h->pin,
                    .h = prefetch ? h : NULL,
-                   .pause_budget = h->hold_max_ns};
+                   .release = c->release,
+                   .yield_end_ns = yield_now_ns() + h->timeout_ms * 500000u};
   char range[64], what[96];
   snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, off, off + len - 1);
   snprintf(what, sizeof what, "bytes %s", range);
@@ -427,12 +433,21 @@ static int http_read(void *inst, void *buf, uint64_t len, uint64_t off,
                 " is outside the object (%" PRId64 " bytes)",
                 h->shown_url, len, off, h->size);
   int prefetch = !!(flags & UFK_READ_PREFETCH);
-  struct conn *c = conn_get(h, prefetch);
-  long status;
-  int r = fetch(h, c, buf, len, off, prefetch, &status);
-  int e = errno;
-  conn_put(h, c, prefetch);
-  errno = e;
+  int r = 0;
+  /* A prefetch sent on a release asks for that many bytes only: the
+   * server would send a whole receive window at once. */
+  while (r == 0 && len) {
+    struct conn *c = conn_get(h, prefetch);
+    uint64_t n = c->release && c->release < len ? c->release : len;
+    long status;
+    r = fetch(h, c, buf, n, off, prefetch, &status);
+    int e = errno;
+    conn_put(h, c, prefetch);
+    errno = e;
+    buf = (char *)buf + n;
+    off += n;
+    len -= n;
+  }
   return r;
 }
 

@@ -22,9 +22,12 @@
 #define HEADERS_MAX 65536
 #define SNIPPET_MAX 160
 #define MAX_CONNECTIONS 256
-/* A prefetch is held for demand reads at most this many prefetch_pause
- * before its request, and as long again during its transfer. */
+/* While demand reads hold prefetches, the source lets one prefetch go on
+ * for a release every this many prefetch_pause (yield.c). */
 #define HOLD_PAUSES 20
+/* A release's fewest bytes, and the most a prefetch transfer reads from
+ * its socket at once (its chunks count whole against a release). */
+#define RELEASE_MIN 16384
 
 extern const struct ufk_host *host;
 
@@ -46,12 +49,15 @@ struct xfer {
   int headers_end;       /* the blank line after this response's headers */
   uint64_t header_bytes; /* of all responses of this request */
   struct http *h;        /* for a prefetch: its source, to yield to demand */
-  uint64_t pause_budget; /* ns a prefetch may still spend paused */
+  uint64_t release;      /* bytes a prefetch may take before it yields again */
+  uint64_t yield_end_ns; /* it stops yielding then, ahead of its timeout */
 };
 
 struct conn {
   CURL *h;
   char errbuf[CURL_ERROR_SIZE];
+  uint64_t release;    /* a prefetch request sent on a release: its bytes */
+  uint64_t started_ns; /* when a demand read took it */
 };
 
 struct http {
@@ -76,12 +82,15 @@ struct http {
   /* yield.c: prefetches give way to demand reads on the wire. */
   uint64_t prefetch_window; /* SO_RCVBUF of prefetch connections; 0: kernel's */
   uint64_t pause_ns;        /* prefetch_pause; 0: never paused */
-  uint64_t hold_max_ns;     /* most a prefetch is held before its request,
-                             * and again during its transfer */
+  uint64_t hold_max_ns;     /* one release per this long while held */
   unsigned demand_busy;     /* demand reads holding a connection */
   uint64_t demand_end_ns;   /* when the last one ended (CLOCK_MONOTONIC) */
+  uint64_t release_ns;      /* when a held prefetch last went on */
+  uint64_t fault_ns;        /* a demand read's time, low estimate */
+  uint64_t rate;            /* bytes/s prefetches took while not held */
+  uint64_t rate_t0, rate_bytes; /* the window it is being measured over */
 
-  uint64_t *c_bytes, *c_requests, *c_errors, *c_pauses;
+  uint64_t *c_bytes, *c_requests, *c_errors, *c_pauses, *c_releases;
 };
 
 /* Records the error and leaves errnum in errno too: a layer above (retry)
@@ -97,13 +106,13 @@ size_t http_on_header(char *line, size_t size, size_t nitems, void *opaque);
 size_t http_on_body(char *p, size_t size, size_t nmemb, void *opaque);
 void http_decide(struct xfer *x);
 
-/* yield.c.  held_until, wait_until, demand_started and demand_ended are
- * called under h->lock. */
+/* yield.c.  held_until, wait, demand_started and demand_ended are called
+ * under h->lock. */
 uint64_t yield_held_until(const struct http *h, uint64_t t);
-void yield_wait_until(struct http *h, uint64_t t);
-void yield_demand_started(struct http *h);
-void yield_demand_ended(struct http *h);
-void yield_prefetch_body(struct http *h, uint64_t *budget_ns);
+uint64_t yield_wait(struct http *h);
+void yield_demand_started(struct http *h, struct conn *c);
+void yield_demand_ended(struct http *h, const struct conn *c);
+void yield_prefetch_body(struct http *h, struct xfer *x, uint64_t n);
 int yield_sockopt(void *opaque, curl_socket_t fd, curlsocktype purpose);
 uint64_t yield_now_ns(void);
 

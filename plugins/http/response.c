@@ -136,6 +136,6 @@ size_t http_on_body(char *p, size_t size, size_t nmemb, void *opaque) {
   }
   memcpy(x->buf + x->got, p, n);
   x->got += n;
-  if (x->h) yield_prefetch_body(x->h, &x->pause_budget);
+  if (x->h) yield_prefetch_body(x->h, x, n);
   return n;
 }

@@ -160,8 +160,8 @@ static int read_yield(const struct ufk_config *cfg, struct http *h) {
       (h->prefetch_window < 4096 || h->prefetch_window > (1u << 30)))
     return fail(EINVAL, "prefetch_window (%s): must be 0 or 4K to 1G",
                 host->where(cfg, "prefetch_window"));
-  /* So replay still moves while a guest faults without a break, and a
-   * held transfer never runs into its timeout. */
+  /* So replay still moves while a guest faults without a break (a release
+   * per hold_max, yield.c), well within a request's timeout. */
   h->hold_max_ns = HOLD_PAUSES * h->pause_ns;
   if (h->hold_max_ns > (uint64_t)h->timeout_ms * 500000u)
     h->hold_max_ns = (uint64_t)h->timeout_ms * 500000u;

@@ -6,7 +6,8 @@
  * their sockets (their receive windows fill and close, and the bottleneck
  * drains) and new prefetch requests are not sent.  prefetch_window bounds
  * the receive window of the connections prefetches use, so a paused
- * transfer leaves little in flight. */
+ * transfer leaves little in flight.  Releases (yield_wait) keep replay
+ * moving under a guest that faults without a break. */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,45 +31,104 @@ uint64_t yield_held_until(const struct http *h, uint64_t t) {
 
 /* Waits on h->cond (a CLOCK_MONOTONIC one) until t at most.  Under
  * h->lock. */
-void yield_wait_until(struct http *h, uint64_t t) {
+static void wait_until(struct http *h, uint64_t t) {
   struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
   int r = pthread_cond_timedwait(&h->cond, &h->lock, &ts);
   (void)r; /* a timeout or a wake-up: the caller looks again */
 }
 
+/* What a release may let onto the wire: as many bytes as the link carries
+ * in a demand read's time, so the answer of a fault that meets them waits
+ * about one fault's time more.  Where neither is known yet, RELEASE_MIN. */
+static uint64_t release_bytes(const struct http *h) {
+  uint64_t us = h->fault_ns / 1000;
+  if (us > 10000000u) us = 10000000u; /* no overflow below */
+  uint64_t b = h->rate * us / 1000000u;
+  return b > RELEASE_MIN ? b : RELEASE_MIN;
+}
+
+/* A prefetch waits while demand reads hold prefetches; 0 once they no
+ * longer do.  A guest that faults without a break would stop replay for
+ * good, so one held prefetch per hold_max goes on (a release), having
+ * waited that long itself: it may take release_bytes() (returned) and then
+ * yields again.  Few bytes at a time, as a release's bytes queue ahead of
+ * the faults that follow at the path's bottleneck. */
+uint64_t yield_wait(struct http *h) {
+  uint64_t t0 = yield_now_ns(), t = t0, until;
+  while ((until = yield_held_until(h, t))) {
+    uint64_t at = (t0 > h->release_ns ? t0 : h->release_ns) + h->hold_max_ns;
+    if (t >= at) {
+      h->release_ns = t;
+      __atomic_fetch_add(h->c_releases, 1, __ATOMIC_RELAXED);
+      return release_bytes(h);
+    }
+    wait_until(h, until < at ? until : at);
+    t = yield_now_ns();
+  }
+  return 0;
+}
+
 /* Under h->lock; atomic stores for yield_prefetch_body's unlocked look. */
-void yield_demand_started(struct http *h) {
+void yield_demand_started(struct http *h, struct conn *c) {
+  c->started_ns = yield_now_ns();
   __atomic_fetch_add(&h->demand_busy, 1, __ATOMIC_RELAXED);
 }
 
-void yield_demand_ended(struct http *h) {
+/* The time of a demand read, low estimate: the lowest, rising slowly to
+ * the usual one (reads delayed by replay should not count). */
+void yield_demand_ended(struct http *h, const struct conn *c) {
+  uint64_t t = yield_now_ns(), d = t - c->started_ns;
+  if (!h->fault_ns || d < h->fault_ns)
+    h->fault_ns = d;
+  else
+    h->fault_ns += (d - h->fault_ns) / 16;
   __atomic_fetch_sub(&h->demand_busy, 1, __ATOMIC_RELAXED);
-  __atomic_store_n(&h->demand_end_ns, yield_now_ns(), __ATOMIC_RELAXED);
+  __atomic_store_n(&h->demand_end_ns, t, __ATOMIC_RELAXED);
 }
 
-/* A prefetch transfer about to take more bytes: waits while demand reads
- * hold prefetches, but no longer than *budget_ns in all (what is left of
- * it is kept): a guest that faults without a break slows replay down but
- * does not stop it. */
-void yield_prefetch_body(struct http *h, uint64_t *budget_ns) {
-  if (!h->pause_ns || !*budget_ns) return;
-  /* Unlocked look first: nearly every call finds nothing to wait for. */
-  if (!__atomic_load_n(&h->demand_busy, __ATOMIC_RELAXED) &&
-      !__atomic_load_n(&h->demand_waiting, __ATOMIC_RELAXED) &&
-      yield_now_ns() >=
-          __atomic_load_n(&h->demand_end_ns, __ATOMIC_RELAXED) + h->pause_ns)
-    return;
-  uint64_t t0 = yield_now_ns(), t = t0, until;
-  int paused = 0;
-  pthread_mutex_lock(&h->lock);
-  while ((until = yield_held_until(h, t)) && t - t0 < *budget_ns) {
-    paused = 1;
-    yield_wait_until(h, until < t0 + *budget_ns ? until : t0 + *budget_ns);
-    t = yield_now_ns();
+static int held(const struct http *h, uint64_t t) {
+  return __atomic_load_n(&h->demand_busy, __ATOMIC_RELAXED) ||
+         __atomic_load_n(&h->demand_waiting, __ATOMIC_RELAXED) ||
+         t < __atomic_load_n(&h->demand_end_ns, __ATOMIC_RELAXED) + h->pause_ns;
+}
+
+/* The rate prefetches take bytes at, over windows of RATE_WINDOW_NS with
+ * no hold in them (a hold measures the guest, not the link).  With fewer
+ * transfers than the link carries it reads low: releases get smaller. */
+#define RATE_WINDOW_NS 50000000u
+static void measure_rate(struct http *h, uint64_t n, uint64_t t) {
+  __atomic_fetch_add(&h->rate_bytes, n, __ATOMIC_RELAXED);
+  uint64_t t0 = __atomic_load_n(&h->rate_t0, __ATOMIC_RELAXED);
+  if (t - t0 < RATE_WINDOW_NS || pthread_mutex_trylock(&h->lock)) return;
+  if (h->rate_t0 == t0) {
+    uint64_t b = __atomic_exchange_n(&h->rate_bytes, 0, __ATOMIC_RELAXED);
+    uint64_t last = h->demand_end_ns + h->pause_ns;
+    if (t0 && !h->demand_busy && !h->demand_waiting &&
+        (!h->demand_end_ns || last < t0))
+      h->rate = b * 1000u / ((t - t0) / 1000000u);
+    __atomic_store_n(&h->rate_t0, t, __ATOMIC_RELAXED);
   }
   pthread_mutex_unlock(&h->lock);
-  *budget_ns = t - t0 < *budget_ns ? *budget_ns - (t - t0) : 0;
-  if (paused) __atomic_fetch_add(h->c_pauses, 1, __ATOMIC_RELAXED);
+}
+
+/* A prefetch transfer took n more bytes: before it takes more, it waits
+ * while demand reads hold prefetches, unless it is in a release (see
+ * yield_wait) or has run for half its timeout. */
+void yield_prefetch_body(struct http *h, struct xfer *x, uint64_t n) {
+  if (!h->pause_ns) return;
+  uint64_t t = yield_now_ns();
+  measure_rate(h, n, t);
+  if (x->release) {
+    x->release = n < x->release ? x->release - n : 0;
+    if (x->release) return;
+  }
+  /* Unlocked look first: nearly every call finds nothing to wait for.  A
+   * transfer with all its bytes would only waste a release. */
+  if (!held(h, t) || t >= x->yield_end_ns || x->got >= x->want) return;
+  pthread_mutex_lock(&h->lock);
+  x->release = yield_wait(h);
+  pthread_mutex_unlock(&h->lock);
+  __atomic_fetch_add(h->c_pauses, 1, __ATOMIC_RELAXED);
 }
 
 /* CURLOPT_SOCKOPTFUNCTION of the connections prefetches may use. */

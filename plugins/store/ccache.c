@@ -70,10 +70,14 @@ static void trim(struct ccache *c, int32_t keep) {
 }
 
 int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
-               uint64_t n) {
+               uint64_t n, int wait) {
   if (!c->n) return CC_OFF;
   struct centry *e = &c->e[i];
   pthread_mutex_lock(&c->lock);
+  if (!wait && e->state == E_FLIGHT) {
+    pthread_mutex_unlock(&c->lock);
+    return CC_BUSY;
+  }
   while (e->state == E_FLIGHT)
     pthread_cond_wait(&c->cond, &c->lock);
   if (e->state == E_EMPTY) {

@@ -29,7 +29,7 @@ struct ccache {
   struct bufpool *pool; /* buffers for chunks to hold, pages written */
 };
 
-enum { CC_OFF, CC_HIT, CC_MINE };
+enum { CC_OFF, CC_HIT, CC_MINE, CC_BUSY };
 
 /* A cache of `bytes` decoded bytes over nchunks chunks of chunk_size; one
  * that keeps nothing when fewer bytes than a chunk.  -1 when out of memory
@@ -43,11 +43,12 @@ static inline int ccache_on(const struct ccache *c) {
 }
 
 /* For a read of n bytes of chunk i from `shift` into dst: CC_HIT when the
- * chunk is held (copied to dst, after waiting for a fetch in flight);
- * CC_MINE when it is now in flight for the caller, who fetches it and then
- * calls ccache_done; CC_OFF when the cache keeps nothing (fetch it). */
+ * chunk is held (copied to dst, after waiting for a fetch in flight unless
+ * !wait: then CC_BUSY, and the caller fetches it for itself); CC_MINE when
+ * it is now in flight for the caller, who fetches it and then calls
+ * ccache_done; CC_OFF when the cache keeps nothing (fetch it). */
 int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
-               uint64_t n);
+               uint64_t n, int wait);
 
 /* For a prefetch: keeps those of chunks want[0..k) that are neither held
  * nor in flight, puts them in flight for the caller, and returns how many

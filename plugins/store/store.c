@@ -194,7 +194,12 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
     __atomic_fetch_add(s->c_zero, n, __ATOMIC_RELAXED);
     return 0;
   }
-  int got = ccache_get(&s->cache, i, shift, dst, n);
+  /* A fault does not wait for a prefetch of its chunk from a remote
+   * store: that prefetch may be held for demand reads on the wire (the
+   * http source's prefetch_pause) while nothing counts this one; the
+   * chunk is fetched again instead, a few KiB. */
+  int wait = s->path || !(flags & UFK_READ_FAULT);
+  int got = ccache_get(&s->cache, i, shift, dst, n, wait);
   if (got == CC_HIT) {
     __atomic_fetch_add(s->c_recent, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);

@@ -359,9 +359,12 @@ START_TEST(prefetches_wait_for_demand_reads) {
 }
 END_TEST
 
-/* ...but not for ever: with a demand read held by the server, a prefetch
- * goes out after 20 pauses (200 ms) and completes, so replay moves on
- * while a guest faults without a break. */
+/* ...but not for ever: with a demand read held by the server, a held
+ * prefetch goes on every 20 pauses (200 ms) in a release of a few bytes,
+ * 16 KiB while neither the link's rate nor a demand read's time is known:
+ * a prefetch of 64 KiB goes out as 4 requests of 16 KiB, one per release,
+ * and completes.  Replay moves on while a guest faults without a break,
+ * but a release never lets a whole receive window onto the wire. */
 START_TEST(prefetches_are_held_for_a_while_only) {
   const char *kv[] = {faulty_data(), "connections=4", "prefetch_pause=10ms",
                       NULL};
@@ -371,7 +374,7 @@ START_TEST(prefetches_are_held_for_a_while_only) {
   faulty("mode=delay&seconds=30&count=1");
   struct bg_read demand = {.off = 0, .len = 4096, .flags = UFK_READ_FAULT};
   struct bg_read pf = {
-      .off = 1 << 20, .len = 1 << 20, .flags = UFK_READ_PREFETCH};
+      .off = 1 << 20, .len = 64 << 10, .flags = UFK_READ_PREFETCH};
   pthread_t td, tp;
   pthread_create(&td, NULL, bg_reader, &demand);
   for (int i = 0; i < 500 && faulty_requests() == before; i++)
@@ -381,6 +384,7 @@ START_TEST(prefetches_are_held_for_a_while_only) {
     nanosleep(&(struct timespec){0, 10000000}, NULL);
   int done = __atomic_load_n(&pf.done, __ATOMIC_ACQUIRE);
   int held = !__atomic_load_n(&demand.done, __ATOMIC_ACQUIRE);
+  long requests = faulty_requests() - before;
   server_text("FAULTY_URL", "_release");
   pthread_join(td, NULL);
   pthread_join(tp, NULL);
@@ -388,6 +392,11 @@ START_TEST(prefetches_are_held_for_a_while_only) {
   ck_assert_int_eq(pf.rc, 0);
   ck_assert_msg(done && held, "the prefetch waited for the demand read to "
                               "end (10 s)");
+  ck_assert_msg(requests == 5 && fakehost_counter("prefetch_releases") == 4,
+                "64 KiB went out in %ld requests and %llu releases, not 4 "
+                "of 16 KiB",
+                requests - 1,
+                (unsigned long long)fakehost_counter("prefetch_releases"));
 }
 END_TEST
 
@@ -433,6 +442,45 @@ START_TEST(prefetch_transfers_stop_for_demand_reads) {
                 "the prefetch went on while a demand read was under way: "
                 "%ld bytes sent in 0.5 s (%ld before)",
                 s2 - s1, s1);
+}
+END_TEST
+
+/* A prefetch transfer stopped for a demand read goes on in releases too
+ * (every 200 ms here), by 16 KiB each, not to its end: while the demand
+ * read is held, 1.5 s of trickle (16 KiB every 5 ms) would send 4.8 MiB,
+ * releases let through about 8 of 16 KiB beyond the buffers on the way. */
+START_TEST(stopped_transfers_go_on_by_releases) {
+  const char *kv[] = {faulty_data(), "connections=4", "prefetch_window=256K",
+                      "prefetch_pause=10ms", NULL};
+  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
+                fakehost_last_error());
+  faulty("mode=trickle&count=1");
+  struct bg_read pf = {.off = 0, .len = 8 << 20, .flags = UFK_READ_PREFETCH};
+  pthread_t td, tp;
+  pthread_create(&tp, NULL, bg_reader, &pf);
+  for (int i = 0; i < 500 && faulty_sent() < 65536; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  long before = faulty_requests();
+  faulty("mode=delay&seconds=30&count=1");
+  struct bg_read demand = {
+      .off = 4 << 20, .len = 4096, .flags = UFK_READ_FAULT};
+  pthread_create(&td, NULL, bg_reader, &demand);
+  for (int i = 0; i < 500 && faulty_requests() == before; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  long s1 = faulty_sent();
+  uint64_t r1 = fakehost_counter("prefetch_releases");
+  nanosleep(&(struct timespec){1, 500000000}, NULL);
+  long s2 = faulty_sent();
+  uint64_t r2 = fakehost_counter("prefetch_releases");
+  server_text("FAULTY_URL", "_release");
+  pthread_join(td, NULL);
+  pthread_join(tp, NULL);
+  ck_assert_int_eq(demand.rc, 0);
+  ck_assert_int_eq(pf.rc, 0);
+  ck_assert_msg(s2 - s1 <= (long)(r2 - r1 + 1) * (16 << 10) + (1 << 20),
+                "%ld bytes sent in %llu releases", s2 - s1,
+                (unsigned long long)(r2 - r1));
+  ck_assert_msg(r2 > r1, "no release while the demand read was held");
 }
 END_TEST
 
@@ -591,6 +639,7 @@ int main(void) {
   tcase_add_test(tc, prefetches_wait_for_demand_reads);
   tcase_add_test(tc, prefetch_transfers_stop_for_demand_reads);
   tcase_add_test(tc, prefetches_are_held_for_a_while_only);
+  tcase_add_test(tc, stopped_transfers_go_on_by_releases);
   tcase_add_test(tc, reads_outside_or_nowait_fail);
   tcase_add_test(tc, extra_headers_are_sent);
   tcase_add_test(tc, bad_settings_are_refused);

@@ -165,11 +165,13 @@ START_TEST(cache_holds_chunks_from_its_pool) {
   ck_assert_ptr_eq(again, b[0]);
   ccache_unbuf(&c, again);
   uint8_t out[4096];
-  ck_assert_int_eq(ccache_get(&c, 2, 0, out, 4096), CC_HIT);
+  ck_assert_int_eq(ccache_get(&c, 2, 0, out, 4096, 1), CC_HIT);
   ck_assert_uint_eq(out[4095], 3);
-  ck_assert_int_eq(ccache_get(&c, 1, 0, out, 4096), CC_HIT);
+  ck_assert_int_eq(ccache_get(&c, 1, 0, out, 4096, 1), CC_HIT);
   ck_assert_uint_eq(out[0], 2);
-  ck_assert_int_eq(ccache_get(&c, 0, 0, out, 4096), CC_MINE);
+  ck_assert_int_eq(ccache_get(&c, 0, 0, out, 4096, 1), CC_MINE);
+  /* In flight: a read that may not wait gets it to fetch for itself. */
+  ck_assert_int_eq(ccache_get(&c, 0, 0, out, 4096, 0), CC_BUSY);
   ccache_done(&c, 0, NULL, 0);
   ccache_free(&c);
 }
