@@ -61,7 +61,7 @@ static void *http_create(const struct ufk_config *cfg, struct ufk_next *below) {
                               "prefetch transfers paused for demand reads");
   h->c_releases =
       host->counter(cfg, "prefetch_releases",
-                    "held prefetches let on by a few bytes (prefetch_pause)");
+                    "held prefetches let on by a release (prefetch_pause)");
   return h;
 }
 

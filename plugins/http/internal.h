@@ -28,6 +28,7 @@
 /* A release's fewest bytes, and the most a prefetch transfer reads from
  * its socket at once (its chunks count whole against a release). */
 #define RELEASE_MIN 16384
+#define RELEASE_MAX (64u << 20) /* past any prefetch: no limit */
 
 extern const struct ufk_host *host;
 
@@ -58,6 +59,7 @@ struct conn {
   char errbuf[CURL_ERROR_SIZE];
   uint64_t release;    /* a prefetch request sent on a release: its bytes */
   uint64_t started_ns; /* when a demand read took it */
+  int demand;          /* a demand read has it now */
 };
 
 struct http {
@@ -86,9 +88,9 @@ struct http {
   unsigned demand_busy;     /* demand reads holding a connection */
   uint64_t demand_end_ns;   /* when the last one ended (CLOCK_MONOTONIC) */
   uint64_t release_ns;      /* when a held prefetch last went on */
+  uint64_t release_size;    /* bytes the last release could take */
+  unsigned release_hurt;    /* demand reads it delayed (yield.c) */
   uint64_t fault_ns;        /* a demand read's time, low estimate */
-  uint64_t rate;            /* bytes/s prefetches took while not held */
-  uint64_t rate_t0, rate_bytes; /* the window it is being measured over */
 
   uint64_t *c_bytes, *c_requests, *c_errors, *c_pauses, *c_releases;
 };
@@ -111,7 +113,7 @@ void http_decide(struct xfer *x);
 uint64_t yield_held_until(const struct http *h, uint64_t t);
 uint64_t yield_wait(struct http *h);
 void yield_demand_started(struct http *h, struct conn *c);
-void yield_demand_ended(struct http *h, const struct conn *c);
+void yield_demand_ended(struct http *h, struct conn *c);
 void yield_prefetch_body(struct http *h, struct xfer *x, uint64_t n);
 int yield_sockopt(void *opaque, curl_socket_t fd, curlsocktype purpose);
 uint64_t yield_now_ns(void);

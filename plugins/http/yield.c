@@ -37,30 +37,55 @@ static void wait_until(struct http *h, uint64_t t) {
   (void)r; /* a timeout or a wake-up: the caller looks again */
 }
 
-/* What a release may let onto the wire: as many bytes as the link carries
- * in a demand read's time, so the answer of a fault that meets them waits
- * about one fault's time more.  Where neither is known yet, RELEASE_MIN. */
-static uint64_t release_bytes(const struct http *h) {
-  uint64_t us = h->fault_ns / 1000;
-  if (us > 10000000u) us = 10000000u; /* no overflow below */
-  uint64_t b = h->rate * us / 1000000u;
-  return b > RELEASE_MIN ? b : RELEASE_MIN;
+/* Whether a demand read from `start` to `end` (or still running) took
+ * more than its usual time plus a hundredth of hold_max while the last
+ * release was going out (it began before the release's first half
+ * hold_max was over, and ended after the release). */
+static int delayed(const struct http *h, uint64_t start, uint64_t end) {
+  uint64_t r = h->release_ns;
+  return r && start < r + h->hold_max_ns / 2 && end > r &&
+         end - start > h->fault_ns + h->hold_max_ns / 100;
+}
+
+/* What a release may let onto the wire, learned from the demand reads it
+ * met (doubling, halving): its bytes queue ahead of them at the path's
+ * bottleneck, and while releases come one per hold_max, a release that
+ * keeps the wire busy for no more than a hundredth of that delays about
+ * one fault in a hundred (the p99 stays the link's).  So a release that
+ * delayed a demand read (delayed(), counting those still running) halves
+ * the next one; one that delayed none doubles it.  On a fast link releases
+ * grow until replay keeps ahead of the guest; on a slow one they stay at a
+ * few KiB.  Under h->lock. */
+static uint64_t next_release(struct http *h, uint64_t t) {
+  for (unsigned i = 0; i < h->connections; i++)
+    if (h->conns[i].demand && delayed(h, h->conns[i].started_ns, t))
+      h->release_hurt++;
+  if (h->release_ns) {
+    if (h->release_hurt)
+      h->release_size /= 2;
+    else
+      h->release_size *= 2;
+  }
+  if (h->release_size < RELEASE_MIN) h->release_size = RELEASE_MIN;
+  if (h->release_size > RELEASE_MAX) h->release_size = RELEASE_MAX;
+  h->release_hurt = 0;
+  return h->release_size;
 }
 
 /* A prefetch waits while demand reads hold prefetches; 0 once they no
  * longer do.  A guest that faults without a break would stop replay for
  * good, so one held prefetch per hold_max goes on (a release), having
- * waited that long itself: it may take release_bytes() (returned) and then
- * yields again.  Few bytes at a time, as a release's bytes queue ahead of
- * the faults that follow at the path's bottleneck. */
+ * waited that long itself: it may take next_release() bytes (returned)
+ * and then yields again. */
 uint64_t yield_wait(struct http *h) {
   uint64_t t0 = yield_now_ns(), t = t0, until;
   while ((until = yield_held_until(h, t))) {
     uint64_t at = (t0 > h->release_ns ? t0 : h->release_ns) + h->hold_max_ns;
     if (t >= at) {
+      uint64_t n = next_release(h, t);
       h->release_ns = t;
       __atomic_fetch_add(h->c_releases, 1, __ATOMIC_RELAXED);
-      return release_bytes(h);
+      return n;
     }
     wait_until(h, until < at ? until : at);
     t = yield_now_ns();
@@ -71,13 +96,16 @@ uint64_t yield_wait(struct http *h) {
 /* Under h->lock; atomic stores for yield_prefetch_body's unlocked look. */
 void yield_demand_started(struct http *h, struct conn *c) {
   c->started_ns = yield_now_ns();
+  c->demand = 1;
   __atomic_fetch_add(&h->demand_busy, 1, __ATOMIC_RELAXED);
 }
 
 /* The time of a demand read, low estimate: the lowest, rising slowly to
  * the usual one (reads delayed by replay should not count). */
-void yield_demand_ended(struct http *h, const struct conn *c) {
+void yield_demand_ended(struct http *h, struct conn *c) {
   uint64_t t = yield_now_ns(), d = t - c->started_ns;
+  c->demand = 0;
+  h->release_hurt += (unsigned)delayed(h, c->started_ns, t);
   if (!h->fault_ns || d < h->fault_ns)
     h->fault_ns = d;
   else
@@ -92,32 +120,12 @@ static int held(const struct http *h, uint64_t t) {
          t < __atomic_load_n(&h->demand_end_ns, __ATOMIC_RELAXED) + h->pause_ns;
 }
 
-/* The rate prefetches take bytes at, over windows of RATE_WINDOW_NS with
- * no hold in them (a hold measures the guest, not the link).  With fewer
- * transfers than the link carries it reads low: releases get smaller. */
-#define RATE_WINDOW_NS 50000000u
-static void measure_rate(struct http *h, uint64_t n, uint64_t t) {
-  __atomic_fetch_add(&h->rate_bytes, n, __ATOMIC_RELAXED);
-  uint64_t t0 = __atomic_load_n(&h->rate_t0, __ATOMIC_RELAXED);
-  if (t - t0 < RATE_WINDOW_NS || pthread_mutex_trylock(&h->lock)) return;
-  if (h->rate_t0 == t0) {
-    uint64_t b = __atomic_exchange_n(&h->rate_bytes, 0, __ATOMIC_RELAXED);
-    uint64_t last = h->demand_end_ns + h->pause_ns;
-    if (t0 && !h->demand_busy && !h->demand_waiting &&
-        (!h->demand_end_ns || last < t0))
-      h->rate = b * 1000u / ((t - t0) / 1000000u);
-    __atomic_store_n(&h->rate_t0, t, __ATOMIC_RELAXED);
-  }
-  pthread_mutex_unlock(&h->lock);
-}
-
 /* A prefetch transfer took n more bytes: before it takes more, it waits
  * while demand reads hold prefetches, unless it is in a release (see
  * yield_wait) or has run for half its timeout. */
 void yield_prefetch_body(struct http *h, struct xfer *x, uint64_t n) {
   if (!h->pause_ns) return;
   uint64_t t = yield_now_ns();
-  measure_rate(h, n, t);
   if (x->release) {
     x->release = n < x->release ? x->release - n : 0;
     if (x->release) return;

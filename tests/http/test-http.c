@@ -31,12 +31,6 @@ static const char *nginx_data(const char *tag) {
   return kv;
 }
 
-static const char *faulty_data(void) {
-  static char kv[600];
-  snprintf(kv, sizeof kv, "url=%s", url("FAULTY_URL", "data.bin"));
-  return kv;
-}
-
 static void read_ok(uint64_t off, uint64_t len) {
   uint8_t *buf = page_alloc(len);
   int r = h.p->read(h.h, buf, len, off, UFK_READ_FAULT);
@@ -252,11 +246,11 @@ END_TEST
 
 START_TEST(start_survives_brief_errors) {
   faulty("mode=503&count=2");
-  open_http(faulty_data(), NULL);
+  open_http(faulty_data_kv(), NULL);
   read_ok(0, 4096);
   inst_close(&h);
   faulty("mode=500&count=3");
-  const char *set[] = {faulty_data(), NULL};
+  const char *set[] = {faulty_data_kv(), NULL};
   ck_assert_int_eq(inst_open(&h, "http", NULL, set), -1);
   ck_assert_int_eq(fakehost_last_errno(), EIO);
   ck_assert_ptr_nonnull(strstr(fakehost_last_error(), "HTTP status 500"));
@@ -264,7 +258,7 @@ START_TEST(start_survives_brief_errors) {
 END_TEST
 
 START_TEST(status_errors_are_classified) {
-  open_http(faulty_data(), NULL);
+  open_http(faulty_data_kv(), NULL);
   static const struct {
     const char *mode;
     int e;
@@ -284,7 +278,7 @@ START_TEST(status_errors_are_classified) {
 END_TEST
 
 START_TEST(bad_bodies_are_errors) {
-  open_http(faulty_data(), "timeout=500ms");
+  open_http(faulty_data_kv(), "timeout=500ms");
   faulty("mode=truncate&count=1");
   read_fails(65536, 65536, EIO, "65536");
   read_ok(65536, 65536);
@@ -305,182 +299,6 @@ START_TEST(bad_bodies_are_errors) {
   ck_assert_msg(errno == ECONNRESET || errno == EIO, "errno %d", errno);
   free(buf);
   read_ok(4096, 4096);
-}
-END_TEST
-
-struct bg_read {
-  uint64_t off, len;
-  uint32_t flags;
-  int rc, done;
-};
-
-static void *bg_reader(void *arg) {
-  struct bg_read *b = arg;
-  uint8_t *buf = page_alloc(b->len);
-  b->rc = h.p->read(h.h, buf, b->len, b->off, b->flags);
-  if (b->rc == 0 && mismatch(buf, b->off, b->len, DATA_SEED) >= 0) b->rc = -2;
-  free(buf);
-  __atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
-  return NULL;
-}
-
-/* While a demand read is under way, a prefetch is not even sent: its
- * bytes would queue ahead of the demand read's answer on the wire.  The
- * server holds the demand read until /_release; the prefetch goes out
- * only after it. */
-START_TEST(prefetches_wait_for_demand_reads) {
-  /* held for 20 pauses at most: 4 s */
-  const char *kv[] = {faulty_data(), "connections=4", "prefetch_pause=200ms",
-                      NULL};
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
-  long before = faulty_requests();
-  faulty("mode=delay&seconds=30&count=1");
-  struct bg_read demand = {.off = 0, .len = 4096, .flags = UFK_READ_FAULT};
-  struct bg_read pf = {
-      .off = 1 << 20, .len = 1 << 20, .flags = UFK_READ_PREFETCH};
-  pthread_t td, tp;
-  pthread_create(&td, NULL, bg_reader, &demand);
-  for (int i = 0; i < 500 && faulty_requests() == before; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  ck_assert_int_eq(faulty_requests(), before + 1);
-  pthread_create(&tp, NULL, bg_reader, &pf);
-  nanosleep(&(struct timespec){0, 300000000}, NULL);
-  int early = __atomic_load_n(&pf.done, __ATOMIC_ACQUIRE);
-  long seen = faulty_requests();
-  server_text("FAULTY_URL", "_release");
-  pthread_join(td, NULL);
-  pthread_join(tp, NULL);
-  ck_assert_int_eq(demand.rc, 0);
-  ck_assert_int_eq(pf.rc, 0);
-  ck_assert_msg(!early && seen == before + 1,
-                "the prefetch was sent while a demand read was under way");
-  ck_assert_uint_ge(fakehost_counter("prefetch_pauses"), 1);
-}
-END_TEST
-
-/* ...but not for ever: with a demand read held by the server, a held
- * prefetch goes on every 20 pauses (200 ms) in a release of a few bytes,
- * 16 KiB while neither the link's rate nor a demand read's time is known:
- * a prefetch of 64 KiB goes out as 4 requests of 16 KiB, one per release,
- * and completes.  Replay moves on while a guest faults without a break,
- * but a release never lets a whole receive window onto the wire. */
-START_TEST(prefetches_are_held_for_a_while_only) {
-  const char *kv[] = {faulty_data(), "connections=4", "prefetch_pause=10ms",
-                      NULL};
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
-  long before = faulty_requests();
-  faulty("mode=delay&seconds=30&count=1");
-  struct bg_read demand = {.off = 0, .len = 4096, .flags = UFK_READ_FAULT};
-  struct bg_read pf = {
-      .off = 1 << 20, .len = 64 << 10, .flags = UFK_READ_PREFETCH};
-  pthread_t td, tp;
-  pthread_create(&td, NULL, bg_reader, &demand);
-  for (int i = 0; i < 500 && faulty_requests() == before; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  pthread_create(&tp, NULL, bg_reader, &pf);
-  for (int i = 0; i < 1000 && !__atomic_load_n(&pf.done, __ATOMIC_ACQUIRE); i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  int done = __atomic_load_n(&pf.done, __ATOMIC_ACQUIRE);
-  int held = !__atomic_load_n(&demand.done, __ATOMIC_ACQUIRE);
-  long requests = faulty_requests() - before;
-  server_text("FAULTY_URL", "_release");
-  pthread_join(td, NULL);
-  pthread_join(tp, NULL);
-  ck_assert_int_eq(demand.rc, 0);
-  ck_assert_int_eq(pf.rc, 0);
-  ck_assert_msg(done && held, "the prefetch waited for the demand read to "
-                              "end (10 s)");
-  ck_assert_msg(requests == 5 && fakehost_counter("prefetch_releases") == 4,
-                "64 KiB went out in %ld requests and %llu releases, not 4 "
-                "of 16 KiB",
-                requests - 1,
-                (unsigned long long)fakehost_counter("prefetch_releases"));
-}
-END_TEST
-
-static long faulty_sent(void) {
-  const char *p = strstr(server_text("FAULTY_URL", "_stats"), "\"sent\":");
-  ck_assert_ptr_nonnull(p);
-  return strtol(p + 7, NULL, 10);
-}
-
-/* A prefetch transfer already under way stops reading while a demand read
- * is (its window closes, so the server's writes stop): the server trickles
- * the prefetch's body, 16 KiB every 5 ms, and holds the demand read until
- * /_release; once the buffers on the way are full (256 KiB each end,
- * windows above loopback's 64 KiB segments), nothing more goes out. */
-START_TEST(prefetch_transfers_stop_for_demand_reads) {
-  const char *kv[] = {faulty_data(), "connections=4", "prefetch_window=256K",
-                      "prefetch_pause=200ms", NULL};
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
-  faulty("mode=trickle&count=1");
-  struct bg_read pf = {.off = 0, .len = 8 << 20, .flags = UFK_READ_PREFETCH};
-  pthread_t td, tp;
-  pthread_create(&tp, NULL, bg_reader, &pf);
-  for (int i = 0; i < 500 && faulty_sent() < 65536; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  long before = faulty_requests();
-  faulty("mode=delay&seconds=30&count=1");
-  struct bg_read demand = {
-      .off = 4 << 20, .len = 4096, .flags = UFK_READ_FAULT};
-  pthread_create(&td, NULL, bg_reader, &demand);
-  for (int i = 0; i < 500 && faulty_requests() == before; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  nanosleep(&(struct timespec){0, 400000000}, NULL); /* buffers fill */
-  long s1 = faulty_sent();
-  nanosleep(&(struct timespec){0, 500000000}, NULL);
-  long s2 = faulty_sent();
-  server_text("FAULTY_URL", "_release");
-  pthread_join(td, NULL);
-  pthread_join(tp, NULL);
-  ck_assert_int_eq(demand.rc, 0);
-  ck_assert_int_eq(pf.rc, 0);
-  ck_assert_msg(s1 < (8 << 20) && s2 - s1 < (256 << 10),
-                "the prefetch went on while a demand read was under way: "
-                "%ld bytes sent in 0.5 s (%ld before)",
-                s2 - s1, s1);
-}
-END_TEST
-
-/* A prefetch transfer stopped for a demand read goes on in releases too
- * (every 200 ms here), by 16 KiB each, not to its end: while the demand
- * read is held, 1.5 s of trickle (16 KiB every 5 ms) would send 4.8 MiB,
- * releases let through about 8 of 16 KiB beyond the buffers on the way. */
-START_TEST(stopped_transfers_go_on_by_releases) {
-  const char *kv[] = {faulty_data(), "connections=4", "prefetch_window=256K",
-                      "prefetch_pause=10ms", NULL};
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
-  faulty("mode=trickle&count=1");
-  struct bg_read pf = {.off = 0, .len = 8 << 20, .flags = UFK_READ_PREFETCH};
-  pthread_t td, tp;
-  pthread_create(&tp, NULL, bg_reader, &pf);
-  for (int i = 0; i < 500 && faulty_sent() < 65536; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  long before = faulty_requests();
-  faulty("mode=delay&seconds=30&count=1");
-  struct bg_read demand = {
-      .off = 4 << 20, .len = 4096, .flags = UFK_READ_FAULT};
-  pthread_create(&td, NULL, bg_reader, &demand);
-  for (int i = 0; i < 500 && faulty_requests() == before; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  long s1 = faulty_sent();
-  uint64_t r1 = fakehost_counter("prefetch_releases");
-  nanosleep(&(struct timespec){1, 500000000}, NULL);
-  long s2 = faulty_sent();
-  uint64_t r2 = fakehost_counter("prefetch_releases");
-  server_text("FAULTY_URL", "_release");
-  pthread_join(td, NULL);
-  pthread_join(tp, NULL);
-  ck_assert_int_eq(demand.rc, 0);
-  ck_assert_int_eq(pf.rc, 0);
-  ck_assert_msg(s2 - s1 <= (long)(r2 - r1 + 1) * (16 << 10) + (1 << 20),
-                "%ld bytes sent in %llu releases", s2 - s1,
-                (unsigned long long)(r2 - r1));
-  ck_assert_msg(r2 > r1, "no release while the demand read was held");
 }
 END_TEST
 
@@ -586,7 +404,7 @@ END_TEST
 
 /* A server that ignores If-Match but names another version in its answer. */
 START_TEST(another_version_is_a_source_error) {
-  open_http(faulty_data(), NULL);
+  open_http(faulty_data_kv(), NULL);
   read_ok(0, 4096);
   faulty("mode=etag&count=1");
   read_fails(4096, 4096, ESTALE, "now \"");
@@ -599,7 +417,7 @@ END_TEST
 /* A Content-Range total other than the size seen at start, a "*" total,
  * and a range wrong only in its last byte: each refused. */
 START_TEST(wrong_totals_and_ranges_are_refused) {
-  open_http(faulty_data(), NULL);
+  open_http(faulty_data_kv(), NULL);
   faulty("mode=startotal&count=1");
   read_fails(4096, 4096, EINVAL, "gives no object size");
   faulty("mode=lastbyte&count=1");
@@ -612,7 +430,7 @@ START_TEST(wrong_totals_and_ranges_are_refused) {
 END_TEST
 
 START_TEST(oversized_headers_are_named) {
-  open_http(faulty_data(), NULL);
+  open_http(faulty_data_kv(), NULL);
   faulty("mode=bigheaders&count=1");
   read_fails(4096, 4096, EINVAL, "response header is larger than");
   ck_assert_ptr_null(strstr(fakehost_last_error(), "Content-Range"));
@@ -636,10 +454,6 @@ int main(void) {
   tcase_add_test(tc, start_survives_brief_errors);
   tcase_add_test(tc, status_errors_are_classified);
   tcase_add_test(tc, bad_bodies_are_errors);
-  tcase_add_test(tc, prefetches_wait_for_demand_reads);
-  tcase_add_test(tc, prefetch_transfers_stop_for_demand_reads);
-  tcase_add_test(tc, prefetches_are_held_for_a_while_only);
-  tcase_add_test(tc, stopped_transfers_go_on_by_releases);
   tcase_add_test(tc, reads_outside_or_nowait_fail);
   tcase_add_test(tc, extra_headers_are_sent);
   tcase_add_test(tc, bad_settings_are_refused);

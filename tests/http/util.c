@@ -180,6 +180,12 @@ static void get(const char *u, struct sink *k) {
                 curl_easy_strerror(rc), st);
 }
 
+const char *faulty_data_kv(void) {
+  static char kv[600];
+  snprintf(kv, sizeof kv, "url=%s", url("FAULTY_URL", "data.bin"));
+  return kv;
+}
+
 void faulty(const char *query) {
   char u[512];
   struct sink k = {0};

@@ -45,6 +45,9 @@ int inst_open(struct inst *i, const char *name, struct ufk_next *below,
               const char *const *kv);
 void inst_close(struct inst *i);
 
+/* The url= setting of faulty_server.py's data.bin, in a static buffer. */
+const char *faulty_data_kv(void);
+
 /* faulty_server.py: arm a fault ("mode=500&count=3"), read counters. */
 void faulty(const char *query);
 long faulty_requests(void);
