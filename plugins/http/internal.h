@@ -89,8 +89,10 @@ struct http {
   uint64_t demand_end_ns;   /* when the last one ended (CLOCK_MONOTONIC) */
   uint64_t release_ns;      /* when a held prefetch last went on */
   uint64_t release_size;    /* bytes the last release could take */
-  unsigned release_hurt;    /* demand reads it delayed (yield.c) */
-  uint64_t fault_ns;        /* a demand read's time, low estimate */
+  unsigned release_met;     /* demand reads that ran beside it (yield.c) */
+  unsigned release_hurt;    /* and those it delayed */
+  uint64_t fault_ns;        /* a demand read's usual time (yield.c) */
+  uint64_t fault_dev_ns;    /* and its mean deviation */
 
   uint64_t *c_bytes, *c_requests, *c_errors, *c_pauses, *c_releases;
 };

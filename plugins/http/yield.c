@@ -37,14 +37,21 @@ static void wait_until(struct http *h, uint64_t t) {
   (void)r; /* a timeout or a wake-up: the caller looks again */
 }
 
-/* Whether a demand read from `start` to `end` (or still running) took
- * more than its usual time plus a hundredth of hold_max while the last
- * release was going out (it began before the release's first half
- * hold_max was over, and ended after the release). */
-static int delayed(const struct http *h, uint64_t start, uint64_t end) {
+/* Whether a demand read from `start` to `end` (or still running) ran
+ * while the last release was going out: it began before the release's
+ * first half hold_max was over, and ended after the release. */
+static int overlaps(const struct http *h, uint64_t start, uint64_t end) {
   uint64_t r = h->release_ns;
-  return r && start < r + h->hold_max_ns / 2 && end > r &&
-         end - start > h->fault_ns + h->hold_max_ns / 100;
+  return r && start < r + h->hold_max_ns / 2 && end > r;
+}
+
+/* Whether such a read took longer than demand reads usually do (their
+ * mean and four mean deviations, as TCP bounds a round trip: an origin
+ * whose answers vary by milliseconds does not make every release look
+ * harmful) by more than a hundredth of hold_max. */
+static int delayed(const struct http *h, uint64_t start, uint64_t end) {
+  return overlaps(h, start, end) &&
+         end - start > h->fault_ns + 4 * h->fault_dev_ns + h->hold_max_ns / 100;
 }
 
 /* What a release may let onto the wire, learned from the demand reads it
@@ -52,23 +59,29 @@ static int delayed(const struct http *h, uint64_t start, uint64_t end) {
  * bottleneck, and while releases come one per hold_max, a release that
  * keeps the wire busy for no more than a hundredth of that delays about
  * one fault in a hundred (the p99 stays the link's).  So a release that
- * delayed a demand read (delayed(), counting those still running) halves
- * the next one; one that delayed none doubles it.  On a fast link releases
+ * delayed more than one in fifty of the demand reads it met (delayed(),
+ * counting those still running) halves the next one; one that delayed
+ * fewer doubles it.  On a fast link releases
  * grow until replay keeps ahead of the guest; on a slow one they stay at a
  * few KiB.  Under h->lock. */
 static uint64_t next_release(struct http *h, uint64_t t) {
-  for (unsigned i = 0; i < h->connections; i++)
-    if (h->conns[i].demand && delayed(h, h->conns[i].started_ns, t))
-      h->release_hurt++;
+  for (unsigned i = 0; i < h->connections; i++) {
+    const struct conn *c = &h->conns[i];
+    if (!c->demand || !overlaps(h, c->started_ns, t)) continue;
+    h->release_met++;
+    h->release_hurt += (unsigned)delayed(h, c->started_ns, t);
+  }
+  /* More than one in fifty: an origin's own slow answers, which reads
+   * beside a release get their share of, do not count against it. */
   if (h->release_ns) {
-    if (h->release_hurt)
+    if (h->release_hurt * 50 > h->release_met)
       h->release_size /= 2;
     else
       h->release_size *= 2;
   }
   if (h->release_size < RELEASE_MIN) h->release_size = RELEASE_MIN;
   if (h->release_size > RELEASE_MAX) h->release_size = RELEASE_MAX;
-  h->release_hurt = 0;
+  h->release_hurt = h->release_met = 0;
   return h->release_size;
 }
 
@@ -100,16 +113,31 @@ void yield_demand_started(struct http *h, struct conn *c) {
   __atomic_fetch_add(&h->demand_busy, 1, __ATOMIC_RELAXED);
 }
 
-/* The time of a demand read, low estimate: the lowest, rising slowly to
- * the usual one (reads delayed by replay should not count). */
+/* A demand read's usual time and its spread, from the reads no release
+ * went out beside (those are what a release is judged against). */
+static void learn(struct http *h, uint64_t d) {
+  if (!h->fault_ns) {
+    h->fault_ns = d;
+    h->fault_dev_ns = d / 2;
+    return;
+  }
+  uint64_t err = d > h->fault_ns ? d - h->fault_ns : h->fault_ns - d;
+  h->fault_ns = d > h->fault_ns ? h->fault_ns + (d - h->fault_ns) / 8
+                                : h->fault_ns - (h->fault_ns - d) / 8;
+  h->fault_dev_ns = err > h->fault_dev_ns
+                        ? h->fault_dev_ns + (err - h->fault_dev_ns) / 4
+                        : h->fault_dev_ns - (h->fault_dev_ns - err) / 4;
+}
+
 void yield_demand_ended(struct http *h, struct conn *c) {
   uint64_t t = yield_now_ns(), d = t - c->started_ns;
   c->demand = 0;
-  h->release_hurt += (unsigned)delayed(h, c->started_ns, t);
-  if (!h->fault_ns || d < h->fault_ns)
-    h->fault_ns = d;
-  else
-    h->fault_ns += (d - h->fault_ns) / 16;
+  if (overlaps(h, c->started_ns, t)) {
+    h->release_met++;
+    h->release_hurt += (unsigned)delayed(h, c->started_ns, t);
+  } else {
+    learn(h, d);
+  }
   __atomic_fetch_sub(&h->demand_busy, 1, __ATOMIC_RELAXED);
   __atomic_store_n(&h->demand_end_ns, t, __ATOMIC_RELAXED);
 }
