@@ -65,7 +65,7 @@ START_TEST(prefetches_wait_for_demand_reads) {
   ck_assert_int_eq(pf.rc, 0);
   ck_assert_msg(!early && seen == before + 1,
                 "the prefetch was sent while a demand read was under way");
-  ck_assert_uint_ge(fakehost_counter("prefetch_pauses"), 1);
+  ck_assert_uint_ge(counter_now("prefetch_pauses"), 1);
 }
 END_TEST
 
@@ -103,11 +103,11 @@ START_TEST(prefetches_are_held_for_a_while_only) {
   ck_assert_int_eq(pf.rc, 0);
   ck_assert_msg(done && held, "the prefetch waited for the demand read to "
                               "end (10 s)");
-  ck_assert_msg(requests == 5 && fakehost_counter("prefetch_releases") == 4,
+  ck_assert_msg(requests == 5 && counter_now("prefetch_releases") == 4,
                 "64 KiB went out in %ld requests and %llu releases, not 4 "
                 "of 16 KiB",
                 requests - 1,
-                (unsigned long long)fakehost_counter("prefetch_releases"));
+                (unsigned long long)counter_now("prefetch_releases"));
 }
 END_TEST
 
@@ -179,10 +179,10 @@ START_TEST(stopped_transfers_go_on_by_releases) {
   for (int i = 0; i < 500 && faulty_requests() == before; i++)
     nanosleep(&(struct timespec){0, 10000000}, NULL);
   long s1 = faulty_sent();
-  uint64_t r1 = fakehost_counter("prefetch_releases");
+  uint64_t r1 = counter_now("prefetch_releases");
   nanosleep(&(struct timespec){1, 500000000}, NULL);
   long s2 = faulty_sent();
-  uint64_t r2 = fakehost_counter("prefetch_releases");
+  uint64_t r2 = counter_now("prefetch_releases");
   server_text("FAULTY_URL", "_release");
   pthread_join(td, NULL);
   pthread_join(tp, NULL);
@@ -236,7 +236,7 @@ START_TEST(releases_grow_while_they_delay_nothing) {
   __atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
   pthread_join(tf, NULL);
   pthread_join(tp, NULL);
-  uint64_t releases = fakehost_counter("prefetch_releases");
+  uint64_t releases = counter_now("prefetch_releases");
   ck_assert_int_eq(f.rc, 0);
   ck_assert_int_eq(pf.rc, 0);
   ck_assert_msg(done,
