@@ -117,6 +117,27 @@ static long faulty_sent(void) {
   return strtol(p + 7, NULL, 10);
 }
 
+/* A trickled 8 MiB prefetch under way (64 KiB in), then a demand read the
+ * server holds until /_release, its request seen by the server. */
+static void trickle_then_held_demand(const char *const *kv, struct bg_read *pf,
+                                     struct bg_read *demand, pthread_t *tp,
+                                     pthread_t *td) {
+  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
+                fakehost_last_error());
+  faulty("mode=trickle&count=1");
+  *pf = (struct bg_read){.off = 0, .len = 8 << 20, .flags = UFK_READ_PREFETCH};
+  pthread_create(tp, NULL, bg_reader, pf);
+  for (int i = 0; i < 500 && faulty_sent() < 65536; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  long before = faulty_requests();
+  faulty("mode=delay&seconds=30&count=1");
+  *demand =
+      (struct bg_read){.off = 4 << 20, .len = 4096, .flags = UFK_READ_FAULT};
+  pthread_create(td, NULL, bg_reader, demand);
+  for (int i = 0; i < 500 && faulty_requests() == before; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+}
+
 /* A prefetch transfer already under way stops reading while a demand read
  * is (its window closes, so the server's writes stop): the server trickles
  * the prefetch's body, 16 KiB every 5 ms, and holds the demand read until
@@ -125,21 +146,9 @@ static long faulty_sent(void) {
 START_TEST(prefetch_transfers_stop_for_demand_reads) {
   const char *kv[] = {faulty_data_kv(), "connections=4", "prefetch_window=256K",
                       "prefetch_pause=200ms", NULL};
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
-  faulty("mode=trickle&count=1");
-  struct bg_read pf = {.off = 0, .len = 8 << 20, .flags = UFK_READ_PREFETCH};
+  struct bg_read pf, demand;
   pthread_t td, tp;
-  pthread_create(&tp, NULL, bg_reader, &pf);
-  for (int i = 0; i < 500 && faulty_sent() < 65536; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  long before = faulty_requests();
-  faulty("mode=delay&seconds=30&count=1");
-  struct bg_read demand = {
-      .off = 4 << 20, .len = 4096, .flags = UFK_READ_FAULT};
-  pthread_create(&td, NULL, bg_reader, &demand);
-  for (int i = 0; i < 500 && faulty_requests() == before; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  trickle_then_held_demand(kv, &pf, &demand, &tp, &td);
   nanosleep(&(struct timespec){0, 400000000}, NULL); /* buffers fill */
   long s1 = faulty_sent();
   nanosleep(&(struct timespec){0, 500000000}, NULL);
@@ -163,21 +172,9 @@ END_TEST
 START_TEST(stopped_transfers_go_on_by_releases) {
   const char *kv[] = {faulty_data_kv(), "connections=4", "prefetch_window=256K",
                       "prefetch_pause=10ms", NULL};
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
-  faulty("mode=trickle&count=1");
-  struct bg_read pf = {.off = 0, .len = 8 << 20, .flags = UFK_READ_PREFETCH};
+  struct bg_read pf, demand;
   pthread_t td, tp;
-  pthread_create(&tp, NULL, bg_reader, &pf);
-  for (int i = 0; i < 500 && faulty_sent() < 65536; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  long before = faulty_requests();
-  faulty("mode=delay&seconds=30&count=1");
-  struct bg_read demand = {
-      .off = 4 << 20, .len = 4096, .flags = UFK_READ_FAULT};
-  pthread_create(&td, NULL, bg_reader, &demand);
-  for (int i = 0; i < 500 && faulty_requests() == before; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  trickle_then_held_demand(kv, &pf, &demand, &tp, &td);
   long s1 = faulty_sent();
   uint64_t r1 = counter_now("prefetch_releases");
   nanosleep(&(struct timespec){1, 500000000}, NULL);
