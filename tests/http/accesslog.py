@@ -4,10 +4,14 @@ working-set replay (tests/http/cold-replay.sh), read from stdin.
 
   accesslog.py replay KIND RUNS
       every request for the object (KIND http: /mem.img) or for packs
-      (KIND store) was answered 206 to one byte range; no byte of one file
-      was fetched twice; replay's requests (http: in the second half of the
-      32 MiB image; store: more than 64 KiB of a pack) number at least one
-      and at most RUNS / 20
+      (KIND store) was answered 206 to one byte range; replay's requests
+      (http: more than a page, in the second half of the 32 MiB image;
+      store: more than 64 KiB of a pack) number at least one and at most
+      RUNS / 20; no byte of one file was fetched twice, but by a demand
+      read (http: one page; store: at most 64 KiB) and a request of
+      replay's: demand reads never wait behind prefetches, so a guest that
+      overtakes replay (as under a sanitizer) fetches the pages it meets
+      first itself, and those overlaps are counted, not refused
   accesslog.py first KIND
       the first such request to finish was the guest's first fault: page 0
       (http), or at most 64 KiB of a pack (store)
@@ -15,7 +19,8 @@ working-set replay (tests/http/cold-replay.sh), read from stdin.
 import re
 import sys
 
-HALF = 4096 * 4096
+PAGE = 4096
+HALF = 4096 * PAGE
 LINE = re.compile(r'\S+ \S+ (\d+) "GET (\S+) [^"]*" "([^"]*)"')
 
 
@@ -36,7 +41,29 @@ def requests(kind):
 
 
 def is_replay(kind, a, b):
-    return a >= HALF if kind == "http" else b - a > 65536
+    if kind == "http":
+        return a >= HALF and b - a > PAGE
+    return b - a > 65536
+
+
+def is_demand_sized(kind, a, b):
+    return b - a <= (PAGE if kind == "http" else 65536)
+
+
+def overlaps(kind, path, rs):
+    """How many pairs of ranges of rs share a byte; exits on a pair of which
+    neither is a demand read."""
+    rs.sort()
+    found, open_ = 0, []  # ranges not yet ended at the current start
+    for c, d in rs:
+        open_ = [(a, b) for a, b in open_ if b > c]
+        for a, b in open_:
+            if not (is_demand_sized(kind, a, b) or is_demand_sized(kind, c, d)):
+                sys.exit("%s: bytes %d-%d fetched twice (%d-%d and %d-%d)" %
+                         (path, c, min(b, d) - 1, a, b - 1, c, d - 1))
+            found += 1
+        open_.append((c, d))
+    return found
 
 
 def replay(kind, runs):
@@ -44,16 +71,11 @@ def replay(kind, runs):
     for path, a, b in requests(kind):
         seen.setdefault(path, []).append((a, b))
         n += is_replay(kind, a, b)
-    for path, rs in seen.items():
-        rs.sort()
-        for (a, b), (c, d) in zip(rs, rs[1:]):
-            if c < b:
-                sys.exit("%s: bytes %d-%d fetched twice (%d-%d and %d-%d)" %
-                         (path, c, min(b, d) - 1, a, b - 1, c, d - 1))
+    twice = sum(overlaps(kind, path, rs) for path, rs in seen.items())
     if not n or n * 20 > runs:
         sys.exit("%d replay requests for %d runs: not merged" % (n, runs))
-    print("%s: %d replay requests for %d runs, no byte fetched twice" %
-          (kind, n, runs))
+    print("%s: %d replay requests for %d runs; no byte fetched twice but by "
+          "%d demand reads beside replay's" % (kind, n, runs, twice))
 
 
 def first(kind):
