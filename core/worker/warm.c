@@ -127,6 +127,9 @@ static void wake_range(struct session *s, uint64_t lo, uint64_t hi) {
 #define FETCH_THREADS 4
 #define FETCH_BLOCK (1u << 20)      /* largest range asked for at once */
 #define FETCH_GAP_BYTES (64u << 10) /* unlisted bytes merged across */
+/* Asked for at once while the guest faulted within GUEST_BUSY_NS. */
+#define FETCH_BUSY_PIECE (256u << 10)
+#define GUEST_BUSY_NS 2000000u
 
 struct lane {
   struct warm *p;
@@ -178,19 +181,19 @@ static int install_listed(struct warm *p, const uint64_t *in, uint64_t a,
   return 0;
 }
 
-/* Fetches range r (trimmed to its listed pages still missing) and
- * installs them.  -1 when the session is over. */
-static int replay_range(struct lane *l, const struct wrange *r, void *buf) {
+/* Whether the guest faulted within the last 2 ms: its pages come first. */
+static int guest_faulting(struct session *s) {
+  return clock_mono_ns() - __atomic_load_n(&s->demand_ns, __ATOMIC_RELAXED) <
+         GUEST_BUSY_NS;
+}
+
+/* Fetches [a, b) (source pages, the first and last listed and missing) and
+ * installs its listed pages still missing.  -1 when the session is
+ * over. */
+static int replay_piece(struct lane *l, uint64_t a, uint64_t b, void *buf) {
   struct warm *p = l->p;
   struct session *s = p->s;
   struct stack *st = s->wl->stack;
-  uint64_t a = r->first, b = r->first + r->n, u;
-  int ri;
-  while (a < b && !wanted(s, l->in, a, &ri, &u))
-    a++;
-  while (b > a && !wanted(s, l->in, b - 1, &ri, &u))
-    b--;
-  if (a == b) return 0;
   uint64_t off = a << s->ps_shift, len = (b - a) << s->ps_shift;
   __atomic_fetch_add(&l->ranges, 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(&l->bytes, len, __ATOMIC_RELAXED);
@@ -211,6 +214,29 @@ static int replay_range(struct lane *l, const struct wrange *r, void *buf) {
   int rc = install_listed(p, l->in, a, b, src ? src : buf);
   if (src) stack_release(st, src, off, len);
   return rc;
+}
+
+/* Fetches range r and installs its listed pages, asking each time only
+ * from the first listed page still missing to the last.  While the guest
+ * faults, its demand reads go first and a read of replay's may wait long
+ * enough for the guest to get past pages it asked for, fetching them
+ * itself: so then the range goes in pieces of FETCH_BUSY_PIECE, each
+ * trimmed when it is asked for.  -1 when the session is over. */
+static int replay_range(struct lane *l, const struct wrange *r, void *buf) {
+  struct session *s = l->p->s;
+  uint64_t a = r->first, b = r->first + r->n, u;
+  uint64_t piece = FETCH_BUSY_PIECE / s->ps ? FETCH_BUSY_PIECE / s->ps : 1;
+  int ri;
+  for (;;) {
+    while (a < b && !wanted(s, l->in, a, &ri, &u))
+      a++;
+    if (a == b) return 0;
+    uint64_t e = guest_faulting(s) && b - a > piece ? a + piece : b;
+    while (!wanted(s, l->in, e - 1, &ri, &u)) /* a is wanted */
+      e--;
+    if (replay_piece(l, a, e, buf) < 0) return -1;
+    a = e;
+  }
 }
 
 static void *lane_main(void *arg) {
@@ -288,10 +314,7 @@ static void fill(struct warm *p) {
       wake_range(s, a, a + ((uint64_t)done << s->ps_shift));
       a += (uint64_t)done << s->ps_shift;
       /* Yield while the guest is faulting: its pages come first. */
-      while (clock_mono_ns() -
-                     __atomic_load_n(&s->demand_ns, __ATOMIC_RELAXED) <
-                 2000000 &&
-             !session_ending(s))
+      while (guest_faulting(s) && !session_ending(s))
         nanosleep(&(struct timespec){0, 500000}, NULL);
     }
   }
