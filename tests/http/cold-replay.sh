@@ -78,14 +78,14 @@ for l in http http-slow store store-slow; do
 done
 
 # analyze FROM KIND / first_demand FROM KIND: accesslog.py on the
-# access-log lines after line FROM.
+# access-log lines after line FROM, for the fast location / the slowed one.
 analyze() {
   tail -n +"$(($1 + 1))" "$LOG" | python3 "$HTTP_TESTS_DIR/accesslog.py" \
-    replay "$2" $RUNS
+    replay "$2" $RUNS /
 }
 first_demand() {
   tail -n +"$(($1 + 1))" "$LOG" | python3 "$HTTP_TESTS_DIR/accesslog.py" \
-    first "$2"
+    first "$2" /slow/
 }
 
 for kind in http store; do
