@@ -126,17 +126,35 @@ size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,
   return m;
 }
 
+/* Lock held: chunk i, in flight or empty, now holds data. */
+static void hold(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
+  c->e[i] =
+      (struct centry){.data = data, .len = (uint32_t)len, .state = E_HELD};
+  lru_push(&c->order, (int32_t)i);
+  c->bytes += len;
+  trim(c, (int32_t)i);
+  pthread_cond_broadcast(&c->cond);
+}
+
 void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
   struct centry *e = &c->e[i];
   pthread_mutex_lock(&c->lock);
-  if (data) {
-    *e = (struct centry){.data = data, .len = (uint32_t)len, .state = E_HELD};
-    lru_push(&c->order, (int32_t)i);
-    c->bytes += len;
-    trim(c, (int32_t)i);
+  if (e->state == E_HELD) { /* offered meanwhile */
+    if (data) bufpool_give(c->pool, data);
+  } else if (data) {
+    hold(c, i, data, len);
   } else {
     e->state = E_EMPTY;
+    pthread_cond_broadcast(&c->cond);
   }
-  pthread_cond_broadcast(&c->cond);
   pthread_mutex_unlock(&c->lock);
+}
+
+int ccache_offer(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
+  if (!c->n) return 0;
+  pthread_mutex_lock(&c->lock);
+  int took = c->e[i].state == E_FLIGHT;
+  if (took) hold(c, i, data, len);
+  pthread_mutex_unlock(&c->lock);
+  return took;
 }

@@ -66,7 +66,14 @@ void ccache_unbuf(struct ccache *c, void *buf);
 /* Ends the caller's fetch of chunk i: `data` (from ccache_buf, len decoded
  * bytes, checked) is held and owned by the cache from now; NULL (a failed fetch
  * or check) leaves it empty, and readers waiting for it fetch it
- * themselves. */
+ * themselves.  If a CC_BUSY reader offered the chunk meanwhile, that copy
+ * stays and `data` goes back to the pool. */
 void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);
+
+/* After CC_BUSY, the reader fetched chunk i itself: if it is still in
+ * flight, `data` (as for ccache_done) is held from now, owned by the cache,
+ * and 1 is returned, so the chunk's next reads neither fetch it again nor
+ * wait; else 0, and `data` stays the caller's. */
+int ccache_offer(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);
 
 #endif

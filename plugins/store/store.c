@@ -197,7 +197,8 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
   /* A fault does not wait for a prefetch of its chunk from a remote
    * store: that prefetch may be held for demand reads on the wire (the
    * http source's prefetch_pause) while nothing counts this one; the
-   * chunk is fetched again instead, a few KiB. */
+   * chunk is fetched again instead, a few KiB, and offered to the cache
+   * so the chunk's other pages are not. */
   int wait = s->path || !(flags & UFK_READ_FAULT);
   int got = ccache_get(&s->cache, i, shift, dst, n, wait);
   if (got == CC_HIT) {
@@ -212,10 +213,14 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
   int rc = out ? decode_chunk(s, i, out, flags)
                : ufk_fail(host, ENOMEM, "out of memory");
   if (rc == 0 && !whole) memcpy(dst, out + shift, n);
-  if (rc == 0 && got == CC_MINE) keep = whole ? ccache_buf(&s->cache) : out;
+  if (rc == 0 && got != CC_OFF) keep = whole ? ccache_buf(&s->cache) : out;
   if (keep && whole) memcpy(keep, dst, clen);
-  /* From here the cache owns keep (it may drop it at once). */
-  if (got == CC_MINE) ccache_done(&s->cache, i, keep, clen);
+  /* From here the cache owns keep (it may drop it at once), unless an
+   * offer is refused. */
+  if (got == CC_MINE)
+    ccache_done(&s->cache, i, keep, clen);
+  else if (keep && !ccache_offer(&s->cache, i, keep, clen))
+    ccache_unbuf(&s->cache, keep);
   if (!whole && out != keep) ccache_unbuf(&s->cache, out);
   if (rc == 0) __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
   return rc;

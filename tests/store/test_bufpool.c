@@ -177,6 +177,37 @@ START_TEST(cache_holds_chunks_from_its_pool) {
 }
 END_TEST
 
+/* A read that fetched a chunk in flight for someone else offers it: its
+ * next reads are hits, and the fetch in flight gives its copy back. */
+START_TEST(cache_takes_an_offer_for_a_chunk_in_flight) {
+  struct ccache c;
+  ck_assert_int_eq(ccache_init(&c, 4 * 4096, 16, 4096), 0);
+  uint64_t want = 5;
+  ck_assert_uint_eq(ccache_claim(&c, &want, 1, 4096), 1);
+  uint8_t out[4096];
+  ck_assert_int_eq(ccache_get(&c, 5, 0, out, 4096, 0), CC_BUSY);
+  uint8_t *mine = ccache_buf(&c);
+  memset(mine, 7, 4096);
+  ck_assert_int_eq(ccache_offer(&c, 5, mine, 4096), 1);
+  ck_assert_int_eq(ccache_get(&c, 5, 100, out, 16, 0), CC_HIT);
+  ck_assert_uint_eq(out[15], 7);
+  uint8_t *late = ccache_buf(&c);
+  memset(late, 9, 4096);
+  unsigned spare = bufpool_spare(c.pool);
+  ccache_done(&c, 5, late, 4096);
+  ck_assert_uint_eq(bufpool_spare(c.pool), spare + 1);
+  late = ccache_buf(&c);
+  ck_assert_int_eq(ccache_get(&c, 5, 0, out, 4096, 1), CC_HIT);
+  ck_assert_uint_eq(out[0], 7);
+  /* Held, or empty: an offer is refused and the buffer stays the
+   * caller's. */
+  ck_assert_int_eq(ccache_offer(&c, 5, late, 4096), 0);
+  ck_assert_int_eq(ccache_offer(&c, 6, late, 4096), 0);
+  ccache_unbuf(&c, late);
+  ccache_free(&c);
+}
+END_TEST
+
 START_TEST(cache_off_has_no_pool) {
   struct ccache c;
   ck_assert_int_eq(ccache_init(&c, 0, 16, 4096), 0);
@@ -199,6 +230,7 @@ int main(void) {
   tcase_add_test(tc, refuses_buffers_smaller_than_a_pointer);
   tcase_add_test(tc, threads_never_share_a_buffer);
   tcase_add_test(tc, cache_holds_chunks_from_its_pool);
+  tcase_add_test(tc, cache_takes_an_offer_for_a_chunk_in_flight);
   tcase_add_test(tc, cache_off_has_no_pool);
   suite_add_tcase(s, tc);
   return ufk_check_run(s);
