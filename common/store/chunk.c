@@ -144,43 +144,39 @@ static const char *codec_name(uint8_t c) {
 
 int ufk_store_chunk_decode(const struct ufk_store_keys *k,
                            const struct ufk_store_entry *e, uint8_t *stored,
-                           void *out, const char *where,
-                           struct ufk_store_err *err) {
+                           void *out, struct ufk_store_err *err) {
   const uint8_t *src = stored;
   size_t n = e->stored_len;
   if (k->encrypted) {
     if (n < UFK_STORE_SEAL)
-      return ufk_store_fail(err, "%s: %zu bytes, too short to be sealed", where,
-                            n);
+      return ufk_store_fail(err, "%zu bytes, too short to be sealed", n);
     n -= UFK_STORE_SEAL;
     /* GCM writes the plaintext before it checks the tag: a raw chunk is
      * decrypted straight into out, which holds raw_len bytes and no more. */
     if ((e->codec == UFK_CODEC_RAW && n != e->raw_len) || n > INT32_MAX)
       return ufk_store_fail(err,
-                            "%s: sealed %s data of %zu bytes cannot hold a "
+                            "sealed %s data of %zu bytes cannot hold a "
                             "chunk of %u bytes",
-                            where, codec_name(e->codec), n, e->raw_len);
+                            codec_name(e->codec), n, e->raw_len);
     uint8_t *plain = e->codec == UFK_CODEC_RAW ? out : stored + UFK_STORE_NONCE;
     if (gcm(0, k, e, stored, stored + UFK_STORE_NONCE, (int)n, plain,
             stored + UFK_STORE_NONCE + n) < 0)
-      return ufk_store_fail(err,
-                            "%s: AES-256-GCM tag does not match (a wrong key "
-                            "or damaged bytes)",
-                            where);
+      return ufk_store_fail(err, "AES-256-GCM tag does not match (a wrong key "
+                                 "or damaged bytes)");
     src = plain;
   }
   if (expand(e, src, n, out) < 0)
     return ufk_store_fail(err,
-                          "%s: %s data of %zu bytes does not decode to "
+                          "%s data of %zu bytes does not decode to "
                           "%u bytes",
-                          where, codec_name(e->codec), n, e->raw_len);
+                          codec_name(e->codec), n, e->raw_len);
   uint8_t id[UFK_STORE_ID];
   ufk_store_chunk_id(k, out, e->raw_len, id);
   if (CRYPTO_memcmp(id, e->id, UFK_STORE_ID)) {
     char want[2 * UFK_STORE_ID + 1];
     ufk_store_hex(e->id, UFK_STORE_ID, want);
-    return ufk_store_fail(err, "%s: the bytes do not hash to the chunk id %s",
-                          where, want);
+    return ufk_store_fail(err, "the bytes do not hash to the chunk id %s",
+                          want);
   }
   return 0;
 }

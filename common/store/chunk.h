@@ -24,13 +24,13 @@ int ufk_store_chunk_encode(const struct ufk_store_keys *k, int codec, int level,
                            struct ufk_store_err *err);
 
 /* Decodes e's stored bytes into out (e->raw_len bytes) and checks them
- * against e->id; `where` names the chunk in messages.  stored may be
+ * against e->id; err's message does not name the chunk (the caller, who
+ * knows where it is, prefixes that, on the failure only).  stored may be
  * changed (decrypted in place).  stored may equal out for a raw chunk of
  * a plain store: then nothing is copied.  Returns 0, or -1 when the bytes
  * are not the chunk's (out then holds nothing to use). */
 int ufk_store_chunk_decode(const struct ufk_store_keys *k,
                            const struct ufk_store_entry *e, uint8_t *stored,
-                           void *out, const char *where,
-                           struct ufk_store_err *err);
+                           void *out, struct ufk_store_err *err);
 
 #endif

@@ -152,17 +152,16 @@ int store_check_chunk(struct store *s, uint64_t i, uint8_t *stored,
                       uint8_t *out) {
   const struct ufk_store_entry *e = s->entry[i];
   const struct pack *p = &s->packs[s->pack_of[i]];
-  char where[512];
   struct ufk_store_err err;
-  snprintf(where, sizeof where,
-           "%s: chunk %llu of snapshot %s (image bytes %llu+%u) at byte %llu",
-           p->obj.shown, (unsigned long long)i, s->snapshot,
-           (unsigned long long)(i * s->m.chunk_size), e->raw_len,
-           (unsigned long long)e->offset);
   __atomic_fetch_add(s->c_fetched, e->stored_len, __ATOMIC_RELAXED);
-  if (ufk_store_chunk_decode(&s->keys, e, stored, out, where, &err) < 0) {
+  if (ufk_store_chunk_decode(&s->keys, e, stored, out, &err) < 0) {
     __atomic_fetch_add(s->c_bad, 1, __ATOMIC_RELAXED);
-    return ufk_fail(host, EIO, "%s", err.msg);
+    return ufk_fail(host, EIO,
+                    "%s: chunk %llu of snapshot %s (image bytes %llu+%u) at "
+                    "byte %llu: %s",
+                    p->obj.shown, (unsigned long long)i, s->snapshot,
+                    (unsigned long long)(i * s->m.chunk_size), e->raw_len,
+                    (unsigned long long)e->offset, err.msg);
   }
   __atomic_fetch_add(s->c_chunks, 1, __ATOMIC_RELAXED);
   return 0;

@@ -49,7 +49,7 @@ static void check_chunk(const uint8_t *data, size_t size) {
   uint8_t *stored = malloc(size - 2 + 1), *out = malloc(e.raw_len);
   memcpy(stored, data + 2, size - 2);
   struct ufk_store_err err = {{0}};
-  if (ufk_store_chunk_decode(&k, &e, stored, out, "fuzz", &err) == 0) {
+  if (ufk_store_chunk_decode(&k, &e, stored, out, &err) == 0) {
     uint8_t id[UFK_STORE_ID];
     ufk_store_chunk_id(&k, out, e.raw_len, id);
     CHECK(!memcmp(id, e.id, UFK_STORE_ID), "accepted a chunk not its id");

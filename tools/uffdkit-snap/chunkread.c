@@ -136,14 +136,11 @@ int cs_read_chunk(struct chunkstore *s, const struct cs_loc *l, void *out) {
     snap_error("out of memory");
     return -1;
   }
-  char where[4200];
-  snprintf(where, sizeof where, "%s: chunk at byte %llu", p->path,
-           (unsigned long long)e->offset);
   struct ufk_store_err err;
   int rc = snap_pread(p->fd, stored, e->stored_len, e->offset, p->path);
-  if (rc == 0 &&
-      ufk_store_chunk_decode(&s->keys, e, stored, out, where, &err) < 0) {
-    snap_error("%s", err.msg);
+  if (rc == 0 && ufk_store_chunk_decode(&s->keys, e, stored, out, &err) < 0) {
+    snap_error("%s: chunk at byte %llu: %s", p->path,
+               (unsigned long long)e->offset, err.msg);
     rc = -1;
   }
   free(stored);
