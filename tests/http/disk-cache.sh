@@ -84,6 +84,19 @@ for l in json.load(sys.stdin)["listeners"]:
 ' "$1"
 }
 
+# disk_writes LISTENER: chunks LISTENER's cache layer has stored in dir.
+disk_writes() {
+  ctl --json stats | "$PYTHON" -c '
+import json, sys
+for l in json.load(sys.stdin)["listeners"]:
+    if l["name"] != sys.argv[1]:
+        continue
+    for s in l["sources"]:
+        if "disk_writes" in s["counters"]:
+            print(int(s["counters"]["disk_writes"]))
+' "$1"
+}
+
 # cache_metric NAME LISTENER: a cache counter's value in the metrics
 # exposition.
 cache_metric() {
@@ -113,6 +126,10 @@ read -r mem disk remote bytes < <(tiers a)
   fail "cold restore on a: tiers memory $mem disk $disk remote $remote, $bytes bytes"
 skipped=$(cache_metric disk_skipped a)
 [ "$skipped" = 0 ] || fail "cold restore on a: $skipped chunks not written"
+# a's writer stores its chunks after the faults they served; until one is
+# in dir, b (another cache layer) does not see it and fetches it too.
+until_true 20 test "$(disk_writes a)" = $MIB ||
+  fail "cold restore on a: $(disk_writes a) chunks stored in dir, not $MIB"
 before=$(fetched)
 restore shared b --order random --seed 2
 expect_fetched "listener b, same daemon" 0
