@@ -471,28 +471,33 @@ static int load_global(struct daemon_conf *c, struct conf_err *err) {
   return 0;
 }
 
+static int needs_something(struct daemon_conf *c, struct conf_err *err) {
+  return conf_err_at(err, c->file, -1, 0,
+                     "needs listeners = ( { name = ...; socket = ...; "
+                     "source = { plugin = ...; }; } ); or templates = ( { "
+                     "name = ...; ... } ); with one at least");
+}
+
+/* A daemon with nothing to serve is a mistake: listeners, templates
+ * (served on request), or both, and at least one of them. */
 static int load(struct daemon_conf *c, struct conf_err *err) {
   if (load_global(c, err) < 0) return -1;
   config_setting_t *ls = config_lookup(&c->cfg, "listeners");
-  int templates = config_lookup(&c->cfg, "templates") != NULL;
-  if (!ls && templates) return template_load_all(c, err);
-  if (!ls || !config_setting_is_list(ls) ||
-      (config_setting_length(ls) < 1 && !templates)) {
-    return conf_err_at(err, c->file, -1, 0,
-                       "needs listeners = ( { name = ...; socket = ...; "
-                       "source = { plugin = ...; }; } );");
-  }
-  c->n_listeners = config_setting_length(ls);
-  c->listeners = calloc((size_t)c->n_listeners, sizeof *c->listeners);
-  if (!c->listeners) {
-    c->n_listeners = 0;
-    return conf_err_at(err, c->file, -1, 0, "out of memory");
+  if (ls && !config_setting_is_list(ls)) return needs_something(c, err);
+  c->n_listeners = ls ? config_setting_length(ls) : 0;
+  if (c->n_listeners) {
+    c->listeners = calloc((size_t)c->n_listeners, sizeof *c->listeners);
+    if (!c->listeners) {
+      c->n_listeners = 0;
+      return conf_err_at(err, c->file, -1, 0, "out of memory");
+    }
   }
   for (int i = 0; i < c->n_listeners; i++)
     if (load_listener(c, config_setting_get_elem(ls, (unsigned)i),
                       &c->listeners[i], err) < 0)
       return -1;
-  return template_load_all(c, err);
+  if (template_load_all(c, err) < 0) return -1;
+  return c->n_listeners || c->n_templates ? 0 : needs_something(c, err);
 }
 
 int conf_load_string(struct daemon_conf *c, const char *text, const char *name,

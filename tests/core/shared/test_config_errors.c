@@ -153,6 +153,9 @@ START_TEST(missing) {
   refused(L("source = { plugin = 7; }; } );"), 2, "source needs plugin", NULL);
   refused("uffdkit = { log_level = \"info\"; };", -1, "needs listeners", NULL);
   refused("listeners = ( );", -1, "needs listeners", NULL);
+  /* Found by fuzz-config: an empty list of templates served nothing. */
+  refused("templates = ( );", -1, "or templates = (", NULL);
+  refused("listeners = ( ); templates = ( );", -1, "needs listeners", NULL);
 }
 END_TEST
 
