@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Checks nginx access-log lines (tests/http/servers.sh's format) of a
-working-set replay (tests/http/cold-replay.sh), read from stdin.
+working-set replay (tests/http/cold-replay.sh), read from stdin; only
+requests whose path starts with PREFIX count (the object, KIND http, or
+a store's packs, KIND store, at one location): those of the restore
+before, at another, may still end after it.
 
-  accesslog.py replay KIND RUNS LOCATION
-      every request for the object (KIND http: LOCATIONmem.img) or for
-      packs (KIND store: LOCATIONstore/packs/) was answered 206 to one byte range; replay's requests
+  accesslog.py replay KIND RUNS PREFIX
+      every request was answered 206 to one byte range; replay's requests
       (http: more than a page, in the second half of the 32 MiB image;
       store: more than 64 KiB of a pack) number at least one and at most
       RUNS / 20; no byte of one file was fetched twice, but by a demand
@@ -12,11 +14,9 @@ working-set replay (tests/http/cold-replay.sh), read from stdin.
       replay's: demand reads never wait behind prefetches, so a guest that
       overtakes replay (as under a sanitizer) fetches the pages it meets
       first itself, and those overlaps are counted, not refused
-  accesslog.py first KIND LOCATION
-      the first such request to finish was the guest's first fault: page 0
+  accesslog.py first KIND PREFIX
+      the first request to finish was the guest's first fault: page 0
       (http), or at most 64 KiB of a pack (store)
-Requests for another location (/ or /slow/) are left out: those of the
-restore before may still end after it.
 """
 import re
 import sys
@@ -26,15 +26,13 @@ HALF = 4096 * PAGE
 LINE = re.compile(r'\S+ \S+ (\d+) "GET (\S+) [^"]*" "([^"]*)"')
 
 
-def requests(kind, loc):
+def requests(prefix):
     for line in sys.stdin:
         m = LINE.match(line)
         if not m:
             continue
         status, path, rng = m.groups()
-        if kind == "http" and path != loc + "mem.img":
-            continue
-        if kind == "store" and not path.startswith(loc + "store/packs/"):
+        if not path.startswith(prefix):
             continue
         r = re.fullmatch(r"bytes=(\d+)-(\d+)", rng)
         if status != "206" or not r:
@@ -68,9 +66,9 @@ def overlaps(kind, path, rs):
     return found
 
 
-def replay(kind, runs, loc):
+def replay(kind, runs, prefix):
     seen, n = {}, 0
-    for path, a, b in requests(kind, loc):
+    for path, a, b in requests(prefix):
         seen.setdefault(path, []).append((a, b))
         n += is_replay(kind, a, b)
     twice = sum(overlaps(kind, path, rs) for path, rs in seen.items())
@@ -80,8 +78,8 @@ def replay(kind, runs, loc):
           "%d demand reads beside replay's" % (kind, n, runs, twice))
 
 
-def first(kind, loc):
-    reqs = list(requests(kind, loc))  # all of stdin, for the writer's sake
+def first(kind, prefix):
+    reqs = list(requests(prefix))  # all of stdin, for the writer's sake
     for _, a, b in reqs:
         if is_replay(kind, a, b) or (kind == "http" and a != 0):
             sys.exit("a replay request (bytes %d-%d) finished before the "

@@ -23,8 +23,15 @@ need_built "$UFFDKIT" "$SIM" "$SNAP"
 WSET=(python3 "$HTTP_TESTS_DIR/../prefetch/wset.py")
 
 make_image 32M --seed 77
-"$SNAP" store import "$TMP/www/store" snap "$IMG" --chunk-size 16K \
-  >/dev/null || fail "uffdkit-snap store import failed"
+# The slowed location sends a request's first 256 KiB at once (nginx's
+# limit_rate allows a second's worth): the store-slow listener reads a
+# store of raw chunks, so that replay's pack ranges are as long as its
+# ranges of the image (1 MiB) and are slowed, not a compressed fifth.
+for codec in lz4 raw; do
+  "$SNAP" store import "$TMP/www/$codec" snap "$IMG" --chunk-size 16K \
+    --codec $codec >/dev/null ||
+    fail "uffdkit-snap store import ($codec) failed"
+done
 start_nginx "$TMP/www"
 LOG=$NGINX_DIR/access.log
 BASE=http://127.0.0.1:$NGINX_PORT
@@ -44,7 +51,7 @@ http_src() {
 }
 store_src() {
   echo "plugin = \"store\"; snapshot = \"snap\";
-        objects = { $(http_src "$1/store/{object}") };"
+        objects = { $(http_src "$1/{object}") };"
 }
 listener() {
   printf '{ name = "%s"; socket = "%s/%s.sock"; fault_around = 0;
@@ -57,8 +64,8 @@ uffdkit = { control_socket = "$TMP/ctl.sock"; };
 listeners = (
   $(listener http "$(http_src /mem.img)"),
   $(listener http-slow "$(http_src /slow/mem.img)"),
-  $(listener store "$(store_src "")"),
-  $(listener store-slow "$(store_src /slow)")
+  $(listener store "$(store_src /lz4)"),
+  $(listener store-slow "$(store_src /slow/raw)")
 );
 CONF
 start_daemon cold "$TMP/http.sock" --config "$TMP/uffdkit.conf"
@@ -78,14 +85,17 @@ for l in http http-slow store store-slow; do
 done
 
 # analyze FROM KIND / first_demand FROM KIND: accesslog.py on the
-# access-log lines after line FROM, for the fast location / the slowed one.
+# access-log lines after line FROM, for the object or the packs KIND reads
+# at the fast location / the slowed one.
+declare -A FAST=([http]=/mem.img [store]=/lz4/packs/)
+declare -A SLOW=([http]=/slow/mem.img [store]=/slow/raw/packs/)
 analyze() {
   tail -n +"$(($1 + 1))" "$LOG" | python3 "$HTTP_TESTS_DIR/accesslog.py" \
-    replay "$2" $RUNS /
+    replay "$2" $RUNS "${FAST[$2]}"
 }
 first_demand() {
   tail -n +"$(($1 + 1))" "$LOG" | python3 "$HTTP_TESTS_DIR/accesslog.py" \
-    first "$2" /slow/
+    first "$2" "${SLOW[$2]}"
 }
 
 for kind in http store; do
