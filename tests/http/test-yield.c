@@ -34,6 +34,44 @@ static void *bg_reader(void *arg) {
   return NULL;
 }
 
+static void open_http(const char *const *kv) {
+  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
+                fakehost_last_error());
+}
+
+static void pause_ms(long ms) {
+  nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000}, NULL);
+}
+
+/* Starts a demand read of the page at off that the server holds until
+ * /_release, and returns once the server has its request. */
+static void held_demand(struct bg_read *demand, pthread_t *td, uint64_t off) {
+  long before = faulty_requests();
+  faulty("mode=delay&seconds=30&count=1");
+  *demand = (struct bg_read){.off = off, .len = 4096, .flags = UFK_READ_FAULT};
+  pthread_create(td, NULL, bg_reader, demand);
+  for (int i = 0; i < 500 && faulty_requests() == before; i++)
+    pause_ms(10);
+}
+
+/* Waits up to ms for b to be done; whether it is. */
+static int done_within(struct bg_read *b, long ms) {
+  for (long i = 0; i < ms / 10 && !__atomic_load_n(&b->done, __ATOMIC_ACQUIRE);
+       i++)
+    pause_ms(10);
+  return __atomic_load_n(&b->done, __ATOMIC_ACQUIRE);
+}
+
+/* Lets the held demand read go and checks both reads got their bytes. */
+static void release_both(struct bg_read *demand, pthread_t td,
+                         struct bg_read *pf, pthread_t tp) {
+  server_text("FAULTY_URL", "_release");
+  pthread_join(td, NULL);
+  pthread_join(tp, NULL);
+  ck_assert_int_eq(demand->rc, 0);
+  ck_assert_int_eq(pf->rc, 0);
+}
+
 /* While a demand read is under way, a prefetch is not even sent: its
  * bytes would queue ahead of the demand read's answer on the wire.  The
  * server holds the demand read until /_release; the prefetch goes out
@@ -42,27 +80,18 @@ START_TEST(prefetches_wait_for_demand_reads) {
   /* held for 20 pauses at most: 4 s */
   const char *kv[] = {faulty_data_kv(), "connections=4", "prefetch_pause=200ms",
                       NULL};
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
+  open_http(kv);
   long before = faulty_requests();
-  faulty("mode=delay&seconds=30&count=1");
-  struct bg_read demand = {.off = 0, .len = 4096, .flags = UFK_READ_FAULT};
-  struct bg_read pf = {
-      .off = 1 << 20, .len = 1 << 20, .flags = UFK_READ_PREFETCH};
+  struct bg_read demand,
+      pf = {.off = 1 << 20, .len = 1 << 20, .flags = UFK_READ_PREFETCH};
   pthread_t td, tp;
-  pthread_create(&td, NULL, bg_reader, &demand);
-  for (int i = 0; i < 500 && faulty_requests() == before; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  held_demand(&demand, &td, 0);
   ck_assert_int_eq(faulty_requests(), before + 1);
   pthread_create(&tp, NULL, bg_reader, &pf);
-  nanosleep(&(struct timespec){0, 300000000}, NULL);
+  pause_ms(300);
   int early = __atomic_load_n(&pf.done, __ATOMIC_ACQUIRE);
   long seen = faulty_requests();
-  server_text("FAULTY_URL", "_release");
-  pthread_join(td, NULL);
-  pthread_join(tp, NULL);
-  ck_assert_int_eq(demand.rc, 0);
-  ck_assert_int_eq(pf.rc, 0);
+  release_both(&demand, td, &pf, tp);
   ck_assert_msg(!early && seen == before + 1,
                 "the prefetch was sent while a demand read was under way");
   ck_assert_uint_ge(counter_now("prefetch_pauses"), 1);
@@ -79,28 +108,17 @@ END_TEST
 START_TEST(prefetches_are_held_for_a_while_only) {
   const char *kv[] = {faulty_data_kv(), "connections=4", "prefetch_pause=10ms",
                       NULL};
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
+  open_http(kv);
   long before = faulty_requests();
-  faulty("mode=delay&seconds=30&count=1");
-  struct bg_read demand = {.off = 0, .len = 4096, .flags = UFK_READ_FAULT};
-  struct bg_read pf = {
-      .off = 1 << 20, .len = 64 << 10, .flags = UFK_READ_PREFETCH};
+  struct bg_read demand,
+      pf = {.off = 1 << 20, .len = 64 << 10, .flags = UFK_READ_PREFETCH};
   pthread_t td, tp;
-  pthread_create(&td, NULL, bg_reader, &demand);
-  for (int i = 0; i < 500 && faulty_requests() == before; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  held_demand(&demand, &td, 0);
   pthread_create(&tp, NULL, bg_reader, &pf);
-  for (int i = 0; i < 1000 && !__atomic_load_n(&pf.done, __ATOMIC_ACQUIRE); i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  int done = __atomic_load_n(&pf.done, __ATOMIC_ACQUIRE);
+  int done = done_within(&pf, 10000);
   int held = !__atomic_load_n(&demand.done, __ATOMIC_ACQUIRE);
   long requests = faulty_requests() - before;
-  server_text("FAULTY_URL", "_release");
-  pthread_join(td, NULL);
-  pthread_join(tp, NULL);
-  ck_assert_int_eq(demand.rc, 0);
-  ck_assert_int_eq(pf.rc, 0);
+  release_both(&demand, td, &pf, tp);
   ck_assert_msg(done && held, "the prefetch waited for the demand read to "
                               "end (10 s)");
   ck_assert_msg(requests == 5 && counter_now("prefetch_releases") == 4,
@@ -122,20 +140,13 @@ static long faulty_sent(void) {
 static void trickle_then_held_demand(const char *const *kv, struct bg_read *pf,
                                      struct bg_read *demand, pthread_t *tp,
                                      pthread_t *td) {
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
+  open_http(kv);
   faulty("mode=trickle&count=1");
   *pf = (struct bg_read){.off = 0, .len = 8 << 20, .flags = UFK_READ_PREFETCH};
   pthread_create(tp, NULL, bg_reader, pf);
   for (int i = 0; i < 500 && faulty_sent() < 65536; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  long before = faulty_requests();
-  faulty("mode=delay&seconds=30&count=1");
-  *demand =
-      (struct bg_read){.off = 4 << 20, .len = 4096, .flags = UFK_READ_FAULT};
-  pthread_create(td, NULL, bg_reader, demand);
-  for (int i = 0; i < 500 && faulty_requests() == before; i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
+    pause_ms(10);
+  held_demand(demand, td, 4 << 20);
 }
 
 /* A prefetch transfer already under way stops reading while a demand read
@@ -149,15 +160,11 @@ START_TEST(prefetch_transfers_stop_for_demand_reads) {
   struct bg_read pf, demand;
   pthread_t td, tp;
   trickle_then_held_demand(kv, &pf, &demand, &tp, &td);
-  nanosleep(&(struct timespec){0, 400000000}, NULL); /* buffers fill */
+  pause_ms(400); /* buffers fill */
   long s1 = faulty_sent();
-  nanosleep(&(struct timespec){0, 500000000}, NULL);
+  pause_ms(500);
   long s2 = faulty_sent();
-  server_text("FAULTY_URL", "_release");
-  pthread_join(td, NULL);
-  pthread_join(tp, NULL);
-  ck_assert_int_eq(demand.rc, 0);
-  ck_assert_int_eq(pf.rc, 0);
+  release_both(&demand, td, &pf, tp);
   ck_assert_msg(s1 < (8 << 20) && s2 - s1 < (256 << 10),
                 "the prefetch went on while a demand read was under way: "
                 "%ld bytes sent in 0.5 s (%ld before)",
@@ -177,14 +184,10 @@ START_TEST(stopped_transfers_go_on_by_releases) {
   trickle_then_held_demand(kv, &pf, &demand, &tp, &td);
   long s1 = faulty_sent();
   uint64_t r1 = counter_now("prefetch_releases");
-  nanosleep(&(struct timespec){1, 500000000}, NULL);
+  pause_ms(1500);
   long s2 = faulty_sent();
   uint64_t r2 = counter_now("prefetch_releases");
-  server_text("FAULTY_URL", "_release");
-  pthread_join(td, NULL);
-  pthread_join(tp, NULL);
-  ck_assert_int_eq(demand.rc, 0);
-  ck_assert_int_eq(pf.rc, 0);
+  release_both(&demand, td, &pf, tp);
   ck_assert_msg(s2 - s1 <= (long)(r2 - r1 + 1) * (16 << 10) + (1 << 20),
                 "%ld bytes sent in %llu releases", s2 - s1,
                 (unsigned long long)(r2 - r1));
@@ -219,17 +222,14 @@ static void *fault_on(void *arg) {
 START_TEST(releases_grow_while_they_delay_nothing) {
   const char *kv[] = {faulty_data_kv(), "connections=4", "prefetch_pause=10ms",
                       NULL};
-  ck_assert_msg(inst_open(&h, "http", NULL, kv) == 0, "%s",
-                fakehost_last_error());
+  open_http(kv);
   struct faulter f = {0};
   struct bg_read pf = {.off = 0, .len = 4 << 20, .flags = UFK_READ_PREFETCH};
   pthread_t tf, tp;
   pthread_create(&tf, NULL, fault_on, &f);
-  nanosleep(&(struct timespec){0, 50000000}, NULL);
+  pause_ms(50);
   pthread_create(&tp, NULL, bg_reader, &pf);
-  for (int i = 0; i < 3000 && !__atomic_load_n(&pf.done, __ATOMIC_ACQUIRE); i++)
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  int done = __atomic_load_n(&pf.done, __ATOMIC_ACQUIRE);
+  int done = done_within(&pf, 30000);
   __atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
   pthread_join(tf, NULL);
   pthread_join(tp, NULL);
