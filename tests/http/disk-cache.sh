@@ -68,9 +68,9 @@ expect_fetched() {
   echo "$1: $n chunks fetched from the origin"
 }
 
-# tiers LISTENER: the cache layer's counters on LISTENER (ctl stats) as
-# "memory disk remote bytes_fetched".
-tiers() {
+# cache_counters LISTENER NAME...: the named counters of LISTENER's cache
+# layer (ctl stats), on one line.
+cache_counters() {
   ctl --json stats | "$PYTHON" -c '
 import json, sys
 for l in json.load(sys.stdin)["listeners"]:
@@ -79,22 +79,18 @@ for l in json.load(sys.stdin)["listeners"]:
     for s in l["sources"]:
         c = s["counters"]
         if "disk_hits" in c:
-            print(*(int(c[k]) for k in
-                    ("hits", "disk_hits", "remote_fetches", "bytes_fetched")))
-' "$1"
+            print(*(int(c[k]) for k in sys.argv[2:]))
+' "$@"
+}
+
+# tiers LISTENER: "memory disk remote bytes_fetched".
+tiers() {
+  cache_counters "$1" hits disk_hits remote_fetches bytes_fetched
 }
 
 # disk_writes LISTENER: chunks LISTENER's cache layer has stored in dir.
 disk_writes() {
-  ctl --json stats | "$PYTHON" -c '
-import json, sys
-for l in json.load(sys.stdin)["listeners"]:
-    if l["name"] != sys.argv[1]:
-        continue
-    for s in l["sources"]:
-        if "disk_writes" in s["counters"]:
-            print(int(s["counters"]["disk_writes"]))
-' "$1"
+  cache_counters "$1" disk_writes
 }
 
 # cache_metric NAME LISTENER: a cache counter's value in the metrics
