@@ -483,7 +483,9 @@ static int needs_something(struct daemon_conf *c, struct conf_err *err) {
 static int load(struct daemon_conf *c, struct conf_err *err) {
   if (load_global(c, err) < 0) return -1;
   config_setting_t *ls = config_lookup(&c->cfg, "listeners");
-  if (ls && !config_setting_is_list(ls)) return needs_something(c, err);
+  if (ls && !config_setting_is_list(ls))
+    return conf_fail(c, ls, err,
+                     "'listeners' must be a list: listeners = ( { ... } );");
   c->n_listeners = ls ? config_setting_length(ls) : 0;
   if (c->n_listeners) {
     c->listeners = calloc((size_t)c->n_listeners, sizeof *c->listeners);

@@ -77,7 +77,7 @@ START_TEST(wrong_types) {
           2, "'worker_restart_delay' must be a duration", NULL);
   refused("uffdkit = \"x\";\n" L("source = { plugin = \"m\"; }; } );"), 1,
           "'uffdkit' must be a group", NULL);
-  refused("listeners = { a = 1; };", -1, "needs listeners", NULL);
+  refused("listeners = { a = 1; };", 1, "'listeners' must be a list", NULL);
 }
 END_TEST
 
