@@ -45,7 +45,8 @@ size_t ufk_store_encode_bound(uint32_t raw_len) {
   size_t z = ZSTD_compressBound(raw_len);
   size_t l = (size_t)LZ4_compressBound((int)raw_len);
   size_t m = z > l ? z : l;
-  return (m > raw_len ? m : raw_len) + UFK_STORE_SEAL;
+  return (m > raw_len ? m : raw_len) + UFK_STORE_SEAL +
+         ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, raw_len);
 }
 
 _Static_assert(UFK_STORE_LZ4_LEVEL_MAX == LZ4HC_CLEVEL_MAX,
@@ -103,16 +104,22 @@ int ufk_store_chunk_encode(const struct ufk_store_keys *k, int codec, int level,
                            struct ufk_store_entry *e,
                            struct ufk_store_err *err) {
   size_t pre = k->encrypted ? UFK_STORE_NONCE : 0;
-  size_t cap = ufk_store_encode_bound(raw_len) - UFK_STORE_SEAL;
+  size_t sums =
+      k->page_sums ? ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, raw_len) : 0;
+  size_t cap = ufk_store_encode_bound(raw_len) - UFK_STORE_SEAL -
+               ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, raw_len);
   memset(e, 0, sizeof *e);
   memcpy(e->id, id, UFK_STORE_ID);
   e->raw_len = raw_len;
-  size_t n = compress(codec, level, raw, raw_len, out + pre, cap);
+  if (sums) ufk_store_page_sums(raw, raw_len, out + pre);
+  uint8_t *body = out + pre + sums;
+  size_t n = compress(codec, level, raw, raw_len, body, cap);
   e->codec = n ? (uint8_t)codec : UFK_CODEC_RAW;
   if (!n) {
-    memcpy(out + pre, raw, raw_len);
+    memcpy(body, raw, raw_len);
     n = raw_len;
   }
+  n += sums; /* what is sealed: the page sums and the codec's bytes */
   e->stored_len = (uint32_t)(n + (k->encrypted ? UFK_STORE_SEAL : 0));
   if (!k->encrypted) return 0;
   if (RAND_bytes(out, UFK_STORE_NONCE) != 1 ||
@@ -142,34 +149,98 @@ static const char *codec_name(uint8_t c) {
   return c == UFK_CODEC_ZSTD ? "zstd" : c == UFK_CODEC_LZ4 ? "lz4" : "raw";
 }
 
-int ufk_store_chunk_decode(const struct ufk_store_keys *k,
-                           const struct ufk_store_entry *e, uint8_t *stored,
-                           void *out, struct ufk_store_err *err) {
-  const uint8_t *src = stored;
-  size_t n = e->stored_len;
-  if (k->encrypted) {
-    if (n < UFK_STORE_SEAL)
-      return ufk_store_fail(err, "%zu bytes, too short to be sealed", n);
-    n -= UFK_STORE_SEAL;
-    /* GCM writes the plaintext before it checks the tag: a raw chunk is
-     * decrypted straight into out, which holds raw_len bytes and no more. */
-    if ((e->codec == UFK_CODEC_RAW && n != e->raw_len) || n > INT32_MAX)
-      return ufk_store_fail(err,
-                            "sealed %s data of %zu bytes cannot hold a "
-                            "chunk of %u bytes",
-                            codec_name(e->codec), n, e->raw_len);
-    uint8_t *plain = e->codec == UFK_CODEC_RAW ? out : stored + UFK_STORE_NONCE;
-    if (gcm(0, k, e, stored, stored + UFK_STORE_NONCE, (int)n, plain,
-            stored + UFK_STORE_NONCE + n) < 0)
-      return ufk_store_fail(err, "AES-256-GCM tag does not match (a wrong key "
-                                 "or damaged bytes)");
-    src = plain;
+/* Checks the GCM tag of a sealed chunk and decrypts it: in place, or
+ * straight into out for a raw chunk without page sums (out holds raw_len
+ * bytes and no more: GCM writes the plaintext before it checks the tag).
+ * Sets *src and *n to the plaintext. */
+static int unseal(const struct ufk_store_keys *k,
+                  const struct ufk_store_entry *e, uint8_t *stored, void *out,
+                  const uint8_t **src, size_t *n, struct ufk_store_err *err) {
+  size_t sums =
+      k->page_sums ? ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, e->raw_len) : 0;
+  if (*n < UFK_STORE_SEAL)
+    return ufk_store_fail(err, "%zu bytes, too short to be sealed", *n);
+  *n -= UFK_STORE_SEAL;
+  if ((e->codec == UFK_CODEC_RAW && *n != e->raw_len + sums) || *n > INT32_MAX)
+    return ufk_store_fail(err,
+                          "sealed %s data of %zu bytes cannot hold a "
+                          "chunk of %u bytes",
+                          codec_name(e->codec), *n, e->raw_len);
+  uint8_t *plain =
+      e->codec == UFK_CODEC_RAW && !sums ? out : stored + UFK_STORE_NONCE;
+  if (gcm(0, k, e, stored, stored + UFK_STORE_NONCE, (int)*n, plain,
+          stored + UFK_STORE_NONCE + *n) < 0)
+    return ufk_store_fail(err, "AES-256-GCM tag does not match (a wrong key "
+                               "or damaged bytes)");
+  *src = plain;
+  return 0;
+}
+
+/* With page sums: the sums at the start of the plaintext must give the
+ * chunk's id; they are then the check of each page. */
+static int take_sums(const struct ufk_store_keys *k,
+                     const struct ufk_store_entry *e, const uint8_t **src,
+                     size_t *n, const uint8_t **sums,
+                     struct ufk_store_err *err) {
+  size_t len = ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, e->raw_len);
+  if (*n < len)
+    return ufk_store_fail(err,
+                          "%zu bytes, too short for the %zu bytes of "
+                          "page sums of a chunk of %u bytes",
+                          *n, len, e->raw_len);
+  uint8_t id[UFK_STORE_ID];
+  ufk_store_id_of_sums(k, *src, len, id);
+  if (CRYPTO_memcmp(id, e->id, UFK_STORE_ID)) {
+    char want[2 * UFK_STORE_ID + 1];
+    ufk_store_hex(e->id, UFK_STORE_ID, want);
+    return ufk_store_fail(err, "the page sums do not hash to the chunk id %s",
+                          want);
   }
+  *sums = *src;
+  *src += len;
+  *n -= len;
+  return 0;
+}
+
+int ufk_store_pages_check(const uint8_t *sums, const uint8_t *data,
+                          uint64_t from, uint64_t len,
+                          struct ufk_store_err *err) {
+  uint64_t first = from / UFK_STORE_PAGE,
+           end = (from + len + UFK_STORE_PAGE - 1) / UFK_STORE_PAGE;
+  for (uint64_t j = first; j < end; j++) {
+    uint8_t sum[UFK_STORE_ID];
+    ufk_store_sha256(data + j * UFK_STORE_PAGE, UFK_STORE_PAGE, sum);
+    if (CRYPTO_memcmp(sum, sums + j * UFK_STORE_ID, UFK_STORE_ID))
+      return ufk_store_fail(err,
+                            "page %llu (bytes %llu+%u of the chunk) does not "
+                            "hash to its page sum",
+                            (unsigned long long)j,
+                            (unsigned long long)(j * UFK_STORE_PAGE),
+                            UFK_STORE_PAGE);
+  }
+  return 0;
+}
+
+int ufk_store_chunk_decode_part(const struct ufk_store_keys *k,
+                                const struct ufk_store_entry *e,
+                                uint8_t *stored, void *out, uint64_t from,
+                                uint64_t len, const uint8_t **sums,
+                                struct ufk_store_err *err) {
+  const uint8_t *src = stored, *page_sums = NULL;
+  size_t n = e->stored_len;
+  if (k->encrypted && unseal(k, e, stored, out, &src, &n, err) < 0) return -1;
+  if (k->page_sums && take_sums(k, e, &src, &n, &page_sums, err) < 0) return -1;
   if (expand(e, src, n, out) < 0)
     return ufk_store_fail(err,
                           "%s data of %zu bytes does not decode to "
                           "%u bytes",
                           codec_name(e->codec), n, e->raw_len);
+  if (sums) *sums = page_sums;
+  if (from > e->raw_len || len > e->raw_len - from)
+    return ufk_store_fail(err, "bytes %llu+%llu are outside the chunk of %u",
+                          (unsigned long long)from, (unsigned long long)len,
+                          e->raw_len);
+  if (page_sums) return ufk_store_pages_check(page_sums, out, from, len, err);
   uint8_t id[UFK_STORE_ID];
   ufk_store_chunk_id(k, out, e->raw_len, id);
   if (CRYPTO_memcmp(id, e->id, UFK_STORE_ID)) {
@@ -179,4 +250,11 @@ int ufk_store_chunk_decode(const struct ufk_store_keys *k,
                           want);
   }
   return 0;
+}
+
+int ufk_store_chunk_decode(const struct ufk_store_keys *k,
+                           const struct ufk_store_entry *e, uint8_t *stored,
+                           void *out, struct ufk_store_err *err) {
+  return ufk_store_chunk_decode_part(k, e, stored, out, 0, e->raw_len, NULL,
+                                     err);
 }

@@ -23,14 +23,31 @@ int ufk_store_chunk_encode(const struct ufk_store_keys *k, int codec, int level,
                            struct ufk_store_entry *e,
                            struct ufk_store_err *err);
 
-/* Decodes e's stored bytes into out (e->raw_len bytes) and checks them
- * against e->id; err's message does not name the chunk (the caller, who
- * knows where it is, prefixes that, on the failure only).  stored may be
- * changed (decrypted in place).  stored may equal out for a raw chunk of
- * a plain store: then nothing is copied.  Returns 0, or -1 when the bytes
- * are not the chunk's (out then holds nothing to use). */
+/* Decodes e's stored bytes into out (e->raw_len bytes) and checks them:
+ * all of them against e->id, or in a store with page sums, the sums
+ * against e->id and then the pages covering out[from, from + len) against
+ * their sums; *sums (when sums is not NULL) is then set to the sums, inside
+ * stored, for checking the other pages later (ufk_store_pages_check), or to
+ * NULL when the whole chunk was checked.  err's message does not name the
+ * chunk (the caller, who knows where it is, prefixes that, on the failure
+ * only).  stored may be changed (decrypted in place).  stored may equal out
+ * for a raw chunk of a plain store without page sums: then nothing is
+ * copied.  Returns 0, or -1 when the bytes are not the chunk's (out then
+ * holds nothing to use). */
+int ufk_store_chunk_decode_part(const struct ufk_store_keys *k,
+                                const struct ufk_store_entry *e,
+                                uint8_t *stored, void *out, uint64_t from,
+                                uint64_t len, const uint8_t **sums,
+                                struct ufk_store_err *err);
+/* The same, checking the whole chunk. */
 int ufk_store_chunk_decode(const struct ufk_store_keys *k,
                            const struct ufk_store_entry *e, uint8_t *stored,
                            void *out, struct ufk_store_err *err);
+
+/* Checks the pages of a decoded chunk (data) that cover [from, from + len)
+ * against their sums.  Returns 0 or -1 (err names the page). */
+int ufk_store_pages_check(const uint8_t *sums, const uint8_t *data,
+                          uint64_t from, uint64_t len,
+                          struct ufk_store_err *err);
 
 #endif

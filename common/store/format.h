@@ -35,7 +35,12 @@
 #define UFK_STORE_META_MAX ((uint64_t)512 << 20)
 
 #define UFK_STORE_F_ENCRYPTED (1u << 0)
-#define UFK_STORE_F_KNOWN UFK_STORE_F_ENCRYPTED
+/* Chunk ids are made over the SHA-256 of each 4 KiB page, and those page
+ * sums are stored with each chunk, so a read checks only the pages it
+ * serves (docs/store-format.md, "Page sums"). */
+#define UFK_STORE_F_PAGE_SUMS (1u << 1)
+#define UFK_STORE_F_KNOWN (UFK_STORE_F_ENCRYPTED | UFK_STORE_F_PAGE_SUMS)
+#define UFK_STORE_PAGE 4096u
 
 enum ufk_store_codec {
   UFK_CODEC_RAW = 0,
@@ -126,6 +131,13 @@ static inline void ufk_put32(uint8_t *p, uint32_t v) {
 static inline void ufk_put64(uint8_t *p, uint64_t v) {
   ufk_put32(p, (uint32_t)v);
   ufk_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* Bytes of page sums stored with a chunk of raw_len bytes (a multiple of
+ * UFK_STORE_PAGE) in a store with these flags. */
+static inline uint32_t ufk_store_sums_len(uint32_t flags, uint32_t raw_len) {
+  return flags & UFK_STORE_F_PAGE_SUMS ? raw_len / UFK_STORE_PAGE * UFK_STORE_ID
+                                       : 0;
 }
 
 int ufk_store_is_zero(const void *buf, size_t len);

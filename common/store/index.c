@@ -44,14 +44,17 @@ static int check_head(const uint8_t *buf, size_t len, const char *name,
 static int check_stored_len(const struct ufk_store_index *x,
                             const struct ufk_store_entry *e, size_t at,
                             const char *name, struct ufk_store_err *err) {
-  uint32_t seal = x->flags & UFK_STORE_F_ENCRYPTED ? UFK_STORE_SEAL : 0;
-  if (e->codec == UFK_CODEC_RAW && e->stored_len != e->raw_len + seal)
+  /* Sealed bytes and page sums come on top of the codec's (at most 4 MiB
+   * and 32 KiB: no overflow in 32 bits). */
+  uint32_t extra = (x->flags & UFK_STORE_F_ENCRYPTED ? UFK_STORE_SEAL : 0) +
+                   ufk_store_sums_len(x->flags, e->raw_len);
+  if (e->codec == UFK_CODEC_RAW && e->stored_len != e->raw_len + extra)
     return ufk_store_fail(err,
                           "%s: byte %zu (entry stored length): %u for a raw "
                           "chunk of %u bytes",
                           name, at + 40, e->stored_len, e->raw_len);
   if (e->codec != UFK_CODEC_RAW &&
-      (e->stored_len <= seal || e->stored_len >= e->raw_len + seal))
+      (e->stored_len <= extra || e->stored_len >= e->raw_len + extra))
     return ufk_store_fail(err,
                           "%s: byte %zu (entry stored length): %u for a "
                           "compressed chunk of %u bytes",

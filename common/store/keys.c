@@ -83,7 +83,7 @@ int ufk_store_keys_load(struct ufk_store_keys *k, const char *file,
   return 0;
 }
 
-int ufk_store_keys_match(const struct ufk_store_keys *k,
+int ufk_store_keys_match(struct ufk_store_keys *k,
                          const struct ufk_store_info *info, const char *name,
                          struct ufk_store_err *err) {
   int enc = !!(info->flags & UFK_STORE_F_ENCRYPTED);
@@ -100,17 +100,48 @@ int ufk_store_keys_match(const struct ufk_store_keys *k,
                           "%s: byte 24 (key check): the key given is "
                           "not the store's key",
                           name);
+  k->page_sums = !!(info->flags & UFK_STORE_F_PAGE_SUMS);
   return 0;
 }
 
-void ufk_store_chunk_id(const struct ufk_store_keys *k, const void *buf,
-                        size_t len, uint8_t id[UFK_STORE_ID]) {
+static void id_of(const struct ufk_store_keys *k, const void *buf, size_t len,
+                  uint8_t id[UFK_STORE_ID]) {
   if (!k->encrypted) {
     ufk_store_sha256(buf, len, id);
     return;
   }
   unsigned int n = UFK_STORE_ID;
   HMAC(EVP_sha256(), k->id_key, UFK_STORE_ID, buf, len, id, &n);
+}
+
+void ufk_store_page_sums(const void *buf, size_t len, uint8_t *sums) {
+  const uint8_t *p = buf;
+  for (size_t at = 0; at < len; at += UFK_STORE_PAGE)
+    ufk_store_sha256(p + at, UFK_STORE_PAGE,
+                     sums + at / UFK_STORE_PAGE * UFK_STORE_ID);
+}
+
+void ufk_store_id_of_sums(const struct ufk_store_keys *k, const uint8_t *sums,
+                          size_t nsums, uint8_t id[UFK_STORE_ID]) {
+  id_of(k, sums, nsums, id);
+}
+
+void ufk_store_chunk_id(const struct ufk_store_keys *k, const void *buf,
+                        size_t len, uint8_t id[UFK_STORE_ID]) {
+  if (!k->page_sums) {
+    id_of(k, buf, len, id);
+    return;
+  }
+  /* A 4 MiB chunk has 32 KiB of sums: not for the stack of a worker. */
+  size_t nsums = len / UFK_STORE_PAGE * UFK_STORE_ID;
+  uint8_t *sums = malloc(nsums ? nsums : 1);
+  if (!sums) { /* no chunk has this id: nothing is taken for another */
+    memset(id, 0, UFK_STORE_ID);
+    return;
+  }
+  ufk_store_page_sums(buf, len, sums);
+  id_of(k, sums, nsums, id);
+  free(sums);
 }
 
 void ufk_store_keys_wipe(struct ufk_store_keys *k) {

@@ -9,6 +9,7 @@
 
 struct ufk_store_keys {
   int encrypted;
+  int page_sums; /* the store's chunk ids are over page sums */
   uint8_t id_key[UFK_STORE_ID];
   uint8_t enc_key[UFK_STORE_ID];
   uint8_t check[UFK_STORE_ID];
@@ -23,13 +24,22 @@ int ufk_store_keys_load(struct ufk_store_keys *k, const char *file,
 void ufk_store_keys_from(struct ufk_store_keys *k,
                          const uint8_t master[UFK_STORE_ID]);
 /* Checks that k is the key of the store described by info (name, for the
- * message): no key for a plain store, the right one for an encrypted one. */
-int ufk_store_keys_match(const struct ufk_store_keys *k,
+ * message): no key for a plain store, the right one for an encrypted one;
+ * then takes the store's way of making chunk ids (page sums or not). */
+int ufk_store_keys_match(struct ufk_store_keys *k,
                          const struct ufk_store_info *info, const char *name,
                          struct ufk_store_err *err);
-/* SHA-256 of the bytes, or HMAC-SHA-256 under the id key when encrypted. */
+/* A chunk's id: SHA-256, or HMAC-SHA-256 under the id key when encrypted,
+ * of its bytes, or with page sums of its page sums.  len: a multiple of
+ * UFK_STORE_PAGE with page sums.  All zeros (no chunk's id) when out of
+ * memory. */
 void ufk_store_chunk_id(const struct ufk_store_keys *k, const void *buf,
                         size_t len, uint8_t id[UFK_STORE_ID]);
+/* The SHA-256 of each UFK_STORE_PAGE bytes of buf[0..len) into sums. */
+void ufk_store_page_sums(const void *buf, size_t len, uint8_t *sums);
+/* The id of a chunk from its page sums (nsums bytes). */
+void ufk_store_id_of_sums(const struct ufk_store_keys *k, const uint8_t *sums,
+                          size_t nsums, uint8_t id[UFK_STORE_ID]);
 void ufk_store_keys_wipe(struct ufk_store_keys *k);
 
 #endif

@@ -8,9 +8,12 @@ enum { E_EMPTY, E_FLIGHT, E_HELD };
 
 struct centry {
   uint8_t *data;    /* E_HELD: the decoded chunk */
+  uint8_t *sums;    /* its page sums while some pages are unchecked */
+  uint64_t checked; /* with sums: bit j, page j was checked */
   uint32_t len;     /* its bytes */
   uint16_t readers; /* copying out of data: not to be dropped */
   uint8_t state;
+  uint8_t bad; /* a page failed its check: dropped by its last reader */
 };
 
 int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
@@ -44,6 +47,8 @@ int ccache_init(struct ccache *c, uint64_t bytes, uint64_t nchunks,
 
 void ccache_free(struct ccache *c) {
   if (!c->e) return;
+  for (uint64_t i = 0; i < c->n; i++)
+    free(c->e[i].sums);
   free(c->e); /* the chunks held go with the pool */
   free(c->order.node);
   bufpool_free(c->pool);
@@ -52,21 +57,39 @@ void ccache_free(struct ccache *c) {
   memset(c, 0, sizeof *c);
 }
 
+/* Lock held: held chunk i, which nobody is copying, is dropped. */
+static void drop(struct ccache *c, int32_t i) {
+  struct centry *e = &c->e[i];
+  lru_remove(&c->order, i);
+  c->bytes -= e->len;
+  bufpool_give(c->pool, e->data);
+  free(e->sums);
+  *e = (struct centry){0};
+}
+
 /* Lock held: drops the least recently used held chunks nobody is copying,
  * but not `keep`, until the held bytes fit the bound. */
 static void trim(struct ccache *c, int32_t keep) {
   int32_t i = c->order.lru;
   while (c->bytes > c->cap && i != LRU_NONE) {
     int32_t newer = lru_newer(&c->order, i);
-    struct centry *e = &c->e[i];
-    if (i != keep && !e->readers) {
-      lru_remove(&c->order, i);
-      c->bytes -= e->len;
-      bufpool_give(c->pool, e->data);
-      *e = (struct centry){0};
-    }
+    if (i != keep && !c->e[i].readers) drop(c, i);
     i = newer;
   }
+}
+
+/* Copies out of held chunk e (pinned by the caller, unlocked) after
+ * checking the pages the copy covers, if the chunk has unchecked pages
+ * (sums and checked read under the lock).  0, or -1 when a page failed. */
+static int copy_out(struct ccache *c, uint64_t i, const struct centry *e,
+                    const uint8_t *sums, uint64_t checked, uint64_t shift,
+                    void *dst, uint64_t n) {
+  uint64_t need = ccache_pages(shift, n);
+  if (sums && (checked & need) != need &&
+      c->check(c->check_arg, i, sums, e->data, shift, n) < 0)
+    return -1;
+  memcpy(dst, e->data + shift, n);
+  return 0;
 }
 
 int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
@@ -85,17 +108,28 @@ int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
     pthread_mutex_unlock(&c->lock);
     return CC_MINE;
   }
-  /* Copied without the lock, so readers of other chunks never wait for
-   * it; the entry stays while it is read. */
+  if (e->bad) { /* going once its readers are done: fetch it anew */
+    pthread_mutex_unlock(&c->lock);
+    return CC_OFF;
+  }
+  /* Copied (and its pages checked) without the lock, so readers of other
+   * chunks never wait for it; the entry stays while it is read. */
   e->readers++;
   lru_touch(&c->order, (int32_t)i);
+  const uint8_t *sums = e->sums;
+  uint64_t checked = e->checked;
   pthread_mutex_unlock(&c->lock);
-  memcpy(dst, e->data + shift, n);
+  int rc = copy_out(c, i, e, sums, checked, shift, dst, n);
   pthread_mutex_lock(&c->lock);
   e->readers--;
+  if (rc < 0)
+    e->bad = 1;
+  else if (e->sums)
+    e->checked |= ccache_pages(shift, n);
+  if (e->bad && !e->readers) drop(c, (int32_t)i);
   if (c->bytes > c->cap) trim(c, LRU_NONE);
   pthread_mutex_unlock(&c->lock);
-  return CC_HIT;
+  return rc < 0 ? CC_BAD : CC_HIT;
 }
 
 void *ccache_buf(struct ccache *c) {
@@ -126,23 +160,31 @@ size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,
   return m;
 }
 
-/* Lock held: chunk i, in flight or empty, now holds data. */
-static void hold(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
-  c->e[i] =
-      (struct centry){.data = data, .len = (uint32_t)len, .state = E_HELD};
+/* Lock held: chunk i, in flight or empty, now holds k's chunk. */
+static void hold(struct ccache *c, uint64_t i, const struct cchunk *k) {
+  c->e[i] = (struct centry){.data = k->data,
+                            .sums = k->sums,
+                            .checked = k->checked,
+                            .len = (uint32_t)k->len,
+                            .state = E_HELD};
   lru_push(&c->order, (int32_t)i);
-  c->bytes += len;
+  c->bytes += k->len;
   trim(c, (int32_t)i);
   pthread_cond_broadcast(&c->cond);
 }
 
-void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
+static void unchunk(struct ccache *c, const struct cchunk *k) {
+  bufpool_give(c->pool, k->data);
+  free(k->sums);
+}
+
+void ccache_done_chunk(struct ccache *c, uint64_t i, const struct cchunk *k) {
   struct centry *e = &c->e[i];
   pthread_mutex_lock(&c->lock);
   if (e->state == E_HELD) { /* offered meanwhile */
-    if (data) bufpool_give(c->pool, data);
-  } else if (data) {
-    hold(c, i, data, len);
+    if (k) unchunk(c, k);
+  } else if (k) {
+    hold(c, i, k);
   } else {
     e->state = E_EMPTY;
     pthread_cond_broadcast(&c->cond);
@@ -150,11 +192,21 @@ void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
   pthread_mutex_unlock(&c->lock);
 }
 
-int ccache_offer(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
+void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
+  struct cchunk k = {.data = data, .len = len};
+  ccache_done_chunk(c, i, data ? &k : NULL);
+}
+
+int ccache_offer_chunk(struct ccache *c, uint64_t i, const struct cchunk *k) {
   if (!c->n) return 0;
   pthread_mutex_lock(&c->lock);
   int took = c->e[i].state == E_FLIGHT;
-  if (took) hold(c, i, data, len);
+  if (took) hold(c, i, k);
   pthread_mutex_unlock(&c->lock);
   return took;
+}
+
+int ccache_offer(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
+  struct cchunk k = {.data = data, .len = len};
+  return ccache_offer_chunk(c, i, &k);
 }

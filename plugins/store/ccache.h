@@ -4,8 +4,10 @@
  * the snapshot, each either empty, in flight (someone is fetching it:
  * readers wait for that fetch instead of fetching it too) or held; held
  * chunks are bounded by chunk_cache decoded bytes, the least recently used
- * dropped first (common/lru.h).  Only chunks that passed their checks are
- * held. */
+ * dropped first (common/lru.h).  A chunk is held checked whole, or, from
+ * a store with page sums, with its sums and the pages checked so far: a
+ * read of other pages checks them first (the check set at init), and a
+ * chunk with a page that fails is dropped. */
 #ifndef UFFDKIT_PLUGIN_STORE_CCACHE_H
 #define UFFDKIT_PLUGIN_STORE_CCACHE_H
 
@@ -18,6 +20,32 @@
 
 struct centry;
 
+#define CC_PAGE 4096u
+#define CC_SUMS_PAGES 64u /* the most pages a chunk held with sums has */
+
+/* A decoded chunk for the cache: checked whole (sums NULL), or with its
+ * page sums (from malloc, then the cache's) and the pages checked (bit j:
+ * page j). */
+struct cchunk {
+  uint8_t *data; /* from ccache_buf */
+  uint64_t len;
+  uint8_t *sums;
+  uint64_t checked;
+};
+
+/* Bits of the pages covering [shift, shift + n) of a chunk of at most
+ * CC_SUMS_PAGES pages. */
+static inline uint64_t ccache_pages(uint64_t shift, uint64_t n) {
+  uint64_t a = shift / CC_PAGE, b = (shift + n + CC_PAGE - 1) / CC_PAGE;
+  uint64_t upto = b >= 64 ? ~0ull : (1ull << b) - 1;
+  return upto & ~((1ull << a) - 1);
+}
+
+/* Checks the pages of chunk i covering [from, from + len) of data against
+ * sums; 0, or -1 after reporting the failure. */
+typedef int ccache_check_fn(void *arg, uint64_t i, const uint8_t *sums,
+                            const uint8_t *data, uint64_t from, uint64_t len);
+
 struct ccache {
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -27,9 +55,11 @@ struct ccache {
   struct centry *e;
   struct lru order;     /* held chunks, over one node per entry */
   struct bufpool *pool; /* buffers for chunks to hold, pages written */
+  ccache_check_fn *check;
+  void *check_arg;
 };
 
-enum { CC_OFF, CC_HIT, CC_MINE, CC_BUSY };
+enum { CC_OFF, CC_HIT, CC_MINE, CC_BUSY, CC_BAD };
 
 /* A cache of `bytes` decoded bytes over nchunks chunks of chunk_size; one
  * that keeps nothing when fewer bytes than a chunk.  -1 when out of memory
@@ -43,10 +73,12 @@ static inline int ccache_on(const struct ccache *c) {
 }
 
 /* For a read of n bytes of chunk i from `shift` into dst: CC_HIT when the
- * chunk is held (copied to dst, after waiting for a fetch in flight unless
- * !wait: then CC_BUSY, and the caller fetches it for itself); CC_MINE when
- * it is now in flight for the caller, who fetches it and then calls
- * ccache_done; CC_OFF when the cache keeps nothing (fetch it). */
+ * chunk is held (copied to dst, its pages checked first if they were not,
+ * after waiting for a fetch in flight unless !wait: then CC_BUSY, and the
+ * caller fetches it for itself); CC_BAD when a page failed its check (the
+ * chunk is dropped; the check reported it); CC_MINE when it is now in
+ * flight for the caller, who fetches it and then calls ccache_done; CC_OFF
+ * when the cache keeps nothing or is dropping the chunk (fetch it). */
 int ccache_get(struct ccache *c, uint64_t i, uint64_t shift, void *dst,
                uint64_t n, int wait);
 
@@ -69,11 +101,14 @@ void ccache_unbuf(struct ccache *c, void *buf);
  * themselves.  If a CC_BUSY reader offered the chunk meanwhile, that copy
  * stays and `data` goes back to the pool. */
 void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);
+/* The same for a chunk that may have page sums (k NULL: failed). */
+void ccache_done_chunk(struct ccache *c, uint64_t i, const struct cchunk *k);
 
 /* After CC_BUSY, the reader fetched chunk i itself: if it is still in
  * flight, `data` (as for ccache_done) is held from now, owned by the cache,
  * and 1 is returned, so the chunk's next reads neither fetch it again nor
  * wait; else 0, and `data` stays the caller's. */
 int ccache_offer(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);
+int ccache_offer_chunk(struct ccache *c, uint64_t i, const struct cchunk *k);
 
 #endif

@@ -53,6 +53,15 @@ void obj_close(struct object *o);
  * decodes them into out; counts it.  0, or -1 after host->error (EIO). */
 int store_check_chunk(struct store *s, uint64_t i, uint8_t *stored,
                       uint8_t *out);
+/* The same, checking only the pages covering [from, from + len) in a store
+ * with page sums: then *sums is set to a copy of the chunk's page sums
+ * (from malloc) for checking the others later, or NULL when the whole
+ * chunk was checked. */
+int store_check_part(struct store *s, uint64_t i, uint8_t *stored, uint8_t *out,
+                     uint64_t from, uint64_t len, uint8_t **sums);
+/* The cache's check of a held chunk's pages (ccache_check_fn). */
+int store_check_pages(void *arg, uint64_t i, const uint8_t *sums,
+                      const uint8_t *data, uint64_t from, uint64_t len);
 
 /* Loads the store object, the manifest, the indexes and opens the packs. */
 int store_load(struct store *s);

@@ -121,6 +121,8 @@ static int start(void *inst) {
                     host->where(s->cfg, "chunk_cache"),
                     (unsigned long long)s->m.nchunks);
   }
+  s->cache.check = store_check_pages;
+  s->cache.check_arg = s;
   if (s->cache.pool)
     bufpool_count(s->cache.pool, s->c_pool_made, s->c_pool_fills);
   host->log(UFK_LOG_INFO,
@@ -148,44 +150,33 @@ static uint64_t chunk_len(const struct store *s, uint64_t i) {
   return left < s->m.chunk_size ? left : s->m.chunk_size;
 }
 
-int store_check_chunk(struct store *s, uint64_t i, uint8_t *stored,
-                      uint8_t *out) {
-  const struct ufk_store_entry *e = s->entry[i];
-  const struct pack *p = &s->packs[s->pack_of[i]];
-  struct ufk_store_err err;
-  __atomic_fetch_add(s->c_fetched, e->stored_len, __ATOMIC_RELAXED);
-  if (ufk_store_chunk_decode(&s->keys, e, stored, out, &err) < 0) {
-    __atomic_fetch_add(s->c_bad, 1, __ATOMIC_RELAXED);
-    return ufk_fail(host, EIO,
-                    "%s: chunk %llu of snapshot %s (image bytes %llu+%u) at "
-                    "byte %llu: %s",
-                    p->obj.shown, (unsigned long long)i, s->snapshot,
-                    (unsigned long long)(i * s->m.chunk_size), e->raw_len,
-                    (unsigned long long)e->offset, err.msg);
-  }
-  __atomic_fetch_add(s->c_chunks, 1, __ATOMIC_RELAXED);
-  return 0;
-}
-
-/* Fetches chunk i's stored bytes and decodes them into out, checked. */
+/* Fetches chunk i's stored bytes and decodes them into out, checked: the
+ * pages covering [from, from + len), with the sums for the rest in *sums
+ * (see store_check_part), or when sums is NULL, all of it. */
 static int decode_chunk(struct store *s, uint64_t i, uint8_t *out,
-                        uint32_t flags) {
+                        uint32_t flags, uint64_t from, uint64_t len,
+                        uint8_t **sums) {
   const struct ufk_store_entry *e = s->entry[i];
   struct pack *p = &s->packs[s->pack_of[i]];
-  /* A raw chunk of a plain store lands in out and is checked there. */
-  int direct = !s->keys.encrypted && e->codec == UFK_CODEC_RAW;
+  /* A raw chunk of a plain store without page sums lands in out and is
+   * checked there. */
+  int direct =
+      !s->keys.encrypted && !s->keys.page_sums && e->codec == UFK_CODEC_RAW;
   uint8_t *stored = direct ? out : malloc(e->stored_len);
   if (!stored) return ufk_fail(host, ENOMEM, "out of memory");
   int rc = obj_read(&p->obj, stored, e->stored_len, e->offset, flags);
-  if (rc == 0) rc = store_check_chunk(s, i, stored, out);
+  if (rc == 0)
+    rc = sums ? store_check_part(s, i, stored, out, from, len, sums)
+              : store_check_chunk(s, i, stored, out);
   if (!direct) free(stored);
   return rc;
 }
 
 /* n bytes of chunk i from `shift` into dst: from the chunk cache, else
  * decoded straight into dst when the read covers the whole chunk (then
- * copied to the cache), else into a buffer the cache then keeps (the whole
- * chunk must be decoded to be checked). */
+ * copied to the cache), else into a buffer the cache then keeps.  With page
+ * sums only the pages read are checked, and the cache keeps the sums for
+ * the others; without them the whole chunk must be decoded and checked. */
 static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
                        uint8_t *dst, uint64_t n, uint32_t flags) {
   if (!s->entry[i]) {
@@ -200,6 +191,7 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
    * so the chunk's other pages are not. */
   int wait = s->path || !(flags & UFK_READ_FAULT);
   int got = ccache_get(&s->cache, i, shift, dst, n, wait);
+  if (got == CC_BAD) return -1;
   if (got == CC_HIT) {
     __atomic_fetch_add(s->c_recent, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
@@ -207,20 +199,24 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
   }
   uint64_t clen = chunk_len(s, i);
   int whole = shift == 0 && n == clen;
+  int part = !whole && s->keys.page_sums && clen / CC_PAGE <= CC_SUMS_PAGES;
   uint8_t *out = whole ? dst : ccache_buf(&s->cache);
-  uint8_t *keep = NULL;
-  int rc = out ? decode_chunk(s, i, out, flags)
+  struct cchunk k = {.len = clen, .checked = ccache_pages(shift, n)};
+  int rc = out ? decode_chunk(s, i, out, flags, shift, n, part ? &k.sums : NULL)
                : ufk_fail(host, ENOMEM, "out of memory");
   if (rc == 0 && !whole) memcpy(dst, out + shift, n);
-  if (rc == 0 && got != CC_OFF) keep = whole ? ccache_buf(&s->cache) : out;
-  if (keep && whole) memcpy(keep, dst, clen);
-  /* From here the cache owns keep (it may drop it at once), unless an
-   * offer is refused. */
-  if (got == CC_MINE)
-    ccache_done(&s->cache, i, keep, clen);
-  else if (keep && !ccache_offer(&s->cache, i, keep, clen))
-    ccache_unbuf(&s->cache, keep);
-  if (!whole && out != keep) ccache_unbuf(&s->cache, out);
+  if (rc == 0 && got != CC_OFF) k.data = whole ? ccache_buf(&s->cache) : out;
+  if (k.data && whole) memcpy(k.data, dst, clen);
+  /* From here the cache owns k (it may drop it at once), unless an offer
+   * is refused; what it does not own goes back once. */
+  int owned = got == CC_MINE ? k.data != NULL
+                             : k.data && ccache_offer_chunk(&s->cache, i, &k);
+  if (got == CC_MINE) ccache_done_chunk(&s->cache, i, owned ? &k : NULL);
+  if (!owned) {
+    free(k.sums);
+    if (k.data && k.data != out) ccache_unbuf(&s->cache, k.data);
+  }
+  if (!whole && (!owned || out != k.data)) ccache_unbuf(&s->cache, out);
   if (rc == 0) __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
   return rc;
 }

@@ -34,9 +34,35 @@ static void check_head(const uint8_t *data, size_t size) {
         "a truncated pack matched");
 }
 
+/* One page read from a chunk with page sums (on a copy: decoding may
+ * decrypt in place): accepted only if the sums give the id and the page
+ * gives its sum. */
+static void check_page(const struct ufk_store_keys *k,
+                       const struct ufk_store_entry *e, const uint8_t *stored,
+                       uint8_t *out) {
+  uint8_t *copy = malloc(e->stored_len + 1), id[UFK_STORE_ID],
+          sum[UFK_STORE_ID];
+  memcpy(copy, stored, e->stored_len);
+  uint64_t page = (e->id[0] >> 2) % (e->raw_len / UFK_STORE_PAGE);
+  const uint8_t *sums = NULL;
+  struct ufk_store_err err = {{0}};
+  if (ufk_store_chunk_decode_part(k, e, copy, out, page * UFK_STORE_PAGE,
+                                  UFK_STORE_PAGE, &sums, &err) == 0) {
+    ufk_store_id_of_sums(k, sums, e->raw_len / UFK_STORE_PAGE * UFK_STORE_ID,
+                         id);
+    CHECK(!memcmp(id, e->id, UFK_STORE_ID), "accepted sums not of its id");
+    ufk_store_sha256(out + page * UFK_STORE_PAGE, UFK_STORE_PAGE, sum);
+    CHECK(!memcmp(sum, sums + page * UFK_STORE_ID, UFK_STORE_ID),
+          "accepted a page not of its sum");
+  } else {
+    CHECK(err.msg[0], "refused a page without a message");
+  }
+  free(copy);
+}
+
 static void check_chunk(const uint8_t *data, size_t size) {
   if (size < 2) return;
-  struct ufk_store_keys k = {0};
+  struct ufk_store_keys k = {.page_sums = !!(data[0] & 8)};
   if (data[0] & 4) {
     k.encrypted = 1;
     memset(k.enc_key, data[1], sizeof k.enc_key);
@@ -49,6 +75,7 @@ static void check_chunk(const uint8_t *data, size_t size) {
   uint8_t *stored = malloc(size - 2 + 1), *out = malloc(e.raw_len);
   memcpy(stored, data + 2, size - 2);
   struct ufk_store_err err = {{0}};
+  if (k.page_sums) check_page(&k, &e, stored, out);
   if (ufk_store_chunk_decode(&k, &e, stored, out, &err) == 0) {
     uint8_t id[UFK_STORE_ID];
     ufk_store_chunk_id(&k, out, e.raw_len, id);

@@ -1,8 +1,8 @@
 #!/bin/bash
 # The store source through the real daemon, restored by uffdkit-sim, which
 # checks every byte: three generations imported into local stores (64 KiB
-# zstd, 16 KiB encrypted LZ4 and 4 MiB LZ4HC chunks) restored at 4 KiB and
-# 2 MiB pages;
+# zstd, 16 KiB encrypted LZ4 and 4 MiB LZ4HC chunks, checked by page, and
+# 16 KiB chunks checked whole) restored at 4 KiB and 2 MiB pages;
 # the same served by nginx through a nested http source; a wrong key and a
 # truncated pack refused at start; and one bit flipped in a chunk served
 # over HTTP never installed: the VM is killed (on_source_error = "kill"),
@@ -33,6 +33,8 @@ store() {
 store "$WWW/st64" --chunk-size 64K --codec zstd
 store "$TMP/st16" --chunk-size 16K --codec lz4 --level 1 --key-file "$TMP/key"
 store "$TMP/st4m" --chunk-size 4M
+# Checked by chunk, as stores made before page sums.
+store "$TMP/stc" --chunk-size 16K --check-by chunk
 
 # restore NAME SOURCE_SETTINGS IMAGE SIM_ARGS...: serves a store source
 # (libconfig settings) and restores IMAGE, every byte checked.
@@ -68,6 +70,8 @@ restore g0-64k-4k-random "$L64 snapshot = \"g0\";" "$TMP/m0" --vcpus 2 \
   --order random --regions 3
 restore g2-16k-enc-4k "$L16 snapshot = \"g2\";" "$TMP/m2" --vcpus 2 \
   --order random
+restore g2-16k-by-chunk-4k "path = \"$TMP/stc\"; snapshot = \"g2\";" \
+  "$TMP/m2" --vcpus 2 --order random
 # 4 KiB faults in 4 MiB chunks: each decodes its whole chunk to check it,
 # so a cache layer of the chunk size keeps them for the next faults.
 LAYERS='layers = ( { layer = "cache"; size = "32M"; chunk = "4M"; } );' \
@@ -166,7 +170,7 @@ flipped() {
   pages=$(grep '^verified' "$out" | tail -1 | cut -d' ' -f2)
   [ "${pages:-0}" -ge $((BAD_AT / 4096 - 64)) ] ||
     fail "$name: only ${pages:-0} pages verified before byte $BAD_AT"
-  grep -q "do not hash to the chunk id\|does not decode" "$TMP/flip.log" ||
+  grep -q "hash to the chunk id\|hash to its page sum\|does not decode" "$TMP/flip.log" ||
     fail "$name: the log does not name the bad chunk"
   echo "$name: killed after $pages pages verified (bad chunk at page" \
     "$((BAD_AT / 4096)))"

@@ -208,6 +208,62 @@ START_TEST(cache_takes_an_offer_for_a_chunk_in_flight) {
 }
 END_TEST
 
+/* The cache's page check, recorded: which pages it was asked for, and
+ * whether to fail (a recorder, not a hash: the cache only calls it). */
+static uint64_t asked;
+static int fail_check;
+static int record_check(void *arg, uint64_t i, const uint8_t *sums,
+                        const uint8_t *data, uint64_t from, uint64_t len) {
+  (void)arg;
+  (void)data;
+  ck_assert_uint_eq(i, 3);
+  ck_assert_uint_eq(sums[0], 0xee);
+  asked |= ccache_pages(from, len);
+  return fail_check ? -1 : 0;
+}
+
+/* A chunk held with its page sums and page 0 checked: a read of page 0 is
+ * not checked again, a read of pages 1-2 is checked once, and a page that
+ * fails drops the chunk (CC_BAD, then fetched anew). */
+START_TEST(cache_checks_pages_held_unchecked) {
+  struct ccache c;
+  ck_assert_int_eq(ccache_init(&c, 8 * 16384, 16, 16384), 0);
+  c.check = record_check;
+  asked = 0;
+  fail_check = 0;
+  uint8_t out[8192];
+  ck_assert_int_eq(ccache_get(&c, 3, 0, out, 4096, 1), CC_MINE);
+  struct cchunk k = {.data = ccache_buf(&c),
+                     .len = 16384,
+                     .sums = malloc(4 * 32),
+                     .checked = ccache_pages(0, 4096)};
+  memset(k.data, 5, 16384);
+  memset(k.sums, 0xee, 4 * 32);
+  ccache_done_chunk(&c, 3, &k);
+  ck_assert_int_eq(ccache_get(&c, 3, 0, out, 4096, 1), CC_HIT);
+  ck_assert_uint_eq(asked, 0);
+  ck_assert_int_eq(ccache_get(&c, 3, 4096, out, 8192, 1), CC_HIT);
+  ck_assert_uint_eq(asked, 0x6);
+  ck_assert_uint_eq(out[8191], 5);
+  asked = 0;
+  ck_assert_int_eq(ccache_get(&c, 3, 4096, out, 8192, 1), CC_HIT);
+  ck_assert_uint_eq(asked, 0);
+  fail_check = 1;
+  memset(out, 0, sizeof out);
+  ck_assert_int_eq(ccache_get(&c, 3, 12288, out, 4096, 1), CC_BAD);
+  ck_assert_uint_eq(asked, 0x8);
+  ck_assert_uint_eq(out[0], 0); /* nothing copied */
+  ck_assert_uint_eq(c.bytes, 0);
+  ck_assert_int_eq(ccache_get(&c, 3, 0, out, 4096, 1), CC_MINE);
+  ccache_done(&c, 3, NULL, 0);
+  ck_assert_uint_eq(ccache_pages(0, 16384), 0xf);
+  ck_assert_uint_eq(ccache_pages(100, 1), 0x1);
+  ck_assert_uint_eq(ccache_pages(4095, 2), 0x3);
+  ck_assert_uint_eq(ccache_pages(63 * 4096, 4096), 1ull << 63);
+  ccache_free(&c);
+}
+END_TEST
+
 START_TEST(cache_off_has_no_pool) {
   struct ccache c;
   ck_assert_int_eq(ccache_init(&c, 0, 16, 4096), 0);
@@ -224,6 +280,7 @@ int main(void) {
   TCase *tc = tcase_create("bufpool");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, takes_carve_filled_slabs);
+  tcase_add_test(tc, cache_checks_pages_held_unchecked);
   tcase_add_test(tc, given_back_taken_again);
   tcase_add_test(tc, small_user_small_slabs);
   tcase_add_test(tc, large_buffers_one_a_slab);

@@ -325,13 +325,22 @@ static void round_trip_at(const struct ufk_store_keys *k, int codec, int level,
   memcpy(copy, stored, e.stored_len);
   ck_assert_int_eq(ufk_store_chunk_decode(k, &e, copy, out, &err), 0);
   ck_assert_mem_eq(raw, out, CS);
-  /* Any one bit flipped anywhere in the stored bytes is refused. */
+  /* One bit flipped anywhere in the stored bytes is refused, unless the
+   * codec ignores that bit (LZ4 does some in its last sequence): then the
+   * bytes decoded are the chunk's, checked. */
+  int tried = 0, refused = 0;
   for (uint32_t bit = 0; bit < e.stored_len * 8;
        bit += 8 * e.stored_len / 61 + 1) {
     memcpy(copy, stored, e.stored_len);
     copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-    ck_assert_int_eq(ufk_store_chunk_decode(k, &e, copy, out, &err), -1);
+    memset(out, 0, CS);
+    tried++;
+    if (ufk_store_chunk_decode(k, &e, copy, out, &err) < 0)
+      refused++;
+    else
+      ck_assert_mem_eq(raw, out, CS);
   }
+  ck_assert_int_ge(refused, tried - 2);
   free(copy);
   free(stored);
 }
@@ -412,6 +421,75 @@ START_TEST(chunks_encrypted) {
 }
 END_TEST
 
+/* Page sums: every round trip as above, with ids over page sums. */
+START_TEST(chunks_page_sums) {
+  struct ufk_store_keys k = {.page_sums = 1};
+  for (int codec = 0; codec <= UFK_CODEC_LZ4; codec++) {
+    round_trip(&k, codec, codec != UFK_CODEC_RAW);
+    round_trip(&k, codec, 0);
+  }
+  setenv("T_PAGES_KEY",
+         "202122232425262728292a2b2c2d2e2f"
+         "303132333435363738393a3b3c3d3e3f",
+         1);
+  ck_assert_int_eq(ufk_store_keys_load(&k, NULL, "T_PAGES_KEY", &err), 0);
+  k.page_sums = 1;
+  round_trip(&k, UFK_CODEC_LZ4, 1);
+  round_trip(&k, UFK_CODEC_RAW, 0);
+  /* The id of the same bytes differs with and without page sums. */
+  uint8_t raw[CS], a[UFK_STORE_ID], b[UFK_STORE_ID];
+  fill(raw, CS, 5, 1);
+  struct ufk_store_keys whole = {0}, pages = {.page_sums = 1};
+  ufk_store_chunk_id(&whole, raw, CS, a);
+  ufk_store_chunk_id(&pages, raw, CS, b);
+  ck_assert_mem_ne(a, b, UFK_STORE_ID);
+}
+END_TEST
+
+/* A raw chunk (page sums, then its bytes) with page 2 damaged: a read of
+ * page 0 is checked and served, page 2 and the whole chunk are refused,
+ * naming the page; damaged sums are refused whatever is read. */
+START_TEST(page_checks) {
+  struct ufk_store_keys k = {.page_sums = 1};
+  uint8_t raw[CS], out[CS], id[UFK_STORE_ID],
+      *stored = malloc(ufk_store_encode_bound(CS));
+  fill(raw, CS, 9, 0);
+  ufk_store_chunk_id(&k, raw, CS, id);
+  struct ufk_store_entry e;
+  ck_assert_int_eq(ufk_store_chunk_encode(&k, UFK_CODEC_RAW, 0, id, raw, CS,
+                                          stored, &e, &err),
+                   0);
+  uint32_t sums = CS / 4096 * UFK_STORE_ID;
+  ck_assert_uint_eq(e.stored_len, sums + CS);
+  stored[sums + 2 * 4096 + 100] ^= 1;
+  const uint8_t *got = NULL;
+  ck_assert_int_eq(
+      ufk_store_chunk_decode_part(&k, &e, stored, out, 0, 4096, &got, &err), 0);
+  ck_assert_ptr_eq(got, stored);
+  ck_assert_mem_eq(out, raw, 4096);
+  ck_assert_int_eq(ufk_store_pages_check(got, out, 4096, 4096, &err), 0);
+  ck_assert_int_eq(ufk_store_pages_check(got, out, 8000, 200, &err), -1);
+  ck_assert_str_eq(err.msg, "page 2 (bytes 8192+4096 of the chunk) does not "
+                            "hash to its page sum");
+  ck_assert_int_eq(
+      ufk_store_chunk_decode_part(&k, &e, stored, out, 8192, 4096, &got, &err),
+      -1);
+  ck_assert_int_eq(ufk_store_chunk_decode(&k, &e, stored, out, &err), -1);
+  ck_assert_int_eq(
+      ufk_store_chunk_decode_part(&k, &e, stored, out, 12288, 8192, &got, &err),
+      -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "outside the chunk of 16384"));
+  stored[sums + 2 * 4096 + 100] ^= 1;
+  stored[33] ^= 1;
+  ck_assert_int_eq(
+      ufk_store_chunk_decode_part(&k, &e, stored, out, 0, 4096, &got, &err),
+      -1);
+  ck_assert_ptr_eq(strstr(err.msg, "the page sums do not hash to the chunk id"),
+                   err.msg);
+  free(stored);
+}
+END_TEST
+
 START_TEST(info_round_trip) {
   struct ufk_store_info in = {.flags = 0, .chunk_size = 65536}, out;
   uint8_t b[UFK_STORE_INFO_SIZE];
@@ -440,6 +518,8 @@ int main(void) {
   tcase_add_test(tc, pack_head);
   tcase_add_test(tc, chunks_plain);
   tcase_add_test(tc, chunks_encrypted);
+  tcase_add_test(tc, chunks_page_sums);
+  tcase_add_test(tc, page_checks);
   tcase_add_test(tc, info_round_trip);
   suite_add_tcase(s, tc);
   return ufk_check_run(s);

@@ -52,6 +52,22 @@ grep -q "kept from the base" "$TMP/g2.out" || fail "no chunk kept from g1"
 # What every snapshot holds is stored once: the same image again adds none.
 "$SNAP" store import "$ST" g0-again "$TMP/m0"
 [ "$(json "$ST" chunks_stored)" = "$n2" ] || fail "m0 again added chunks"
+# Chunks checked by page by default; a store checked by chunk (as made
+# before page sums) round-trips too, and neither may be contradicted.
+[ "$(json "$ST" page_sums)" = True ] || fail "a new store has no page sums"
+"$SNAP" store import "$TMP/whole" g0 "$TMP/m0" --check-by chunk
+[ "$(json "$TMP/whole" page_sums)" = False ] || fail "--check-by chunk"
+"$SNAP" store inspect "$TMP/whole" | grep -q "checked by chunk" ||
+  fail "inspect does not say how chunks are checked"
+check_export "$TMP/whole" g0 "$TMP/m0"
+"$SNAP" store verify "$TMP/whole" || fail "verify of a store checked by chunk"
+"$SNAP" store import "$TMP/whole" g1 "$TMP/m1" --check-by page 2>"$TMP/err" &&
+  fail "--check-by page into a store checked by chunk"
+grep -q "checked by chunk, not by page" "$TMP/err" || fail "$(cat "$TMP/err")"
+"$SNAP" store import "$TMP/whole" g1 "$TMP/m1" --check-by nope 2>"$TMP/err" &&
+  fail "--check-by nope"
+grep -q "'nope' is not page or chunk" "$TMP/err" || fail "$(cat "$TMP/err")"
+rm -rf "$TMP/whole"
 dedup=$(json "$ST" dedup_ratio)
 python3 -c "import sys; sys.exit(0 if float('$dedup') > 2 else 1)" ||
   fail "dedup ratio $dedup for four images of one guest"
@@ -114,7 +130,7 @@ f.seek(n // 2); b = f.read(1); f.seek(n // 2); f.write(bytes([b[0] ^ 4]))
 " "$pack"
 "$SNAP" store verify "$TMP/bad" >"$TMP/v.out" 2>"$TMP/err" &&
   fail "verify passed a flipped bit"
-grep -Eq "(does not decode|do not hash to the chunk id)" "$TMP/err" ||
+grep -Eq "(does not decode|hash to the chunk id|hash to its page sum)" "$TMP/err" ||
   fail "flipped bit: $(cat "$TMP/err")"
 grep -q ", 1 bad" "$TMP/v.out" || fail "$(cat "$TMP/v.out")"
 truncate -s -100 "$pack"

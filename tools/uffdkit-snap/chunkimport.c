@@ -47,6 +47,11 @@ static int put_chunk(struct imp *m, uint64_t i, const uint8_t *buf,
     return 0;
   }
   ufk_store_chunk_id(&m->s.keys, buf, len, r->id);
+  if (ufk_store_is_zero(r->id, UFK_STORE_ID)) {
+    snap_error("out of memory for the page sums of chunk %llu",
+               (unsigned long long)i);
+    return -1;
+  }
   const struct cs_loc *l = cs_find(&m->s, r->id);
   if (l) {
     r->pack = l->pack;
@@ -247,6 +252,7 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
       {"pack-size", required_argument, 0, 'p'},
       {"key-file", required_argument, 0, 'k'},
       {"key-env", required_argument, 0, 'K'},
+      {"check-by", required_argument, 0, 'C'},
       {0}};
   uint64_t v;
   int c;
@@ -261,6 +267,8 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
       o->cs.key_file = optarg;
     else if (c == 'K')
       o->cs.key_env = optarg;
+    else if (c == 'C' && (!strcmp(optarg, "page") || !strcmp(optarg, "chunk")))
+      o->cs.check_by = optarg[0] == 'p' ? CS_CHECK_PAGE : CS_CHECK_CHUNK;
     else if (c == 'l' && ufk_parse_u64(optarg, &v) == 0 && v >= 1 && v <= 19)
       o->level = (int)v; /* LZ4's bound is checked with the codec */
     else if (c == 'c' && ufk_parse_size(optarg, &v) == 0 &&
@@ -269,7 +277,9 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
     else if (c == 'p' && ufk_parse_size(optarg, &v) == 0 && v >= (1u << 20))
       o->pack_size = v;
     else {
-      if (c != '?')
+      if (c == 'C')
+        snap_error("--check-by: '%s' is not page or chunk", optarg);
+      else if (c != '?')
         snap_error("--%s: '%s' is out of range (chunk size: a power of two "
                    "in 4K..4M; level: 1..19; pack size: 1M or more)",
                    c == 'l'   ? "level"

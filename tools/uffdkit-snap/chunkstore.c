@@ -97,7 +97,10 @@ static int make_dirs(const char *dir) {
 
 static int create_info(struct chunkstore *s, const struct cs_opts *o) {
   s->info.chunk_size = o->chunk_size ? o->chunk_size : CS_DEFAULT_CHUNK;
-  s->info.flags = s->keys.encrypted ? UFK_STORE_F_ENCRYPTED : 0;
+  /* New stores check a fault's pages, not its whole chunk, unless told. */
+  s->keys.page_sums = o->check_by != CS_CHECK_CHUNK;
+  s->info.flags = (s->keys.page_sums ? UFK_STORE_F_PAGE_SUMS : 0) |
+                  (s->keys.encrypted ? UFK_STORE_F_ENCRYPTED : 0);
   if (s->keys.encrypted) memcpy(s->info.key_check, s->keys.check, UFK_STORE_ID);
   uint8_t b[UFK_STORE_INFO_SIZE];
   ufk_store_info_put(&s->info, b);
@@ -124,11 +127,19 @@ static int load_info(struct chunkstore *s, const struct cs_opts *o,
              ? -1
              : 0;
     if (rc < 0) snap_error("%s", err.msg);
+    s->keys.page_sums = !!(s->info.flags & UFK_STORE_F_PAGE_SUMS);
     free(buf);
   }
   if (rc == 0 && o->chunk_size && o->chunk_size != s->info.chunk_size) {
     snap_error("%s: the store's chunk size is %u, not %u", path,
                s->info.chunk_size, o->chunk_size);
+    rc = -1;
+  }
+  if (rc == 0 && o->check_by &&
+      (o->check_by == CS_CHECK_PAGE) != s->keys.page_sums) {
+    snap_error("%s: the store's chunks are checked by %s, not by %s", path,
+               s->keys.page_sums ? "page" : "chunk",
+               o->check_by == CS_CHECK_PAGE ? "page" : "chunk");
     rc = -1;
   }
   free(path);
@@ -187,6 +198,7 @@ static int load_index(struct chunkstore *s, const char *file) {
       rc = -1;
     }
     if (rc < 0) snap_error("%s", err.msg);
+    s->keys.page_sums = !!(s->info.flags & UFK_STORE_F_PAGE_SUMS);
     free(buf);
   }
   free(path);
