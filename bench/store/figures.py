@@ -1,7 +1,8 @@
 """Figures of bench/store/run.
 
-figures.py WORKLOAD CHUNK IMAGE WORK: one JSON line of ratios for a
-workload and chunk size, from the files the run left in WORK.
+figures.py WORKLOAD LABEL IMAGE WORK [CHUNK]: one JSON line of ratios for
+a workload and store (LABEL: its chunk size, or "16K-page" with the size
+in CHUNK), from the files the run left in WORK.
 figures.py --table RESULTS: the Markdown table of docs/benchmark.md.
 """
 import json
@@ -66,13 +67,15 @@ def runs(prefix):
         n += 1
 
 
-def one(w, cs, img, work):
+def one(w, cs, img, work, chunk=None):
+    """cs: the rows' label (a chunk size, or "16K-page"); chunk: the size,
+    which names the reference's runs, when the label is not it."""
     g0 = imported(f"{work}/{w}-{cs}.import0")
     g1 = imported(f"{work}/{w}-{cs}.import1")
     size0 = g0["chunks"] * g0["chunk"]
     with open(f"{img}.0", "rb") as f:
         size0 = f.seek(0, 2)
-    mm = runs(f"{work}/{w}-{cs}-mmap")
+    mm = runs(f"{work}/{w}-{chunk or cs}-mmap")
     st = runs(f"{work}/{w}-{cs}-store")
     ctr = json.load(open(f"{work}/{w}-{cs}-counters.1.json"))
     touched = st[0]["pages"] * PAGE
@@ -119,4 +122,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "--table":
         table(sys.argv[2])
     else:
-        print(json.dumps(one(*sys.argv[1:5])))
+        print(json.dumps(one(*sys.argv[1:6])))
