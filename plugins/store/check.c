@@ -38,9 +38,8 @@ static int keep_sums(struct store *s, uint64_t i, const uint8_t *in,
   return 0;
 }
 
-int store_check_part(struct store *s, uint64_t i, uint8_t *stored,
-                     uint8_t *out, uint64_t from, uint64_t len,
-                     uint8_t **sums) {
+int store_check_part(struct store *s, uint64_t i, uint8_t *stored, uint8_t *out,
+                     uint64_t from, uint64_t len, uint8_t **sums) {
   const struct ufk_store_entry *e = s->entry[i];
   const uint8_t *in = NULL;
   struct ufk_store_err err;
@@ -61,10 +60,9 @@ int store_check_chunk(struct store *s, uint64_t i, uint8_t *stored,
 }
 
 int store_check_pages(void *arg, uint64_t i, const uint8_t *sums,
-                       const uint8_t *data, uint64_t from, uint64_t len) {
+                      const uint8_t *data, uint64_t from, uint64_t len) {
   struct ufk_store_err err;
   if (ufk_store_pages_check(sums, data, from, len, &err) < 0)
     return bad_chunk(arg, i, err.msg);
   return 0;
 }
-
