@@ -13,7 +13,7 @@
 
 /* One zstd context per thread, kept: making one per chunk costs more than
  * decoding a small chunk. */
-static pthread_key_t dctx_key, cctx_key;
+static pthread_key_t dctx_key, cctx_key, hc_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 
 static void free_dctx(void *p) {
@@ -25,6 +25,17 @@ static void free_cctx(void *p) {
 static void make_keys(void) {
   pthread_key_create(&dctx_key, free_dctx);
   pthread_key_create(&cctx_key, free_cctx);
+  pthread_key_create(&hc_key, free);
+}
+
+/* LZ4HC's state, 256 KiB: LZ4_compress_HC allocates one per call, which
+ * costs an import more than some of its chunks take to compress. */
+static void *hc_state(void) {
+  pthread_once(&ctx_once, make_keys);
+  void *st = pthread_getspecific(hc_key);
+  if (!st && (st = malloc((size_t)LZ4_sizeofStateHC())))
+    pthread_setspecific(hc_key, st);
+  return st;
 }
 
 static ZSTD_DCtx *dctx(void) {
@@ -64,8 +75,11 @@ static size_t compress(int codec, int level, const void *raw, uint32_t n,
     /* Level 2 and up: LZ4HC, whose blocks decode as fast or faster and
      * hold a fifth less (docs/benchmark.md). */
     if (level > UFK_STORE_LZ4_LEVEL_MAX) level = UFK_STORE_LZ4_LEVEL_MAX;
+    void *st = level > 1 ? hc_state() : NULL;
+    if (level > 1 && !st) return 0;
     int r = level > 1
-                ? LZ4_compress_HC(raw, (char *)out, (int)n, (int)cap, level)
+                ? LZ4_compress_HC_extStateHC(st, raw, (char *)out, (int)n,
+                                             (int)cap, level)
                 : LZ4_compress_default(raw, (char *)out, (int)n, (int)cap);
     return r <= 0 || (uint32_t)r >= n ? 0 : (size_t)r;
   }
