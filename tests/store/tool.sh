@@ -52,6 +52,34 @@ grep -q "kept from the base" "$TMP/g2.out" || fail "no chunk kept from g1"
 # What every snapshot holds is stored once: the same image again adds none.
 "$SNAP" store import "$ST" g0-again "$TMP/m0"
 [ "$(json "$ST" chunks_stored)" = "$n2" ] || fail "m0 again added chunks"
+# Encoders on several threads lay a pack out as one thread does, and an
+# image's equal chunks are stored once even while their twin is still
+# being encoded (three distinct 16 KiB chunks, repeated).
+python3 -c "
+import os, sys
+parts = [os.urandom(8192) * 2 for _ in range(3)]
+open(sys.argv[1], 'wb').write(b''.join(parts[i % 3] for i in range(256)))
+" "$TMP/twins"
+for t in 1 4; do
+  "$SNAP" store import "$TMP/t$t" g0 "$TMP/m0" --threads $t >/dev/null
+  "$SNAP" store import "$TMP/tw$t" twins "$TMP/twins" --threads $t \
+    >"$TMP/twins$t.out"
+  check_export "$TMP/tw$t" twins "$TMP/twins"
+  # One pack each; its bytes after the header (which names the pack's
+  # random id) as one encoder wrote them.
+  for st in t tw; do
+    tail -c +65 "$TMP/$st$t"/packs/*.pack >"$TMP/$st$t.bytes"
+    cmp "$TMP/$st$t.bytes" "$TMP/${st}1.bytes" ||
+      fail "$st: the pack written by $t encoders differs from one's"
+  done
+done
+grep -q ": 3 new .* 253 already stored" "$TMP/twins4.out" ||
+  fail "twins: $(cat "$TMP/twins4.out")"
+"$SNAP" store import "$TMP/t9" g0 "$TMP/m0" --threads 0 2>"$TMP/err" &&
+  fail "--threads 0"
+grep -q "threads: 1..64" "$TMP/err" || fail "$(cat "$TMP/err")"
+rm -rf "$TMP"/t1 "$TMP"/t4 "$TMP"/tw1 "$TMP"/tw4 "$TMP"/*.bytes "$TMP/twins"
+
 # Chunks checked by page by default; a store checked by chunk (as made
 # before page sums) round-trips too, and neither may be contradicted.
 [ "$(json "$ST" page_sums)" = True ] || fail "a new store has no page sums"

@@ -58,7 +58,9 @@ static int put_chunk(struct imp *m, uint64_t i, const uint8_t *buf,
     m->dedup++;
     return 0;
   }
-  return cw_add(&m->w, r->id, buf, len, &r->pack);
+  int rc = cw_add(&m->w, r->id, buf, len, &r->pack);
+  if (rc == 1) m->dedup++; /* the same chunk earlier in this import */
+  return rc < 0 ? -1 : 0;
 }
 
 static int seek(struct imp *m, uint64_t pos, int whence, uint64_t limit,
@@ -221,10 +223,18 @@ static int run(struct imp *m) {
   return write_manifest(m);
 }
 
+/* Encoders an import runs at most, and by default one per CPU. */
+#define IMPORT_THREADS_MAX 64
+
+static int default_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > IMPORT_THREADS_MAX ? IMPORT_THREADS_MAX : (int)n;
+}
+
 struct imp_opts {
   struct cs_opts cs;
   const char *base, *e2b, *codec;
-  int level;
+  int level, threads;
   uint64_t pack_size;
 };
 
@@ -253,6 +263,7 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
       {"key-file", required_argument, 0, 'k'},
       {"key-env", required_argument, 0, 'K'},
       {"check-by", required_argument, 0, 'C'},
+      {"threads", required_argument, 0, 't'},
       {0}};
   uint64_t v;
   int c;
@@ -276,16 +287,21 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
       o->cs.chunk_size = (uint32_t)v;
     else if (c == 'p' && ufk_parse_size(optarg, &v) == 0 && v >= (1u << 20))
       o->pack_size = v;
+    else if (c == 't' && ufk_parse_u64(optarg, &v) == 0 && v >= 1 &&
+             v <= IMPORT_THREADS_MAX)
+      o->threads = (int)v;
     else {
       if (c == 'C')
         snap_error("--check-by: '%s' is not page or chunk", optarg);
       else if (c != '?')
         snap_error("--%s: '%s' is out of range (chunk size: a power of two "
-                   "in 4K..4M; level: 1..19; pack size: 1M or more)",
+                   "in 4K..4M; level: 1..19; pack size: 1M or more; "
+                   "threads: 1..%d)",
                    c == 'l'   ? "level"
                    : c == 'c' ? "chunk-size"
+                   : c == 't' ? "threads"
                               : "pack-size",
-                   optarg);
+                   optarg, IMPORT_THREADS_MAX);
       return -1;
     }
   }
@@ -386,7 +402,9 @@ static int level_of(int codec, int level) {
 }
 
 int cs_import(int argc, char **argv) {
-  struct imp_opts o = {.codec = "lz4", .pack_size = CS_DEFAULT_PACK};
+  struct imp_opts o = {.codec = "lz4",
+                       .pack_size = CS_DEFAULT_PACK,
+                       .threads = default_threads()};
   struct imp m = {.in = -1, .s.lock_fd = -1, .w.fd = -1};
   int codec;
   if (parse_opts(argc, argv, &o) < 0 || parse_codec(o.codec, &codec) < 0 ||
@@ -408,7 +426,8 @@ int cs_import(int argc, char **argv) {
       cs_open(&m.s, argv[optind], &o.cs, 1, CS_LOCK_SHARED, 1) == 0 &&
       check_manifest_size(&m, m.s.info.chunk_size) == 0 &&
       cw_init(&m.w, &m.s, codec, o.level, o.pack_size) == 0 &&
-      refuse_existing(&m) == 0 && (!o.base || open_base(&m, o.base) == 0))
+      cw_threads(&m.w, o.threads) == 0 && refuse_existing(&m) == 0 &&
+      (!o.base || open_base(&m, o.base) == 0))
     rc = run(&m);
   if (rc < 0)
     cw_abort(&m.w);

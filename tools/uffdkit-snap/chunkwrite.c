@@ -135,27 +135,79 @@ static int pack_full(struct chunkwriter *w) {
          ufk_store_index_size(&next) > UFK_STORE_META_MAX;
 }
 
-int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
-           const void *raw, uint32_t len, uint32_t *pack) {
-  struct ufk_store_entry e;
-  struct ufk_store_err err;
+/* Appends an encoded chunk to the pack being written (a new one when it
+ * is full); *pack gets its pack number. */
+static int write_encoded(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
+                         const struct ufk_store_entry *e, const uint8_t *out,
+                         uint32_t *pack) {
   if (w->fd >= 0 && pack_full(w) && end_pack(w) < 0) return -1;
   if (w->fd < 0 && begin_pack(w) < 0) return -1;
+  if (snap_write(w->fd, out, e->stored_len, w->tmp) < 0 ||
+      append_entry(w, e) < 0 ||
+      cs_remember(w->s, id, w->slot, cur(w)->nentries - 1) < 0)
+    return -1;
+  w->off += e->stored_len;
+  w->new_chunks++;
+  w->new_raw += e->raw_len;
+  w->new_stored += e->stored_len;
+  *pack = w->slot;
+  return 0;
+}
+
+/* Writes the oldest chunk the encoders hold, once encoded. */
+static int write_oldest(struct chunkwriter *w) {
+  struct cenc_slot *c = cenc_oldest(w->pool);
+  int rc = c->rc < 0 ? -1 : write_encoded(w, c->id, &c->e, c->out, c->pack);
+  if (c->rc < 0) snap_error("%s", c->err.msg);
+  cenc_drop(w->pool);
+  return rc;
+}
+
+static int flush(struct chunkwriter *w) {
+  while (w->pool && cenc_oldest(w->pool))
+    if (write_oldest(w) < 0) return -1;
+  return 0;
+}
+
+int cw_threads(struct chunkwriter *w, int threads) {
+  if (threads < 2) return 0;
+  w->pool = malloc(sizeof *w->pool);
+  if (w->pool && cenc_start(w->pool, &w->s->keys, w->codec, w->level,
+                            w->s->info.chunk_size, threads) == 0)
+    return 0;
+  if (!w->pool) snap_error("out of memory");
+  free(w->pool);
+  w->pool = NULL;
+  return -1;
+}
+
+/* A chunk equal to one still with the encoders: written first, so the
+ * store holds it once. */
+static int add_twin(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
+                    int k, uint32_t *pack) {
+  for (int i = 0; i <= k; i++)
+    if (write_oldest(w) < 0) return -1;
+  *pack = cs_find(w->s, id)->pack;
+  return 1;
+}
+
+int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
+           const void *raw, uint32_t len, uint32_t *pack) {
+  if (w->pool) {
+    int k = cenc_find(w->pool, id);
+    if (k >= 0) return add_twin(w, id, k, pack);
+    while (cenc_put(w->pool, id, raw, len, pack))
+      if (write_oldest(w) < 0) return -1;
+    return 0;
+  }
+  struct ufk_store_entry e;
+  struct ufk_store_err err;
   if (ufk_store_chunk_encode(&w->s->keys, w->codec, w->level, id, raw, len,
                              w->enc, &e, &err) < 0) {
     snap_error("%s", err.msg);
     return -1;
   }
-  if (snap_write(w->fd, w->enc, e.stored_len, w->tmp) < 0 ||
-      append_entry(w, &e) < 0 ||
-      cs_remember(w->s, id, w->slot, cur(w)->nentries - 1) < 0)
-    return -1;
-  w->off += e.stored_len;
-  w->new_chunks++;
-  w->new_raw += len;
-  w->new_stored += e.stored_len;
-  *pack = w->slot;
-  return 0;
+  return write_encoded(w, id, &e, w->enc, pack);
 }
 
 int cw_add_stored(struct chunkwriter *w, const struct ufk_store_entry *e,
@@ -172,7 +224,7 @@ int cw_add_stored(struct chunkwriter *w, const struct ufk_store_entry *e,
 }
 
 int cw_cut(struct chunkwriter *w) {
-  return end_pack(w);
+  return flush(w) < 0 ? -1 : end_pack(w);
 }
 
 static int rename_into(struct chunkwriter *w, const char *tmp, const char *hex,
@@ -188,7 +240,7 @@ static int rename_into(struct chunkwriter *w, const char *tmp, const char *hex,
 }
 
 int cw_publish(struct chunkwriter *w) {
-  if (end_pack(w) < 0) return -1;
+  if (flush(w) < 0 || end_pack(w) < 0) return -1;
   for (size_t i = 0; i < w->ndone; i++) {
     struct cw_done *d = &w->done[i];
     if (rename_into(w, d->pack_tmp, d->hex, "pack") < 0) return -1;
@@ -204,7 +256,15 @@ int cw_publish(struct chunkwriter *w) {
   return rc;
 }
 
+static void stop_pool(struct chunkwriter *w) {
+  if (!w->pool) return;
+  cenc_stop(w->pool);
+  free(w->pool);
+  w->pool = NULL;
+}
+
 void cw_abort(struct chunkwriter *w) {
+  stop_pool(w);
   if (w->fd >= 0) close(w->fd);
   w->fd = -1;
   if (w->tmp) unlink(w->tmp);
@@ -215,6 +275,7 @@ void cw_abort(struct chunkwriter *w) {
 }
 
 void cw_free(struct chunkwriter *w) {
+  stop_pool(w);
   for (size_t i = 0; i < w->ndone; i++) {
     free(w->done[i].pack_tmp);
     free(w->done[i].idx_tmp);

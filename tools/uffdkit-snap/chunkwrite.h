@@ -4,6 +4,7 @@
 #ifndef UFFDKIT_SNAP_CHUNKWRITE_H
 #define UFFDKIT_SNAP_CHUNKWRITE_H
 
+#include "chunkencode.h"
 #include "chunkstore.h"
 
 struct cw_done {
@@ -21,6 +22,7 @@ struct chunkwriter {
   uint32_t slot; /* its number in s->packs */
   uint64_t off;
   uint8_t *enc;
+  struct cencoder *pool; /* or NULL: chunks encoded on the caller's thread */
   /* packs written, not yet published */
   struct cw_done *done;
   size_t ndone;
@@ -29,7 +31,12 @@ struct chunkwriter {
 
 int cw_init(struct chunkwriter *w, struct chunkstore *s, int codec, int level,
             uint64_t pack_limit);
-/* Stores a chunk the store does not hold; *pack gets its pack number. */
+/* Encodes chunks on `threads` threads from now (1: on the caller's). */
+int cw_threads(struct chunkwriter *w, int threads);
+/* Stores a chunk the store does not hold; *pack gets its pack number, at
+ * once or, with encoder threads, by the time the next cw_add, cw_cut or
+ * cw_publish returns.  Returns 0; 1 when the chunk equals one still being
+ * encoded (then *pack is set, and nothing more is stored); -1. */
 int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
            const void *raw, uint32_t len, uint32_t *pack);
 /* Appends a chunk as it is stored elsewhere in the store (entry e and its

@@ -40,7 +40,7 @@ static const char usage[] =
     "      generation into a chunk store (made if missing), storing only\n"
     "      chunks it does not hold.  Options: --chunk-size N and\n"
     "      --check-by page|chunk (new store), --codec zstd|lz4|raw,\n"
-    "      --level N, --pack-size N.\n"
+    "      --level N, --pack-size N, --threads N.\n"
     "  store inspect STORE [SNAPSHOT] [--json]\n"
     "  store verify STORE\n"
     "  store export STORE SNAPSHOT OUT\n"
