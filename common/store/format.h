@@ -32,7 +32,9 @@
  * more; the importer cuts packs and refuses snapshots to stay within it.
  * A manifest takes 36 bytes a chunk, so this bounds an image to about
  * 57 GiB in 4 KiB chunks, 228 GiB in 16 KiB, 3.6 TiB in 256 KiB. */
+#ifndef UFK_STORE_META_MAX /* a test build sets a small one */
 #define UFK_STORE_META_MAX ((uint64_t)512 << 20)
+#endif
 
 #define UFK_STORE_F_ENCRYPTED (1u << 0)
 /* Chunk ids are made over the SHA-256 of each 4 KiB page, and those page

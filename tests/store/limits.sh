@@ -4,7 +4,8 @@
 # loads (UFK_STORE_META_MAX, 512 MiB), at once, naming the chunk size that
 # would do and leaving no store behind; an image whose manifest is above
 # the 64 MiB the reader took before (8 GiB in 4 KiB chunks: 72 MiB) is
-# imported, served and restored, every touched byte checked.
+# imported, served and restored, every touched byte checked; and with the
+# bound made small, packs cut where their index would pass it.
 source "$(dirname "$0")/../lib/functions.sh"
 need_built "$UFFDKIT" "$SIM" "$SNAP"
 
@@ -42,4 +43,34 @@ sim 0 big-random run --socket "$TMP/big.sock" --image "$TMP/big" \
 stop_daemons
 grep -q "listener cli: store, 8589934592 bytes" "$TMP/big.log" ||
   fail "the daemon did not serve the store: $(tail -3 "$TMP/big.log")"
+
+# The same bounds at 64 KiB (test-snap-small-meta, the tool built with
+# UFK_STORE_META_MAX = 65536), where a few thousand chunks reach them: an
+# index holds at most (65536 - 128) / 56 = 1,168 entries, so 1,536
+# distinct chunks go into two packs, cut at the index bound (the pack size,
+# 256M, is far off); the snapshot exports byte-exact and the daemon serves
+# it.  A manifest of 8 MiB in 4 KiB chunks (2,048 chunks, 73 KiB) is
+# refused, naming 8 KiB chunks.
+SMALL=$BUILD/bin/test-snap-small-meta
+need_built "$SMALL"
+"$SIM" mkimage "$TMP/many" --size 6M --seed 9 --zero-percent 0 >/dev/null
+"$SMALL" store import "$TMP/st-cut" g0 "$TMP/many" --chunk-size 4K >/dev/null ||
+  fail "the import with a 64 KiB bound failed"
+packs=$("$SMALL" store inspect "$TMP/st-cut" --json |
+  python3 -c "import json,sys; print(json.load(sys.stdin)['packs'])")
+[ "$packs" = 2 ] || fail "1,536 chunks went into $packs packs, not 2"
+for idx in "$TMP"/st-cut/packs/*.idx; do
+  [ "$(stat -c %s "$idx")" -le 65536 ] || fail "$idx is over the bound"
+done
+"$SMALL" store export "$TMP/st-cut" g0 "$TMP/many.out"
+cmp "$TMP/many" "$TMP/many.out" || fail "the cut packs do not export right"
+start_daemon cut "$TMP/cut.sock" --socket "$TMP/cut.sock" \
+  --control-socket "$TMP/cut.ctl" store path="$TMP/st-cut" snapshot=g0
+sim 0 cut run --socket "$TMP/cut.sock" --image "$TMP/many" --order random
+stop_daemons
+"$SIM" mkimage "$TMP/more" --size 8M --seed 9 >/dev/null
+"$SMALL" store import "$TMP/st-more" g0 "$TMP/more" --chunk-size 4K \
+  2>"$TMP/more.err" && fail "a manifest over the 64 KiB bound was written"
+grep -q "2048 chunks, a manifest larger than the 65536 bytes a reader loads; import it into a new store with --chunk-size 8192 or more" \
+  "$TMP/more.err" || fail "unexpected message: $(cat "$TMP/more.err")"
 echo "PASS: store metadata bounds"
