@@ -73,4 +73,17 @@ stop_daemons
   2>"$TMP/more.err" && fail "a manifest over the 64 KiB bound was written"
 grep -q "2048 chunks, a manifest larger than the 65536 bytes a reader loads; import it into a new store with --chunk-size 8192 or more" \
   "$TMP/more.err" || fail "unexpected message: $(cat "$TMP/more.err")"
+# 1,817 chunks fit a 64 KiB manifest with no pack list, not with the two
+# packs they fill: refused when the manifest is made, before any pack is
+# published, so the store is left as it was.
+"$SIM" mkimage "$TMP/edge" --size $((1817 * 4096)) --seed 4 --zero-percent 0 \
+  >/dev/null
+"$SMALL" store import "$TMP/st-cut" edge "$TMP/edge" 2>"$TMP/edge.err" &&
+  fail "a manifest over the bound with its pack list was written"
+grep -q "edge: a manifest of 65588 bytes (2 packs), more than the 65536 a reader loads" \
+  "$TMP/edge.err" || fail "unexpected message: $(cat "$TMP/edge.err")"
+[ "$(ls "$TMP/st-cut/packs" | wc -l)" = 4 ] ||
+  fail "the refused import left packs: $(ls "$TMP/st-cut/packs")"
+[ -z "$(ls -A "$TMP/st-cut/tmp")" ] || fail "the refused import left tmp/"
+[ "$(ls "$TMP/st-cut/snapshots")" = g0 ] || fail "a snapshot was written"
 echo "PASS: store metadata bounds"

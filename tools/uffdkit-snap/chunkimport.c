@@ -135,8 +135,10 @@ static int one_chunk(struct imp *m, uint64_t i) {
   return rc < 0 ? -1 : put_chunk(m, i, m->buf, len);
 }
 
-/* Pack numbers of the store become numbers in the manifest's list. */
-static int write_manifest(struct imp *m) {
+/* The manifest's bytes, made before anything is published so that one a
+ * reader would refuse leaves nothing behind: pack numbers of the store
+ * become numbers in the manifest's list. */
+static int make_manifest(struct imp *m, uint8_t **buf, size_t *len) {
   struct ufk_store_manifest mf = {.flags = m->s.info.flags,
                                   .chunk_size = m->s.info.chunk_size,
                                   .image_size = m->size,
@@ -144,8 +146,9 @@ static int write_manifest(struct imp *m) {
                                   .refs = m->refs};
   long *num = malloc(m->s.npacks * sizeof *num + 1);
   mf.packs = malloc(m->s.npacks * (size_t)UFK_STORE_ID + 1);
-  int rc = -1;
-  if (!num || !mf.packs) goto out;
+  int rc = -1, oom = !num || !mf.packs;
+  *buf = NULL;
+  if (oom) goto out;
   for (size_t p = 0; p < m->s.npacks; p++)
     num[p] = -1;
   for (uint64_t i = 0; i < m->nchunks; i++) {
@@ -157,23 +160,22 @@ static int write_manifest(struct imp *m) {
     }
     m->refs[i].pack = (uint32_t)num[p];
   }
-  size_t len = ufk_store_manifest_size(&mf);
+  *len = ufk_store_manifest_size(&mf);
   /* The chunks were checked before the import; its pack list counts too. */
-  if (len > UFK_STORE_META_MAX) {
+  if (*len > UFK_STORE_META_MAX) {
     snap_error("%s: a manifest of %zu bytes (%zu packs), more than the %llu "
                "a reader loads",
-               m->name, len, (size_t)mf.npacks,
+               m->name, *len, (size_t)mf.npacks,
                (unsigned long long)UFK_STORE_META_MAX);
     goto out;
   }
-  uint8_t *buf = malloc(len);
-  if (buf) {
-    ufk_store_manifest_put(&mf, &m->s.keys, buf);
-    rc = cs_publish(&m->s, "snapshots", m->name, buf, len);
+  if ((*buf = malloc(*len))) {
+    ufk_store_manifest_put(&mf, &m->s.keys, *buf);
+    rc = 0;
   }
-  free(buf);
+  oom = !*buf;
 out:
-  if (rc < 0 && (!num || !mf.packs)) snap_error("out of memory");
+  if (oom) snap_error("out of memory");
   free(num);
   free(mf.packs);
   return rc;
@@ -219,8 +221,16 @@ static int run(struct imp *m) {
     progress_set(&m->prog, i + 1);
   }
   progress_end(&m->prog);
-  if (snap_check_interrupt() < 0 || cw_publish(&m->w) < 0) return -1;
-  return write_manifest(m);
+  uint8_t *buf;
+  size_t len = 0;
+  if (snap_check_interrupt() < 0 || cw_flush(&m->w) < 0 ||
+      make_manifest(m, &buf, &len) < 0)
+    return -1;
+  int rc = cw_publish(&m->w) < 0
+               ? -1
+               : cs_publish(&m->s, "snapshots", m->name, buf, len);
+  free(buf);
+  return rc;
 }
 
 /* Encoders an import runs at most, and by default one per CPU. */

@@ -163,7 +163,7 @@ static int write_oldest(struct chunkwriter *w) {
   return rc;
 }
 
-static int flush(struct chunkwriter *w) {
+int cw_flush(struct chunkwriter *w) {
   while (w->pool && cenc_oldest(w->pool))
     if (write_oldest(w) < 0) return -1;
   return 0;
@@ -224,7 +224,7 @@ int cw_add_stored(struct chunkwriter *w, const struct ufk_store_entry *e,
 }
 
 int cw_cut(struct chunkwriter *w) {
-  return flush(w) < 0 ? -1 : end_pack(w);
+  return cw_flush(w) < 0 ? -1 : end_pack(w);
 }
 
 static int rename_into(struct chunkwriter *w, const char *tmp, const char *hex,
@@ -240,7 +240,7 @@ static int rename_into(struct chunkwriter *w, const char *tmp, const char *hex,
 }
 
 int cw_publish(struct chunkwriter *w) {
-  if (flush(w) < 0 || end_pack(w) < 0) return -1;
+  if (cw_flush(w) < 0 || end_pack(w) < 0) return -1;
   for (size_t i = 0; i < w->ndone; i++) {
     struct cw_done *d = &w->done[i];
     if (rename_into(w, d->pack_tmp, d->hex, "pack") < 0) return -1;

@@ -44,6 +44,9 @@ int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
  * pack, so its bytes are valid in any pack of the store. */
 int cw_add_stored(struct chunkwriter *w, const struct ufk_store_entry *e,
                   const void *stored);
+/* Writes every chunk still with the encoders: each cw_add's *pack is set
+ * from here.  Returns 0 or -1. */
+int cw_flush(struct chunkwriter *w);
 /* Ends the pack being written: the next chunk starts a new one. */
 int cw_cut(struct chunkwriter *w);
 /* Finishes the last pack and renames every pack, then its index, into
