@@ -113,27 +113,30 @@ static int gcm(int enc, const struct ufk_store_keys *k,
 }
 
 int ufk_store_chunk_encode(const struct ufk_store_keys *k, int codec, int level,
-                           const uint8_t id[UFK_STORE_ID], const void *raw,
-                           uint32_t raw_len, uint8_t *out,
+                           const uint8_t id[UFK_STORE_ID], const uint8_t *sums,
+                           const void *raw, uint32_t raw_len, uint8_t *out,
                            struct ufk_store_entry *e,
                            struct ufk_store_err *err) {
   size_t pre = k->encrypted ? UFK_STORE_NONCE : 0;
-  size_t sums =
+  size_t nsums =
       k->page_sums ? ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, raw_len) : 0;
   size_t cap = ufk_store_encode_bound(raw_len) - UFK_STORE_SEAL -
                ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, raw_len);
   memset(e, 0, sizeof *e);
   memcpy(e->id, id, UFK_STORE_ID);
   e->raw_len = raw_len;
-  if (sums) ufk_store_page_sums(raw, raw_len, out + pre);
-  uint8_t *body = out + pre + sums;
+  if (nsums && sums)
+    memcpy(out + pre, sums, nsums);
+  else if (nsums)
+    ufk_store_page_sums(raw, raw_len, out + pre);
+  uint8_t *body = out + pre + nsums;
   size_t n = compress(codec, level, raw, raw_len, body, cap);
   e->codec = n ? (uint8_t)codec : UFK_CODEC_RAW;
   if (!n) {
     memcpy(body, raw, raw_len);
     n = raw_len;
   }
-  n += sums; /* what is sealed: the page sums and the codec's bytes */
+  n += nsums; /* what is sealed: the page sums and the codec's bytes */
   e->stored_len = (uint32_t)(n + (k->encrypted ? UFK_STORE_SEAL : 0));
   if (!k->encrypted) return 0;
   if (RAND_bytes(out, UFK_STORE_NONCE) != 1 ||

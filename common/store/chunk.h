@@ -14,12 +14,14 @@ size_t ufk_store_encode_bound(uint32_t raw_len);
 #define UFK_STORE_ZSTD_LEVEL_MAX 19
 #define UFK_STORE_LZ4_LEVEL_MAX 12
 
-/* Encodes raw_len bytes (id already computed) with codec at level, keeping
- * them raw when they do not compress; fills e's id, lengths and codec.
- * out holds ufk_store_encode_bound(raw_len) bytes.  Returns 0 or -1. */
+/* Encodes raw_len bytes (id already computed, and in a store with page
+ * sums their sums when sums is not NULL, as ufk_store_chunk_id_sums left
+ * them) with codec at level, keeping them raw when they do not compress;
+ * fills e's id, lengths and codec.  out holds
+ * ufk_store_encode_bound(raw_len) bytes.  Returns 0 or -1. */
 int ufk_store_chunk_encode(const struct ufk_store_keys *k, int codec, int level,
-                           const uint8_t id[UFK_STORE_ID], const void *raw,
-                           uint32_t raw_len, uint8_t *out,
+                           const uint8_t id[UFK_STORE_ID], const uint8_t *sums,
+                           const void *raw, uint32_t raw_len, uint8_t *out,
                            struct ufk_store_entry *e,
                            struct ufk_store_err *err);
 

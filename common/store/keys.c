@@ -126,6 +126,17 @@ void ufk_store_id_of_sums(const struct ufk_store_keys *k, const uint8_t *sums,
   id_of(k, sums, nsums, id);
 }
 
+void ufk_store_chunk_id_sums(const struct ufk_store_keys *k, const void *buf,
+                             size_t len, uint8_t *sums,
+                             uint8_t id[UFK_STORE_ID]) {
+  if (!k->page_sums) {
+    id_of(k, buf, len, id);
+    return;
+  }
+  ufk_store_page_sums(buf, len, sums);
+  id_of(k, sums, len / UFK_STORE_PAGE * UFK_STORE_ID, id);
+}
+
 void ufk_store_chunk_id(const struct ufk_store_keys *k, const void *buf,
                         size_t len, uint8_t id[UFK_STORE_ID]) {
   if (!k->page_sums) {

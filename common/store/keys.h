@@ -35,6 +35,11 @@ int ufk_store_keys_match(struct ufk_store_keys *k,
  * memory. */
 void ufk_store_chunk_id(const struct ufk_store_keys *k, const void *buf,
                         size_t len, uint8_t id[UFK_STORE_ID]);
+/* The same, leaving the page sums (len / UFK_STORE_PAGE * UFK_STORE_ID
+ * bytes) in sums when the store has them, for ufk_store_chunk_encode. */
+void ufk_store_chunk_id_sums(const struct ufk_store_keys *k, const void *buf,
+                             size_t len, uint8_t *sums,
+                             uint8_t id[UFK_STORE_ID]);
 /* The SHA-256 of each UFK_STORE_PAGE bytes of buf[0..len) into sums. */
 void ufk_store_page_sums(const void *buf, size_t len, uint8_t *sums);
 /* The id of a chunk from its page sums (nsums bytes). */

@@ -316,9 +316,9 @@ static void round_trip_at(const struct ufk_store_keys *k, int codec, int level,
   fill(raw, CS, 7, comp);
   ufk_store_chunk_id(k, raw, CS, id);
   struct ufk_store_entry e;
-  ck_assert_int_eq(
-      ufk_store_chunk_encode(k, codec, level, id, raw, CS, stored, &e, &err),
-      0);
+  ck_assert_int_eq(ufk_store_chunk_encode(k, codec, level, id, NULL, raw, CS,
+                                          stored, &e, &err),
+                   0);
   ck_assert_uint_eq(e.codec, comp ? codec : UFK_CODEC_RAW);
   if (comp) ck_assert_uint_lt(e.stored_len, CS / 4);
   uint8_t *copy = malloc(e.stored_len);
@@ -391,7 +391,8 @@ START_TEST(chunks_encrypted) {
   ufk_store_chunk_id(&none, raw, CS, plain_id);
   ck_assert_mem_ne(id, plain_id, UFK_STORE_ID);
   struct ufk_store_entry e;
-  ufk_store_chunk_encode(&k, UFK_CODEC_ZSTD, 3, id, raw, CS, stored, &e, &err);
+  ufk_store_chunk_encode(&k, UFK_CODEC_ZSTD, 3, id, NULL, raw, CS, stored, &e,
+                         &err);
   ck_assert_int_eq(ufk_store_chunk_decode(&other, &e, stored, out, &err), -1);
   ck_assert_str_eq(err.msg, "AES-256-GCM tag does not match (a wrong key "
                             "or damaged bytes)");
@@ -399,7 +400,8 @@ START_TEST(chunks_encrypted) {
    * is refused before anything is decrypted into out (guarded here). */
   uint8_t guarded[CS + 64];
   memset(guarded, 0xa5, sizeof guarded);
-  ufk_store_chunk_encode(&k, UFK_CODEC_RAW, 0, id, raw, CS, stored, &e, &err);
+  ufk_store_chunk_encode(&k, UFK_CODEC_RAW, 0, id, NULL, raw, CS, stored, &e,
+                         &err);
   ck_assert_uint_eq(e.codec, UFK_CODEC_RAW);
   e.stored_len += 64;
   ck_assert_int_eq(ufk_store_chunk_decode(&k, &e, stored, guarded, &err), -1);
@@ -443,6 +445,23 @@ START_TEST(chunks_page_sums) {
   ufk_store_chunk_id(&whole, raw, CS, a);
   ufk_store_chunk_id(&pages, raw, CS, b);
   ck_assert_mem_ne(a, b, UFK_STORE_ID);
+  /* Sums made with the id are the ones encoding makes itself. */
+  uint8_t sums[CS / 4096 * UFK_STORE_ID], c[UFK_STORE_ID];
+  ufk_store_chunk_id_sums(&pages, raw, CS, sums, c);
+  ck_assert_mem_eq(b, c, UFK_STORE_ID);
+  uint8_t *x = malloc(ufk_store_encode_bound(CS)),
+          *y = malloc(ufk_store_encode_bound(CS));
+  struct ufk_store_entry ex, ey;
+  ck_assert_int_eq(ufk_store_chunk_encode(&pages, UFK_CODEC_LZ4, 2, b, NULL,
+                                          raw, CS, x, &ex, &err),
+                   0);
+  ck_assert_int_eq(ufk_store_chunk_encode(&pages, UFK_CODEC_LZ4, 2, b, sums,
+                                          raw, CS, y, &ey, &err),
+                   0);
+  ck_assert_uint_eq(ex.stored_len, ey.stored_len);
+  ck_assert_mem_eq(x, y, ex.stored_len);
+  free(x);
+  free(y);
 }
 END_TEST
 
@@ -456,8 +475,8 @@ START_TEST(page_checks) {
   fill(raw, CS, 9, 0);
   ufk_store_chunk_id(&k, raw, CS, id);
   struct ufk_store_entry e;
-  ck_assert_int_eq(ufk_store_chunk_encode(&k, UFK_CODEC_RAW, 0, id, raw, CS,
-                                          stored, &e, &err),
+  ck_assert_int_eq(ufk_store_chunk_encode(&k, UFK_CODEC_RAW, 0, id, NULL, raw,
+                                          CS, stored, &e, &err),
                    0);
   uint32_t sums = CS / 4096 * UFK_STORE_ID;
   ck_assert_uint_eq(e.stored_len, sums + CS);

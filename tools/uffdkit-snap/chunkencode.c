@@ -29,8 +29,8 @@ static struct cenc_slot *next_ready(struct cencoder *c) {
 static void encode(struct cencoder *c, struct cenc_slot *s) {
   s->state = SLOT_BUSY;
   pthread_mutex_unlock(&c->lock);
-  s->rc = ufk_store_chunk_encode(c->keys, c->codec, c->level, s->id, s->raw,
-                                 s->len, s->out, &s->e, &s->err);
+  s->rc = ufk_store_chunk_encode(c->keys, c->codec, c->level, s->id, s->sums,
+                                 s->raw, s->len, s->out, &s->e, &s->err);
   pthread_mutex_lock(&c->lock);
   s->state = SLOT_DONE;
   /* Wake-ups cost system calls: only the writer waiting for this one. */
@@ -65,7 +65,9 @@ static int make_slots(struct cencoder *c, uint32_t chunk_size, int threads) {
   for (unsigned i = 0; i < c->nslots; i++) {
     c->slot[i].raw = malloc(chunk_size);
     c->slot[i].out = malloc(ufk_store_encode_bound(chunk_size));
-    if (!c->slot[i].raw || !c->slot[i].out) return -1;
+    c->slot[i].sums_buf =
+        malloc(ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, chunk_size));
+    if (!c->slot[i].raw || !c->slot[i].out || !c->slot[i].sums_buf) return -1;
   }
   return 0;
 }
@@ -95,13 +97,17 @@ int cenc_start(struct cencoder *c, const struct ufk_store_keys *keys, int codec,
 }
 
 int cenc_put(struct cencoder *c, const uint8_t id[UFK_STORE_ID],
-             const void *raw, uint32_t len, uint32_t *pack) {
+             const uint8_t *sums, const void *raw, uint32_t len,
+             uint32_t *pack) {
   pthread_mutex_lock(&c->lock);
   int full = c->count == c->nslots;
   if (!full) {
     struct cenc_slot *s = at(c, c->count++);
     memcpy(s->id, id, UFK_STORE_ID);
     memcpy(s->raw, raw, len);
+    s->sums = sums ? s->sums_buf : NULL;
+    if (sums)
+      memcpy(s->sums, sums, ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, len));
     s->len = len;
     s->pack = pack;
     s->state = SLOT_READY;
@@ -155,6 +161,7 @@ void cenc_stop(struct cencoder *c) {
   for (unsigned i = 0; c->slot && i < c->nslots; i++) {
     free(c->slot[i].raw);
     free(c->slot[i].out);
+    free(c->slot[i].sums_buf);
   }
   free(c->slot);
   free(c->threads);

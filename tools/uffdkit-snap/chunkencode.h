@@ -15,6 +15,8 @@
 struct cenc_slot {
   uint8_t id[UFK_STORE_ID];
   uint8_t *raw, *out; /* chunk_size bytes; ufk_store_encode_bound of it */
+  uint8_t *sums;      /* the chunk's page sums, or NULL: none given */
+  uint8_t *sums_buf;  /* room for them */
   uint32_t len;
   uint32_t *pack; /* where the caller wants the chunk's pack number */
   struct ufk_store_entry e;
@@ -39,10 +41,12 @@ struct cencoder {
  * flight sized for them.  Returns 0, or -1 after a message. */
 int cenc_start(struct cencoder *c, const struct ufk_store_keys *keys, int codec,
                int level, uint32_t chunk_size, int threads);
-/* Queues a chunk (copied).  Returns 0, or 1 when the ring is full: take
+/* Queues a chunk and its page sums (NULL: none; both copied).  Returns 0,
+ * or 1 when the ring is full: take
  * the oldest with cenc_oldest first. */
 int cenc_put(struct cencoder *c, const uint8_t id[UFK_STORE_ID],
-             const void *raw, uint32_t len, uint32_t *pack);
+             const uint8_t *sums, const void *raw, uint32_t len,
+             uint32_t *pack);
 /* The oldest chunk queued, once encoded (waits); NULL when none is
  * queued.  cenc_drop ends it. */
 struct cenc_slot *cenc_oldest(struct cencoder *c);

@@ -28,7 +28,7 @@ struct imp {
   uint64_t size, nchunks;
   uint64_t hole_to;           /* raw input: bytes below it known to be a hole */
   struct ufk_store_ref *refs; /* pack: number in s.packs until the end */
-  uint8_t *buf, *old;
+  uint8_t *buf, *old, *sums;  /* a chunk, its base's, its page sums */
   uint64_t zero, dedup, kept;
   struct progress prog;
 };
@@ -46,19 +46,16 @@ static int put_chunk(struct imp *m, uint64_t i, const uint8_t *buf,
     m->zero++;
     return 0;
   }
-  ufk_store_chunk_id(&m->s.keys, buf, len, r->id);
-  if (ufk_store_is_zero(r->id, UFK_STORE_ID)) {
-    snap_error("out of memory for the page sums of chunk %llu",
-               (unsigned long long)i);
-    return -1;
-  }
+  /* The page sums, made once for the id, are stored as they are. */
+  ufk_store_chunk_id_sums(&m->s.keys, buf, len, m->sums, r->id);
   const struct cs_loc *l = cs_find(&m->s, r->id);
   if (l) {
     r->pack = l->pack;
     m->dedup++;
     return 0;
   }
-  int rc = cw_add(&m->w, r->id, buf, len, &r->pack);
+  int rc = cw_add(&m->w, r->id, m->s.keys.page_sums ? m->sums : NULL, buf, len,
+                  &r->pack);
   if (rc == 1) m->dedup++; /* the same chunk earlier in this import */
   return rc < 0 ? -1 : 0;
 }
@@ -211,7 +208,9 @@ static int run(struct imp *m) {
   m->refs = calloc(m->nchunks, sizeof *m->refs);
   m->buf = malloc(m->s.info.chunk_size);
   m->old = malloc(m->s.info.chunk_size);
-  if (!m->refs || !m->buf || !m->old) {
+  m->sums =
+      malloc(ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, m->s.info.chunk_size));
+  if (!m->refs || !m->buf || !m->old || !m->sums) {
     snap_error("out of memory for %llu chunks", (unsigned long long)m->nchunks);
     return -1;
   }
@@ -388,6 +387,7 @@ static void imp_free(struct imp *m) {
   free(m->refs);
   free(m->buf);
   free(m->old);
+  free(m->sums);
   cw_free(&m->w);
   cs_close(&m->s);
 }

@@ -192,18 +192,18 @@ static int add_twin(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
 }
 
 int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
-           const void *raw, uint32_t len, uint32_t *pack) {
+           const uint8_t *sums, const void *raw, uint32_t len, uint32_t *pack) {
   if (w->pool) {
     int k = cenc_find(w->pool, id);
     if (k >= 0) return add_twin(w, id, k, pack);
-    while (cenc_put(w->pool, id, raw, len, pack))
+    while (cenc_put(w->pool, id, sums, raw, len, pack))
       if (write_oldest(w) < 0) return -1;
     return 0;
   }
   struct ufk_store_entry e;
   struct ufk_store_err err;
-  if (ufk_store_chunk_encode(&w->s->keys, w->codec, w->level, id, raw, len,
-                             w->enc, &e, &err) < 0) {
+  if (ufk_store_chunk_encode(&w->s->keys, w->codec, w->level, id, sums, raw,
+                             len, w->enc, &e, &err) < 0) {
     snap_error("%s", err.msg);
     return -1;
   }

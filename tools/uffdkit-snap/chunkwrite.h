@@ -33,12 +33,13 @@ int cw_init(struct chunkwriter *w, struct chunkstore *s, int codec, int level,
             uint64_t pack_limit);
 /* Encodes chunks on `threads` threads from now (1: on the caller's). */
 int cw_threads(struct chunkwriter *w, int threads);
-/* Stores a chunk the store does not hold; *pack gets its pack number, at
+/* Stores a chunk the store does not hold (sums: its page sums, or NULL;
+ * see ufk_store_chunk_encode); *pack gets its pack number, at
  * once or, with encoder threads, by the time the next cw_add, cw_cut or
  * cw_publish returns.  Returns 0; 1 when the chunk equals one still being
  * encoded (then *pack is set, and nothing more is stored); -1. */
 int cw_add(struct chunkwriter *w, const uint8_t id[UFK_STORE_ID],
-           const void *raw, uint32_t len, uint32_t *pack);
+           const uint8_t *sums, const void *raw, uint32_t len, uint32_t *pack);
 /* Appends a chunk as it is stored elsewhere in the store (entry e and its
  * stored bytes), unchanged: a sealed chunk's additional data names no
  * pack, so its bytes are valid in any pack of the store. */
