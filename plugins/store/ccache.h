@@ -34,9 +34,10 @@ struct cchunk {
 };
 
 /* Bits of the pages covering [shift, shift + n) of a chunk of at most
- * CC_SUMS_PAGES pages. */
+ * CC_SUMS_PAGES pages (pages past them have no bit). */
 static inline uint64_t ccache_pages(uint64_t shift, uint64_t n) {
   uint64_t a = shift / CC_PAGE, b = (shift + n + CC_PAGE - 1) / CC_PAGE;
+  if (a >= 64) return 0;
   uint64_t upto = b >= 64 ? ~0ull : (1ull << b) - 1;
   return upto & ~((1ull << a) - 1);
 }

@@ -260,6 +260,8 @@ START_TEST(cache_checks_pages_held_unchecked) {
   ck_assert_uint_eq(ccache_pages(100, 1), 0x1);
   ck_assert_uint_eq(ccache_pages(4095, 2), 0x3);
   ck_assert_uint_eq(ccache_pages(63 * 4096, 4096), 1ull << 63);
+  ck_assert_uint_eq(ccache_pages(62 * 4096, 3 * 4096), 3ull << 62);
+  ck_assert_uint_eq(ccache_pages(512 * 4096, 4096), 0); /* a 4 MiB chunk's */
   ccache_free(&c);
 }
 END_TEST
