@@ -12,8 +12,9 @@
 #  - through a slowed location (256 KiB/s per request after the first
 #    256 KiB, 4 connections), with a working set of 4 MiB the guest touches
 #    last, the guest's first fault, on a page outside the working set, is
-#    answered before any replay request has finished: demand reads never
-#    wait behind prefetches.
+#    answered before any replay request that nginx slowed (more than the
+#    256 KiB it sends at once) has finished: demand reads never wait behind
+#    prefetches.
 source "$(dirname "$0")/../lib/functions.sh"
 source "$(dirname "$0")/servers.sh"
 
