@@ -193,6 +193,18 @@ static int unseal(const struct ufk_store_keys *k,
   return 0;
 }
 
+/* got, the id of what was read (`what`: the bytes or their page sums),
+ * must be the id the entry names. */
+static int id_check(const struct ufk_store_entry *e,
+                    const uint8_t got[UFK_STORE_ID], const char *what,
+                    struct ufk_store_err *err) {
+  if (!CRYPTO_memcmp(got, e->id, UFK_STORE_ID)) return 0;
+  char want[2 * UFK_STORE_ID + 1];
+  ufk_store_hex(e->id, UFK_STORE_ID, want);
+  return ufk_store_fail(err, "the %s do not hash to the chunk id %s", what,
+                        want);
+}
+
 /* With page sums: the sums at the start of the plaintext must give the
  * chunk's id; they are then the check of each page. */
 static int take_sums(const struct ufk_store_keys *k,
@@ -207,12 +219,7 @@ static int take_sums(const struct ufk_store_keys *k,
                           *n, len, e->raw_len);
   uint8_t id[UFK_STORE_ID];
   ufk_store_id_of_sums(k, *src, len, id);
-  if (CRYPTO_memcmp(id, e->id, UFK_STORE_ID)) {
-    char want[2 * UFK_STORE_ID + 1];
-    ufk_store_hex(e->id, UFK_STORE_ID, want);
-    return ufk_store_fail(err, "the page sums do not hash to the chunk id %s",
-                          want);
-  }
+  if (id_check(e, id, "page sums", err) < 0) return -1;
   *sums = *src;
   *src += len;
   *n -= len;
@@ -245,6 +252,10 @@ int ufk_store_chunk_decode_part(const struct ufk_store_keys *k,
                                 struct ufk_store_err *err) {
   const uint8_t *src = stored, *page_sums = NULL;
   size_t n = e->stored_len;
+  if (from > e->raw_len || len > e->raw_len - from)
+    return ufk_store_fail(err, "bytes %llu+%llu are outside the chunk of %u",
+                          (unsigned long long)from, (unsigned long long)len,
+                          e->raw_len);
   if (k->encrypted && unseal(k, e, stored, out, &src, &n, err) < 0) return -1;
   if (k->page_sums && take_sums(k, e, &src, &n, &page_sums, err) < 0) return -1;
   if (expand(e, src, n, out) < 0)
@@ -253,20 +264,10 @@ int ufk_store_chunk_decode_part(const struct ufk_store_keys *k,
                           "%u bytes",
                           codec_name(e->codec), n, e->raw_len);
   if (sums) *sums = page_sums;
-  if (from > e->raw_len || len > e->raw_len - from)
-    return ufk_store_fail(err, "bytes %llu+%llu are outside the chunk of %u",
-                          (unsigned long long)from, (unsigned long long)len,
-                          e->raw_len);
   if (page_sums) return ufk_store_pages_check(page_sums, out, from, len, err);
   uint8_t id[UFK_STORE_ID];
   ufk_store_chunk_id(k, out, e->raw_len, id);
-  if (CRYPTO_memcmp(id, e->id, UFK_STORE_ID)) {
-    char want[2 * UFK_STORE_ID + 1];
-    ufk_store_hex(e->id, UFK_STORE_ID, want);
-    return ufk_store_fail(err, "the bytes do not hash to the chunk id %s",
-                          want);
-  }
-  return 0;
+  return id_check(e, id, "bytes", err);
 }
 
 int ufk_store_chunk_decode(const struct ufk_store_keys *k,
