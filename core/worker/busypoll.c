@@ -16,6 +16,13 @@
  * microseconds, far more than a turn of the loop. */
 #define BUSY_TTL_NS 1000000ull
 
+/* A nap shorter than this saves less than the timer wake-up ending it
+ * costs. */
+#define NAP_MIN_NS 20000ull
+/* What a nap leaves to look before the fault is due, as gaps vary; how
+ * late the timer wakes the thread is learnt (late_ns). */
+#define NAP_LEAD_NS 10000ull
+
 static int loadavg_fd = -1;
 static long ncpus = 1;
 static pthread_once_t busy_once = PTHREAD_ONCE_INIT;
@@ -81,6 +88,33 @@ void busypoll_yield(struct busypoll *b) {
   sched_yield();
 }
 
+uint64_t busypoll_nap(struct busypoll *b) {
+  if (!b->adaptive || b->nap_ns < b->late_ns + NAP_MIN_NS) return 0;
+  b->naps++;
+  return b->nap_ns - b->late_ns;
+}
+
+void busypoll_slept(struct busypoll *b, uint64_t asked_ns, uint64_t slept_ns) {
+  uint64_t late = slept_ns > asked_ns ? slept_ns - asked_ns : 0;
+  b->late_ns = b->late_ns ? (3 * b->late_ns + late) / 4 : late;
+}
+
+/* Grows the nap slowly towards the gap less the lead, and halves it when a
+ * fault came during one: that fault paid the wake-up polling is for. */
+void busypoll_gap(struct busypoll *b, uint64_t gap_ns, int woken) {
+  if (!b->adaptive) return;
+  uint64_t goal = gap_ns > NAP_LEAD_NS ? gap_ns - NAP_LEAD_NS : 0;
+  if (woken) b->nap_woken++;
+  if (goal < NAP_MIN_NS)
+    b->nap_ns = 0;
+  else if (woken)
+    b->nap_ns = goal < b->nap_ns / 2 ? goal : b->nap_ns / 2;
+  else if (goal > b->nap_ns)
+    b->nap_ns += (goal - b->nap_ns) / 4;
+  else
+    b->nap_ns = goal;
+}
+
 void busypoll_caught(struct busypoll *b) {
   b->caught++;
   b->misses = 0;
@@ -96,11 +130,13 @@ void busypoll_missed(struct busypoll *b) {
 
 void busypoll_log(const struct busypoll *b, uint64_t session_id,
                   const char *listener) {
-  log_debug(
-      "session %llu on %s: polling for faults: %llu caught, %llu "
-      "windows without one, slept %llu times as the CPUs were busy "
-      "and %llu times after misses, yielded %llu times",
-      (unsigned long long)session_id, listener, (unsigned long long)b->caught,
-      (unsigned long long)b->missed, (unsigned long long)b->slept_busy,
-      (unsigned long long)b->slept_backoff, (unsigned long long)b->yields);
+  log_debug("session %llu on %s: polling for faults: %llu caught, %llu "
+            "windows without one, slept %llu times as the CPUs were busy "
+            "and %llu times after misses, yielded %llu times, napped %llu "
+            "times (%llu ended by a fault)",
+            (unsigned long long)session_id, listener,
+            (unsigned long long)b->caught, (unsigned long long)b->missed,
+            (unsigned long long)b->slept_busy,
+            (unsigned long long)b->slept_backoff, (unsigned long long)b->yields,
+            (unsigned long long)b->naps, (unsigned long long)b->nap_woken);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -345,25 +346,38 @@ static uint64_t spin_window(const struct session *s) {
   return s->ps == HUGE_2M ? 500000 : 50000;
 }
 
-/* While faults keep coming, look for the next one for a short while
- * instead of sleeping in poll(): a wake-up costs more than the fault.  The
- * window restarts with every fault, so a restore stays hot and an idle VM
- * costs nothing; when to look at all is busypoll's.  Returns -1 when the
- * VM is gone. */
-static int spin(struct session *s) {
-  uint64_t window = busypoll_begin(&s->poll, spin_window(s));
-  if (!window) return 0;
-  uint64_t last = clock_mono_ns(), t0 = last;
+/* Sleeps through the nap the gaps between faults have taught, if any,
+ * waking early for a fault.  Returns the faults read (*t0: when), 0 if none
+ * came, -1 on error. */
+static int nap(struct session *s, uint64_t *t0) {
+  uint64_t ns = busypoll_nap(&s->poll);
+  if (!ns) return 0;
+  struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                        .tv_nsec = (long)(ns % 1000000000u)};
+  struct pollfd p = {.fd = s->uffd, .events = POLLIN};
+  uint64_t start = clock_mono_ns();
+  int r = ppoll(&p, 1, &ts, NULL);
+  *t0 = clock_mono_ns();
+  if (r > 0) return read_events(s);
+  if (r == 0) busypoll_slept(&s->poll, ns, *t0 - start);
+  return 0;
+}
+
+/* Looks for the next fault until one comes (returns how many were read,
+ * *t0: when), the window since last ends or looking stops paying (0), or
+ * the VM is gone (-1). */
+static int look(struct session *s, uint64_t last, uint64_t window,
+                uint64_t *t0) {
   for (;;) {
     /* Asked before the yield, not after: with every CPU busy a yield hands
      * the CPU to another process and the next fault waits for its slice. */
-    if (!busypoll_go_on(&s->poll, t0)) return 0;
+    if (!busypoll_go_on(&s->poll, *t0)) return 0;
     /* A 2 MiB copy in the pool needs this CPU more than we need to look. */
     if (s->ps == HUGE_2M && __atomic_load_n(&s->pool_jobs, __ATOMIC_RELAXED))
       return 0;
     busypoll_yield(&s->poll);
-    t0 = clock_mono_ns();
-    if (t0 - last > window) {
+    *t0 = clock_mono_ns();
+    if (*t0 - last > window) {
       busypoll_missed(&s->poll);
       return 0;
     }
@@ -371,13 +385,30 @@ static int spin(struct session *s) {
      * taking it on every turn would stall the warmer's copies. */
     struct pollfd p = {.fd = s->uffd, .events = POLLIN};
     int n = poll(&p, 1, 0) > 0 ? read_events(s) : 0;
-    if (n < 0 || ((n > 0 || s->ndefer) && serve_batch(s, n, t0) < 0) ||
-        session_failed(s))
+    if (n) return n;
+    if ((s->ndefer && serve_batch(s, 0, *t0) < 0) || session_failed(s))
       return -1;
-    if (n > 0) {
-      last = t0;
-      busypoll_caught(&s->poll);
-    }
+  }
+}
+
+/* While faults keep coming, look for the next one for a short while
+ * instead of sleeping in poll(): a wake-up costs more than the fault.  The
+ * window restarts with every fault, so a restore stays hot and an idle VM
+ * costs nothing; when to look at all, and how long to nap first, is
+ * busypoll's.  Returns -1 when the VM is gone. */
+static int spin(struct session *s) {
+  uint64_t window = busypoll_begin(&s->poll, spin_window(s));
+  if (!window) return 0;
+  uint64_t served = clock_mono_ns(), last = served, t0 = served;
+  for (;;) {
+    int n = nap(s, &t0), woken = n > 0;
+    if (!n) n = look(s, last, window, &t0);
+    if (n <= 0) return n;
+    if (serve_batch(s, n, t0) < 0 || session_failed(s)) return -1;
+    busypoll_gap(&s->poll, t0 - served, woken);
+    busypoll_caught(&s->poll);
+    last = t0;
+    served = clock_mono_ns();
   }
 }
 
@@ -392,6 +423,9 @@ void fault_loop(struct session *s) {
   };
   s->end_reason = END_EXITED;
   s->poll.adaptive = s->wl->conf->spin_ns == DURATION_AUTO;
+  /* A nap must end when asked, not up to 50 us later (the default slack):
+   * this thread's timers only. */
+  prctl(PR_SET_TIMERSLACK, 1000ul);
   for (;;) {
     int timeout = s->ndefer ? 1 : -1;
     int pr = poll(pf, 4, timeout);

@@ -2,7 +2,9 @@
  * spin = "auto" a session sleeps through more and more batches after
  * windows that ended without a fault, looks again after a fault caught,
  * and stops looking while more threads are runnable than there are CPUs;
- * a fixed window always looks.  Decisions, not timings, are checked. */
+ * it naps through the part of long gaps between faults it has learnt, less
+ * how late its timer wakes it; a fixed window always looks.  Decisions, not
+ * timings, are checked. */
 #include <check.h>
 #include <signal.h>
 #include <stdint.h>
@@ -92,11 +94,69 @@ START_TEST(stops_while_cpus_busy) {
 }
 END_TEST
 
+#define US 1000ull
+
+/* Faults 200 us apart, each caught while looking: the nap grows towards
+ * the gap less the lead (10 us), and a timer seen waking 30 us late is
+ * asked for 30 us less. */
+START_TEST(naps_through_long_gaps) {
+  struct busypoll b = {.adaptive = 1};
+  ck_assert_uint_eq(busypoll_nap(&b), 0);
+  for (int i = 0; i < 40; i++)
+    busypoll_gap(&b, 200 * US, 0);
+  uint64_t nap = busypoll_nap(&b);
+  ck_assert_uint_gt(nap, 185 * US);
+  ck_assert_uint_le(nap, 190 * US);
+  for (int i = 0; i < 20; i++)
+    busypoll_slept(&b, nap, nap + 30 * US);
+  nap = busypoll_nap(&b);
+  ck_assert_uint_gt(nap, 155 * US);
+  ck_assert_uint_le(nap, 160 * US);
+  ck_assert_uint_eq(b.naps, 3);
+  /* Shorter gaps bring it down at once. */
+  busypoll_gap(&b, 120 * US, 0);
+  ck_assert_uint_eq(busypoll_nap(&b), 110 * US - b.late_ns);
+}
+END_TEST
+
+/* A fault that came during a nap paid a wake-up: the nap halves, and a
+ * gap too short to nap through ends napping. */
+START_TEST(fault_during_nap_halves_it) {
+  struct busypoll b = {.adaptive = 1, .nap_ns = 190 * US};
+  busypoll_gap(&b, 300 * US, 1);
+  ck_assert_uint_eq(b.nap_ns, 95 * US);
+  ck_assert_uint_eq(b.nap_woken, 1);
+  busypoll_gap(&b, 60 * US, 1);
+  ck_assert_uint_eq(b.nap_ns, 47500);
+  busypoll_gap(&b, 25 * US, 0);
+  ck_assert_uint_eq(busypoll_nap(&b), 0);
+}
+END_TEST
+
+/* 4 KiB faults come back to back: no nap is worth its wake-up.  A fixed
+ * window was asked for and never naps. */
+START_TEST(no_nap_for_short_gaps_or_fixed_window) {
+  struct busypoll a = {.adaptive = 1}, f = {.adaptive = 0};
+  for (int i = 0; i < 100; i++) {
+    busypoll_gap(&a, 25 * US, 0);
+    busypoll_gap(&f, 500 * US, 0);
+  }
+  ck_assert_uint_eq(busypoll_nap(&a), 0);
+  ck_assert_uint_eq(busypoll_nap(&f), 0);
+  ck_assert_uint_eq(a.naps + f.naps, 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("busypoll");
   TCase *t = tcase_create("backoff");
   tcase_add_test(t, backs_off_after_misses);
   tcase_add_test(t, fixed_window_always_looks);
+  suite_add_tcase(s, t);
+  t = tcase_create("nap");
+  tcase_add_test(t, naps_through_long_gaps);
+  tcase_add_test(t, fault_during_nap_halves_it);
+  tcase_add_test(t, no_nap_for_short_gaps_or_fixed_window);
   suite_add_tcase(s, t);
   t = tcase_create("busy_cpus");
   tcase_set_timeout(t, 60);
