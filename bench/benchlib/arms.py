@@ -17,11 +17,13 @@ class Arm:
     """One handler configuration run in a group.
 
     kind: "ref" (ref-handler) or "ufk" (uffdkit; source/layers/listener
-    keys are libconfig text).  fresh: start a new daemon for every run."""
+    keys are libconfig text).  fresh: start a new daemon for every run.
+    binary: another build's uffdkit (bench/run --against)."""
 
     def __init__(self, label, kind, desc, source=None, layers=None,
-                 keys=None, fresh=False, setup=None):
+                 keys=None, fresh=False, setup=None, binary=None):
         self.label, self.kind, self.desc = label, kind, desc
+        self.binary = binary
         self.source, self.layers, self.keys = source, layers, keys or {}
         self.fresh, self.setup = fresh, setup
         self.handler = None
@@ -63,7 +65,7 @@ class Bench:
             with open(conf, "w") as f:
                 f.write(arm.config_text(sock))
             arm.config = arm.config_text(sock)
-            argv = [self.bins["uffdkit"], "--config", conf]
+            argv = [arm.binary or self.bins["uffdkit"], "--config", conf]
         arm.logs.append(logp)
         return Handler(argv, sock, logp, self.cpus)
 
