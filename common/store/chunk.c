@@ -99,7 +99,7 @@ static int gcm(int enc, const struct ufk_store_keys *k,
   uint8_t aad[40];
   aad_of(e, aad);
   EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-  int len, ok = c && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, k->enc_key,
+  int len, ok = c && EVP_CipherInit_ex(c, ufk_store_gcm(), NULL, k->enc_key,
                                        nonce, enc) == 1;
   ok = ok && EVP_CipherUpdate(c, NULL, &len, aad, sizeof aad) == 1;
   ok = ok && EVP_CipherUpdate(c, out, &len, in, n) == 1;

@@ -3,6 +3,8 @@
 #ifndef UFFDKIT_STORE_OBJECT_H
 #define UFFDKIT_STORE_OBJECT_H
 
+#include <openssl/types.h>
+
 #include "format.h"
 
 __attribute__((format(printf, 2, 3))) int
@@ -42,5 +44,7 @@ int ufk_store_sum_check(const uint8_t *buf, size_t len, const char *name,
 void ufk_store_sum_put(uint8_t *buf, size_t len);
 
 void ufk_store_sha256(const void *buf, size_t len, uint8_t out[UFK_STORE_ID]);
+/* AES-256-GCM, for EVP_CipherInit_ex. */
+const EVP_CIPHER *ufk_store_gcm(void);
 
 #endif
