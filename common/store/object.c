@@ -137,6 +137,13 @@ static void fetch(void) {
   gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 }
 
+void ufk_store_crypto_release(void) {
+  EVP_MD_free(sha256_md);
+  EVP_CIPHER_free(gcm_cipher);
+  sha256_md = NULL; /* a later call falls back to EVP_sha256() */
+  gcm_cipher = NULL;
+}
+
 const EVP_CIPHER *ufk_store_gcm(void) {
   pthread_once(&fetch_once, fetch);
   return gcm_cipher ? gcm_cipher : EVP_aes_256_gcm();

@@ -46,5 +46,8 @@ void ufk_store_sum_put(uint8_t *buf, size_t len);
 void ufk_store_sha256(const void *buf, size_t len, uint8_t out[UFK_STORE_ID]);
 /* AES-256-GCM, for EVP_CipherInit_ex. */
 const EVP_CIPHER *ufk_store_gcm(void);
+/* Gives back the methods the two above fetched once: a plugin calls it
+ * before it is unloaded, as what its statics point to would be lost. */
+void ufk_store_crypto_release(void);
 
 #endif

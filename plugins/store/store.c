@@ -12,6 +12,7 @@
 #include "chunk.h"
 #include "internal.h"
 #include "layer.h"
+#include "object.h"
 #include "prefetch.h"
 
 const struct ufk_host *host;
@@ -38,6 +39,10 @@ static const struct ufk_param params[] = {
 static int load(const struct ufk_host *h) {
   host = h;
   return 0;
+}
+
+static void unload(void) {
+  ufk_store_crypto_release();
 }
 
 static int opt_string(const struct ufk_config *cfg, const char *key,
@@ -296,6 +301,7 @@ static const struct ufk_plugin plugin = {
                    "chunks, each checked before it is served",
     .params = params,
     .load = load,
+    .unload = unload,
     .create = create,
     .start = start,
     .destroy = destroy,
