@@ -350,6 +350,7 @@ static uint64_t spin_window(const struct session *s) {
  * waking early for a fault.  Returns the faults read (*t0: when), 0 if none
  * came, -1 on error. */
 static int nap(struct session *s, uint64_t *t0) {
+  if (s->ndefer) return 0; /* deferred faults are retried every turn */
   uint64_t ns = busypoll_nap(&s->poll);
   if (!ns) return 0;
   struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
