@@ -131,7 +131,7 @@ static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 /* Fetched once: EVP_sha256() and EVP_aes_256_gcm() make every digest and
  * every cipher look their implementation up again (OpenSSL 3), half the
  * cost of hashing a page's 128 bytes of sums and a third of sealing a
- * chunk.  The fetched methods live as long as the process. */
+ * chunk.  They are given back by ufk_store_crypto_release. */
 static void fetch(void) {
   sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
   gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);

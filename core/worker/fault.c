@@ -425,8 +425,8 @@ void fault_loop(struct session *s) {
   s->end_reason = END_EXITED;
   s->poll.adaptive = s->wl->conf->spin_ns == DURATION_AUTO;
   /* A nap must end when asked, not up to 50 us later (the default slack):
-   * this thread's timers only. */
-  prctl(PR_SET_TIMERSLACK, 1000ul);
+   * this thread's timers only, and only where it may nap. */
+  if (s->poll.adaptive) prctl(PR_SET_TIMERSLACK, 1000ul);
   for (;;) {
     int timeout = s->ndefer ? 1 : -1;
     int pr = poll(pf, 4, timeout);

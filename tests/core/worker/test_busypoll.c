@@ -119,6 +119,27 @@ START_TEST(naps_through_long_gaps) {
 }
 END_TEST
 
+/* One nap that ran far long (the thread preempted) makes the timer look
+ * late; that lateness wears off over the gaps it stops naps for, and
+ * napping comes back without another nap to tell it. */
+START_TEST(one_long_nap_does_not_end_napping) {
+  struct busypoll b = {.adaptive = 1};
+  for (int i = 0; i < 40; i++)
+    busypoll_gap(&b, 100 * US, 0);
+  uint64_t nap = busypoll_nap(&b);
+  ck_assert_uint_gt(nap, 85 * US);
+  busypoll_slept(&b, nap, nap + 2000 * US);
+  ck_assert_uint_eq(busypoll_nap(&b), 0);
+  int batches = 1;
+  while (busypoll_nap(&b) == 0) {
+    ck_assert_int_lt(batches, 100);
+    batches++;
+  }
+  ck_assert_int_gt(batches, 10);
+  ck_assert_uint_le(b.late_ns, 70 * US);
+}
+END_TEST
+
 /* A fault that came during a nap paid a wake-up: the nap halves, and a
  * gap too short to nap through ends napping. */
 START_TEST(fault_during_nap_halves_it) {
@@ -156,6 +177,7 @@ int main(void) {
   t = tcase_create("nap");
   tcase_add_test(t, naps_through_long_gaps);
   tcase_add_test(t, fault_during_nap_halves_it);
+  tcase_add_test(t, one_long_nap_does_not_end_napping);
   tcase_add_test(t, no_nap_for_short_gaps_or_fixed_window);
   suite_add_tcase(s, t);
   t = tcase_create("busy_cpus");
