@@ -86,6 +86,27 @@ static size_t compress(int codec, int level, const void *raw, uint32_t n,
   return 0;
 }
 
+/* Page blocks: a table of each page's block length (2 bytes; a length of
+ * UFK_STORE_PAGE is the page kept raw), then the blocks.  Their length, or
+ * 0 when they would not be shorter than the chunk raw. */
+static size_t compress_blocks(int codec, int level, const uint8_t *raw,
+                              uint32_t n, uint8_t *out, size_t cap) {
+  uint32_t pages = n / UFK_STORE_PAGE;
+  size_t at = (size_t)pages * 2;
+  for (uint32_t j = 0; j < pages && at < n && at <= cap; j++) {
+    const uint8_t *page = raw + (size_t)j * UFK_STORE_PAGE;
+    size_t c = compress(codec, level, page, UFK_STORE_PAGE, out + at, cap - at);
+    if (!c) {
+      if (cap - at < UFK_STORE_PAGE) return 0;
+      memcpy(out + at, page, UFK_STORE_PAGE);
+      c = UFK_STORE_PAGE;
+    }
+    ufk_put16(out + 2 * j, (uint16_t)c);
+    at += c;
+  }
+  return at < n ? at : 0;
+}
+
 /* Additional data of the seal: what the index says of the chunk. */
 static void aad_of(const struct ufk_store_entry *e, uint8_t aad[40]) {
   memcpy(aad, e->id, UFK_STORE_ID);
@@ -130,7 +151,9 @@ int ufk_store_chunk_encode(const struct ufk_store_keys *k, int codec, int level,
   else if (nsums)
     ufk_store_page_sums(raw, raw_len, out + pre);
   uint8_t *body = out + pre + nsums;
-  size_t n = compress(codec, level, raw, raw_len, body, cap);
+  size_t n = k->page_blocks
+                 ? compress_blocks(codec, level, raw, raw_len, body, cap)
+                 : compress(codec, level, raw, raw_len, body, cap);
   e->codec = n ? (uint8_t)codec : UFK_CODEC_RAW;
   if (!n) {
     memcpy(body, raw, raw_len);
@@ -226,22 +249,160 @@ static int take_sums(const struct ufk_store_keys *k,
   return 0;
 }
 
+/* Page j (at page) against its sum. */
+static int page_check(const uint8_t *sums, uint64_t j, const uint8_t *page,
+                      struct ufk_store_err *err) {
+  uint8_t sum[UFK_STORE_ID];
+  ufk_store_sha256(page, UFK_STORE_PAGE, sum);
+  if (!CRYPTO_memcmp(sum, sums + j * UFK_STORE_ID, UFK_STORE_ID)) return 0;
+  return ufk_store_fail(err,
+                        "page %llu (bytes %llu+%u of the chunk) does not "
+                        "hash to its page sum",
+                        (unsigned long long)j,
+                        (unsigned long long)(j * UFK_STORE_PAGE),
+                        UFK_STORE_PAGE);
+}
+
+/* The blocks of a chunk's pages in its codec bytes (body, n bytes: the
+ * lengths, then the blocks; or a raw chunk's bytes), read page by page. */
+struct blocks {
+  const uint8_t *body;
+  size_t n, at; /* the next page's block starts at `at` */
+  uint32_t pages, j;
+  int raw;
+};
+
+/* Starts at page j.  -1 when the lengths do not fit. */
+static int blocks_at(struct blocks *b, const struct ufk_store_entry *e,
+                     const uint8_t *body, size_t n, uint32_t j) {
+  *b = (struct blocks){.body = body,
+                       .n = n,
+                       .pages = e->raw_len / UFK_STORE_PAGE,
+                       .j = j,
+                       .raw = e->codec == UFK_CODEC_RAW};
+  if (b->raw) {
+    b->at = (size_t)j * UFK_STORE_PAGE;
+    return n < e->raw_len ? -1 : 0;
+  }
+  b->at = (size_t)b->pages * 2;
+  if (n < b->at) return -1;
+  for (uint32_t q = 0; q < j; q++)
+    b->at += ufk_le16(body + 2 * q);
+  return 0;
+}
+
+/* The next page's block, or -1 when it lies outside the bytes. */
+static int blocks_next(struct blocks *b, const uint8_t **src, size_t *len) {
+  *len = b->raw ? UFK_STORE_PAGE : ufk_le16(b->body + 2 * b->j);
+  if (b->j >= b->pages || *len == 0 || *len > UFK_STORE_PAGE || b->at > b->n ||
+      *len > b->n - b->at)
+    return -1;
+  *src = b->body + b->at;
+  b->at += *len;
+  b->j++;
+  return 0;
+}
+
+static int expand_block(uint8_t codec, const uint8_t *src, size_t n,
+                        uint8_t *out) {
+  if (n == UFK_STORE_PAGE) {
+    memcpy(out, src, n);
+    return 0;
+  }
+  if (codec == UFK_CODEC_ZSTD) {
+    ZSTD_DCtx *c = dctx();
+    size_t r = c ? ZSTD_decompressDCtx(c, out, UFK_STORE_PAGE, src, n) : 0;
+    return !ZSTD_isError(r) && r == UFK_STORE_PAGE ? 0 : -1;
+  }
+  if (codec == UFK_CODEC_LZ4)
+    return LZ4_decompress_safe((const char *)src, (char *)out, (int)n,
+                               UFK_STORE_PAGE) == UFK_STORE_PAGE
+               ? 0
+               : -1;
+  return -1;
+}
+
+/* The next page of the chunk into out (UFK_STORE_PAGE bytes), checked
+ * against its sum when check is set. */
+static int next_page(struct blocks *b, uint8_t codec, const uint8_t *sums,
+                     uint8_t *out, int check, struct ufk_store_err *err) {
+  const uint8_t *src;
+  size_t len;
+  uint32_t j = b->j;
+  if (blocks_next(b, &src, &len) < 0)
+    return ufk_store_fail(err,
+                          "page %u: its block lies outside the chunk's %zu "
+                          "bytes of blocks",
+                          j, b->n);
+  if (expand_block(codec, src, len, out) < 0)
+    return ufk_store_fail(err,
+                          "page %u: %s block of %zu bytes does not decode "
+                          "to %u bytes",
+                          j, codec_name(codec), len, UFK_STORE_PAGE);
+  return check ? page_check(sums, j, out, err) : 0;
+}
+
+int ufk_store_blocks_read(const struct ufk_store_entry *e, const uint8_t *sums,
+                          const uint8_t *body, size_t n, uint64_t from,
+                          uint64_t len, void *out, int check,
+                          struct ufk_store_err *err) {
+  if (from > e->raw_len || len > e->raw_len - from)
+    return ufk_store_fail(err, "bytes %llu+%llu are outside the chunk of %u",
+                          (unsigned long long)from, (unsigned long long)len,
+                          e->raw_len);
+  struct blocks b;
+  if (blocks_at(&b, e, body, n, (uint32_t)(from / UFK_STORE_PAGE)) < 0)
+    return ufk_store_fail(err, "%zu bytes cannot hold the chunk's blocks", n);
+  uint8_t *dst = out, page[UFK_STORE_PAGE];
+  for (uint64_t at = from, end = from + len; at < end;) {
+    uint64_t in = at % UFK_STORE_PAGE, take = UFK_STORE_PAGE - in;
+    if (take > end - at) take = end - at;
+    /* A whole page goes straight to its place; a part, through page. */
+    int whole = take == UFK_STORE_PAGE;
+    if (next_page(&b, e->codec, sums, whole ? dst : page, check, err) < 0)
+      return -1;
+    if (!whole) memcpy(dst, page + in, take);
+    dst += take;
+    at += take;
+  }
+  return 0;
+}
+
+int ufk_store_chunk_open(const struct ufk_store_keys *k,
+                         const struct ufk_store_entry *e, uint8_t *stored,
+                         const uint8_t **sums, const uint8_t **body, size_t *n,
+                         struct ufk_store_err *err) {
+  *body = stored;
+  *n = e->stored_len;
+  if (!k->page_sums)
+    return ufk_store_fail(err, "a chunk of a store without page sums");
+  if (k->encrypted && unseal(k, e, stored, NULL, body, n, err) < 0) return -1;
+  if (take_sums(k, e, body, n, sums, err) < 0) return -1;
+  /* The table and the blocks must fill the bytes exactly: what a reader
+   * keeps is then what the importer wrote, and no more. */
+  if (e->codec == UFK_CODEC_RAW ? *n != e->raw_len : *n >= e->raw_len)
+    return ufk_store_fail(err, "%s data of %zu bytes cannot hold a chunk of %u",
+                          codec_name(e->codec), *n, e->raw_len);
+  if (e->codec == UFK_CODEC_RAW || !k->page_blocks) return 0;
+  struct blocks b;
+  const uint8_t *src;
+  size_t last;
+  if (blocks_at(&b, e, *body, *n, e->raw_len / UFK_STORE_PAGE - 1) < 0 ||
+      blocks_next(&b, &src, &last) < 0 || b.at != *n)
+    return ufk_store_fail(err,
+                          "the block lengths do not add up to the chunk's %zu "
+                          "bytes of blocks",
+                          *n);
+  return 0;
+}
+
 int ufk_store_pages_check(const uint8_t *sums, const uint8_t *data,
                           uint64_t from, uint64_t len,
                           struct ufk_store_err *err) {
   uint64_t first = from / UFK_STORE_PAGE,
            end = (from + len + UFK_STORE_PAGE - 1) / UFK_STORE_PAGE;
-  for (uint64_t j = first; j < end; j++) {
-    uint8_t sum[UFK_STORE_ID];
-    ufk_store_sha256(data + j * UFK_STORE_PAGE, UFK_STORE_PAGE, sum);
-    if (CRYPTO_memcmp(sum, sums + j * UFK_STORE_ID, UFK_STORE_ID))
-      return ufk_store_fail(err,
-                            "page %llu (bytes %llu+%u of the chunk) does not "
-                            "hash to its page sum",
-                            (unsigned long long)j,
-                            (unsigned long long)(j * UFK_STORE_PAGE),
-                            UFK_STORE_PAGE);
-  }
+  for (uint64_t j = first; j < end; j++)
+    if (page_check(sums, j, data + j * UFK_STORE_PAGE, err) < 0) return -1;
   return 0;
 }
 
@@ -256,6 +417,14 @@ int ufk_store_chunk_decode_part(const struct ufk_store_keys *k,
     return ufk_store_fail(err, "bytes %llu+%llu are outside the chunk of %u",
                           (unsigned long long)from, (unsigned long long)len,
                           e->raw_len);
+  if (k->page_blocks) {
+    if (ufk_store_chunk_open(k, e, stored, &page_sums, &src, &n, err) < 0 ||
+        ufk_store_blocks_read(e, page_sums, src, n, from, len,
+                              (uint8_t *)out + from, 1, err) < 0)
+      return -1;
+    if (sums) *sums = page_sums;
+    return 0;
+  }
   if (k->encrypted && unseal(k, e, stored, out, &src, &n, err) < 0) return -1;
   if (k->page_sums && take_sums(k, e, &src, &n, &page_sums, err) < 0) return -1;
   if (expand(e, src, n, out) < 0)

@@ -46,6 +46,28 @@ int ufk_store_chunk_decode(const struct ufk_store_keys *k,
                            const struct ufk_store_entry *e, uint8_t *stored,
                            void *out, struct ufk_store_err *err);
 
+/* In a store with page sums: checks the GCM tag (encrypted) and the page
+ * sums against e->id, and sets *sums to them and *body, *n to the bytes
+ * after them (decrypted in place in stored): in a store with page blocks
+ * the block table and the blocks of a compressed chunk, whose lengths are
+ * checked to fill them exactly; else the codec's bytes.  Returns 0 or
+ * -1. */
+int ufk_store_chunk_open(const struct ufk_store_keys *k,
+                         const struct ufk_store_entry *e, uint8_t *stored,
+                         const uint8_t **sums, const uint8_t **body, size_t *n,
+                         struct ufk_store_err *err);
+/* In a store with page blocks: decodes bytes [from, from + len) of the
+ * chunk whose blocks ufk_store_chunk_open gave (body, n bytes; a raw
+ * chunk's bytes) into out, which receives exactly those bytes: each page
+ * they cover is decoded alone and, when check is set, compared with its
+ * sum before any byte of it is kept (a whole page straight into out).  n
+ * may exceed the blocks (a buffer holding them).  Returns 0 or -1 (err
+ * names the page). */
+int ufk_store_blocks_read(const struct ufk_store_entry *e, const uint8_t *sums,
+                          const uint8_t *body, size_t n, uint64_t from,
+                          uint64_t len, void *out, int check,
+                          struct ufk_store_err *err);
+
 /* Checks the pages of a decoded chunk (data) that cover [from, from + len)
  * against their sums.  Returns 0 or -1 (err names the page). */
 int ufk_store_pages_check(const uint8_t *sums, const uint8_t *data,

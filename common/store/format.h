@@ -41,7 +41,12 @@
  * sums are stored with each chunk, so a read checks only the pages it
  * serves (docs/store-format.md, "Page sums"). */
 #define UFK_STORE_F_PAGE_SUMS (1u << 1)
-#define UFK_STORE_F_KNOWN (UFK_STORE_F_ENCRYPTED | UFK_STORE_F_PAGE_SUMS)
+/* With page sums: each page of a compressed chunk is compressed on its own,
+ * so a read decodes only the pages it serves (docs/store-format.md, "Page
+ * blocks"). */
+#define UFK_STORE_F_PAGE_BLOCKS (1u << 2)
+#define UFK_STORE_F_KNOWN                                                      \
+  (UFK_STORE_F_ENCRYPTED | UFK_STORE_F_PAGE_SUMS | UFK_STORE_F_PAGE_BLOCKS)
 #define UFK_STORE_PAGE 4096u
 
 enum ufk_store_codec {
@@ -119,6 +124,13 @@ struct ufk_store_pack_head {
 };
 
 /* Little-endian fields. */
+static inline uint16_t ufk_le16(const uint8_t *p) {
+  return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline void ufk_put16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
 static inline uint32_t ufk_le32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
          (uint32_t)p[3] << 24;

@@ -20,6 +20,12 @@ int ufk_store_info_parse(const uint8_t *buf, size_t len, const char *name,
                           "%s: byte 16 (chunk size): %u is not a power of two "
                           "in 4096..4194304",
                           name, out->chunk_size);
+  if ((out->flags & UFK_STORE_F_PAGE_BLOCKS) &&
+      !(out->flags & UFK_STORE_F_PAGE_SUMS))
+    return ufk_store_fail(err,
+                          "%s: byte 12 (flags): page blocks (bit 2) without "
+                          "page sums (bit 1)",
+                          name);
   if (ufk_le32(buf + 20))
     return ufk_store_fail(err, "%s: byte 20 (reserved): not zero", name);
   memcpy(out->key_check, buf + 24, UFK_STORE_ID);

@@ -101,6 +101,7 @@ int ufk_store_keys_match(struct ufk_store_keys *k,
                           "not the store's key",
                           name);
   k->page_sums = !!(info->flags & UFK_STORE_F_PAGE_SUMS);
+  k->page_blocks = !!(info->flags & UFK_STORE_F_PAGE_BLOCKS);
   return 0;
 }
 

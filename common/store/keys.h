@@ -9,7 +9,8 @@
 
 struct ufk_store_keys {
   int encrypted;
-  int page_sums; /* the store's chunk ids are over page sums */
+  int page_sums;   /* the store's chunk ids are over page sums */
+  int page_blocks; /* and its chunks' pages are compressed each alone */
   uint8_t id_key[UFK_STORE_ID];
   uint8_t enc_key[UFK_STORE_ID];
   uint8_t check[UFK_STORE_ID];

@@ -78,16 +78,18 @@ static void trim(struct ccache *c, int32_t keep) {
   }
 }
 
-/* Copies out of held chunk e (pinned by the caller, unlocked) after
- * checking the pages the copy covers, if the chunk has unchecked pages
- * (sums and checked read under the lock).  0, or -1 when a page failed. */
+/* Copies out of held chunk e (pinned by the caller, unlocked), checking
+ * the pages the copy covers if the chunk has unchecked pages (sums and
+ * checked read under the lock).  0, or -1 when a page failed. */
 static int copy_out(struct ccache *c, uint64_t i, const struct centry *e,
                     const uint8_t *sums, uint64_t checked, uint64_t shift,
                     void *dst, uint64_t n) {
   uint64_t need = ccache_pages(shift, n);
-  if (sums && (checked & need) != need &&
-      c->check(c->check_arg, i, sums, e->data, shift, n) < 0)
-    return -1;
+  /* Pages past the bits are checked on every read. */
+  int check = sums && ((checked & need) != need ||
+                       shift + n > (uint64_t)CC_SUMS_PAGES * CC_PAGE);
+  if (c->copy)
+    return c->copy(c->copy_arg, i, e->data, e->len, sums, check, shift, dst, n);
   memcpy(dst, e->data + shift, n);
   return 0;
 }

@@ -6,8 +6,9 @@
  * chunks are bounded by chunk_cache decoded bytes, the least recently used
  * dropped first (common/lru.h).  A chunk is held checked whole, or, from
  * a store with page sums, with its sums and the pages checked so far: a
- * read of other pages checks them first (the check set at init), and a
- * chunk with a page that fails is dropped. */
+ * read of other pages checks them first (the copy set at init), and a
+ * chunk with a page that fails is dropped.  From a store with page blocks
+ * a chunk is held as stored, and each read decodes its own pages. */
 #ifndef UFFDKIT_PLUGIN_STORE_CCACHE_H
 #define UFFDKIT_PLUGIN_STORE_CCACHE_H
 
@@ -23,9 +24,9 @@ struct centry;
 #define CC_PAGE 4096u
 #define CC_SUMS_PAGES 64u /* the most pages a chunk held with sums has */
 
-/* A decoded chunk for the cache: checked whole (sums NULL), or with its
- * page sums (from malloc, then the cache's) and the pages checked (bit j:
- * page j). */
+/* A chunk for the cache: checked whole (sums NULL), or with its page sums
+ * (from malloc, then the cache's) and the pages checked (bit j: page j;
+ * pages past CC_SUMS_PAGES are checked on every read). */
 struct cchunk {
   uint8_t *data; /* from ccache_buf */
   uint64_t len;
@@ -42,10 +43,13 @@ static inline uint64_t ccache_pages(uint64_t shift, uint64_t n) {
   return upto & ~((1ull << a) - 1);
 }
 
-/* Checks the pages of chunk i covering [from, from + len) of data against
- * sums; 0, or -1 after reporting the failure. */
-typedef int ccache_check_fn(void *arg, uint64_t i, const uint8_t *sums,
-                            const uint8_t *data, uint64_t from, uint64_t len);
+/* Copies n bytes of held chunk i from `shift` into dst, from its data (len
+ * bytes as held: the decoded chunk, or what its source decodes pages from)
+ * after checking the pages they cover against sums when check is set.  0,
+ * or -1 after reporting a failed check. */
+typedef int ccache_copy_fn(void *arg, uint64_t i, const uint8_t *data,
+                           uint64_t len, const uint8_t *sums, int check,
+                           uint64_t shift, void *dst, uint64_t n);
 
 struct ccache {
   pthread_mutex_t lock;
@@ -56,8 +60,8 @@ struct ccache {
   struct centry *e;
   struct lru order;     /* held chunks, over one node per entry */
   struct bufpool *pool; /* buffers for chunks to hold, pages written */
-  ccache_check_fn *check;
-  void *check_arg;
+  ccache_copy_fn *copy; /* NULL: every chunk held decoded and checked */
+  void *copy_arg;
 };
 
 enum { CC_OFF, CC_HIT, CC_MINE, CC_BUSY, CC_BAD };

@@ -59,10 +59,36 @@ int store_check_chunk(struct store *s, uint64_t i, uint8_t *stored,
   return store_check_part(s, i, stored, out, 0, s->entry[i]->raw_len, NULL);
 }
 
-int store_check_pages(void *arg, uint64_t i, const uint8_t *sums,
-                      const uint8_t *data, uint64_t from, uint64_t len) {
+int store_open_chunk(struct store *s, uint64_t i, uint8_t *stored,
+                     const uint8_t **sums, const uint8_t **body, size_t *n) {
   struct ufk_store_err err;
-  if (ufk_store_pages_check(sums, data, from, len, &err) < 0)
-    return bad_chunk(arg, i, err.msg);
+  __atomic_fetch_add(s->c_fetched, s->entry[i]->stored_len, __ATOMIC_RELAXED);
+  if (ufk_store_chunk_open(&s->keys, s->entry[i], stored, sums, body, n, &err) <
+      0)
+    return bad_chunk(s, i, err.msg);
+  __atomic_fetch_add(s->c_chunks, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+int store_read_pages(struct store *s, uint64_t i, const uint8_t *sums,
+                     const uint8_t *body, size_t n, uint64_t from, uint64_t len,
+                     void *dst, int check) {
+  struct ufk_store_err err;
+  if (ufk_store_blocks_read(s->entry[i], sums, body, n, from, len, dst, check,
+                            &err) < 0)
+    return bad_chunk(s, i, err.msg);
+  return 0;
+}
+
+int store_copy_out(void *arg, uint64_t i, const uint8_t *data, uint64_t len,
+                   const uint8_t *sums, int check, uint64_t shift, void *dst,
+                   uint64_t n) {
+  struct store *s = arg;
+  if (s->keys.page_blocks)
+    return store_read_pages(s, i, sums, data, len, shift, n, dst, check);
+  struct ufk_store_err err;
+  if (check && ufk_store_pages_check(sums, data, shift, n, &err) < 0)
+    return bad_chunk(s, i, err.msg);
+  memcpy(dst, data + shift, n);
   return 0;
 }

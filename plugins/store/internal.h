@@ -59,9 +59,32 @@ int store_check_chunk(struct store *s, uint64_t i, uint8_t *stored,
  * chunk was checked. */
 int store_check_part(struct store *s, uint64_t i, uint8_t *stored, uint8_t *out,
                      uint64_t from, uint64_t len, uint8_t **sums);
-/* The cache's check of a held chunk's pages (ccache_check_fn). */
-int store_check_pages(void *arg, uint64_t i, const uint8_t *sums,
-                      const uint8_t *data, uint64_t from, uint64_t len);
+/* In a store with page sums: checks chunk i's GCM tag and page sums
+ * (ufk_store_chunk_open) and counts it.  0, or -1 after host->error. */
+int store_open_chunk(struct store *s, uint64_t i, uint8_t *stored,
+                     const uint8_t **sums, const uint8_t **body, size_t *n);
+/* In a store with page blocks: bytes [from, from + len) of chunk i into
+ * dst, decoded from its blocks (body, n bytes) and checked when check is
+ * set (ufk_store_blocks_read).  0, or -1 after host->error (EIO). */
+int store_read_pages(struct store *s, uint64_t i, const uint8_t *sums,
+                     const uint8_t *body, size_t n, uint64_t from, uint64_t len,
+                     void *dst, int check);
+/* The cache's copy out of a held chunk (ccache_copy_fn). */
+int store_copy_out(void *arg, uint64_t i, const uint8_t *data, uint64_t len,
+                   const uint8_t *sums, int check, uint64_t shift, void *dst,
+                   uint64_t n);
+
+/* From a store with page blocks: n bytes of chunk i from `shift` into dst
+ * after a cache miss (got: what ccache_get said; blocks.c). */
+int store_serve_blocks(struct store *s, uint64_t i, uint64_t shift,
+                       uint8_t *dst, uint64_t n, uint32_t flags, int got);
+/* A copy of an opened chunk of a store with page blocks for the cache: its
+ * bytes past the sums in a buffer of the cache (len: the buffer's size),
+ * and its sums unless every page was checked (whole; else `checked`: bit
+ * j, page j was).  0, or -1 (k->data NULL) when it cannot be kept. */
+int store_keep_blocks(struct store *s, uint64_t i, const uint8_t *sums,
+                      const uint8_t *body, size_t n, uint64_t checked,
+                      int whole, struct cchunk *k);
 
 /* Loads the store object, the manifest, the indexes and opens the packs. */
 int store_load(struct store *s);

@@ -51,30 +51,65 @@ static size_t piece(const struct store *s, const uint64_t *c, size_t n) {
   return k;
 }
 
-/* Decodes chunk c[k] of a piece fetched into buf (NULL: not fetched) into
- * a new buffer, checked; NULL if it cannot be had.  A chunk equal to the one
- * before it (one stored copy, sorted next to each other) is that chunk's
- * bytes again: neither decoded nor checked twice (a sealed chunk is
- * decrypted in place, once). */
-static uint8_t *take_chunk(struct store *s, const uint64_t *c, size_t k,
-                           uint8_t *buf, const uint8_t *before, int *rc) {
+/* Chunk c[k] of a piece fetched into buf, as a store with page blocks
+ * keeps it (store_keep_blocks): its sums checked, its pages when read. */
+static int keep_blocks(struct store *s, uint64_t i, uint8_t *stored,
+                       struct cchunk *out) {
+  const uint8_t *sums, *body;
+  size_t n;
+  if (store_open_chunk(s, i, stored, &sums, &body, &n) < 0) return -1;
+  store_keep_blocks(s, i, sums, body, n, 0, 0, out);
+  return 0;
+}
+
+/* A copy of the chunk the cache was given just before (an equal one). */
+static void copy_chunk(struct store *s, const struct cchunk *before,
+                       struct cchunk *out) {
+  uint32_t slen = ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, s->m.chunk_size);
+  *out = *before;
+  out->data = ccache_buf(&s->cache);
+  out->sums = before->sums ? malloc(slen) : NULL;
+  if (!out->data || (before->sums && !out->sums)) {
+    if (out->data) ccache_unbuf(&s->cache, out->data);
+    free(out->sums);
+    *out = (struct cchunk){0};
+    return;
+  }
+  memcpy(out->data, before->data, before->len);
+  if (out->sums) memcpy(out->sums, before->sums, slen);
+}
+
+/* Chunk c[k] of a piece fetched into buf (NULL: not fetched) for the
+ * cache, checked as the store checks it, in *out (data NULL if it cannot
+ * be had).  A chunk equal to the one before it (one stored copy, sorted
+ * next to each other) is that chunk's bytes again: neither decoded nor
+ * checked twice (a sealed chunk is decrypted in place, once). */
+static void take_chunk(struct store *s, const uint64_t *c, size_t k,
+                       uint8_t *buf, const struct cchunk *before,
+                       struct cchunk *out, int *rc) {
   const struct ufk_store_entry *e = s->entry[c[k]], *a = s->entry[c[0]];
-  int again = k > 0 && s->entry[c[k - 1]] == e;
-  if (!buf || (again && !before)) return NULL;
-  uint8_t *out = ccache_buf(&s->cache);
-  if (!out) {
+  uint8_t *stored = buf ? buf + (e->offset - a->offset) : NULL;
+  *out = (struct cchunk){0};
+  if (!buf) return;
+  if (k > 0 && s->entry[c[k - 1]] == e) {
+    if (before->data) copy_chunk(s, before, out);
+    return;
+  }
+  /* The bytes of a failed chunk are never kept: a read fetches it again
+   * and fails or succeeds on its own. */
+  if (s->keys.page_blocks) {
+    if (keep_blocks(s, c[k], stored, out) < 0) *rc = -1;
+    return;
+  }
+  out->data = ccache_buf(&s->cache);
+  out->len = e->raw_len;
+  if (!out->data) {
     *rc = ufk_fail(host, ENOMEM, "out of memory");
-  } else if (again) {
-    memcpy(out, before, e->raw_len);
-  } else if (store_check_chunk(s, c[k], buf + (e->offset - a->offset), out) <
-             0) {
-    /* The bytes of a failed chunk are never kept: a read fetches it again
-     * and fails or succeeds on its own. */
-    ccache_unbuf(&s->cache, out);
-    out = NULL;
+  } else if (store_check_chunk(s, c[k], stored, out->data) < 0) {
+    ccache_unbuf(&s->cache, out->data);
+    out->data = NULL;
     *rc = -1;
   }
-  return out;
 }
 
 /* Fetches chunks c[0..n) (one piece) in one request and caches each that
@@ -90,16 +125,17 @@ static int fetch_piece(struct store *s, const uint64_t *c, size_t n) {
     free(buf);
     buf = NULL;
   }
-  /* Each chunk goes to the cache once the next is decoded (the cache may
+  /* Each chunk goes to the cache once the next is taken (the cache may
    * drop it at once). */
-  uint8_t *before = NULL;
+  struct cchunk before = {0};
   for (size_t k = 0; k < n; k++) {
-    uint8_t *out = take_chunk(s, c, k, buf, before, &rc);
+    struct cchunk now;
+    take_chunk(s, c, k, buf, &before, &now, &rc);
     if (k > 0)
-      ccache_done(&s->cache, c[k - 1], before, s->entry[c[k - 1]]->raw_len);
-    before = out;
+      ccache_done_chunk(&s->cache, c[k - 1], before.data ? &before : NULL);
+    before = now;
   }
-  ccache_done(&s->cache, c[n - 1], before, z->raw_len);
+  ccache_done_chunk(&s->cache, c[n - 1], before.data ? &before : NULL);
   free(buf);
   return rc;
 }

@@ -31,8 +31,8 @@ static const struct ufk_param params[] = {
      "environment variable holding the key of an encrypted store (64 hex "
      "digits)"},
     {"chunk_cache", UFK_T_SIZE, 0, "32M",
-     "decoded, checked chunks kept for the next read of them, read or "
-     "prefetched (0: none, and prefetches are dropped)"},
+     "checked chunks kept for the next read of them, read or prefetched "
+     "(0: none, and prefetches are dropped)"},
     {0},
 };
 
@@ -126,8 +126,8 @@ static int start(void *inst) {
                     host->where(s->cfg, "chunk_cache"),
                     (unsigned long long)s->m.nchunks);
   }
-  s->cache.check = store_check_pages;
-  s->cache.check_arg = s;
+  s->cache.copy = store_copy_out;
+  s->cache.copy_arg = s;
   if (s->cache.pool)
     bufpool_count(s->cache.pool, s->c_pool_made, s->c_pool_fills);
   host->log(UFK_LOG_INFO,
@@ -202,6 +202,8 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
     __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
     return 0;
   }
+  if (s->keys.page_blocks)
+    return store_serve_blocks(s, i, shift, dst, n, flags, got);
   uint64_t clen = chunk_len(s, i);
   int whole = shift == 0 && n == clen;
   int part = !whole && s->keys.page_sums && clen / CC_PAGE <= CC_SUMS_PAGES;

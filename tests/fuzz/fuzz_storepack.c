@@ -3,9 +3,10 @@
  *
  * A parsed header serialises back to the input's first 64 bytes and
  * matches an index of its own values only at its own size.  The bytes after
- * the header are then decoded as one stored chunk, with the codec, length
- * and key drawn from the input: the decoder must stay inside its buffers
- * and accept only bytes whose id matches (checked here again). */
+ * the header are then decoded as one stored chunk, with the codec, length,
+ * key and kind of store (page sums, page blocks) drawn from the input: the
+ * decoder must stay inside its buffers and accept only bytes whose id
+ * matches (checked here again). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ static void check_page(const struct ufk_store_keys *k,
 static void check_chunk(const uint8_t *data, size_t size) {
   if (size < 2) return;
   struct ufk_store_keys k = {.page_sums = !!(data[0] & 8)};
+  k.page_blocks = k.page_sums && (data[0] & 0x40);
   if (data[0] & 4) {
     k.encrypted = 1;
     memset(k.enc_key, data[1], sizeof k.enc_key);

@@ -33,8 +33,10 @@ store() {
 store "$WWW/st64" --chunk-size 64K --codec zstd
 store "$TMP/st16" --chunk-size 16K --codec lz4 --level 1 --key-file "$TMP/key"
 store "$TMP/st4m" --chunk-size 4M
-# Checked by chunk, as stores made before page sums.
+# Checked by chunk, as stores made before page sums; decoded by chunk, as
+# stores made before page blocks.
 store "$TMP/stc" --chunk-size 16K --check-by chunk
+store "$TMP/stw" --chunk-size 16K --decode-by chunk
 
 # restore NAME SOURCE_SETTINGS IMAGE SIM_ARGS...: serves a store source
 # (libconfig settings) and restores IMAGE, every byte checked.
@@ -72,8 +74,9 @@ restore g2-16k-enc-4k "$L16 snapshot = \"g2\";" "$TMP/m2" --vcpus 2 \
   --order random
 restore g2-16k-by-chunk-4k "path = \"$TMP/stc\"; snapshot = \"g2\";" \
   "$TMP/m2" --vcpus 2 --order random
-# 4 KiB faults in 4 MiB chunks: each decodes its whole chunk to check it,
-# so a cache layer of the chunk size keeps them for the next faults.
+# 4 KiB faults in 4 MiB chunks: each reads its whole chunk (and decodes
+# and checks its own page), so a cache layer of the chunk size keeps them
+# for the next faults.
 LAYERS='layers = ( { layer = "cache"; size = "32M"; chunk = "4M"; } );' \
   restore g1-4m-4k-cache "$L4M snapshot = \"g1\";" "$TMP/m1" --order random
 grep -q "[1-9][0-9]* zero pages" "$TMP/g2-64k-4k.log" ||

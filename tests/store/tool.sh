@@ -96,6 +96,27 @@ grep -q "checked by chunk, not by page" "$TMP/err" || fail "$(cat "$TMP/err")"
   fail "--check-by nope"
 grep -q "'nope' is not page or chunk" "$TMP/err" || fail "$(cat "$TMP/err")"
 rm -rf "$TMP/whole"
+
+# Pages decoded each alone by default; a store decoded by chunk (as made
+# before page blocks) round-trips too, neither may be contradicted, and
+# decoding by page needs checking by page.
+[ "$(json "$ST" page_blocks)" = True ] || fail "a new store has no page blocks"
+"$SNAP" store import "$TMP/bychunk" g0 "$TMP/m0" --decode-by chunk
+[ "$(json "$TMP/bychunk" page_blocks)" = False ] || fail "--decode-by chunk"
+[ "$(json "$TMP/bychunk" page_sums)" = True ] || fail "--decode-by chunk sums"
+"$SNAP" store inspect "$TMP/bychunk" | grep -q "decoded by chunk" ||
+  fail "inspect does not say how chunks are decoded"
+check_export "$TMP/bychunk" g0 "$TMP/m0"
+"$SNAP" store verify "$TMP/bychunk" || fail "verify of a store decoded by chunk"
+"$SNAP" store import "$TMP/bychunk" g1 "$TMP/m1" --decode-by page \
+  2>"$TMP/err" && fail "--decode-by page into a store decoded by chunk"
+grep -q "decoded by chunk, not by page" "$TMP/err" || fail "$(cat "$TMP/err")"
+"$SNAP" store import "$TMP/nosums" g0 "$TMP/m0" --check-by chunk \
+  --decode-by page 2>"$TMP/err" && fail "--decode-by page without page sums"
+grep -q "decode-by page needs --check-by page" "$TMP/err" ||
+  fail "$(cat "$TMP/err")"
+[ ! -e "$TMP/nosums/store" ] || fail "a refused store was written"
+rm -rf "$TMP/bychunk" "$TMP/nosums"
 dedup=$(json "$ST" dedup_ratio)
 python3 -c "import sys; sys.exit(0 if float('$dedup') > 2 else 1)" ||
   fail "dedup ratio $dedup for four images of one guest"

@@ -200,7 +200,7 @@ static const char store_usage[] =
     "  import STORE NAME BUILD --e2b E2B_STORE\n"
     "         [--chunk-size N] [--codec zstd|lz4|raw] [--level N]\n"
     "         [--pack-size N] [--key-file F | --key-env VAR]\n"
-    "         [--check-by page|chunk] [--threads N]\n"
+    "         [--check-by page|chunk] [--decode-by page|chunk] [--threads N]\n"
     "  inspect STORE [SNAPSHOT] [--json]\n"
     "  verify STORE\n"
     "  export STORE SNAPSHOT OUT\n"

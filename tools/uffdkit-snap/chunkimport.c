@@ -272,6 +272,7 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
       {"key-file", required_argument, 0, 'k'},
       {"key-env", required_argument, 0, 'K'},
       {"check-by", required_argument, 0, 'C'},
+      {"decode-by", required_argument, 0, 'D'},
       {"threads", required_argument, 0, 't'},
       {0}};
   uint64_t v;
@@ -287,8 +288,10 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
       o->cs.key_file = optarg;
     else if (c == 'K')
       o->cs.key_env = optarg;
-    else if (c == 'C' && (!strcmp(optarg, "page") || !strcmp(optarg, "chunk")))
-      o->cs.check_by = optarg[0] == 'p' ? CS_CHECK_PAGE : CS_CHECK_CHUNK;
+    else if ((c == 'C' || c == 'D') &&
+             (!strcmp(optarg, "page") || !strcmp(optarg, "chunk")))
+      *(c == 'C' ? &o->cs.check_by : &o->cs.decode_by) =
+          optarg[0] == 'p' ? CS_CHECK_PAGE : CS_CHECK_CHUNK;
     else if (c == 'l' && ufk_parse_u64(optarg, &v) == 0 && v >= 1 && v <= 19)
       o->level = (int)v; /* LZ4's bound is checked with the codec */
     else if (c == 'c' && ufk_parse_size(optarg, &v) == 0 &&
@@ -300,8 +303,9 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
              v <= IMPORT_THREADS_MAX)
       o->threads = (int)v;
     else {
-      if (c == 'C')
-        snap_error("--check-by: '%s' is not page or chunk", optarg);
+      if (c == 'C' || c == 'D')
+        snap_error("--%s: '%s' is not page or chunk",
+                   c == 'C' ? "check-by" : "decode-by", optarg);
       else if (c != '?')
         snap_error("--%s: '%s' is out of range (chunk size: a power of two "
                    "in 4K..4M; level: 1..19; pack size: 1M or more; "
@@ -313,6 +317,10 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
                    optarg, IMPORT_THREADS_MAX);
       return -1;
     }
+  }
+  if (o->cs.decode_by == CS_CHECK_PAGE && o->cs.check_by == CS_CHECK_CHUNK) {
+    snap_error("--decode-by page needs --check-by page (each page's sum)");
+    return -1;
   }
   int want = o->e2b ? 3 : 3;
   if (argc - optind != want || (o->base && o->e2b)) {

@@ -106,10 +106,12 @@ static double ratio(uint64_t a, uint64_t b) {
 }
 
 void cs_scan_print(const struct chunkstore *s, const struct cs_scan *sc) {
-  printf("store %s: chunk size %u, %s, %s\n", s->dir, s->info.chunk_size,
+  printf("store %s: chunk size %u, %s, %s, %s\n", s->dir, s->info.chunk_size,
          s->info.flags & UFK_STORE_F_ENCRYPTED ? "encrypted" : "not encrypted",
          s->info.flags & UFK_STORE_F_PAGE_SUMS ? "checked by page"
-                                               : "checked by chunk");
+                                               : "checked by chunk",
+         s->info.flags & UFK_STORE_F_PAGE_BLOCKS ? "decoded by page"
+                                                 : "decoded by chunk");
   printf("packs: %zu, %llu chunks, %llu bytes stored for %llu\n", s->npacks,
          (unsigned long long)sc->all_chunks, (unsigned long long)sc->all_stored,
          (unsigned long long)sc->all_raw);
@@ -139,6 +141,8 @@ void cs_scan_json(const struct chunkstore *s, const struct cs_scan *sc) {
                         !!(s->info.flags & UFK_STORE_F_ENCRYPTED));
   cJSON_AddBoolToObject(o, "page_sums",
                         !!(s->info.flags & UFK_STORE_F_PAGE_SUMS));
+  cJSON_AddBoolToObject(o, "page_blocks",
+                        !!(s->info.flags & UFK_STORE_F_PAGE_BLOCKS));
   cJSON_AddNumberToObject(o, "packs", (double)s->npacks);
   cJSON_AddNumberToObject(o, "pack_bytes", (double)sc->pack_bytes);
   cJSON_AddNumberToObject(o, "chunks_stored", (double)sc->all_chunks);

@@ -99,7 +99,12 @@ static int create_info(struct chunkstore *s, const struct cs_opts *o) {
   s->info.chunk_size = o->chunk_size ? o->chunk_size : CS_DEFAULT_CHUNK;
   /* New stores check a fault's pages, not its whole chunk, unless told. */
   s->keys.page_sums = o->check_by != CS_CHECK_CHUNK;
+  /* and decode a fault's pages alone, at some more stored bytes, unless
+   * told (docs/benchmark.md, "Page blocks"). */
+  s->keys.page_blocks =
+      o->decode_by ? o->decode_by == CS_CHECK_PAGE : s->keys.page_sums;
   s->info.flags = (s->keys.page_sums ? UFK_STORE_F_PAGE_SUMS : 0) |
+                  (s->keys.page_blocks ? UFK_STORE_F_PAGE_BLOCKS : 0) |
                   (s->keys.encrypted ? UFK_STORE_F_ENCRYPTED : 0);
   if (s->keys.encrypted) memcpy(s->info.key_check, s->keys.check, UFK_STORE_ID);
   uint8_t b[UFK_STORE_INFO_SIZE];
@@ -128,6 +133,7 @@ static int load_info(struct chunkstore *s, const struct cs_opts *o,
              : 0;
     if (rc < 0) snap_error("%s", err.msg);
     s->keys.page_sums = !!(s->info.flags & UFK_STORE_F_PAGE_SUMS);
+    s->keys.page_blocks = !!(s->info.flags & UFK_STORE_F_PAGE_BLOCKS);
     free(buf);
   }
   if (rc == 0 && o->chunk_size && o->chunk_size != s->info.chunk_size) {
@@ -140,6 +146,13 @@ static int load_info(struct chunkstore *s, const struct cs_opts *o,
     snap_error("%s: the store's chunks are checked by %s, not by %s", path,
                s->keys.page_sums ? "page" : "chunk",
                o->check_by == CS_CHECK_PAGE ? "page" : "chunk");
+    rc = -1;
+  }
+  if (rc == 0 && o->decode_by &&
+      (o->decode_by == CS_CHECK_PAGE) != s->keys.page_blocks) {
+    snap_error("%s: the store's chunks are decoded by %s, not by %s", path,
+               s->keys.page_blocks ? "page" : "chunk",
+               o->decode_by == CS_CHECK_PAGE ? "page" : "chunk");
     rc = -1;
   }
   free(path);
@@ -199,6 +212,7 @@ static int load_index(struct chunkstore *s, const char *file) {
     }
     if (rc < 0) snap_error("%s", err.msg);
     s->keys.page_sums = !!(s->info.flags & UFK_STORE_F_PAGE_SUMS);
+    s->keys.page_blocks = !!(s->info.flags & UFK_STORE_F_PAGE_BLOCKS);
     free(buf);
   }
   free(path);

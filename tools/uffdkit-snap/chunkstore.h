@@ -41,10 +41,12 @@ struct cs_opts {
   const char *key_file, *key_env;
   uint32_t chunk_size; /* 0: the store's, or the default when creating */
   int check_by;        /* 0: the store's, or by page when creating */
+  int decode_by;       /* 0: the store's, or as check_by when creating */
   int keyless;         /* no key given: read only what is not encrypted */
 };
 
 enum { CS_CHECK_PAGE = 1, CS_CHECK_CHUNK };
+/* decode_by takes the same values: CS_CHECK_PAGE, page blocks. */
 
 enum cs_lock { CS_LOCK_NONE, CS_LOCK_SHARED, CS_LOCK_EXCLUSIVE };
 
