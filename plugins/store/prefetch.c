@@ -62,10 +62,11 @@ static int keep_blocks(struct store *s, uint64_t i, uint8_t *stored,
   return 0;
 }
 
-/* A copy of the chunk the cache was given just before (an equal one). */
-static void copy_chunk(struct store *s, const struct cchunk *before,
-                       struct cchunk *out) {
-  uint32_t slen = ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, s->m.chunk_size);
+/* A copy of the chunk the cache was given just before (an equal one, of
+ * raw_len bytes). */
+static void copy_chunk(struct store *s, uint32_t raw_len,
+                       const struct cchunk *before, struct cchunk *out) {
+  uint32_t slen = ufk_store_sums_len(UFK_STORE_F_PAGE_SUMS, raw_len);
   *out = *before;
   out->data = ccache_buf(&s->cache);
   out->sums = before->sums ? malloc(slen) : NULL;
@@ -92,7 +93,7 @@ static void take_chunk(struct store *s, const uint64_t *c, size_t k,
   *out = (struct cchunk){0};
   if (!buf) return;
   if (k > 0 && s->entry[c[k - 1]] == e) {
-    if (before->data) copy_chunk(s, before, out);
+    if (before->data) copy_chunk(s, e->raw_len, before, out);
     return;
   }
   /* The bytes of a failed chunk are never kept: a read fetches it again
