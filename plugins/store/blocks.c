@@ -1,8 +1,7 @@
 /* store: serving a store with page blocks, whose chunks' pages are each
  * compressed alone: a read decodes only the pages it serves, straight into
  * the buffer it was given, and the chunk cache keeps chunks as they are
- * stored (a third of their size or less), each read of one decoding its
- * own pages from it. */
+ * stored, each read of one decoding its own pages from it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,16 +26,6 @@ int store_keep_blocks(struct store *s, uint64_t i, const uint8_t *sums,
   return 0;
 }
 
-/* The cache now owns k, or does not and k goes back. */
-static void hand_over(struct store *s, uint64_t i, int got, struct cchunk *k) {
-  int owned = got == CC_MINE ? k->data != NULL
-                             : k->data && ccache_offer_chunk(&s->cache, i, k);
-  if (got == CC_MINE) ccache_done_chunk(&s->cache, i, owned ? k : NULL);
-  if (owned || !k->data) return;
-  free(k->sums);
-  ccache_unbuf(&s->cache, k->data);
-}
-
 int store_serve_blocks(struct store *s, uint64_t i, uint64_t shift,
                        uint8_t *dst, uint64_t n, uint32_t flags, int got) {
   const struct ufk_store_entry *e = s->entry[i];
@@ -52,7 +41,10 @@ int store_serve_blocks(struct store *s, uint64_t i, uint64_t shift,
   if (rc == 0 && got != CC_OFF)
     store_keep_blocks(s, i, sums, body, len, ccache_pages(shift, n),
                       shift == 0 && n == e->raw_len, &k);
-  if (got != CC_OFF) hand_over(s, i, got, &k);
+  if (!ccache_settle(&s->cache, i, got, &k) && k.data) {
+    free(k.sums);
+    ccache_unbuf(&s->cache, k.data);
+  }
   free(stored);
   if (rc == 0) __atomic_fetch_add(s->c_served, n, __ATOMIC_RELAXED);
   return rc;

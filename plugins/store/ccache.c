@@ -212,3 +212,12 @@ int ccache_offer(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
   struct cchunk k = {.data = data, .len = len};
   return ccache_offer_chunk(c, i, &k);
 }
+
+int ccache_settle(struct ccache *c, uint64_t i, int got,
+                  const struct cchunk *k) {
+  if (got == CC_MINE) {
+    ccache_done_chunk(c, i, k->data ? k : NULL);
+    return k->data != NULL;
+  }
+  return got == CC_BUSY && k->data && ccache_offer_chunk(c, i, k);
+}

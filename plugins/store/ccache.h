@@ -116,4 +116,11 @@ void ccache_done_chunk(struct ccache *c, uint64_t i, const struct cchunk *k);
 int ccache_offer(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);
 int ccache_offer_chunk(struct ccache *c, uint64_t i, const struct cchunk *k);
 
+/* After a reader's own fetch of chunk i (got: what ccache_get said), hands
+ * k (data NULL: nothing to keep) to the cache: ends the fetch (CC_MINE) or
+ * offers it (CC_BUSY).  1 when the cache owns k from now (it may drop it
+ * at once), 0 when k is still the caller's to give back. */
+int ccache_settle(struct ccache *c, uint64_t i, int got,
+                  const struct cchunk *k);
+
 #endif

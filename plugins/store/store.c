@@ -216,9 +216,7 @@ static int serve_chunk(struct store *s, uint64_t i, uint64_t shift,
   if (k.data && whole) memcpy(k.data, dst, clen);
   /* From here the cache owns k (it may drop it at once), unless an offer
    * is refused; what it does not own goes back once. */
-  int owned = got == CC_MINE ? k.data != NULL
-                             : k.data && ccache_offer_chunk(&s->cache, i, &k);
-  if (got == CC_MINE) ccache_done_chunk(&s->cache, i, owned ? &k : NULL);
+  int owned = ccache_settle(&s->cache, i, got, &k);
   if (!owned) {
     free(k.sums);
     if (k.data && k.data != out) ccache_unbuf(&s->cache, k.data);
