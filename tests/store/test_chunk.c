@@ -70,31 +70,37 @@ static void round_trip(const struct ufk_store_keys *k, int codec, int comp) {
     round_trip_at(k, codec, lz4[i], comp);
 }
 
+/* Round trips with every codec, of bytes that compress and bytes that do
+ * not. */
+static void every_codec(const struct ufk_store_keys *k) {
+  for (int codec = 0; codec <= UFK_CODEC_LZ4; codec++) {
+    round_trip(k, codec, codec != UFK_CODEC_RAW);
+    round_trip(k, codec, 0);
+  }
+}
+
+/* The keys of a master key given as 64 hex digits, through variable var. */
+static void keys_from_env(struct ufk_store_keys *k, const char *var,
+                          const char *hex) {
+  setenv(var, hex, 1);
+  ck_assert_int_eq(ufk_store_keys_load(k, NULL, var, &err), 0);
+}
+
 START_TEST(chunks_plain) {
   struct ufk_store_keys k = {0};
-  for (int codec = 0; codec <= UFK_CODEC_LZ4; codec++) {
-    round_trip(&k, codec, codec != UFK_CODEC_RAW);
-    round_trip(&k, codec, 0);
-  }
+  every_codec(&k);
 }
 END_TEST
 
 START_TEST(chunks_encrypted) {
   struct ufk_store_keys k, other;
-  setenv("T_KEY",
-         "000102030405060708090a0b0c0d0e0f"
-         "101112131415161718191a1b1c1d1e1f",
-         1);
-  setenv("T_OTHER",
-         "ff0102030405060708090a0b0c0d0e0f"
-         "101112131415161718191a1b1c1d1e1f",
-         1);
-  ck_assert_int_eq(ufk_store_keys_load(&k, NULL, "T_KEY", &err), 0);
-  ck_assert_int_eq(ufk_store_keys_load(&other, NULL, "T_OTHER", &err), 0);
-  for (int codec = 0; codec <= UFK_CODEC_LZ4; codec++) {
-    round_trip(&k, codec, codec != UFK_CODEC_RAW);
-    round_trip(&k, codec, 0);
-  }
+  keys_from_env(&k, "T_KEY",
+                "000102030405060708090a0b0c0d0e0f"
+                "101112131415161718191a1b1c1d1e1f");
+  keys_from_env(&other, "T_OTHER",
+                "ff0102030405060708090a0b0c0d0e0f"
+                "101112131415161718191a1b1c1d1e1f");
+  every_codec(&k);
   /* Equal bytes get other ids under another key, and do not decode. */
   uint8_t raw[CS], out[CS], id[UFK_STORE_ID], plain_id[UFK_STORE_ID];
   uint8_t stored[CS + 4096];
@@ -139,15 +145,10 @@ END_TEST
 /* Page sums: every round trip as above, with ids over page sums. */
 START_TEST(chunks_page_sums) {
   struct ufk_store_keys k = {.page_sums = 1};
-  for (int codec = 0; codec <= UFK_CODEC_LZ4; codec++) {
-    round_trip(&k, codec, codec != UFK_CODEC_RAW);
-    round_trip(&k, codec, 0);
-  }
-  setenv("T_PAGES_KEY",
-         "202122232425262728292a2b2c2d2e2f"
-         "303132333435363738393a3b3c3d3e3f",
-         1);
-  ck_assert_int_eq(ufk_store_keys_load(&k, NULL, "T_PAGES_KEY", &err), 0);
+  every_codec(&k);
+  keys_from_env(&k, "T_PAGES_KEY",
+                "202122232425262728292a2b2c2d2e2f"
+                "303132333435363738393a3b3c3d3e3f");
   k.page_sums = 1;
   round_trip(&k, UFK_CODEC_LZ4, 1);
   round_trip(&k, UFK_CODEC_RAW, 0);
@@ -225,15 +226,10 @@ END_TEST
 /* Page blocks: every round trip as above, each page compressed alone. */
 START_TEST(chunks_page_blocks) {
   struct ufk_store_keys k = {.page_sums = 1, .page_blocks = 1};
-  for (int codec = 0; codec <= UFK_CODEC_LZ4; codec++) {
-    round_trip(&k, codec, codec != UFK_CODEC_RAW);
-    round_trip(&k, codec, 0);
-  }
-  setenv("T_BLOCKS_KEY",
-         "404142434445464748494a4b4c4d4e4f"
-         "505152535455565758595a5b5c5d5e5f",
-         1);
-  ck_assert_int_eq(ufk_store_keys_load(&k, NULL, "T_BLOCKS_KEY", &err), 0);
+  every_codec(&k);
+  keys_from_env(&k, "T_BLOCKS_KEY",
+                "404142434445464748494a4b4c4d4e4f"
+                "505152535455565758595a5b5c5d5e5f");
   k.page_sums = k.page_blocks = 1;
   round_trip(&k, UFK_CODEC_LZ4, 1);
   round_trip(&k, UFK_CODEC_ZSTD, 1);

@@ -112,6 +112,16 @@ static int create_info(struct chunkstore *s, const struct cs_opts *o) {
   return cs_publish(s, ".", "store", b, sizeof b);
 }
 
+/* Whether option `asked` (0: none, else CS_CHECK_PAGE or CS_CHECK_CHUNK)
+ * contradicts the store's way (by_page), which is then said. */
+static int contradicts(const char *path, const char *done, int asked,
+                       int by_page) {
+  if (!asked || (asked == CS_CHECK_PAGE) == by_page) return 0;
+  snap_error("%s: the store's chunks are %s by %s, not by %s", path, done,
+             by_page ? "page" : "chunk", by_page ? "chunk" : "page");
+  return 1;
+}
+
 static int load_info(struct chunkstore *s, const struct cs_opts *o,
                      int create) {
   char *path = cs_path(s, "store", NULL);
@@ -141,20 +151,10 @@ static int load_info(struct chunkstore *s, const struct cs_opts *o,
                s->info.chunk_size, o->chunk_size);
     rc = -1;
   }
-  if (rc == 0 && o->check_by &&
-      (o->check_by == CS_CHECK_PAGE) != s->keys.page_sums) {
-    snap_error("%s: the store's chunks are checked by %s, not by %s", path,
-               s->keys.page_sums ? "page" : "chunk",
-               o->check_by == CS_CHECK_PAGE ? "page" : "chunk");
+  if (rc == 0 &&
+      (contradicts(path, "checked", o->check_by, s->keys.page_sums) ||
+       contradicts(path, "decoded", o->decode_by, s->keys.page_blocks)))
     rc = -1;
-  }
-  if (rc == 0 && o->decode_by &&
-      (o->decode_by == CS_CHECK_PAGE) != s->keys.page_blocks) {
-    snap_error("%s: the store's chunks are decoded by %s, not by %s", path,
-               s->keys.page_blocks ? "page" : "chunk",
-               o->decode_by == CS_CHECK_PAGE ? "page" : "chunk");
-    rc = -1;
-  }
   free(path);
   return rc;
 }
