@@ -97,7 +97,7 @@ static void *create(const struct ufk_config *cfg, struct ufk_next *below) {
   s->c_served = host->counter(cfg, "bytes_served",
                               "bytes of checked chunks handed to the daemon");
   s->c_zero = host->counter(cfg, "bytes_zero", "bytes of zero chunks filled");
-  s->c_chunks = host->counter(cfg, "chunks", "chunks decoded and checked");
+  s->c_chunks = host->counter(cfg, "chunks", "chunks read and checked");
   s->c_bad = host->counter(cfg, "chunks_bad",
                            "chunks refused: tag, decoding or id mismatch");
   s->c_recent = host->counter(cfg, "chunk_cache_hits",
