@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "hosterror.h"
 #include "log.h"
+#include "mapped.h"
 #include "pconf.h"
 #include "pinned.h"
 #include "stack.h"
@@ -90,6 +91,7 @@ static const struct ufk_host table = {
     .counter = h_counter,
     .now_ns = clock_mono_ns,
     .open_file = pinned_open,
+    .copy_mapped = host_copy_mapped,
 };
 
 const struct ufk_host *host_table(void) {

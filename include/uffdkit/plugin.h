@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define UFK_ABI_MAJOR 1
-#define UFK_ABI_MINOR 2
+#define UFK_ABI_MINOR 3
 
 /* Log levels for host->log. */
 enum ufk_log_level {
@@ -218,6 +218,14 @@ struct ufk_host {
    * was replaced by rename since.  The descriptor may share its file offset
    * with others: use pread(2) or mmap(2), not read(2). */
   int (*open_file)(const char *path, int flags);
+
+  /* Since 1.3.  memcpy(dst, src, len) out of a read-only mapping of a data
+   * file, except that bytes the file no longer has (truncated since it was
+   * mapped, or storage that failed) make it return -1 with errno EIO
+   * instead of raising the SIGBUS that would end the worker and every VM
+   * it serves.  0 when all len bytes were copied.  Lets a source read its
+   * files from a mapping, with no system call per read. */
+  int (*copy_mapped)(void *dst, const void *src, size_t len);
 };
 
 /* Whether the running daemon offers the host service `field`. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mapped.h"
 #include "parse.h"
 
 #define MAX_KV 64
@@ -163,6 +164,7 @@ static const struct ufk_host host = {
     .source_close = fh_source_close,
     .counter = fh_counter,
     .now_ns = fh_now_ns,
+    .copy_mapped = host_copy_mapped, /* the daemon's own */
 };
 
 const struct ufk_host *fakehost(void) {
