@@ -16,6 +16,7 @@ struct object {
   char *name;  /* as in the store, e.g. "packs/ID.pack" */
   char *shown; /* path or "objects:NAME", for messages */
   int fd;
+  const uint8_t *map; /* a local object's bytes, when mapped */
   struct ufk_next *src;
   uint64_t size;
 };

@@ -4,7 +4,9 @@
 # zstd, 16 KiB encrypted LZ4 and 4 MiB LZ4HC chunks, checked by page, and
 # 16 KiB chunks checked whole) restored at 4 KiB and 2 MiB pages;
 # the same served by nginx through a nested http source; a wrong key and a
-# truncated pack refused at start; and one bit flipped in a chunk served
+# truncated pack refused at start; a pack truncated while the daemon serves
+# from it (mapped) fails only the VM that reads past its end (killed), and
+# the same worker goes on serving; and one bit flipped in a chunk served
 # over HTTP never installed: the VM is killed (on_source_error = "kill"),
 # after a retry layer's tries where configured, every page before it right.
 source "$(dirname "$0")/../lib/functions.sh"
@@ -127,6 +129,41 @@ refused truncated "path = \"$TMP/trunc\"; snapshot = \"g0\";" \
   "$(basename "$pack"): [0-9]* bytes, its header says [0-9]* (truncated)"
 refused no-snapshot "path = \"$WWW/st64\"; snapshot = \"g9\";" \
   "snapshots/g9: cannot open"
+
+# ---- a pack truncated under the daemon ----
+# Read from a mapping, a pack cut short after the start must fail the reads
+# past its new end (the VM killed, nothing wrong installed), not kill the
+# worker with a SIGBUS: the other listener of the same worker then restores
+# in full.
+"$SNAP" store import "$TMP/cut" g0 "$TMP/m0" >/dev/null # one pack
+cat >"$TMP/cut.conf" <<CONF
+uffdkit = { control_socket = "$TMP/cut.ctl"; };
+listeners = (
+  { name = "cut"; socket = "$TMP/cut.sock"; on_source_error = "kill";
+    source = { plugin = "store"; path = "$TMP/cut"; snapshot = "g0"; }; },
+  { name = "whole"; socket = "$TMP/whole.sock";
+    source = { plugin = "store"; $L4M snapshot = "g0"; }; } );
+CONF
+start_daemon cut "$TMP/cut.sock" --config "$TMP/cut.conf"
+wait_for_socket "$TMP/whole.sock"
+pack=$(ls "$TMP/cut/packs/"*.pack)
+truncate -s $(($(stat -c %s "$pack") / 2)) "$pack"
+rc=0
+"$VMM" "$TMP/cut.sock" "$TMP/m0" 1 60 >"$TMP/cut-vmm.out" \
+  2>"$TMP/cut-vmm.log" || rc=$?
+! grep '^MISMATCH' "$TMP/cut-vmm.out" >&2 ||
+  fail "cut: a wrong page was installed"
+[ $rc -eq 137 ] || {
+  cat "$TMP/cut-vmm.out" "$TMP/cut-vmm.log" >&2
+  fail "cut: the VM exited with $rc, not killed by SIGKILL"
+}
+grep -q "$(basename "$pack"): .* cannot be read: the file is shorter" \
+  "$TMP/cut.log" || fail "cut: the log does not name the short pack"
+sim 0 whole run --socket "$TMP/whole.sock" --image "$TMP/m0" --order random
+! grep -q "worker .* died\|restarting the worker" "$TMP/cut.log" ||
+  fail "cut: the worker died"
+stop_daemons
+echo "cut: the VM reading past the cut was killed; the worker served on"
 
 # ---- over HTTP ----
 start_nginx "$WWW"
