@@ -72,10 +72,11 @@ START_TEST(truncated_is_an_error) {
 }
 END_TEST
 
-/* A SIGBUS outside a copy is not swallowed: the process dies of it (or,
- * under a sanitizer, of that sanitizer's report of it). */
+/* A SIGBUS outside a copy is not swallowed: it goes to the handler there
+ * before (here the default, not a sanitizer's), and the process dies. */
 START_TEST(other_sigbus_kills) {
   uint8_t out[PAGE];
+  signal(SIGBUS, SIG_DFL);
   ck_assert_int_eq(host_copy_mapped(out, map, PAGE), 0); /* installed */
   ck_assert_int_eq(ftruncate(fd, PAGE), 0);
   pid_t pid = fork();
@@ -87,10 +88,8 @@ START_TEST(other_sigbus_kills) {
   }
   int st = 0;
   ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-  if (WIFSIGNALED(st))
-    ck_assert_int_eq(WTERMSIG(st), SIGBUS);
-  else
-    ck_assert_int_ne(WEXITSTATUS(st), 0);
+  ck_assert(WIFSIGNALED(st));
+  ck_assert_int_eq(WTERMSIG(st), SIGBUS);
 }
 END_TEST
 
