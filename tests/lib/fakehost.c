@@ -146,7 +146,7 @@ static uint64_t fh_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static const struct ufk_host host = {
+static struct ufk_host host = {
     .size = sizeof(struct ufk_host),
     .abi_minor = UFK_ABI_MINOR,
     .log = fh_log,
@@ -171,7 +171,20 @@ const struct ufk_host *fakehost(void) {
   return &host;
 }
 
+/* FAKEHOST_ABI_MINOR=N: the table of a daemon of that minor, so a test
+ * can take a plugin down the way it serves an older daemon. */
+static void play_minor(void) {
+  const char *m = getenv("FAKEHOST_ABI_MINOR");
+  if (!m) return;
+  host.abi_minor = (uint32_t)atoi(m);
+  if (host.abi_minor < 1)
+    host.size = offsetof(struct ufk_host, open_file);
+  else if (host.abi_minor < 3)
+    host.size = offsetof(struct ufk_host, copy_mapped);
+}
+
 const struct ufk_plugin *fakehost_load(const char *path) {
+  play_minor();
   void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!dl) {
     fh_error(ENOENT, "%s", dlerror());

@@ -16,7 +16,9 @@
 
 const struct ufk_host *fakehost(void);
 
-/* dlopens a plugin, checks its ABI and calls its load() with fakehost(). */
+/* dlopens a plugin, checks its ABI and calls its load() with fakehost():
+ * the table of a daemon of ABI minor FAKEHOST_ABI_MINOR when set in the
+ * environment, else of this one. */
 const struct ufk_plugin *fakehost_load(const char *path);
 
 struct ufk_config *fakehost_config(const struct ufk_param *params,
