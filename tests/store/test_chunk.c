@@ -22,16 +22,25 @@ static void fill(uint8_t *b, size_t n, unsigned seed, int compressible) {
   }
 }
 
+/* raw (CS bytes, fill's seed and kind) encoded for k into stored
+ * (ufk_store_encode_bound(CS) bytes), named by its id; its entry in *e. */
+static void encode(const struct ufk_store_keys *k, int codec, int level,
+                   unsigned seed, int comp, uint8_t *raw, uint8_t *stored,
+                   struct ufk_store_entry *e) {
+  uint8_t id[UFK_STORE_ID];
+  fill(raw, CS, seed, comp);
+  ufk_store_chunk_id(k, raw, CS, id);
+  ck_assert_int_eq(ufk_store_chunk_encode(k, codec, level, id, NULL, raw, CS,
+                                          stored, e, &err),
+                   0);
+}
+
 static void round_trip_at(const struct ufk_store_keys *k, int codec, int level,
                           int comp) {
-  uint8_t raw[CS], out[CS], id[UFK_STORE_ID];
+  uint8_t raw[CS], out[CS];
   uint8_t *stored = malloc(ufk_store_encode_bound(CS));
-  fill(raw, CS, 7, comp);
-  ufk_store_chunk_id(k, raw, CS, id);
   struct ufk_store_entry e;
-  ck_assert_int_eq(ufk_store_chunk_encode(k, codec, level, id, NULL, raw, CS,
-                                          stored, &e, &err),
-                   0);
+  encode(k, codec, level, 7, comp, raw, stored, &e);
   ck_assert_uint_eq(e.codec, comp ? codec : UFK_CODEC_RAW);
   if (comp) ck_assert_uint_lt(e.stored_len, CS / 4);
   uint8_t *copy = malloc(e.stored_len);
@@ -184,14 +193,9 @@ END_TEST
  * naming the page; damaged sums are refused whatever is read. */
 START_TEST(page_checks) {
   struct ufk_store_keys k = {.page_sums = 1};
-  uint8_t raw[CS], out[CS], id[UFK_STORE_ID],
-      *stored = malloc(ufk_store_encode_bound(CS));
-  fill(raw, CS, 9, 0);
-  ufk_store_chunk_id(&k, raw, CS, id);
+  uint8_t raw[CS], out[CS], *stored = malloc(ufk_store_encode_bound(CS));
   struct ufk_store_entry e;
-  ck_assert_int_eq(ufk_store_chunk_encode(&k, UFK_CODEC_RAW, 0, id, NULL, raw,
-                                          CS, stored, &e, &err),
-                   0);
+  encode(&k, UFK_CODEC_RAW, 0, 9, 0, raw, stored, &e);
   uint32_t sums = CS / 4096 * UFK_STORE_ID;
   ck_assert_uint_eq(e.stored_len, sums + CS);
   stored[sums + 2 * 4096 + 100] ^= 1;
@@ -243,14 +247,9 @@ END_TEST
  * that does not add up to the bytes is refused before any page. */
 START_TEST(page_block_checks) {
   struct ufk_store_keys k = {.page_sums = 1, .page_blocks = 1};
-  uint8_t raw[CS], out[CS], id[UFK_STORE_ID],
-      *stored = malloc(ufk_store_encode_bound(CS));
-  fill(raw, CS, 11, 1);
-  ufk_store_chunk_id(&k, raw, CS, id);
+  uint8_t raw[CS], out[CS], *stored = malloc(ufk_store_encode_bound(CS));
   struct ufk_store_entry e;
-  ck_assert_int_eq(ufk_store_chunk_encode(&k, UFK_CODEC_LZ4, 2, id, NULL, raw,
-                                          CS, stored, &e, &err),
-                   0);
+  encode(&k, UFK_CODEC_LZ4, 2, 11, 1, raw, stored, &e);
   ck_assert_uint_eq(e.codec, UFK_CODEC_LZ4);
   uint32_t sums = CS / 4096 * UFK_STORE_ID, pages = CS / 4096;
   const uint8_t *table = stored + sums;
