@@ -180,7 +180,7 @@ static void unchunk(struct ccache *c, const struct cchunk *k) {
   free(k->sums);
 }
 
-void ccache_done_chunk(struct ccache *c, uint64_t i, const struct cchunk *k) {
+void ccache_done(struct ccache *c, uint64_t i, const struct cchunk *k) {
   struct centry *e = &c->e[i];
   pthread_mutex_lock(&c->lock);
   if (e->state == E_HELD) { /* offered meanwhile */
@@ -194,12 +194,7 @@ void ccache_done_chunk(struct ccache *c, uint64_t i, const struct cchunk *k) {
   pthread_mutex_unlock(&c->lock);
 }
 
-void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
-  struct cchunk k = {.data = data, .len = len};
-  ccache_done_chunk(c, i, data ? &k : NULL);
-}
-
-int ccache_offer_chunk(struct ccache *c, uint64_t i, const struct cchunk *k) {
+int ccache_offer(struct ccache *c, uint64_t i, const struct cchunk *k) {
   if (!c->n) return 0;
   pthread_mutex_lock(&c->lock);
   int took = c->e[i].state == E_FLIGHT;
@@ -208,16 +203,11 @@ int ccache_offer_chunk(struct ccache *c, uint64_t i, const struct cchunk *k) {
   return took;
 }
 
-int ccache_offer(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len) {
-  struct cchunk k = {.data = data, .len = len};
-  return ccache_offer_chunk(c, i, &k);
-}
-
 int ccache_settle(struct ccache *c, uint64_t i, int got,
                   const struct cchunk *k) {
   if (got == CC_MINE) {
-    ccache_done_chunk(c, i, k->data ? k : NULL);
+    ccache_done(c, i, k->data ? k : NULL);
     return k->data != NULL;
   }
-  return got == CC_BUSY && k->data && ccache_offer_chunk(c, i, k);
+  return got == CC_BUSY && k->data && ccache_offer(c, i, k);
 }

@@ -100,21 +100,18 @@ size_t ccache_claim(struct ccache *c, uint64_t *want, size_t k,
 void *ccache_buf(struct ccache *c);
 void ccache_unbuf(struct ccache *c, void *buf);
 
-/* Ends the caller's fetch of chunk i: `data` (from ccache_buf, len decoded
- * bytes, checked) is held and owned by the cache from now; NULL (a failed fetch
+/* Ends the caller's fetch of chunk i: k (its data from ccache_buf,
+ * checked) is held and owned by the cache from now; NULL (a failed fetch
  * or check) leaves it empty, and readers waiting for it fetch it
  * themselves.  If a CC_BUSY reader offered the chunk meanwhile, that copy
- * stays and `data` goes back to the pool. */
-void ccache_done(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);
-/* The same for a chunk that may have page sums (k NULL: failed). */
-void ccache_done_chunk(struct ccache *c, uint64_t i, const struct cchunk *k);
+ * stays and k's data and sums are given back. */
+void ccache_done(struct ccache *c, uint64_t i, const struct cchunk *k);
 
 /* After CC_BUSY, the reader fetched chunk i itself: if it is still in
- * flight, `data` (as for ccache_done) is held from now, owned by the cache,
- * and 1 is returned, so the chunk's next reads neither fetch it again nor
- * wait; else 0, and `data` stays the caller's. */
-int ccache_offer(struct ccache *c, uint64_t i, uint8_t *data, uint64_t len);
-int ccache_offer_chunk(struct ccache *c, uint64_t i, const struct cchunk *k);
+ * flight, k (as for ccache_done) is held from now, owned by the cache, and
+ * 1 is returned, so the chunk's next reads neither fetch it again nor
+ * wait; else 0, and k stays the caller's. */
+int ccache_offer(struct ccache *c, uint64_t i, const struct cchunk *k);
 
 /* After a reader's own fetch of chunk i (got: what ccache_get said), hands
  * k (data NULL: nothing to keep) to the cache: ends the fetch (CC_MINE) or

@@ -132,11 +132,10 @@ static int fetch_piece(struct store *s, const uint64_t *c, size_t n) {
   for (size_t k = 0; k < n; k++) {
     struct cchunk now;
     take_chunk(s, c, k, buf, &before, &now, &rc);
-    if (k > 0)
-      ccache_done_chunk(&s->cache, c[k - 1], before.data ? &before : NULL);
+    if (k > 0) ccache_done(&s->cache, c[k - 1], before.data ? &before : NULL);
     before = now;
   }
-  ccache_done_chunk(&s->cache, c[n - 1], before.data ? &before : NULL);
+  ccache_done(&s->cache, c[n - 1], before.data ? &before : NULL);
   free(buf);
   return rc;
 }

@@ -158,7 +158,7 @@ START_TEST(cache_holds_chunks_from_its_pool) {
     ck_assert_uint_eq(ccache_claim(&c, &want, 1, 4096), 1);
     b[i] = ccache_buf(&c);
     memset(b[i], i + 1, 4096);
-    ccache_done(&c, (uint64_t)i, b[i], 4096);
+    ccache_done(&c, (uint64_t)i, &(struct cchunk){.data = b[i], .len = 4096});
   }
   ck_assert_uint_eq(bufpool_spare(c.pool), 1);
   void *again = ccache_buf(&c);
@@ -172,7 +172,7 @@ START_TEST(cache_holds_chunks_from_its_pool) {
   ck_assert_int_eq(ccache_get(&c, 0, 0, out, 4096, 1), CC_MINE);
   /* In flight: a read that may not wait gets it to fetch for itself. */
   ck_assert_int_eq(ccache_get(&c, 0, 0, out, 4096, 0), CC_BUSY);
-  ccache_done(&c, 0, NULL, 0);
+  ccache_done(&c, 0, NULL);
   ccache_free(&c);
 }
 END_TEST
@@ -188,32 +188,33 @@ START_TEST(cache_takes_an_offer_for_a_chunk_in_flight) {
   ck_assert_int_eq(ccache_get(&c, 5, 0, out, 4096, 0), CC_BUSY);
   uint8_t *mine = ccache_buf(&c);
   memset(mine, 7, 4096);
-  ck_assert_int_eq(ccache_offer(&c, 5, mine, 4096), 1);
+  ck_assert_int_eq(
+      ccache_offer(&c, 5, &(struct cchunk){.data = mine, .len = 4096}), 1);
   ck_assert_int_eq(ccache_get(&c, 5, 100, out, 16, 0), CC_HIT);
   ck_assert_uint_eq(out[15], 7);
   uint8_t *late = ccache_buf(&c);
   memset(late, 9, 4096);
   unsigned spare = bufpool_spare(c.pool);
-  ccache_done(&c, 5, late, 4096);
+  ccache_done(&c, 5, &(struct cchunk){.data = late, .len = 4096});
   ck_assert_uint_eq(bufpool_spare(c.pool), spare + 1);
   late = ccache_buf(&c);
   ck_assert_int_eq(ccache_get(&c, 5, 0, out, 4096, 1), CC_HIT);
   ck_assert_uint_eq(out[0], 7);
   /* Held, or empty: an offer is refused and the buffer stays the
    * caller's. */
-  ck_assert_int_eq(ccache_offer(&c, 5, late, 4096), 0);
-  ck_assert_int_eq(ccache_offer(&c, 6, late, 4096), 0);
+  struct cchunk again_late = {.data = late, .len = 4096};
+  ck_assert_int_eq(ccache_offer(&c, 5, &again_late), 0);
+  ck_assert_int_eq(ccache_offer(&c, 6, &again_late), 0);
   ccache_unbuf(&c, late);
   ccache_free(&c);
 }
 END_TEST
 
-/* The cache's page check, recorded: which pages it was asked for, and
- * whether to fail (a recorder, not a hash: the cache only calls it). */
+/* The store's part of a copy out of the cache, recorded: which pages it
+ * was asked to check, and whether to fail them (a recorder, not a hash:
+ * the cache only calls it); it copies only what passed. */
 static uint64_t asked;
 static int fail_check;
-/* The store's part of a copy out of the cache, recorded: which pages it
- * was asked to check; it copies only what passed. */
 static int record_copy(void *arg, uint64_t i, const uint8_t *data, uint64_t len,
                        const uint8_t *sums, int check, uint64_t shift,
                        void *dst, uint64_t n) {
@@ -244,7 +245,7 @@ START_TEST(cache_checks_pages_held_unchecked) {
                      .checked = ccache_pages(0, 4096)};
   memset(k.data, 5, 16384);
   memset(k.sums, 0xee, 4 * 32);
-  ccache_done_chunk(&c, 3, &k);
+  ccache_done(&c, 3, &k);
   ck_assert_int_eq(ccache_get(&c, 3, 0, out, 4096, 1), CC_HIT);
   ck_assert_uint_eq(asked, 0);
   ck_assert_int_eq(ccache_get(&c, 3, 4096, out, 8192, 1), CC_HIT);
@@ -260,7 +261,7 @@ START_TEST(cache_checks_pages_held_unchecked) {
   ck_assert_uint_eq(out[0], 0); /* nothing copied */
   ck_assert_uint_eq(c.bytes, 0);
   ck_assert_int_eq(ccache_get(&c, 3, 0, out, 4096, 1), CC_MINE);
-  ccache_done(&c, 3, NULL, 0);
+  ccache_done(&c, 3, NULL);
   ck_assert_uint_eq(ccache_pages(0, 16384), 0xf);
   ck_assert_uint_eq(ccache_pages(100, 1), 0x1);
   ck_assert_uint_eq(ccache_pages(4095, 2), 0x3);
