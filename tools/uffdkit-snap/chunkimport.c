@@ -291,7 +291,7 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
     else if ((c == 'C' || c == 'D') &&
              (!strcmp(optarg, "page") || !strcmp(optarg, "chunk")))
       *(c == 'C' ? &o->cs.check_by : &o->cs.decode_by) =
-          optarg[0] == 'p' ? CS_CHECK_PAGE : CS_CHECK_CHUNK;
+          optarg[0] == 'p' ? CS_BY_PAGE : CS_BY_CHUNK;
     else if (c == 'l' && ufk_parse_u64(optarg, &v) == 0 && v >= 1 && v <= 19)
       o->level = (int)v; /* LZ4's bound is checked with the codec */
     else if (c == 'c' && ufk_parse_size(optarg, &v) == 0 &&
@@ -318,7 +318,7 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
       return -1;
     }
   }
-  if (o->cs.decode_by == CS_CHECK_PAGE && o->cs.check_by == CS_CHECK_CHUNK) {
+  if (o->cs.decode_by == CS_BY_PAGE && o->cs.check_by == CS_BY_CHUNK) {
     snap_error("--decode-by page needs --check-by page (each page's sum)");
     return -1;
   }

@@ -98,11 +98,11 @@ static int make_dirs(const char *dir) {
 static int create_info(struct chunkstore *s, const struct cs_opts *o) {
   s->info.chunk_size = o->chunk_size ? o->chunk_size : CS_DEFAULT_CHUNK;
   /* New stores check a fault's pages, not its whole chunk, unless told. */
-  s->keys.page_sums = o->check_by != CS_CHECK_CHUNK;
+  s->keys.page_sums = o->check_by != CS_BY_CHUNK;
   /* and decode a fault's pages alone, at some more stored bytes, unless
    * told (docs/benchmark.md, "Page blocks"). */
   s->keys.page_blocks =
-      o->decode_by ? o->decode_by == CS_CHECK_PAGE : s->keys.page_sums;
+      o->decode_by ? o->decode_by == CS_BY_PAGE : s->keys.page_sums;
   s->info.flags = (s->keys.page_sums ? UFK_STORE_F_PAGE_SUMS : 0) |
                   (s->keys.page_blocks ? UFK_STORE_F_PAGE_BLOCKS : 0) |
                   (s->keys.encrypted ? UFK_STORE_F_ENCRYPTED : 0);
@@ -112,11 +112,11 @@ static int create_info(struct chunkstore *s, const struct cs_opts *o) {
   return cs_publish(s, ".", "store", b, sizeof b);
 }
 
-/* Whether option `asked` (0: none, else CS_CHECK_PAGE or CS_CHECK_CHUNK)
+/* Whether option `asked` (0: none, else CS_BY_PAGE or CS_BY_CHUNK)
  * contradicts the store's way (by_page), which is then said. */
 static int contradicts(const char *path, const char *done, int asked,
                        int by_page) {
-  if (!asked || (asked == CS_CHECK_PAGE) == by_page) return 0;
+  if (!asked || (asked == CS_BY_PAGE) == by_page) return 0;
   snap_error("%s: the store's chunks are %s by %s, not by %s", path, done,
              by_page ? "page" : "chunk", by_page ? "chunk" : "page");
   return 1;

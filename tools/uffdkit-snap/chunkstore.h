@@ -45,8 +45,8 @@ struct cs_opts {
   int keyless;         /* no key given: read only what is not encrypted */
 };
 
-enum { CS_CHECK_PAGE = 1, CS_CHECK_CHUNK };
-/* decode_by takes the same values: CS_CHECK_PAGE, page blocks. */
+/* check_by and decode_by: by page (page sums; page blocks) or by chunk. */
+enum { CS_BY_PAGE = 1, CS_BY_CHUNK };
 
 enum cs_lock { CS_LOCK_NONE, CS_LOCK_SHARED, CS_LOCK_EXCLUSIVE };
 
