@@ -322,8 +322,7 @@ static int parse_opts(int argc, char **argv, struct imp_opts *o) {
     snap_error("--decode-by page needs --check-by page (each page's sum)");
     return -1;
   }
-  int want = o->e2b ? 3 : 3;
-  if (argc - optind != want || (o->base && o->e2b)) {
+  if (argc - optind != 3 || (o->base && o->e2b)) {
     snap_error("usage: store import STORE NAME IMAGE [--base SNAPSHOT] | "
                "store import STORE NAME BUILD --e2b E2B_STORE");
     return -1;
