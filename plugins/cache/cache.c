@@ -380,15 +380,21 @@ static int fetch_into(struct cache *c, int32_t s, uint64_t chunk,
   return r < 0 ? -1 : 0;
 }
 
-/* Waits (lock held) for the fetch in flight on slot s; 0 once it is done
- * well, else -1 with its error. */
-static int wait_fetch(struct cache *c, int32_t s, uint64_t chunk) {
+/* Waits (lock held) for the fetch in flight on slot s; returns its error,
+ * 0 if it went well. */
+static int fetch_end(struct cache *c, int32_t s) {
   struct fetch *f = c->slots[s].fetch;
   f->refs++;
   while (!f->done)
     pthread_cond_wait(&c->cond, &c->lock);
   int e = f->err;
   if (--f->refs == 0) free(f);
+  return e;
+}
+
+/* As fetch_end, with the error reported: 0, else -1. */
+static int wait_fetch(struct cache *c, int32_t s, uint64_t chunk) {
+  int e = fetch_end(c, s);
   if (!e) return 0;
   return fail(e,
               "cache: chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
@@ -528,7 +534,15 @@ static void cache_release(void *inst, const void *ptr, uint64_t off,
 /* The writer storing a chunk queued without a copy: not a use, so the
  * chunk keeps its place in the LRU and the hits stay the guest's. */
 static const void *disk_borrow(void *ctx, uint64_t off, uint64_t len) {
-  return hold(ctx, off, len, 0);
+  struct cache *c = ctx;
+  /* The place is queued before its fetch marks the chunk valid: a writer
+   * that gets there first waits for that, or it would count the chunk gone
+   * when it is about to be there. */
+  pthread_mutex_lock(&c->lock);
+  int32_t s = slot_lookup(c, off >> c->shift);
+  if (s != NONE && c->slots[s].state == S_FETCHING) fetch_end(c, s);
+  pthread_mutex_unlock(&c->lock);
+  return hold(c, off, len, 0);
 }
 
 static void disk_give_back(void *ctx, const void *p, uint64_t off,
