@@ -4,7 +4,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "keys.h"
@@ -17,6 +19,24 @@ static void derive(const uint8_t master[UFK_STORE_ID], const char *label,
        strlen(label), out, &n);
 }
 
+/* Keyed once: an id from a copy of this context costs less than half of
+ * keying HMAC anew for it (docs/benchmark.md, "OpenSSL methods fetched
+ * once"), and a miss of an encrypted store makes one.  NULL if it cannot
+ * be made: ids are then keyed one by one. */
+static EVP_MAC_CTX *keyed_mac(const uint8_t key[UFK_STORE_ID]) {
+  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+  EVP_MAC_free(mac);
+  OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                     (char *)"SHA256", 0),
+                    OSSL_PARAM_construct_end()};
+  if (c && !EVP_MAC_init(c, key, UFK_STORE_ID, p)) {
+    EVP_MAC_CTX_free(c);
+    c = NULL;
+  }
+  return c;
+}
+
 void ufk_store_keys_from(struct ufk_store_keys *k,
                          const uint8_t master[UFK_STORE_ID]) {
   memset(k, 0, sizeof *k);
@@ -25,6 +45,7 @@ void ufk_store_keys_from(struct ufk_store_keys *k,
   derive(master, "uffdkit-store 1 chunk key", k->enc_key);
   derive(master, "uffdkit-store 1 key check", k->check);
   derive(master, "uffdkit-store 2 metadata mac", k->mac_key);
+  k->id_mac = keyed_mac(k->id_key);
 }
 
 /* 32 bytes as they are, or 64 hex digits and optional white space. */
@@ -111,8 +132,15 @@ static void id_of(const struct ufk_store_keys *k, const void *buf, size_t len,
     ufk_store_sha256(buf, len, id);
     return;
   }
+  /* A copy: the keyed context is read by every thread at once, never
+   * written. */
+  EVP_MAC_CTX *c = k->id_mac ? EVP_MAC_CTX_dup(k->id_mac) : NULL;
+  size_t got = 0;
+  int ok = c && EVP_MAC_update(c, buf, len) &&
+           EVP_MAC_final(c, id, &got, UFK_STORE_ID) && got == UFK_STORE_ID;
+  EVP_MAC_CTX_free(c);
   unsigned int n = UFK_STORE_ID;
-  HMAC(EVP_sha256(), k->id_key, UFK_STORE_ID, buf, len, id, &n);
+  if (!ok) HMAC(EVP_sha256(), k->id_key, UFK_STORE_ID, buf, len, id, &n);
 }
 
 void ufk_store_page_sums(const void *buf, size_t len, uint8_t *sums) {
@@ -157,5 +185,6 @@ void ufk_store_chunk_id(const struct ufk_store_keys *k, const void *buf,
 }
 
 void ufk_store_keys_wipe(struct ufk_store_keys *k) {
+  EVP_MAC_CTX_free(k->id_mac);
   OPENSSL_cleanse(k, sizeof *k);
 }

@@ -5,6 +5,8 @@
 #ifndef UFFDKIT_STORE_KEYS_H
 #define UFFDKIT_STORE_KEYS_H
 
+#include <openssl/types.h>
+
 #include "format.h"
 
 struct ufk_store_keys {
@@ -15,6 +17,7 @@ struct ufk_store_keys {
   uint8_t enc_key[UFK_STORE_ID];
   uint8_t check[UFK_STORE_ID];
   uint8_t mac_key[UFK_STORE_ID]; /* of manifests and indexes */
+  EVP_MAC_CTX *id_mac; /* keyed with id_key, or NULL: ids keyed one by one */
 };
 
 /* Loads the key from file (if not NULL) or else the variable env (if not
@@ -46,6 +49,7 @@ void ufk_store_page_sums(const void *buf, size_t len, uint8_t *sums);
 /* The id of a chunk from its page sums (nsums bytes). */
 void ufk_store_id_of_sums(const struct ufk_store_keys *k, const uint8_t *sums,
                           size_t nsums, uint8_t id[UFK_STORE_ID]);
+/* Frees what ufk_store_keys_from or _load made and wipes the keys. */
 void ufk_store_keys_wipe(struct ufk_store_keys *k);
 
 #endif

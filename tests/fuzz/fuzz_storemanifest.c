@@ -17,9 +17,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct ufk_store_manifest m;
   struct ufk_store_err err = {{0}};
-  struct ufk_store_keys k;
-  fuzz_store_keys(data, size, &k);
-  if (ufk_store_manifest_parse(data, size, "fuzz", &k, &m, &err) < 0) {
+  const struct ufk_store_keys *k = fuzz_store_keys(data, size);
+  if (ufk_store_manifest_parse(data, size, "fuzz", k, &m, &err) < 0) {
     CHECK(err.msg[0], "refused without a message");
     CHECK(!m.refs && !m.packs, "a refused manifest keeps its parts");
     return 0;
@@ -45,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
          extra = m.version == 1 ? UFK_STORE_ID : 0;
   CHECK(n == size + extra, "serialises to %zu bytes, parsed %zu", n, size);
   uint8_t *again = malloc(n);
-  ufk_store_manifest_put(&m, &k, again);
+  ufk_store_manifest_put(&m, k, again);
   if (extra)
     CHECK(!memcmp(again + 16, data + 16, size - 16 - UFK_STORE_ID),
           "version 1 does not serialise back to its body");

@@ -69,10 +69,9 @@ static int parse_storemanifest(char *buf, size_t len, char *err,
                                size_t errlen) {
   struct ufk_store_manifest m;
   struct ufk_store_err e = {{0}};
-  struct ufk_store_keys k;
-  fuzz_store_keys((const uint8_t *)buf, len, &k);
+  const struct ufk_store_keys *k = fuzz_store_keys((const uint8_t *)buf, len);
   int r =
-      ufk_store_manifest_parse((const uint8_t *)buf, len, "seed", &k, &m, &e);
+      ufk_store_manifest_parse((const uint8_t *)buf, len, "seed", k, &m, &e);
   if (r < 0)
     snprintf(err, errlen, "%s", e.msg);
   else
@@ -83,9 +82,8 @@ static int parse_storemanifest(char *buf, size_t len, char *err,
 static int parse_storeindex(char *buf, size_t len, char *err, size_t errlen) {
   struct ufk_store_index x;
   struct ufk_store_err e = {{0}};
-  struct ufk_store_keys k;
-  fuzz_store_keys((const uint8_t *)buf, len, &k);
-  int r = ufk_store_index_parse((const uint8_t *)buf, len, "seed", &k, &x, &e);
+  const struct ufk_store_keys *k = fuzz_store_keys((const uint8_t *)buf, len);
+  int r = ufk_store_index_parse((const uint8_t *)buf, len, "seed", k, &x, &e);
   if (r < 0)
     snprintf(err, errlen, "%s", e.msg);
   else

@@ -14,14 +14,18 @@
 #define FUZZ_STORE_KEY                                                         \
   "f022a11ce0ffee00112233445566778899aabbccddeeff0123456789abcdef01"
 
-static inline void fuzz_store_keys(const uint8_t *data, size_t size,
-                                   struct ufk_store_keys *k) {
+/* Made once and kept (a keyed context is allocated with them), so no
+ * input costs a key derivation or leaves anything behind. */
+static inline const struct ufk_store_keys *fuzz_store_keys(const uint8_t *data,
+                                                           size_t size) {
+  static struct ufk_store_keys plain, keyed;
   uint8_t master[UFK_STORE_ID];
-  memset(k, 0, sizeof *k);
-  if (size < UFK_STORE_HDR || !(ufk_le32(data + 12) & UFK_STORE_F_ENCRYPTED) ||
-      ufk_store_unhex(FUZZ_STORE_KEY, master, UFK_STORE_ID) < 0)
-    return;
-  ufk_store_keys_from(k, master);
+  if (size < UFK_STORE_HDR || !(ufk_le32(data + 12) & UFK_STORE_F_ENCRYPTED))
+    return &plain;
+  if (!keyed.encrypted &&
+      ufk_store_unhex(FUZZ_STORE_KEY, master, UFK_STORE_ID) == 0)
+    ufk_store_keys_from(&keyed, master);
+  return &keyed;
 }
 
 #endif

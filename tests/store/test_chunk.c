@@ -2,8 +2,12 @@
  * bytes their id names, plain and sealed, checked whole, by page sums and
  * from page blocks, and one flipped bit is refused. */
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "checkrun.h"
 #include "chunk.h"
@@ -144,10 +148,53 @@ START_TEST(chunks_encrypted) {
   ck_assert_str_eq(err.msg, "store: byte 24 (key check): the key given is not "
                             "the store's key");
   ck_assert_int_eq(ufk_store_keys_match(&none, &info, "store", &err), -1);
+  ufk_store_keys_wipe(&k);
+  ufk_store_keys_wipe(&other);
   ck_assert_int_eq(ufk_store_keys_load(&other, NULL, "T_UNSET_KEY", &err), -1);
   setenv("T_BAD", "12", 1);
   ck_assert_int_eq(ufk_store_keys_load(&other, NULL, "T_BAD", &err), -1);
   ck_assert_str_eq(err.msg, "key variable T_BAD: not 64 hex digits");
+}
+END_TEST
+
+/* What an encrypted store's id is: HMAC-SHA-256 under its id key. */
+static int id_is_hmac(const struct ufk_store_keys *k, unsigned seed) {
+  uint8_t raw[CS], id[UFK_STORE_ID], want[UFK_STORE_ID];
+  unsigned int n = UFK_STORE_ID;
+  fill(raw, CS, seed, 0);
+  ufk_store_chunk_id(k, raw, CS, id);
+  HMAC(EVP_sha256(), k->id_key, UFK_STORE_ID, raw, CS, want, &n);
+  return !memcmp(id, want, UFK_STORE_ID);
+}
+
+static void *ids_on_a_thread(void *arg) {
+  const struct ufk_store_keys *k = arg;
+  for (unsigned i = 0; i < 300; i++)
+    if (!id_is_hmac(&k[i % 2], i)) return (void *)1;
+  return NULL;
+}
+
+/* Ids come from a context keyed once, copied for each: under two keys in
+ * turn and from four threads at once, each is the HMAC keyed anew. */
+START_TEST(ids_keyed_once) {
+  struct ufk_store_keys k[2];
+  keys_from_env(&k[0], "T_ID_KEY",
+                "606162636465666768696a6b6c6d6e6f"
+                "707172737475767778797a7b7c7d7e7f");
+  keys_from_env(&k[1], "T_ID_OTHER",
+                "808182838485868788898a8b8c8d8e8f"
+                "909192939495969798999a9b9c9d9e9f");
+  ck_assert_ptr_nonnull(k[0].id_mac);
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(pthread_create(&t[i], NULL, ids_on_a_thread, k), 0);
+  for (int i = 0; i < 4; i++) {
+    void *bad;
+    pthread_join(t[i], &bad);
+    ck_assert_ptr_null(bad);
+  }
+  ufk_store_keys_wipe(&k[0]);
+  ufk_store_keys_wipe(&k[1]);
 }
 END_TEST
 
@@ -185,6 +232,7 @@ START_TEST(chunks_page_sums) {
   ck_assert_mem_eq(x, y, ex.stored_len);
   free(x);
   free(y);
+  ufk_store_keys_wipe(&k);
 }
 END_TEST
 
@@ -238,6 +286,7 @@ START_TEST(chunks_page_blocks) {
   round_trip(&k, UFK_CODEC_LZ4, 1);
   round_trip(&k, UFK_CODEC_ZSTD, 1);
   round_trip(&k, UFK_CODEC_RAW, 0);
+  ufk_store_keys_wipe(&k);
 }
 END_TEST
 
@@ -294,6 +343,7 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, chunks_plain);
   tcase_add_test(tc, chunks_encrypted);
+  tcase_add_test(tc, ids_keyed_once);
   tcase_add_test(tc, chunks_page_sums);
   tcase_add_test(tc, page_checks);
   tcase_add_test(tc, chunks_page_blocks);

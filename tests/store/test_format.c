@@ -224,6 +224,8 @@ START_TEST(manifest_mac) {
   ck_assert_ptr_nonnull(strstr(err.msg, "s: byte 8 (version): version 1 "
                                         "carries no MAC"));
   free(b);
+  ufk_store_keys_wipe(&k);
+  ufk_store_keys_wipe(&other);
 }
 END_TEST
 
@@ -274,6 +276,7 @@ START_TEST(index_mac) {
                    -1);
   ck_assert_ptr_nonnull(strstr(err.msg, "version 1 carries no MAC"));
   free(b);
+  ufk_store_keys_wipe(&k);
 }
 END_TEST
 
