@@ -21,7 +21,8 @@ struct ufk_store_keys {
 };
 
 /* Loads the key from file (if not NULL) or else the variable env (if not
- * NULL); with neither, no encryption.  Returns 0 or -1. */
+ * NULL); with neither, no encryption.  Returns 0 or -1.  k is written over
+ * whole, as by ufk_store_keys_from: keys it held are wiped first. */
 int ufk_store_keys_load(struct ufk_store_keys *k, const char *file,
                         const char *env, struct ufk_store_err *err);
 /* The keys of master key `master` (32 bytes). */
