@@ -1,6 +1,6 @@
-/* The cache layer's private parts: the instance, and its slot table (a
- * hash from chunk to slot) with the LRU (common/lru.h) and free lists, in
- * slots.c. */
+/* The cache layer's private parts: the instance, its settings and
+ * counters (settings.c), and its slot table (a hash from chunk to slot)
+ * with the LRU (common/lru.h) and free lists, in slots.c. */
 #ifndef UFFDKIT_CACHE_CACHE_H
 #define UFFDKIT_CACHE_CACHE_H
 
@@ -14,6 +14,7 @@
 #include "lru.h"
 
 #define NONE (-1)
+#define MAX_PARTS 16 /* requests one chunk fetch is split into, at most */
 
 enum { S_FREE, S_FETCHING, S_VALID };
 
@@ -67,6 +68,16 @@ struct cache {
   uint64_t *c_disk_hits, *c_disk_writes, *c_disk_evictions, *c_disk_discarded;
   uint64_t *c_disk_skipped;
 };
+
+/* ---- settings.c ---- */
+
+extern const struct ufk_param cache_params[];
+/* Reads cfg into c; -1 after reporting the setting that is wrong. */
+int cache_read_settings(const struct ufk_host *host,
+                        const struct ufk_config *cfg, struct cache *c);
+/* Every counter exists with or without dir. */
+void cache_make_counters(const struct ufk_host *host,
+                         const struct ufk_config *cfg, struct cache *c);
 
 /* ---- slots.c: the table and lists, all under c->lock ---- */
 
